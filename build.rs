@@ -1,0 +1,26 @@
+//! Records build facts (git commit, profile, opt-level) so every stored run says how the harness
+//! was built: a debug-build run must never be compared with a release one unawares.
+use std::process::Command;
+
+fn main() {
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    let dirty = Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+        .ok()
+        .is_some_and(|o| o.status.success() && !o.stdout.is_empty());
+    let commit = if dirty { format!("{commit}-dirty") } else { commit };
+    println!("cargo:rustc-env=EDGEBENCH_GIT_COMMIT={commit}");
+    let profile = std::env::var("PROFILE").unwrap_or_default();
+    let opt = std::env::var("OPT_LEVEL").unwrap_or_default();
+    let debug_assertions = std::env::var("CARGO_CFG_DEBUG_ASSERTIONS").is_ok();
+    println!("cargo:rustc-env=EDGEBENCH_BUILD_PROFILE={profile} opt-level={opt} debug-assertions={debug_assertions}");
+    println!("cargo:rerun-if-changed=.git/HEAD");
+    println!("cargo:rerun-if-changed=.git/index");
+}

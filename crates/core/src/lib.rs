@@ -1,0 +1,20 @@
+//! The pure core of edgebench.
+//!
+//! Architecture invariant: nothing in this crate performs I/O, reads the clock or the environment.
+//! Callers hand in file contents and get back validated values, so every rule here is testable
+//! with plain strings.
+
+pub mod registry;
+pub mod scenario;
+pub mod stats;
+pub mod text_pos;
+
+pub use registry::{ModelEntry, ModelFile, Registry, RegistryError};
+pub use scenario::{Case, Scenario, ScenarioError};
+
+/// sha256 of a byte slice, as lowercase hex. Used for scenario hashes and output digests.
+#[must_use]
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

@@ -1,0 +1,167 @@
+//! The serialized scenario format: exactly what a `scenarios/*.toml` file may contain.
+//!
+//! These types mirror the file, keep spans for error messages, and derive the JSON Schema that is
+//! checked into `scenarios/schema.json`. They are not used past validation.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Version of the scenario format this build reads.
+pub const SCENARIO_FORMAT: u32 = 1;
+
+/// One scenario file. Lists (`models`, `quantizations`, `backends`, `concurrency`, `threads`, `kv`)
+/// form a matrix; every combination becomes one test case.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Format version; must be 1.
+    pub format: u32,
+    /// Scenario name, the first segment of every case name. Must match `[a-z0-9_]+`.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// What the scenario measures, for humans.
+    #[serde(default)]
+    pub description: String,
+    /// Prompt category, as in the published comparison.
+    pub category: Category,
+    /// JSONL prompt set, relative to the repository root.
+    #[schemars(with = "String")]
+    pub dataset: Spanned<String>,
+    /// How many dataset prompts each repetition uses (default: all).
+    #[schemars(with = "Option<u32>")]
+    pub prompts: Option<Spanned<u32>>,
+    /// Model ids from `models.toml`.
+    #[schemars(with = "Vec<String>")]
+    pub models: Spanned<Vec<Spanned<String>>>,
+    /// Quantizations, e.g. `Q4_K_M`. Each model runs the listed quantizations it has files for;
+    /// a model with none of them is an error. Default: every quantization the model lists.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub quantizations: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Inference engines.
+    #[schemars(with = "Vec<BackendName>")]
+    pub backends: Spanned<Vec<BackendName>>,
+    /// Compute device (default `cpu`).
+    #[serde(default)]
+    pub device: DeviceName,
+    /// Context length in tokens (the KV cache size per sequence).
+    #[schemars(with = "u32")]
+    pub context: Spanned<u32>,
+    /// Maximum prompt length in tokens; longer prompts keep their last tokens (where questions are).
+    #[schemars(with = "u32")]
+    pub prompt_tokens: Spanned<u32>,
+    /// Tokens generated per request (or per turn for multi-turn prompts).
+    #[schemars(with = "u32")]
+    pub generate_tokens: Spanned<u32>,
+    /// Simultaneous requests (closed loop).
+    #[schemars(with = "Vec<u32>")]
+    pub concurrency: Spanned<Vec<u32>>,
+    /// CPU threads for generation and prompt processing.
+    #[schemars(with = "Vec<u32>")]
+    pub threads: Spanned<Vec<u32>>,
+    /// Logical batch size for prompt processing (default 512).
+    #[schemars(with = "Option<u32>")]
+    pub batch: Option<Spanned<u32>>,
+    /// Seed for sampling and any randomised choice.
+    pub seed: u64,
+    /// Unmeasured warmup repetitions before measuring (default 1).
+    #[serde(default = "default_warmup")]
+    pub warmup: u32,
+    /// Measured repetitions.
+    #[schemars(with = "u32")]
+    pub repetitions: Spanned<u32>,
+    /// Optional memory budget, e.g. "4 GiB"; cases whose estimate exceeds it are skipped.
+    #[schemars(with = "Option<String>")]
+    pub memory_budget: Option<Spanned<String>>,
+    /// Sampling; greedy when absent.
+    pub sampling: Option<SamplingFile>,
+    /// KV-cache variants; when absent a single default (f16 K/V, no flash attention, mmap on).
+    #[serde(default)]
+    pub kv: Vec<KvVariantFile>,
+}
+
+fn default_warmup() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    CodeGeneration,
+    MathReasoning,
+    LongContext,
+    MultiTurn,
+    BatchConcurrent,
+    KvCache,
+    Accuracy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendName {
+    LlamaCpp,
+    Candle,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceName {
+    #[default]
+    Cpu,
+    Cuda,
+    Metal,
+    Vulkan,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KvTypeName {
+    #[default]
+    F16,
+    Q8_0,
+    Q4_0,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingFile {
+    /// Temperature; 0 means greedy.
+    pub temperature: f32,
+    /// Top-k cut before sampling (0 = off).
+    #[serde(default)]
+    pub top_k: u32,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KvVariantFile {
+    /// Variant name, the last segment of case names (`baseline`, `q8_0-fa`, ...).
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// Marks the variant other variants are compared against.
+    #[serde(default)]
+    pub baseline: bool,
+    #[serde(default)]
+    pub type_k: KvTypeName,
+    #[serde(default)]
+    pub type_v: KvTypeName,
+    #[serde(default)]
+    pub flash_attention: bool,
+    #[serde(default = "default_true")]
+    pub mmap: bool,
+    /// Caps the context length for this variant.
+    pub context_cap: Option<u32>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// JSON Schema of [`ScenarioFile`], pretty-printed, as checked into `scenarios/schema.json`.
+#[must_use]
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(ScenarioFile);
+    let mut s = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    s.push('\n');
+    s
+}

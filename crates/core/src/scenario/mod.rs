@@ -1,0 +1,617 @@
+//! Scenarios: parsed from TOML ([`file`]), validated against the model registry into a
+//! [`Scenario`], and expanded into named [`Case`]s.
+
+pub mod file;
+
+use std::fmt;
+use std::sync::Arc;
+
+use toml::Spanned;
+
+use crate::registry::Registry;
+use crate::text_pos::{Location, line_col};
+use file::{BackendName, DeviceName, KvTypeName, ScenarioFile};
+
+pub use file::Category;
+
+impl Category {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CodeGeneration => "code_generation",
+            Self::MathReasoning => "math_reasoning",
+            Self::LongContext => "long_context",
+            Self::MultiTurn => "multi_turn",
+            Self::BatchConcurrent => "batch_concurrent",
+            Self::KvCache => "kv_cache",
+            Self::Accuracy => "accuracy",
+        }
+    }
+}
+
+/// An inference engine edgebench can drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BackendKind {
+    LlamaCpp,
+    Candle,
+}
+
+impl BackendKind {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LlamaCpp => "llama_cpp",
+            Self::Candle => "candle",
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    Cpu,
+    Cuda,
+    Metal,
+    Vulkan,
+}
+
+impl Device {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Cuda => "cuda",
+            Self::Metal => "metal",
+            Self::Vulkan => "vulkan",
+        }
+    }
+}
+
+/// Element type of the K or V cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvType {
+    F16,
+    Q8_0,
+    Q4_0,
+}
+
+impl KvType {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::F16 => "f16",
+            Self::Q8_0 => "q8_0",
+            Self::Q4_0 => "q4_0",
+        }
+    }
+
+    #[must_use]
+    pub fn is_quantized(self) -> bool {
+        self != Self::F16
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KvVariant {
+    pub name: String,
+    pub baseline: bool,
+    pub type_k: KvType,
+    pub type_v: KvType,
+    pub flash_attention: bool,
+    pub mmap: bool,
+    pub context_cap: Option<u32>,
+}
+
+impl KvVariant {
+    fn default_variant() -> Self {
+        Self {
+            name: "default".into(),
+            baseline: true,
+            type_k: KvType::F16,
+            type_v: KvType::F16,
+            flash_attention: false,
+            mmap: true,
+            context_cap: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sampling {
+    Greedy,
+    Temperature { temperature: f32, top_k: u32 },
+}
+
+/// Where a scenario came from: the file name used in messages and the sha256 of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioSource {
+    pub file: String,
+    pub sha256: String,
+}
+
+/// A validated scenario. Every field has been checked against the registry and its own rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub category: Category,
+    pub dataset: String,
+    pub prompts: Option<u32>,
+    /// Each model with the quantizations it runs, in file order.
+    pub models: Vec<(String, Vec<String>)>,
+    pub backends: Vec<BackendKind>,
+    pub device: Device,
+    pub context: u32,
+    pub prompt_tokens: u32,
+    pub generate_tokens: u32,
+    pub concurrency: Vec<u32>,
+    pub threads: Vec<u32>,
+    pub batch: u32,
+    pub seed: u64,
+    pub warmup: u32,
+    pub repetitions: u32,
+    pub memory_budget: Option<u64>,
+    pub sampling: Sampling,
+    pub kv: Vec<KvVariant>,
+    /// Whether the file declared `[[kv]]` variants (then their names appear in case names).
+    pub kv_declared: bool,
+    pub source: ScenarioSource,
+}
+
+/// One combination of a scenario's matrix: what the harness runs and stores as one run.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub name: String,
+    pub scenario: Arc<Scenario>,
+    pub model: String,
+    pub quant: String,
+    pub backend: BackendKind,
+    pub concurrency: u32,
+    pub threads: u32,
+    pub kv: KvVariant,
+}
+
+impl Case {
+    /// Context length after the variant's cap.
+    #[must_use]
+    pub fn context(&self) -> u32 {
+        self.kv.context_cap.map_or(self.scenario.context, |cap| cap.min(self.scenario.context))
+    }
+
+    /// Stable identity of the case's parameters (not of its results): equal for equal
+    /// configurations, so runs of the same case on different nights can be joined.
+    #[must_use]
+    pub fn key(&self) -> String {
+        let s = &self.scenario;
+        let k = &self.kv;
+        let text = format!(
+            "{}|{}|{}|{}|{}|c{}|t{}|ctx{}|p{}|g{}|b{}|n{:?}|seed{}|{:?}|kv:{}:{}:{}:{}|{}",
+            self.name,
+            s.dataset,
+            self.model,
+            self.quant,
+            self.backend,
+            self.concurrency,
+            self.threads,
+            self.context(),
+            s.prompt_tokens,
+            s.generate_tokens,
+            s.batch,
+            s.prompts,
+            s.seed,
+            s.sampling,
+            k.type_k.as_str(),
+            k.type_v.as_str(),
+            k.flash_attention,
+            k.mmap,
+            s.device.as_str(),
+        );
+        crate::sha256_hex(text.as_bytes())
+    }
+}
+
+/// A scenario that could not be read. Every variant names the file and, where there is one, the
+/// line, column and key.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{location}: {message}{}", key.as_ref().map(|k| format!(" (key `{k}`)")).unwrap_or_default())]
+    Syntax { location: Location, key: Option<String>, message: String },
+    #[error("{location}: key `{key}`: {message}")]
+    Invalid { location: Location, key: String, message: String },
+}
+
+impl ScenarioError {
+    /// The location the error points at.
+    #[must_use]
+    pub fn location(&self) -> &Location {
+        match self {
+            Self::Syntax { location, .. } | Self::Invalid { location, .. } => location,
+        }
+    }
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn invalid(&self, key: &str, offset: usize, message: impl Into<String>) -> ScenarioError {
+        ScenarioError::Invalid {
+            location: Location::new(self.file, self.text, offset),
+            key: key.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    fn at<T>(&self, key: &str, v: &Spanned<T>, message: impl Into<String>) -> ScenarioError {
+        self.invalid(key, v.span().start, message)
+    }
+
+    /// Offset of `key = ` at the start of a line, for keys whose value carries no span.
+    fn key_offset(&self, key: &str) -> usize {
+        let mut offset = 0;
+        for line in self.text.split_inclusive('\n') {
+            let t = line.trim_start();
+            if t.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('=')) {
+                return offset + (line.len() - t.len());
+            }
+            offset += line.len();
+        }
+        0
+    }
+}
+
+/// The key assigned on the line that contains `offset`, if that line is `key = value`.
+fn key_on_line(text: &str, offset: usize) -> Option<String> {
+    let (line_no, _) = line_col(text, offset);
+    let line = text.lines().nth(line_no - 1)?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    (!key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || "_-.\"".contains(c)))
+        .then(|| key.trim_matches('"').to_owned())
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn valid_variant_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// Parses a size such as `4 GiB`, `512MiB`, `8 GB` or a plain byte count.
+pub fn parse_bytes(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let num: f64 = num.parse().ok()?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        _ => return None,
+    };
+    let bytes = num * mult;
+    (bytes.is_finite() && bytes >= 1.0).then(|| bytes.round() as u64)
+}
+
+impl Scenario {
+    /// Parses and validates the scenario `text` read from `file` (the name used in messages).
+    pub fn parse(file: &str, text: &str, registry: &Registry) -> Result<Self, ScenarioError> {
+        let cx = Ctx { file, text };
+        let raw: ScenarioFile = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            ScenarioError::Syntax {
+                location: Location::new(file, text, offset),
+                key: key_on_line(text, offset),
+                message: e.message().trim_end().to_owned(),
+            }
+        })?;
+        validate(&cx, raw, registry)
+    }
+
+    /// Every case of the matrix, in a stable order (file order of each axis).
+    #[must_use]
+    pub fn expand(self) -> Vec<Case> {
+        let scenario = Arc::new(self);
+        let s = &scenario;
+        let mut cases = Vec::new();
+        for (model, quants) in &s.models {
+            for quant in quants {
+                for &backend in &s.backends {
+                    for &concurrency in &s.concurrency {
+                        for &threads in &s.threads {
+                            for kv in &s.kv {
+                                let mut variant = Vec::new();
+                                if s.kv_declared {
+                                    variant.push(kv.name.clone());
+                                }
+                                if s.threads.len() > 1 {
+                                    variant.push(format!("t{threads}"));
+                                }
+                                let mut name = format!(
+                                    "{}::{model}::{quant}::{backend}::c{concurrency}",
+                                    s.name
+                                );
+                                if !variant.is_empty() {
+                                    name.push_str("::");
+                                    name.push_str(&variant.join("+"));
+                                }
+                                cases.push(Case {
+                                    name,
+                                    scenario: Arc::clone(s),
+                                    model: model.clone(),
+                                    quant: quant.clone(),
+                                    backend,
+                                    concurrency,
+                                    threads,
+                                    kv: kv.clone(),
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        cases
+    }
+}
+
+fn non_empty<T>(cx: &Ctx<'_>, key: &str, v: &Spanned<Vec<T>>) -> Result<(), ScenarioError> {
+    if v.get_ref().is_empty() {
+        return Err(cx.at(key, v, "the list is empty, so the matrix has no cases"));
+    }
+    Ok(())
+}
+
+fn positive(cx: &Ctx<'_>, key: &str, v: &Spanned<u32>) -> Result<u32, ScenarioError> {
+    if *v.get_ref() == 0 {
+        return Err(cx.at(key, v, "must be at least 1"));
+    }
+    Ok(*v.get_ref())
+}
+
+fn validate(cx: &Ctx<'_>, raw: ScenarioFile, registry: &Registry) -> Result<Scenario, ScenarioError> {
+    if raw.format != file::SCENARIO_FORMAT {
+        return Err(cx.invalid(
+            "format",
+            cx.key_offset("format"),
+            format!(
+                "scenario format {} is not supported (this build reads format {})",
+                raw.format,
+                file::SCENARIO_FORMAT
+            ),
+        ));
+    }
+    if !valid_name(raw.name.get_ref()) {
+        return Err(cx.at("name", &raw.name, "use lowercase letters, digits and `_` only"));
+    }
+    if raw.dataset.get_ref().trim().is_empty() {
+        return Err(cx.at("dataset", &raw.dataset, "no dataset file named"));
+    }
+
+    non_empty(cx, "models", &raw.models)?;
+    let mut models: Vec<(String, Vec<String>)> = Vec::new();
+    for m in raw.models.get_ref() {
+        let id = m.get_ref();
+        let Some(entry) = registry.get(id) else {
+            return Err(cx.at(
+                "models",
+                m,
+                format!("unknown model `{id}`; models.toml knows: {}", registry.ids().join(", ")),
+            ));
+        };
+        if models.iter().any(|(have, _)| have == id) {
+            return Err(cx.at("models", m, format!("model `{id}` is listed twice")));
+        }
+        let quants: Vec<String> = match &raw.quantizations {
+            None => entry.files.iter().map(|f| f.quant.clone()).collect(),
+            Some(qs) => qs
+                .get_ref()
+                .iter()
+                .filter_map(|q| entry.file(q.get_ref()).map(|f| f.quant.clone()))
+                .collect(),
+        };
+        if quants.is_empty() {
+            let have: Vec<_> = entry.files.iter().map(|f| f.quant.as_str()).collect();
+            return Err(cx.at(
+                "quantizations",
+                m,
+                format!(
+                    "model `{id}` has none of the listed quantizations (it has: {})",
+                    have.join(", ")
+                ),
+            ));
+        }
+        if *raw.context.get_ref() > entry.arch.context {
+            return Err(cx.at(
+                "context",
+                &raw.context,
+                format!(
+                    "context {} exceeds the {} tokens model `{id}` was trained for",
+                    raw.context.get_ref(),
+                    entry.arch.context
+                ),
+            ));
+        }
+        models.push((id.clone(), quants));
+    }
+    if let Some(qs) = &raw.quantizations {
+        non_empty(cx, "quantizations", qs)?;
+        for q in qs.get_ref() {
+            let used = models.iter().any(|(_, have)| have.iter().any(|h| h.eq_ignore_ascii_case(q.get_ref())));
+            if !used {
+                return Err(cx.at(
+                    "quantizations",
+                    q,
+                    format!("no listed model has a `{}` file", q.get_ref()),
+                ));
+            }
+        }
+    }
+
+    non_empty(cx, "backends", &raw.backends)?;
+    let mut backends = Vec::new();
+    for b in raw.backends.get_ref() {
+        let kind = match b {
+            BackendName::LlamaCpp => BackendKind::LlamaCpp,
+            BackendName::Candle => BackendKind::Candle,
+        };
+        if backends.contains(&kind) {
+            return Err(cx.at("backends", &raw.backends, format!("backend `{kind}` is listed twice")));
+        }
+        backends.push(kind);
+    }
+
+    let context = positive(cx, "context", &raw.context)?;
+    let prompt_tokens = positive(cx, "prompt_tokens", &raw.prompt_tokens)?;
+    let generate_tokens = positive(cx, "generate_tokens", &raw.generate_tokens)?;
+    if u64::from(prompt_tokens) + u64::from(generate_tokens) > u64::from(context) {
+        return Err(cx.at(
+            "prompt_tokens",
+            &raw.prompt_tokens,
+            format!(
+                "prompt_tokens ({prompt_tokens}) + generate_tokens ({generate_tokens}) exceed the context ({context})"
+            ),
+        ));
+    }
+    non_empty(cx, "concurrency", &raw.concurrency)?;
+    if raw.concurrency.get_ref().contains(&0) {
+        return Err(cx.at("concurrency", &raw.concurrency, "every concurrency must be at least 1"));
+    }
+    non_empty(cx, "threads", &raw.threads)?;
+    if raw.threads.get_ref().contains(&0) {
+        return Err(cx.at("threads", &raw.threads, "every thread count must be at least 1"));
+    }
+    let batch = match &raw.batch {
+        Some(b) => positive(cx, "batch", b)?,
+        None => 512,
+    };
+    let repetitions = positive(cx, "repetitions", &raw.repetitions)?;
+    let prompts = match &raw.prompts {
+        Some(p) => Some(positive(cx, "prompts", p)?),
+        None => None,
+    };
+    let memory_budget = match &raw.memory_budget {
+        None => None,
+        Some(b) => Some(parse_bytes(b.get_ref()).ok_or_else(|| {
+            cx.at("memory_budget", b, format!("`{}` is not a size like \"4 GiB\" or \"512 MiB\"", b.get_ref()))
+        })?),
+    };
+    let sampling = match &raw.sampling {
+        None => Sampling::Greedy,
+        Some(s) if s.temperature == 0.0 => Sampling::Greedy,
+        Some(s) if s.temperature > 0.0 && s.temperature.is_finite() => {
+            Sampling::Temperature { temperature: s.temperature, top_k: s.top_k }
+        }
+        Some(s) => {
+            return Err(cx.invalid(
+                "sampling.temperature",
+                cx.key_offset("temperature"),
+                format!("temperature {} must be a finite number ≥ 0", s.temperature),
+            ));
+        }
+    };
+
+    let kv_declared = !raw.kv.is_empty();
+    let mut kv = Vec::new();
+    for v in &raw.kv {
+        let name = v.name.get_ref();
+        if !valid_variant_name(name) {
+            return Err(cx.at("kv.name", &v.name, "use lowercase letters, digits, `_` and `-` only"));
+        }
+        if kv.iter().any(|k: &KvVariant| &k.name == name) {
+            return Err(cx.at("kv.name", &v.name, format!("variant `{name}` is declared twice")));
+        }
+        let kv_type = |t: KvTypeName| match t {
+            KvTypeName::F16 => KvType::F16,
+            KvTypeName::Q8_0 => KvType::Q8_0,
+            KvTypeName::Q4_0 => KvType::Q4_0,
+        };
+        let variant = KvVariant {
+            name: name.clone(),
+            baseline: v.baseline,
+            type_k: kv_type(v.type_k),
+            type_v: kv_type(v.type_v),
+            flash_attention: v.flash_attention,
+            mmap: v.mmap,
+            context_cap: v.context_cap,
+        };
+        if variant.type_v.is_quantized() && !variant.flash_attention {
+            return Err(cx.at(
+                "kv.type_v",
+                &v.name,
+                format!(
+                    "variant `{name}`: a quantized V cache ({}) needs flash_attention = true in llama.cpp",
+                    variant.type_v.as_str()
+                ),
+            ));
+        }
+        if let Some(cap) = v.context_cap
+            && (cap == 0 || u64::from(prompt_tokens) + u64::from(generate_tokens) > u64::from(cap))
+        {
+            return Err(cx.at(
+                "kv.context_cap",
+                &v.name,
+                format!("variant `{name}`: context_cap {cap} leaves no room for prompt_tokens + generate_tokens"),
+            ));
+        }
+        kv.push(variant);
+    }
+    match kv.iter().filter(|k| k.baseline).count() {
+        0 if !kv.is_empty() => kv[0].baseline = true,
+        0 | 1 => {}
+        _ => {
+            return Err(cx.invalid("kv.baseline", cx.key_offset("baseline"), "more than one variant is marked baseline"));
+        }
+    }
+    if kv.is_empty() {
+        kv.push(KvVariant::default_variant());
+    }
+
+    let device = match raw.device {
+        DeviceName::Cpu => Device::Cpu,
+        DeviceName::Cuda => Device::Cuda,
+        DeviceName::Metal => Device::Metal,
+        DeviceName::Vulkan => Device::Vulkan,
+    };
+
+    Ok(Scenario {
+        name: raw.name.into_inner(),
+        description: raw.description,
+        category: raw.category,
+        dataset: raw.dataset.into_inner(),
+        prompts,
+        models,
+        backends,
+        device,
+        context,
+        prompt_tokens,
+        generate_tokens,
+        concurrency: raw.concurrency.into_inner(),
+        threads: raw.threads.into_inner(),
+        batch,
+        seed: raw.seed,
+        warmup: raw.warmup,
+        repetitions,
+        memory_budget,
+        sampling,
+        kv,
+        kv_declared,
+        source: ScenarioSource { file: cx.file.to_owned(), sha256: crate::sha256_hex(cx.text.as_bytes()) },
+    })
+}
+
+#[cfg(test)]
+mod tests;

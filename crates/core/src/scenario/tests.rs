@@ -1,0 +1,165 @@
+use super::*;
+use crate::registry::Registry;
+
+const REGISTRY: &str = r#"
+format = 1
+[[model]]
+id = "small-a"
+name = "A"
+family = "llama"
+origin = "real"
+obtain = "fetch"
+arch = { gguf_arch = "llama", layers = 2, hidden = 64, ffn = 128, heads = 4, kv_heads = 2, head_dim = 16, vocab = 256, context = 8192, rope_theta = 10000.0 }
+file = [{ quant = "Q4_0", path = "a-q4_0.gguf" }, { quant = "Q8_0", path = "a-q8_0.gguf" }]
+
+[[model]]
+id = "phi-b"
+name = "B"
+family = "phi3"
+origin = "real"
+obtain = "fetch"
+arch = { gguf_arch = "phi3", layers = 2, hidden = 64, ffn = 128, heads = 4, kv_heads = 2, head_dim = 16, vocab = 256, context = 4096, rope_theta = 10000.0 }
+file = [{ quant = "Q4_K_M", path = "b.gguf" }]
+"#;
+
+const BASE: &str = r#"format = 1
+name = "demo"
+category = "code_generation"
+dataset = "datasets/code_generation.jsonl"
+models = ["small-a", "phi-b"]
+backends = ["llama_cpp"]
+context = 1024
+prompt_tokens = 128
+generate_tokens = 32
+concurrency = [1, 4]
+threads = [2]
+seed = 7
+repetitions = 3
+"#;
+
+fn registry() -> Registry {
+    Registry::parse("models.toml", REGISTRY).expect("test registry is valid")
+}
+
+fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+    Scenario::parse("scenarios/demo.toml", text, &registry())
+}
+
+fn names(text: &str) -> Vec<String> {
+    parse(text).expect("valid scenario").expand().into_iter().map(|c| c.name).collect()
+}
+
+#[test]
+fn expansion_names_every_combination() {
+    let table: &[(&str, &[&str])] = &[
+        (
+            BASE,
+            &[
+                "demo::small-a::Q4_0::llama_cpp::c1",
+                "demo::small-a::Q4_0::llama_cpp::c4",
+                "demo::small-a::Q8_0::llama_cpp::c1",
+                "demo::small-a::Q8_0::llama_cpp::c4",
+                "demo::phi-b::Q4_K_M::llama_cpp::c1",
+                "demo::phi-b::Q4_K_M::llama_cpp::c4",
+            ],
+        ),
+        (
+            &BASE.replace("concurrency = [1, 4]", "concurrency = [1]").replace(
+                "models = [\"small-a\", \"phi-b\"]",
+                "models = [\"small-a\"]\nquantizations = [\"q8_0\"]",
+            ),
+            &["demo::small-a::Q8_0::llama_cpp::c1"],
+        ),
+        (
+            &format!(
+                "{}\n[[kv]]\nname = \"baseline\"\n[[kv]]\nname = \"q8-fa\"\ntype_k = \"q8_0\"\ntype_v = \"q8_0\"\nflash_attention = true\n",
+                BASE.replace("concurrency = [1, 4]", "concurrency = [1]")
+                    .replace("models = [\"small-a\", \"phi-b\"]", "models = [\"phi-b\"]")
+                    .replace("threads = [2]", "threads = [1, 2]")
+            ),
+            &[
+                "demo::phi-b::Q4_K_M::llama_cpp::c1::baseline+t1",
+                "demo::phi-b::Q4_K_M::llama_cpp::c1::q8-fa+t1",
+                "demo::phi-b::Q4_K_M::llama_cpp::c1::baseline+t2",
+                "demo::phi-b::Q4_K_M::llama_cpp::c1::q8-fa+t2",
+            ],
+        ),
+    ];
+    for (text, expected) in table {
+        assert_eq!(names(text), *expected, "scenario:\n{text}");
+    }
+}
+
+#[test]
+fn defaults_and_keys() {
+    let s = parse(BASE).expect("valid");
+    assert_eq!(s.warmup, 1);
+    assert_eq!(s.batch, 512);
+    assert_eq!(s.device, Device::Cpu);
+    assert_eq!(s.sampling, Sampling::Greedy);
+    assert_eq!(s.kv.len(), 1);
+    assert!(s.kv[0].baseline);
+    assert_eq!(s.source.sha256.len(), 64);
+    let cases = s.expand();
+    // Distinct configurations get distinct keys; the same configuration parses to the same key.
+    let keys: std::collections::BTreeSet<_> = cases.iter().map(Case::key).collect();
+    assert_eq!(keys.len(), cases.len());
+    let again = parse(BASE).expect("valid").expand();
+    assert_eq!(cases[0].key(), again[0].key());
+}
+
+#[test]
+fn context_cap_applies_per_variant() {
+    let text = format!(
+        "{}\n[[kv]]\nname = \"full\"\n[[kv]]\nname = \"capped\"\ncontext_cap = 512\n",
+        BASE.replace("models = [\"small-a\", \"phi-b\"]", "models = [\"phi-b\"]")
+    );
+    let cases = parse(&text).expect("valid").expand();
+    let contexts: Vec<u32> = cases.iter().map(Case::context).collect();
+    assert_eq!(contexts, vec![1024, 512, 1024, 512]);
+    assert!(cases[0].kv.baseline, "first variant becomes the baseline");
+}
+
+/// Each broken scenario must fail with the file, line and key in the message.
+#[test]
+fn broken_scenarios_name_file_line_and_key() {
+    let table: &[(&str, String, &str, &str)] = &[
+        ("typo in key", BASE.replace("context = 1024", "contxt = 1024"), "scenarios/demo.toml:7:1", "unknown field `contxt`"),
+        ("type error", BASE.replace("seed = 7", "seed = \"seven\""), "scenarios/demo.toml:12:8", "key `seed`"),
+        ("negative count", BASE.replace("repetitions = 3", "repetitions = -3"), "scenarios/demo.toml:13:15", "key `repetitions`"),
+        ("zero repetitions", BASE.replace("repetitions = 3", "repetitions = 0"), "scenarios/demo.toml:13:15", "key `repetitions`: must be at least 1"),
+        ("unknown model", BASE.replace("\"phi-b\"]", "\"phi-c\"]"), "scenarios/demo.toml:5:22", "unknown model `phi-c`"),
+        ("empty matrix", BASE.replace("concurrency = [1, 4]", "concurrency = []"), "scenarios/demo.toml:10:15", "key `concurrency`: the list is empty"),
+        ("unknown backend", BASE.replace("\"llama_cpp\"", "\"llamacpp\""), "scenarios/demo.toml:6:", "unknown variant `llamacpp`"),
+        ("unknown quant", BASE.replace("backends =", "quantizations = [\"Q5_K\"]\nbackends ="), "scenarios/demo.toml:5:", "none of the listed quantizations"),
+        ("prompt too long", BASE.replace("prompt_tokens = 128", "prompt_tokens = 1000"), "scenarios/demo.toml:8:17", "exceed the context (1024)"),
+        ("context over model", BASE.replace("context = 1024", "context = 5000"), "scenarios/demo.toml:7:11", "trained for"),
+        ("bad budget", format!("{BASE}memory_budget = \"lots\"\n"), "scenarios/demo.toml:14:17", "key `memory_budget`"),
+        (
+            "quantized V without flash attention",
+            format!("{BASE}[[kv]]\nname = \"q4\"\ntype_v = \"q4_0\"\n"),
+            "scenarios/demo.toml:15:8",
+            "needs flash_attention = true",
+        ),
+        ("bad format", BASE.replace("format = 1", "format = 2"), "scenarios/demo.toml:1:1", "format 2 is not supported"),
+        ("bad name", BASE.replace("name = \"demo\"", "name = \"Demo Scenario\""), "scenarios/demo.toml:2:8", "key `name`"),
+    ];
+    let mut failures = Vec::new();
+    for (what, text, location, fragment) in table {
+        let err = parse(text).expect_err(what).to_string();
+        if !err.starts_with(location) || !err.contains(fragment) {
+            failures.push(format!("{what}: expected {location} … `{fragment}`, got: {err}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn parse_bytes_accepts_common_units() {
+    assert_eq!(parse_bytes("4 GiB"), Some(4 << 30));
+    assert_eq!(parse_bytes("512MiB"), Some(512 << 20));
+    assert_eq!(parse_bytes("8 GB"), Some(8_000_000_000));
+    assert_eq!(parse_bytes("1.5 GiB"), Some(3 << 29));
+    assert_eq!(parse_bytes("12 parsecs"), None);
+    assert_eq!(parse_bytes("0"), None);
+}

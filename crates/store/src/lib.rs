@@ -1,0 +1,426 @@
+//! The SQLite results database.
+//!
+//! The schema is versioned with `PRAGMA user_version` and migrated by ordered SQL files in
+//! `migrations/`. The row types here are the storage format: they are deliberately separate from
+//! the domain types in `edgebench-core`, so refactoring the domain never silently changes what an
+//! old database means.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Ordered migrations; entry `i` moves the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[(&str, &str)] = &[("0001_2026-11-25_init", include_str!("../migrations/0001_2026-11-25_init.sql"))];
+
+/// Schema version this build writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the directory for database {}: {source}", path.display())]
+    CreateDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot open database {}: {source}", path.display())]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error(
+        "database {} has schema version {found}, newer than this build's {supported}; update edgebench",
+        path.display()
+    )]
+    TooNew { path: PathBuf, found: u32, supported: u32 },
+    #[error("migration {name} failed on {}: {source}", path.display())]
+    Migrate { path: PathBuf, name: &'static str, source: rusqlite::Error },
+    #[error("database {} is locked by another writer (waited {waited:?}): {source}", path.display())]
+    Locked { path: PathBuf, waited: Duration, source: rusqlite::Error },
+    #[error("cannot {action} in database {}: {source}", path.display())]
+    Query { path: PathBuf, action: &'static str, source: rusqlite::Error },
+}
+
+/// Storage row: a machine's fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRow {
+    pub fingerprint: String,
+    pub hostname: String,
+    pub cpu_model: String,
+    pub cpu_features: String,
+    pub cores_physical: Option<u32>,
+    pub cores_logical: u32,
+    pub ram_bytes: u64,
+    pub os: String,
+    pub kernel: String,
+    pub engine_builds: String,
+    pub build_profile: String,
+    pub details: String,
+}
+
+/// Storage row: a model file, identified by its sha256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelRow {
+    pub sha256: String,
+    pub registry_id: String,
+    pub label: String,
+    pub origin: String,
+    pub quant: String,
+    pub gguf_arch: String,
+    pub size_bytes: u64,
+    pub path: String,
+}
+
+/// Storage row: a case's parameters, identified by `case_key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseRow {
+    pub case_key: String,
+    pub name: String,
+    pub scenario: String,
+    pub category: String,
+    pub model: String,
+    pub quant: String,
+    pub backend: String,
+    pub device: String,
+    pub concurrency: u32,
+    pub threads: u32,
+    pub context: u32,
+    pub prompt_tokens: u32,
+    pub generate_tokens: u32,
+    pub batch: u32,
+    pub kv_variant: String,
+    pub kv_baseline: bool,
+    pub type_k: String,
+    pub type_v: String,
+    pub flash_attention: bool,
+    pub mmap: bool,
+    pub sampling: String,
+}
+
+/// Storage row: the start of a run (one execution of one case).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRunRow {
+    pub id: String,
+    pub invocation: String,
+    pub case_id: i64,
+    pub device_id: i64,
+    pub model_id: Option<i64>,
+    pub started_at_ms: i64,
+    pub tool_version: String,
+    pub git_commit: String,
+    pub scenario_file: String,
+    pub scenario_sha256: String,
+    pub seed: u64,
+    pub warmup: u32,
+    pub repetitions: u32,
+    pub host: String,
+    pub pid: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Running,
+    Passed,
+    Failed,
+    Aborted,
+}
+
+impl RunStatus {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Passed => "passed",
+            Self::Failed => "failed",
+            Self::Aborted => "aborted",
+        }
+    }
+}
+
+/// Storage row: how a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunEndRow {
+    pub status: RunStatus,
+    pub ended_at_ms: i64,
+    pub error: Option<String>,
+    pub load_ms: Option<f64>,
+    pub kv_cache_bytes: Option<u64>,
+    pub weights_bytes: Option<u64>,
+    pub peak_rss_bytes: Option<u64>,
+    pub engine_counters: Option<String>,
+}
+
+/// Storage row: one request's raw measurements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRow {
+    pub repetition: u32,
+    pub warmup: bool,
+    pub request_index: u32,
+    pub prompt_id: String,
+    pub turn: u32,
+    pub seq: u32,
+    pub prompt_tokens: u32,
+    pub generated_tokens: u32,
+    pub queue_ns: u64,
+    pub prefill_ns: u64,
+    pub ttft_ns: u64,
+    pub decode_ns: u64,
+    pub e2e_ns: u64,
+    pub output_sha256: String,
+    pub output_text: String,
+    /// Time between consecutive generated tokens, in order.
+    pub token_latencies_ns: Vec<u64>,
+}
+
+/// An open results database.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// How long a writer waits for another to release the lock before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and migrates it to [`SCHEMA_VERSION`].
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir { path: path.to_owned(), source })?;
+        }
+        let conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
+        let mut store = Self { conn, path: path.to_owned() };
+        store.configure()?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn query_err(&self, action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |source| {
+            if matches!(source.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)) {
+                StoreError::Locked { path: self.path.clone(), waited: BUSY_TIMEOUT, source }
+            } else {
+                StoreError::Query { path: self.path.clone(), action, source }
+            }
+        }
+    }
+
+    fn configure(&self) -> Result<(), StoreError> {
+        self.conn.busy_timeout(BUSY_TIMEOUT).map_err(self.query_err("set the busy timeout"))?;
+        // WAL lets readers (reports) proceed while a run writes; synchronous=NORMAL is durable
+        // across application crashes in WAL mode, which is the failure we guard against.
+        self.conn
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .map_err(self.query_err("enable WAL"))?;
+        Ok(())
+    }
+
+    /// Current `PRAGMA user_version`.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(self.query_err("read the schema version"))
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let found = self.schema_version()?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::TooNew { path: self.path.clone(), found, supported: SCHEMA_VERSION });
+        }
+        for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            let path = self.path.clone();
+            let err = |source| StoreError::Migrate { path: path.clone(), name, source };
+            let tx = self.conn.transaction().map_err(err)?;
+            tx.execute_batch(sql).map_err(err)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// Inserts the device if its fingerprint is new; returns its id either way.
+    pub fn upsert_device(&self, d: &DeviceRow) -> Result<i64, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO devices (fingerprint, hostname, cpu_model, cpu_features, cores_physical, cores_logical,
+                     ram_bytes, os, kernel, engine_builds, build_profile, details)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 ON CONFLICT (fingerprint) DO NOTHING",
+                params![
+                    d.fingerprint, d.hostname, d.cpu_model, d.cpu_features, d.cores_physical, d.cores_logical,
+                    to_i64(d.ram_bytes), d.os, d.kernel, d.engine_builds, d.build_profile, d.details
+                ],
+            )
+            .map_err(self.query_err("insert a device"))?;
+        self.conn
+            .query_row("SELECT id FROM devices WHERE fingerprint = ?1", [&d.fingerprint], |r| r.get(0))
+            .map_err(self.query_err("look up a device"))
+    }
+
+    /// Inserts the model if its sha256 is new; returns its id either way.
+    pub fn upsert_model(&self, m: &ModelRow) -> Result<i64, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO models (sha256, registry_id, label, origin, quant, gguf_arch, size_bytes, path)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (sha256) DO NOTHING",
+                params![m.sha256, m.registry_id, m.label, m.origin, m.quant, m.gguf_arch, to_i64(m.size_bytes), m.path],
+            )
+            .map_err(self.query_err("insert a model"))?;
+        self.conn
+            .query_row("SELECT id FROM models WHERE sha256 = ?1", [&m.sha256], |r| r.get(0))
+            .map_err(self.query_err("look up a model"))
+    }
+
+    /// Inserts the case if its key is new; returns its id either way.
+    pub fn upsert_case(&self, c: &CaseRow) -> Result<i64, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO cases (case_key, name, scenario, category, model, quant, backend, device, concurrency,
+                     threads, context, prompt_tokens, generate_tokens, batch, kv_variant, kv_baseline, type_k, type_v,
+                     flash_attention, mmap, sampling)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)
+                 ON CONFLICT (case_key) DO NOTHING",
+                params![
+                    c.case_key, c.name, c.scenario, c.category, c.model, c.quant, c.backend, c.device, c.concurrency,
+                    c.threads, c.context, c.prompt_tokens, c.generate_tokens, c.batch, c.kv_variant, c.kv_baseline,
+                    c.type_k, c.type_v, c.flash_attention, c.mmap, c.sampling
+                ],
+            )
+            .map_err(self.query_err("insert a case"))?;
+        self.conn
+            .query_row("SELECT id FROM cases WHERE case_key = ?1", [&c.case_key], |r| r.get(0))
+            .map_err(self.query_err("look up a case"))
+    }
+
+    /// Records a run as `running`, before any measurement, so a crash leaves a visible trace.
+    pub fn begin_run(&self, r: &NewRunRow) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (id, invocation, case_id, device_id, model_id, status, started_at_ms, tool_version,
+                     git_commit, scenario_file, scenario_sha256, seed, warmup, repetitions, host, pid)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                params![
+                    r.id, r.invocation, r.case_id, r.device_id, r.model_id, r.started_at_ms, r.tool_version,
+                    r.git_commit, r.scenario_file, r.scenario_sha256, to_i64(r.seed), r.warmup, r.repetitions, r.host,
+                    r.pid
+                ],
+            )
+            .map_err(self.query_err("record the start of a run"))?;
+        Ok(())
+    }
+
+    /// Stores every request of a run and its outcome in one transaction: either all of it lands
+    /// or none, so a run is never half-written.
+    pub fn finish_run(&mut self, run_id: &str, end: &RunEndRow, requests: &[RequestRow]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |action: &'static str| {
+            let path = path.clone();
+            move |source: rusqlite::Error| StoreError::Query { path: path.clone(), action, source }
+        };
+        let tx = self.conn.transaction().map_err(err("begin a transaction"))?;
+        {
+            let mut insert_request = tx
+                .prepare(
+                    "INSERT INTO requests (run_id, repetition, warmup, request_index, prompt_id, turn, seq,
+                         prompt_tokens, generated_tokens, queue_ns, prefill_ns, ttft_ns, decode_ns, e2e_ns,
+                         output_sha256, output_text)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                )
+                .map_err(err("prepare request insert"))?;
+            let mut insert_latency = tx
+                .prepare("INSERT INTO token_latencies (request_id, idx, ns) VALUES (?1, ?2, ?3)")
+                .map_err(err("prepare latency insert"))?;
+            for q in requests {
+                insert_request
+                    .execute(params![
+                        run_id, q.repetition, q.warmup, q.request_index, q.prompt_id, q.turn, q.seq, q.prompt_tokens,
+                        q.generated_tokens, to_i64(q.queue_ns), to_i64(q.prefill_ns), to_i64(q.ttft_ns),
+                        to_i64(q.decode_ns), to_i64(q.e2e_ns), q.output_sha256, q.output_text
+                    ])
+                    .map_err(err("insert a request"))?;
+                let request_id = tx.last_insert_rowid();
+                for (idx, ns) in q.token_latencies_ns.iter().enumerate() {
+                    insert_latency.execute(params![request_id, idx as i64, to_i64(*ns)]).map_err(err("insert a token latency"))?;
+                }
+            }
+            let updated = tx
+                .execute(
+                    "UPDATE runs SET status = ?2, ended_at_ms = ?3, error = ?4, load_ms = ?5, kv_cache_bytes = ?6,
+                         weights_bytes = ?7, peak_rss_bytes = ?8, engine_counters = ?9
+                     WHERE id = ?1",
+                    params![
+                        run_id,
+                        end.status.as_str(),
+                        end.ended_at_ms,
+                        end.error,
+                        end.load_ms,
+                        end.kv_cache_bytes.map(to_i64),
+                        end.weights_bytes.map(to_i64),
+                        end.peak_rss_bytes.map(to_i64),
+                        end.engine_counters
+                    ],
+                )
+                .map_err(err("record the end of a run"))?;
+            if updated != 1 {
+                return Err(StoreError::Query {
+                    path: self.path.clone(),
+                    action: "record the end of a run",
+                    source: rusqlite::Error::QueryReturnedNoRows,
+                });
+            }
+        }
+        tx.commit().map_err(err("commit a run"))?;
+        Ok(())
+    }
+
+    /// Marks `running` rows left by processes of this host that no longer exist as `aborted`.
+    /// Returns how many were marked.
+    pub fn mark_stale_runs_aborted(&self, host: &str, is_alive: impl Fn(u32) -> bool) -> Result<usize, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, pid FROM runs WHERE status = 'running' AND host = ?1")
+            .map_err(self.query_err("find running runs"))?;
+        let stale: Vec<String> = stmt
+            .query_map([host], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))
+            .map_err(self.query_err("find running runs"))?
+            .filter_map(Result::ok)
+            .filter(|(_, pid)| !is_alive(*pid))
+            .map(|(id, _)| id)
+            .collect();
+        for id in &stale {
+            self.conn
+                .execute(
+                    "UPDATE runs SET status = 'aborted', error = 'process ended without finishing the run' WHERE id = ?1",
+                    [id],
+                )
+                .map_err(self.query_err("mark a run aborted"))?;
+        }
+        Ok(stale.len())
+    }
+
+    /// Number of runs with `status`, for summaries and tests.
+    pub fn count_runs(&self, status: RunStatus) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM runs WHERE status = ?1", [status.as_str()], |r| r.get::<_, i64>(0))
+            .map(|n| n.unsigned_abs())
+            .map_err(self.query_err("count runs"))
+    }
+
+    /// Status and error text of one run.
+    pub fn run_status(&self, run_id: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
+        self.conn
+            .query_row("SELECT status, error FROM runs WHERE id = ?1", [run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(self.query_err("read a run"))
+    }
+
+    /// The raw connection, for read-only queries by reports and tests.
+    #[must_use]
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,155 @@
+use super::*;
+
+fn device() -> DeviceRow {
+    DeviceRow {
+        fingerprint: "fp".into(),
+        hostname: "host".into(),
+        cpu_model: "cpu".into(),
+        cpu_features: "avx2".into(),
+        cores_physical: Some(1),
+        cores_logical: 2,
+        ram_bytes: 1 << 30,
+        os: "linux".into(),
+        kernel: "6".into(),
+        engine_builds: "[]".into(),
+        build_profile: "test".into(),
+        details: "{}".into(),
+    }
+}
+
+fn case() -> CaseRow {
+    CaseRow {
+        case_key: "k".into(),
+        name: "s::m::Q4_0::llama_cpp::c1".into(),
+        scenario: "s".into(),
+        category: "code_generation".into(),
+        model: "m".into(),
+        quant: "Q4_0".into(),
+        backend: "llama_cpp".into(),
+        device: "cpu".into(),
+        concurrency: 1,
+        threads: 2,
+        context: 512,
+        prompt_tokens: 64,
+        generate_tokens: 8,
+        batch: 512,
+        kv_variant: "default".into(),
+        kv_baseline: true,
+        type_k: "f16".into(),
+        type_v: "f16".into(),
+        flash_attention: false,
+        mmap: true,
+        sampling: "greedy".into(),
+    }
+}
+
+fn new_run(store: &Store, id: &str, pid: u32) -> NewRunRow {
+    let device_id = store.upsert_device(&device()).expect("device");
+    let case_id = store.upsert_case(&case()).expect("case");
+    NewRunRow {
+        id: id.into(),
+        invocation: "inv".into(),
+        case_id,
+        device_id,
+        model_id: None,
+        started_at_ms: 1,
+        tool_version: "0.1.0".into(),
+        git_commit: "abc".into(),
+        scenario_file: "scenarios/s.toml".into(),
+        scenario_sha256: "00".into(),
+        seed: u64::MAX,
+        warmup: 1,
+        repetitions: 1,
+        host: "host".into(),
+        pid,
+    }
+}
+
+fn request(latencies: Vec<u64>) -> RequestRow {
+    RequestRow {
+        repetition: 0,
+        warmup: false,
+        request_index: 0,
+        prompt_id: "p1".into(),
+        turn: 0,
+        seq: 0,
+        prompt_tokens: 10,
+        generated_tokens: latencies.len() as u32 + 1,
+        queue_ns: 0,
+        prefill_ns: 5,
+        ttft_ns: 6,
+        decode_ns: latencies.iter().sum(),
+        e2e_ns: 100,
+        output_sha256: "d".into(),
+        output_text: "hi".into(),
+        token_latencies_ns: latencies,
+    }
+}
+
+#[test]
+fn migrates_to_current_version_and_is_idempotent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("nested/db.sqlite");
+    let store = Store::open(&path).expect("open creates parents");
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+    drop(store);
+    let store = Store::open(&path).expect("reopen");
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+    let mode: String = store.connection().query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("mode");
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn refuses_newer_schema_naming_both_versions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db.sqlite");
+    let store = Store::open(&path).expect("open");
+    store.connection().pragma_update(None, "user_version", 99).expect("bump");
+    drop(store);
+    let err = Store::open(&path).expect_err("too new").to_string();
+    assert!(err.contains("schema version 99") && err.contains(&SCHEMA_VERSION.to_string()), "{err}");
+    assert!(err.contains("db.sqlite"), "{err}");
+}
+
+#[test]
+fn a_run_stores_every_sample_atomically() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(&dir.path().join("db.sqlite")).expect("open");
+    let run = new_run(&store, "run-1", 1);
+    store.begin_run(&run).expect("begin");
+    assert_eq!(store.count_runs(RunStatus::Running).expect("count"), 1);
+    let end = RunEndRow {
+        status: RunStatus::Passed,
+        ended_at_ms: 2,
+        error: None,
+        load_ms: Some(1.5),
+        kv_cache_bytes: Some(10),
+        weights_bytes: Some(20),
+        peak_rss_bytes: Some(30),
+        engine_counters: None,
+    };
+    store.finish_run("run-1", &end, &[request(vec![7, 8, 9]), request(vec![1])]).expect("finish");
+    assert_eq!(store.count_runs(RunStatus::Passed).expect("count"), 1);
+    let n: i64 = store.connection().query_row("SELECT COUNT(*) FROM token_latencies", [], |r| r.get(0)).expect("n");
+    assert_eq!(n, 4);
+    let seed: i64 = store.connection().query_row("SELECT seed FROM runs", [], |r| r.get(0)).expect("seed");
+    assert_eq!(seed, i64::MAX, "u64 seeds above i64::MAX saturate instead of wrapping negative");
+
+    // Finishing an unknown run fails and leaves no orphan requests behind.
+    let err = store.finish_run("nope", &end, &[request(vec![1])]).expect_err("unknown run");
+    assert!(err.to_string().contains("record the end of a run"), "{err}");
+    let n: i64 = store.connection().query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0)).expect("n");
+    assert_eq!(n, 2);
+}
+
+#[test]
+fn stale_running_rows_become_aborted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("db.sqlite")).expect("open");
+    store.begin_run(&new_run(&store, "dead", 111)).expect("begin");
+    store.begin_run(&new_run(&store, "alive", 222)).expect("begin");
+    let marked = store.mark_stale_runs_aborted("host", |pid| pid == 222).expect("mark");
+    assert_eq!(marked, 1);
+    assert_eq!(store.run_status("dead").expect("q").map(|s| s.0).as_deref(), Some("aborted"));
+    assert_eq!(store.run_status("alive").expect("q").map(|s| s.0).as_deref(), Some("running"));
+}
