@@ -15,12 +15,18 @@ fn main() {
         .output()
         .ok()
         .is_some_and(|o| o.status.success() && !o.stdout.is_empty());
-    let commit = if dirty { format!("{commit}-dirty") } else { commit };
+    let commit = if dirty {
+        format!("{commit}-dirty")
+    } else {
+        commit
+    };
     println!("cargo:rustc-env=EDGEBENCH_GIT_COMMIT={commit}");
     let profile = std::env::var("PROFILE").unwrap_or_default();
     let opt = std::env::var("OPT_LEVEL").unwrap_or_default();
     let debug_assertions = std::env::var("CARGO_CFG_DEBUG_ASSERTIONS").is_ok();
-    println!("cargo:rustc-env=EDGEBENCH_BUILD_PROFILE={profile} opt-level={opt} debug-assertions={debug_assertions}");
+    println!(
+        "cargo:rustc-env=EDGEBENCH_BUILD_PROFILE={profile} opt-level={opt} debug-assertions={debug_assertions}"
+    );
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/index");
 }

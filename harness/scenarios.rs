@@ -1,1 +1,70 @@
-fn main(){}
+//! The scenario harness: every case of every `scenarios/*.toml` becomes one libtest-mimic trial,
+//! so `cargo test --test scenarios -- long_context` runs the matching cases and
+//! `--list --format terse` lets nextest drive it.
+//!
+//! Cases that cannot run here (model file absent, device or engine not built, over the memory
+//! budget) are reported as ignored with the reason. Measured cases run one at a time.
+
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use edgebench::catalog::Catalog;
+use edgebench::paths;
+use edgebench::runner::{self, Readiness, Runner};
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+
+fn main() -> ExitCode {
+    let mut args = Arguments::from_args();
+    // Trials running side by side on the same cores would distort each other's timings.
+    args.test_threads = Some(1);
+
+    let root = paths::root();
+    let catalog = match Catalog::load(&root) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let models_dir = paths::models_dir(&root);
+    let db = paths::database(&root);
+    let registry = Arc::new(catalog.registry);
+    // Opened on the first executed case, so listing never touches the database.
+    let runner: Arc<Mutex<Option<Runner>>> = Arc::new(Mutex::new(None));
+
+    let trials = catalog
+        .cases
+        .into_iter()
+        .map(|case| {
+            let (registry, runner, root, models_dir, db) =
+                (Arc::clone(&registry), Arc::clone(&runner), root.clone(), models_dir.clone(), db.clone());
+            Trial::ignorable_test(case.name.clone(), move || {
+                let model_path = match runner::readiness(&case, &registry, &models_dir) {
+                    Readiness::Skip(reason) => return Ok(Completion::ignored_with(reason)),
+                    Readiness::Ready { model_path } => model_path,
+                };
+                let entry = registry.get(&case.model).ok_or_else(|| Failed::from("model vanished from registry"))?;
+                let mut guard = runner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if guard.is_none() {
+                    *guard = Some(Runner::open(&root, &models_dir, &db).map_err(|e| Failed::from(e.to_string()))?);
+                }
+                let runner = guard.as_mut().ok_or_else(|| Failed::from("runner not open"))?;
+                let report = runner.run_case(&case, entry, &model_path).map_err(|e| Failed::from(e.to_string()))?;
+                let preview: String = report.first_output.chars().take(60).collect();
+                println!(
+                    "    {}: generation {:.1} t/s, prefill {:.1} t/s over {} requests; run {} → {}; output: {:?}",
+                    case.name,
+                    report.generation_tokens_per_s,
+                    report.prefill_tokens_per_s,
+                    report.measured_requests,
+                    report.run_id,
+                    db.display(),
+                    preview
+                );
+                Ok(Completion::Completed)
+            })
+        })
+        .collect();
+
+    libtest_mimic::run(&args, trials).exit_code()
+}

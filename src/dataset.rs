@@ -27,16 +27,26 @@ pub struct Prompt {
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     #[error("cannot read dataset {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}:{line}: {message}", path.display())]
-    Line { path: PathBuf, line: usize, message: String },
+    Line {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
     #[error("dataset {} holds no prompts", path.display())]
     Empty { path: PathBuf },
 }
 
 /// Reads and checks a JSONL prompt set.
 pub fn load(path: &Path) -> Result<Vec<Prompt>, DatasetError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DatasetError::Read { path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| DatasetError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     parse(path, &text)
 }
 
@@ -47,12 +57,21 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Prompt>, DatasetError> {
         if line.trim().is_empty() {
             continue;
         }
-        let err = |message: String| DatasetError::Line { path: path.to_owned(), line: i + 1, message };
+        let err = |message: String| DatasetError::Line {
+            path: path.to_owned(),
+            line: i + 1,
+            message,
+        };
         let raw: PromptLine = serde_json::from_str(line).map_err(|e| err(e.to_string()))?;
         let turns = match (raw.prompt, raw.turns) {
             (Some(p), None) => vec![p],
             (None, Some(t)) if !t.is_empty() => t,
-            _ => return Err(err(format!("prompt `{}` needs exactly one of `prompt` or a non-empty `turns`", raw.id))),
+            _ => {
+                return Err(err(format!(
+                    "prompt `{}` needs exactly one of `prompt` or a non-empty `turns`",
+                    raw.id
+                )));
+            }
         };
         if turns.iter().any(|t| t.trim().is_empty()) {
             return Err(err(format!("prompt `{}` has an empty turn", raw.id)));
@@ -64,7 +83,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Prompt>, DatasetError> {
         prompts.push(Prompt { id: raw.id, turns });
     }
     if prompts.is_empty() {
-        return Err(DatasetError::Empty { path: path.to_owned() });
+        return Err(DatasetError::Empty {
+            path: path.to_owned(),
+        });
     }
     Ok(prompts)
 }
@@ -75,7 +96,11 @@ mod tests {
 
     #[test]
     fn parses_prompts_and_turns() {
-        let p = parse(Path::new("d.jsonl"), "{\"id\":\"a\",\"prompt\":\"x\"}\n\n{\"id\":\"b\",\"turns\":[\"1\",\"2\"]}\n").expect("ok");
+        let p = parse(
+            Path::new("d.jsonl"),
+            "{\"id\":\"a\",\"prompt\":\"x\"}\n\n{\"id\":\"b\",\"turns\":[\"1\",\"2\"]}\n",
+        )
+        .expect("ok");
         assert_eq!(p.len(), 2);
         assert_eq!(p[1].turns, vec!["1", "2"]);
     }
@@ -83,13 +108,21 @@ mod tests {
     #[test]
     fn errors_name_file_and_line() {
         let cases = [
-            ("{\"id\":\"a\",\"prompt\":\"x\"}\n{\"id\":\"a\",\"prompt\":\"y\"}", "d.jsonl:2: prompt id `a` is used twice"),
+            (
+                "{\"id\":\"a\",\"prompt\":\"x\"}\n{\"id\":\"a\",\"prompt\":\"y\"}",
+                "d.jsonl:2: prompt id `a` is used twice",
+            ),
             ("{\"id\":\"a\"}", "d.jsonl:1: prompt `a` needs exactly one"),
-            ("{\"id\":\"a\",\"prompt\":\"x\",\"extra\":1}", "d.jsonl:1: unknown field `extra`"),
+            (
+                "{\"id\":\"a\",\"prompt\":\"x\",\"extra\":1}",
+                "d.jsonl:1: unknown field `extra`",
+            ),
             ("", "holds no prompts"),
         ];
         for (text, expected) in cases {
-            let e = parse(Path::new("d.jsonl"), text).expect_err(text).to_string();
+            let e = parse(Path::new("d.jsonl"), text)
+                .expect_err(text)
+                .to_string();
             assert!(e.contains(expected), "{e}");
         }
     }

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 /// Repository root: `EDGEBENCH_ROOT`, else the directory this crate was built from.
 #[must_use]
 pub fn root() -> PathBuf {
-    std::env::var_os("EDGEBENCH_ROOT").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+    std::env::var_os("EDGEBENCH_ROOT")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
 
 /// Models directory: `EDGEBENCH_MODELS`, else `<root>/models`.
@@ -18,7 +19,8 @@ pub fn models_dir(root: &Path) -> PathBuf {
 /// Results database: `EDGEBENCH_DB`, else `<root>/results/edgebench.sqlite`.
 #[must_use]
 pub fn database(root: &Path) -> PathBuf {
-    std::env::var_os("EDGEBENCH_DB").map_or_else(|| root.join("results/edgebench.sqlite"), PathBuf::from)
+    std::env::var_os("EDGEBENCH_DB")
+        .map_or_else(|| root.join("results/edgebench.sqlite"), PathBuf::from)
 }
 
 #[must_use]

@@ -88,17 +88,33 @@ pub enum BackendError {
     #[error("model file {} does not exist", path.display())]
     MissingModel { path: PathBuf },
     #[error("{engine} could not load {}: {reason}", path.display())]
-    Load { engine: &'static str, path: PathBuf, reason: String },
+    Load {
+        engine: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("{engine} could not create a context for {}: {reason}", path.display())]
-    Context { engine: &'static str, path: PathBuf, reason: String },
+    Context {
+        engine: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("{engine} does not support {what}")]
     Unsupported { engine: &'static str, what: String },
     #[error("{engine} failed to {step}: {reason}")]
-    Step { engine: &'static str, step: &'static str, reason: String },
+    Step {
+        engine: &'static str,
+        step: &'static str,
+        reason: String,
+    },
     #[error("sequence {seq} is out of range (session holds {max})")]
     BadSequence { seq: SeqId, max: u32 },
     #[error("sequence {seq} would exceed the context of {context} tokens at position {position}")]
-    ContextFull { seq: SeqId, context: u32, position: u32 },
+    ContextFull {
+        seq: SeqId,
+        context: u32,
+        position: u32,
+    },
 }
 
 /// An inference engine. Loading returns a [`Session`] bound to one model file.
@@ -107,7 +123,11 @@ pub trait Backend {
     /// What the engine was built with.
     fn build(&self) -> EngineBuild;
     /// Loads `model` and creates a context sized by `options`.
-    fn load(&self, model: &Path, options: &LoadOptions) -> Result<Box<dyn Session + '_>, BackendError>;
+    fn load(
+        &self,
+        model: &Path,
+        options: &LoadOptions,
+    ) -> Result<Box<dyn Session + '_>, BackendError>;
 }
 
 /// A loaded model with its context: the unit the harness measures.

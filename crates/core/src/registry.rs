@@ -147,7 +147,9 @@ pub struct ModelEntry {
 impl ModelEntry {
     #[must_use]
     pub fn file(&self, quant: &str) -> Option<&ModelFile> {
-        self.files.iter().find(|f| f.quant.eq_ignore_ascii_case(quant))
+        self.files
+            .iter()
+            .find(|f| f.quant.eq_ignore_ascii_case(quant))
     }
 
     /// The label every stored run and report row carries, e.g. `mimo-7b (twin 1/16)`.
@@ -166,9 +168,17 @@ pub enum RegistryError {
     #[error("{location}: {message}")]
     Syntax { location: Location, message: String },
     #[error("{file}: unsupported registry format {found} (this build reads format {expected})")]
-    Format { file: String, found: u32, expected: u32 },
+    Format {
+        file: String,
+        found: u32,
+        expected: u32,
+    },
     #[error("{file}: model `{model}`: {message}")]
-    Invalid { file: String, model: String, message: String },
+    Invalid {
+        file: String,
+        model: String,
+        message: String,
+    },
 }
 
 /// The validated registry.
@@ -201,7 +211,11 @@ impl Registry {
             let origin = match m.origin.as_str() {
                 "real" => Origin::Real,
                 "twin" => Origin::Twin,
-                other => return Err(invalid(format!("origin `{other}` is neither `real` nor `twin`"))),
+                other => {
+                    return Err(invalid(format!(
+                        "origin `{other}` is neither `real` nor `twin`"
+                    )));
+                }
             };
             if origin == Origin::Twin && (m.twin_of.is_none() || m.twin_scale.is_none()) {
                 return Err(invalid("a twin needs `twin_of` and `twin_scale`".into()));
@@ -220,7 +234,10 @@ impl Registry {
                     if let Some(h) = &f.sha256
                         && (h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
                     {
-                        return Err(invalid(format!("file `{}`: sha256 is not 64 hex digits", f.path)));
+                        return Err(invalid(format!(
+                            "file `{}`: sha256 is not 64 hex digits",
+                            f.path
+                        )));
                     }
                     Ok(ModelFile {
                         quant: f.quant.clone(),
@@ -308,8 +325,15 @@ sha256 = "AB00000000000000000000000000000000000000000000000000000000000000"
     fn parses_and_normalises_hashes() {
         let r = Registry::parse("models.toml", SMALL).expect("valid registry");
         let m = r.get("tiny").expect("model present");
-        assert_eq!(m.file("q4_0").expect("case-insensitive quant").path, "tiny.gguf");
-        assert!(m.file("q4_0").and_then(|f| f.sha256.as_deref()).is_some_and(|h| h.starts_with("ab")));
+        assert_eq!(
+            m.file("q4_0").expect("case-insensitive quant").path,
+            "tiny.gguf"
+        );
+        assert!(
+            m.file("q4_0")
+                .and_then(|f| f.sha256.as_deref())
+                .is_some_and(|h| h.starts_with("ab"))
+        );
         assert_eq!(m.label(), "tiny");
     }
 
@@ -325,7 +349,8 @@ sha256 = "AB00000000000000000000000000000000000000000000000000000000000000"
 
     #[test]
     fn syntax_errors_point_at_line() {
-        let e = Registry::parse("models.toml", "format = 1\n[[model]]\nid = 3\n").expect_err("type error");
+        let e = Registry::parse("models.toml", "format = 1\n[[model]]\nid = 3\n")
+            .expect_err("type error");
         assert!(e.to_string().starts_with("models.toml:3:"), "{e}");
     }
 }

@@ -43,14 +43,22 @@ pub fn summarize(samples: &[f64]) -> Option<Summary> {
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len();
     let mean = sorted.iter().sum::<f64>() / n as f64;
-    let var = if n > 1 { sorted.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64 } else { 0.0 };
+    let var = if n > 1 {
+        sorted.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64
+    } else {
+        0.0
+    };
     let stddev = var.sqrt();
     Some(Summary {
         n,
         mean,
         median: percentile_sorted(&sorted, 50.0),
         stddev,
-        cv: if mean == 0.0 { 0.0 } else { stddev / mean.abs() },
+        cv: if mean == 0.0 {
+            0.0
+        } else {
+            stddev / mean.abs()
+        },
         min: sorted[0],
         max: sorted[n - 1],
         p90: percentile_sorted(&sorted, 90.0),

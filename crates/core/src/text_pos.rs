@@ -29,7 +29,11 @@ impl Location {
     #[must_use]
     pub fn new(file: &str, text: &str, offset: usize) -> Self {
         let (line, col) = line_col(text, offset);
-        Self { file: file.to_owned(), line, col }
+        Self {
+            file: file.to_owned(),
+            line,
+            col,
+        }
     }
 }
 

@@ -29,7 +29,11 @@ const ENGINE: &str = "llama.cpp";
 pub const CRATE_VERSION: &str = "llama-cpp-2 0.1.160 / llama-cpp-sys-2 0.1.161";
 
 static FORWARD_LOGS: AtomicBool = AtomicBool::new(false);
-static LOG: Mutex<LogCapture> = Mutex::new(LogCapture { partial: String::new(), kv_mib: Vec::new(), errors: Vec::new() });
+static LOG: Mutex<LogCapture> = Mutex::new(LogCapture {
+    partial: String::new(),
+    kv_mib: Vec::new(),
+    errors: Vec::new(),
+});
 /// Serialises context creation so captured KV lines belong to the context being created.
 static CREATE: Mutex<()> = Mutex::new(());
 
@@ -43,7 +47,10 @@ impl LogCapture {
     fn take_line(&mut self, line: &str) {
         // e.g. "llama_kv_cache: size =   36.00 MiB (  2048 cells, 18 layers, 1/1 seqs), K (f16): ..."
         if let Some(rest) = line.split("llama_kv_cache: size =").nth(1)
-            && let Some(mib) = rest.split("MiB").next().and_then(|n| n.trim().parse::<f64>().ok())
+            && let Some(mib) = rest
+                .split("MiB")
+                .next()
+                .and_then(|n| n.trim().parse::<f64>().ok())
         {
             self.kv_mib.push(mib);
         }
@@ -57,7 +64,11 @@ impl LogCapture {
     }
 }
 
-unsafe extern "C" fn capture_log(_level: llama_cpp_sys_2::ggml_log_level, text: *const c_char, _user: *mut c_void) {
+unsafe extern "C" fn capture_log(
+    _level: llama_cpp_sys_2::ggml_log_level,
+    text: *const c_char,
+    _user: *mut c_void,
+) {
     if text.is_null() {
         return;
     }
@@ -84,7 +95,11 @@ fn reset_capture() {
 
 fn captured_errors() -> String {
     let errors = LOG.lock().map(|l| l.errors.join(" | ")).unwrap_or_default();
-    if errors.is_empty() { "llama.cpp gave no reason (set EDGEBENCH_ENGINE_LOGS=1 to see its log)".into() } else { errors }
+    if errors.is_empty() {
+        "llama.cpp gave no reason (set EDGEBENCH_ENGINE_LOGS=1 to see its log)".into()
+    } else {
+        errors
+    }
 }
 
 /// The llama.cpp engine. One per process.
@@ -100,14 +115,23 @@ impl LlamaCpp {
         static INSTANCE: OnceLock<Result<LlamaCpp, String>> = OnceLock::new();
         INSTANCE
             .get_or_init(|| {
-                FORWARD_LOGS.store(std::env::var("EDGEBENCH_ENGINE_LOGS").is_ok_and(|v| v == "1"), Ordering::Relaxed);
+                FORWARD_LOGS.store(
+                    std::env::var("EDGEBENCH_ENGINE_LOGS").is_ok_and(|v| v == "1"),
+                    Ordering::Relaxed,
+                );
                 // SAFETY: installs a callback with the signature llama.cpp expects; it only reads
                 // the text it is given and touches our own statics.
                 unsafe { llama_cpp_sys_2::llama_log_set(Some(capture_log), std::ptr::null_mut()) };
-                LlamaBackend::init().map(|backend| Self { backend }).map_err(|e| e.to_string())
+                LlamaBackend::init()
+                    .map(|backend| Self { backend })
+                    .map_err(|e| e.to_string())
             })
             .as_ref()
-            .map_err(|reason| BackendError::Step { engine: ENGINE, step: "initialise", reason: reason.clone() })
+            .map_err(|reason| BackendError::Step {
+                engine: ENGINE,
+                step: "initialise",
+                reason: reason.clone(),
+            })
     }
 }
 
@@ -126,7 +150,10 @@ fn system_info() -> String {
         return String::new();
     }
     // SAFETY: non-null, NUL-terminated, static.
-    unsafe { CStr::from_ptr(ptr) }.to_string_lossy().trim().to_owned()
+    unsafe { CStr::from_ptr(ptr) }
+        .to_string_lossy()
+        .trim()
+        .to_owned()
 }
 
 impl Backend for LlamaCpp {
@@ -135,16 +162,29 @@ impl Backend for LlamaCpp {
     }
 
     fn build(&self) -> EngineBuild {
-        let mut compiled: Vec<String> =
-            llama_cpp_2::list_llama_ggml_backend_devices().into_iter().map(|d| d.backend).collect();
+        let mut compiled: Vec<String> = llama_cpp_2::list_llama_ggml_backend_devices()
+            .into_iter()
+            .map(|d| d.backend)
+            .collect();
         compiled.sort();
         compiled.dedup();
-        EngineBuild { engine: ENGINE.into(), version: CRATE_VERSION.into(), compiled_backends: compiled, system_info: system_info() }
+        EngineBuild {
+            engine: ENGINE.into(),
+            version: CRATE_VERSION.into(),
+            compiled_backends: compiled,
+            system_info: system_info(),
+        }
     }
 
-    fn load(&self, path: &Path, options: &LoadOptions) -> Result<Box<dyn Session + '_>, BackendError> {
+    fn load(
+        &self,
+        path: &Path,
+        options: &LoadOptions,
+    ) -> Result<Box<dyn Session + '_>, BackendError> {
         if !path.is_file() {
-            return Err(BackendError::MissingModel { path: path.to_owned() });
+            return Err(BackendError::MissingModel {
+                path: path.to_owned(),
+            });
         }
         if options.type_v.is_quantized() && !options.flash_attention {
             return Err(BackendError::Unsupported {
@@ -155,21 +195,32 @@ impl Backend for LlamaCpp {
                 ),
             });
         }
-        let _guard = CREATE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _guard = CREATE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         reset_capture();
         let params = LlamaModelParams::default().with_use_mmap(options.mmap);
-        let model = LlamaModel::load_from_file(&self.backend, path, &params).map_err(|e| BackendError::Load {
-            engine: ENGINE,
-            path: path.to_owned(),
-            reason: format!("{e}: {}", captured_errors()),
+        let model = LlamaModel::load_from_file(&self.backend, path, &params).map_err(|e| {
+            BackendError::Load {
+                engine: ENGINE,
+                path: path.to_owned(),
+                reason: format!("{e}: {}", captured_errors()),
+            }
         })?;
         let model = Box::new(model);
         let n_seq = options.max_sequences.max(1);
-        let n_ctx = options.context.checked_mul(n_seq).and_then(NonZeroU32::new).ok_or_else(|| BackendError::Context {
-            engine: ENGINE,
-            path: path.to_owned(),
-            reason: format!("context {} × {} sequences is not a valid size", options.context, n_seq),
-        })?;
+        let n_ctx = options
+            .context
+            .checked_mul(n_seq)
+            .and_then(NonZeroU32::new)
+            .ok_or_else(|| BackendError::Context {
+                engine: ENGINE,
+                path: path.to_owned(),
+                reason: format!(
+                    "context {} × {} sequences is not a valid size",
+                    options.context, n_seq
+                ),
+            })?;
         let threads = i32::try_from(options.threads.max(1)).unwrap_or(i32::MAX);
         let flash = if options.flash_attention {
             llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED
@@ -189,21 +240,26 @@ impl Backend for LlamaCpp {
             .with_flash_attention_policy(flash)
             .with_swa_full(false)
             .with_no_perf(false);
-        let ctx = model.new_context(&self.backend, params).map_err(|e| BackendError::Context {
-            engine: ENGINE,
-            path: path.to_owned(),
-            reason: format!("{e}: {}", captured_errors()),
-        })?;
+        let ctx = model
+            .new_context(&self.backend, params)
+            .map_err(|e| BackendError::Context {
+                engine: ENGINE,
+                path: path.to_owned(),
+                reason: format!("{e}: {}", captured_errors()),
+            })?;
         // SAFETY: `ctx` borrows `*model`, which lives in a Box whose address never changes and
         // which `LlamaSession` drops after `ctx` (field order), so the borrow stays valid.
-        let ctx: LlamaContext<'static> = unsafe { std::mem::transmute::<LlamaContext<'_>, LlamaContext<'static>>(ctx) };
+        let ctx: LlamaContext<'static> =
+            unsafe { std::mem::transmute::<LlamaContext<'_>, LlamaContext<'static>>(ctx) };
         let kv_mib: f64 = LOG.lock().map(|l| l.kv_mib.iter().sum()).unwrap_or(0.0);
         let kv_cache_bytes = if kv_mib > 0.0 {
             (kv_mib * 1024.0 * 1024.0).round() as u64
         } else {
             estimate_kv_bytes(&model, options, n_ctx.get())
         };
-        let samplers = (0..n_seq).map(|seq| make_sampler(options.sampling, options.seed, seq)).collect();
+        let samplers = (0..n_seq)
+            .map(|seq| make_sampler(options.sampling, options.seed, seq))
+            .collect();
         Ok(Box::new(LlamaSession {
             ctx,
             samplers,
@@ -220,7 +276,8 @@ impl Backend for LlamaCpp {
 
 /// Fallback when llama.cpp printed no size line: layers × cells × kv width × element size.
 fn estimate_kv_bytes(model: &LlamaModel, options: &LoadOptions, cells: u32) -> u64 {
-    let width = u64::from(model.n_head_kv()) * (u64::try_from(model.n_embd()).unwrap_or(0) / u64::from(model.n_head().max(1)));
+    let width = u64::from(model.n_head_kv())
+        * (u64::try_from(model.n_embd()).unwrap_or(0) / u64::from(model.n_head().max(1)));
     let bytes = |t: KvType| match t {
         KvType::F16 => 2.0,
         KvType::Q8_0 => 34.0 / 32.0,
@@ -238,7 +295,9 @@ fn make_sampler(sampling: Sampling, seed: u64, seq: u32) -> LlamaSampler {
             let seed = (seed ^ u64::from(seq).wrapping_mul(0x9E37_79B9_7F4A_7C15)) as u32;
             let mut chain = Vec::new();
             if top_k > 0 {
-                chain.push(LlamaSampler::top_k(i32::try_from(top_k).unwrap_or(i32::MAX)));
+                chain.push(LlamaSampler::top_k(
+                    i32::try_from(top_k).unwrap_or(i32::MAX),
+                ));
             }
             chain.push(LlamaSampler::temp(temperature));
             chain.push(LlamaSampler::dist(seed));
@@ -263,18 +322,28 @@ pub struct LlamaSession {
 
 impl std::fmt::Debug for LlamaSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LlamaSession").field("positions", &self.positions).field("context", &self.context).finish_non_exhaustive()
+        f.debug_struct("LlamaSession")
+            .field("positions", &self.positions)
+            .field("context", &self.context)
+            .finish_non_exhaustive()
     }
 }
 
 fn step_error(step: &'static str, e: impl std::fmt::Display) -> BackendError {
-    BackendError::Step { engine: ENGINE, step, reason: e.to_string() }
+    BackendError::Step {
+        engine: ENGINE,
+        step,
+        reason: e.to_string(),
+    }
 }
 
 impl LlamaSession {
     fn check_seq(&self, seq: SeqId) -> Result<(), BackendError> {
         if seq >= self.positions.len() {
-            return Err(BackendError::BadSequence { seq, max: self.positions.len() as u32 });
+            return Err(BackendError::BadSequence {
+                seq,
+                max: self.positions.len() as u32,
+            });
         }
         Ok(())
     }
@@ -283,7 +352,11 @@ impl LlamaSession {
         self.check_seq(seq)?;
         let position = self.positions[seq];
         if u64::from(position) + n as u64 > u64::from(self.context) {
-            return Err(BackendError::ContextFull { seq, context: self.context, position });
+            return Err(BackendError::ContextFull {
+                seq,
+                context: self.context,
+                position,
+            });
         }
         Ok(position)
     }
@@ -293,7 +366,11 @@ impl Session for LlamaSession {
     fn tokenize(&self, text: &str, add_bos: bool) -> Result<Vec<TokenId>, BackendError> {
         let vocab = self.model.vocab();
         let add = add_bos && vocab.should_add_bos();
-        Ok(vocab.tokenize(text.as_bytes(), add, false).into_iter().map(|t| t.0).collect())
+        Ok(vocab
+            .tokenize(text.as_bytes(), add, false)
+            .into_iter()
+            .map(|t| t.0)
+            .collect())
     }
 
     fn detokenize(&self, tokens: &[TokenId]) -> Result<String, BackendError> {
@@ -314,7 +391,10 @@ impl Session for LlamaSession {
         let mut items = Vec::new();
         for (i, (seq, tokens)) in prompts.iter().enumerate() {
             if tokens.is_empty() {
-                return Err(step_error("prefill", format!("sequence {seq} got an empty prompt")));
+                return Err(step_error(
+                    "prefill",
+                    format!("sequence {seq} got an empty prompt"),
+                ));
             }
             let start = self.reserve(*seq, tokens.len())?;
             for (j, &t) in tokens.iter().enumerate() {
@@ -324,9 +404,13 @@ impl Session for LlamaSession {
         for chunk in items.chunks(self.batch_size) {
             self.batch.clear();
             for &(_, seq, t, pos, last) in chunk {
-                self.batch.add(LlamaToken(t), pos as i32, &[seq as i32], last).map_err(|e| step_error("prefill", e))?;
+                self.batch
+                    .add(LlamaToken(t), pos as i32, &[seq as i32], last)
+                    .map_err(|e| step_error("prefill", e))?;
             }
-            self.ctx.decode(&mut self.batch).map_err(|e| step_error("prefill", e))?;
+            self.ctx
+                .decode(&mut self.batch)
+                .map_err(|e| step_error("prefill", e))?;
             for (k, &(i, seq, _, pos, last)) in chunk.iter().enumerate() {
                 if last {
                     first[i] = self.samplers[seq].sample(&self.ctx, k as i32).0;
@@ -341,9 +425,13 @@ impl Session for LlamaSession {
         self.batch.clear();
         for &(seq, t) in inputs {
             let pos = self.reserve(seq, 1)?;
-            self.batch.add(LlamaToken(t), pos as i32, &[seq as i32], true).map_err(|e| step_error("decode", e))?;
+            self.batch
+                .add(LlamaToken(t), pos as i32, &[seq as i32], true)
+                .map_err(|e| step_error("decode", e))?;
         }
-        self.ctx.decode(&mut self.batch).map_err(|e| step_error("decode", e))?;
+        self.ctx
+            .decode(&mut self.batch)
+            .map_err(|e| step_error("decode", e))?;
         let mut out = Vec::with_capacity(inputs.len());
         for (k, &(seq, _)) in inputs.iter().enumerate() {
             self.positions[seq] += 1;
@@ -354,14 +442,19 @@ impl Session for LlamaSession {
 
     fn reset(&mut self, seq: SeqId) -> Result<(), BackendError> {
         self.check_seq(seq)?;
-        self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None).map_err(|e| step_error("reset", e))?;
+        self.ctx
+            .clear_kv_cache_seq(Some(seq as u32), None, None)
+            .map_err(|e| step_error("reset", e))?;
         self.positions[seq] = 0;
         self.samplers[seq].reset();
         Ok(())
     }
 
     fn memory(&self) -> MemoryReport {
-        MemoryReport { kv_cache_bytes: self.kv_cache_bytes, weights_bytes: self.weights_bytes }
+        MemoryReport {
+            kv_cache_bytes: self.kv_cache_bytes,
+            weights_bytes: self.weights_bytes,
+        }
     }
 
     fn counters(&mut self) -> Option<EngineCounters> {

@@ -11,7 +11,10 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Ordered migrations; entry `i` moves the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_2026-11-25_init", include_str!("../migrations/0001_2026-11-25_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_2026-11-25_init",
+    include_str!("../migrations/0001_2026-11-25_init.sql"),
+)];
 
 /// Schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -19,20 +22,44 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot create the directory for database {}: {source}", path.display())]
-    CreateDir { path: PathBuf, source: std::io::Error },
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open database {}: {source}", path.display())]
-    Open { path: PathBuf, source: rusqlite::Error },
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error(
         "database {} has schema version {found}, newer than this build's {supported}; update edgebench",
         path.display()
     )]
-    TooNew { path: PathBuf, found: u32, supported: u32 },
+    TooNew {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
     #[error("migration {name} failed on {}: {source}", path.display())]
-    Migrate { path: PathBuf, name: &'static str, source: rusqlite::Error },
+    Migrate {
+        path: PathBuf,
+        name: &'static str,
+        source: rusqlite::Error,
+    },
     #[error("database {} is locked by another writer (waited {waited:?}): {source}", path.display())]
-    Locked { path: PathBuf, waited: Duration, source: rusqlite::Error },
+    Locked {
+        path: PathBuf,
+        waited: Duration,
+        source: rusqlite::Error,
+    },
+    #[error("run `{run_id}` does not exist in database {}", path.display())]
+    UnknownRun { path: PathBuf, run_id: String },
     #[error("cannot {action} in database {}: {source}", path.display())]
-    Query { path: PathBuf, action: &'static str, source: rusqlite::Error },
+    Query {
+        path: PathBuf,
+        action: &'static str,
+        source: rusqlite::Error,
+    },
 }
 
 /// Storage row: a machine's fingerprint.
@@ -184,10 +211,19 @@ impl Store {
     /// Opens (creating if needed) the database at `path` and migrates it to [`SCHEMA_VERSION`].
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir { path: path.to_owned(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: path.to_owned(),
+                source,
+            })?;
         }
-        let conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
-        let mut store = Self { conn, path: path.to_owned() };
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut store = Self {
+            conn,
+            path: path.to_owned(),
+        };
         store.configure()?;
         store.migrate()?;
         Ok(store)
@@ -200,40 +236,66 @@ impl Store {
 
     fn query_err(&self, action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         move |source| {
-            if matches!(source.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)) {
-                StoreError::Locked { path: self.path.clone(), waited: BUSY_TIMEOUT, source }
+            if matches!(
+                source.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ) {
+                StoreError::Locked {
+                    path: self.path.clone(),
+                    waited: BUSY_TIMEOUT,
+                    source,
+                }
             } else {
-                StoreError::Query { path: self.path.clone(), action, source }
+                StoreError::Query {
+                    path: self.path.clone(),
+                    action,
+                    source,
+                }
             }
         }
     }
 
     fn configure(&self) -> Result<(), StoreError> {
-        self.conn.busy_timeout(BUSY_TIMEOUT).map_err(self.query_err("set the busy timeout"))?;
+        self.conn
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(self.query_err("set the busy timeout"))?;
         // WAL lets readers (reports) proceed while a run writes; synchronous=NORMAL is durable
         // across application crashes in WAL mode, which is the failure we guard against.
         self.conn
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            )
             .map_err(self.query_err("enable WAL"))?;
         Ok(())
     }
 
     /// Current `PRAGMA user_version`.
     pub fn schema_version(&self) -> Result<u32, StoreError> {
-        self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(self.query_err("read the schema version"))
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(self.query_err("read the schema version"))
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
         let found = self.schema_version()?;
         if found > SCHEMA_VERSION {
-            return Err(StoreError::TooNew { path: self.path.clone(), found, supported: SCHEMA_VERSION });
+            return Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
         }
         for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(found as usize) {
             let path = self.path.clone();
-            let err = |source| StoreError::Migrate { path: path.clone(), name, source };
+            let err = |source| StoreError::Migrate {
+                path: path.clone(),
+                name,
+                source,
+            };
             let tx = self.conn.transaction().map_err(err)?;
             tx.execute_batch(sql).map_err(err)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(err)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .map_err(err)?;
             tx.commit().map_err(err)?;
         }
         Ok(())
@@ -254,7 +316,11 @@ impl Store {
             )
             .map_err(self.query_err("insert a device"))?;
         self.conn
-            .query_row("SELECT id FROM devices WHERE fingerprint = ?1", [&d.fingerprint], |r| r.get(0))
+            .query_row(
+                "SELECT id FROM devices WHERE fingerprint = ?1",
+                [&d.fingerprint],
+                |r| r.get(0),
+            )
             .map_err(self.query_err("look up a device"))
     }
 
@@ -268,7 +334,11 @@ impl Store {
             )
             .map_err(self.query_err("insert a model"))?;
         self.conn
-            .query_row("SELECT id FROM models WHERE sha256 = ?1", [&m.sha256], |r| r.get(0))
+            .query_row(
+                "SELECT id FROM models WHERE sha256 = ?1",
+                [&m.sha256],
+                |r| r.get(0),
+            )
             .map_err(self.query_err("look up a model"))
     }
 
@@ -289,7 +359,11 @@ impl Store {
             )
             .map_err(self.query_err("insert a case"))?;
         self.conn
-            .query_row("SELECT id FROM cases WHERE case_key = ?1", [&c.case_key], |r| r.get(0))
+            .query_row(
+                "SELECT id FROM cases WHERE case_key = ?1",
+                [&c.case_key],
+                |r| r.get(0),
+            )
             .map_err(self.query_err("look up a case"))
     }
 
@@ -312,13 +386,31 @@ impl Store {
 
     /// Stores every request of a run and its outcome in one transaction: either all of it lands
     /// or none, so a run is never half-written.
-    pub fn finish_run(&mut self, run_id: &str, end: &RunEndRow, requests: &[RequestRow]) -> Result<(), StoreError> {
+    pub fn finish_run(
+        &mut self,
+        run_id: &str,
+        end: &RunEndRow,
+        requests: &[RequestRow],
+    ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = |action: &'static str| {
             let path = path.clone();
-            move |source: rusqlite::Error| StoreError::Query { path: path.clone(), action, source }
+            move |source: rusqlite::Error| StoreError::Query {
+                path: path.clone(),
+                action,
+                source,
+            }
         };
-        let tx = self.conn.transaction().map_err(err("begin a transaction"))?;
+        if self.run_status(run_id)?.is_none() {
+            return Err(StoreError::UnknownRun {
+                path: self.path.clone(),
+                run_id: run_id.to_owned(),
+            });
+        }
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(err("begin a transaction"))?;
         {
             let mut insert_request = tx
                 .prepare(
@@ -334,14 +426,29 @@ impl Store {
             for q in requests {
                 insert_request
                     .execute(params![
-                        run_id, q.repetition, q.warmup, q.request_index, q.prompt_id, q.turn, q.seq, q.prompt_tokens,
-                        q.generated_tokens, to_i64(q.queue_ns), to_i64(q.prefill_ns), to_i64(q.ttft_ns),
-                        to_i64(q.decode_ns), to_i64(q.e2e_ns), q.output_sha256, q.output_text
+                        run_id,
+                        q.repetition,
+                        q.warmup,
+                        q.request_index,
+                        q.prompt_id,
+                        q.turn,
+                        q.seq,
+                        q.prompt_tokens,
+                        q.generated_tokens,
+                        to_i64(q.queue_ns),
+                        to_i64(q.prefill_ns),
+                        to_i64(q.ttft_ns),
+                        to_i64(q.decode_ns),
+                        to_i64(q.e2e_ns),
+                        q.output_sha256,
+                        q.output_text
                     ])
                     .map_err(err("insert a request"))?;
                 let request_id = tx.last_insert_rowid();
                 for (idx, ns) in q.token_latencies_ns.iter().enumerate() {
-                    insert_latency.execute(params![request_id, idx as i64, to_i64(*ns)]).map_err(err("insert a token latency"))?;
+                    insert_latency
+                        .execute(params![request_id, idx as i64, to_i64(*ns)])
+                        .map_err(err("insert a token latency"))?;
                 }
             }
             let updated = tx
@@ -363,10 +470,9 @@ impl Store {
                 )
                 .map_err(err("record the end of a run"))?;
             if updated != 1 {
-                return Err(StoreError::Query {
+                return Err(StoreError::UnknownRun {
                     path: self.path.clone(),
-                    action: "record the end of a run",
-                    source: rusqlite::Error::QueryReturnedNoRows,
+                    run_id: run_id.to_owned(),
                 });
             }
         }
@@ -376,13 +482,19 @@ impl Store {
 
     /// Marks `running` rows left by processes of this host that no longer exist as `aborted`.
     /// Returns how many were marked.
-    pub fn mark_stale_runs_aborted(&self, host: &str, is_alive: impl Fn(u32) -> bool) -> Result<usize, StoreError> {
+    pub fn mark_stale_runs_aborted(
+        &self,
+        host: &str,
+        is_alive: impl Fn(u32) -> bool,
+    ) -> Result<usize, StoreError> {
         let mut stmt = self
             .conn
             .prepare("SELECT id, pid FROM runs WHERE status = 'running' AND host = ?1")
             .map_err(self.query_err("find running runs"))?;
         let stale: Vec<String> = stmt
-            .query_map([host], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))
+            .query_map([host], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?))
+            })
             .map_err(self.query_err("find running runs"))?
             .filter_map(Result::ok)
             .filter(|(_, pid)| !is_alive(*pid))
@@ -402,7 +514,11 @@ impl Store {
     /// Number of runs with `status`, for summaries and tests.
     pub fn count_runs(&self, status: RunStatus) -> Result<u64, StoreError> {
         self.conn
-            .query_row("SELECT COUNT(*) FROM runs WHERE status = ?1", [status.as_str()], |r| r.get::<_, i64>(0))
+            .query_row(
+                "SELECT COUNT(*) FROM runs WHERE status = ?1",
+                [status.as_str()],
+                |r| r.get::<_, i64>(0),
+            )
             .map(|n| n.unsigned_abs())
             .map_err(self.query_err("count runs"))
     }
@@ -410,7 +526,11 @@ impl Store {
     /// Status and error text of one run.
     pub fn run_status(&self, run_id: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
         self.conn
-            .query_row("SELECT status, error FROM runs WHERE id = ?1", [run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(
+                "SELECT status, error FROM runs WHERE id = ?1",
+                [run_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()
             .map_err(self.query_err("read a run"))
     }

@@ -95,7 +95,10 @@ fn migrates_to_current_version_and_is_idempotent() {
     drop(store);
     let store = Store::open(&path).expect("reopen");
     assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
-    let mode: String = store.connection().query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("mode");
+    let mode: String = store
+        .connection()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("mode");
     assert_eq!(mode, "wal");
 }
 
@@ -104,10 +107,16 @@ fn refuses_newer_schema_naming_both_versions() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("db.sqlite");
     let store = Store::open(&path).expect("open");
-    store.connection().pragma_update(None, "user_version", 99).expect("bump");
+    store
+        .connection()
+        .pragma_update(None, "user_version", 99)
+        .expect("bump");
     drop(store);
     let err = Store::open(&path).expect_err("too new").to_string();
-    assert!(err.contains("schema version 99") && err.contains(&SCHEMA_VERSION.to_string()), "{err}");
+    assert!(
+        err.contains("schema version 99") && err.contains(&SCHEMA_VERSION.to_string()),
+        "{err}"
+    );
     assert!(err.contains("db.sqlite"), "{err}");
 }
 
@@ -128,17 +137,37 @@ fn a_run_stores_every_sample_atomically() {
         peak_rss_bytes: Some(30),
         engine_counters: None,
     };
-    store.finish_run("run-1", &end, &[request(vec![7, 8, 9]), request(vec![1])]).expect("finish");
+    store
+        .finish_run("run-1", &end, &[request(vec![7, 8, 9]), request(vec![1])])
+        .expect("finish");
     assert_eq!(store.count_runs(RunStatus::Passed).expect("count"), 1);
-    let n: i64 = store.connection().query_row("SELECT COUNT(*) FROM token_latencies", [], |r| r.get(0)).expect("n");
+    let n: i64 = store
+        .connection()
+        .query_row("SELECT COUNT(*) FROM token_latencies", [], |r| r.get(0))
+        .expect("n");
     assert_eq!(n, 4);
-    let seed: i64 = store.connection().query_row("SELECT seed FROM runs", [], |r| r.get(0)).expect("seed");
-    assert_eq!(seed, i64::MAX, "u64 seeds above i64::MAX saturate instead of wrapping negative");
+    let seed: i64 = store
+        .connection()
+        .query_row("SELECT seed FROM runs", [], |r| r.get(0))
+        .expect("seed");
+    assert_eq!(
+        seed,
+        i64::MAX,
+        "u64 seeds above i64::MAX saturate instead of wrapping negative"
+    );
 
     // Finishing an unknown run fails and leaves no orphan requests behind.
-    let err = store.finish_run("nope", &end, &[request(vec![1])]).expect_err("unknown run");
-    assert!(err.to_string().contains("record the end of a run"), "{err}");
-    let n: i64 = store.connection().query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0)).expect("n");
+    let err = store
+        .finish_run("nope", &end, &[request(vec![1])])
+        .expect_err("unknown run");
+    assert!(
+        err.to_string().contains("run `nope` does not exist"),
+        "{err}"
+    );
+    let n: i64 = store
+        .connection()
+        .query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))
+        .expect("n");
     assert_eq!(n, 2);
 }
 
@@ -146,10 +175,26 @@ fn a_run_stores_every_sample_atomically() {
 fn stale_running_rows_become_aborted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&dir.path().join("db.sqlite")).expect("open");
-    store.begin_run(&new_run(&store, "dead", 111)).expect("begin");
-    store.begin_run(&new_run(&store, "alive", 222)).expect("begin");
-    let marked = store.mark_stale_runs_aborted("host", |pid| pid == 222).expect("mark");
+    store
+        .begin_run(&new_run(&store, "dead", 111))
+        .expect("begin");
+    store
+        .begin_run(&new_run(&store, "alive", 222))
+        .expect("begin");
+    let marked = store
+        .mark_stale_runs_aborted("host", |pid| pid == 222)
+        .expect("mark");
     assert_eq!(marked, 1);
-    assert_eq!(store.run_status("dead").expect("q").map(|s| s.0).as_deref(), Some("aborted"));
-    assert_eq!(store.run_status("alive").expect("q").map(|s| s.0).as_deref(), Some("running"));
+    assert_eq!(
+        store.run_status("dead").expect("q").map(|s| s.0).as_deref(),
+        Some("aborted")
+    );
+    assert_eq!(
+        store
+            .run_status("alive")
+            .expect("q")
+            .map(|s| s.0)
+            .as_deref(),
+        Some("running")
+    );
 }

@@ -180,7 +180,9 @@ impl Case {
     /// Context length after the variant's cap.
     #[must_use]
     pub fn context(&self) -> u32 {
-        self.kv.context_cap.map_or(self.scenario.context, |cap| cap.min(self.scenario.context))
+        self.kv
+            .context_cap
+            .map_or(self.scenario.context, |cap| cap.min(self.scenario.context))
     }
 
     /// Stable identity of the case's parameters (not of its results): equal for equal
@@ -220,9 +222,17 @@ impl Case {
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("{location}: {message}{}", key.as_ref().map(|k| format!(" (key `{k}`)")).unwrap_or_default())]
-    Syntax { location: Location, key: Option<String>, message: String },
+    Syntax {
+        location: Location,
+        key: Option<String>,
+        message: String,
+    },
     #[error("{location}: key `{key}`: {message}")]
-    Invalid { location: Location, key: String, message: String },
+    Invalid {
+        location: Location,
+        key: String,
+        message: String,
+    },
 }
 
 impl ScenarioError {
@@ -258,7 +268,9 @@ impl Ctx<'_> {
         let mut offset = 0;
         for line in self.text.split_inclusive('\n') {
             let t = line.trim_start();
-            if t.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('=')) {
+            if t.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+            {
                 return offset + (line.len() - t.len());
             }
             offset += line.len();
@@ -273,23 +285,31 @@ fn key_on_line(text: &str, offset: usize) -> Option<String> {
     let line = text.lines().nth(line_no - 1)?;
     let (key, _) = line.split_once('=')?;
     let key = key.trim();
-    (!key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || "_-.\"".contains(c)))
-        .then(|| key.trim_matches('"').to_owned())
+    (!key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.\"".contains(c)))
+    .then(|| key.trim_matches('"').to_owned())
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 fn valid_variant_name(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// Parses a size such as `4 GiB`, `512MiB`, `8 GB` or a plain byte count.
 pub fn parse_bytes(s: &str) -> Option<u64> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let num: f64 = num.parse().ok()?;
     let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
@@ -382,7 +402,11 @@ fn positive(cx: &Ctx<'_>, key: &str, v: &Spanned<u32>) -> Result<u32, ScenarioEr
     Ok(*v.get_ref())
 }
 
-fn validate(cx: &Ctx<'_>, raw: ScenarioFile, registry: &Registry) -> Result<Scenario, ScenarioError> {
+fn validate(
+    cx: &Ctx<'_>,
+    raw: ScenarioFile,
+    registry: &Registry,
+) -> Result<Scenario, ScenarioError> {
     if raw.format != file::SCENARIO_FORMAT {
         return Err(cx.invalid(
             "format",
@@ -395,7 +419,11 @@ fn validate(cx: &Ctx<'_>, raw: ScenarioFile, registry: &Registry) -> Result<Scen
         ));
     }
     if !valid_name(raw.name.get_ref()) {
-        return Err(cx.at("name", &raw.name, "use lowercase letters, digits and `_` only"));
+        return Err(cx.at(
+            "name",
+            &raw.name,
+            "use lowercase letters, digits and `_` only",
+        ));
     }
     if raw.dataset.get_ref().trim().is_empty() {
         return Err(cx.at("dataset", &raw.dataset, "no dataset file named"));
@@ -409,7 +437,10 @@ fn validate(cx: &Ctx<'_>, raw: ScenarioFile, registry: &Registry) -> Result<Scen
             return Err(cx.at(
                 "models",
                 m,
-                format!("unknown model `{id}`; models.toml knows: {}", registry.ids().join(", ")),
+                format!(
+                    "unknown model `{id}`; models.toml knows: {}",
+                    registry.ids().join(", ")
+                ),
             ));
         };
         if models.iter().any(|(have, _)| have == id) {
@@ -450,7 +481,9 @@ fn validate(cx: &Ctx<'_>, raw: ScenarioFile, registry: &Registry) -> Result<Scen
     if let Some(qs) = &raw.quantizations {
         non_empty(cx, "quantizations", qs)?;
         for q in qs.get_ref() {
-            let used = models.iter().any(|(_, have)| have.iter().any(|h| h.eq_ignore_ascii_case(q.get_ref())));
+            let used = models
+                .iter()
+                .any(|(_, have)| have.iter().any(|h| h.eq_ignore_ascii_case(q.get_ref())));
             if !used {
                 return Err(cx.at(
                     "quantizations",
@@ -469,7 +502,11 @@ fn validate(cx: &Ctx<'_>, raw: ScenarioFile, registry: &Registry) -> Result<Scen
             BackendName::Candle => BackendKind::Candle,
         };
         if backends.contains(&kind) {
-            return Err(cx.at("backends", &raw.backends, format!("backend `{kind}` is listed twice")));
+            return Err(cx.at(
+                "backends",
+                &raw.backends,
+                format!("backend `{kind}` is listed twice"),
+            ));
         }
         backends.push(kind);
     }
@@ -488,11 +525,19 @@ fn validate(cx: &Ctx<'_>, raw: ScenarioFile, registry: &Registry) -> Result<Scen
     }
     non_empty(cx, "concurrency", &raw.concurrency)?;
     if raw.concurrency.get_ref().contains(&0) {
-        return Err(cx.at("concurrency", &raw.concurrency, "every concurrency must be at least 1"));
+        return Err(cx.at(
+            "concurrency",
+            &raw.concurrency,
+            "every concurrency must be at least 1",
+        ));
     }
     non_empty(cx, "threads", &raw.threads)?;
     if raw.threads.get_ref().contains(&0) {
-        return Err(cx.at("threads", &raw.threads, "every thread count must be at least 1"));
+        return Err(cx.at(
+            "threads",
+            &raw.threads,
+            "every thread count must be at least 1",
+        ));
     }
     let batch = match &raw.batch {
         Some(b) => positive(cx, "batch", b)?,
@@ -506,15 +551,23 @@ fn validate(cx: &Ctx<'_>, raw: ScenarioFile, registry: &Registry) -> Result<Scen
     let memory_budget = match &raw.memory_budget {
         None => None,
         Some(b) => Some(parse_bytes(b.get_ref()).ok_or_else(|| {
-            cx.at("memory_budget", b, format!("`{}` is not a size like \"4 GiB\" or \"512 MiB\"", b.get_ref()))
+            cx.at(
+                "memory_budget",
+                b,
+                format!(
+                    "`{}` is not a size like \"4 GiB\" or \"512 MiB\"",
+                    b.get_ref()
+                ),
+            )
         })?),
     };
     let sampling = match &raw.sampling {
         None => Sampling::Greedy,
         Some(s) if s.temperature == 0.0 => Sampling::Greedy,
-        Some(s) if s.temperature > 0.0 && s.temperature.is_finite() => {
-            Sampling::Temperature { temperature: s.temperature, top_k: s.top_k }
-        }
+        Some(s) if s.temperature > 0.0 && s.temperature.is_finite() => Sampling::Temperature {
+            temperature: s.temperature,
+            top_k: s.top_k,
+        },
         Some(s) => {
             return Err(cx.invalid(
                 "sampling.temperature",
@@ -529,10 +582,18 @@ fn validate(cx: &Ctx<'_>, raw: ScenarioFile, registry: &Registry) -> Result<Scen
     for v in &raw.kv {
         let name = v.name.get_ref();
         if !valid_variant_name(name) {
-            return Err(cx.at("kv.name", &v.name, "use lowercase letters, digits, `_` and `-` only"));
+            return Err(cx.at(
+                "kv.name",
+                &v.name,
+                "use lowercase letters, digits, `_` and `-` only",
+            ));
         }
         if kv.iter().any(|k: &KvVariant| &k.name == name) {
-            return Err(cx.at("kv.name", &v.name, format!("variant `{name}` is declared twice")));
+            return Err(cx.at(
+                "kv.name",
+                &v.name,
+                format!("variant `{name}` is declared twice"),
+            ));
         }
         let kv_type = |t: KvTypeName| match t {
             KvTypeName::F16 => KvType::F16,
@@ -573,7 +634,11 @@ fn validate(cx: &Ctx<'_>, raw: ScenarioFile, registry: &Registry) -> Result<Scen
         0 if !kv.is_empty() => kv[0].baseline = true,
         0 | 1 => {}
         _ => {
-            return Err(cx.invalid("kv.baseline", cx.key_offset("baseline"), "more than one variant is marked baseline"));
+            return Err(cx.invalid(
+                "kv.baseline",
+                cx.key_offset("baseline"),
+                "more than one variant is marked baseline",
+            ));
         }
     }
     if kv.is_empty() {
@@ -609,7 +674,10 @@ fn validate(cx: &Ctx<'_>, raw: ScenarioFile, registry: &Registry) -> Result<Scen
         sampling,
         kv,
         kv_declared,
-        source: ScenarioSource { file: cx.file.to_owned(), sha256: crate::sha256_hex(cx.text.as_bytes()) },
+        source: ScenarioSource {
+            file: cx.file.to_owned(),
+            sha256: crate::sha256_hex(cx.text.as_bytes()),
+        },
     })
 }
 

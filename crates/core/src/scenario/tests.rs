@@ -46,7 +46,12 @@ fn parse(text: &str) -> Result<Scenario, ScenarioError> {
 }
 
 fn names(text: &str) -> Vec<String> {
-    parse(text).expect("valid scenario").expand().into_iter().map(|c| c.name).collect()
+    parse(text)
+        .expect("valid scenario")
+        .expand()
+        .into_iter()
+        .map(|c| c.name)
+        .collect()
 }
 
 #[test]
@@ -64,10 +69,12 @@ fn expansion_names_every_combination() {
             ],
         ),
         (
-            &BASE.replace("concurrency = [1, 4]", "concurrency = [1]").replace(
-                "models = [\"small-a\", \"phi-b\"]",
-                "models = [\"small-a\"]\nquantizations = [\"q8_0\"]",
-            ),
+            &BASE
+                .replace("concurrency = [1, 4]", "concurrency = [1]")
+                .replace(
+                    "models = [\"small-a\", \"phi-b\"]",
+                    "models = [\"small-a\"]\nquantizations = [\"q8_0\"]",
+                ),
             &["demo::small-a::Q8_0::llama_cpp::c1"],
         ),
         (
@@ -124,31 +131,98 @@ fn context_cap_applies_per_variant() {
 #[test]
 fn broken_scenarios_name_file_line_and_key() {
     let table: &[(&str, String, &str, &str)] = &[
-        ("typo in key", BASE.replace("context = 1024", "contxt = 1024"), "scenarios/demo.toml:7:1", "unknown field `contxt`"),
-        ("type error", BASE.replace("seed = 7", "seed = \"seven\""), "scenarios/demo.toml:12:8", "key `seed`"),
-        ("negative count", BASE.replace("repetitions = 3", "repetitions = -3"), "scenarios/demo.toml:13:15", "key `repetitions`"),
-        ("zero repetitions", BASE.replace("repetitions = 3", "repetitions = 0"), "scenarios/demo.toml:13:15", "key `repetitions`: must be at least 1"),
-        ("unknown model", BASE.replace("\"phi-b\"]", "\"phi-c\"]"), "scenarios/demo.toml:5:22", "unknown model `phi-c`"),
-        ("empty matrix", BASE.replace("concurrency = [1, 4]", "concurrency = []"), "scenarios/demo.toml:10:15", "key `concurrency`: the list is empty"),
-        ("unknown backend", BASE.replace("\"llama_cpp\"", "\"llamacpp\""), "scenarios/demo.toml:6:", "unknown variant `llamacpp`"),
-        ("unknown quant", BASE.replace("backends =", "quantizations = [\"Q5_K\"]\nbackends ="), "scenarios/demo.toml:5:", "none of the listed quantizations"),
-        ("prompt too long", BASE.replace("prompt_tokens = 128", "prompt_tokens = 1000"), "scenarios/demo.toml:8:17", "exceed the context (1024)"),
-        ("context over model", BASE.replace("context = 1024", "context = 5000"), "scenarios/demo.toml:7:11", "trained for"),
-        ("bad budget", format!("{BASE}memory_budget = \"lots\"\n"), "scenarios/demo.toml:14:17", "key `memory_budget`"),
+        (
+            "typo in key",
+            BASE.replace("context = 1024", "contxt = 1024"),
+            "scenarios/demo.toml:7:1",
+            "unknown field `contxt`",
+        ),
+        (
+            "type error",
+            BASE.replace("seed = 7", "seed = \"seven\""),
+            "scenarios/demo.toml:12:8",
+            "key `seed`",
+        ),
+        (
+            "negative count",
+            BASE.replace("repetitions = 3", "repetitions = -3"),
+            "scenarios/demo.toml:13:15",
+            "key `repetitions`",
+        ),
+        (
+            "zero repetitions",
+            BASE.replace("repetitions = 3", "repetitions = 0"),
+            "scenarios/demo.toml:13:15",
+            "key `repetitions`: must be at least 1",
+        ),
+        (
+            "unknown model",
+            BASE.replace("\"phi-b\"]", "\"phi-c\"]"),
+            "scenarios/demo.toml:5:22",
+            "unknown model `phi-c`",
+        ),
+        (
+            "empty matrix",
+            BASE.replace("concurrency = [1, 4]", "concurrency = []"),
+            "scenarios/demo.toml:10:15",
+            "key `concurrency`: the list is empty",
+        ),
+        (
+            "unknown backend",
+            BASE.replace("\"llama_cpp\"", "\"llamacpp\""),
+            "scenarios/demo.toml:6:",
+            "unknown variant `llamacpp`",
+        ),
+        (
+            "unknown quant",
+            BASE.replace("backends =", "quantizations = [\"Q5_K\"]\nbackends ="),
+            "scenarios/demo.toml:5:",
+            "none of the listed quantizations",
+        ),
+        (
+            "prompt too long",
+            BASE.replace("prompt_tokens = 128", "prompt_tokens = 1000"),
+            "scenarios/demo.toml:8:17",
+            "exceed the context (1024)",
+        ),
+        (
+            "context over model",
+            BASE.replace("context = 1024", "context = 5000"),
+            "scenarios/demo.toml:7:11",
+            "trained for",
+        ),
+        (
+            "bad budget",
+            format!("{BASE}memory_budget = \"lots\"\n"),
+            "scenarios/demo.toml:14:17",
+            "key `memory_budget`",
+        ),
         (
             "quantized V without flash attention",
             format!("{BASE}[[kv]]\nname = \"q4\"\ntype_v = \"q4_0\"\n"),
             "scenarios/demo.toml:15:8",
             "needs flash_attention = true",
         ),
-        ("bad format", BASE.replace("format = 1", "format = 2"), "scenarios/demo.toml:1:1", "format 2 is not supported"),
-        ("bad name", BASE.replace("name = \"demo\"", "name = \"Demo Scenario\""), "scenarios/demo.toml:2:8", "key `name`"),
+        (
+            "bad format",
+            BASE.replace("format = 1", "format = 2"),
+            "scenarios/demo.toml:1:1",
+            "format 2 is not supported",
+        ),
+        (
+            "bad name",
+            BASE.replace("name = \"demo\"", "name = \"Demo Scenario\""),
+            "scenarios/demo.toml:2:8",
+            "key `name`",
+        ),
     ];
     let mut failures = Vec::new();
     for (what, text, location, fragment) in table {
         let err = parse(text).expect_err(what).to_string();
         if !err.starts_with(location) || !err.contains(fragment) {
-            failures.push(format!("{what}: expected {location} … `{fragment}`, got: {err}"));
+            failures.push(format!(
+                "{what}: expected {location} … `{fragment}`, got: {err}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

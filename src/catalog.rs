@@ -1,0 +1,108 @@
+//! Reads the model registry and every scenario file, and expands them into cases.
+
+use std::path::{Path, PathBuf};
+
+use edgebench_core::{Case, Registry, RegistryError, Scenario, ScenarioError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error("case name `{name}` is produced by both {first} and {second}")]
+    DuplicateCase {
+        name: String,
+        first: String,
+        second: String,
+    },
+}
+
+/// The registry plus every case of every scenario under a root.
+#[derive(Debug)]
+pub struct Catalog {
+    pub root: PathBuf,
+    pub registry: Registry,
+    pub cases: Vec<Case>,
+}
+
+fn read(path: &Path) -> Result<String, CatalogError> {
+    std::fs::read_to_string(path).map_err(|source| CatalogError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Path of `path` relative to `root` for messages, falling back to the full path.
+fn display_name(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// Loads the registry at `<root>/models.toml`.
+pub fn load_registry(root: &Path) -> Result<Registry, CatalogError> {
+    let path = crate::paths::registry_file(root);
+    Ok(Registry::parse(&display_name(root, &path), &read(&path)?)?)
+}
+
+/// Scenario files under `<root>/scenarios`, sorted by name.
+pub fn scenario_files(root: &Path) -> Result<Vec<PathBuf>, CatalogError> {
+    let dir = crate::paths::scenarios_dir(root);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|source| CatalogError::Read {
+            path: dir.clone(),
+            source,
+        })?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Parses one scenario file.
+pub fn load_scenario(
+    root: &Path,
+    path: &Path,
+    registry: &Registry,
+) -> Result<Scenario, CatalogError> {
+    Ok(Scenario::parse(
+        &display_name(root, path),
+        &read(path)?,
+        registry,
+    )?)
+}
+
+impl Catalog {
+    /// Loads everything under `root`; the first broken file stops loading with its error.
+    pub fn load(root: &Path) -> Result<Self, CatalogError> {
+        let registry = load_registry(root)?;
+        let mut cases: Vec<Case> = Vec::new();
+        for path in scenario_files(root)? {
+            let scenario = load_scenario(root, &path, &registry)?;
+            for case in scenario.expand() {
+                if let Some(other) = cases.iter().find(|c| c.name == case.name) {
+                    return Err(CatalogError::DuplicateCase {
+                        name: case.name.clone(),
+                        first: other.scenario.source.file.clone(),
+                        second: case.scenario.source.file.clone(),
+                    });
+                }
+                cases.push(case);
+            }
+        }
+        Ok(Self {
+            root: root.to_owned(),
+            registry,
+            cases,
+        })
+    }
+}
