@@ -9,6 +9,7 @@ pub mod registry;
 pub mod scenario;
 pub mod stats;
 pub mod text_pos;
+pub mod twin;
 
 pub use registry::{ModelEntry, ModelFile, Registry, RegistryError};
 pub use scenario::{Case, Scenario, ScenarioError};
