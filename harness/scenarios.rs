@@ -52,8 +52,9 @@ fn main() -> ExitCode {
                 let report = runner.run_case(&case, entry, &model_path).map_err(|e| Failed::from(e.to_string()))?;
                 let preview: String = report.first_output.chars().take(60).collect();
                 println!(
-                    "    {}: generation {:.1} t/s, prefill {:.1} t/s over {} requests; run {} → {}; output: {:?}",
+                    "    {} [{}]: generation {:.1} t/s, prefill {:.1} t/s over {} requests; run {} → {}; output: {:?}",
                     case.name,
+                    entry.label(),
                     report.generation_tokens_per_s,
                     report.prefill_tokens_per_s,
                     report.measured_requests,

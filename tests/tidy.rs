@@ -86,3 +86,21 @@ fn case_names_select_as_users_expect() {
         assert_eq!(n.split("::").count() >= 5, true, "{n}");
     }
 }
+
+#[test]
+fn registry_twins_match_the_scaling_rule_and_are_labelled() {
+    use edgebench::core::registry::Origin;
+    let registry = catalog::load_registry(&edgebench::paths::root()).expect("registry");
+    let mut twins = 0;
+    for m in registry.models().filter(|m| m.origin == Origin::Twin) {
+        twins += 1;
+        let real = registry
+            .get(m.twin_of.as_deref().expect("twin_of"))
+            .expect("real model listed");
+        let scale = m.twin_scale.expect("scale");
+        let expected = edgebench::core::twin::scaled(&real.arch, scale, m.arch.vocab);
+        assert_eq!(m.arch, expected, "{}: facts differ from twin::scaled", m.id);
+        assert_eq!(m.label(), format!("{} (twin 1/{scale})", real.id));
+    }
+    assert!(twins >= 2, "MiMo and Phi-4 twins are registered");
+}

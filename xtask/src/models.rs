@@ -198,3 +198,46 @@ pub fn list(root: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// Seed every twin is generated from: same seed, same code → byte-identical files.
+pub const TWIN_SEED: u64 = 20_261_125;
+
+/// Writes every twin file the registry lists into the models directory.
+pub fn twins(root: &Path) -> Result<Vec<PathBuf>> {
+    let registry = registry(root)?;
+    let dir = crate::models_dir(root);
+    let tokenizer = edgebench_twins::build_tokenizer(255);
+    let mut written = Vec::new();
+    for model in registry
+        .models()
+        .filter(|m| m.origin == edgebench_core::registry::Origin::Twin)
+    {
+        if model.arch.vocab != tokenizer.vocab_size() {
+            bail!(
+                "models.toml: twin `{}` says vocab {}, the twin tokenizer has {}",
+                model.id,
+                model.arch.vocab,
+                tokenizer.vocab_size()
+            );
+        }
+        for file in &model.files {
+            let dest = dir.join(&file.path);
+            edgebench_twins::write_twin(
+                &dest,
+                &model.arch,
+                &model.label(),
+                &file.quant,
+                TWIN_SEED,
+                &tokenizer,
+            )
+            .with_context(|| format!("writing twin {}", dest.display()))?;
+            written.push(dest);
+        }
+    }
+    eprintln!(
+        "wrote {} twin files under {}",
+        written.len(),
+        dir.join("twins").display()
+    );
+    Ok(written)
+}
