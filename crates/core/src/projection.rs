@@ -36,9 +36,51 @@ pub fn kv_bytes(
         as u64
 }
 
+/// Bits per weight of a GGUF weight quantization, counting block scales (llama.cpp's layouts:
+/// Q4_0 = 18 bytes per 32 weights, Q8_0 = 34 per 32, Q4_K = 144 per 256, Q6_K = 210 per 256).
+/// `Q4_K_M` mixes Q4_K and Q6_K tensors; 4.85 is llama.cpp's reported average for 7B models.
+#[must_use]
+pub fn bits_per_weight(quant: &str) -> Option<f64> {
+    Some(match quant.to_ascii_uppercase().as_str() {
+        "F32" => 32.0,
+        "F16" | "BF16" => 16.0,
+        "Q8_0" => 8.5,
+        "Q4_0" => 4.5,
+        "Q4_1" => 5.0,
+        "Q4_K" | "Q4_K_S" => 4.5,
+        "Q4_K_M" => 4.85,
+        "Q6_K" => 6.5625,
+        _ => return None,
+    })
+}
+
+/// Projected weight bytes of `params` parameters at `quant`.
+#[must_use]
+pub fn weight_bytes(params: u64, quant: &str) -> Option<u64> {
+    bits_per_weight(quant).map(|b| (params as f64 * b / 8.0).round() as u64)
+}
+
+/// Upper bound on generation speed when every generated token must read `bytes_per_token` from
+/// memory at `bandwidth_bytes_per_s`: tokens/s ≤ bandwidth ÷ bytes per token.
+#[must_use]
+pub fn roofline_tokens_per_s(bytes_per_token: f64, bandwidth_bytes_per_s: f64) -> f64 {
+    if bytes_per_token <= 0.0 { f64::INFINITY } else { bandwidth_bytes_per_s / bytes_per_token }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weights_and_roofline() {
+        // 3.8 B parameters at F16 = 7.6 GB; at Q4_0, 3.8e9 × 4.5 / 8 = 2.1375 GB.
+        assert_eq!(weight_bytes(3_800_000_000, "F16"), Some(7_600_000_000));
+        assert_eq!(weight_bytes(3_800_000_000, "q4_0"), Some(2_137_500_000));
+        assert_eq!(weight_bytes(1, "Q5_X"), None);
+        // The seed's impossibility: 4.5 GB read per token over 77 GB/s caps generation at ~17 t/s.
+        let cap = roofline_tokens_per_s(4.5e9, 77e9);
+        assert!((cap - 17.111).abs() < 0.01, "{cap}");
+    }
 
     fn arch(layers: u32, kv_heads: u32, head_dim: u32) -> Architecture {
         Architecture {
