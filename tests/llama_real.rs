@@ -5,7 +5,10 @@
 
 use std::path::PathBuf;
 
-use edgebench::backend::{Backend, LoadOptions, Session};
+use edgebench::backend::{Backend, LoadOptions};
+
+mod common;
+use common::greedy;
 use edgebench::catalog;
 use edgebench::core::Scenario;
 use edgebench::runner::{Readiness, Runner, readiness};
@@ -140,16 +143,6 @@ fn real_models_generate_text_and_store_every_sample() {
             "{id}: greedy outputs differ across repetitions"
         );
     }
-}
-
-fn greedy(session: &mut dyn Session, prompt: &[i32], n: usize) -> Vec<i32> {
-    session.reset(0).expect("reset");
-    let mut out = session.prefill(&[(0, prompt)]).expect("prefill");
-    while out.len() < n {
-        let last = *out.last().expect("one token");
-        out.extend(session.decode_step(&[(0, last)]).expect("decode"));
-    }
-    out
 }
 
 #[test]

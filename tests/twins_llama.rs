@@ -1,20 +1,13 @@
 //! llama.cpp loads every twin at every shipped quantization and generates greedily and
 //! deterministically.
 
-use edgebench::backend::{Backend, LoadOptions, Session};
+use edgebench::backend::{Backend, LoadOptions};
+
+mod common;
+use common::greedy;
 use edgebench::core::twin;
 use edgebench_llama::LlamaCpp;
 use edgebench_twins::{TWIN_QUANTS, build_tokenizer, write_twin};
-
-fn greedy(session: &mut dyn Session, prompt: &[i32], n: usize) -> Vec<i32> {
-    session.reset(0).expect("reset");
-    let mut out = session.prefill(&[(0, prompt)]).expect("prefill");
-    while out.len() < n {
-        let last = *out.last().expect("token");
-        out.extend(session.decode_step(&[(0, last)]).expect("decode"));
-    }
-    out
-}
 
 #[test]
 fn llama_cpp_runs_every_twin_at_every_quantization() {

@@ -64,7 +64,11 @@ pub fn weight_bytes(params: u64, quant: &str) -> Option<u64> {
 /// memory at `bandwidth_bytes_per_s`: tokens/s ≤ bandwidth ÷ bytes per token.
 #[must_use]
 pub fn roofline_tokens_per_s(bytes_per_token: f64, bandwidth_bytes_per_s: f64) -> f64 {
-    if bytes_per_token <= 0.0 { f64::INFINITY } else { bandwidth_bytes_per_s / bytes_per_token }
+    if bytes_per_token <= 0.0 {
+        f64::INFINITY
+    } else {
+        bandwidth_bytes_per_s / bytes_per_token
+    }
 }
 
 #[cfg(test)]
