@@ -512,6 +512,8 @@ fn tokenize(
     max_tokens: u32,
 ) -> Result<Vec<Request>, RunError> {
     let max = max_tokens as usize;
+    // What the model prepends to an empty text: its BOS token, if it adds one.
+    let bos_token = session.tokenize("", true)?.first().copied();
     prompts
         .iter()
         .map(|p| {
@@ -523,7 +525,7 @@ fn tokenize(
                     let mut ids = session.tokenize(&turn_text(category, i, t), i == 0)?;
                     if ids.len() > max {
                         let bos = usize::from(
-                            i == 0 && session.tokenize("", true)?.first() == ids.first(),
+                            i == 0 && bos_token.is_some() && bos_token == ids.first().copied(),
                         );
                         let cut = ids.len() - (max - bos);
                         ids.drain(bos..cut);

