@@ -6,12 +6,15 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use edgebench_backend::{Backend, BackendError, BackendKind, LoadOptions, SeqId, Session, TokenId};
+use edgebench_backend::{
+    Backend, BackendError, BackendKind, LoadOptions, SeqId, Session, TokenId, Vocabulary,
+};
 use edgebench_core::registry::Origin;
-use edgebench_core::scenario::{Category, Device, Sampling};
+use edgebench_core::scenario::{Category, Device, KvType, Sampling};
 use edgebench_core::{Case, ModelEntry, Registry, projection};
 use edgebench_store::{
-    CaseRow, ModelRow, NewRunRow, RequestRow, RunEndRow, RunStatus, Store, StoreError,
+    CaseRow, EffectiveRow, ModelRow, NewRunRow, RequestRow, RunEndRow, RunStatus, Store,
+    StoreError,
 };
 
 use crate::dataset::{self, DatasetError, Prompt};
@@ -58,9 +61,43 @@ pub fn engine(kind: BackendKind) -> Result<&'static dyn Backend, String> {
         BackendKind::LlamaCpp => edgebench_llama::LlamaCpp::global()
             .map(|b| b as &dyn Backend)
             .map_err(|e| e.to_string()),
-        BackendKind::Candle => {
-            Err("the candle backend is not part of this build yet (issue #4)".into())
-        }
+        BackendKind::Candle => Ok(edgebench_candle::Candle::global() as &dyn Backend),
+    }
+}
+
+/// The tokenizer every engine's token ids come from: llama.cpp's, reading the GGUF's own
+/// vocabulary (loaded without weights).
+pub fn reference_vocabulary(model: &Path) -> Result<Box<dyn Vocabulary>, BackendError> {
+    let llama = edgebench_llama::LlamaCpp::global()?;
+    Ok(Box::new(llama.vocabulary(model)?))
+}
+
+/// How `case` asks an engine to load its model.
+#[must_use]
+pub fn load_options(case: &Case) -> LoadOptions {
+    let s = &case.scenario;
+    let multi_turn = s.category == Category::MultiTurn;
+    LoadOptions {
+        threads: case.threads,
+        context: case.context(),
+        batch: s.batch,
+        max_sequences: case.concurrency,
+        mmap: case.kv.mmap,
+        type_k: case.kv.type_k,
+        type_v: case.kv.type_v,
+        flash_attention: case.kv.flash_attention,
+        pinned: case.kv.pinned,
+        sampling: s.sampling,
+        seed: s.seed,
+        engine_logs: false,
+        // A conversation may fill the whole context; a single prompt needs at most its tokens
+        // plus the generated ones.
+        positions_needed: if multi_turn {
+            case.context()
+        } else {
+            (s.prompt_tokens + s.generate_tokens).min(case.context())
+        },
+        continues_prefill: multi_turn,
     }
 }
 
@@ -75,9 +112,10 @@ pub fn readiness(case: &Case, registry: &Registry, models_dir: &Path) -> Readine
             s.device.as_str()
         ));
     }
-    if let Err(reason) = engine(case.backend) {
-        return Readiness::Skip(reason);
-    }
+    let backend = match engine(case.backend) {
+        Ok(b) => b,
+        Err(reason) => return Readiness::Skip(reason),
+    };
     let Some(entry) = registry.get(&case.model) else {
         return Readiness::Skip(format!("model `{}` is not in models.toml", case.model));
     };
@@ -104,6 +142,12 @@ pub fn readiness(case: &Case, registry: &Registry, models_dir: &Path) -> Readine
             case.context(),
             case.concurrency,
         );
+        // candle keeps its cache in f32: twice the f16 default.
+        let kv = if case.backend == BackendKind::Candle {
+            projection::kv_bytes(&entry.arch, KvType::F16, KvType::F16, case.context(), case.concurrency) * 2
+        } else {
+            kv
+        };
         if weights + kv > budget {
             return Readiness::Skip(format!(
                 "estimated memory {} MiB (weights {} MiB + KV {} MiB for {} × {} tokens) exceeds the budget of {} MiB",
@@ -115,6 +159,9 @@ pub fn readiness(case: &Case, registry: &Registry, models_dir: &Path) -> Readine
                 budget >> 20
             ));
         }
+    }
+    if let Some(reason) = backend.refuses(&model_path, &load_options(case)) {
+        return Readiness::Skip(reason);
     }
     Readiness::Ready { model_path }
 }
@@ -359,6 +406,7 @@ impl Runner {
                     weights_bytes: None,
                     peak_rss_bytes: peak_rss_bytes(),
                     engine_counters: None,
+                    effective: None,
                 };
                 self.store.finish_run(&run_id, &end, &[])?;
                 Err(e)
@@ -382,25 +430,14 @@ impl Runner {
             case: case.name.clone(),
             message,
         })?;
-        let options = LoadOptions {
-            threads: case.threads,
-            context: case.context(),
-            batch: s.batch,
-            max_sequences: case.concurrency,
-            mmap: case.kv.mmap,
-            type_k: case.kv.type_k,
-            type_v: case.kv.type_v,
-            flash_attention: case.kv.flash_attention,
-            sampling: s.sampling,
-            seed: s.seed,
-            engine_logs: false,
-        };
+        let options = load_options(case);
+        let vocabulary = reference_vocabulary(model_path)?;
+        let requests = tokenize(vocabulary.as_ref(), s.category, &prompts, s.prompt_tokens)?;
         reset_peak_rss();
         let load_start = Instant::now();
         let mut session = backend.load(model_path, &options)?;
         let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
 
-        let requests = tokenize(session.as_ref(), s.category, &prompts, s.prompt_tokens)?;
         let mut rows = Vec::new();
         let mut first_output: Option<(String, Vec<TokenId>)> = None;
         for repetition in 0..s.warmup + s.repetitions {
@@ -414,8 +451,8 @@ impl Runner {
                 let served = serve_wave(session.as_mut(), wave, s.generate_tokens)?;
                 for (i, (req, turns)) in wave.iter().zip(served).enumerate() {
                     for (turn, t) in turns.into_iter().enumerate() {
-                        let visible = visible_tokens(session.as_ref(), &t.tokens);
-                        let text = session.detokenize(visible)?;
+                        let visible = visible_tokens(vocabulary.as_ref(), &t.tokens);
+                        let text = vocabulary.detokenize(visible)?;
                         if first_output.is_none() && !warmup {
                             first_output = Some((text.clone(), t.tokens.clone()));
                         }
@@ -433,6 +470,7 @@ impl Runner {
                             ttft_ns: t.prefill_ns,
                             decode_ns: t.latencies_ns.iter().sum(),
                             e2e_ns: t.prefill_ns + t.latencies_ns.iter().sum::<u64>(),
+                            reset_ns: t.reset_ns,
                             output_sha256: token_digest(&t.tokens),
                             output_text: text,
                             token_latencies_ns: t.latencies_ns,
@@ -449,6 +487,7 @@ impl Runner {
             .to_string()
         });
         let memory = session.memory();
+        let effective = session.effective();
         drop(session);
 
         let measured: Vec<&RequestRow> = rows.iter().filter(|r| !r.warmup).collect();
@@ -481,6 +520,12 @@ impl Runner {
             weights_bytes: Some(memory.weights_bytes),
             peak_rss_bytes: peak_rss_bytes(),
             engine_counters: counters,
+            effective: Some(EffectiveRow {
+                kv_storage: effective.kv_storage,
+                weights_loading: effective.weights.into(),
+                scheduling: effective.scheduling.into(),
+                flash_attention: effective.flash_attention,
+            }),
         };
         let report = CaseReport {
             run_id: String::new(),
@@ -495,10 +540,10 @@ impl Runner {
 }
 
 /// Generated tokens up to (not including) the first end-of-generation token.
-fn visible_tokens<'t>(session: &dyn Session, tokens: &'t [TokenId]) -> &'t [TokenId] {
+fn visible_tokens<'t>(vocabulary: &dyn Vocabulary, tokens: &'t [TokenId]) -> &'t [TokenId] {
     let end = tokens
         .iter()
-        .position(|&t| session.is_end_of_generation(t))
+        .position(|&t| vocabulary.is_end_of_generation(t))
         .unwrap_or(tokens.len());
     &tokens[..end]
 }
@@ -506,14 +551,14 @@ fn visible_tokens<'t>(session: &dyn Session, tokens: &'t [TokenId]) -> &'t [Toke
 /// Tokenizes every prompt once. Single-turn prompts longer than `max_tokens` keep their last
 /// tokens (long-context questions come last), after the BOS token if the model adds one.
 fn tokenize(
-    session: &dyn Session,
+    vocabulary: &dyn Vocabulary,
     category: Category,
     prompts: &[Prompt],
     max_tokens: u32,
 ) -> Result<Vec<Request>, RunError> {
     let max = max_tokens as usize;
     // What the model prepends to an empty text: its BOS token, if it adds one.
-    let bos_token = session.tokenize("", true)?.first().copied();
+    let bos_token = vocabulary.tokenize("", true)?.first().copied();
     prompts
         .iter()
         .map(|p| {
@@ -522,7 +567,7 @@ fn tokenize(
                 .iter()
                 .enumerate()
                 .map(|(i, t)| {
-                    let mut ids = session.tokenize(&turn_text(category, i, t), i == 0)?;
+                    let mut ids = vocabulary.tokenize(&turn_text(category, i, t), i == 0)?;
                     if ids.len() > max {
                         let bos = usize::from(
                             i == 0 && bos_token.is_some() && bos_token == ids.first().copied(),
@@ -544,6 +589,8 @@ fn tokenize(
 /// One turn's measurements for one request.
 struct TurnResult {
     tokens: Vec<TokenId>,
+    /// Time to reset the sequence before its first turn (0 for later turns).
+    reset_ns: u64,
     prefill_ns: u64,
     /// Time of each decode step after the first token.
     latencies_ns: Vec<u64>,
@@ -558,8 +605,11 @@ fn serve_wave(
     generate: u32,
 ) -> Result<Vec<Vec<TurnResult>>, RunError> {
     let mut results: Vec<Vec<TurnResult>> = wave.iter().map(|_| Vec::new()).collect();
+    let mut reset_ns = Vec::with_capacity(wave.len());
     for seq in 0..wave.len() {
+        let start = Instant::now();
         session.reset(seq)?;
+        reset_ns.push(start.elapsed().as_nanos() as u64);
     }
     let max_turns = wave.iter().map(|r| r.turns.len()).max().unwrap_or(0);
     // The last token of a turn was sampled but never fed back; the next turn's prefill starts
@@ -610,6 +660,7 @@ fn serve_wave(
             carried[i] = tokens[k].last().copied();
             results[i].push(TurnResult {
                 tokens: std::mem::take(&mut tokens[k]),
+                reset_ns: if turn == 0 { reset_ns[i] } else { 0 },
                 prefill_ns,
                 latencies_ns: latencies.clone(),
             });

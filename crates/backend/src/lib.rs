@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use edgebench_core::scenario::{BackendKind, KvType, Sampling};
+pub use edgebench_core::scenario::{BackendKind, KvType, Pinned, Sampling};
 
 /// A token id in the model's own vocabulary. Both engines receive the same ids.
 pub type TokenId = i32;
@@ -29,8 +29,16 @@ pub struct LoadOptions {
     pub type_k: KvType,
     pub type_v: KvType,
     pub flash_attention: bool,
+    /// Which of `mmap`, the cache types and `flash_attention` the scenario set explicitly; the
+    /// others are llama.cpp's defaults, which another engine may replace with its own.
+    pub pinned: Pinned,
     pub sampling: Sampling,
     pub seed: u64,
+    /// The most positions one sequence will hold (prompt and generated tokens, every turn);
+    /// never more than `context`.
+    pub positions_needed: u32,
+    /// Whether later prompts are appended to a non-empty cache (multi-turn conversations).
+    pub continues_prefill: bool,
     /// Let the engine print its own logs (off by default: llama.cpp prints ~150 KB per load).
     pub engine_logs: bool,
 }
@@ -46,8 +54,11 @@ impl Default for LoadOptions {
             type_k: KvType::F16,
             type_v: KvType::F16,
             flash_attention: false,
+            pinned: Pinned::default(),
             sampling: Sampling::Greedy,
             seed: 0,
+            positions_needed: 2048,
+            continues_prefill: false,
             engine_logs: false,
         }
     }
@@ -60,6 +71,19 @@ pub struct MemoryReport {
     pub kv_cache_bytes: u64,
     /// Bytes of model weights as the engine counts them.
     pub weights_bytes: u64,
+}
+
+/// What a session actually runs with, which may differ from the options where the scenario left
+/// a setting to the engine (candle keeps its KV cache in f32 and reads weights into memory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Effective {
+    /// Element type of the K and V caches, e.g. `f16` or `f32`.
+    pub kv_storage: String,
+    pub flash_attention: bool,
+    /// `mmap` (pages mapped from the file) or `read` (copied into the engine's buffers).
+    pub weights: &'static str,
+    /// How parallel sequences are served: `batched` (one forward for all) or `round-robin`.
+    pub scheduling: &'static str,
 }
 
 /// The engine's own performance counters (llama.cpp: `llama_perf_context`), for comparing with
@@ -117,11 +141,29 @@ pub enum BackendError {
     },
 }
 
+/// A model's vocabulary: text to token ids and back. The harness tokenizes every prompt once,
+/// with llama.cpp's tokenizer as the reference, and gives the same ids to every engine.
+pub trait Vocabulary {
+    /// Tokenizes `text`; `add_bos` follows the model's metadata (no BOS if it adds none).
+    fn tokenize(&self, text: &str, add_bos: bool) -> Result<Vec<TokenId>, BackendError>;
+    /// Text of `tokens`, lossily decoded.
+    fn detokenize(&self, tokens: &[TokenId]) -> Result<String, BackendError>;
+    /// Whether `token` ends generation (EOS, EOT, ...).
+    fn is_end_of_generation(&self, token: TokenId) -> bool;
+    fn size(&self) -> usize;
+}
+
 /// An inference engine. Loading returns a [`Session`] bound to one model file.
 pub trait Backend {
     fn kind(&self) -> BackendKind;
     /// What the engine was built with.
     fn build(&self) -> EngineBuild;
+    /// Why this engine can't run `model` as `options` ask, if it can't; checked before loading
+    /// so such cases are reported as ignored, never run as something else. May read the file's
+    /// metadata.
+    fn refuses(&self, _model: &Path, _options: &LoadOptions) -> Option<String> {
+        None
+    }
     /// Loads `model` and creates a context sized by `options`.
     fn load(
         &self,
@@ -132,19 +174,17 @@ pub trait Backend {
 
 /// A loaded model with its context: the unit the harness measures.
 pub trait Session {
-    /// Tokenizes `text` with the model's own vocabulary; `add_bos` follows the model's metadata.
-    fn tokenize(&self, text: &str, add_bos: bool) -> Result<Vec<TokenId>, BackendError>;
-    /// Text of `tokens`, lossily decoded.
-    fn detokenize(&self, tokens: &[TokenId]) -> Result<String, BackendError>;
-    /// Whether `token` ends generation (EOS, EOT, ...).
-    fn is_end_of_generation(&self, token: TokenId) -> bool;
     /// Appends each prompt to its sequence's KV cache and returns the first sampled token of each.
     fn prefill(&mut self, prompts: &[(SeqId, &[TokenId])]) -> Result<Vec<TokenId>, BackendError>;
     /// Feeds each sequence its last token and returns the next sampled token of each.
     fn decode_step(&mut self, inputs: &[(SeqId, TokenId)]) -> Result<Vec<TokenId>, BackendError>;
     /// Forgets a sequence's state (KV cache, position, sampler) so it can serve a new request.
     fn reset(&mut self, seq: SeqId) -> Result<(), BackendError>;
+    /// Resets `seq`, feeds it `prompt` and returns the raw logits at the last position (one per
+    /// vocabulary entry), for comparing engines. Leaves `seq` holding the prompt.
+    fn prompt_logits(&mut self, seq: SeqId, prompt: &[TokenId]) -> Result<Vec<f32>, BackendError>;
     fn memory(&self) -> MemoryReport;
+    fn effective(&self) -> Effective;
     /// The engine's own counters since the last reset of them, if it keeps any.
     fn counters(&mut self) -> Option<EngineCounters>;
     fn reset_counters(&mut self) {}

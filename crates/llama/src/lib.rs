@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use edgebench_backend::{
-    Backend, BackendError, BackendKind, EngineBuild, EngineCounters, KvType, LoadOptions,
-    MemoryReport, Sampling, SeqId, Session, TokenId,
+    Backend, BackendError, BackendKind, Effective, EngineBuild, EngineCounters, KvType,
+    LoadOptions, MemoryReport, Sampling, SeqId, Session, TokenId, Vocabulary,
 };
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::{KvCacheType, LlamaContextParams};
@@ -132,6 +132,70 @@ impl LlamaCpp {
                 step: "initialise",
                 reason: reason.clone(),
             })
+    }
+}
+
+impl LlamaCpp {
+    /// The vocabulary of the model at `path`, loaded without its weights: the reference
+    /// tokenizer whose ids every engine receives.
+    pub fn vocabulary(&self, path: &Path) -> Result<LlamaVocabulary, BackendError> {
+        if !path.is_file() {
+            return Err(BackendError::MissingModel {
+                path: path.to_owned(),
+            });
+        }
+        let _guard = CREATE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        reset_capture();
+        let params = LlamaModelParams::default().with_vocab_only(true);
+        let model = LlamaModel::load_from_file(&self.backend, path, &params).map_err(|e| {
+            BackendError::Load {
+                engine: ENGINE,
+                path: path.to_owned(),
+                reason: format!("{e}: {}", captured_errors()),
+            }
+        })?;
+        Ok(LlamaVocabulary { model })
+    }
+}
+
+/// A model's vocabulary as llama.cpp reads it from the GGUF file.
+pub struct LlamaVocabulary {
+    model: LlamaModel,
+}
+
+impl std::fmt::Debug for LlamaVocabulary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlamaVocabulary")
+            .field("size", &self.size())
+            .finish()
+    }
+}
+
+impl Vocabulary for LlamaVocabulary {
+    fn tokenize(&self, text: &str, add_bos: bool) -> Result<Vec<TokenId>, BackendError> {
+        let vocab = self.model.vocab();
+        let add = add_bos && vocab.should_add_bos();
+        Ok(vocab
+            .tokenize(text.as_bytes(), add, false)
+            .into_iter()
+            .map(|t| t.0)
+            .collect())
+    }
+
+    fn detokenize(&self, tokens: &[TokenId]) -> Result<String, BackendError> {
+        let tokens: Vec<LlamaToken> = tokens.iter().map(|&t| LlamaToken(t)).collect();
+        let bytes = self.model.vocab().detokenize(&tokens, false, false);
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    fn is_end_of_generation(&self, token: TokenId) -> bool {
+        self.model.vocab().is_eog(LlamaToken(token))
+    }
+
+    fn size(&self) -> usize {
+        usize::try_from(self.model.vocab().n_tokens()).unwrap_or(0)
     }
 }
 
@@ -269,6 +333,10 @@ impl Backend for LlamaCpp {
             context: options.context,
             kv_cache_bytes,
             weights_bytes: model.size(),
+            type_k: options.type_k,
+            type_v: options.type_v,
+            flash_attention: options.flash_attention,
+            mmap: options.mmap,
             model,
         }))
     }
@@ -317,6 +385,11 @@ pub struct LlamaSession {
     context: u32,
     kv_cache_bytes: u64,
     weights_bytes: u64,
+    type_k: KvType,
+    type_v: KvType,
+    flash_attention: bool,
+    mmap: bool,
+    #[expect(dead_code, reason = "owns the model that `ctx` borrows; never read directly")]
     model: Box<LlamaModel>,
 }
 
@@ -363,26 +436,6 @@ impl LlamaSession {
 }
 
 impl Session for LlamaSession {
-    fn tokenize(&self, text: &str, add_bos: bool) -> Result<Vec<TokenId>, BackendError> {
-        let vocab = self.model.vocab();
-        let add = add_bos && vocab.should_add_bos();
-        Ok(vocab
-            .tokenize(text.as_bytes(), add, false)
-            .into_iter()
-            .map(|t| t.0)
-            .collect())
-    }
-
-    fn detokenize(&self, tokens: &[TokenId]) -> Result<String, BackendError> {
-        let tokens: Vec<LlamaToken> = tokens.iter().map(|&t| LlamaToken(t)).collect();
-        let bytes = self.model.vocab().detokenize(&tokens, false, false);
-        Ok(String::from_utf8_lossy(&bytes).into_owned())
-    }
-
-    fn is_end_of_generation(&self, token: TokenId) -> bool {
-        self.model.vocab().is_eog(LlamaToken(token))
-    }
-
     fn prefill(&mut self, prompts: &[(SeqId, &[TokenId])]) -> Result<Vec<TokenId>, BackendError> {
         let mut first = vec![0; prompts.len()];
         // Flatten all prompts into (prompt index, seq, token, pos, is_last) and feed them in
@@ -448,6 +501,42 @@ impl Session for LlamaSession {
         self.positions[seq] = 0;
         self.samplers[seq].reset();
         Ok(())
+    }
+
+    fn prompt_logits(&mut self, seq: SeqId, prompt: &[TokenId]) -> Result<Vec<f32>, BackendError> {
+        self.reset(seq)?;
+        if prompt.is_empty() {
+            return Err(step_error("prefill", "empty prompt"));
+        }
+        self.reserve(seq, prompt.len())?;
+        let mut logits = Vec::new();
+        for (c, chunk) in prompt.chunks(self.batch_size).enumerate() {
+            self.batch.clear();
+            let base = c * self.batch_size;
+            for (j, &t) in chunk.iter().enumerate() {
+                let last = base + j + 1 == prompt.len();
+                self.batch
+                    .add(LlamaToken(t), (base + j) as i32, &[seq as i32], last)
+                    .map_err(|e| step_error("prefill", e))?;
+            }
+            self.ctx
+                .decode(&mut self.batch)
+                .map_err(|e| step_error("prefill", e))?;
+            if base + chunk.len() == prompt.len() {
+                logits = self.ctx.get_logits_ith(chunk.len() as i32 - 1).to_vec();
+            }
+        }
+        self.positions[seq] = prompt.len() as u32;
+        Ok(logits)
+    }
+
+    fn effective(&self) -> Effective {
+        Effective {
+            kv_storage: format!("{}/{}", self.type_k.as_str(), self.type_v.as_str()),
+            flash_attention: self.flash_attention,
+            weights: if self.mmap { "mmap" } else { "read" },
+            scheduling: "batched",
+        }
     }
 
     fn memory(&self) -> MemoryReport {

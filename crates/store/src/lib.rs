@@ -11,10 +11,16 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Ordered migrations; entry `i` moves the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_2026-11-25_init",
-    include_str!("../migrations/0001_2026-11-25_init.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_2026-11-25_init",
+        include_str!("../migrations/0001_2026-11-25_init.sql"),
+    ),
+    (
+        "0002_2026-11-25_candle",
+        include_str!("../migrations/0002_2026-11-25_candle.sql"),
+    ),
+];
 
 /// Schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -169,6 +175,36 @@ pub struct RunEndRow {
     pub weights_bytes: Option<u64>,
     pub peak_rss_bytes: Option<u64>,
     pub engine_counters: Option<String>,
+    /// What the engine actually ran with (absent when the run failed before loading).
+    pub effective: Option<EffectiveRow>,
+}
+
+/// Storage row: settings the engine actually used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EffectiveRow {
+    pub kv_storage: String,
+    pub weights_loading: String,
+    pub scheduling: String,
+    pub flash_attention: bool,
+}
+
+/// Storage row: one prompt compared between two engines on one model file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParityRow {
+    pub invocation: String,
+    pub model_id: i64,
+    pub reference_backend: String,
+    pub candidate_backend: String,
+    pub prompt_set: String,
+    pub prompt_id: String,
+    pub prompt_tokens: u32,
+    pub first_token_match: bool,
+    pub compared_tokens: u32,
+    pub agreeing_tokens: u32,
+    pub max_abs_logprob_diff: Option<f64>,
+    pub reference_top1: Option<i64>,
+    pub candidate_top1: Option<i64>,
+    pub created_at_ms: i64,
 }
 
 /// Storage row: one request's raw measurements.
@@ -187,6 +223,8 @@ pub struct RequestRow {
     pub ttft_ns: u64,
     pub decode_ns: u64,
     pub e2e_ns: u64,
+    /// Time to reset the request's sequence before it was served.
+    pub reset_ns: u64,
     pub output_sha256: String,
     pub output_text: String,
     /// Time between consecutive generated tokens, in order.
@@ -416,8 +454,8 @@ impl Store {
                 .prepare(
                     "INSERT INTO requests (run_id, repetition, warmup, request_index, prompt_id, turn, seq,
                          prompt_tokens, generated_tokens, queue_ns, prefill_ns, ttft_ns, decode_ns, e2e_ns,
-                         output_sha256, output_text)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                         output_sha256, output_text, reset_ns)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
                 )
                 .map_err(err("prepare request insert"))?;
             let mut insert_latency = tx
@@ -441,7 +479,8 @@ impl Store {
                         to_i64(q.decode_ns),
                         to_i64(q.e2e_ns),
                         q.output_sha256,
-                        q.output_text
+                        q.output_text,
+                        to_i64(q.reset_ns)
                     ])
                     .map_err(err("insert a request"))?;
                 let request_id = tx.last_insert_rowid();
@@ -454,7 +493,8 @@ impl Store {
             let updated = tx
                 .execute(
                     "UPDATE runs SET status = ?2, ended_at_ms = ?3, error = ?4, load_ms = ?5, kv_cache_bytes = ?6,
-                         weights_bytes = ?7, peak_rss_bytes = ?8, engine_counters = ?9
+                         weights_bytes = ?7, peak_rss_bytes = ?8, engine_counters = ?9,
+                         kv_storage = ?10, weights_loading = ?11, scheduling = ?12, flash_attention_used = ?13
                      WHERE id = ?1",
                     params![
                         run_id,
@@ -465,7 +505,11 @@ impl Store {
                         end.kv_cache_bytes.map(to_i64),
                         end.weights_bytes.map(to_i64),
                         end.peak_rss_bytes.map(to_i64),
-                        end.engine_counters
+                        end.engine_counters,
+                        end.effective.as_ref().map(|e| e.kv_storage.clone()),
+                        end.effective.as_ref().map(|e| e.weights_loading.clone()),
+                        end.effective.as_ref().map(|e| e.scheduling.clone()),
+                        end.effective.as_ref().map(|e| e.flash_attention)
                     ],
                 )
                 .map_err(err("record the end of a run"))?;
@@ -533,6 +577,35 @@ impl Store {
             )
             .optional()
             .map_err(self.query_err("read a run"))
+    }
+
+    /// Records one parity comparison.
+    pub fn insert_parity(&self, row: &ParityRow) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO parity (invocation, model_id, reference_backend, candidate_backend, prompt_set,
+                     prompt_id, prompt_tokens, first_token_match, compared_tokens, agreeing_tokens,
+                     max_abs_logprob_diff, reference_top1, candidate_top1, created_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                params![
+                    row.invocation,
+                    row.model_id,
+                    row.reference_backend,
+                    row.candidate_backend,
+                    row.prompt_set,
+                    row.prompt_id,
+                    row.prompt_tokens,
+                    row.first_token_match,
+                    row.compared_tokens,
+                    row.agreeing_tokens,
+                    row.max_abs_logprob_diff,
+                    row.reference_top1,
+                    row.candidate_top1,
+                    row.created_at_ms
+                ],
+            )
+            .map(|_| ())
+            .map_err(self.query_err("insert a parity row"))
     }
 
     /// The raw connection, for read-only queries by reports and tests.

@@ -80,6 +80,7 @@ fn request(latencies: Vec<u64>) -> RequestRow {
         ttft_ns: 6,
         decode_ns: latencies.iter().sum(),
         e2e_ns: 100,
+        reset_ns: 3,
         output_sha256: "d".into(),
         output_text: "hi".into(),
         token_latencies_ns: latencies,
@@ -136,6 +137,12 @@ fn a_run_stores_every_sample_atomically() {
         weights_bytes: Some(20),
         peak_rss_bytes: Some(30),
         engine_counters: None,
+        effective: Some(EffectiveRow {
+            kv_storage: "f32/f32".into(),
+            weights_loading: "read".into(),
+            scheduling: "round-robin".into(),
+            flash_attention: false,
+        }),
     };
     store
         .finish_run("run-1", &end, &[request(vec![7, 8, 9]), request(vec![1])])
@@ -146,6 +153,15 @@ fn a_run_stores_every_sample_atomically() {
         .query_row("SELECT COUNT(*) FROM token_latencies", [], |r| r.get(0))
         .expect("n");
     assert_eq!(n, 4);
+    let (kv, loading, reset): (String, String, i64) = store
+        .connection()
+        .query_row(
+            "SELECT kv_storage, weights_loading, (SELECT SUM(reset_ns) FROM requests) FROM runs",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("effective");
+    assert_eq!((kv.as_str(), loading.as_str(), reset), ("f32/f32", "read", 6));
     let seed: i64 = store
         .connection()
         .query_row("SELECT seed FROM runs", [], |r| r.get(0))
@@ -197,4 +213,35 @@ fn stale_running_rows_become_aborted() {
             .as_deref(),
         Some("running")
     );
+}
+
+#[test]
+fn a_version_1_database_migrates_keeping_its_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("old.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("create");
+        conn.execute_batch(include_str!("../migrations/0001_2026-11-25_init.sql"))
+            .expect("schema 1");
+        conn.pragma_update(None, "user_version", 1).expect("version");
+        conn.execute(
+            "INSERT INTO devices (fingerprint, hostname, cpu_model, cpu_features, cores_logical, ram_bytes, os,
+                 kernel, engine_builds, build_profile, details)
+             VALUES ('fp', 'h', 'cpu', 'avx2', 2, 1, 'linux', '6', '[]', 'dev', '{}')",
+            [],
+        )
+        .expect("old row");
+    }
+    let store = Store::open(&path).expect("migrate");
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+    let n: i64 = store
+        .connection()
+        .query_row("SELECT COUNT(*) FROM devices WHERE hostname = 'h'", [], |r| r.get(0))
+        .expect("kept");
+    assert_eq!(n, 1, "rows written under schema 1 survive the migration");
+    let parity: i64 = store
+        .connection()
+        .query_row("SELECT COUNT(*) FROM parity", [], |r| r.get(0))
+        .expect("parity table exists");
+    assert_eq!(parity, 0);
 }

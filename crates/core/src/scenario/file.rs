@@ -141,20 +141,16 @@ pub struct KvVariantFile {
     /// Marks the variant other variants are compared against.
     #[serde(default)]
     pub baseline: bool,
-    #[serde(default)]
-    pub type_k: KvTypeName,
-    #[serde(default)]
-    pub type_v: KvTypeName,
-    #[serde(default)]
-    pub flash_attention: bool,
-    #[serde(default = "default_true")]
-    pub mmap: bool,
+    /// K-cache type; when absent, the engine's own default (llama.cpp: f16; candle: f32).
+    pub type_k: Option<KvTypeName>,
+    /// V-cache type; when absent, the engine's own default.
+    pub type_v: Option<KvTypeName>,
+    /// When absent, the engine's default attention (off in llama.cpp; candle has none).
+    pub flash_attention: Option<bool>,
+    /// Memory-map the weights; when absent, the engine's default (llama.cpp maps, candle reads).
+    pub mmap: Option<bool>,
     /// Caps the context length for this variant.
     pub context_cap: Option<u32>,
-}
-
-fn default_true() -> bool {
-    true
 }
 
 /// JSON Schema of [`ScenarioFile`], pretty-printed, as checked into `scenarios/schema.json`.

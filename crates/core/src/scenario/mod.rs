@@ -105,6 +105,18 @@ pub struct KvVariant {
     pub flash_attention: bool,
     pub mmap: bool,
     pub context_cap: Option<u32>,
+    /// Which of the settings above the scenario names explicitly. The others are the engine's
+    /// defaults (the values above are llama.cpp's): an engine that can't honour a pinned
+    /// setting must refuse the case rather than run something else.
+    pub pinned: Pinned,
+}
+
+/// KV-variant settings a scenario sets explicitly rather than leaving to the engine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pinned {
+    pub cache_types: bool,
+    pub flash_attention: bool,
+    pub mmap: bool,
 }
 
 impl KvVariant {
@@ -117,6 +129,7 @@ impl KvVariant {
             flash_attention: false,
             mmap: true,
             context_cap: None,
+            pinned: Pinned::default(),
         }
     }
 }
@@ -192,7 +205,7 @@ impl Case {
         let s = &self.scenario;
         let k = &self.kv;
         let text = format!(
-            "{}|{}|{}|{}|{}|c{}|t{}|ctx{}|p{}|g{}|b{}|n{:?}|seed{}|{:?}|kv:{}:{}:{}:{}|{}",
+            "{}|{}|{}|{}|{}|c{}|t{}|ctx{}|p{}|g{}|b{}|n{:?}|seed{}|{:?}|kv:{}:{}:{}:{}:{:?}|{}",
             self.name,
             s.dataset,
             self.model,
@@ -211,6 +224,7 @@ impl Case {
             k.type_v.as_str(),
             k.flash_attention,
             k.mmap,
+            k.pinned,
             s.device.as_str(),
         );
         crate::sha256_hex(text.as_bytes())
@@ -603,11 +617,16 @@ fn validate(
         let variant = KvVariant {
             name: name.clone(),
             baseline: v.baseline,
-            type_k: kv_type(v.type_k),
-            type_v: kv_type(v.type_v),
-            flash_attention: v.flash_attention,
-            mmap: v.mmap,
+            type_k: kv_type(v.type_k.unwrap_or_default()),
+            type_v: kv_type(v.type_v.unwrap_or_default()),
+            flash_attention: v.flash_attention.unwrap_or(false),
+            mmap: v.mmap.unwrap_or(true),
             context_cap: v.context_cap,
+            pinned: Pinned {
+                cache_types: v.type_k.is_some() || v.type_v.is_some(),
+                flash_attention: v.flash_attention.is_some(),
+                mmap: v.mmap.is_some(),
+            },
         };
         if variant.type_v.is_quantized() && !variant.flash_attention {
             return Err(cx.at(
