@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod dataset;
 pub mod fingerprint;
+pub mod parity;
 pub mod paths;
 pub mod runner;
 

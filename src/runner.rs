@@ -340,15 +340,21 @@ impl Runner {
         Ok(h)
     }
 
-    /// Runs `case` with the model at `model_path` (from [`readiness`]) and stores the run.
-    pub fn run_case(
+    /// Identifier of this harness invocation (groups the runs and parity rows it writes).
+    #[must_use]
+    pub fn invocation(&self) -> &str {
+        &self.invocation
+    }
+
+    /// Hashes the model file (once per path), checks it against models.toml and records it.
+    pub fn register_model(
         &mut self,
-        case: &Case,
         entry: &ModelEntry,
+        quant: &str,
         model_path: &Path,
-    ) -> Result<CaseReport, RunError> {
+    ) -> Result<i64, RunError> {
         let (size, sha256) = self.model_hash(model_path)?;
-        if let Some(expected) = entry.file(&case.quant).and_then(|f| f.sha256.clone())
+        if let Some(expected) = entry.file(quant).and_then(|f| f.sha256.clone())
             && expected != sha256
         {
             return Err(RunError::HashMismatch {
@@ -357,7 +363,7 @@ impl Runner {
                 actual: sha256,
             });
         }
-        let model_id = self.store.upsert_model(&ModelRow {
+        Ok(self.store.upsert_model(&ModelRow {
             sha256,
             registry_id: entry.id.clone(),
             label: entry.label(),
@@ -365,11 +371,21 @@ impl Runner {
                 Origin::Real => "real".into(),
                 Origin::Twin => "twin".into(),
             },
-            quant: case.quant.clone(),
+            quant: quant.to_owned(),
             gguf_arch: entry.arch.gguf_arch.clone(),
             size_bytes: size,
             path: model_path.display().to_string(),
-        })?;
+        })?)
+    }
+
+    /// Runs `case` with the model at `model_path` (from [`readiness`]) and stores the run.
+    pub fn run_case(
+        &mut self,
+        case: &Case,
+        entry: &ModelEntry,
+        model_path: &Path,
+    ) -> Result<CaseReport, RunError> {
+        let model_id = self.register_model(entry, &case.quant, model_path)?;
         let case_id = self.store.upsert_case(&case_row(case))?;
         let run_id = unique_id(&case.key());
         let s = &case.scenario;

@@ -1,8 +1,8 @@
 //! candle behind edgebench's [`Backend`] trait, on the same GGUF files as llama.cpp.
 //!
 //! Architectures: `llama` (candle-transformers `quantized_llama`, SmolLM2), `qwen2`
-//! (`quantized_qwen2`, MiMo), `gemma3` (`quantized_gemma3`) and `phi3` (our [`phi3`] module:
-//! candle-transformers' version can't run Phi-4-mini, see there). Tokens come from the harness
+//! (`quantized_qwen2`, MiMo), and our own [`gemma3`] and [`phi3`] modules, because
+//! candle-transformers' versions compute a different Gemma 3 and can't run Phi-4-mini (see there). Tokens come from the harness
 //! (llama.cpp's tokenizer), so both engines see the same ids.
 //!
 //! How candle differs from llama.cpp, and how each difference is handled:
@@ -12,11 +12,12 @@
 //! - Threads: candle's quantized matmuls run on a process-wide pool sized once from
 //!   `CANDLE_NUM_THREADS`/`RAYON_NUM_THREADS`. The first load sets both to the scenario's thread
 //!   count before candle starts its pool; a later case asking for another count is refused.
-//! - Reset: `gemma3` and our `phi3` have no `clear_kv_cache`; every sequence's model is a clone of
+//! - Reset: our `gemma3` and `phi3` have no `clear_kv_cache`; every sequence's model is a clone of
 //!   a pristine copy (weights are shared, reference-counted tensors), and reset replaces it with
 //!   a fresh clone: no weights are reloaded.
 #![allow(unsafe_code)] // Setting the thread-count environment variables once, with a SAFETY note.
 
+pub mod gemma3;
 pub mod phi3;
 
 use std::collections::HashMap;
@@ -26,7 +27,7 @@ use std::sync::{Mutex, OnceLock};
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::LogitsProcessor;
-use candle_transformers::models::{quantized_gemma3, quantized_llama, quantized_qwen2};
+use candle_transformers::models::{quantized_llama, quantized_qwen2};
 use edgebench_backend::{
     Backend, BackendError, BackendKind, Effective, EngineBuild, EngineCounters, LoadOptions,
     MemoryReport, Sampling, SeqId, Session, TokenId,
@@ -233,19 +234,7 @@ impl Backend for Candle {
             "llama" if positions > LLAMA_MAX_POSITIONS => Some(format!(
                 "candle-transformers' quantized_llama precomputes rotary tables for {LLAMA_MAX_POSITIONS} positions; this case needs {positions}"
             )),
-            "gemma3" => {
-                let window = facts.sliding_window.unwrap_or(u32::MAX);
-                if positions > window {
-                    Some(format!(
-                        "candle-transformers 0.11.1's quantized_gemma3 applies no sliding-window mask on single-token decode steps, so past {window} positions it computes a different model than Gemma 3; this case needs {positions} positions"
-                    ))
-                } else if options.continues_prefill {
-                    Some("candle-transformers 0.11.1's quantized_gemma3 masks out the cached tokens when a prompt is appended to a non-empty cache, so later conversation turns would not see earlier ones".into())
-                } else {
-                    None
-                }
-            }
-            "llama" | "qwen2" | "phi3" => None,
+            "llama" | "qwen2" | "phi3" | "gemma3" => None,
             other => Some(format!(
                 "candle backend has no model for GGUF architecture `{other}` (has llama, qwen2, gemma3, phi3)"
             )),
@@ -285,8 +274,8 @@ impl Backend for Candle {
                     .map(Model::Llama),
                 "qwen2" => quantized_qwen2::ModelWeights::from_gguf(content, &mut file, &device)
                     .map(Model::Qwen2),
-                "gemma3" => quantized_gemma3::ModelWeights::from_gguf(content, &mut file, &device)
-                    .map(Model::Gemma3),
+                "gemma3" => gemma3::Gemma3::from_gguf(&content, &mut file, &device)
+                    .map(|m| Model::Gemma3(Box::new(m))),
                 "phi3" => phi3::Phi3::from_gguf(&content, &mut file, &device)
                     .map(|m| Model::Phi3(Box::new(m))),
                 other => return Err(load_error(format!("no candle model for architecture `{other}`"))),
@@ -335,7 +324,7 @@ impl Backend for Candle {
 enum Model {
     Llama(quantized_llama::ModelWeights),
     Qwen2(quantized_qwen2::ModelWeights),
-    Gemma3(quantized_gemma3::ModelWeights),
+    Gemma3(Box<gemma3::Gemma3>),
     Phi3(Box<phi3::Phi3>),
 }
 
@@ -499,6 +488,7 @@ impl CandleSession {
             .iter()
             .map(|s| match &s.model {
                 Model::Phi3(m) => m.kv_cache_bytes(),
+                Model::Gemma3(m) => m.kv_cache_bytes(),
                 _ => self.facts.kv_bytes(u64::from(s.position)),
             })
             .sum()

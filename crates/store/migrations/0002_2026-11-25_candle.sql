@@ -21,7 +21,8 @@ CREATE TABLE parity (
     first_token_match  INTEGER NOT NULL,          -- 1 when both engines' first greedy token agree
     compared_tokens    INTEGER NOT NULL,          -- N: tokens compared position by position
     agreeing_tokens    INTEGER NOT NULL,          -- positions before the first divergence
-    max_abs_logprob_diff REAL,                    -- over the vocabulary at the last prompt position
+    max_abs_logprob_diff REAL,                    -- over the whole vocabulary at the last prompt position
+    top10_abs_logprob_diff REAL,                  -- over the reference's 10 most likely tokens there
     reference_top1     INTEGER,
     candidate_top1     INTEGER,
     created_at_ms      INTEGER NOT NULL

@@ -202,6 +202,7 @@ pub struct ParityRow {
     pub compared_tokens: u32,
     pub agreeing_tokens: u32,
     pub max_abs_logprob_diff: Option<f64>,
+    pub top10_abs_logprob_diff: Option<f64>,
     pub reference_top1: Option<i64>,
     pub candidate_top1: Option<i64>,
     pub created_at_ms: i64,
@@ -585,8 +586,8 @@ impl Store {
             .execute(
                 "INSERT INTO parity (invocation, model_id, reference_backend, candidate_backend, prompt_set,
                      prompt_id, prompt_tokens, first_token_match, compared_tokens, agreeing_tokens,
-                     max_abs_logprob_diff, reference_top1, candidate_top1, created_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                     max_abs_logprob_diff, top10_abs_logprob_diff, reference_top1, candidate_top1, created_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 params![
                     row.invocation,
                     row.model_id,
@@ -599,6 +600,7 @@ impl Store {
                     row.compared_tokens,
                     row.agreeing_tokens,
                     row.max_abs_logprob_diff,
+                    row.top10_abs_logprob_diff,
                     row.reference_top1,
                     row.candidate_top1,
                     row.created_at_ms
