@@ -29,6 +29,9 @@ fn main() -> ExitCode {
     let models_dir = paths::models_dir(&root);
     let db = paths::database(&root);
     let registry = Arc::new(catalog.registry);
+    // EDGEBENCH_SMOKE=1 (set by `cargo xtask test`) runs each case once to check it works;
+    // such runs are stored as `mode = 'smoke'` and are not measurements.
+    let smoke = std::env::var("EDGEBENCH_SMOKE").is_ok_and(|v| v == "1");
     // Opened on the first executed case, so listing never touches the database.
     let runner: Arc<Mutex<Option<Runner>>> = Arc::new(Mutex::new(None));
 
@@ -46,13 +49,16 @@ fn main() -> ExitCode {
                 let entry = registry.get(&case.model).ok_or_else(|| Failed::from("model vanished from registry"))?;
                 let mut guard = runner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 if guard.is_none() {
-                    *guard = Some(Runner::open(&root, &models_dir, &db).map_err(|e| Failed::from(e.to_string()))?);
+                    let mut opened = Runner::open(&root, &models_dir, &db).map_err(|e| Failed::from(e.to_string()))?;
+                    opened.set_smoke(smoke);
+                    *guard = Some(opened);
                 }
                 let runner = guard.as_mut().ok_or_else(|| Failed::from("runner not open"))?;
                 let report = runner.run_case(&case, entry, &model_path).map_err(|e| Failed::from(e.to_string()))?;
                 let preview: String = report.first_output.chars().take(60).collect();
                 println!(
-                    "    {} [{}]: generation {:.1} t/s, prefill {:.1} t/s over {} requests; run {} → {}; output: {:?}",
+                    "    {}{} [{}]: generation {:.1} t/s, prefill {:.1} t/s over {} requests; run {} → {}; output: {:?}",
+                    if smoke { "(smoke) " } else { "" },
                     case.name,
                     entry.label(),
                     report.generation_tokens_per_s,

@@ -178,6 +178,14 @@ pub struct CaseReport {
     pub first_output_tokens: Vec<TokenId>,
 }
 
+/// How many times a case runs, and over how many prompts.
+#[derive(Debug, Clone, Copy)]
+struct RunPlan {
+    warmup: u32,
+    repetitions: u32,
+    prompts: usize,
+}
+
 /// Runs cases and writes them to one store. Open one per harness invocation.
 #[derive(Debug)]
 pub struct Runner {
@@ -188,6 +196,7 @@ pub struct Runner {
     invocation: String,
     host: String,
     hashes: HashMap<PathBuf, (u64, String)>,
+    smoke: bool,
 }
 
 fn now_ms() -> i64 {
@@ -317,6 +326,7 @@ impl Runner {
             invocation: unique_id("invocation"),
             host,
             hashes: HashMap::new(),
+            smoke: false,
         })
     }
 
@@ -338,6 +348,31 @@ impl Runner {
         let h = (size, sha256_file(path)?);
         self.hashes.insert(path.to_owned(), h.clone());
         Ok(h)
+    }
+
+    /// Smoke mode: every case runs once (no warmup, one repetition, one wave of prompts), to
+    /// check that it works, not to measure it. Runs are stored with `mode = 'smoke'` and the
+    /// repetitions actually run, so reports can leave them out.
+    pub fn set_smoke(&mut self, smoke: bool) {
+        self.smoke = smoke;
+    }
+
+    fn plan(&self, case: &Case) -> RunPlan {
+        let s = &case.scenario;
+        let prompts = s.prompts.map_or(usize::MAX, |n| n as usize);
+        if self.smoke {
+            RunPlan {
+                warmup: 0,
+                repetitions: 1,
+                prompts: prompts.min(case.concurrency.max(1) as usize),
+            }
+        } else {
+            RunPlan {
+                warmup: s.warmup,
+                repetitions: s.repetitions,
+                prompts,
+            }
+        }
     }
 
     /// Identifier of this harness invocation (groups the runs and parity rows it writes).
@@ -401,8 +436,9 @@ impl Runner {
             scenario_file: s.source.file.clone(),
             scenario_sha256: s.source.sha256.clone(),
             seed: s.seed,
-            warmup: s.warmup,
-            repetitions: s.repetitions,
+            warmup: self.plan(case).warmup,
+            repetitions: self.plan(case).repetitions,
+            mode: if self.smoke { "smoke" } else { "measure" }.into(),
             host: self.host.clone(),
             pid: std::process::id(),
         })?;
@@ -437,10 +473,8 @@ impl Runner {
     ) -> Result<(RunEndRow, Vec<RequestRow>, CaseReport), RunError> {
         let s = &case.scenario;
         let prompts = dataset::load(&self.root.join(&s.dataset))?;
-        let take = s
-            .prompts
-            .map_or(prompts.len(), |n| (n as usize).min(prompts.len()));
-        let prompts: Vec<Prompt> = prompts.into_iter().take(take).collect();
+        let plan = self.plan(case);
+        let prompts: Vec<Prompt> = prompts.into_iter().take(plan.prompts).collect();
 
         let backend = engine(case.backend).map_err(|message| RunError::Case {
             case: case.name.clone(),
@@ -456,9 +490,9 @@ impl Runner {
 
         let mut rows = Vec::new();
         let mut first_output: Option<(String, Vec<TokenId>)> = None;
-        for repetition in 0..s.warmup + s.repetitions {
-            let warmup = repetition < s.warmup;
-            if repetition == s.warmup {
+        for repetition in 0..plan.warmup + plan.repetitions {
+            let warmup = repetition < plan.warmup;
+            if repetition == plan.warmup {
                 // Engine counters cover measured repetitions only, like our own samples.
                 session.reset_counters();
             }
@@ -473,7 +507,7 @@ impl Runner {
                             first_output = Some((text.clone(), t.tokens.clone()));
                         }
                         rows.push(RequestRow {
-                            repetition: repetition - s.warmup.min(repetition),
+                            repetition: repetition - plan.warmup.min(repetition),
                             warmup,
                             request_index: (base + i) as u32,
                             prompt_id: req.prompt_id.clone(),

@@ -103,7 +103,9 @@ fn bench(root: &Path, filters: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Every test of the workspace, with the real models required (a missing model fails).
+/// Every test of the workspace, with the real models required (a missing model fails). The
+/// scenario harness runs every case once (smoke mode): tests check that each case works on each
+/// backend; measuring is `bench`'s job.
 fn test(root: &Path, extra: &[String]) -> Result<()> {
     setup::ensure_build_tools()?;
     models::fetch_all(root)?;
@@ -115,6 +117,7 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
         .args(["test", "--workspace"])
         .args(extra)
         .env("EDGEBENCH_REQUIRE_MODELS", "1")
+        .env("EDGEBENCH_SMOKE", "1")
         .env("EDGEBENCH_DB", &db);
     run(&mut cmd)
 }

@@ -1,6 +1,7 @@
 -- What each run actually ran with where the scenario left a setting to the engine, how long
 -- resetting a sequence took, and cross-backend parity measurements (issue #4).
 
+ALTER TABLE runs ADD COLUMN mode TEXT NOT NULL DEFAULT 'measure'; -- 'smoke' runs check, not measure
 ALTER TABLE runs ADD COLUMN kv_storage TEXT;          -- e.g. 'f16/f16' (llama.cpp), 'f32/f32' (candle)
 ALTER TABLE runs ADD COLUMN weights_loading TEXT;     -- 'mmap' or 'read'
 ALTER TABLE runs ADD COLUMN scheduling TEXT;          -- 'batched' or 'round-robin'

@@ -142,6 +142,8 @@ pub struct NewRunRow {
     pub repetitions: u32,
     pub host: String,
     pub pid: u32,
+    /// `measure`, or `smoke` for runs that only check a case works.
+    pub mode: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -411,12 +413,13 @@ impl Store {
         self.conn
             .execute(
                 "INSERT INTO runs (id, invocation, case_id, device_id, model_id, status, started_at_ms, tool_version,
-                     git_commit, scenario_file, scenario_sha256, seed, warmup, repetitions, host, pid)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                     git_commit, scenario_file, scenario_sha256, seed, warmup, repetitions, host, pid, mode)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 params![
                     r.id, r.invocation, r.case_id, r.device_id, r.model_id, r.started_at_ms, r.tool_version,
                     r.git_commit, r.scenario_file, r.scenario_sha256, to_i64(r.seed), r.warmup, r.repetitions, r.host,
-                    r.pid
+                    r.pid,
+                    r.mode
                 ],
             )
             .map_err(self.query_err("record the start of a run"))?;

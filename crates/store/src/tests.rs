@@ -62,6 +62,7 @@ fn new_run(store: &Store, id: &str, pid: u32) -> NewRunRow {
         repetitions: 1,
         host: "host".into(),
         pid,
+        mode: "measure".into(),
     }
 }
 

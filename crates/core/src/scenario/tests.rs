@@ -127,6 +127,23 @@ fn context_cap_applies_per_variant() {
     assert!(cases[0].kv.baseline, "first variant becomes the baseline");
 }
 
+#[test]
+fn variants_record_which_settings_they_pin() {
+    let text = format!(
+        "{BASE}\n[[kv]]\nname = \"defaults\"\n[[kv]]\nname = \"f16\"\ntype_k = \"f16\"\n[[kv]]\nname = \"fa\"\nflash_attention = true\n[[kv]]\nname = \"no-mmap\"\nmmap = false\n"
+    );
+    let s = parse(&text).expect("valid");
+    let pinned: Vec<Pinned> = s.kv.iter().map(|k| k.pinned).collect();
+    assert_eq!(pinned[0], Pinned::default(), "unset keys are the engine's defaults");
+    assert!(pinned[1].cache_types && !pinned[1].flash_attention, "naming f16 pins it");
+    assert!(pinned[2].flash_attention && !pinned[2].cache_types);
+    assert!(pinned[3].mmap && !s.kv[3].mmap);
+    // Pinning f16 explicitly is a different case from leaving it to the engine.
+    assert_ne!(s.kv[0].type_k, KvType::Q8_0);
+    let cases = s.expand();
+    assert_ne!(cases[0].key(), cases[1].key());
+}
+
 /// Each broken scenario must fail with the file, line and key in the message.
 #[test]
 fn broken_scenarios_name_file_line_and_key() {
