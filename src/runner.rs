@@ -105,12 +105,27 @@ pub fn load_options(case: &Case) -> LoadOptions {
 #[must_use]
 pub fn readiness(case: &Case, registry: &Registry, models_dir: &Path) -> Readiness {
     let s = &case.scenario;
-    if s.device != Device::Cpu {
-        return Readiness::Skip(format!(
-            "device `{}` is not built into this edgebench (compiled: cpu); build with the `{}` feature",
-            s.device.as_str(),
-            s.device.as_str()
-        ));
+    match case.backend {
+        // candle knows which accelerators it was compiled with.
+        BackendKind::Candle => {
+            if let Err(reason) = edgebench_candle::device(s.device.as_str()) {
+                return Readiness::Skip(reason);
+            }
+            if s.device != Device::Cpu {
+                return Readiness::Skip(format!(
+                    "device `{}`: the harness drives candle on the CPU only for now",
+                    s.device.as_str()
+                ));
+            }
+        }
+        BackendKind::LlamaCpp if s.device != Device::Cpu => {
+            return Readiness::Skip(format!(
+                "device `{}` is not built into this edgebench's llama.cpp (compiled: cpu); rebuild llama-cpp-2 with its `{}` feature",
+                s.device.as_str(),
+                s.device.as_str()
+            ));
+        }
+        BackendKind::LlamaCpp => {}
     }
     let backend = match engine(case.backend) {
         Ok(b) => b,

@@ -10,7 +10,7 @@
 //! Hugging Face.
 
 use candle_core::quantized::{QMatMul, gguf_file};
-use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
+use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
 /// Every `SLIDING_PATTERN`-th layer attends globally; the others use the sliding window
@@ -112,8 +112,8 @@ impl Gemma3 {
             layers,
             output_norm,
             output,
-            local_rope: rope_tables(head_dim, LOCAL_ROPE_BASE, 1.0, context, device)?,
-            global_rope: rope_tables(head_dim, global_base, scale, context, device)?,
+            local_rope: crate::rope_tables(head_dim, LOCAL_ROPE_BASE, 1.0, None, context, device)?,
+            global_rope: crate::rope_tables(head_dim, global_base, scale, None, context, device)?,
             n_head,
             n_kv_head,
             head_dim,
@@ -173,20 +173,8 @@ impl Gemma3 {
             let k = layer.k_norm.forward(&k.contiguous()?)?;
             let q = candle_nn::rotary_emb::rope(&q, &cos, &sin)?;
             let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
-            let (k, v) = match (&layer.kv_cache, index_pos) {
-                (Some((kc, vc)), p) if p > 0 => (Tensor::cat(&[kc, &k], 2)?, Tensor::cat(&[vc, &v], 2)?),
-                _ => (k, v),
-            };
-            layer.kv_cache = Some((k.clone(), v.clone()));
-            let k = candle_transformers::utils::repeat_kv(k, n_head / n_kv)?;
-            let v = candle_transformers::utils::repeat_kv(v, n_head / n_kv)?;
-            let mut att = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?;
-            if let Some(mask) = mask {
-                let mask = mask.broadcast_as(att.shape())?;
-                att = mask.where_cond(&self.neg_inf.broadcast_as(att.shape().dims())?, &att)?;
-            }
-            let att = candle_nn::ops::softmax_last_dim(&att)?;
-            let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, seq_len, n_head * hd))?;
+            let (k, v) = crate::append_kv(&mut layer.kv_cache, k, v, index_pos)?;
+            let y = crate::attention(&q, k, v, mask.as_ref(), &self.neg_inf)?;
             let y = layer.post_attention_norm.forward(&layer.attn_output.forward(&y)?)?;
             let xs_attn = (y + residual)?;
             let h = layer.ffn_norm.forward(&xs_attn)?;
@@ -197,16 +185,4 @@ impl Gemma3 {
         let xs = self.output_norm.forward(&xs)?.i((.., seq_len - 1, ..))?;
         self.output.forward(&xs.contiguous()?)
     }
-}
-
-fn rope_tables(dim: usize, base: f32, scale: f32, positions: usize, device: &Device) -> Result<(Tensor, Tensor)> {
-    let inv_freq: Vec<f32> = (0..dim / 2)
-        .map(|i| 1.0 / base.powf(2.0 * i as f32 / dim as f32) / scale)
-        .collect();
-    let inv_freq = Tensor::from_vec(inv_freq, (1, dim / 2), device)?;
-    let t = Tensor::arange(0u32, positions as u32, device)?
-        .to_dtype(DType::F32)?
-        .reshape((positions, 1))?;
-    let freqs = t.matmul(&inv_freq)?;
-    Ok((freqs.cos()?, freqs.sin()?))
 }

@@ -84,7 +84,7 @@ pub fn device(name: &str) -> Result<Device, String> {
             Device::new_metal(0).map_err(|e| format!("candle could not open Metal device 0: {e}"))
         }
         "cuda" | "metal" => Err(format!(
-            "candle was not compiled with `{name}`: build with `--features edgebench-candle/{name}`"
+            "candle was not compiled with `{name}`: build edgebench with `--features {name}`"
         )),
         other => Err(format!("candle has no device `{other}`")),
     }
@@ -152,6 +152,72 @@ impl ModelFacts {
     pub fn kv_bytes(&self, positions: u64) -> u64 {
         2 * 4 * self.layers * self.kv_heads * self.head_dim * positions
     }
+}
+
+/// Rotary tables (cos, sin), each `(positions, dim / 2)`, in the NeoX layout llama.cpp uses for
+/// gemma3 and phi3. Frequencies are divided by `scale` (linear scaling) and, where the file has
+/// them, by per-frequency `factors` (LongRoPE's `rope_factors_short`).
+fn rope_tables(
+    dim: usize,
+    base: f32,
+    scale: f32,
+    factors: Option<&[f32]>,
+    positions: usize,
+    device: &Device,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    let inv_freq: Vec<f32> = (0..dim / 2)
+        .map(|i| {
+            let f = 1.0 / base.powf(2.0 * i as f32 / dim as f32) / scale;
+            factors.and_then(|fs| fs.get(i)).map_or(f, |s| f / s)
+        })
+        .collect();
+    let inv_freq = Tensor::from_vec(inv_freq, (1, dim / 2), device)?;
+    let t = Tensor::arange(0u32, positions as u32, device)?
+        .to_dtype(candle_core::DType::F32)?
+        .reshape((positions, 1))?;
+    let freqs = t.matmul(&inv_freq)?;
+    Ok((freqs.cos()?, freqs.sin()?))
+}
+
+/// Appends this step's K and V (`(b, kv_heads, seq, head_dim)`) to a layer's cache and returns
+/// the whole cache; position 0 starts a new sequence.
+fn append_kv(
+    cache: &mut Option<(Tensor, Tensor)>,
+    k: Tensor,
+    v: Tensor,
+    index_pos: usize,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    let (k, v) = match cache.as_ref() {
+        Some((kc, vc)) if index_pos > 0 => (Tensor::cat(&[kc, &k], 2)?, Tensor::cat(&[vc, &v], 2)?),
+        _ => (k, v),
+    };
+    *cache = Some((k.clone(), v.clone()));
+    Ok((k, v))
+}
+
+/// Scaled dot-product attention with grouped K/V heads; `mask` is 1 where a query must not see
+/// a key. Returns `(b, seq, heads × head_dim)`.
+fn attention(
+    q: &Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Option<&Tensor>,
+    neg_inf: &Tensor,
+) -> candle_core::Result<Tensor> {
+    let (b, n_head, seq_len, head_dim) = q.dims4()?;
+    let n_rep = n_head / k.dim(1)?;
+    let k = candle_transformers::utils::repeat_kv(k, n_rep)?;
+    let v = candle_transformers::utils::repeat_kv(v, n_rep)?;
+    let mut scores = (q.matmul(&k.t()?)? * (1.0 / (head_dim as f64).sqrt()))?;
+    if let Some(mask) = mask {
+        let mask = mask.broadcast_as(scores.shape())?;
+        scores = mask.where_cond(&neg_inf.broadcast_as(scores.shape().dims())?, &scores)?;
+    }
+    let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+    weights
+        .matmul(&v)?
+        .transpose(1, 2)?
+        .reshape((b, seq_len, n_head * head_dim))
 }
 
 fn ensure_threads(threads: u32) -> u32 {

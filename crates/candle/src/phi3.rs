@@ -8,7 +8,7 @@
 //! original context). The KV cache is plain tensors, so its size is read from the tensors.
 
 use candle_core::quantized::{QMatMul, gguf_file};
-use candle_core::{D, DType, Device, IndexOp, Module, Result, Tensor};
+use candle_core::{D, Device, IndexOp, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
 #[derive(Debug, Clone)]
@@ -69,7 +69,8 @@ impl Phi3 {
         } else {
             None
         };
-        let (cos, sin) = rope_tables(rope_dim, theta, context, factors.as_deref(), device)?;
+        let (cos, sin) =
+            crate::rope_tables(rope_dim, theta, 1.0, factors.as_deref(), context, device)?;
 
         let embedding_q = ct.tensor(reader, "token_embd.weight", device)?;
         let embedding = candle_nn::Embedding::new(embedding_q.dequantize(device)?, hidden);
@@ -161,26 +162,8 @@ impl Phi3 {
             let q = self.rope(&q, index_pos)?.contiguous()?;
             let k = self.rope(&k, index_pos)?.contiguous()?;
             let layer = &mut self.layers[li];
-            let (k, v) = match (&layer.kv_cache, index_pos) {
-                (Some((kc, vc)), p) if p > 0 => {
-                    (Tensor::cat(&[kc, &k], 2)?, Tensor::cat(&[vc, &v], 2)?)
-                }
-                _ => (k, v),
-            };
-            layer.kv_cache = Some((k.clone(), v.clone()));
-            let k = candle_transformers::utils::repeat_kv(k, n_head / n_kv)?;
-            let v = candle_transformers::utils::repeat_kv(v, n_head / n_kv)?;
-            let scale = 1.0 / (hd as f64).sqrt();
-            let mut att = (q.matmul(&k.t()?)? * scale)?;
-            if let Some(mask) = &mask {
-                let mask = mask.broadcast_as(att.shape())?;
-                att = mask.where_cond(&self.neg_inf.broadcast_as(att.shape().dims())?, &att)?;
-            }
-            let att = candle_nn::ops::softmax_last_dim(&att)?;
-            let y = att
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .reshape((b, seq_len, n_head * hd))?;
+            let (k, v) = crate::append_kv(&mut layer.kv_cache, k, v, index_pos)?;
+            let y = crate::attention(&q, k, v, mask.as_ref(), &self.neg_inf)?;
             let y = layer.attn_output.forward(&y)?;
             let ys = (y + residual)?;
             let residual = ys.clone();
@@ -194,25 +177,4 @@ impl Phi3 {
         let xs = self.output_norm.forward(&xs)?.i((.., seq_len - 1, ..))?;
         self.output.forward(&xs.contiguous()?)
     }
-}
-
-fn rope_tables(
-    rope_dim: usize,
-    theta: f32,
-    positions: usize,
-    factors: Option<&[f32]>,
-    device: &Device,
-) -> Result<(Tensor, Tensor)> {
-    let inv_freq: Vec<f32> = (0..rope_dim / 2)
-        .map(|i| {
-            let f = 1.0 / theta.powf(2.0 * i as f32 / rope_dim as f32);
-            factors.and_then(|fs| fs.get(i)).map_or(f, |s| f / s)
-        })
-        .collect();
-    let inv_freq = Tensor::from_vec(inv_freq, (1, rope_dim / 2), device)?;
-    let t = Tensor::arange(0u32, positions as u32, device)?
-        .to_dtype(DType::F32)?
-        .reshape((positions, 1))?;
-    let freqs = t.matmul(&inv_freq)?;
-    Ok((freqs.cos()?, freqs.sin()?))
 }

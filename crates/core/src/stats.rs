@@ -67,6 +67,110 @@ pub fn summarize(samples: &[f64]) -> Option<Summary> {
     })
 }
 
+/// A confidence interval for a statistic.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Interval {
+    pub low: f64,
+    pub high: f64,
+    /// Confidence level, e.g. 0.95.
+    pub level: f64,
+    /// Bootstrap resamples drawn.
+    pub resamples: usize,
+}
+
+impl Interval {
+    #[must_use]
+    pub fn half_width(&self) -> f64 {
+        (self.high - self.low) / 2.0
+    }
+}
+
+/// A small seeded generator (SplitMix64): the bootstrap must give the same interval for the same
+/// samples and seed on every machine, so the core carries its own.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    #[must_use]
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0), by Lemire's multiply-shift (bias below 2⁻³² for our n).
+    pub fn below(&mut self, n: usize) -> usize {
+        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+    }
+}
+
+/// Percentile-bootstrap confidence interval of the median: `resamples` resamples with
+/// replacement, seeded, the interval between the (1 − level)/2 and (1 + level)/2 percentiles of
+/// their medians. `None` for no samples or non-finite ones.
+#[must_use]
+pub fn bootstrap_median_ci(samples: &[f64], level: f64, resamples: usize, seed: u64) -> Option<Interval> {
+    if samples.is_empty() || samples.iter().any(|x| !x.is_finite()) || resamples == 0 {
+        return None;
+    }
+    let n = samples.len();
+    let mut rng = SplitMix64::new(seed);
+    let mut buf = vec![0.0; n];
+    let mut medians = Vec::with_capacity(resamples);
+    for _ in 0..resamples {
+        for slot in &mut buf {
+            *slot = samples[rng.below(n)];
+        }
+        buf.sort_by(f64::total_cmp);
+        medians.push(percentile_sorted(&buf, 50.0));
+    }
+    medians.sort_by(f64::total_cmp);
+    let tail = (1.0 - level) / 2.0 * 100.0;
+    Some(Interval {
+        low: percentile_sorted(&medians, tail),
+        high: percentile_sorted(&medians, 100.0 - tail),
+        level,
+        resamples,
+    })
+}
+
+/// Where a sample sits relative to Tukey's fences (quartiles ± 1.5 / 3 × IQR).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outlier {
+    None,
+    /// Beyond 1.5 × IQR from the nearer quartile.
+    Mild,
+    /// Beyond 3 × IQR.
+    Severe,
+}
+
+/// Tukey classification of every sample, in input order. Outliers are flagged, never dropped.
+#[must_use]
+pub fn tukey_outliers(samples: &[f64]) -> Vec<Outlier> {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let (q1, q3) = (percentile_sorted(&sorted, 25.0), percentile_sorted(&sorted, 75.0));
+    let iqr = q3 - q1;
+    samples
+        .iter()
+        .map(|&x| {
+            let distance = if x < q1 { q1 - x } else if x > q3 { x - q3 } else { 0.0 };
+            if distance > 3.0 * iqr {
+                Outlier::Severe
+            } else if distance > 1.5 * iqr {
+                Outlier::Mild
+            } else {
+                Outlier::None
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +189,37 @@ mod tests {
         assert!(close(s.stddev, 2.138_089_935_299_395), "{}", s.stddev);
         assert!(close(s.p90, 7.6), "{}", s.p90);
         assert!(close(s.min, 2.0) && close(s.max, 9.0));
+    }
+
+    #[test]
+    fn bootstrap_ci_is_seeded_and_brackets_the_median() {
+        let samples: Vec<f64> = (1..=101).map(f64::from).collect();
+        let a = bootstrap_median_ci(&samples, 0.95, 2000, 7).expect("ci");
+        let b = bootstrap_median_ci(&samples, 0.95, 2000, 7).expect("ci");
+        assert_eq!(a, b, "same seed, same interval");
+        assert!(a.low < 51.0 && 51.0 < a.high, "{a:?}");
+        // Theory: the median's standard error for uniform 1..101 is about 1.25 × σ/√n ≈ 3.6,
+        // so a 95% interval spans roughly ±7; it must be neither degenerate nor the whole range.
+        assert!(a.half_width() > 3.0 && a.half_width() < 12.0, "{a:?}");
+        let c = bootstrap_median_ci(&samples, 0.95, 2000, 8).expect("ci");
+        assert!((c.low - a.low).abs() < 4.0, "another seed agrees roughly");
+        // Constant samples: the interval collapses to the value.
+        let flat = bootstrap_median_ci(&[5.0; 10], 0.95, 100, 1).expect("ci");
+        assert!(close(flat.low, 5.0) && close(flat.high, 5.0));
+        assert!(bootstrap_median_ci(&[], 0.95, 100, 1).is_none());
+        assert!(bootstrap_median_ci(&[1.0, f64::INFINITY], 0.95, 100, 1).is_none());
+    }
+
+    #[test]
+    fn tukey_fences_flag_mild_and_severe_outliers() {
+        // Quartiles 2.75 and 6.25 (type 7), IQR 3.5: fences at 11.5 (mild) and 16.75 (severe).
+        let samples = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 12.0];
+        let flags = tukey_outliers(&samples);
+        assert_eq!(flags[..7], [Outlier::None; 7]);
+        assert_eq!(flags[7], Outlier::Mild);
+        let flags = tukey_outliers(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 30.0]);
+        assert_eq!(flags[7], Outlier::Severe);
+        assert_eq!(tukey_outliers(&[3.0; 4]), vec![Outlier::None; 4]);
     }
 
     #[test]
