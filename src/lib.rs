@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod dataset;
+pub mod device_facts;
 pub mod fingerprint;
 pub mod parity;
 pub mod paths;

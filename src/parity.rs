@@ -21,7 +21,8 @@ use crate::dataset::Prompt;
 use crate::runner::{RunError, Runner, reference_vocabulary};
 
 /// The fixed prompt whose last-position distributions are compared.
-pub const FIXED_PROMPT: &str = "The quick brown fox jumps over the lazy dog. The capital of France is";
+pub const FIXED_PROMPT: &str =
+    "The quick brown fox jumps over the lazy dog. The capital of France is";
 
 /// How much to compare.
 #[derive(Debug, Clone)]
@@ -73,7 +74,10 @@ fn log_softmax(logits: &[f32]) -> Vec<f64> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum: f64 = logits.iter().map(|&l| f64::from(l - max).exp()).sum();
     let log_sum = sum.ln();
-    logits.iter().map(|&l| f64::from(l - max) - log_sum).collect()
+    logits
+        .iter()
+        .map(|&l| f64::from(l - max) - log_sum)
+        .collect()
 }
 
 fn argmax(values: &[f32]) -> Option<usize> {
@@ -188,7 +192,9 @@ pub fn compare(
 
     for (set, prompts) in &plan.prompt_sets {
         for (index, prompt) in prompts.iter().enumerate() {
-            let Some(text) = prompt.turns.first() else { continue };
+            let Some(text) = prompt.turns.first() else {
+                continue;
+            };
             let ids = tokenize(text)?;
             ref_session.reset(0)?;
             cand_session.reset(0)?;

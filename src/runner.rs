@@ -13,8 +13,7 @@ use edgebench_core::registry::Origin;
 use edgebench_core::scenario::{Category, Device, KvType, Sampling};
 use edgebench_core::{Case, ModelEntry, Registry, projection};
 use edgebench_store::{
-    CaseRow, EffectiveRow, ModelRow, NewRunRow, RequestRow, RunEndRow, RunStatus, Store,
-    StoreError,
+    CaseRow, EffectiveRow, ModelRow, NewRunRow, RequestRow, RunEndRow, RunStatus, Store, StoreError,
 };
 
 use crate::dataset::{self, DatasetError, Prompt};
@@ -149,20 +148,7 @@ pub fn readiness(case: &Case, registry: &Registry, models_dir: &Path) -> Readine
         ));
     }
     if let Some(budget) = s.memory_budget {
-        let weights = std::fs::metadata(&model_path).map_or(0, |m| m.len());
-        let kv = projection::kv_bytes(
-            &entry.arch,
-            case.kv.type_k,
-            case.kv.type_v,
-            case.context(),
-            case.concurrency,
-        );
-        // candle keeps its cache in f32: twice the f16 default.
-        let kv = if case.backend == BackendKind::Candle {
-            projection::kv_bytes(&entry.arch, KvType::F16, KvType::F16, case.context(), case.concurrency) * 2
-        } else {
-            kv
-        };
+        let (weights, kv) = estimated_memory(case, entry, &model_path);
         if weights + kv > budget {
             return Readiness::Skip(format!(
                 "estimated memory {} MiB (weights {} MiB + KV {} MiB for {} × {} tokens) exceeds the budget of {} MiB",
@@ -179,6 +165,27 @@ pub fn readiness(case: &Case, registry: &Registry, models_dir: &Path) -> Readine
         return Readiness::Skip(reason);
     }
     Readiness::Ready { model_path }
+}
+
+/// Memory a case needs before anything is computed: the weights file and the KV cache for
+/// `context × concurrency` tokens at the engine's cache type (candle keeps f32, twice f16).
+/// Compute buffers are not included; runs store this estimate beside the measured peak RSS.
+#[must_use]
+pub fn estimated_memory(case: &Case, entry: &ModelEntry, model_path: &Path) -> (u64, u64) {
+    let weights = std::fs::metadata(model_path).map_or(0, |m| m.len());
+    let (context, sequences) = (case.context(), case.concurrency);
+    let kv = if case.backend == BackendKind::Candle {
+        projection::kv_bytes(&entry.arch, KvType::F16, KvType::F16, context, sequences) * 2
+    } else {
+        projection::kv_bytes(
+            &entry.arch,
+            case.kv.type_k,
+            case.kv.type_v,
+            context,
+            sequences,
+        )
+    };
+    (weights, kv)
 }
 
 /// What a finished case reports back to the harness.
@@ -331,6 +338,26 @@ impl Runner {
             .collect();
         let device = crate::fingerprint::collect(&engines);
         let device_id = store.upsert_device(&device)?;
+        if store
+            .device_measurement(device_id, crate::device_facts::TRIAD_KIND)?
+            .is_none()
+        {
+            // Once per device and database: 3 × 96 MiB arrays, best of 5 (seeded).
+            let t = crate::device_facts::triad(96 << 20, 5, 20_261_125);
+            store.insert_device_measurement(&edgebench_store::DeviceMeasurementRow {
+                device_id,
+                kind: crate::device_facts::TRIAD_KIND.into(),
+                value: t.best_bytes_per_s,
+                median: t.median_bytes_per_s,
+                n: t.repetitions.len() as u32,
+                details: serde_json::json!({
+                    "array_bytes": t.array_bytes, "threads": t.threads, "seed": t.seed,
+                    "repetitions_bytes_per_s": t.repetitions,
+                })
+                .to_string(),
+                measured_at_ms: now_ms(),
+            })?;
+        }
         let host = device.hostname.clone();
         store.mark_stale_runs_aborted(&host, |pid| Path::new(&format!("/proc/{pid}")).exists())?;
         Ok(Self {
@@ -458,7 +485,8 @@ impl Runner {
             pid: std::process::id(),
         })?;
 
-        match self.measure(case, model_path) {
+        let (weights, kv) = estimated_memory(case, entry, model_path);
+        match self.measure(case, model_path, weights + kv) {
             Ok((end, rows, report)) => {
                 self.store.finish_run(&run_id, &end, &rows)?;
                 Ok(CaseReport { run_id, ..report })
@@ -474,6 +502,9 @@ impl Runner {
                     peak_rss_bytes: peak_rss_bytes(),
                     engine_counters: None,
                     effective: None,
+                    estimated_peak_bytes: Some(weights + kv),
+                    cpu_time_ms: None,
+                    energy: None,
                 };
                 self.store.finish_run(&run_id, &end, &[])?;
                 Err(e)
@@ -485,6 +516,7 @@ impl Runner {
         &self,
         case: &Case,
         model_path: &Path,
+        estimated_peak_bytes: u64,
     ) -> Result<(RunEndRow, Vec<RequestRow>, CaseReport), RunError> {
         let s = &case.scenario;
         let prompts = dataset::load(&self.root.join(&s.dataset))?;
@@ -505,11 +537,16 @@ impl Runner {
 
         let mut rows = Vec::new();
         let mut first_output: Option<(String, Vec<TokenId>)> = None;
+        let rapl = crate::device_facts::Rapl::open();
+        let (mut cpu_before, mut energy_before) = (None, None);
         for repetition in 0..plan.warmup + plan.repetitions {
             let warmup = repetition < plan.warmup;
             if repetition == plan.warmup {
-                // Engine counters cover measured repetitions only, like our own samples.
+                // Engine counters, CPU time and energy cover measured repetitions only, like
+                // our own samples.
                 session.reset_counters();
+                cpu_before = crate::device_facts::process_cpu_ms();
+                energy_before = rapl.as_ref().and_then(crate::device_facts::Rapl::read);
             }
             for (wave_index, wave) in requests.chunks(case.concurrency as usize).enumerate() {
                 let base = wave_index * case.concurrency as usize;
@@ -551,6 +588,16 @@ impl Runner {
             })
             .to_string()
         });
+        let cpu_time_ms = cpu_before
+            .zip(crate::device_facts::process_cpu_ms())
+            .map(|(before, after)| after - before);
+        let energy = rapl.as_ref().and_then(|r| {
+            let after = r.read()?;
+            Some((
+                r.joules_between(energy_before.as_deref()?, &after),
+                "rapl".to_owned(),
+            ))
+        });
         let memory = session.memory();
         let effective = session.effective();
         drop(session);
@@ -591,6 +638,9 @@ impl Runner {
                 scheduling: effective.scheduling.into(),
                 flash_attention: effective.flash_attention,
             }),
+            estimated_peak_bytes: Some(estimated_peak_bytes),
+            cpu_time_ms,
+            energy,
         };
         let report = CaseReport {
             run_id: String::new(),

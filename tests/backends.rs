@@ -37,43 +37,65 @@ repetitions = 2
     )
 }
 
-backend_test!(real_models_generate_text_and_store_every_sample, |backend| {
-    let root = edgebench::paths::root();
-    let registry = catalog::load_registry(&root).expect("registry");
-    let name = backend.kind().as_str();
-    for &(id, quant) in REAL_MODELS {
-        let Some(_) = model(id, quant) else { continue };
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = dir.path().join("results.sqlite");
-        let scenario = Scenario::parse("inline.toml", &scenario_text(id, quant, name), &registry)
-            .expect("scenario");
-        let case = scenario.expand().remove(0);
-        let models_dir = edgebench::paths::models_dir(&root);
-        let model_path = match readiness(&case, &registry, &models_dir) {
-            Readiness::Ready { model_path } => model_path,
-            Readiness::Skip(reason) => panic!("{id} on {name} should be ready: {reason}"),
-        };
-        let mut runner = Runner::open(&root, &models_dir, &db).expect("runner");
-        let entry = registry.get(id).expect("entry");
-        let report = runner
-            .run_case(&case, entry, &model_path)
-            .expect("case runs");
-        assert!(report.generation_tokens_per_s > 0.0, "{id}: no generation rate");
-        assert_eq!(report.first_output_tokens.len(), 16, "{id}: fixed-length generation");
+backend_test!(
+    real_models_generate_text_and_store_every_sample,
+    |backend| {
+        let root = edgebench::paths::root();
+        let registry = catalog::load_registry(&root).expect("registry");
+        let name = backend.kind().as_str();
+        for &(id, quant) in REAL_MODELS {
+            let Some(_) = model(id, quant) else { continue };
+            let dir = tempfile::tempdir().expect("tempdir");
+            let db = dir.path().join("results.sqlite");
+            let scenario =
+                Scenario::parse("inline.toml", &scenario_text(id, quant, name), &registry)
+                    .expect("scenario");
+            let case = scenario.expand().remove(0);
+            let models_dir = edgebench::paths::models_dir(&root);
+            let model_path = match readiness(&case, &registry, &models_dir) {
+                Readiness::Ready { model_path } => model_path,
+                Readiness::Skip(reason) => panic!("{id} on {name} should be ready: {reason}"),
+            };
+            let mut runner = Runner::open(&root, &models_dir, &db).expect("runner");
+            let entry = registry.get(id).expect("entry");
+            let report = runner
+                .run_case(&case, entry, &model_path)
+                .expect("case runs");
+            assert!(
+                report.generation_tokens_per_s > 0.0,
+                "{id}: no generation rate"
+            );
+            assert_eq!(
+                report.first_output_tokens.len(),
+                16,
+                "{id}: fixed-length generation"
+            );
 
-        let conn = runner.store().connection();
-        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect(sql) };
-        // 3 prompts × (1 warmup + 2 measured) repetitions, each with 15 inter-token latencies.
-        assert_eq!(count("SELECT COUNT(*) FROM requests"), 9, "{id}");
-        assert_eq!(count("SELECT COUNT(*) FROM requests WHERE warmup = 0"), 6, "{id}");
-        assert_eq!(count("SELECT COUNT(*) FROM token_latencies"), 9 * 15, "{id}");
-        assert_eq!(count("SELECT COUNT(*) FROM token_latencies WHERE ns <= 0"), 0, "{id}");
-        assert_eq!(
-            count("SELECT COUNT(*) FROM requests WHERE reset_ns IS NULL OR reset_ns <= 0"),
-            0,
-            "{id}: every request records what resetting its sequence cost"
-        );
-        assert_eq!(
+            let conn = runner.store().connection();
+            let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect(sql) };
+            // 3 prompts × (1 warmup + 2 measured) repetitions, each with 15 inter-token latencies.
+            assert_eq!(count("SELECT COUNT(*) FROM requests"), 9, "{id}");
+            assert_eq!(
+                count("SELECT COUNT(*) FROM requests WHERE warmup = 0"),
+                6,
+                "{id}"
+            );
+            assert_eq!(
+                count("SELECT COUNT(*) FROM token_latencies"),
+                9 * 15,
+                "{id}"
+            );
+            assert_eq!(
+                count("SELECT COUNT(*) FROM token_latencies WHERE ns <= 0"),
+                0,
+                "{id}"
+            );
+            assert_eq!(
+                count("SELECT COUNT(*) FROM requests WHERE reset_ns IS NULL OR reset_ns <= 0"),
+                0,
+                "{id}: every request records what resetting its sequence cost"
+            );
+            assert_eq!(
             count(
                 "SELECT COUNT(*) FROM runs WHERE status = 'passed' AND kv_cache_bytes > 0 AND peak_rss_bytes > 0
                      AND weights_bytes > 0 AND kv_storage IS NOT NULL AND scheduling IS NOT NULL"
@@ -81,48 +103,83 @@ backend_test!(real_models_generate_text_and_store_every_sample, |backend| {
             1,
             "{id}"
         );
-        // Real text comes out: some prompt yields letters before any end-of-generation token.
-        let texts: Vec<String> = conn
-            .prepare("SELECT output_text FROM requests")
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-            .expect("texts");
-        assert!(
-            texts.iter().any(|t| t.chars().filter(|c| c.is_alphabetic()).count() >= 5),
-            "{id}: no readable text in {texts:?}"
-        );
-        // Greedy decoding: every repetition of a prompt produced the same tokens.
-        let distinct: i64 = count(
-            "SELECT COUNT(*) FROM (SELECT prompt_id FROM requests GROUP BY prompt_id HAVING COUNT(DISTINCT output_sha256) > 1)",
-        );
-        assert_eq!(distinct, 0, "{id}: greedy outputs differ across repetitions");
+            assert_eq!(
+                count(
+                    "SELECT COUNT(*) FROM runs WHERE estimated_peak_bytes > 0 AND cpu_time_ms > 0"
+                ),
+                1,
+                "{id}: memory estimate and CPU time are stored"
+            );
+            assert_eq!(
+                count(
+                    "SELECT COUNT(*) FROM device_measurements WHERE kind = 'triad_bandwidth_bytes_per_s' AND value > 1e9"
+                ),
+                1,
+                "{id}: the device's bandwidth is measured once per database"
+            );
+            // Real text comes out: some prompt yields letters before any end-of-generation token.
+            let texts: Vec<String> = conn
+                .prepare("SELECT output_text FROM requests")
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .expect("texts");
+            assert!(
+                texts
+                    .iter()
+                    .any(|t| t.chars().filter(|c| c.is_alphabetic()).count() >= 5),
+                "{id}: no readable text in {texts:?}"
+            );
+            // Greedy decoding: every repetition of a prompt produced the same tokens.
+            let distinct: i64 = count(
+                "SELECT COUNT(*) FROM (SELECT prompt_id FROM requests GROUP BY prompt_id HAVING COUNT(DISTINCT output_sha256) > 1)",
+            );
+            assert_eq!(
+                distinct, 0,
+                "{id}: greedy outputs differ across repetitions"
+            );
+        }
     }
-});
+);
 
-backend_test!(greedy_decoding_is_deterministic_across_resets_and_reloads, |backend| {
-    for &(id, quant) in REAL_MODELS {
-        let Some(path) = model(id, quant) else { continue };
-        let options = LoadOptions {
-            context: 256,
-            ..LoadOptions::default()
-        };
-        let vocab = reference_vocabulary(&path).expect("vocabulary");
-        let prompt = vocab
-            .tokenize("The three primary colours are", true)
-            .expect("tokenize");
-        let mut a = backend.load(&path, &options).expect("load");
-        let first = greedy(a.as_mut(), &prompt, 24);
-        // Another sequence's state in between must not leak into the reset one.
-        greedy(a.as_mut(), &vocab.tokenize("Unrelated text.", true).expect("t"), 8);
-        let again = greedy(a.as_mut(), &prompt, 24);
-        assert_eq!(first, again, "{id}: same session after reset");
-        drop(a);
-        let mut b = backend.load(&path, &options).expect("reload");
-        assert_eq!(first, greedy(b.as_mut(), &prompt, 24), "{id}: fresh session");
+backend_test!(
+    greedy_decoding_is_deterministic_across_resets_and_reloads,
+    |backend| {
+        for &(id, quant) in REAL_MODELS {
+            let Some(path) = model(id, quant) else {
+                continue;
+            };
+            let options = LoadOptions {
+                context: 256,
+                ..LoadOptions::default()
+            };
+            let vocab = reference_vocabulary(&path).expect("vocabulary");
+            let prompt = vocab
+                .tokenize("The three primary colours are", true)
+                .expect("tokenize");
+            let mut a = backend.load(&path, &options).expect("load");
+            let first = greedy(a.as_mut(), &prompt, 24);
+            // Another sequence's state in between must not leak into the reset one.
+            greedy(
+                a.as_mut(),
+                &vocab.tokenize("Unrelated text.", true).expect("t"),
+                8,
+            );
+            let again = greedy(a.as_mut(), &prompt, 24);
+            assert_eq!(first, again, "{id}: same session after reset");
+            drop(a);
+            let mut b = backend.load(&path, &options).expect("reload");
+            assert_eq!(
+                first,
+                greedy(b.as_mut(), &prompt, 24),
+                "{id}: fresh session"
+            );
+        }
     }
-});
+);
 
 backend_test!(parallel_sequences_keep_separate_caches, |backend| {
-    let Some(path) = model("smollm2-135m", "Q4_1") else { return };
+    let Some(path) = model("smollm2-135m", "Q4_1") else {
+        return;
+    };
     let options = LoadOptions {
         context: 256,
         max_sequences: 2,
@@ -155,7 +212,11 @@ backend_test!(every_twin_runs_at_every_quantization, |backend| {
     let tok = build_tokenizer(255);
     let dir = tempfile::tempdir().expect("tempdir");
     for real in ["mimo-7b", "phi-4-mini"] {
-        let arch = twin::scaled(&registry.get(real).expect("real model").arch, 16, tok.vocab_size());
+        let arch = twin::scaled(
+            &registry.get(real).expect("real model").arch,
+            16,
+            tok.vocab_size(),
+        );
         for quant in TWIN_QUANTS {
             let path = dir.path().join(format!("{real}-{quant}.gguf"));
             write_twin(&path, &arch, real, quant, 42, &tok).expect("write twin");
@@ -167,7 +228,11 @@ backend_test!(every_twin_runs_at_every_quantization, |backend| {
             let prompt = vocab
                 .tokenize("Write a function that sorts a list of numbers.", true)
                 .expect("tokenize");
-            assert!(prompt.len() < 47, "{real}: BPE merges apply ({} tokens for 47 bytes)", prompt.len());
+            assert!(
+                prompt.len() < 47,
+                "{real}: BPE merges apply ({} tokens for 47 bytes)",
+                prompt.len()
+            );
             let mut s = backend
                 .load(&path, &options)
                 .unwrap_or_else(|e| panic!("{real} {quant}: {e}"));
@@ -185,14 +250,19 @@ backend_test!(every_twin_runs_at_every_quantization, |backend| {
 
 backend_test!(missing_model_is_a_clear_error, |backend| {
     let err = backend
-        .load(Path::new("/nonexistent/model.gguf"), &LoadOptions::default())
+        .load(
+            Path::new("/nonexistent/model.gguf"),
+            &LoadOptions::default(),
+        )
         .err()
         .expect("missing");
     assert!(err.to_string().contains("/nonexistent/model.gguf"), "{err}");
 });
 
 backend_test!(truncated_model_is_an_error_naming_the_file, |backend| {
-    let Some(path) = model("smollm2-135m", "Q4_1") else { return };
+    let Some(path) = model("smollm2-135m", "Q4_1") else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let cut = dir.path().join("truncated.gguf");
     let bytes = std::fs::read(&path).expect("read");
@@ -208,29 +278,47 @@ backend_test!(truncated_model_is_an_error_naming_the_file, |backend| {
 #[test]
 fn llama_cpp_refuses_quantized_v_without_flash_attention() {
     let engine = common::engine(BackendKind::LlamaCpp);
-    let Some(path) = model("smollm2-135m", "Q4_1") else { return };
+    let Some(path) = model("smollm2-135m", "Q4_1") else {
+        return;
+    };
     let options = LoadOptions {
         type_v: KvType::Q8_0,
         flash_attention: false,
         ..LoadOptions::default()
     };
-    let err = engine.load(&path, &options).err().expect("refused").to_string();
+    let err = engine
+        .load(&path, &options)
+        .err()
+        .expect("refused")
+        .to_string();
     assert!(err.contains("flash attention"), "{err}");
 }
 
 #[test]
 fn candle_refuses_settings_it_cannot_honour_and_accepts_engine_defaults() {
     let engine = common::engine(BackendKind::Candle);
-    let Some(path) = model("smollm2-135m", "Q4_1") else { return };
+    let Some(path) = model("smollm2-135m", "Q4_1") else {
+        return;
+    };
     let defaults = LoadOptions::default();
-    assert_eq!(engine.refuses(&path, &defaults), None, "unpinned defaults run as candle's own");
+    assert_eq!(
+        engine.refuses(&path, &defaults),
+        None,
+        "unpinned defaults run as candle's own"
+    );
     let pinned = |pinned: Pinned, change: fn(&mut LoadOptions)| {
-        let mut o = LoadOptions { pinned, ..LoadOptions::default() };
+        let mut o = LoadOptions {
+            pinned,
+            ..LoadOptions::default()
+        };
         change(&mut o);
         engine.refuses(&path, &o)
     };
     let q8 = pinned(
-        Pinned { cache_types: true, ..Pinned::default() },
+        Pinned {
+            cache_types: true,
+            ..Pinned::default()
+        },
         |o| {
             o.type_k = KvType::Q8_0;
             o.type_v = KvType::Q8_0;
@@ -240,20 +328,36 @@ fn candle_refuses_settings_it_cannot_honour_and_accepts_engine_defaults() {
     .expect("quantized cache refused");
     assert!(q8.contains("f32") && q8.contains("q8_0"), "{q8}");
     let fa = pinned(
-        Pinned { flash_attention: true, ..Pinned::default() },
+        Pinned {
+            flash_attention: true,
+            ..Pinned::default()
+        },
         |o| o.flash_attention = true,
     )
     .expect("flash attention refused");
     assert!(fa.contains("flash"), "{fa}");
     assert!(
-        pinned(Pinned { mmap: true, ..Pinned::default() }, |o| o.mmap = false).is_none(),
+        pinned(
+            Pinned {
+                mmap: true,
+                ..Pinned::default()
+            },
+            |o| o.mmap = false
+        )
+        .is_none(),
         "an explicit mmap = false is what candle does"
     );
     let err = engine
-        .load(&path, &LoadOptions {
-            pinned: Pinned { cache_types: true, ..Pinned::default() },
-            ..LoadOptions::default()
-        })
+        .load(
+            &path,
+            &LoadOptions {
+                pinned: Pinned {
+                    cache_types: true,
+                    ..Pinned::default()
+                },
+                ..LoadOptions::default()
+            },
+        )
         .err()
         .expect("load refuses too")
         .to_string();
@@ -264,15 +368,25 @@ fn candle_refuses_settings_it_cannot_honour_and_accepts_engine_defaults() {
 fn candle_gemma3_agrees_with_llama_cpp_past_the_sliding_window() {
     // candle-transformers' quantized_gemma3 drops the 512-token window on decode steps; ours
     // must keep agreeing with llama.cpp once the positions pass it.
-    let Some(path) = model("gemma3-270m", "Q4_K_M") else { return };
+    let Some(path) = model("gemma3-270m", "Q4_K_M") else {
+        return;
+    };
     let root = edgebench::paths::root();
     let doc = edgebench::dataset::load(&root.join("datasets/long_context.jsonl")).expect("dataset");
     let vocab = reference_vocabulary(&path).expect("vocabulary");
     let mut prompt = vocab.tokenize(&doc[0].turns[0], true).expect("tokenize");
     prompt.truncate(560);
-    let options = LoadOptions { context: 640, positions_needed: 640, ..LoadOptions::default() };
-    let mut reference = common::engine(BackendKind::LlamaCpp).load(&path, &options).expect("llama.cpp");
-    let mut candle = common::engine(BackendKind::Candle).load(&path, &options).expect("candle");
+    let options = LoadOptions {
+        context: 640,
+        positions_needed: 640,
+        ..LoadOptions::default()
+    };
+    let mut reference = common::engine(BackendKind::LlamaCpp)
+        .load(&path, &options)
+        .expect("llama.cpp");
+    let mut candle = common::engine(BackendKind::Candle)
+        .load(&path, &options)
+        .expect("candle");
     let r = greedy(reference.as_mut(), &prompt, 24);
     // Teacher forcing: candle is fed llama.cpp's tokens and predicts each next one.
     candle.reset(0).expect("reset");
@@ -280,7 +394,10 @@ fn candle_gemma3_agrees_with_llama_cpp_past_the_sliding_window() {
     for w in r.windows(2) {
         agree += usize::from(candle.decode_step(&[(0, w[0])]).expect("decode")[0] == w[1]);
     }
-    assert!(agree >= 22, "{agree}/24 greedy choices agree at positions 560..584");
+    assert!(
+        agree >= 22,
+        "{agree}/24 greedy choices agree at positions 560..584"
+    );
 }
 
 #[test]
@@ -296,29 +413,46 @@ fn candle_accelerators_report_not_compiled_when_their_feature_is_off() {
     assert!(edgebench_candle::device("tpu").is_err());
 }
 
-backend_test!(kv_isolation_fresh_after_another_and_in_parallel_agree, |backend| {
-    // The seed article's cache-pollution bug: a request's output must not depend on what the
-    // session served before it or beside it.
-    for &(id, quant) in REAL_MODELS {
-        let Some(path) = model(id, quant) else { continue };
-        let vocab = reference_vocabulary(&path).expect("vocabulary");
-        let a = vocab.tokenize("Write a Python function that reverses a string.", true).expect("t");
-        let b = vocab.tokenize("List three prime numbers greater than one hundred.", true).expect("t");
-        let options = LoadOptions { context: 256, max_sequences: 2, ..LoadOptions::default() };
-        let mut fresh = backend.load(&path, &options).expect("load");
-        let alone = greedy(fresh.as_mut(), &a, 16);
-        drop(fresh);
-        let mut s = backend.load(&path, &options).expect("load");
-        greedy(s.as_mut(), &b, 16);
-        assert_eq!(greedy(s.as_mut(), &a, 16), alone, "{id}: A after B on sequence 0");
-        s.reset(0).expect("reset");
-        s.reset(1).expect("reset");
-        let mut out = s.prefill(&[(0, &a), (1, &b)]).expect("prefill");
-        let mut parallel = vec![out[0]];
-        while parallel.len() < 16 {
-            out = s.decode_step(&[(0, out[0]), (1, out[1])]).expect("decode");
-            parallel.push(out[0]);
+backend_test!(
+    kv_isolation_fresh_after_another_and_in_parallel_agree,
+    |backend| {
+        // The seed article's cache-pollution bug: a request's output must not depend on what the
+        // session served before it or beside it.
+        for &(id, quant) in REAL_MODELS {
+            let Some(path) = model(id, quant) else {
+                continue;
+            };
+            let vocab = reference_vocabulary(&path).expect("vocabulary");
+            let a = vocab
+                .tokenize("Write a Python function that reverses a string.", true)
+                .expect("t");
+            let b = vocab
+                .tokenize("List three prime numbers greater than one hundred.", true)
+                .expect("t");
+            let options = LoadOptions {
+                context: 256,
+                max_sequences: 2,
+                ..LoadOptions::default()
+            };
+            let mut fresh = backend.load(&path, &options).expect("load");
+            let alone = greedy(fresh.as_mut(), &a, 16);
+            drop(fresh);
+            let mut s = backend.load(&path, &options).expect("load");
+            greedy(s.as_mut(), &b, 16);
+            assert_eq!(
+                greedy(s.as_mut(), &a, 16),
+                alone,
+                "{id}: A after B on sequence 0"
+            );
+            s.reset(0).expect("reset");
+            s.reset(1).expect("reset");
+            let mut out = s.prefill(&[(0, &a), (1, &b)]).expect("prefill");
+            let mut parallel = vec![out[0]];
+            while parallel.len() < 16 {
+                out = s.decode_step(&[(0, out[0]), (1, out[1])]).expect("decode");
+                parallel.push(out[0]);
+            }
+            assert_eq!(parallel, alone, "{id}: A served beside B");
         }
-        assert_eq!(parallel, alone, "{id}: A served beside B");
     }
-});
+);

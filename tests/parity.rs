@@ -71,7 +71,13 @@ fn candle_matches_llama_cpp_on_every_model_present() {
     let models_dir = edgebench::paths::models_dir(&root);
     let mut runner = Runner::open(&root, &models_dir, &edgebench::paths::database(&root))
         .expect("results database");
-    let sets = ["code_generation", "math_reasoning", "batch_concurrent", "multi_turn", "long_context"];
+    let sets = [
+        "code_generation",
+        "math_reasoning",
+        "batch_concurrent",
+        "multi_turn",
+        "long_context",
+    ];
     let plan = ParityPlan {
         prompt_sets: sets
             .iter()
@@ -92,10 +98,20 @@ fn candle_matches_llama_cpp_on_every_model_present() {
     let mut table = Vec::new();
     let mut failures = Vec::new();
     for &(id, quant) in MODELS {
-        let Some(path) = common::model(id, quant) else { continue };
+        let Some(path) = common::model(id, quant) else {
+            continue;
+        };
         let entry = registry.get(id).expect("registry entry");
-        let p = parity::compare(&mut runner, entry, quant, &path, reference, candidate, &plan)
-            .unwrap_or_else(|e| panic!("{id} {quant}: {e}"));
+        let p = parity::compare(
+            &mut runner,
+            entry,
+            quant,
+            &path,
+            reference,
+            candidate,
+            &plan,
+        )
+        .unwrap_or_else(|e| panic!("{id} {quant}: {e}"));
         table.push(format!(
             "{:<28} {:<7} {:>4}/{:<4} ({:>5.1}%)  {:>4}/{:<4} ({:>5.1}%)  {:>8.4}  {:>8.4}  {}",
             entry.label(),
@@ -108,7 +124,11 @@ fn candle_matches_llama_cpp_on_every_model_present() {
             100.0 * p.forced_agreement(),
             p.max_abs_logprob_diff,
             p.top10_abs_logprob_diff,
-            if p.fixed_top1_match { "same" } else { "DIFFERENT" },
+            if p.fixed_top1_match {
+                "same"
+            } else {
+                "DIFFERENT"
+            },
         ));
         for b in tolerance(&p) {
             failures.push(format!("{id} {quant}: {b}"));
@@ -116,11 +136,24 @@ fn candle_matches_llama_cpp_on_every_model_present() {
     }
     println!(
         "{:<28} {:<7} {:<20} {:<20} {:>8}  {:>8}  {}",
-        "model", "quant", "first token", "forced top-1 (N=32)", "max|Δlp|", "top10|Δlp|", "fixed top-1"
+        "model",
+        "quant",
+        "first token",
+        "forced top-1 (N=32)",
+        "max|Δlp|",
+        "top10|Δlp|",
+        "fixed top-1"
     );
     for line in &table {
         println!("{line}");
     }
-    assert!(!table.is_empty() || std::env::var("EDGEBENCH_REQUIRE_MODELS").is_err(), "no model compared");
-    assert!(failures.is_empty(), "parity beyond tolerance:\n{}", failures.join("\n"));
+    assert!(
+        !table.is_empty() || std::env::var("EDGEBENCH_REQUIRE_MODELS").is_err(),
+        "no model compared"
+    );
+    assert!(
+        failures.is_empty(),
+        "parity beyond tolerance:\n{}",
+        failures.join("\n")
+    );
 }

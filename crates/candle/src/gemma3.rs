@@ -73,8 +73,12 @@ impl Gemma3 {
         let context = md("context_length")?.to_u32()? as usize;
         let window = md("attention.sliding_window")?.to_u32()? as usize;
         let eps = f64::from(md("attention.layer_norm_rms_epsilon")?.to_f32()?);
-        let global_base = md("rope.freq_base").and_then(|v| v.to_f32()).unwrap_or(1_000_000.0);
-        let scale = md("rope.scaling.factor").and_then(|v| v.to_f32()).unwrap_or(1.0);
+        let global_base = md("rope.freq_base")
+            .and_then(|v| v.to_f32())
+            .unwrap_or(1_000_000.0);
+        let scale = md("rope.scaling.factor")
+            .and_then(|v| v.to_f32())
+            .unwrap_or(1.0);
 
         let embedding_q = ct.tensor(reader, "token_embd.weight", device)?;
         let embedding = candle_nn::Embedding::new(embedding_q.dequantize(device)?, hidden);
@@ -83,7 +87,8 @@ impl Gemma3 {
         } else {
             QMatMul::from_qtensor(embedding_q)?
         };
-        let output_norm = RmsNorm::from_qtensor(ct.tensor(reader, "output_norm.weight", device)?, eps)?;
+        let output_norm =
+            RmsNorm::from_qtensor(ct.tensor(reader, "output_norm.weight", device)?, eps)?;
 
         let mut layers = Vec::with_capacity(block_count);
         for i in 0..block_count {
@@ -133,7 +138,13 @@ impl Gemma3 {
 
     /// 1 where query `i` (at `index_pos + i`) must not see key `j`: the future, and for local
     /// layers keys `window` or more positions back.
-    fn mask(&self, seq_len: usize, index_pos: usize, window: Option<usize>, device: &Device) -> Result<Option<Tensor>> {
+    fn mask(
+        &self,
+        seq_len: usize,
+        index_pos: usize,
+        window: Option<usize>,
+        device: &Device,
+    ) -> Result<Option<Tensor>> {
         let kv_len = index_pos + seq_len;
         let needs = seq_len > 1 || window.is_some_and(|w| kv_len > w);
         if !needs {
@@ -159,23 +170,42 @@ impl Gemma3 {
         let (n_head, n_kv, hd) = (self.n_head, self.n_kv_head, self.head_dim);
         for li in 0..self.layers.len() {
             let sliding = self.layers[li].sliding;
-            let (cos, sin) = if sliding { &self.local_rope } else { &self.global_rope };
+            let (cos, sin) = if sliding {
+                &self.local_rope
+            } else {
+                &self.global_rope
+            };
             let cos = cos.narrow(0, index_pos, seq_len)?;
             let sin = sin.narrow(0, index_pos, seq_len)?;
             let mask = if sliding { &local_mask } else { &global_mask };
             let layer = &mut self.layers[li];
             let residual = xs.clone();
             let h = layer.attn_norm.forward(&xs)?;
-            let q = layer.q.forward(&h)?.reshape((b, seq_len, n_head, hd))?.transpose(1, 2)?;
-            let k = layer.k.forward(&h)?.reshape((b, seq_len, n_kv, hd))?.transpose(1, 2)?;
-            let v = layer.v.forward(&h)?.reshape((b, seq_len, n_kv, hd))?.transpose(1, 2)?.contiguous()?;
+            let q = layer
+                .q
+                .forward(&h)?
+                .reshape((b, seq_len, n_head, hd))?
+                .transpose(1, 2)?;
+            let k = layer
+                .k
+                .forward(&h)?
+                .reshape((b, seq_len, n_kv, hd))?
+                .transpose(1, 2)?;
+            let v = layer
+                .v
+                .forward(&h)?
+                .reshape((b, seq_len, n_kv, hd))?
+                .transpose(1, 2)?
+                .contiguous()?;
             let q = layer.q_norm.forward(&q.contiguous()?)?;
             let k = layer.k_norm.forward(&k.contiguous()?)?;
             let q = candle_nn::rotary_emb::rope(&q, &cos, &sin)?;
             let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
             let (k, v) = crate::append_kv(&mut layer.kv_cache, k, v, index_pos)?;
             let y = crate::attention(&q, k, v, mask.as_ref(), &self.neg_inf)?;
-            let y = layer.post_attention_norm.forward(&layer.attn_output.forward(&y)?)?;
+            let y = layer
+                .post_attention_norm
+                .forward(&layer.attn_output.forward(&y)?)?;
             let xs_attn = (y + residual)?;
             let h = layer.ffn_norm.forward(&xs_attn)?;
             let gated = (layer.gate.forward(&h)?.gelu()? * layer.up.forward(&h)?)?;

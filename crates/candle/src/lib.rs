@@ -278,7 +278,9 @@ impl Backend for Candle {
             return Some("candle has no flash-attention kernel on CPU".into());
         }
         if pinned.mmap && options.mmap {
-            return Some("candle reads weights into its own buffers; it can't memory-map them".into());
+            return Some(
+                "candle reads weights into its own buffers; it can't memory-map them".into(),
+            );
         }
         if let Some(&started) = POOL_THREADS.get()
             && started != options.threads.max(1)
@@ -344,7 +346,11 @@ impl Backend for Candle {
                     .map(|m| Model::Gemma3(Box::new(m))),
                 "phi3" => phi3::Phi3::from_gguf(&content, &mut file, &device)
                     .map(|m| Model::Phi3(Box::new(m))),
-                other => return Err(load_error(format!("no candle model for architecture `{other}`"))),
+                other => {
+                    return Err(load_error(format!(
+                        "no candle model for architecture `{other}`"
+                    )));
+                }
             }
             .map_err(|e| load_error(e.to_string()))
         };
@@ -538,7 +544,12 @@ impl CandleSession {
         Ok(logits)
     }
 
-    fn sample(&mut self, step: &'static str, seq: SeqId, logits: &Tensor) -> Result<TokenId, BackendError> {
+    fn sample(
+        &mut self,
+        step: &'static str,
+        seq: SeqId,
+        logits: &Tensor,
+    ) -> Result<TokenId, BackendError> {
         self.sequences[seq]
             .sampler
             .sample(logits)
@@ -592,7 +603,8 @@ impl Session for CandleSession {
             // No way to empty the cache in place: start again from the pristine copy. Cloning
             // shares every weight tensor, so this costs a few allocations, not a reload.
             let fresh = self.template.as_ref().and_then(Model::try_clone);
-            state.model = fresh.ok_or_else(|| step_error("reset", "no pristine model to reset from"))?;
+            state.model =
+                fresh.ok_or_else(|| step_error("reset", "no pristine model to reset from"))?;
         }
         state.position = 0;
         state.sampler = make_sampler(&self.options, seq);
@@ -619,7 +631,11 @@ impl Session for CandleSession {
         Effective {
             kv_storage: "f32/f32".into(),
             flash_attention: false,
-            weights: if self.copies_loaded > 1 { "read, one copy per sequence" } else { "read" },
+            weights: if self.copies_loaded > 1 {
+                "read, one copy per sequence"
+            } else {
+                "read"
+            },
             scheduling: "round-robin",
         }
     }

@@ -61,7 +61,9 @@ impl Phi3 {
             .and_then(|v| v.to_u32())
             .map_or(head_dim, |v| v as usize);
         let eps = f64::from(md("phi3.attention.layer_norm_rms_epsilon")?.to_f32()?);
-        let theta = md("phi3.rope.freq_base").and_then(|v| v.to_f32()).unwrap_or(10_000.0);
+        let theta = md("phi3.rope.freq_base")
+            .and_then(|v| v.to_f32())
+            .unwrap_or(10_000.0);
 
         let factors = if ct.tensor_infos.contains_key("rope_factors_short.weight") {
             let t = ct.tensor(reader, "rope_factors_short.weight", device)?;
@@ -80,7 +82,8 @@ impl Phi3 {
             // Tied output (Phi-4-mini): the token embedding doubles as the output projection.
             QMatMul::from_qtensor(embedding_q)?
         };
-        let output_norm = RmsNorm::from_qtensor(ct.tensor(reader, "output_norm.weight", device)?, eps)?;
+        let output_norm =
+            RmsNorm::from_qtensor(ct.tensor(reader, "output_norm.weight", device)?, eps)?;
 
         let mut layers = Vec::with_capacity(block_count);
         for i in 0..block_count {
@@ -117,8 +120,8 @@ impl Phi3 {
             .iter()
             .filter_map(|l| l.kv_cache.as_ref())
             .map(|(k, v)| {
-                (k.elem_count() * k.dtype().size_in_bytes() + v.elem_count() * v.dtype().size_in_bytes())
-                    as u64
+                (k.elem_count() * k.dtype().size_in_bytes()
+                    + v.elem_count() * v.dtype().size_in_bytes()) as u64
             })
             .sum()
     }
@@ -145,7 +148,11 @@ impl Phi3 {
         let mask = if seq_len == 1 {
             None
         } else {
-            Some(candle_transformers::utils::build_causal_mask(seq_len, index_pos, x.device())?)
+            Some(candle_transformers::utils::build_causal_mask(
+                seq_len,
+                index_pos,
+                x.device(),
+            )?)
         };
         let mut xs = self.embedding.forward(x)?;
         let (n_head, n_kv, hd) = (self.n_head, self.n_kv_head, self.head_dim);
@@ -158,7 +165,10 @@ impl Phi3 {
             let v = qkv.narrow(D::Minus1, (n_head + n_kv) * hd, n_kv * hd)?;
             let q = q.reshape((b, seq_len, n_head, hd))?.transpose(1, 2)?;
             let k = k.reshape((b, seq_len, n_kv, hd))?.transpose(1, 2)?;
-            let v = v.reshape((b, seq_len, n_kv, hd))?.transpose(1, 2)?.contiguous()?;
+            let v = v
+                .reshape((b, seq_len, n_kv, hd))?
+                .transpose(1, 2)?
+                .contiguous()?;
             let q = self.rope(&q, index_pos)?.contiguous()?;
             let k = self.rope(&k, index_pos)?.contiguous()?;
             let layer = &mut self.layers[li];

@@ -114,7 +114,12 @@ impl SplitMix64 {
 /// replacement, seeded, the interval between the (1 − level)/2 and (1 + level)/2 percentiles of
 /// their medians. `None` for no samples or non-finite ones.
 #[must_use]
-pub fn bootstrap_median_ci(samples: &[f64], level: f64, resamples: usize, seed: u64) -> Option<Interval> {
+pub fn bootstrap_median_ci(
+    samples: &[f64],
+    level: f64,
+    resamples: usize,
+    seed: u64,
+) -> Option<Interval> {
     if samples.is_empty() || samples.iter().any(|x| !x.is_finite()) || resamples == 0 {
         return None;
     }
@@ -154,12 +159,21 @@ pub enum Outlier {
 pub fn tukey_outliers(samples: &[f64]) -> Vec<Outlier> {
     let mut sorted = samples.to_vec();
     sorted.sort_by(f64::total_cmp);
-    let (q1, q3) = (percentile_sorted(&sorted, 25.0), percentile_sorted(&sorted, 75.0));
+    let (q1, q3) = (
+        percentile_sorted(&sorted, 25.0),
+        percentile_sorted(&sorted, 75.0),
+    );
     let iqr = q3 - q1;
     samples
         .iter()
         .map(|&x| {
-            let distance = if x < q1 { q1 - x } else if x > q3 { x - q3 } else { 0.0 };
+            let distance = if x < q1 {
+                q1 - x
+            } else if x > q3 {
+                x - q3
+            } else {
+                0.0
+            };
             if distance > 3.0 * iqr {
                 Outlier::Severe
             } else if distance > 1.5 * iqr {

@@ -389,7 +389,10 @@ pub struct LlamaSession {
     type_v: KvType,
     flash_attention: bool,
     mmap: bool,
-    #[expect(dead_code, reason = "owns the model that `ctx` borrows; never read directly")]
+    #[expect(
+        dead_code,
+        reason = "owns the model that `ctx` borrows; never read directly"
+    )]
     model: Box<LlamaModel>,
 }
 

@@ -20,6 +20,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_2026-11-25_candle",
         include_str!("../migrations/0002_2026-11-25_candle.sql"),
     ),
+    (
+        "0003_2026-11-25_device_facts",
+        include_str!("../migrations/0003_2026-11-25_device_facts.sql"),
+    ),
 ];
 
 /// Schema version this build writes.
@@ -179,6 +183,22 @@ pub struct RunEndRow {
     pub engine_counters: Option<String>,
     /// What the engine actually ran with (absent when the run failed before loading).
     pub effective: Option<EffectiveRow>,
+    pub estimated_peak_bytes: Option<u64>,
+    pub cpu_time_ms: Option<f64>,
+    /// Measured energy and where it came from (`rapl`); `None` when not readable.
+    pub energy: Option<(f64, String)>,
+}
+
+/// Storage row: one measurement of a device (e.g. its memory bandwidth).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceMeasurementRow {
+    pub device_id: i64,
+    pub kind: String,
+    pub value: f64,
+    pub median: f64,
+    pub n: u32,
+    pub details: String,
+    pub measured_at_ms: i64,
 }
 
 /// Storage row: settings the engine actually used.
@@ -498,7 +518,8 @@ impl Store {
                 .execute(
                     "UPDATE runs SET status = ?2, ended_at_ms = ?3, error = ?4, load_ms = ?5, kv_cache_bytes = ?6,
                          weights_bytes = ?7, peak_rss_bytes = ?8, engine_counters = ?9,
-                         kv_storage = ?10, weights_loading = ?11, scheduling = ?12, flash_attention_used = ?13
+                         kv_storage = ?10, weights_loading = ?11, scheduling = ?12, flash_attention_used = ?13,
+                         estimated_peak_bytes = ?14, cpu_time_ms = ?15, energy_j = ?16, energy_source = ?17
                      WHERE id = ?1",
                     params![
                         run_id,
@@ -513,7 +534,11 @@ impl Store {
                         end.effective.as_ref().map(|e| e.kv_storage.clone()),
                         end.effective.as_ref().map(|e| e.weights_loading.clone()),
                         end.effective.as_ref().map(|e| e.scheduling.clone()),
-                        end.effective.as_ref().map(|e| e.flash_attention)
+                        end.effective.as_ref().map(|e| e.flash_attention),
+                        end.estimated_peak_bytes.map(to_i64),
+                        end.cpu_time_ms,
+                        end.energy.as_ref().map(|e| e.0),
+                        end.energy.as_ref().map(|e| e.1.clone())
                     ],
                 )
                 .map_err(err("record the end of a run"))?;
@@ -581,6 +606,34 @@ impl Store {
             )
             .optional()
             .map_err(self.query_err("read a run"))
+    }
+
+    /// The latest measurement of `kind` for a device, if any.
+    pub fn device_measurement(
+        &self,
+        device_id: i64,
+        kind: &str,
+    ) -> Result<Option<f64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT value FROM device_measurements WHERE device_id = ?1 AND kind = ?2
+                 ORDER BY measured_at_ms DESC LIMIT 1",
+                params![device_id, kind],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.query_err("read a device measurement"))
+    }
+
+    pub fn insert_device_measurement(&self, m: &DeviceMeasurementRow) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO device_measurements (device_id, kind, value, median, n, details, measured_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![m.device_id, m.kind, m.value, m.median, m.n, m.details, m.measured_at_ms],
+            )
+            .map(|_| ())
+            .map_err(self.query_err("insert a device measurement"))
     }
 
     /// Records one parity comparison.

@@ -144,6 +144,9 @@ fn a_run_stores_every_sample_atomically() {
             scheduling: "round-robin".into(),
             flash_attention: false,
         }),
+        estimated_peak_bytes: Some(40),
+        cpu_time_ms: Some(12.5),
+        energy: None,
     };
     store
         .finish_run("run-1", &end, &[request(vec![7, 8, 9]), request(vec![1])])
@@ -162,7 +165,10 @@ fn a_run_stores_every_sample_atomically() {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .expect("effective");
-    assert_eq!((kv.as_str(), loading.as_str(), reset), ("f32/f32", "read", 6));
+    assert_eq!(
+        (kv.as_str(), loading.as_str(), reset),
+        ("f32/f32", "read", 6)
+    );
     let seed: i64 = store
         .connection()
         .query_row("SELECT seed FROM runs", [], |r| r.get(0))
@@ -224,7 +230,8 @@ fn a_version_1_database_migrates_keeping_its_rows() {
         let conn = rusqlite::Connection::open(&path).expect("create");
         conn.execute_batch(include_str!("../migrations/0001_2026-11-25_init.sql"))
             .expect("schema 1");
-        conn.pragma_update(None, "user_version", 1).expect("version");
+        conn.pragma_update(None, "user_version", 1)
+            .expect("version");
         conn.execute(
             "INSERT INTO devices (fingerprint, hostname, cpu_model, cpu_features, cores_logical, ram_bytes, os,
                  kernel, engine_builds, build_profile, details)
@@ -237,7 +244,11 @@ fn a_version_1_database_migrates_keeping_its_rows() {
     assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
     let n: i64 = store
         .connection()
-        .query_row("SELECT COUNT(*) FROM devices WHERE hostname = 'h'", [], |r| r.get(0))
+        .query_row(
+            "SELECT COUNT(*) FROM devices WHERE hostname = 'h'",
+            [],
+            |r| r.get(0),
+        )
         .expect("kept");
     assert_eq!(n, 1, "rows written under schema 1 survive the migration");
     let parity: i64 = store

@@ -134,8 +134,15 @@ fn variants_record_which_settings_they_pin() {
     );
     let s = parse(&text).expect("valid");
     let pinned: Vec<Pinned> = s.kv.iter().map(|k| k.pinned).collect();
-    assert_eq!(pinned[0], Pinned::default(), "unset keys are the engine's defaults");
-    assert!(pinned[1].cache_types && !pinned[1].flash_attention, "naming f16 pins it");
+    assert_eq!(
+        pinned[0],
+        Pinned::default(),
+        "unset keys are the engine's defaults"
+    );
+    assert!(
+        pinned[1].cache_types && !pinned[1].flash_attention,
+        "naming f16 pins it"
+    );
     assert!(pinned[2].flash_attention && !pinned[2].cache_types);
     assert!(pinned[3].mmap && !s.kv[3].mmap);
     // Pinning f16 explicitly is a different case from leaving it to the engine.

@@ -1,0 +1,177 @@
+//! Facts about the device measured rather than read: memory bandwidth (a STREAM-style triad),
+//! process CPU time and, where the kernel exposes it, RAPL energy.
+
+use std::time::Instant;
+
+/// Kind name of the triad bandwidth in `device_measurements`.
+pub const TRIAD_KIND: &str = "triad_bandwidth_bytes_per_s";
+
+/// One triad measurement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Triad {
+    /// Best repetition, bytes moved per second (STREAM reports the best).
+    pub best_bytes_per_s: f64,
+    pub median_bytes_per_s: f64,
+    pub repetitions: Vec<f64>,
+    /// Bytes of each of the three arrays.
+    pub array_bytes: usize,
+    pub threads: usize,
+    pub seed: u64,
+}
+
+/// STREAM triad `a[i] = b[i] + s·c[i]` over three f64 arrays of `array_bytes` each, split over
+/// every available core, `repetitions` times. Counts 3 × `array_bytes` per repetition (two reads,
+/// one write; write-allocate traffic is not counted, as in STREAM). The arrays are filled from
+/// `seed` so every run does identical work.
+#[must_use]
+pub fn triad(array_bytes: usize, repetitions: usize, seed: u64) -> Triad {
+    let n = (array_bytes / 8).max(1);
+    let mut rng = edgebench_core::stats::SplitMix64::new(seed);
+    let b: Vec<f64> = (0..n)
+        .map(|_| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
+        .collect();
+    let c: Vec<f64> = (0..n)
+        .map(|_| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
+        .collect();
+    let mut a = vec![0.0f64; n];
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let chunk = n.div_ceil(threads);
+    let scalar = 3.0;
+    let mut rates = Vec::with_capacity(repetitions);
+    for _ in 0..repetitions.max(1) {
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            for ((a, b), c) in a
+                .chunks_mut(chunk)
+                .zip(b.chunks(chunk))
+                .zip(c.chunks(chunk))
+            {
+                scope.spawn(move || {
+                    for ((x, y), z) in a.iter_mut().zip(b).zip(c) {
+                        *x = y + scalar * z;
+                    }
+                });
+            }
+        });
+        let seconds = start.elapsed().as_secs_f64();
+        // Keep the result observable so the loop can't be optimised away.
+        std::hint::black_box(&a);
+        rates.push(3.0 * (n * 8) as f64 / seconds.max(1e-9));
+    }
+    let mut sorted = rates.clone();
+    sorted.sort_by(f64::total_cmp);
+    Triad {
+        best_bytes_per_s: sorted[sorted.len() - 1],
+        median_bytes_per_s: edgebench_core::stats::percentile_sorted(&sorted, 50.0),
+        repetitions: rates,
+        array_bytes: n * 8,
+        threads,
+        seed,
+    }
+}
+
+/// User + system CPU time of this process so far, in milliseconds (Linux `/proc/self/stat`,
+/// whose tick is the fixed user-space `USER_HZ` of 100).
+#[must_use]
+pub fn process_cpu_ms() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) * 10.0)
+}
+
+/// Package energy counters from RAPL, when this machine exposes them to this user.
+#[derive(Debug, Clone)]
+pub struct Rapl {
+    zones: Vec<(std::path::PathBuf, u64)>,
+}
+
+impl Rapl {
+    /// Every readable `intel-rapl:N` package zone; `None` when there is none.
+    #[must_use]
+    pub fn open() -> Option<Self> {
+        let dir = std::fs::read_dir("/sys/class/powercap").ok()?;
+        let zones: Vec<_> = dir
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("intel-rapl:") && n.matches(':').count() == 1)
+            })
+            .filter_map(|p| {
+                let max = std::fs::read_to_string(p.join("max_energy_range_uj")).ok()?;
+                let max = max.trim().parse().ok()?;
+                std::fs::read_to_string(p.join("energy_uj")).ok()?;
+                Some((p.join("energy_uj"), max))
+            })
+            .collect();
+        (!zones.is_empty()).then_some(Self { zones })
+    }
+
+    /// Current counter of every zone, in µJ.
+    #[must_use]
+    pub fn read(&self) -> Option<Vec<u64>> {
+        self.zones
+            .iter()
+            .map(|(p, _)| std::fs::read_to_string(p).ok()?.trim().parse().ok())
+            .collect()
+    }
+
+    /// Joules between two readings, allowing each counter to wrap once.
+    #[must_use]
+    pub fn joules_between(&self, before: &[u64], after: &[u64]) -> f64 {
+        self.zones
+            .iter()
+            .zip(before.iter().zip(after))
+            .map(|((_, max), (&b, &a))| if a >= b { a - b } else { max - b + a })
+            .sum::<u64>() as f64
+            / 1e6
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn triad_moves_the_bytes_it_claims_at_a_plausible_rate() {
+        let t = triad(8 << 20, 3, 1);
+        assert_eq!(t.repetitions.len(), 3);
+        assert_eq!(t.array_bytes, 8 << 20);
+        // Anything from a phone (1 GB/s) to a server socket (1 TB/s) is plausible; zero or
+        // infinity means the timing or the byte count is wrong.
+        assert!(
+            t.best_bytes_per_s > 1e9 && t.best_bytes_per_s < 1e12,
+            "{t:?}"
+        );
+        assert!(t.median_bytes_per_s <= t.best_bytes_per_s);
+    }
+
+    #[test]
+    fn cpu_time_grows_with_work() {
+        let before = process_cpu_ms().expect("linux /proc");
+        let mut x = 0u64;
+        let start = Instant::now();
+        while start.elapsed().as_millis() < 120 {
+            x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+        }
+        let after = process_cpu_ms().expect("linux /proc");
+        assert!(
+            after - before >= 50.0,
+            "{before} → {after} ms after 120 ms of spinning"
+        );
+    }
+
+    #[test]
+    fn rapl_wraparound_is_counted_once() {
+        let rapl = Rapl {
+            zones: vec![("x".into(), 1_000_000)],
+        };
+        assert!((rapl.joules_between(&[900_000], &[100_000]) - 0.2).abs() < 1e-9);
+        assert!((rapl.joules_between(&[100_000], &[400_000]) - 0.3).abs() < 1e-9);
+    }
+}
