@@ -153,6 +153,17 @@ pub trait Vocabulary {
     fn size(&self) -> usize;
 }
 
+impl BackendError {
+    /// A failed engine step, with the engine's own message as the reason.
+    pub fn step(engine: &'static str, step: &'static str, reason: impl std::fmt::Display) -> Self {
+        Self::Step {
+            engine,
+            step,
+            reason: reason.to_string(),
+        }
+    }
+}
+
 /// An inference engine. Loading returns a [`Session`] bound to one model file.
 pub trait Backend {
     fn kind(&self) -> BackendKind;

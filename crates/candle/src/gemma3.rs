@@ -80,15 +80,9 @@ impl Gemma3 {
             .and_then(|v| v.to_f32())
             .unwrap_or(1.0);
 
-        let embedding_q = ct.tensor(reader, "token_embd.weight", device)?;
-        let embedding = candle_nn::Embedding::new(embedding_q.dequantize(device)?, hidden);
-        let output = if ct.tensor_infos.contains_key("output.weight") {
-            QMatMul::from_qtensor(ct.tensor(reader, "output.weight", device)?)?
-        } else {
-            QMatMul::from_qtensor(embedding_q)?
-        };
-        let output_norm =
-            RmsNorm::from_qtensor(ct.tensor(reader, "output_norm.weight", device)?, eps)?;
+        // Tied output (Gemma 3, Phi-4-mini): the token embedding doubles as the output projection.
+        let (embedding, output_norm, output) =
+            crate::embedding_norm_output(ct, reader, hidden, eps, device)?;
 
         let mut layers = Vec::with_capacity(block_count);
         for i in 0..block_count {

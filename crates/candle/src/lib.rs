@@ -179,6 +179,34 @@ fn rope_tables(
     Ok((freqs.cos()?, freqs.sin()?))
 }
 
+/// The token embedding (dequantized to f32 for lookups), the final norm and the output
+/// projection, which falls back to the embedding when the file ties them (no `output.weight`).
+fn embedding_norm_output<R: std::io::Seek + std::io::Read>(
+    ct: &gguf_file::Content,
+    reader: &mut R,
+    hidden: usize,
+    eps: f64,
+    device: &Device,
+) -> candle_core::Result<(
+    candle_nn::Embedding,
+    candle_transformers::quantized_nn::RmsNorm,
+    candle_core::quantized::QMatMul,
+)> {
+    use candle_core::quantized::QMatMul;
+    let embedding_q = ct.tensor(reader, "token_embd.weight", device)?;
+    let embedding = candle_nn::Embedding::new(embedding_q.dequantize(device)?, hidden);
+    let output = if ct.tensor_infos.contains_key("output.weight") {
+        QMatMul::from_qtensor(ct.tensor(reader, "output.weight", device)?)?
+    } else {
+        QMatMul::from_qtensor(embedding_q)?
+    };
+    let norm = candle_transformers::quantized_nn::RmsNorm::from_qtensor(
+        ct.tensor(reader, "output_norm.weight", device)?,
+        eps,
+    )?;
+    Ok((embedding, norm, output))
+}
+
 /// Appends this step's K and V (`(b, kv_heads, seq, head_dim)`) to a layer's cache and returns
 /// the whole cache; position 0 starts a new sequence.
 fn append_kv(
@@ -494,11 +522,7 @@ impl std::fmt::Debug for CandleSession {
 }
 
 fn step_error(step: &'static str, e: impl std::fmt::Display) -> BackendError {
-    BackendError::Step {
-        engine: ENGINE,
-        step,
-        reason: e.to_string(),
-    }
+    BackendError::step(ENGINE, step, e)
 }
 
 impl CandleSession {

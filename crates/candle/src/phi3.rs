@@ -74,16 +74,9 @@ impl Phi3 {
         let (cos, sin) =
             crate::rope_tables(rope_dim, theta, 1.0, factors.as_deref(), context, device)?;
 
-        let embedding_q = ct.tensor(reader, "token_embd.weight", device)?;
-        let embedding = candle_nn::Embedding::new(embedding_q.dequantize(device)?, hidden);
-        let output = if ct.tensor_infos.contains_key("output.weight") {
-            QMatMul::from_qtensor(ct.tensor(reader, "output.weight", device)?)?
-        } else {
-            // Tied output (Phi-4-mini): the token embedding doubles as the output projection.
-            QMatMul::from_qtensor(embedding_q)?
-        };
-        let output_norm =
-            RmsNorm::from_qtensor(ct.tensor(reader, "output_norm.weight", device)?, eps)?;
+        // Tied output (Gemma 3, Phi-4-mini): the token embedding doubles as the output projection.
+        let (embedding, output_norm, output) =
+            crate::embedding_norm_output(ct, reader, hidden, eps, device)?;
 
         let mut layers = Vec::with_capacity(block_count);
         for i in 0..block_count {

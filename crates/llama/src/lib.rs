@@ -136,6 +136,21 @@ impl LlamaCpp {
 }
 
 impl LlamaCpp {
+    /// Loads a model file, with llama.cpp's captured error lines as the reason when it fails.
+    /// The caller holds `CREATE`, so the captured lines are this load's.
+    fn load_model(
+        &self,
+        path: &Path,
+        params: &LlamaModelParams,
+    ) -> Result<LlamaModel, BackendError> {
+        reset_capture();
+        LlamaModel::load_from_file(&self.backend, path, params).map_err(|e| BackendError::Load {
+            engine: ENGINE,
+            path: path.to_owned(),
+            reason: format!("{e}: {}", captured_errors()),
+        })
+    }
+
     /// The vocabulary of the model at `path`, loaded without its weights: the reference
     /// tokenizer whose ids every engine receives.
     pub fn vocabulary(&self, path: &Path) -> Result<LlamaVocabulary, BackendError> {
@@ -147,15 +162,7 @@ impl LlamaCpp {
         let _guard = CREATE
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        reset_capture();
-        let params = LlamaModelParams::default().with_vocab_only(true);
-        let model = LlamaModel::load_from_file(&self.backend, path, &params).map_err(|e| {
-            BackendError::Load {
-                engine: ENGINE,
-                path: path.to_owned(),
-                reason: format!("{e}: {}", captured_errors()),
-            }
-        })?;
+        let model = self.load_model(path, &LlamaModelParams::default().with_vocab_only(true))?;
         Ok(LlamaVocabulary { model })
     }
 }
@@ -262,15 +269,10 @@ impl Backend for LlamaCpp {
         let _guard = CREATE
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        reset_capture();
-        let params = LlamaModelParams::default().with_use_mmap(options.mmap);
-        let model = LlamaModel::load_from_file(&self.backend, path, &params).map_err(|e| {
-            BackendError::Load {
-                engine: ENGINE,
-                path: path.to_owned(),
-                reason: format!("{e}: {}", captured_errors()),
-            }
-        })?;
+        let model = self.load_model(
+            path,
+            &LlamaModelParams::default().with_use_mmap(options.mmap),
+        )?;
         let model = Box::new(model);
         let n_seq = options.max_sequences.max(1);
         let n_ctx = options
@@ -406,11 +408,7 @@ impl std::fmt::Debug for LlamaSession {
 }
 
 fn step_error(step: &'static str, e: impl std::fmt::Display) -> BackendError {
-    BackendError::Step {
-        engine: ENGINE,
-        step,
-        reason: e.to_string(),
-    }
+    BackendError::step(ENGINE, step, e)
 }
 
 impl LlamaSession {
