@@ -18,7 +18,7 @@ use edgebench_core::ModelEntry;
 use edgebench_store::ParityRow;
 
 use crate::dataset::Prompt;
-use crate::runner::{RunError, Runner, reference_vocabulary};
+use crate::runner::{RunError, Runner, keep_last_tokens, now_ms, reference_vocabulary};
 
 /// The fixed prompt whose last-position distributions are compared.
 pub const FIXED_PROMPT: &str =
@@ -101,12 +101,6 @@ pub fn logprob_distance(reference: &[f32], candidate: &[f32], k: usize) -> (f64,
     (diff.iter().copied().fold(0.0, f64::max), top)
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// Compares `candidate` with `reference` on the model at `path` and records every prompt.
 pub fn compare(
     runner: &mut Runner,
@@ -122,11 +116,7 @@ pub fn compare(
     let bos = vocabulary.tokenize("", true)?.first().copied();
     let tokenize = |text: &str| -> Result<Vec<TokenId>, RunError> {
         let mut ids = vocabulary.tokenize(text, true)?;
-        if ids.len() > plan.max_prompt_tokens {
-            let keep_bos = usize::from(bos.is_some() && bos == ids.first().copied());
-            let cut = ids.len() - (plan.max_prompt_tokens - keep_bos);
-            ids.drain(keep_bos..cut);
-        }
+        keep_last_tokens(&mut ids, plan.max_prompt_tokens, bos);
         Ok(ids)
     };
     let context = (plan.max_prompt_tokens + plan.forced_tokens + 1) as u32;

@@ -221,7 +221,7 @@ pub struct Runner {
     smoke: bool,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -466,6 +466,7 @@ impl Runner {
         let case_id = self.store.upsert_case(&case_row(case))?;
         let run_id = unique_id(&case.key());
         let s = &case.scenario;
+        let plan = self.plan(case);
         self.store.begin_run(&NewRunRow {
             id: run_id.clone(),
             invocation: self.invocation.clone(),
@@ -478,15 +479,15 @@ impl Runner {
             scenario_file: s.source.file.clone(),
             scenario_sha256: s.source.sha256.clone(),
             seed: s.seed,
-            warmup: self.plan(case).warmup,
-            repetitions: self.plan(case).repetitions,
+            warmup: plan.warmup,
+            repetitions: plan.repetitions,
             mode: if self.smoke { "smoke" } else { "measure" }.into(),
             host: self.host.clone(),
             pid: std::process::id(),
         })?;
 
         let (weights, kv) = estimated_memory(case, entry, model_path);
-        match self.measure(case, model_path, weights + kv) {
+        match self.measure(case, plan, model_path, weights + kv) {
             Ok((end, rows, report)) => {
                 self.store.finish_run(&run_id, &end, &rows)?;
                 Ok(CaseReport { run_id, ..report })
@@ -515,12 +516,12 @@ impl Runner {
     fn measure(
         &self,
         case: &Case,
+        plan: RunPlan,
         model_path: &Path,
         estimated_peak_bytes: u64,
     ) -> Result<(RunEndRow, Vec<RequestRow>, CaseReport), RunError> {
         let s = &case.scenario;
         let prompts = dataset::load(&self.root.join(&s.dataset))?;
-        let plan = self.plan(case);
         let prompts: Vec<Prompt> = prompts.into_iter().take(plan.prompts).collect();
 
         let backend = engine(case.backend).map_err(|message| RunError::Case {
@@ -663,6 +664,15 @@ fn visible_tokens<'t>(vocabulary: &dyn Vocabulary, tokens: &'t [TokenId]) -> &'t
     &tokens[..end]
 }
 
+/// Cuts `ids` to its last `max` tokens, keeping a leading `bos` token in front of them.
+pub(crate) fn keep_last_tokens(ids: &mut Vec<TokenId>, max: usize, bos: Option<TokenId>) {
+    if ids.len() > max {
+        let keep_bos = usize::from(bos.is_some() && bos == ids.first().copied());
+        let cut = ids.len() - (max - keep_bos);
+        ids.drain(keep_bos..cut);
+    }
+}
+
 /// Tokenizes every prompt once. Single-turn prompts longer than `max_tokens` keep their last
 /// tokens (long-context questions come last), after the BOS token if the model adds one.
 fn tokenize(
@@ -683,13 +693,7 @@ fn tokenize(
                 .enumerate()
                 .map(|(i, t)| {
                     let mut ids = vocabulary.tokenize(&turn_text(category, i, t), i == 0)?;
-                    if ids.len() > max {
-                        let bos = usize::from(
-                            i == 0 && bos_token.is_some() && bos_token == ids.first().copied(),
-                        );
-                        let cut = ids.len() - (max - bos);
-                        ids.drain(bos..cut);
-                    }
+                    keep_last_tokens(&mut ids, max, bos_token);
                     Ok(ids)
                 })
                 .collect::<Result<Vec<_>, BackendError>>()?;

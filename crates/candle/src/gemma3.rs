@@ -123,11 +123,7 @@ impl Gemma3 {
 
     /// Bytes held by the K and V cache tensors of every layer.
     pub fn kv_cache_bytes(&self) -> u64 {
-        self.layers
-            .iter()
-            .filter_map(|l| l.kv_cache.as_ref())
-            .map(|(k, v)| ((k.elem_count() + v.elem_count()) * k.dtype().size_in_bytes()) as u64)
-            .sum()
+        crate::kv_tensor_bytes(self.layers.iter().map(|l| &l.kv_cache))
     }
 
     /// 1 where query `i` (at `index_pos + i`) must not see key `j`: the future, and for local

@@ -207,6 +207,17 @@ fn embedding_norm_output<R: std::io::Seek + std::io::Read>(
     Ok((embedding, norm, output))
 }
 
+/// Bytes held by a model's per-layer K and V cache tensors.
+fn kv_tensor_bytes<'a>(caches: impl Iterator<Item = &'a Option<(Tensor, Tensor)>>) -> u64 {
+    caches
+        .flatten()
+        .map(|(k, v)| {
+            (k.elem_count() * k.dtype().size_in_bytes()
+                + v.elem_count() * v.dtype().size_in_bytes()) as u64
+        })
+        .sum()
+}
+
 /// Appends this step's K and V (`(b, kv_heads, seq, head_dim)`) to a layer's cache and returns
 /// the whole cache; position 0 starts a new sequence.
 fn append_kv(

@@ -109,14 +109,7 @@ impl Phi3 {
 
     /// Bytes held by the K and V cache tensors of every layer.
     pub fn kv_cache_bytes(&self) -> u64 {
-        self.layers
-            .iter()
-            .filter_map(|l| l.kv_cache.as_ref())
-            .map(|(k, v)| {
-                (k.elem_count() * k.dtype().size_in_bytes()
-                    + v.elem_count() * v.dtype().size_in_bytes()) as u64
-            })
-            .sum()
+        crate::kv_tensor_bytes(self.layers.iter().map(|l| &l.kv_cache))
     }
 
     /// Rotates the first `rope_dim` features of each head (NeoX layout, as llama.cpp's phi3) and

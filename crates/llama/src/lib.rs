@@ -506,29 +506,11 @@ impl Session for LlamaSession {
 
     fn prompt_logits(&mut self, seq: SeqId, prompt: &[TokenId]) -> Result<Vec<f32>, BackendError> {
         self.reset(seq)?;
-        if prompt.is_empty() {
-            return Err(step_error("prefill", "empty prompt"));
-        }
-        self.reserve(seq, prompt.len())?;
-        let mut logits = Vec::new();
-        for (c, chunk) in prompt.chunks(self.batch_size).enumerate() {
-            self.batch.clear();
-            let base = c * self.batch_size;
-            for (j, &t) in chunk.iter().enumerate() {
-                let last = base + j + 1 == prompt.len();
-                self.batch
-                    .add(LlamaToken(t), (base + j) as i32, &[seq as i32], last)
-                    .map_err(|e| step_error("prefill", e))?;
-            }
-            self.ctx
-                .decode(&mut self.batch)
-                .map_err(|e| step_error("prefill", e))?;
-            if base + chunk.len() == prompt.len() {
-                logits = self.ctx.get_logits_ith(chunk.len() as i32 - 1).to_vec();
-            }
-        }
-        self.positions[seq] = prompt.len() as u32;
-        Ok(logits)
+        self.prefill(&[(seq, prompt)])?;
+        // prefill's last decode call ended with this prompt's last token, whose logits it
+        // requested; they stay in the context until the next decode.
+        let last = (prompt.len() - 1) % self.batch_size;
+        Ok(self.ctx.get_logits_ith(last as i32).to_vec())
     }
 
     fn effective(&self) -> Effective {
