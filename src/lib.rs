@@ -8,6 +8,7 @@ pub mod fingerprint;
 pub mod parity;
 pub mod paths;
 pub mod runner;
+pub mod serve;
 
 pub use edgebench_backend as backend;
 pub use edgebench_core as core;

@@ -7,6 +7,7 @@
 pub mod projection;
 pub mod registry;
 pub mod scenario;
+pub mod schedule;
 pub mod stats;
 pub mod text_pos;
 pub mod twin;
