@@ -24,6 +24,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_2026-11-25_device_facts",
         include_str!("../migrations/0003_2026-11-25_device_facts.sql"),
     ),
+    (
+        "0004_2026-11-25_serving",
+        include_str!("../migrations/0004_2026-11-25_serving.sql"),
+    ),
 ];
 
 /// Schema version this build writes.
@@ -185,8 +189,43 @@ pub struct RunEndRow {
     pub effective: Option<EffectiveRow>,
     pub estimated_peak_bytes: Option<u64>,
     pub cpu_time_ms: Option<f64>,
-    /// Measured energy and where it came from (`rapl`); `None` when not readable.
+    /// Energy and where it came from: `rapl` (measured) or `estimate: ...` (a formula).
     pub energy: Option<(f64, String)>,
+    /// `fixed`, `ci_target`, `max_repetitions`, `time_budget` or `smoke`.
+    pub stop_reason: Option<String>,
+    pub roofline: Option<RooflineRow>,
+    /// Summaries of the measured samples, one per metric.
+    pub metrics: Vec<MetricRow>,
+}
+
+/// Storage row: how close the decode steps came to the memory-bandwidth limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RooflineRow {
+    pub decode_bytes_read: u64,
+    pub decode_steps_ns: u64,
+    pub bandwidth_bytes_per_s: f64,
+    pub fraction: f64,
+}
+
+/// Storage row: one metric's summary in one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricRow {
+    pub metric: String,
+    pub unit: String,
+    pub n: u32,
+    pub mean: f64,
+    pub median: f64,
+    pub stddev: f64,
+    pub cv: f64,
+    pub min: f64,
+    pub max: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    /// (low, high, level)
+    pub ci: Option<(f64, f64, f64)>,
+    pub outliers_low: u32,
+    pub outliers_high: u32,
 }
 
 /// Storage row: one measurement of a device (e.g. its memory bandwidth).
@@ -248,6 +287,12 @@ pub struct RequestRow {
     pub e2e_ns: u64,
     /// Time to reset the request's sequence before it was served.
     pub reset_ns: u64,
+    /// `completed`, `queue_full`, `admission_timeout` or `cancelled`.
+    pub status: String,
+    /// `realtime`, `normal` or `batch`.
+    pub priority: String,
+    /// When the turn was sent, ns from the start of its repetition.
+    pub sent_ns: u64,
     pub output_sha256: String,
     pub output_text: String,
     /// Time between consecutive generated tokens, in order.
@@ -478,8 +523,8 @@ impl Store {
                 .prepare(
                     "INSERT INTO requests (run_id, repetition, warmup, request_index, prompt_id, turn, seq,
                          prompt_tokens, generated_tokens, queue_ns, prefill_ns, ttft_ns, decode_ns, e2e_ns,
-                         output_sha256, output_text, reset_ns)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                         output_sha256, output_text, reset_ns, status, priority, sent_ns)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
                 )
                 .map_err(err("prepare request insert"))?;
             let mut insert_latency = tx
@@ -504,7 +549,10 @@ impl Store {
                         to_i64(q.e2e_ns),
                         q.output_sha256,
                         q.output_text,
-                        to_i64(q.reset_ns)
+                        to_i64(q.reset_ns),
+                        q.status,
+                        q.priority,
+                        to_i64(q.sent_ns)
                     ])
                     .map_err(err("insert a request"))?;
                 let request_id = tx.last_insert_rowid();
@@ -519,7 +567,9 @@ impl Store {
                     "UPDATE runs SET status = ?2, ended_at_ms = ?3, error = ?4, load_ms = ?5, kv_cache_bytes = ?6,
                          weights_bytes = ?7, peak_rss_bytes = ?8, engine_counters = ?9,
                          kv_storage = ?10, weights_loading = ?11, scheduling = ?12, flash_attention_used = ?13,
-                         estimated_peak_bytes = ?14, cpu_time_ms = ?15, energy_j = ?16, energy_source = ?17
+                         estimated_peak_bytes = ?14, cpu_time_ms = ?15, energy_j = ?16, energy_source = ?17,
+                         stop_reason = ?18, decode_bytes_read = ?19, decode_steps_ns = ?20,
+                         bandwidth_bytes_per_s = ?21, roofline_fraction = ?22
                      WHERE id = ?1",
                     params![
                         run_id,
@@ -538,7 +588,12 @@ impl Store {
                         end.estimated_peak_bytes.map(to_i64),
                         end.cpu_time_ms,
                         end.energy.as_ref().map(|e| e.0),
-                        end.energy.as_ref().map(|e| e.1.clone())
+                        end.energy.as_ref().map(|e| e.1.clone()),
+                        end.stop_reason,
+                        end.roofline.map(|r| to_i64(r.decode_bytes_read)),
+                        end.roofline.map(|r| to_i64(r.decode_steps_ns)),
+                        end.roofline.map(|r| r.bandwidth_bytes_per_s),
+                        end.roofline.map(|r| r.fraction)
                     ],
                 )
                 .map_err(err("record the end of a run"))?;
@@ -547,6 +602,39 @@ impl Store {
                     path: self.path.clone(),
                     run_id: run_id.to_owned(),
                 });
+            }
+        }
+        {
+            let mut insert_metric = tx
+                .prepare(
+                    "INSERT INTO run_metrics (run_id, metric, unit, n, mean, median, stddev, cv, min, max,
+                         p90, p95, p99, ci_low, ci_high, ci_level, outliers_low, outliers_high)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                )
+                .map_err(err("prepare metric insert"))?;
+            for m in &end.metrics {
+                insert_metric
+                    .execute(params![
+                        run_id,
+                        m.metric,
+                        m.unit,
+                        m.n,
+                        m.mean,
+                        m.median,
+                        m.stddev,
+                        m.cv,
+                        m.min,
+                        m.max,
+                        m.p90,
+                        m.p95,
+                        m.p99,
+                        m.ci.map(|c| c.0),
+                        m.ci.map(|c| c.1),
+                        m.ci.map(|c| c.2),
+                        m.outliers_low,
+                        m.outliers_high
+                    ])
+                    .map_err(err("insert a metric summary"))?;
             }
         }
         tx.commit().map_err(err("commit a run"))?;
@@ -582,6 +670,25 @@ impl Store {
                 .map_err(self.query_err("mark a run aborted"))?;
         }
         Ok(stale.len())
+    }
+
+    /// Ends a run that is still `running` as `aborted` (its process died) with `reason` and the
+    /// tail of its stderr. Returns false when the run had already ended (nothing is changed).
+    pub fn abort_run(
+        &self,
+        run_id: &str,
+        reason: &str,
+        stderr_tail: &str,
+        ended_at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET status = 'aborted', error = ?2, stderr_tail = ?3, ended_at_ms = ?4
+                 WHERE id = ?1 AND status = 'running'",
+                params![run_id, reason, stderr_tail, ended_at_ms],
+            )
+            .map(|n| n == 1)
+            .map_err(self.query_err("mark a run aborted"))
     }
 
     /// Number of runs with `status`, for summaries and tests.

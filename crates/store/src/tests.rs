@@ -82,6 +82,9 @@ fn request(latencies: Vec<u64>) -> RequestRow {
         decode_ns: latencies.iter().sum(),
         e2e_ns: 100,
         reset_ns: 3,
+        status: "completed".into(),
+        priority: "normal".into(),
+        sent_ns: 0,
         output_sha256: "d".into(),
         output_text: "hi".into(),
         token_latencies_ns: latencies,
@@ -147,6 +150,30 @@ fn a_run_stores_every_sample_atomically() {
         estimated_peak_bytes: Some(40),
         cpu_time_ms: Some(12.5),
         energy: None,
+        stop_reason: Some("ci_target".into()),
+        roofline: Some(RooflineRow {
+            decode_bytes_read: 1000,
+            decode_steps_ns: 10,
+            bandwidth_bytes_per_s: 2e11,
+            fraction: 0.5,
+        }),
+        metrics: vec![MetricRow {
+            metric: "ttft_ms".into(),
+            unit: "ms".into(),
+            n: 2,
+            mean: 1.0,
+            median: 1.0,
+            stddev: 0.1,
+            cv: 0.1,
+            min: 0.9,
+            max: 1.1,
+            p90: 1.08,
+            p95: 1.09,
+            p99: 1.1,
+            ci: Some((0.9, 1.1, 0.95)),
+            outliers_low: 0,
+            outliers_high: 1,
+        }],
     };
     store
         .finish_run("run-1", &end, &[request(vec![7, 8, 9]), request(vec![1])])
@@ -169,6 +196,15 @@ fn a_run_stores_every_sample_atomically() {
         (kv.as_str(), loading.as_str(), reset),
         ("f32/f32", "read", 6)
     );
+    let (stop, fraction, ci_high, outliers): (String, f64, f64, i64) = store
+        .connection()
+        .query_row(
+            "SELECT stop_reason, roofline_fraction, ci_high, outliers_high FROM runs JOIN run_metrics ON run_id = id",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .expect("summary");
+    assert_eq!((stop.as_str(), fraction, ci_high, outliers), ("ci_target", 0.5, 1.1, 1));
     let seed: i64 = store
         .connection()
         .query_row("SELECT seed FROM runs", [], |r| r.get(0))
@@ -192,6 +228,30 @@ fn a_run_stores_every_sample_atomically() {
         .query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))
         .expect("n");
     assert_eq!(n, 2);
+}
+
+#[test]
+fn a_crashed_run_is_aborted_once_with_its_stderr() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("db.sqlite")).expect("open");
+    store
+        .begin_run(&new_run(&store, "crashed", 111))
+        .expect("begin");
+    assert!(store
+        .abort_run("crashed", "killed by signal 6", "GGML_ASSERT failed", 9)
+        .expect("abort"));
+    // Already ended: a second report changes nothing.
+    assert!(!store.abort_run("crashed", "other", "", 10).expect("abort"));
+    let (status, error, tail): (String, String, String) = store
+        .connection()
+        .query_row("SELECT status, error, stderr_tail FROM runs", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .expect("row");
+    assert_eq!(
+        (status.as_str(), error.as_str(), tail.as_str()),
+        ("aborted", "killed by signal 6", "GGML_ASSERT failed")
+    );
 }
 
 #[test]

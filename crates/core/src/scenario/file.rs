@@ -73,8 +73,18 @@ pub struct ScenarioFile {
     /// Optional memory budget, e.g. "4 GiB"; cases whose estimate exceeds it are skipped.
     #[schemars(with = "Option<String>")]
     pub memory_budget: Option<Spanned<String>>,
+    /// A named device profile (`phone-4gb`, `phone-8gb`, `phone-12gb`, `galaxy-s24`,
+    /// `iphone-15-pro`, `m2-max`, ...): cases whose memory estimate exceeds its RAM are skipped.
+    #[schemars(with = "Option<String>")]
+    pub device_profile: Option<Spanned<String>>,
     /// Sampling; greedy when absent.
     pub sampling: Option<SamplingFile>,
+    /// How requests reach the engine. Absent: a closed loop of `concurrency` clients, as many
+    /// sequence slots, an unbounded queue, every request `normal`.
+    pub serving: Option<ServingFile>,
+    /// Adaptive stopping: keep repeating past `repetitions` until the confidence interval is
+    /// narrow enough or a budget runs out. Absent: exactly `repetitions`.
+    pub stopping: Option<StoppingFile>,
     /// KV-cache variants; when absent a single default (f16 K/V, no flash attention, mmap on).
     #[serde(default)]
     pub kv: Vec<KvVariantFile>,
@@ -130,6 +140,49 @@ pub struct SamplingFile {
     /// Top-k cut before sampling (0 = off).
     #[serde(default)]
     pub top_k: u32,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServingFile {
+    /// Sequences the engine serves at once (default: the case's concurrency).
+    #[schemars(with = "Option<u32>")]
+    pub slots: Option<Spanned<u32>>,
+    /// Requests that may wait for a slot; more are rejected (default: unbounded).
+    pub queue_capacity: Option<u32>,
+    /// A request waiting longer than this for a slot is rejected (default: waits).
+    pub admission_timeout_ms: Option<u64>,
+    /// Open loop: requests arrive at this mean rate (Poisson, seeded by `seed`) whatever the
+    /// server does. Default: closed loop, each client sends its next request when answered.
+    pub arrival_rate_per_s: Option<f64>,
+    /// Clients give up (cancel) a request this long after sending it (default: never).
+    pub cancel_after_ms: Option<u64>,
+    /// Relative weights of the priority classes among the requests (default: all normal).
+    pub priorities: Option<PrioritiesFile>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrioritiesFile {
+    #[serde(default)]
+    pub realtime: u32,
+    #[serde(default)]
+    pub normal: u32,
+    #[serde(default)]
+    pub batch: u32,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StoppingFile {
+    /// Stop once the 95% CI of the median generation rate is within this fraction of the
+    /// median (0.01 = ±1%).
+    pub target_relative_ci: f64,
+    /// Never run more measured repetitions than this.
+    #[schemars(with = "u32")]
+    pub max_repetitions: Spanned<u32>,
+    /// Stop starting repetitions after this many seconds of measuring.
+    pub max_seconds: Option<f64>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

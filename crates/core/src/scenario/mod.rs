@@ -140,6 +140,43 @@ pub enum Sampling {
     Temperature { temperature: f32, top_k: u32 },
 }
 
+/// How requests reach the engine (see `ServingFile`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Serving {
+    /// `None`: one slot per client (the case's concurrency).
+    pub slots: Option<u32>,
+    /// `None`: unbounded.
+    pub queue_capacity: Option<u32>,
+    pub admission_timeout_ms: Option<u64>,
+    /// `Some`: open loop at this Poisson rate.
+    pub arrival_rate_per_s: Option<f64>,
+    pub cancel_after_ms: Option<u64>,
+    /// Weights of realtime, normal, batch.
+    pub priorities: [u32; 3],
+}
+
+impl Default for Serving {
+    /// A closed loop with one slot per client, an unbounded queue, every request normal.
+    fn default() -> Self {
+        Self {
+            slots: None,
+            queue_capacity: None,
+            admission_timeout_ms: None,
+            arrival_rate_per_s: None,
+            cancel_after_ms: None,
+            priorities: [0, 1, 0],
+        }
+    }
+}
+
+/// Adaptive stopping (see `StoppingFile`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stopping {
+    pub target_relative_ci: f64,
+    pub max_repetitions: u32,
+    pub max_seconds: Option<f64>,
+}
+
 /// Where a scenario came from: the file name used in messages and the sha256 of its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScenarioSource {
@@ -168,8 +205,13 @@ pub struct Scenario {
     pub seed: u64,
     pub warmup: u32,
     pub repetitions: u32,
+    /// Bytes a case may need: the smaller of `memory_budget` and the device profile's RAM.
     pub memory_budget: Option<u64>,
+    /// Where the budget comes from, for the skip message.
+    pub memory_budget_source: String,
     pub sampling: Sampling,
+    pub serving: Serving,
+    pub stopping: Option<Stopping>,
     pub kv: Vec<KvVariant>,
     /// Whether the file declared `[[kv]]` variants (then their names appear in case names).
     pub kv_declared: bool,
@@ -190,6 +232,12 @@ pub struct Case {
 }
 
 impl Case {
+    /// Sequence slots the engine holds for this case.
+    #[must_use]
+    pub fn slots(&self) -> u32 {
+        self.scenario.serving.slots.unwrap_or(self.concurrency).max(1)
+    }
+
     /// Context length after the variant's cap.
     #[must_use]
     pub fn context(&self) -> u32 {
@@ -205,7 +253,7 @@ impl Case {
         let s = &self.scenario;
         let k = &self.kv;
         let text = format!(
-            "{}|{}|{}|{}|{}|c{}|t{}|ctx{}|p{}|g{}|b{}|n{:?}|seed{}|{:?}|kv:{}:{}:{}:{}:{:?}|{}",
+            "{}|{}|{}|{}|{}|c{}|t{}|ctx{}|p{}|g{}|b{}|n{:?}|seed{}|{:?}|kv:{}:{}:{}:{}:{:?}|{}{}",
             self.name,
             s.dataset,
             self.model,
@@ -226,6 +274,12 @@ impl Case {
             k.mmap,
             k.pinned,
             s.device.as_str(),
+            // Left out when default, so keys of cases stored before serving existed stay equal.
+            if s.serving == Serving::default() {
+                String::new()
+            } else {
+                format!("|serving:{:?}", s.serving)
+            },
         );
         crate::sha256_hex(text.as_bytes())
     }
@@ -575,6 +629,101 @@ fn validate(
             )
         })?),
     };
+    let mut memory_budget_source = "memory_budget".to_owned();
+    let memory_budget = match &raw.device_profile {
+        None => memory_budget,
+        Some(name) => {
+            let Some(profile) = crate::device_profile::find(name.get_ref()) else {
+                return Err(cx.at(
+                    "device_profile",
+                    name,
+                    format!(
+                        "unknown device profile `{}`; known: {}",
+                        name.get_ref(),
+                        crate::device_profile::PROFILES
+                            .iter()
+                            .map(|p| p.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            };
+            if memory_budget.is_some_and(|b| b <= profile.ram_bytes) {
+                memory_budget
+            } else {
+                memory_budget_source = format!("the RAM of device profile `{}` ({})", profile.name, profile.label);
+                Some(profile.ram_bytes)
+            }
+        }
+    };
+    let serving = match &raw.serving {
+        None => Serving::default(),
+        Some(f) => {
+            let slots = match &f.slots {
+                Some(v) => Some(positive(cx, "serving.slots", v)?),
+                None => None,
+            };
+            if let Some(rate) = f.arrival_rate_per_s
+                && !(rate.is_finite() && rate > 0.0)
+            {
+                return Err(cx.invalid(
+                    "serving.arrival_rate_per_s",
+                    cx.key_offset("arrival_rate_per_s"),
+                    format!("{rate} must be a positive number of requests per second"),
+                ));
+            }
+            let priorities = f.priorities.as_ref().map_or([0, 1, 0], |p| [p.realtime, p.normal, p.batch]);
+            if priorities == [0, 0, 0] {
+                return Err(cx.invalid(
+                    "serving.priorities",
+                    cx.key_offset("realtime").max(cx.key_offset("normal")).max(cx.key_offset("batch")),
+                    "at least one priority class needs a weight above 0",
+                ));
+            }
+            Serving {
+                slots,
+                queue_capacity: f.queue_capacity,
+                admission_timeout_ms: f.admission_timeout_ms,
+                arrival_rate_per_s: f.arrival_rate_per_s,
+                cancel_after_ms: f.cancel_after_ms,
+                priorities,
+            }
+        }
+    };
+    let stopping = match &raw.stopping {
+        None => None,
+        Some(f) => {
+            if !(f.target_relative_ci.is_finite() && f.target_relative_ci > 0.0) {
+                return Err(cx.invalid(
+                    "stopping.target_relative_ci",
+                    cx.key_offset("target_relative_ci"),
+                    format!("{} must be a positive fraction such as 0.01", f.target_relative_ci),
+                ));
+            }
+            let max_repetitions = *f.max_repetitions.get_ref();
+            if max_repetitions < repetitions {
+                return Err(cx.at(
+                    "stopping.max_repetitions",
+                    &f.max_repetitions,
+                    format!("max_repetitions ({max_repetitions}) is below repetitions ({repetitions})"),
+                ));
+            }
+            if let Some(s) = f.max_seconds
+                && !(s.is_finite() && s > 0.0)
+            {
+                return Err(cx.invalid(
+                    "stopping.max_seconds",
+                    cx.key_offset("max_seconds"),
+                    format!("{s} must be a positive number of seconds"),
+                ));
+            }
+            Some(Stopping {
+                target_relative_ci: f.target_relative_ci,
+                max_repetitions,
+                max_seconds: f.max_seconds,
+            })
+        }
+    };
     let sampling = match &raw.sampling {
         None => Sampling::Greedy,
         Some(s) if s.temperature == 0.0 => Sampling::Greedy,
@@ -690,7 +839,10 @@ fn validate(
         warmup: raw.warmup,
         repetitions,
         memory_budget,
+        memory_budget_source,
         sampling,
+        serving,
+        stopping,
         kv,
         kv_declared,
         source: ScenarioSource {

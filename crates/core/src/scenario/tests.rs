@@ -116,6 +116,46 @@ fn defaults_and_keys() {
 }
 
 #[test]
+fn serving_stopping_and_device_profile() {
+    let s = parse(BASE).expect("valid");
+    assert_eq!(s.serving, Serving::default());
+    assert_eq!(s.stopping, None);
+    let default_keys: Vec<_> = s.expand().iter().map(Case::key).collect();
+
+    let text = format!(
+        "device_profile = \"phone-4gb\"\nmemory_budget = \"6 GiB\"\n{BASE}[serving]\nslots = 2\nqueue_capacity = 8\nadmission_timeout_ms = 500\narrival_rate_per_s = 3.5\ncancel_after_ms = 9000\npriorities = {{ realtime = 1, batch = 3 }}\n[stopping]\ntarget_relative_ci = 0.02\nmax_repetitions = 20\nmax_seconds = 60\n"
+    );
+    let s = parse(&text).expect("valid");
+    // The smaller of the budget and the profile's RAM wins, and the message says which.
+    assert_eq!(s.memory_budget, Some(4 << 30));
+    assert!(s.memory_budget_source.contains("phone-4gb"), "{}", s.memory_budget_source);
+    assert_eq!(
+        s.serving,
+        Serving {
+            slots: Some(2),
+            queue_capacity: Some(8),
+            admission_timeout_ms: Some(500),
+            arrival_rate_per_s: Some(3.5),
+            cancel_after_ms: Some(9000),
+            priorities: [1, 0, 3],
+        }
+    );
+    assert_eq!(
+        s.stopping,
+        Some(Stopping {
+            target_relative_ci: 0.02,
+            max_repetitions: 20,
+            max_seconds: Some(60.0),
+        })
+    );
+    let cases = s.expand();
+    assert_eq!(cases[1].concurrency, 4);
+    assert_eq!(cases[1].slots(), 2);
+    // Serving settings change what is measured, so they change the case key.
+    assert_ne!(cases[0].key(), default_keys[0]);
+}
+
+#[test]
 fn context_cap_applies_per_variant() {
     let text = format!(
         "{}\n[[kv]]\nname = \"full\"\n[[kv]]\nname = \"capped\"\ncontext_cap = 512\n",
@@ -155,6 +195,42 @@ fn variants_record_which_settings_they_pin() {
 #[test]
 fn broken_scenarios_name_file_line_and_key() {
     let table: &[(&str, String, &str, &str)] = &[
+        (
+            "unknown device profile",
+            format!("device_profile = \"phone-3gb\"\n{BASE}"),
+            "scenarios/demo.toml:1:18",
+            "unknown device profile `phone-3gb`; known: phone-4gb",
+        ),
+        (
+            "zero slots",
+            format!("{BASE}[serving]\nslots = 0\n"),
+            "scenarios/demo.toml:15:9",
+            "key `serving.slots`: must be at least 1",
+        ),
+        (
+            "negative arrival rate",
+            format!("{BASE}[serving]\narrival_rate_per_s = -2.0\n"),
+            "scenarios/demo.toml:15:1",
+            "key `serving.arrival_rate_per_s`",
+        ),
+        (
+            "no priority weight",
+            format!("{BASE}[serving.priorities]\nrealtime = 0\n"),
+            "scenarios/demo.toml:15:1",
+            "at least one priority class",
+        ),
+        (
+            "stopping below repetitions",
+            format!("{BASE}[stopping]\ntarget_relative_ci = 0.01\nmax_repetitions = 2\n"),
+            "scenarios/demo.toml:16:19",
+            "max_repetitions (2) is below repetitions (3)",
+        ),
+        (
+            "typo in serving",
+            format!("{BASE}[serving]\nslot = 2\n"),
+            "scenarios/demo.toml:15:1",
+            "unknown field `slot`",
+        ),
         (
             "typo in key",
             BASE.replace("context = 1024", "contxt = 1024"),
