@@ -57,13 +57,17 @@ fn main() -> ExitCode {
                 let report = runner.run_case(&case, entry, &model_path).map_err(|e| Failed::from(e.to_string()))?;
                 let preview: String = report.first_output.chars().take(60).collect();
                 println!(
-                    "    {}{} [{}]: generation {:.1} t/s, prefill {:.1} t/s over {} requests; run {} → {}; output: {:?}",
+                    "    {}{} [{}]: generation {:.1} t/s, prefill {:.1} t/s over {} requests in {} repetitions (stop: {}), {} rejected, roofline {}; run {} → {}; output: {:?}",
                     if smoke { "(smoke) " } else { "" },
                     case.name,
                     entry.label(),
                     report.generation_tokens_per_s,
                     report.prefill_tokens_per_s,
                     report.measured_requests,
+                    report.measured_repetitions,
+                    report.stop_reason.as_str(),
+                    report.rejected,
+                    report.roofline_fraction.map_or("n/a".into(), |f| format!("{:.1}%", f * 100.0)),
                     report.run_id,
                     db.display(),
                     preview

@@ -6,14 +6,19 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use edgebench_backend::{
-    Backend, BackendError, BackendKind, LoadOptions, SeqId, Session, TokenId, Vocabulary,
-};
+use edgebench_backend::{Backend, BackendError, BackendKind, LoadOptions, TokenId, Vocabulary};
+use edgebench_core::measure::{self, StopReason};
 use edgebench_core::registry::Origin;
 use edgebench_core::scenario::{Category, Device, KvType, Sampling};
+use edgebench_core::schedule::{self, SchedulerConfig};
 use edgebench_core::{Case, ModelEntry, Registry, projection};
 use edgebench_store::{
-    CaseRow, EffectiveRow, ModelRow, NewRunRow, RequestRow, RunEndRow, RunStatus, Store, StoreError,
+    CaseRow, EffectiveRow, MetricRow, ModelRow, NewRunRow, RequestRow, RooflineRow, RunEndRow,
+    RunStatus, Store, StoreError,
+};
+
+use crate::serve::{
+    self, Arrivals, MonotonicClock, ServeConfig, ServeError, Served, StepTotals, WorkItem,
 };
 
 use crate::dataset::{self, DatasetError, Prompt};
@@ -80,7 +85,7 @@ pub fn load_options(case: &Case) -> LoadOptions {
         threads: case.threads,
         context: case.context(),
         batch: s.batch,
-        max_sequences: case.concurrency,
+        max_sequences: case.slots(),
         mmap: case.kv.mmap,
         type_k: case.kv.type_k,
         type_v: case.kv.type_v,
@@ -148,16 +153,18 @@ pub fn readiness(case: &Case, registry: &Registry, models_dir: &Path) -> Readine
         ));
     }
     if let Some(budget) = s.memory_budget {
-        let (weights, kv) = estimated_memory(case, entry, &model_path);
-        if weights + kv > budget {
+        let m = estimated_memory(case, entry, &model_path);
+        if m.total() > budget {
             return Readiness::Skip(format!(
-                "estimated memory {} MiB (weights {} MiB + KV {} MiB for {} × {} tokens) exceeds the budget of {} MiB",
-                (weights + kv) >> 20,
-                weights >> 20,
-                kv >> 20,
-                case.concurrency,
+                "estimated memory {} MiB (weights {} MiB + KV {} MiB for {} × {} tokens + compute buffers {} MiB) exceeds {} MiB, the budget set by {}",
+                m.total() >> 20,
+                m.weights >> 20,
+                m.kv >> 20,
+                case.slots(),
                 case.context(),
-                budget >> 20
+                m.compute >> 20,
+                budget >> 20,
+                s.memory_budget_source
             ));
         }
     }
@@ -167,25 +174,49 @@ pub fn readiness(case: &Case, registry: &Registry, models_dir: &Path) -> Readine
     Readiness::Ready { model_path }
 }
 
-/// Memory a case needs before anything is computed: the weights file and the KV cache for
-/// `context × concurrency` tokens at the engine's cache type (candle keeps f32, twice f16).
-/// Compute buffers are not included; runs store this estimate beside the measured peak RSS.
-#[must_use]
-pub fn estimated_memory(case: &Case, entry: &ModelEntry, model_path: &Path) -> (u64, u64) {
-    let weights = std::fs::metadata(model_path).map_or(0, |m| m.len());
-    let (context, sequences) = (case.context(), case.concurrency);
-    let kv = if case.backend == BackendKind::Candle {
-        projection::kv_bytes(&entry.arch, KvType::F16, KvType::F16, context, sequences) * 2
+/// Memory a case needs, projected before anything is loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryEstimate {
+    /// The weights file.
+    pub weights: u64,
+    /// KV cache for `context × slots` tokens at the engine's cache type (candle keeps f32).
+    pub kv: u64,
+    /// Compute buffers ([`projection::compute_buffer_bytes`]).
+    pub compute: u64,
+}
+
+impl MemoryEstimate {
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.weights + self.kv + self.compute
+    }
+}
+
+/// Bytes of KV cache per token of one sequence, at the cache type the engine really uses.
+fn kv_bytes_per_token(case: &Case, entry: &ModelEntry) -> f64 {
+    if case.backend == BackendKind::Candle {
+        projection::kv_bytes_per_token(&entry.arch, KvType::F16, KvType::F16) * 2.0
     } else {
-        projection::kv_bytes(
+        projection::kv_bytes_per_token(&entry.arch, case.kv.type_k, case.kv.type_v)
+    }
+}
+
+/// The memory guard's estimate for `case`; runs store it beside the measured peak RSS.
+#[must_use]
+pub fn estimated_memory(case: &Case, entry: &ModelEntry, model_path: &Path) -> MemoryEstimate {
+    let weights = std::fs::metadata(model_path).map_or(0, |m| m.len());
+    let tokens = f64::from(case.context()) * f64::from(case.slots());
+    MemoryEstimate {
+        weights,
+        kv: (kv_bytes_per_token(case, entry) * tokens).round() as u64,
+        compute: projection::compute_buffer_bytes(
             &entry.arch,
-            case.kv.type_k,
-            case.kv.type_v,
-            context,
-            sequences,
-        )
-    };
-    (weights, kv)
+            case.scenario
+                .batch
+                .min(case.scenario.prompt_tokens * case.slots()),
+            case.context(),
+        ),
+    }
 }
 
 /// What a finished case reports back to the harness.
@@ -193,9 +224,15 @@ pub fn estimated_memory(case: &Case, entry: &ModelEntry, model_path: &Path) -> (
 pub struct CaseReport {
     pub run_id: String,
     pub measured_requests: usize,
-    /// Generated tokens per second over all measured requests (aggregate).
+    pub measured_repetitions: u32,
+    /// Median over repetitions of the aggregate decode rate (tokens from decode steps ÷ their
+    /// time).
     pub generation_tokens_per_s: f64,
     pub prefill_tokens_per_s: f64,
+    /// Requests turned away (queue full or admission timeout) in measured repetitions.
+    pub rejected: usize,
+    pub stop_reason: StopReason,
+    pub roofline_fraction: Option<f64>,
     pub first_output: String,
     pub first_output_tokens: Vec<TokenId>,
 }
@@ -486,8 +523,8 @@ impl Runner {
             pid: std::process::id(),
         })?;
 
-        let (weights, kv) = estimated_memory(case, entry, model_path);
-        match self.measure(case, plan, model_path, weights + kv) {
+        let estimate = estimated_memory(case, entry, model_path);
+        match self.measure(case, entry, plan, model_path, estimate) {
             Ok((end, rows, report)) => {
                 self.store.finish_run(&run_id, &end, &rows)?;
                 Ok(CaseReport { run_id, ..report })
@@ -503,9 +540,12 @@ impl Runner {
                     peak_rss_bytes: peak_rss_bytes(),
                     engine_counters: None,
                     effective: None,
-                    estimated_peak_bytes: Some(weights + kv),
+                    estimated_peak_bytes: Some(estimate.total()),
                     cpu_time_ms: None,
                     energy: None,
+                    stop_reason: None,
+                    roofline: None,
+                    metrics: Vec::new(),
                 };
                 self.store.finish_run(&run_id, &end, &[])?;
                 Err(e)
@@ -516,9 +556,10 @@ impl Runner {
     fn measure(
         &self,
         case: &Case,
+        entry: &ModelEntry,
         plan: RunPlan,
         model_path: &Path,
-        estimated_peak_bytes: u64,
+        estimate: MemoryEstimate,
     ) -> Result<(RunEndRow, Vec<RequestRow>, CaseReport), RunError> {
         let s = &case.scenario;
         let prompts = dataset::load(&self.root.join(&s.dataset))?;
@@ -531,6 +572,15 @@ impl Runner {
         let options = load_options(case);
         let vocabulary = reference_vocabulary(model_path)?;
         let requests = tokenize(vocabulary.as_ref(), s.category, &prompts, s.prompt_tokens)?;
+        let priorities = schedule::priority_mix(requests.len(), s.serving.priorities);
+        let work: Vec<WorkItem> = requests
+            .iter()
+            .zip(&priorities)
+            .map(|(r, &priority)| WorkItem {
+                priority,
+                turns: r.turns.clone(),
+            })
+            .collect();
         reset_peak_rss();
         let load_start = Instant::now();
         let mut session = backend.load(model_path, &options)?;
@@ -540,7 +590,10 @@ impl Runner {
         let mut first_output: Option<(String, Vec<TokenId>)> = None;
         let rapl = crate::device_facts::Rapl::open();
         let (mut cpu_before, mut energy_before) = (None, None);
-        for repetition in 0..plan.warmup + plan.repetitions {
+        let mut measured_steps = Vec::new();
+        let mut measuring_since = Instant::now();
+        let mut repetition = 0;
+        let stop_reason = loop {
             let warmup = repetition < plan.warmup;
             if repetition == plan.warmup {
                 // Engine counters, CPU time and energy cover measured repetitions only, like
@@ -548,40 +601,54 @@ impl Runner {
                 session.reset_counters();
                 cpu_before = crate::device_facts::process_cpu_ms();
                 energy_before = rapl.as_ref().and_then(crate::device_facts::Rapl::read);
+                measuring_since = Instant::now();
             }
-            for (wave_index, wave) in requests.chunks(case.concurrency as usize).enumerate() {
-                let base = wave_index * case.concurrency as usize;
-                let served = serve_wave(session.as_mut(), wave, s.generate_tokens)?;
-                for (i, (req, turns)) in wave.iter().zip(served).enumerate() {
-                    for (turn, t) in turns.into_iter().enumerate() {
-                        let visible = visible_tokens(vocabulary.as_ref(), &t.tokens);
-                        let text = vocabulary.detokenize(visible)?;
-                        if first_output.is_none() && !warmup {
-                            first_output = Some((text.clone(), t.tokens.clone()));
-                        }
-                        rows.push(RequestRow {
-                            repetition: repetition - plan.warmup.min(repetition),
-                            warmup,
-                            request_index: (base + i) as u32,
-                            prompt_id: req.prompt_id.clone(),
-                            turn: turn as u32,
-                            seq: i as u32,
-                            prompt_tokens: req.turns[turn].len() as u32,
-                            generated_tokens: t.tokens.len() as u32,
-                            queue_ns: 0,
-                            prefill_ns: t.prefill_ns,
-                            ttft_ns: t.prefill_ns,
-                            decode_ns: t.latencies_ns.iter().sum(),
-                            e2e_ns: t.prefill_ns + t.latencies_ns.iter().sum::<u64>(),
-                            reset_ns: t.reset_ns,
-                            output_sha256: token_digest(&t.tokens),
-                            output_text: text,
-                            token_latencies_ns: t.latencies_ns,
-                        });
+            let config = serve_config(case, work.len(), repetition);
+            let clock = MonotonicClock::start();
+            let outcome = serve::serve(session.as_mut(), &clock, &work, &config)
+                .map_err(|e| serve_error(case, e))?;
+            let measured_repetition = repetition.saturating_sub(plan.warmup);
+            for served in &outcome.served {
+                for row in request_rows(
+                    vocabulary.as_ref(),
+                    &requests,
+                    served,
+                    measured_repetition,
+                    warmup,
+                )? {
+                    if first_output.is_none() && !warmup && row.status == "completed" {
+                        let tokens = served
+                            .turns
+                            .first()
+                            .map(|t| t.tokens.clone())
+                            .unwrap_or_default();
+                        first_output = Some((row.output_text.clone(), tokens));
                     }
+                    rows.push(row);
                 }
             }
-        }
+            repetition += 1;
+            if warmup {
+                continue;
+            }
+            measured_steps.push(outcome.steps);
+            if self.smoke {
+                break StopReason::Smoke;
+            }
+            let rates: Vec<f64> = measured_steps
+                .iter()
+                .map(|t| rate(t.decode_tokens, t.decode_ns))
+                .collect();
+            if let Some(reason) = measure::should_stop(
+                &rates,
+                plan.repetitions,
+                s.stopping.as_ref(),
+                measuring_since.elapsed().as_secs_f64(),
+                s.seed,
+            ) {
+                break reason;
+            }
+        };
         let counters = session.counters().map(|c| {
             serde_json::json!({
                 "prompt_eval_ms": c.prompt_eval_ms, "prompt_eval_tokens": c.prompt_eval_tokens,
@@ -592,38 +659,47 @@ impl Runner {
         let cpu_time_ms = cpu_before
             .zip(crate::device_facts::process_cpu_ms())
             .map(|(before, after)| after - before);
-        let energy = rapl.as_ref().and_then(|r| {
-            let after = r.read()?;
-            Some((
-                r.joules_between(energy_before.as_deref()?, &after),
-                "rapl".to_owned(),
-            ))
-        });
+        let energy = match rapl.as_ref() {
+            Some(r) => r.read().and_then(|after| {
+                Some((r.joules_between(energy_before.as_deref()?, &after), "rapl".to_owned()))
+            }),
+            // Not measurable here: an estimate from CPU time, labelled as one.
+            None => cpu_time_ms.map(|ms| {
+                (
+                    ms / 1e3 * ESTIMATED_WATTS_PER_BUSY_CORE,
+                    format!("estimate: cpu_time_s × {ESTIMATED_WATTS_PER_BUSY_CORE} W per busy core (assumed, not measured)"),
+                )
+            }),
+        };
         let memory = session.memory();
         let effective = session.effective();
         drop(session);
 
-        let measured: Vec<&RequestRow> = rows.iter().filter(|r| !r.warmup).collect();
-        let rate = |tokens: u64, ns: u64| {
-            if ns == 0 {
-                0.0
-            } else {
-                tokens as f64 / (ns as f64 / 1e9)
-            }
-        };
-        // Requests of one wave share their prefill and decode steps: count each step's time once.
-        let generation_tokens_per_s = rate(
-            measured
+        let roofline = self.roofline(case, entry, &memory, &measured_steps)?;
+        let metrics = metric_rows(&rows, &measured_steps, s.seed);
+        let median_of = |name: &str| {
+            metrics
                 .iter()
-                .map(|r| u64::from(r.generated_tokens.saturating_sub(1)))
-                .sum(),
-            measured.iter().map(|r| r.decode_ns).sum::<u64>() / u64::from(case.concurrency),
-        );
-        let prefill_tokens_per_s = rate(
-            measured.iter().map(|r| u64::from(r.prompt_tokens)).sum(),
-            measured.iter().map(|r| r.prefill_ns).sum::<u64>() / u64::from(case.concurrency),
-        );
+                .find(|m| m.metric == name)
+                .map_or(0.0, |m| m.median)
+        };
         let (first_output, first_output_tokens) = first_output.unwrap_or_default();
+        let report = CaseReport {
+            run_id: String::new(),
+            measured_requests: rows.iter().filter(|r| !r.warmup && r.turn == 0).count(),
+            measured_repetitions: measured_steps.len() as u32,
+            generation_tokens_per_s: median_of("generation_tokens_per_s"),
+            prefill_tokens_per_s: median_of("prefill_tokens_per_s"),
+            rejected: rows
+                .iter()
+                .filter(|r| !r.warmup && r.turn == 0)
+                .filter(|r| r.status == "queue_full" || r.status == "admission_timeout")
+                .count(),
+            stop_reason,
+            roofline_fraction: roofline.map(|r| r.fraction),
+            first_output,
+            first_output_tokens,
+        };
         let end = RunEndRow {
             status: RunStatus::Passed,
             ended_at_ms: now_ms(),
@@ -639,20 +715,256 @@ impl Runner {
                 scheduling: effective.scheduling.into(),
                 flash_attention: effective.flash_attention,
             }),
-            estimated_peak_bytes: Some(estimated_peak_bytes),
+            estimated_peak_bytes: Some(estimate.total()),
             cpu_time_ms,
             energy,
-        };
-        let report = CaseReport {
-            run_id: String::new(),
-            measured_requests: measured.len(),
-            generation_tokens_per_s,
-            prefill_tokens_per_s,
-            first_output,
-            first_output_tokens,
+            stop_reason: Some(stop_reason.as_str().into()),
+            roofline,
+            metrics,
         };
         Ok((end, rows, report))
     }
+
+    /// How close the measured decode steps came to the device's memory bandwidth: the bytes they
+    /// had to read at least (the weights once per step, every stepped sequence's KV entries) over
+    /// their time, as a fraction of the triad bandwidth measured on this device.
+    fn roofline(
+        &self,
+        case: &Case,
+        entry: &ModelEntry,
+        memory: &edgebench_backend::MemoryReport,
+        steps: &[StepTotals],
+    ) -> Result<Option<RooflineRow>, RunError> {
+        let Some(bandwidth) = self
+            .store
+            .device_measurement(self.device_id, crate::device_facts::TRIAD_KIND)?
+        else {
+            return Ok(None);
+        };
+        let decode_steps: u64 = steps.iter().map(|t| t.decode_steps).sum();
+        let kv_positions: u64 = steps.iter().map(|t| t.decode_kv_positions).sum();
+        let decode_ns: u64 = steps.iter().map(|t| t.decode_ns).sum();
+        if decode_ns == 0 || bandwidth <= 0.0 {
+            return Ok(None);
+        }
+        let bytes = decode_steps as f64 * memory.weights_bytes as f64
+            + kv_positions as f64 * kv_bytes_per_token(case, entry);
+        Ok(Some(RooflineRow {
+            decode_bytes_read: bytes.round() as u64,
+            decode_steps_ns: decode_ns,
+            bandwidth_bytes_per_s: bandwidth,
+            fraction: bytes / (decode_ns as f64 / 1e9) / bandwidth,
+        }))
+    }
+}
+
+/// Power assumed per fully busy core when RAPL can't be read: a round figure for a laptop or
+/// phone big core; energy computed from it is stored as an estimate, never as a measurement.
+pub const ESTIMATED_WATTS_PER_BUSY_CORE: f64 = 4.0;
+
+fn rate(tokens: u64, ns: u64) -> f64 {
+    if ns == 0 {
+        0.0
+    } else {
+        tokens as f64 / (ns as f64 / 1e9)
+    }
+}
+
+fn serve_error(case: &Case, e: ServeError) -> RunError {
+    match e {
+        ServeError::Backend(b) => RunError::Backend(b),
+        other => RunError::Case {
+            case: case.name.clone(),
+            message: other.to_string(),
+        },
+    }
+}
+
+/// How one repetition of `case` serves its `requests` requests.
+fn serve_config(case: &Case, requests: usize, repetition: u32) -> ServeConfig {
+    let s = &case.scenario;
+    let serving = &s.serving;
+    let ms = |v: u64| v.saturating_mul(1_000_000);
+    ServeConfig {
+        scheduler: SchedulerConfig {
+            slots: case.slots() as usize,
+            queue_capacity: serving.queue_capacity.map_or(usize::MAX, |q| q as usize),
+            admission_timeout_ns: serving.admission_timeout_ms.map(ms),
+        },
+        arrivals: match serving.arrival_rate_per_s {
+            // Each repetition draws its own arrivals from the scenario's seed.
+            Some(rate) => Arrivals::Open {
+                offsets_ns: schedule::poisson_arrivals(
+                    requests,
+                    rate,
+                    s.seed ^ (u64::from(repetition) << 32),
+                ),
+            },
+            None => Arrivals::Closed {
+                clients: case.concurrency as usize,
+            },
+        },
+        generate: s.generate_tokens,
+        cancel_after_ns: serving.cancel_after_ms.map(ms),
+    }
+}
+
+/// Storage rows for one served request: one per turn, or one empty row when it never got a
+/// slot (rejected, or cancelled while queued).
+fn request_rows(
+    vocabulary: &dyn Vocabulary,
+    requests: &[Request],
+    served: &Served,
+    repetition: u32,
+    warmup: bool,
+) -> Result<Vec<RequestRow>, RunError> {
+    let request = &requests[served.request];
+    let base = |turn: usize| RequestRow {
+        repetition,
+        warmup,
+        request_index: served.request as u32,
+        prompt_id: request.prompt_id.clone(),
+        turn: turn as u32,
+        seq: served.slot.unwrap_or_default() as u32,
+        prompt_tokens: request.turns.get(turn).map_or(0, Vec::len) as u32,
+        generated_tokens: 0,
+        queue_ns: if turn == 0 { served.queue_ns } else { 0 },
+        prefill_ns: 0,
+        ttft_ns: 0,
+        decode_ns: 0,
+        e2e_ns: served.queue_ns,
+        reset_ns: if turn == 0 { served.reset_ns } else { 0 },
+        status: served.outcome.as_str().into(),
+        priority: served.priority.as_str().into(),
+        sent_ns: served.arrived_ns,
+        output_sha256: token_digest(&[]),
+        output_text: String::new(),
+        token_latencies_ns: Vec::new(),
+    };
+    if served.turns.is_empty() {
+        return Ok(vec![base(0)]);
+    }
+    served
+        .turns
+        .iter()
+        .enumerate()
+        .map(|(turn, t)| {
+            let text = vocabulary.detokenize(visible_tokens(vocabulary, &t.tokens))?;
+            Ok(RequestRow {
+                generated_tokens: t.tokens.len() as u32,
+                prefill_ns: t.prefill_ns,
+                ttft_ns: t.first_token_ns - t.sent_ns,
+                decode_ns: t.end_ns - t.first_token_ns,
+                e2e_ns: t.end_ns - t.sent_ns,
+                sent_ns: t.sent_ns,
+                output_sha256: token_digest(&t.tokens),
+                output_text: text,
+                token_latencies_ns: t.token_gaps_ns.clone(),
+                ..base(turn)
+            })
+        })
+        .collect()
+}
+
+/// Per-metric summaries of a run's measured samples.
+fn metric_rows(rows: &[RequestRow], steps: &[StepTotals], seed: u64) -> Vec<MetricRow> {
+    let measured: Vec<&RequestRow> = rows.iter().filter(|r| !r.warmup).collect();
+    let completed: Vec<&RequestRow> = measured
+        .iter()
+        .copied()
+        .filter(|r| r.status == "completed")
+        .collect();
+    let ms = |ns: u64| ns as f64 / 1e6;
+    let per_repetition = |f: fn(&StepTotals) -> f64| steps.iter().map(f).collect::<Vec<_>>();
+    let series: Vec<(&'static str, &'static str, Vec<f64>)> = vec![
+        (
+            "generation_tokens_per_s",
+            "tokens/s",
+            per_repetition(|t| rate(t.decode_tokens, t.decode_ns)),
+        ),
+        (
+            "prefill_tokens_per_s",
+            "tokens/s",
+            per_repetition(|t| rate(t.prefill_tokens, t.prefill_ns)),
+        ),
+        (
+            "throughput_tokens_per_s",
+            "tokens/s",
+            steps
+                .iter()
+                .map(|t| rate(t.decode_tokens + t.prefill_sequences, t.wall_ns))
+                .collect(),
+        ),
+        (
+            "ttft_ms",
+            "ms",
+            completed.iter().map(|r| ms(r.ttft_ns)).collect(),
+        ),
+        (
+            "e2e_ms",
+            "ms",
+            completed.iter().map(|r| ms(r.e2e_ns)).collect(),
+        ),
+        (
+            "tpot_ms",
+            "ms",
+            completed
+                .iter()
+                .flat_map(|r| r.token_latencies_ns.iter().map(|&ns| ms(ns)))
+                .collect(),
+        ),
+        (
+            "request_generation_tokens_per_s",
+            "tokens/s",
+            completed
+                .iter()
+                .filter(|r| r.generated_tokens > 1)
+                .map(|r| rate(u64::from(r.generated_tokens - 1), r.decode_ns))
+                .collect(),
+        ),
+        (
+            "queue_wait_ms",
+            "ms",
+            measured
+                .iter()
+                .filter(|r| r.turn == 0)
+                .map(|r| ms(r.queue_ns))
+                .collect(),
+        ),
+        (
+            "reset_us",
+            "µs",
+            completed
+                .iter()
+                .filter(|r| r.turn == 0)
+                .map(|r| r.reset_ns as f64 / 1e3)
+                .collect(),
+        ),
+    ];
+    series
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, (metric, unit, samples))| {
+            let m = measure::summarize_metric(metric, unit, &samples, seed.wrapping_add(i as u64))?;
+            Some(MetricRow {
+                metric: m.metric.into(),
+                unit: m.unit.into(),
+                n: m.summary.n as u32,
+                mean: m.summary.mean,
+                median: m.summary.median,
+                stddev: m.summary.stddev,
+                cv: m.summary.cv,
+                min: m.summary.min,
+                max: m.summary.max,
+                p90: m.summary.p90,
+                p95: m.summary.p95,
+                p99: m.summary.p99,
+                ci: m.ci.map(|c| (c.low, c.high, c.level)),
+                outliers_low: m.outliers_low,
+                outliers_high: m.outliers_high,
+            })
+        })
+        .collect()
 }
 
 /// Generated tokens up to (not including) the first end-of-generation token.
@@ -703,87 +1015,4 @@ fn tokenize(
             })
         })
         .collect()
-}
-
-/// One turn's measurements for one request.
-struct TurnResult {
-    tokens: Vec<TokenId>,
-    /// Time to reset the sequence before its first turn (0 for later turns).
-    reset_ns: u64,
-    prefill_ns: u64,
-    /// Time of each decode step after the first token.
-    latencies_ns: Vec<u64>,
-}
-
-/// Serves up to `concurrency` requests together as parallel sequences: every turn is one prefill
-/// of all active sequences, then `generate` − 1 decode steps. Generation always runs the full
-/// length (end-of-generation tokens are recorded, not obeyed) so every repetition does equal work.
-fn serve_wave(
-    session: &mut dyn Session,
-    wave: &[Request],
-    generate: u32,
-) -> Result<Vec<Vec<TurnResult>>, RunError> {
-    let mut results: Vec<Vec<TurnResult>> = wave.iter().map(|_| Vec::new()).collect();
-    let mut reset_ns = Vec::with_capacity(wave.len());
-    for seq in 0..wave.len() {
-        let start = Instant::now();
-        session.reset(seq)?;
-        reset_ns.push(start.elapsed().as_nanos() as u64);
-    }
-    let max_turns = wave.iter().map(|r| r.turns.len()).max().unwrap_or(0);
-    // The last token of a turn was sampled but never fed back; the next turn's prefill starts
-    // with it so the conversation in the KV cache is complete.
-    let mut carried: Vec<Option<TokenId>> = vec![None; wave.len()];
-    for turn in 0..max_turns {
-        let active: Vec<SeqId> = (0..wave.len())
-            .filter(|&i| turn < wave[i].turns.len())
-            .collect();
-        let owned: Vec<Vec<TokenId>> = active
-            .iter()
-            .map(|&i| {
-                carried[i]
-                    .into_iter()
-                    .chain(wave[i].turns[turn].iter().copied())
-                    .collect()
-            })
-            .collect();
-        let prompts: Vec<(SeqId, &[TokenId])> = active
-            .iter()
-            .zip(&owned)
-            .map(|(&i, t)| (i, t.as_slice()))
-            .collect();
-        let start = Instant::now();
-        let first = session.prefill(&prompts)?;
-        let prefill_ns = start.elapsed().as_nanos() as u64;
-        let mut tokens: Vec<Vec<TokenId>> = first
-            .iter()
-            .map(|&t| {
-                let mut v = Vec::with_capacity(generate as usize);
-                v.push(t);
-                v
-            })
-            .collect();
-        let mut latencies: Vec<u64> = Vec::with_capacity(generate as usize);
-        let mut inputs: Vec<(SeqId, TokenId)> =
-            active.iter().zip(&first).map(|(&s, &t)| (s, t)).collect();
-        for _ in 1..generate {
-            let step = Instant::now();
-            let next = session.decode_step(&inputs)?;
-            latencies.push(step.elapsed().as_nanos() as u64);
-            for (k, t) in next.into_iter().enumerate() {
-                tokens[k].push(t);
-                inputs[k].1 = t;
-            }
-        }
-        for (k, &i) in active.iter().enumerate() {
-            carried[i] = tokens[k].last().copied();
-            results[i].push(TurnResult {
-                tokens: std::mem::take(&mut tokens[k]),
-                reset_ns: if turn == 0 { reset_ns[i] } else { 0 },
-                prefill_ns,
-                latencies_ns: latencies.clone(),
-            });
-        }
-    }
-    Ok(results)
 }

@@ -124,6 +124,33 @@ pub struct Served {
     pub turns: Vec<TurnResult>,
 }
 
+/// What the engine did, summed over the whole workload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepTotals {
+    pub prefill_calls: u64,
+    pub prefill_tokens: u64,
+    /// Turns prefilled; each prefill yields one sequence's first token.
+    pub prefill_sequences: u64,
+    pub prefill_ns: u64,
+    pub decode_steps: u64,
+    /// Tokens produced by decode steps (one per sequence per step).
+    pub decode_tokens: u64,
+    pub decode_ns: u64,
+    /// Sum over decode steps of every stepped sequence's cache length: the KV entries the steps
+    /// had to read.
+    pub decode_kv_positions: u64,
+    /// From the first arrival to the last request's end.
+    pub wall_ns: u64,
+}
+
+/// The result of serving one workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeOutcome {
+    /// One per request, in request order.
+    pub served: Vec<Served>,
+    pub steps: StepTotals,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
@@ -155,17 +182,20 @@ struct State {
     served: Served,
     /// Last token of the previous turn: sampled but not yet in the KV cache.
     carried: Option<TokenId>,
+    /// Tokens in the sequence's KV cache.
+    cached: u64,
     last_token_ns: u64,
 }
 
-/// Serves `work` on `session` under `config`. Returns one [`Served`] per request, in request
-/// order; every request ends exactly once (completed, rejected or cancelled).
+/// Serves `work` on `session` under `config`. Every request ends exactly once (completed,
+/// rejected or cancelled).
 pub fn serve(
     session: &mut dyn Session,
     clock: &dyn Clock,
     work: &[WorkItem],
     config: &ServeConfig,
-) -> Result<Vec<Served>, ServeError> {
+) -> Result<ServeOutcome, ServeError> {
+    let mut steps = StepTotals::default();
     let start = clock.now_ns();
     let now = || clock.now_ns().saturating_sub(start);
     let mut scheduler = Scheduler::new(config.scheduler);
@@ -185,6 +215,7 @@ pub fn serve(
                 turns: Vec::new(),
             },
             carried: None,
+            cached: 0,
             last_token_ns: 0,
         })
         .collect();
@@ -261,6 +292,7 @@ pub fn serve(
                     state.served.reset_ns = clock.now_ns().saturating_sub(reset_start);
                     state.served.slot = Some(slot);
                     state.served.queue_ns = queued_ns;
+                    state.cached = 0;
                     state.phase = Phase::Prefill { turn: 0 };
                 }
                 Decision::TimedOut { request, queued_ns } => {
@@ -302,6 +334,13 @@ pub fn serve(
             let before = now();
             let first = session.prefill(&batch)?;
             let after = now();
+            steps.prefill_calls += 1;
+            steps.prefill_sequences += inputs.len() as u64;
+            steps.prefill_tokens += inputs.iter().map(|(_, t)| t.len() as u64).sum::<u64>();
+            steps.prefill_ns += after - before;
+            for (&(r, _), (_, tokens)) in waiting.iter().zip(&inputs) {
+                states[r].cached += tokens.len() as u64;
+            }
             for (&(r, turn), token) in waiting.iter().zip(first) {
                 let s = &mut states[r];
                 let sent_ns = if turn == 0 {
@@ -352,8 +391,17 @@ pub fn serve(
                     (s.served.slot.unwrap_or_default(), last)
                 })
                 .collect();
+            let before = now();
             let next = session.decode_step(&batch)?;
             let after = now();
+            steps.decode_steps += 1;
+            steps.decode_tokens += batch.len() as u64;
+            steps.decode_ns += after - before;
+            for &(r, _) in &generating {
+                // The fed token joins the cache; the step reads every entry.
+                states[r].cached += 1;
+                steps.decode_kv_positions += states[r].cached;
+            }
             for (&(r, turn), token) in generating.iter().zip(next) {
                 let s = &mut states[r];
                 let result = &mut s.served.turns[turn];
@@ -394,7 +442,19 @@ pub fn serve(
             }
         }
     }
-    Ok(states.into_iter().map(|s| s.served).collect())
+    let served: Vec<Served> = states.into_iter().map(|s| s.served).collect();
+    let first = served.iter().map(|s| s.arrived_ns).min().unwrap_or(0);
+    let last = served
+        .iter()
+        .map(|s| {
+            s.turns
+                .last()
+                .map_or(s.arrived_ns + s.queue_ns, |t| t.end_ns)
+        })
+        .max()
+        .unwrap_or(0);
+    steps.wall_ns = last.saturating_sub(first);
+    Ok(ServeOutcome { served, steps })
 }
 
 /// Moves sequences whose turn has all its tokens on: to the next turn's prefill, or out of their

@@ -5,6 +5,7 @@
 //! with plain strings.
 
 pub mod device_profile;
+pub mod measure;
 pub mod projection;
 pub mod registry;
 pub mod scenario;

@@ -36,6 +36,19 @@ pub fn kv_bytes(
         as u64
 }
 
+/// Rough bytes of an engine's compute buffers for one forward pass of `batch` tokens over
+/// `context` positions, in f32: activations (hidden × 4 + ffn × 2 per token), the attention
+/// scores without flash attention (heads × context per token) and the output logits (vocab per
+/// token). An estimate to compare with measured peak RSS, not a model of any engine's allocator.
+#[must_use]
+pub fn compute_buffer_bytes(arch: &Architecture, batch: u32, context: u32) -> u64 {
+    let per_token = u64::from(arch.hidden) * 4
+        + u64::from(arch.ffn) * 2
+        + u64::from(arch.heads) * u64::from(context)
+        + u64::from(arch.vocab);
+    4 * u64::from(batch) * per_token
+}
+
 /// Bits per weight of a GGUF weight quantization, counting block scales (llama.cpp's layouts:
 /// Q4_0 = 18 bytes per 32 weights, Q8_0 = 34 per 32, Q4_K = 144 per 256, Q6_K = 210 per 256).
 /// `Q4_K_M` mixes Q4_K and Q6_K tensors; 4.85 is llama.cpp's reported average for 7B models.

@@ -204,7 +204,10 @@ fn a_run_stores_every_sample_atomically() {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .expect("summary");
-    assert_eq!((stop.as_str(), fraction, ci_high, outliers), ("ci_target", 0.5, 1.1, 1));
+    assert_eq!(
+        (stop.as_str(), fraction, ci_high, outliers),
+        ("ci_target", 0.5, 1.1, 1)
+    );
     let seed: i64 = store
         .connection()
         .query_row("SELECT seed FROM runs", [], |r| r.get(0))
@@ -237,9 +240,11 @@ fn a_crashed_run_is_aborted_once_with_its_stderr() {
     store
         .begin_run(&new_run(&store, "crashed", 111))
         .expect("begin");
-    assert!(store
-        .abort_run("crashed", "killed by signal 6", "GGML_ASSERT failed", 9)
-        .expect("abort"));
+    assert!(
+        store
+            .abort_run("crashed", "killed by signal 6", "GGML_ASSERT failed", 9)
+            .expect("abort")
+    );
     // Already ended: a second report changes nothing.
     assert!(!store.abort_run("crashed", "other", "", 10).expect("abort"));
     let (status, error, tail): (String, String, String) = store

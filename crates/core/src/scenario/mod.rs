@@ -235,7 +235,11 @@ impl Case {
     /// Sequence slots the engine holds for this case.
     #[must_use]
     pub fn slots(&self) -> u32 {
-        self.scenario.serving.slots.unwrap_or(self.concurrency).max(1)
+        self.scenario
+            .serving
+            .slots
+            .unwrap_or(self.concurrency)
+            .max(1)
     }
 
     /// Context length after the variant's cap.
@@ -651,7 +655,10 @@ fn validate(
             if memory_budget.is_some_and(|b| b <= profile.ram_bytes) {
                 memory_budget
             } else {
-                memory_budget_source = format!("the RAM of device profile `{}` ({})", profile.name, profile.label);
+                memory_budget_source = format!(
+                    "the RAM of device profile `{}` ({})",
+                    profile.name, profile.label
+                );
                 Some(profile.ram_bytes)
             }
         }
@@ -672,11 +679,16 @@ fn validate(
                     format!("{rate} must be a positive number of requests per second"),
                 ));
             }
-            let priorities = f.priorities.as_ref().map_or([0, 1, 0], |p| [p.realtime, p.normal, p.batch]);
+            let priorities = f
+                .priorities
+                .as_ref()
+                .map_or([0, 1, 0], |p| [p.realtime, p.normal, p.batch]);
             if priorities == [0, 0, 0] {
                 return Err(cx.invalid(
                     "serving.priorities",
-                    cx.key_offset("realtime").max(cx.key_offset("normal")).max(cx.key_offset("batch")),
+                    cx.key_offset("realtime")
+                        .max(cx.key_offset("normal"))
+                        .max(cx.key_offset("batch")),
                     "at least one priority class needs a weight above 0",
                 ));
             }
@@ -697,7 +709,10 @@ fn validate(
                 return Err(cx.invalid(
                     "stopping.target_relative_ci",
                     cx.key_offset("target_relative_ci"),
-                    format!("{} must be a positive fraction such as 0.01", f.target_relative_ci),
+                    format!(
+                        "{} must be a positive fraction such as 0.01",
+                        f.target_relative_ci
+                    ),
                 ));
             }
             let max_repetitions = *f.max_repetitions.get_ref();
@@ -705,7 +720,9 @@ fn validate(
                 return Err(cx.at(
                     "stopping.max_repetitions",
                     &f.max_repetitions,
-                    format!("max_repetitions ({max_repetitions}) is below repetitions ({repetitions})"),
+                    format!(
+                        "max_repetitions ({max_repetitions}) is below repetitions ({repetitions})"
+                    ),
                 ));
             }
             if let Some(s) = f.max_seconds

@@ -128,7 +128,11 @@ fn serving_stopping_and_device_profile() {
     let s = parse(&text).expect("valid");
     // The smaller of the budget and the profile's RAM wins, and the message says which.
     assert_eq!(s.memory_budget, Some(4 << 30));
-    assert!(s.memory_budget_source.contains("phone-4gb"), "{}", s.memory_budget_source);
+    assert!(
+        s.memory_budget_source.contains("phone-4gb"),
+        "{}",
+        s.memory_budget_source
+    );
     assert_eq!(
         s.serving,
         Serving {

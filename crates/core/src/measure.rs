@@ -1,0 +1,193 @@
+//! Turning raw samples into stored summaries, and deciding when to stop repeating.
+//! Pure: callers hand in samples, elapsed time and seeds.
+
+use crate::scenario::Stopping;
+use crate::stats::{self, Interval, Outlier, Summary};
+
+/// Confidence level of every stored interval.
+pub const CI_LEVEL: f64 = 0.95;
+/// Bootstrap resamples per interval: enough that the interval's own noise is well below 1%.
+pub const RESAMPLES: usize = 2_000;
+
+/// One metric's summary, with the CI of its median and its Tukey outlier counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSummary {
+    pub metric: &'static str,
+    pub unit: &'static str,
+    pub summary: Summary,
+    pub ci: Option<Interval>,
+    /// Samples beyond the lower / upper 1.5 × IQR fence (mild and severe together).
+    pub outliers_low: u32,
+    pub outliers_high: u32,
+}
+
+/// Summarises `samples`; `None` when there are none (or any is not finite). The bootstrap is
+/// seeded with `seed` so the same samples give the same interval everywhere.
+#[must_use]
+pub fn summarize_metric(
+    metric: &'static str,
+    unit: &'static str,
+    samples: &[f64],
+    seed: u64,
+) -> Option<MetricSummary> {
+    let summary = stats::summarize(samples)?;
+    let ci = if samples.len() >= 2 {
+        stats::bootstrap_median_ci(samples, CI_LEVEL, RESAMPLES, seed)
+    } else {
+        None
+    };
+    let (mut low, mut high) = (0, 0);
+    for (x, flag) in samples.iter().zip(stats::tukey_outliers(samples)) {
+        if flag != Outlier::None {
+            if *x < summary.median {
+                low += 1;
+            } else {
+                high += 1;
+            }
+        }
+    }
+    Some(MetricSummary {
+        metric,
+        unit,
+        summary,
+        ci,
+        outliers_low: low,
+        outliers_high: high,
+    })
+}
+
+/// Why a case stopped repeating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// Ran exactly the scenario's `repetitions` (no adaptive stopping).
+    Fixed,
+    /// The CI of the median was within the target.
+    CiTarget,
+    MaxRepetitions,
+    TimeBudget,
+    /// A smoke run: once, to check the case works.
+    Smoke,
+}
+
+impl StopReason {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fixed => "fixed",
+            Self::CiTarget => "ci_target",
+            Self::MaxRepetitions => "max_repetitions",
+            Self::TimeBudget => "time_budget",
+            Self::Smoke => "smoke",
+        }
+    }
+}
+
+/// Whether to stop after `samples.len()` measured repetitions (one sample per repetition),
+/// `elapsed_s` seconds into measuring. At least `minimum` repetitions always run.
+#[must_use]
+pub fn should_stop(
+    samples: &[f64],
+    minimum: u32,
+    stopping: Option<&Stopping>,
+    elapsed_s: f64,
+    seed: u64,
+) -> Option<StopReason> {
+    let done = samples.len() as u32;
+    if done < minimum.max(1) {
+        return None;
+    }
+    let Some(stopping) = stopping else {
+        return Some(StopReason::Fixed);
+    };
+    if done >= 3
+        && let (Some(s), Some(ci)) = (
+            stats::summarize(samples),
+            stats::bootstrap_median_ci(samples, CI_LEVEL, RESAMPLES, seed),
+        )
+        && s.median != 0.0
+        && ci.half_width() / s.median.abs() <= stopping.target_relative_ci
+    {
+        return Some(StopReason::CiTarget);
+    }
+    if done >= stopping.max_repetitions {
+        return Some(StopReason::MaxRepetitions);
+    }
+    if stopping.max_seconds.is_some_and(|max| elapsed_s >= max) {
+        return Some(StopReason::TimeBudget);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stopping(target: f64, max: u32, seconds: Option<f64>) -> Stopping {
+        Stopping {
+            target_relative_ci: target,
+            max_repetitions: max,
+            max_seconds: seconds,
+        }
+    }
+
+    #[test]
+    fn summaries_count_outliers_on_each_side() {
+        let samples = [1.0, 10.0, 10.5, 11.0, 11.5, 12.0, 12.5, 40.0, 45.0];
+        let m = summarize_metric("x", "ms", &samples, 1).expect("summary");
+        assert_eq!((m.outliers_low, m.outliers_high), (1, 2));
+        assert_eq!(m.summary.n, 9);
+        let ci = m.ci.expect("ci");
+        assert!(ci.low <= m.summary.median && m.summary.median <= ci.high);
+        // One sample: a summary but no interval.
+        assert!(
+            summarize_metric("x", "ms", &[3.0], 1)
+                .expect("one")
+                .ci
+                .is_none()
+        );
+        assert!(summarize_metric("x", "ms", &[], 1).is_none());
+    }
+
+    #[test]
+    fn fixed_repetitions_without_stopping_rule() {
+        assert_eq!(should_stop(&[1.0], 2, None, 0.0, 1), None);
+        assert_eq!(
+            should_stop(&[1.0, 2.0], 2, None, 0.0, 1),
+            Some(StopReason::Fixed)
+        );
+    }
+
+    #[test]
+    fn stops_when_the_ci_is_narrow_enough_or_a_budget_runs_out() {
+        // Tight samples: ±1% is reached as soon as three are in.
+        let tight = [100.0, 100.2, 99.9];
+        let rule = stopping(0.01, 50, None);
+        assert_eq!(should_stop(&tight[..2], 2, Some(&rule), 1.0, 1), None);
+        assert_eq!(
+            should_stop(&tight, 2, Some(&rule), 1.0, 1),
+            Some(StopReason::CiTarget)
+        );
+        // Noisy samples keep going until the repetition or time budget says stop.
+        let noisy = [80.0, 120.0, 95.0, 130.0];
+        assert_eq!(should_stop(&noisy, 2, Some(&rule), 1.0, 1), None);
+        assert_eq!(
+            should_stop(&noisy, 2, Some(&stopping(0.01, 4, None)), 1.0, 1),
+            Some(StopReason::MaxRepetitions)
+        );
+        assert_eq!(
+            should_stop(&noisy, 2, Some(&stopping(0.01, 50, Some(30.0))), 31.0, 1),
+            Some(StopReason::TimeBudget)
+        );
+        // The minimum holds even when the budget is spent.
+        assert_eq!(
+            should_stop(
+                &noisy[..1],
+                2,
+                Some(&stopping(0.01, 50, Some(1.0))),
+                99.0,
+                1
+            ),
+            None
+        );
+    }
+}
