@@ -3,14 +3,18 @@
 //! `--list --format terse` lets nextest drive it.
 //!
 //! Cases that cannot run here (model file absent, device or engine not built, over the memory
-//! budget) are reported as ignored with the reason. Measured cases run one at a time.
+//! budget) are reported as ignored with the reason. Measured cases run one at a time, each in
+//! its own `edgebench-case` process so an engine crash fails that case only.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use edgebench::catalog::Catalog;
+use edgebench::isolate::{self, ChildCase};
 use edgebench::paths;
-use edgebench::runner::{self, Readiness, Runner};
+use edgebench::runner::{self, Readiness};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
 fn main() -> ExitCode {
@@ -32,29 +36,53 @@ fn main() -> ExitCode {
     // EDGEBENCH_SMOKE=1 (set by `cargo xtask test`) runs each case once to check it works;
     // such runs are stored as `mode = 'smoke'` and are not measurements.
     let smoke = std::env::var("EDGEBENCH_SMOKE").is_ok_and(|v| v == "1");
-    // Opened on the first executed case, so listing never touches the database.
-    let runner: Arc<Mutex<Option<Runner>>> = Arc::new(Mutex::new(None));
+    let invocation = Arc::new(runner::new_invocation_id());
+    // Model files hashed once per invocation, not once per case process.
+    let hashes: Arc<Mutex<HashMap<PathBuf, (u64, String)>>> = Arc::default();
+    let child_exe = PathBuf::from(env!("CARGO_BIN_EXE_edgebench-case"));
 
     let trials = catalog
         .cases
         .into_iter()
         .map(|case| {
-            let (registry, runner, root, models_dir, db) =
-                (Arc::clone(&registry), Arc::clone(&runner), root.clone(), models_dir.clone(), db.clone());
+            let (registry, hashes, invocation, child_exe, models_dir, db) = (
+                Arc::clone(&registry),
+                Arc::clone(&hashes),
+                Arc::clone(&invocation),
+                child_exe.clone(),
+                models_dir.clone(),
+                db.clone(),
+            );
             Trial::ignorable_test(case.name.clone(), move || {
                 let model_path = match runner::readiness(&case, &registry, &models_dir) {
                     Readiness::Skip(reason) => return Ok(Completion::ignored_with(reason)),
                     Readiness::Ready { model_path } => model_path,
                 };
                 let entry = registry.get(&case.model).ok_or_else(|| Failed::from("model vanished from registry"))?;
-                let mut guard = runner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if guard.is_none() {
-                    let mut opened = Runner::open(&root, &models_dir, &db).map_err(|e| Failed::from(e.to_string()))?;
-                    opened.set_smoke(smoke);
-                    *guard = Some(opened);
-                }
-                let runner = guard.as_mut().ok_or_else(|| Failed::from("runner not open"))?;
-                let report = runner.run_case(&case, entry, &model_path).map_err(|e| Failed::from(e.to_string()))?;
+                let (size, sha256) = {
+                    let mut known = hashes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    match known.get(&model_path) {
+                        Some(h) => h.clone(),
+                        None => {
+                            let h = runner::model_file_hash(&model_path).map_err(|e| Failed::from(e.to_string()))?;
+                            known.insert(model_path.clone(), h.clone());
+                            h
+                        }
+                    }
+                };
+                // Each case runs in its own process: an engine abort fails this case only.
+                let run_id = runner::new_run_id(&case);
+                let report = isolate::run_in_child(&ChildCase {
+                    exe: &child_exe,
+                    case_name: &case.name,
+                    run_id: &run_id,
+                    invocation: &invocation,
+                    db: &db,
+                    smoke,
+                    model_hash: Some((&model_path, size, &sha256)),
+                    env: &[],
+                })
+                .map_err(|e| Failed::from(e.to_string()))?;
                 let preview: String = report.first_output.chars().take(60).collect();
                 println!(
                     "    {}{} [{}]: generation {:.1} t/s, prefill {:.1} t/s over {} requests in {} repetitions (stop: {}), {} rejected, roofline {}; run {} → {}; output: {:?}",
@@ -65,7 +93,7 @@ fn main() -> ExitCode {
                     report.prefill_tokens_per_s,
                     report.measured_requests,
                     report.measured_repetitions,
-                    report.stop_reason.as_str(),
+                    report.stop_reason,
                     report.rejected,
                     report.roofline_fraction.map_or("n/a".into(), |f| format!("{:.1}%", f * 100.0)),
                     report.run_id,

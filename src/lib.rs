@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod dataset;
 pub mod device_facts;
 pub mod fingerprint;
+pub mod isolate;
 pub mod parity;
 pub mod paths;
 pub mod runner;

@@ -258,7 +258,7 @@ pub struct Runner {
     smoke: bool,
 }
 
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -273,6 +273,29 @@ fn unique_id(parts: &str) -> String {
     edgebench_core::sha256_hex(format!("{parts}|{}|{nanos}|{n}", std::process::id()).as_bytes())
         [..32]
         .to_owned()
+}
+
+/// A fresh id for one harness invocation.
+#[must_use]
+pub fn new_invocation_id() -> String {
+    unique_id("invocation")
+}
+
+/// Size and sha256 of a model file.
+pub fn model_file_hash(path: &Path) -> Result<(u64, String), RunError> {
+    let size = std::fs::metadata(path)
+        .map_err(|source| RunError::ReadModel {
+            path: path.to_owned(),
+            source,
+        })?
+        .len();
+    Ok((size, sha256_file(path)?))
+}
+
+/// A fresh, globally unique run id for `case`.
+#[must_use]
+pub fn new_run_id(case: &Case) -> String {
+    unique_id(&case.key())
 }
 
 /// Resets the kernel's peak-RSS counter for this process (Linux), so VmHWM measures one case.
@@ -414,17 +437,17 @@ impl Runner {
         &self.store
     }
 
-    fn model_hash(&mut self, path: &Path) -> Result<(u64, String), RunError> {
+    /// Groups this runner's runs under `invocation` (a child process joins its parent's).
+    pub fn set_invocation(&mut self, invocation: String) {
+        self.invocation = invocation;
+    }
+
+    /// The size and sha256 of a model file, hashed once per path and runner.
+    pub fn model_hash(&mut self, path: &Path) -> Result<(u64, String), RunError> {
         if let Some(h) = self.hashes.get(path) {
             return Ok(h.clone());
         }
-        let size = std::fs::metadata(path)
-            .map_err(|source| RunError::ReadModel {
-                path: path.to_owned(),
-                source,
-            })?
-            .len();
-        let h = (size, sha256_file(path)?);
+        let h = model_file_hash(path)?;
         self.hashes.insert(path.to_owned(), h.clone());
         Ok(h)
     }
@@ -492,6 +515,11 @@ impl Runner {
         })?)
     }
 
+    /// Seeds the model-hash cache, so a child process doesn't hash a file its parent hashed.
+    pub fn remember_model_hash(&mut self, path: &Path, size: u64, sha256: String) {
+        self.hashes.insert(path.to_owned(), (size, sha256));
+    }
+
     /// Runs `case` with the model at `model_path` (from [`readiness`]) and stores the run.
     pub fn run_case(
         &mut self,
@@ -499,9 +527,21 @@ impl Runner {
         entry: &ModelEntry,
         model_path: &Path,
     ) -> Result<CaseReport, RunError> {
+        self.run_case_as(&new_run_id(case), case, entry, model_path)
+    }
+
+    /// [`Self::run_case`] under a run id chosen by the caller (a parent process that must be
+    /// able to mark the run aborted if this process dies).
+    pub fn run_case_as(
+        &mut self,
+        run_id: &str,
+        case: &Case,
+        entry: &ModelEntry,
+        model_path: &Path,
+    ) -> Result<CaseReport, RunError> {
+        let run_id = run_id.to_owned();
         let model_id = self.register_model(entry, &case.quant, model_path)?;
         let case_id = self.store.upsert_case(&case_row(case))?;
-        let run_id = unique_id(&case.key());
         let s = &case.scenario;
         let plan = self.plan(case);
         self.store.begin_run(&NewRunRow {
@@ -585,6 +625,7 @@ impl Runner {
         let load_start = Instant::now();
         let mut session = backend.load(model_path, &options)?;
         let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
+        crate::isolate::inject_fault_if_asked(&case.name);
 
         let mut rows = Vec::new();
         let mut first_output: Option<(String, Vec<TokenId>)> = None;
