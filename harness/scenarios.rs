@@ -85,7 +85,7 @@ fn main() -> ExitCode {
                 .map_err(|e| Failed::from(e.to_string()))?;
                 let preview: String = report.first_output.chars().take(60).collect();
                 println!(
-                    "    {}{} [{}]: generation {:.1} t/s, prefill {:.1} t/s over {} requests in {} repetitions (stop: {}), {} rejected, roofline {}; run {} → {}; output: {:?}",
+                    "    {}{} [{}]: generation {:.1} t/s, prefill {:.1} t/s over {} requests in {} repetitions (stop: {}), {} rejected, roofline {}, memory estimate {} MiB vs peak RSS {}; run {} → {}; output: {:?}",
                     if smoke { "(smoke) " } else { "" },
                     case.name,
                     entry.label(),
@@ -96,6 +96,12 @@ fn main() -> ExitCode {
                     report.stop_reason,
                     report.rejected,
                     report.roofline_fraction.map_or("n/a".into(), |f| format!("{:.1}%", f * 100.0)),
+                    report.estimated_peak_bytes >> 20,
+                    report.peak_rss_bytes.map_or("n/a".into(), |p| format!(
+                        "{} MiB ({:+.0}%)",
+                        p >> 20,
+                        report.memory_estimate_error_pct().unwrap_or(f64::NAN)
+                    )),
                     report.run_id,
                     db.display(),
                     preview

@@ -44,7 +44,19 @@ pub struct ChildReport {
     pub rejected: usize,
     pub stop_reason: String,
     pub roofline_fraction: Option<f64>,
+    pub estimated_peak_bytes: u64,
+    pub peak_rss_bytes: Option<u64>,
     pub first_output: String,
+}
+
+impl ChildReport {
+    /// `(estimate − peak RSS) ÷ peak RSS` in percent, as the store derives it.
+    #[must_use]
+    pub fn memory_estimate_error_pct(&self) -> Option<f64> {
+        self.peak_rss_bytes
+            .filter(|&p| p > 0)
+            .map(|p| 100.0 * (self.estimated_peak_bytes as f64 - p as f64) / p as f64)
+    }
 }
 
 impl From<&CaseReport> for ChildReport {
@@ -58,6 +70,8 @@ impl From<&CaseReport> for ChildReport {
             rejected: r.rejected,
             stop_reason: r.stop_reason.as_str().into(),
             roofline_fraction: r.roofline_fraction,
+            estimated_peak_bytes: r.estimated_peak_bytes,
+            peak_rss_bytes: r.peak_rss_bytes,
             first_output: r.first_output.clone(),
         }
     }

@@ -233,6 +233,9 @@ pub struct CaseReport {
     pub rejected: usize,
     pub stop_reason: StopReason,
     pub roofline_fraction: Option<f64>,
+    /// The memory guard's estimate and the measured peak RSS (the child's whole process).
+    pub estimated_peak_bytes: u64,
+    pub peak_rss_bytes: Option<u64>,
     pub first_output: String,
     pub first_output_tokens: Vec<TokenId>,
 }
@@ -717,6 +720,7 @@ impl Runner {
         drop(session);
 
         let roofline = self.roofline(case, entry, &memory, &measured_steps)?;
+        let peak_rss = peak_rss_bytes();
         let metrics = metric_rows(&rows, &measured_steps, s.seed);
         let median_of = |name: &str| {
             metrics
@@ -738,6 +742,8 @@ impl Runner {
                 .count(),
             stop_reason,
             roofline_fraction: roofline.map(|r| r.fraction),
+            estimated_peak_bytes: estimate.total(),
+            peak_rss_bytes: peak_rss,
             first_output,
             first_output_tokens,
         };
@@ -748,7 +754,7 @@ impl Runner {
             load_ms: Some(load_ms),
             kv_cache_bytes: Some(memory.kv_cache_bytes),
             weights_bytes: Some(memory.weights_bytes),
-            peak_rss_bytes: peak_rss_bytes(),
+            peak_rss_bytes: peak_rss,
             engine_counters: counters,
             effective: Some(EffectiveRow {
                 kv_storage: effective.kv_storage,

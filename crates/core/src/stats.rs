@@ -144,6 +144,48 @@ pub fn bootstrap_median_ci(
     })
 }
 
+/// Percentile-bootstrap confidence interval of `median(variant) / median(baseline)`: both groups
+/// are resampled independently (they are separate runs), seeded. `None` when either group is
+/// empty, holds a non-finite value, or a resampled baseline median is zero.
+#[must_use]
+pub fn bootstrap_ratio_of_medians_ci(
+    baseline: &[f64],
+    variant: &[f64],
+    level: f64,
+    resamples: usize,
+    seed: u64,
+) -> Option<Interval> {
+    let finite = |s: &[f64]| !s.is_empty() && s.iter().all(|x| x.is_finite());
+    if !finite(baseline) || !finite(variant) || resamples == 0 {
+        return None;
+    }
+    let mut rng = SplitMix64::new(seed);
+    let mut resampled_median = |samples: &[f64], buf: &mut Vec<f64>| {
+        buf.clear();
+        buf.extend((0..samples.len()).map(|_| samples[rng.below(samples.len())]));
+        buf.sort_by(f64::total_cmp);
+        percentile_sorted(buf, 50.0)
+    };
+    let (mut buf_b, mut buf_v) = (Vec::new(), Vec::new());
+    let mut ratios = Vec::with_capacity(resamples);
+    for _ in 0..resamples {
+        let b = resampled_median(baseline, &mut buf_b);
+        let v = resampled_median(variant, &mut buf_v);
+        if b == 0.0 {
+            return None;
+        }
+        ratios.push(v / b);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let tail = (1.0 - level) / 2.0 * 100.0;
+    Some(Interval {
+        low: percentile_sorted(&ratios, tail),
+        high: percentile_sorted(&ratios, 100.0 - tail),
+        level,
+        resamples,
+    })
+}
+
 /// Where a sample sits relative to Tukey's fences (quartiles ± 1.5 / 3 × IQR).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outlier {
@@ -222,6 +264,22 @@ mod tests {
         assert!(close(flat.low, 5.0) && close(flat.high, 5.0));
         assert!(bootstrap_median_ci(&[], 0.95, 100, 1).is_none());
         assert!(bootstrap_median_ci(&[1.0, f64::INFINITY], 0.95, 100, 1).is_none());
+    }
+
+    #[test]
+    fn ratio_ci_brackets_the_true_ratio_and_detects_no_change() {
+        // Variant = baseline × 1.5 exactly: every resample pair can still differ (independent
+        // resampling), but the interval must contain 1.5 and exclude 1.
+        let baseline: Vec<f64> = (0..30).map(|i| 100.0 + f64::from(i % 7)).collect();
+        let variant: Vec<f64> = baseline.iter().map(|x| x * 1.5).collect();
+        let ci = bootstrap_ratio_of_medians_ci(&baseline, &variant, 0.95, 2000, 3).expect("ci");
+        assert!(ci.low < 1.5 && 1.5 < ci.high + 1e-12, "{ci:?}");
+        assert!(ci.low > 1.0, "a 50% change is significant: {ci:?}");
+        // Same distribution on both sides: the interval must straddle 1.
+        let same = bootstrap_ratio_of_medians_ci(&baseline, &baseline, 0.95, 2000, 3).expect("ci");
+        assert!(same.low <= 1.0 && 1.0 <= same.high, "{same:?}");
+        assert!(bootstrap_ratio_of_medians_ci(&[], &baseline, 0.95, 10, 1).is_none());
+        assert!(bootstrap_ratio_of_medians_ci(&[0.0, 0.0], &baseline, 0.95, 10, 1).is_none());
     }
 
     #[test]

@@ -28,6 +28,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_2026-11-25_serving",
         include_str!("../migrations/0004_2026-11-25_serving.sql"),
     ),
+    (
+        "0005_2026-11-25_memory_error",
+        include_str!("../migrations/0005_2026-11-25_memory_error.sql"),
+    ),
 ];
 
 /// Schema version this build writes.
