@@ -1,5 +1,6 @@
-//! System packages the build needs. llama-cpp-sys-2 builds llama.cpp with cmake and generates
-//! bindings with bindgen, which needs libclang.
+//! System packages the build and the tests need. llama-cpp-sys-2 builds llama.cpp with cmake and
+//! generates bindings with bindgen, which needs libclang; the report's browser test opens the
+//! report in Debian's headless `chromium` (never a tool's own browser download).
 
 use std::process::Command;
 
@@ -10,6 +11,23 @@ fn has_cmake() -> bool {
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// The Chromium binary the report's browser test runs: `EDGEBENCH_CHROMIUM`, else the first of
+/// Debian's names found on PATH.
+pub fn chromium() -> Option<String> {
+    if let Ok(path) = std::env::var("EDGEBENCH_CHROMIUM") {
+        return Some(path);
+    }
+    ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|name| {
+            Command::new(name)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(str::to_owned)
 }
 
 fn has_libclang() -> bool {
@@ -49,7 +67,7 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-/// Installs cmake and libclang-dev with apt-get when missing (as root), else says how.
+/// Installs cmake, libclang-dev and chromium with apt-get when missing (as root), else says how.
 pub fn ensure_build_tools() -> Result<()> {
     let mut missing = Vec::new();
     if !has_cmake() {
@@ -57,6 +75,9 @@ pub fn ensure_build_tools() -> Result<()> {
     }
     if !has_libclang() {
         missing.push("libclang-dev");
+    }
+    if chromium().is_none() {
+        missing.push("chromium");
     }
     if missing.is_empty() {
         return Ok(());
@@ -72,7 +93,7 @@ pub fn ensure_build_tools() -> Result<()> {
         );
     }
     eprintln!(
-        "installing {} (needed to build llama.cpp)",
+        "installing {} (needed to build llama.cpp and to check the report in a browser)",
         missing.join(", ")
     );
     let ok = Command::new("sh")

@@ -5,10 +5,12 @@
 //! with plain strings.
 
 pub mod compare;
+pub mod claims;
 pub mod device_profile;
 pub mod measure;
 pub mod projection;
 pub mod registry;
+pub mod roi;
 pub mod scenario;
 pub mod schedule;
 pub mod stats;
