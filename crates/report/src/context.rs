@@ -1,0 +1,280 @@
+//! The report context: what templates, `report.json` and the snapshot tests see. A serialized
+//! format of its own (versioned), built from [`crate::data`] values, never from storage rows.
+
+use serde::Serialize;
+
+/// Bumped when a field changes meaning or disappears (`report.json` readers check it).
+pub const REPORT_CONTEXT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provenance {
+    /// From stored samples, with n and spread in the detail.
+    Measured,
+    /// From a formula (shown in the detail).
+    Projected,
+    /// Someone's published figure (source in the detail).
+    Claimed,
+    /// Computed from an assumption (energy without RAPL), said so in the detail.
+    Estimated,
+    /// No number.
+    None,
+}
+
+/// One table cell with where its number came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cell {
+    pub text: String,
+    pub provenance: Provenance,
+    pub detail: String,
+}
+
+impl Cell {
+    pub fn none(detail: impl Into<String>) -> Self {
+        Self { text: "—".into(), provenance: Provenance::None, detail: detail.into() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportContext {
+    pub format: u32,
+    pub generated_at: String,
+    pub database: String,
+    pub schema_version: u32,
+    pub selection: String,
+    pub measured_runs: usize,
+    pub overview: OverviewSection,
+    pub categories: CategorySection,
+    pub concurrency: ConcurrencySection,
+    pub kv: KvSection,
+    pub backends: BackendSection,
+    pub claims: ClaimSection,
+    pub roi: RoiSection,
+    pub devices: DeviceSection,
+    pub regressions: RegressionSection,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelColumn {
+    pub label: String,
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OverviewSection {
+    pub columns: Vec<ModelColumn>,
+    pub rows: Vec<OverviewRow>,
+    pub winner_rule: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OverviewRow {
+    pub metric: String,
+    pub cells: Vec<Cell>,
+    pub winner: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CategorySection {
+    pub columns: Vec<ModelColumn>,
+    pub rows: Vec<CategoryRow>,
+    pub comparison: String,
+    pub plot_svg: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CategoryRow {
+    pub category: String,
+    pub cells: Vec<Cell>,
+    pub difference: Cell,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConcurrencySection {
+    pub series: Vec<ConcurrencySeries>,
+    pub throughput_svg: String,
+    pub latency_svg: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConcurrencySeries {
+    pub label: String,
+    pub rows: Vec<ConcurrencyRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConcurrencyRow {
+    pub concurrency: u32,
+    pub requests: u32,
+    pub rejected: u32,
+    pub e2e_p50_ms: String,
+    pub e2e_p95_ms: String,
+    pub e2e_p99_ms: String,
+    pub ttft_p50_ms: String,
+    pub queue_p95_ms: String,
+    pub aggregate_tokens_per_s: Cell,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KvSection {
+    pub measured: Vec<KvMeasuredRow>,
+    pub projected: Vec<KvProjectedRow>,
+    pub formula: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KvMeasuredRow {
+    pub group: String,
+    pub variant: String,
+    pub kv_memory: Cell,
+    pub peak_rss: Cell,
+    pub ms_per_token: Cell,
+    pub tokens_per_s: Cell,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KvProjectedRow {
+    pub model: String,
+    pub variant: String,
+    pub context: u32,
+    pub device: String,
+    pub kv_memory: String,
+    pub decode_roofline: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendSection {
+    pub rows: Vec<BackendRow>,
+    pub parity: Vec<ParityRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendRow {
+    pub case: String,
+    pub llama_cpp: Cell,
+    pub candle: Cell,
+    pub ratio: Cell,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ParityRow {
+    pub model: String,
+    pub engines: String,
+    pub first_token: String,
+    pub teacher_forced: String,
+    pub max_top10_diff: String,
+    pub max_vocab_diff: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClaimSection {
+    pub sources: Vec<String>,
+    pub rows: Vec<ClaimRow>,
+    pub counts: Vec<VerdictCount>,
+    pub devices: Vec<BandwidthRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClaimRow {
+    pub id: String,
+    pub model: String,
+    pub claim: String,
+    pub source: String,
+    pub verdict: String,
+    pub verdict_class: String,
+    pub arithmetic: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerdictCount {
+    pub verdict: String,
+    pub n: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BandwidthRow {
+    pub device: String,
+    pub ram: String,
+    pub bandwidth: Cell,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RoiSection {
+    pub inputs: Vec<RoiInput>,
+    pub clouds: Vec<RoiInput>,
+    pub rows: Vec<RoiRow>,
+    pub formula: String,
+    pub plot_svg: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RoiInput {
+    pub name: String,
+    pub value: String,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RoiRow {
+    pub model: String,
+    pub tokens_per_s: Cell,
+    pub joules_per_token: Cell,
+    pub usd_per_million: Cell,
+    pub capacity_per_month: String,
+    pub break_even: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceSection {
+    pub devices: Vec<DeviceRow>,
+    pub run_counts: Vec<RunCount>,
+    pub failures: Vec<FailureRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceRow {
+    pub hostname: String,
+    pub fingerprint: String,
+    pub cpu: String,
+    pub ram: String,
+    pub os: String,
+    pub build_profile: String,
+    pub engines: String,
+    pub bandwidth: Cell,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunCount {
+    pub mode: String,
+    pub status: String,
+    pub n: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureRow {
+    pub case: String,
+    pub status: String,
+    pub error: String,
+    pub stderr_tail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RegressionSection {
+    pub test: String,
+    pub baseline: String,
+    pub threshold_pct: Option<f64>,
+    pub rows: Vec<RegressionRow>,
+    pub regressed_beyond_threshold: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RegressionRow {
+    pub case: String,
+    pub metric: String,
+    pub baseline: String,
+    pub current: String,
+    pub change_pct: f64,
+    pub ci: String,
+    pub verdict: String,
+}

@@ -1,0 +1,400 @@
+//! Reading the results database: the runs a report describes, with their raw samples. This is
+//! the only module that speaks SQL; everything after it works on these plain values.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use crate::ReportError;
+
+/// One run, flattened with its case, model and device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub id: String,
+    pub invocation: String,
+    pub status: String,
+    pub mode: String,
+    pub started_at_ms: i64,
+    pub git_commit: String,
+    pub error: Option<String>,
+    pub stderr_tail: Option<String>,
+    pub case: CaseInfo,
+    pub model: Option<ModelInfo>,
+    pub device_id: i64,
+    pub load_ms: Option<f64>,
+    pub kv_cache_bytes: Option<u64>,
+    pub weights_bytes: Option<u64>,
+    pub peak_rss_bytes: Option<u64>,
+    pub estimated_peak_bytes: Option<u64>,
+    pub memory_estimate_error_pct: Option<f64>,
+    pub cpu_time_ms: Option<f64>,
+    pub energy_j: Option<f64>,
+    pub energy_source: Option<String>,
+    pub stop_reason: Option<String>,
+    pub roofline_fraction: Option<f64>,
+    pub kv_storage: Option<String>,
+    pub scheduling: Option<String>,
+    pub metrics: BTreeMap<String, Metric>,
+    pub samples: Samples,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseInfo {
+    pub name: String,
+    pub scenario: String,
+    pub category: String,
+    pub model: String,
+    pub quant: String,
+    pub backend: String,
+    pub concurrency: u32,
+    pub threads: u32,
+    pub context: u32,
+    pub prompt_tokens: u32,
+    pub generate_tokens: u32,
+    pub kv_variant: String,
+    pub kv_baseline: bool,
+    pub type_k: String,
+    pub type_v: String,
+    pub flash_attention: bool,
+    pub mmap: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    pub registry_id: String,
+    pub label: String,
+    pub origin: String,
+    pub quant: String,
+    pub size_bytes: u64,
+    pub sha256: String,
+}
+
+/// A stored per-metric summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    pub unit: String,
+    pub n: u32,
+    pub median: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub ci: Option<(f64, f64)>,
+}
+
+/// Raw measured samples of one run (warmups left out).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Samples {
+    /// Per completed request (turn): generated tokens after the first ÷ decode time.
+    pub generation_tokens_per_s: Vec<f64>,
+    pub ttft_ms: Vec<f64>,
+    pub e2e_ms: Vec<f64>,
+    /// Every inter-token gap of completed requests.
+    pub tpot_ms: Vec<f64>,
+    /// Per request (first turn), rejected ones included.
+    pub queue_wait_ms: Vec<f64>,
+    pub rejected: u32,
+    pub requests: u32,
+    pub generated_tokens: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Device {
+    pub id: i64,
+    pub fingerprint: String,
+    pub hostname: String,
+    pub cpu_model: String,
+    pub cores_logical: u32,
+    pub ram_bytes: u64,
+    pub os: String,
+    pub kernel: String,
+    pub engine_builds: String,
+    pub build_profile: String,
+    pub triad_bytes_per_s: Option<f64>,
+}
+
+/// Parity of one model, aggregated over the latest parity invocation for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parity {
+    pub model_label: String,
+    pub quant: String,
+    pub candidate: String,
+    pub reference: String,
+    pub first_token_prompts: u32,
+    pub first_token_matches: u32,
+    pub compared_tokens: u32,
+    pub agreeing_tokens: u32,
+    pub max_top10_diff: Option<f64>,
+    pub max_vocab_diff: Option<f64>,
+}
+
+/// Everything a report is built from.
+#[derive(Debug, Clone, Default)]
+pub struct Dataset {
+    pub runs: Vec<Run>,
+    pub devices: Vec<Device>,
+    pub parity: Vec<Parity>,
+    pub schema_version: u32,
+}
+
+/// Opens `db` read-only; a missing file is an error naming it (a report never creates a
+/// database).
+pub fn open(db: &Path) -> Result<Connection, ReportError> {
+    if !db.exists() {
+        return Err(ReportError::NoDatabase(db.to_path_buf()));
+    }
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|source| ReportError::Sql { db: db.to_path_buf(), source })?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|source| ReportError::Sql { db: db.to_path_buf(), source })?;
+    Ok(conn)
+}
+
+/// Reads every run, device and parity row. Databases older than this build are read as far as
+/// their schema goes; newer ones are refused.
+pub fn load(db: &Path) -> Result<Dataset, ReportError> {
+    let conn = open(db)?;
+    let sql = |source| ReportError::Sql { db: db.to_path_buf(), source };
+    let version: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(sql)?;
+    if version > edgebench_store::SCHEMA_VERSION {
+        return Err(ReportError::NewerSchema {
+            db: db.to_path_buf(),
+            found: version,
+            supported: edgebench_store::SCHEMA_VERSION,
+        });
+    }
+    if version < edgebench_store::SCHEMA_VERSION {
+        // An older database: the store's migrations only add tables and columns, so migrate it
+        // (keeping every row) and read it again.
+        drop(conn);
+        edgebench_store::Store::open(db).map_err(|source| ReportError::Migrate {
+            db: db.to_path_buf(),
+            source,
+        })?;
+        return load(db);
+    }
+    Ok(Dataset {
+        runs: load_runs(&conn).map_err(sql)?,
+        devices: load_devices(&conn).map_err(sql)?,
+        parity: load_parity(&conn).map_err(sql)?,
+        schema_version: version,
+    })
+}
+
+fn load_runs(conn: &Connection) -> rusqlite::Result<Vec<Run>> {
+    let mut stmt = conn.prepare(
+        "SELECT r.id, r.invocation, r.status, r.mode, r.started_at_ms, r.git_commit, r.error,
+                r.stderr_tail, r.device_id, r.load_ms, r.kv_cache_bytes, r.weights_bytes,
+                r.peak_rss_bytes, r.estimated_peak_bytes, r.memory_estimate_error_pct,
+                r.cpu_time_ms, r.energy_j, r.energy_source, r.stop_reason, r.roofline_fraction,
+                r.kv_storage, r.scheduling,
+                c.name, c.scenario, c.category, c.model, c.quant, c.backend, c.concurrency,
+                c.threads, c.context, c.prompt_tokens, c.generate_tokens, c.kv_variant,
+                c.kv_baseline, c.type_k, c.type_v, c.flash_attention, c.mmap,
+                m.registry_id, m.label, m.origin, m.quant, m.size_bytes, m.sha256
+         FROM runs r JOIN cases c ON c.id = r.case_id LEFT JOIN models m ON m.id = r.model_id
+         ORDER BY r.started_at_ms, r.id",
+    )?;
+    let mut runs: Vec<Run> = stmt
+        .query_map([], |r| {
+            let registry_id: Option<String> = r.get(39)?;
+            Ok(Run {
+                id: r.get(0)?,
+                invocation: r.get(1)?,
+                status: r.get(2)?,
+                mode: r.get(3)?,
+                started_at_ms: r.get(4)?,
+                git_commit: r.get(5)?,
+                error: r.get(6)?,
+                stderr_tail: r.get(7)?,
+                device_id: r.get(8)?,
+                load_ms: r.get(9)?,
+                kv_cache_bytes: r.get::<_, Option<i64>>(10)?.map(|v| v.max(0) as u64),
+                weights_bytes: r.get::<_, Option<i64>>(11)?.map(|v| v.max(0) as u64),
+                peak_rss_bytes: r.get::<_, Option<i64>>(12)?.map(|v| v.max(0) as u64),
+                estimated_peak_bytes: r.get::<_, Option<i64>>(13)?.map(|v| v.max(0) as u64),
+                memory_estimate_error_pct: r.get(14)?,
+                cpu_time_ms: r.get(15)?,
+                energy_j: r.get(16)?,
+                energy_source: r.get(17)?,
+                stop_reason: r.get(18)?,
+                roofline_fraction: r.get(19)?,
+                kv_storage: r.get(20)?,
+                scheduling: r.get(21)?,
+                case: CaseInfo {
+                    name: r.get(22)?,
+                    scenario: r.get(23)?,
+                    category: r.get(24)?,
+                    model: r.get(25)?,
+                    quant: r.get(26)?,
+                    backend: r.get(27)?,
+                    concurrency: r.get(28)?,
+                    threads: r.get(29)?,
+                    context: r.get(30)?,
+                    prompt_tokens: r.get(31)?,
+                    generate_tokens: r.get(32)?,
+                    kv_variant: r.get(33)?,
+                    kv_baseline: r.get(34)?,
+                    type_k: r.get(35)?,
+                    type_v: r.get(36)?,
+                    flash_attention: r.get(37)?,
+                    mmap: r.get(38)?,
+                },
+                model: match registry_id {
+                    Some(registry_id) => Some(ModelInfo {
+                        registry_id,
+                        label: r.get(40)?,
+                        origin: r.get(41)?,
+                        quant: r.get(42)?,
+                        size_bytes: r.get::<_, i64>(43)?.max(0) as u64,
+                        sha256: r.get(44)?,
+                    }),
+                    None => None,
+                },
+                metrics: BTreeMap::new(),
+                samples: Samples::default(),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+
+    let mut metrics = conn.prepare(
+        "SELECT metric, unit, n, median, p90, p95, p99, ci_low, ci_high FROM run_metrics WHERE run_id = ?1",
+    )?;
+    let mut requests = conn.prepare(
+        "SELECT id, status, turn, generated_tokens, ttft_ns, decode_ns, e2e_ns, queue_ns
+         FROM requests WHERE run_id = ?1 AND warmup = 0 ORDER BY id",
+    )?;
+    let mut gaps = conn.prepare("SELECT ns FROM token_latencies WHERE request_id = ?1 ORDER BY idx")?;
+    for run in &mut runs {
+        if run.status != "passed" {
+            continue;
+        }
+        let rows = metrics.query_map(params![run.id], |r| {
+            let (low, high): (Option<f64>, Option<f64>) = (r.get(7)?, r.get(8)?);
+            Ok((
+                r.get::<_, String>(0)?,
+                Metric {
+                    unit: r.get(1)?,
+                    n: r.get(2)?,
+                    median: r.get(3)?,
+                    p90: r.get(4)?,
+                    p95: r.get(5)?,
+                    p99: r.get(6)?,
+                    ci: low.zip(high),
+                },
+            ))
+        })?;
+        for row in rows {
+            let (name, m) = row?;
+            run.metrics.insert(name, m);
+        }
+        let rows = requests.query_map(params![run.id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, u32>(2)?,
+                r.get::<_, u32>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, i64>(7)?,
+            ))
+        })?;
+        let s = &mut run.samples;
+        let ms = |ns: i64| ns as f64 / 1e6;
+        for row in rows {
+            let (id, status, turn, generated, ttft, decode, e2e, queue) = row?;
+            if turn == 0 {
+                s.requests += 1;
+                s.queue_wait_ms.push(ms(queue));
+                if status == "queue_full" || status == "admission_timeout" {
+                    s.rejected += 1;
+                }
+            }
+            if status != "completed" {
+                continue;
+            }
+            s.generated_tokens += u64::from(generated);
+            s.ttft_ms.push(ms(ttft));
+            s.e2e_ms.push(ms(e2e));
+            if generated > 1 && decode > 0 {
+                s.generation_tokens_per_s
+                    .push(f64::from(generated - 1) / (decode as f64 / 1e9));
+            }
+            let g = gaps.query_map(params![id], |r| r.get::<_, i64>(0))?;
+            for ns in g {
+                s.tpot_ms.push(ms(ns?));
+            }
+        }
+    }
+    Ok(runs)
+}
+
+fn load_devices(conn: &Connection) -> rusqlite::Result<Vec<Device>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, fingerprint, hostname, cpu_model, cores_logical, ram_bytes, os, kernel,
+                engine_builds, build_profile FROM devices ORDER BY id",
+    )?;
+    let mut devices: Vec<Device> = stmt
+        .query_map([], |r| {
+            Ok(Device {
+                id: r.get(0)?,
+                fingerprint: r.get(1)?,
+                hostname: r.get(2)?,
+                cpu_model: r.get(3)?,
+                cores_logical: r.get(4)?,
+                ram_bytes: r.get::<_, i64>(5)?.max(0) as u64,
+                os: r.get(6)?,
+                kernel: r.get(7)?,
+                engine_builds: r.get(8)?,
+                build_profile: r.get(9)?,
+                triad_bytes_per_s: None,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for d in &mut devices {
+        d.triad_bytes_per_s = conn
+            .query_row(
+                "SELECT value FROM device_measurements WHERE device_id = ?1 AND kind = ?2
+                 ORDER BY measured_at_ms DESC LIMIT 1",
+                params![d.id, "triad_bandwidth_bytes_per_s"],
+                |r| r.get(0),
+            )
+            .optional()?;
+    }
+    Ok(devices)
+}
+
+fn load_parity(conn: &Connection) -> rusqlite::Result<Vec<Parity>> {
+    // The latest invocation per model and candidate engine.
+    let mut stmt = conn.prepare(
+        "SELECT m.label, m.quant, p.candidate_backend, p.reference_backend,
+                SUM(CASE WHEN p.prompt_set != 'fixed' THEN 1 ELSE 0 END),
+                SUM(CASE WHEN p.prompt_set != 'fixed' THEN p.first_token_match ELSE 0 END),
+                SUM(p.compared_tokens), SUM(p.agreeing_tokens),
+                MAX(p.top10_abs_logprob_diff), MAX(p.max_abs_logprob_diff)
+         FROM parity p JOIN models m ON m.id = p.model_id
+         WHERE p.invocation = (SELECT q.invocation FROM parity q WHERE q.model_id = p.model_id
+                               AND q.candidate_backend = p.candidate_backend
+                               ORDER BY q.created_at_ms DESC LIMIT 1)
+         GROUP BY p.model_id, p.candidate_backend, p.reference_backend
+         ORDER BY m.label, m.quant",
+    )?;
+    stmt.query_map([], |r| {
+        Ok(Parity {
+            model_label: r.get(0)?,
+            quant: r.get(1)?,
+            candidate: r.get(2)?,
+            reference: r.get(3)?,
+            first_token_prompts: r.get(4)?,
+            first_token_matches: r.get(5)?,
+            compared_tokens: r.get(6)?,
+            agreeing_tokens: r.get(7)?,
+            max_top10_diff: r.get(8)?,
+            max_vocab_diff: r.get(9)?,
+        })
+    })?
+    .collect()
+}

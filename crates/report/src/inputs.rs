@@ -1,0 +1,247 @@
+//! The report's editable inputs: published claims (`datasets/claims.toml`) and ROI assumptions
+//! (`datasets/roi.toml`). Serialized formats, versioned, unknown keys refused.
+
+use serde::Deserialize;
+
+use crate::ReportError;
+
+/// The only `format` this build reads for both files.
+pub const INPUT_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimsFile {
+    pub format: u32,
+    #[serde(default)]
+    pub source: Vec<SourceFile>,
+    #[serde(default)]
+    pub claim: Vec<ClaimFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceFile {
+    pub id: String,
+    pub title: String,
+    #[serde(rename = "where")]
+    pub location: String,
+}
+
+/// What a claim states. Each kind needs its own keys (checked in [`parse_claims`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimKind {
+    DecodeRate,
+    Footprint,
+    MinMemory,
+    ContextWindow,
+    ModelSize,
+    KvSaving,
+    Accuracy,
+    TurnLatency,
+    DeviceCost,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimFile {
+    pub id: String,
+    pub source: String,
+    #[serde(rename = "where")]
+    pub location: String,
+    pub kind: ClaimKind,
+    pub model: Option<String>,
+    pub device: Option<String>,
+    pub tokens_per_s: Option<[f64; 2]>,
+    pub weights_gb: Option<f64>,
+    pub context: Option<u32>,
+    pub concurrency: Option<u32>,
+    pub precision: Option<String>,
+    pub gb: Option<f64>,
+    pub before_gb: Option<f64>,
+    pub after_gb: Option<f64>,
+    pub tokens: Option<u32>,
+    pub benchmark: Option<String>,
+    pub percent: Option<f64>,
+    pub ms: Option<f64>,
+    pub usd_per_million: Option<f64>,
+}
+
+impl ClaimKind {
+    /// Keys a claim of this kind must set.
+    fn required(self) -> &'static [&'static str] {
+        match self {
+            Self::DecodeRate => &["model", "device", "tokens_per_s", "weights_gb"],
+            Self::Footprint | Self::ModelSize => &["model", "precision", "gb"],
+            Self::MinMemory => &["model", "precision", "context", "gb"],
+            Self::ContextWindow => &["model", "tokens"],
+            Self::KvSaving => &["model", "before_gb", "after_gb", "weights_gb"],
+            Self::Accuracy => &["model", "benchmark", "percent"],
+            Self::TurnLatency => &["model", "ms"],
+            Self::DeviceCost => &["usd_per_million"],
+        }
+    }
+}
+
+impl ClaimFile {
+    fn has(&self, key: &str) -> bool {
+        match key {
+            "model" => self.model.is_some(),
+            "device" => self.device.is_some(),
+            "tokens_per_s" => self.tokens_per_s.is_some(),
+            "weights_gb" => self.weights_gb.is_some(),
+            "context" => self.context.is_some(),
+            "precision" => self.precision.is_some(),
+            "gb" => self.gb.is_some(),
+            "before_gb" => self.before_gb.is_some(),
+            "after_gb" => self.after_gb.is_some(),
+            "tokens" => self.tokens.is_some(),
+            "benchmark" => self.benchmark.is_some(),
+            "percent" => self.percent.is_some(),
+            "ms" => self.ms.is_some(),
+            "usd_per_million" => self.usd_per_million.is_some(),
+            _ => false,
+        }
+    }
+}
+
+/// Parses and checks `text` (the contents of `file`).
+pub fn parse_claims(file: &str, text: &str) -> Result<ClaimsFile, ReportError> {
+    let parsed: ClaimsFile = toml::from_str(text).map_err(|e| ReportError::Input {
+        file: file.into(),
+        message: e.to_string(),
+    })?;
+    let bad = |message: String| ReportError::Input { file: file.into(), message };
+    if parsed.format != INPUT_FORMAT {
+        return Err(bad(format!(
+            "key `format`: this build reads format {INPUT_FORMAT}, the file says {}",
+            parsed.format
+        )));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for c in &parsed.claim {
+        if !ids.insert(c.id.as_str()) {
+            return Err(bad(format!("claim `{}` appears twice", c.id)));
+        }
+        if !parsed.source.iter().any(|s| s.id == c.source) {
+            return Err(bad(format!(
+                "claim `{}`: key `source`: no [[source]] with id `{}`",
+                c.id, c.source
+            )));
+        }
+        for key in c.kind.required() {
+            if !c.has(key) {
+                return Err(bad(format!(
+                    "claim `{}`: kind `{:?}` needs key `{key}`",
+                    c.id, c.kind
+                )));
+            }
+        }
+        if let Some(device) = &c.device
+            && edgebench_core::device_profile::find(device).is_none()
+        {
+            return Err(bad(format!(
+                "claim `{}`: key `device`: unknown device profile `{device}`",
+                c.id
+            )));
+        }
+    }
+    Ok(parsed)
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoiFile {
+    pub format: u32,
+    pub electricity_usd_per_kwh: f64,
+    pub electricity_source: String,
+    pub device: RoiDeviceFile,
+    #[serde(default)]
+    pub cloud: Vec<CloudPriceFile>,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoiDeviceFile {
+    pub name: String,
+    pub price_usd: f64,
+    pub price_source: String,
+    pub lifetime_months: f64,
+    pub active_hours_per_day: f64,
+    pub usage_source: String,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudPriceFile {
+    pub name: String,
+    pub usd_per_million: f64,
+    pub source: String,
+    pub date: String,
+}
+
+pub fn parse_roi(file: &str, text: &str) -> Result<RoiFile, ReportError> {
+    let parsed: RoiFile = toml::from_str(text).map_err(|e| ReportError::Input {
+        file: file.into(),
+        message: e.to_string(),
+    })?;
+    let bad = |message: String| ReportError::Input { file: file.into(), message };
+    if parsed.format != INPUT_FORMAT {
+        return Err(bad(format!(
+            "key `format`: this build reads format {INPUT_FORMAT}, the file says {}",
+            parsed.format
+        )));
+    }
+    let d = &parsed.device;
+    for (key, value) in [
+        ("device.price_usd", d.price_usd),
+        ("device.lifetime_months", d.lifetime_months),
+        ("device.active_hours_per_day", d.active_hours_per_day),
+        ("electricity_usd_per_kwh", parsed.electricity_usd_per_kwh),
+    ] {
+        if !(value.is_finite() && value > 0.0) {
+            return Err(bad(format!("key `{key}` must be a positive number, got {value}")));
+        }
+    }
+    if d.active_hours_per_day > 24.0 {
+        return Err(bad("key `device.active_hours_per_day` exceeds 24".into()));
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_inputs_parse() {
+        let claims = parse_claims(
+            "datasets/claims.toml",
+            include_str!("../../../datasets/claims.toml"),
+        )
+        .expect("claims");
+        assert!(claims.claim.len() >= 20);
+        let roi = parse_roi("datasets/roi.toml", include_str!("../../../datasets/roi.toml"))
+            .expect("roi");
+        assert_eq!(roi.cloud.len(), 4);
+    }
+
+    #[test]
+    fn mistakes_name_the_file_and_key() {
+        let base = "format = 1\n[[source]]\nid = \"s\"\ntitle = \"t\"\nwhere = \"w\"\n";
+        let missing = format!(
+            "{base}[[claim]]\nid = \"c\"\nsource = \"s\"\nwhere = \"x\"\nkind = \"decode_rate\"\nmodel = \"m\"\n"
+        );
+        let err = parse_claims("claims.toml", &missing).expect_err("missing key").to_string();
+        assert!(err.contains("claims.toml") && err.contains("needs key `device`"), "{err}");
+        let typo = format!("{base}[[claim]]\nid = \"c\"\nsource = \"s\"\nwhere = \"x\"\nkind = \"footprint\"\nmodle = \"m\"\n");
+        let err = parse_claims("claims.toml", &typo).expect_err("typo").to_string();
+        assert!(err.contains("modle") && err.contains("line"), "{err}");
+        let device = format!("{base}[[claim]]\nid = \"c\"\nsource = \"s\"\nwhere = \"x\"\nkind = \"decode_rate\"\nmodel = \"m\"\ndevice = \"pixel-99\"\ntokens_per_s = [1.0, 2.0]\nweights_gb = 1.0\n");
+        let err = parse_claims("claims.toml", &device).expect_err("device").to_string();
+        assert!(err.contains("pixel-99"), "{err}");
+        let roi = include_str!("../../../datasets/roi.toml").replace("price_usd = 400.0", "price_usd = -1.0");
+        let err = parse_roi("roi.toml", &roi).expect_err("negative").to_string();
+        assert!(err.contains("device.price_usd"), "{err}");
+    }
+}

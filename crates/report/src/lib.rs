@@ -1,0 +1,215 @@
+//! `cargo xtask report`: the results database rendered as a self-contained HTML page with SVG
+//! plots, plus `report.json` (the context), `report.csv` (every measured metric) and
+//! `summary.md` (for a PR).
+//!
+//! Data flows one way: [`data::load`] reads SQLite into plain values, [`build`] turns them into
+//! the [`context`] (pure), [`render`] fills one template per section from its own context struct.
+
+pub mod build;
+pub mod context;
+pub mod data;
+pub mod inputs;
+pub mod plots;
+pub mod render;
+
+use std::path::{Path, PathBuf};
+
+use edgebench_core::registry::Registry;
+
+use crate::context::{REPORT_CONTEXT_VERSION, ReportContext};
+use crate::data::{Dataset, Run};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("no results database at {}; run `cargo xtask bench` first or pass --db", .0.display())]
+    NoDatabase(PathBuf),
+    #[error("reading {}: {source}", db.display())]
+    Sql { db: PathBuf, source: rusqlite::Error },
+    #[error("{} has schema version {found}; this build reads up to {supported}: update edgebench", db.display())]
+    NewerSchema { db: PathBuf, found: u32, supported: u32 },
+    #[error("migrating {}: {source}", db.display())]
+    Migrate { db: PathBuf, source: edgebench_store::StoreError },
+    #[error("{file}: {message}")]
+    Input { file: String, message: String },
+    #[error("--baseline `{0}` matches no run or invocation in the database")]
+    UnknownBaseline(String),
+    #[error("rendering template `{template}`: {source}")]
+    Template { template: String, source: minijinja::Error },
+    #[error("writing {}: {source}", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+/// Which runs are compared with which for regressions.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Baseline {
+    /// Each case's latest run against its previous one (same device).
+    #[default]
+    Previous,
+    /// An invocation id or run id (a prefix is enough): its runs are the baseline, the latest
+    /// other run of each case is current.
+    Run(String),
+    /// Runs started before this time (ms since the epoch) are the baseline, later ones current.
+    Since(i64),
+}
+
+/// Everything a report is made from besides the database.
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    pub registry: Registry,
+    pub claims: inputs::ClaimsFile,
+    pub roi: inputs::RoiFile,
+}
+
+impl Inputs {
+    /// Parses the three input files' contents (names for messages).
+    pub fn parse(registry: (&str, &str), claims: (&str, &str), roi: (&str, &str)) -> Result<Self, ReportError> {
+        Ok(Self {
+            registry: Registry::parse(registry.0, registry.1)
+                .map_err(|e| ReportError::Input { file: registry.0.into(), message: e.to_string() })?,
+            claims: inputs::parse_claims(claims.0, claims.1)?,
+            roi: inputs::parse_roi(roi.0, roi.1)?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub baseline: Baseline,
+    /// Only runs on devices whose hostname or fingerprint starts with this.
+    pub device: Option<String>,
+    /// `--fail-on-regression PCT`: count regressions worse than this.
+    pub fail_on_regression_pct: Option<f64>,
+}
+
+fn measured(r: &Run) -> bool {
+    r.status == "passed" && r.mode == "measure" && r.model.is_some()
+}
+
+/// The latest measured run of each case (and device) among `runs`.
+fn latest_per_case<'a>(runs: impl Iterator<Item = &'a Run>) -> Vec<&'a Run> {
+    let mut by_case: std::collections::BTreeMap<(String, i64), &Run> = Default::default();
+    for r in runs {
+        let key = (r.case.name.clone(), r.device_id);
+        if by_case.get(&key).is_none_or(|old| old.started_at_ms <= r.started_at_ms) {
+            by_case.insert(key, r);
+        }
+    }
+    by_case.into_values().collect()
+}
+
+/// Builds the whole context. `generated_at` is handed in so the same database gives the same
+/// context (snapshot tests).
+pub fn build_context(
+    dataset: &Dataset,
+    inputs: &Inputs,
+    selection: &Selection,
+    database: &str,
+    generated_at: &str,
+) -> Result<ReportContext, ReportError> {
+    let device_ok = |r: &Run| match &selection.device {
+        None => true,
+        Some(d) => dataset
+            .devices
+            .iter()
+            .any(|dev| dev.id == r.device_id && (dev.hostname.starts_with(d.as_str()) || dev.fingerprint.starts_with(d.as_str()))),
+    };
+    let all: Vec<&Run> = dataset.runs.iter().filter(|r| device_ok(r)).collect();
+    let candidates = all.iter().copied().filter(|r| measured(r));
+    let (current, pairs, baseline_text): (Vec<&Run>, Vec<(&Run, &Run)>, String) = match &selection.baseline {
+        Baseline::Previous => {
+            let current = latest_per_case(candidates.clone());
+            let pairs = current
+                .iter()
+                .filter_map(|c| {
+                    latest_per_case(candidates.clone().filter(|r| {
+                        r.case.name == c.case.name && r.device_id == c.device_id && r.started_at_ms < c.started_at_ms
+                    }))
+                    .first()
+                    .map(|b| (*c, *b))
+                })
+                .collect();
+            (current, pairs, "each case's previous measured run on the same device".into())
+        }
+        Baseline::Run(id) => {
+            let invocation = dataset
+                .runs
+                .iter()
+                .find(|r| r.invocation.starts_with(id.as_str()) || r.id.starts_with(id.as_str()))
+                .map(|r| r.invocation.clone())
+                .ok_or_else(|| ReportError::UnknownBaseline(id.clone()))?;
+            let base = latest_per_case(candidates.clone().filter(|r| r.invocation == invocation));
+            let current = latest_per_case(candidates.clone().filter(|r| r.invocation != invocation));
+            let pairs = current
+                .iter()
+                .filter_map(|c| base.iter().find(|b| b.case.name == c.case.name && b.device_id == c.device_id).map(|b| (*c, *b)))
+                .collect();
+            (current, pairs, format!("invocation {invocation}"))
+        }
+        Baseline::Since(t) => {
+            let base = latest_per_case(candidates.clone().filter(|r| r.started_at_ms < *t));
+            let current = latest_per_case(candidates.clone().filter(|r| r.started_at_ms >= *t));
+            let pairs = current
+                .iter()
+                .filter_map(|c| base.iter().find(|b| b.case.name == c.case.name && b.device_id == c.device_id).map(|b| (*c, *b)))
+                .collect();
+            (current, pairs, format!("the latest run of each case before {t} ms since the epoch"))
+        }
+    };
+    let (roi, roi_best) = build::roi(&current, &inputs.roi, &inputs.registry);
+    Ok(ReportContext {
+        format: REPORT_CONTEXT_VERSION,
+        generated_at: generated_at.into(),
+        database: database.into(),
+        schema_version: dataset.schema_version,
+        selection: format!(
+            "the latest passed measured run of each case{}; smoke runs are not measurements and are left out",
+            selection.device.as_ref().map_or(String::new(), |d| format!(" on devices matching `{d}`"))
+        ),
+        measured_runs: current.len(),
+        overview: build::overview(&current, &inputs.registry),
+        categories: build::categories(&current),
+        concurrency: build::concurrency(&current),
+        kv: build::kv(&current, &inputs.registry),
+        backends: build::backends(&current, &dataset.parity),
+        claims: build::claims_section(&inputs.claims, &inputs.registry, roi_best, &dataset.devices),
+        roi,
+        devices: build::devices(dataset, &all),
+        regressions: build::regressions(&pairs, baseline_text, selection.fail_on_regression_pct),
+    })
+}
+
+/// Paths of a written report.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub index: PathBuf,
+    pub json: PathBuf,
+    pub csv: PathBuf,
+    pub markdown: PathBuf,
+    pub regressed_beyond_threshold: usize,
+}
+
+/// Loads `db`, builds the context and writes the four files into `out`.
+pub fn write_report(
+    db: &Path,
+    out: &Path,
+    inputs: &Inputs,
+    selection: &Selection,
+    generated_at: &str,
+) -> Result<Written, ReportError> {
+    let dataset = data::load(db)?;
+    let context = build_context(&dataset, inputs, selection, &db.display().to_string(), generated_at)?;
+    let current: Vec<&Run> = latest_per_case(dataset.runs.iter().filter(|r| measured(r)));
+    let write = |name: &str, contents: String| -> Result<PathBuf, ReportError> {
+        let path = out.join(name);
+        std::fs::write(&path, contents).map_err(|source| ReportError::Write { path: path.clone(), source })?;
+        Ok(path)
+    };
+    std::fs::create_dir_all(out).map_err(|source| ReportError::Write { path: out.to_path_buf(), source })?;
+    Ok(Written {
+        index: write("index.html", render::html(&context)?)?,
+        json: write("report.json", serde_json::to_string_pretty(&context).unwrap_or_default())?,
+        csv: write("report.csv", render::csv(&current))?,
+        markdown: write("summary.md", render::markdown(&context))?,
+        regressed_beyond_threshold: context.regressions.regressed_beyond_threshold,
+    })
+}

@@ -1,0 +1,172 @@
+//! Filling templates (kept as files under `templates/`, one per section, each rendered from its
+//! own context struct) and writing the CSV and markdown forms.
+
+use minijinja::{Environment, context};
+
+use crate::ReportError;
+use crate::context::ReportContext;
+use crate::data::Run;
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("macros.html", include_str!("../templates/macros.html")),
+    ("index.html", include_str!("../templates/index.html")),
+    ("overview.html", include_str!("../templates/overview.html")),
+    ("categories.html", include_str!("../templates/categories.html")),
+    ("concurrency.html", include_str!("../templates/concurrency.html")),
+    ("kv.html", include_str!("../templates/kv.html")),
+    ("backends.html", include_str!("../templates/backends.html")),
+    ("claims.html", include_str!("../templates/claims.html")),
+    ("roi.html", include_str!("../templates/roi.html")),
+    ("devices.html", include_str!("../templates/devices.html")),
+    ("regressions.html", include_str!("../templates/regressions.html")),
+];
+
+fn environment() -> Result<Environment<'static>, ReportError> {
+    let mut env = Environment::new();
+    // Every `.html` template escapes what it prints (minijinja's default for that extension);
+    // only our own SVG strings are marked safe.
+    for (name, source) in TEMPLATES {
+        env.add_template(name, source).map_err(|source| ReportError::Template { template: (*name).into(), source })?;
+    }
+    Ok(env)
+}
+
+fn section<S: serde::Serialize>(env: &Environment<'_>, name: &str, s: &S) -> Result<String, ReportError> {
+    env.get_template(name)
+        .and_then(|t| t.render(context! { s => s }))
+        .map_err(|source| ReportError::Template { template: name.into(), source })
+}
+
+/// The whole page.
+pub fn html(c: &ReportContext) -> Result<String, ReportError> {
+    let env = environment()?;
+    let sections = [
+        ("overview", "Overview", section(&env, "overview.html", &c.overview)?),
+        ("categories", "Per prompt category", section(&env, "categories.html", &c.categories)?),
+        ("concurrency", "Concurrency", section(&env, "concurrency.html", &c.concurrency)?),
+        ("kv", "KV-cache optimization", section(&env, "kv.html", &c.kv)?),
+        ("backends", "Backends", section(&env, "backends.html", &c.backends)?),
+        ("claims", "Claims vs measurement vs physics", section(&env, "claims.html", &c.claims)?),
+        ("roi", "ROI: on device vs cloud", section(&env, "roi.html", &c.roi)?),
+        ("devices", "Devices", section(&env, "devices.html", &c.devices)?),
+        ("regressions", "Regressions", section(&env, "regressions.html", &c.regressions)?),
+    ];
+    let sections: Vec<_> = sections
+        .into_iter()
+        .map(|(id, title, body)| context! { id, title, body => minijinja::Value::from_safe_string(body) })
+        .collect();
+    env.get_template("index.html")
+        .and_then(|t| {
+            t.render(context! {
+                generated_at => c.generated_at,
+                database => c.database,
+                schema_version => c.schema_version,
+                format => c.format,
+                selection => c.selection,
+                measured_runs => c.measured_runs,
+                sections => sections,
+            })
+        })
+        .map_err(|source| ReportError::Template { template: "index.html".into(), source })
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// One row per stored metric summary of each selected run.
+pub fn csv(runs: &[&Run]) -> String {
+    let mut out = String::from(
+        "run_id,case,model,origin,backend,quant,category,concurrency,kv_variant,metric,unit,n,median,p95,ci_low,ci_high,provenance\n",
+    );
+    for r in runs {
+        let (label, origin) = r.model.as_ref().map_or(("", ""), |m| (m.label.as_str(), m.origin.as_str()));
+        for (metric, m) in &r.metrics {
+            let fields = [
+                r.id.clone(),
+                r.case.name.clone(),
+                label.into(),
+                origin.into(),
+                r.case.backend.clone(),
+                r.case.quant.clone(),
+                r.case.category.clone(),
+                r.case.concurrency.to_string(),
+                r.case.kv_variant.clone(),
+                metric.clone(),
+                m.unit.clone(),
+                m.n.to_string(),
+                m.median.to_string(),
+                m.p95.to_string(),
+                m.ci.map_or(String::new(), |c| c.0.to_string()),
+                m.ci.map_or(String::new(), |c| c.1.to_string()),
+                "measured".into(),
+            ];
+            out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// A markdown summary for pasting into a pull request.
+pub fn markdown(c: &ReportContext) -> String {
+    let mut out = format!(
+        "## edgebench report\n\n{} measured runs from `{}` (schema {}), generated {}.\n\n",
+        c.measured_runs,
+        md_cell(&c.database),
+        c.schema_version,
+        c.generated_at
+    );
+    if c.overview.columns.is_empty() {
+        out.push_str("No measured runs: no data.\n\n");
+    } else {
+        out.push_str("| | ");
+        out.push_str(&c.overview.columns.iter().map(|m| md_cell(&m.label)).collect::<Vec<_>>().join(" | "));
+        out.push_str(" | winner |\n|---|");
+        out.push_str(&"---|".repeat(c.overview.columns.len() + 1));
+        out.push('\n');
+        for row in &c.overview.rows {
+            out.push_str(&format!(
+                "| {} | {} | {} |\n",
+                md_cell(&row.metric),
+                row.cells.iter().map(|x| md_cell(&x.text)).collect::<Vec<_>>().join(" | "),
+                md_cell(&row.winner)
+            ));
+        }
+        out.push_str("\nTwins are scaled-down synthetic models: their numbers are never the real models'.\n\n");
+    }
+    out.push_str("### Published claims\n\n");
+    for v in &c.claims.counts {
+        out.push_str(&format!("- {}: {}\n", md_cell(&v.verdict), v.n));
+    }
+    out.push_str(&format!(
+        "\n### Regressions\n\nBaseline: {}. {} comparisons, {} regressed{}.\n",
+        md_cell(&c.regressions.baseline),
+        c.regressions.rows.len(),
+        c.regressions.rows.iter().filter(|r| r.verdict == "regressed").count(),
+        c.regressions.threshold_pct.map_or(String::new(), |t| format!(
+            ", {} beyond {t}%",
+            c.regressions.regressed_beyond_threshold
+        ))
+    ));
+    for r in c.regressions.rows.iter().filter(|r| r.verdict == "regressed") {
+        out.push_str(&format!(
+            "- `{}` {}: {} → {} ({:+.1}%, CI {})\n",
+            md_cell(&r.case),
+            r.metric,
+            r.baseline,
+            r.current,
+            r.change_pct,
+            r.ci
+        ));
+    }
+    out
+}

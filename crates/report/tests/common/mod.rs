@@ -1,0 +1,327 @@
+//! A results database written through the real store, with deterministic samples: three models
+//! (two twins, one real), both engines, concurrency levels, KV variants, two invocations (the
+//! second slower, for regressions), an aborted run and parity rows. One model's label is a
+//! script tag, to test escaping.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use edgebench_report::Inputs;
+use edgebench_store::*;
+
+pub const EVIL: &str = "<script>alert(1)</script>";
+
+struct Lcg(u64);
+
+impl Lcg {
+    fn unit(&mut self) -> f64 {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+pub fn inputs() -> Inputs {
+    Inputs::parse(
+        ("models.toml", include_str!("../../../../models.toml")),
+        ("datasets/claims.toml", include_str!("../../../../datasets/claims.toml")),
+        ("datasets/roi.toml", include_str!("../../../../datasets/roi.toml")),
+    )
+    .expect("shipped inputs parse")
+}
+
+struct Model {
+    registry_id: &'static str,
+    label: &'static str,
+    origin: &'static str,
+    quant: &'static str,
+    tokens_per_s: f64,
+    size: u64,
+}
+
+const MODELS: [Model; 4] = [
+    Model { registry_id: "mimo-7b-twin16", label: "mimo-7b (twin 1/16)", origin: "twin", quant: "Q4_0", tokens_per_s: 900.0, size: 9_000_000 },
+    Model { registry_id: "phi-4-mini-twin16", label: "phi-4-mini (twin 1/16)", origin: "twin", quant: "Q4_0", tokens_per_s: 1500.0, size: 5_000_000 },
+    Model { registry_id: "gemma3-270m", label: "gemma3-270m", origin: "real", quant: "Q4_K_M", tokens_per_s: 50.0, size: 253_113_024 },
+    Model { registry_id: "evil", label: EVIL, origin: "real", quant: "Q4_0", tokens_per_s: 10.0, size: 1_000_000 },
+];
+
+struct Spec<'a> {
+    scenario: &'a str,
+    category: &'a str,
+    backend: &'a str,
+    concurrency: u32,
+    variant: &'a str,
+    baseline: bool,
+    type_kv: &'a str,
+    /// Speed factor relative to the model's base speed.
+    factor: f64,
+}
+
+fn write_run(store: &mut Store, device_id: i64, m: &Model, model_id: i64, spec: &Spec<'_>, invocation: &str, started: i64, rng: &mut Lcg) {
+    let name = format!("{}::{}::{}::{}::c{}::{}", spec.scenario, m.registry_id, m.quant, spec.backend, spec.concurrency, spec.variant);
+    let case_id = store
+        .upsert_case(&CaseRow {
+            case_key: edgebench_core::sha256_hex(name.as_bytes()),
+            name: name.clone(),
+            scenario: spec.scenario.into(),
+            category: spec.category.into(),
+            model: m.registry_id.into(),
+            quant: m.quant.into(),
+            backend: spec.backend.into(),
+            device: "cpu".into(),
+            concurrency: spec.concurrency,
+            threads: 2,
+            context: 512,
+            prompt_tokens: 64,
+            generate_tokens: 16,
+            batch: 512,
+            kv_variant: spec.variant.into(),
+            kv_baseline: spec.baseline,
+            type_k: spec.type_kv.into(),
+            type_v: spec.type_kv.into(),
+            flash_attention: false,
+            mmap: true,
+            sampling: "greedy".into(),
+        })
+        .expect("case");
+    let run_id = edgebench_core::sha256_hex(format!("{name}/{invocation}").as_bytes())[..32].to_string();
+    store
+        .begin_run(&NewRunRow {
+            id: run_id.clone(),
+            invocation: invocation.into(),
+            case_id,
+            device_id,
+            model_id: Some(model_id),
+            started_at_ms: started,
+            tool_version: "0.1.0".into(),
+            git_commit: "fixture".into(),
+            scenario_file: format!("scenarios/{}.toml", spec.scenario),
+            scenario_sha256: "00".into(),
+            seed: 42,
+            warmup: 1,
+            repetitions: 3,
+            host: "lab-host".into(),
+            pid: 1,
+            mode: "measure".into(),
+        })
+        .expect("begin");
+    let rate = m.tokens_per_s * spec.factor / f64::from(spec.concurrency).sqrt();
+    let mut requests = Vec::new();
+    let turns = if spec.category == "multi_turn" { 3 } else { 1 };
+    for i in 0..(6 * spec.concurrency.min(4)) {
+        for turn in 0..turns {
+            let gaps: Vec<u64> = (0..15).map(|_| (1e9 / rate * (0.9 + 0.2 * rng.unit())) as u64).collect();
+            let decode: u64 = gaps.iter().sum();
+            let queue = (f64::from(spec.concurrency - 1) * 2e6 * rng.unit()) as u64;
+            let ttft = queue + 3_000_000;
+            requests.push(RequestRow {
+                repetition: i / 2,
+                warmup: false,
+                request_index: i,
+                prompt_id: format!("p{i}"),
+                turn,
+                seq: i % spec.concurrency,
+                prompt_tokens: 64,
+                generated_tokens: 16,
+                queue_ns: queue,
+                prefill_ns: 3_000_000,
+                ttft_ns: ttft,
+                decode_ns: decode,
+                e2e_ns: ttft + decode,
+                reset_ns: 1000,
+                status: if spec.concurrency >= 4 && i == 0 { "queue_full".into() } else { "completed".into() },
+                priority: "normal".into(),
+                sent_ns: u64::from(i) * 1_000_000,
+                output_sha256: "d".into(),
+                output_text: format!("output of {}", m.label),
+                token_latencies_ns: gaps,
+            });
+        }
+    }
+    let aggregate = m.tokens_per_s * spec.factor * f64::from(spec.concurrency).sqrt();
+    let metric = |name: &str, unit: &str, median: f64| MetricRow {
+        metric: name.into(),
+        unit: unit.into(),
+        n: 3,
+        mean: median,
+        median,
+        stddev: median * 0.02,
+        cv: 0.02,
+        min: median * 0.97,
+        max: median * 1.03,
+        p90: median * 1.02,
+        p95: median * 1.025,
+        p99: median * 1.03,
+        ci: Some((median * 0.98, median * 1.02, 0.95)),
+        outliers_low: 0,
+        outliers_high: 0,
+    };
+    let kv_bytes = if spec.type_kv == "q8_0" { 4_456_448 } else { 8_388_608 };
+    store
+        .finish_run(
+            &run_id,
+            &RunEndRow {
+                status: RunStatus::Passed,
+                ended_at_ms: started + 10,
+                error: None,
+                load_ms: Some(20.0),
+                kv_cache_bytes: Some(kv_bytes),
+                weights_bytes: Some(m.size),
+                peak_rss_bytes: Some(m.size + 60_000_000 + kv_bytes),
+                engine_counters: None,
+                effective: None,
+                estimated_peak_bytes: Some(m.size + 50_000_000),
+                cpu_time_ms: Some(1000.0),
+                energy: Some((4.0, "estimate: cpu_time_s × 4 W per busy core (assumed, not measured)".into())),
+                stop_reason: Some("fixed".into()),
+                roofline: None,
+                metrics: vec![
+                    metric("generation_tokens_per_s", "tokens/s", aggregate),
+                    metric("ttft_ms", "ms", 3.0),
+                ],
+            },
+            &requests,
+        )
+        .expect("finish");
+}
+
+/// Writes the fixture database at `path`.
+pub fn write_fixture(path: &Path) {
+    let mut store = Store::open(path).expect("open");
+    let device_id = store
+        .upsert_device(&DeviceRow {
+            fingerprint: "f1ngerpr1nt".into(),
+            hostname: "lab-host".into(),
+            cpu_model: "Fixture CPU".into(),
+            cpu_features: "avx2".into(),
+            cores_physical: Some(2),
+            cores_logical: 2,
+            ram_bytes: 8 << 30,
+            os: "Debian 12".into(),
+            kernel: "6.1".into(),
+            engine_builds: r#"[{"engine":"llama.cpp","version":"llama-cpp-2 0.1.160"},{"engine":"candle","version":"candle-core 0.11.1"}]"#.into(),
+            build_profile: "release".into(),
+            details: "{}".into(),
+        })
+        .expect("device");
+    store
+        .insert_device_measurement(&DeviceMeasurementRow {
+            device_id,
+            kind: "triad_bandwidth_bytes_per_s".into(),
+            value: 20e9,
+            median: 19e9,
+            n: 5,
+            details: "{}".into(),
+            measured_at_ms: 1,
+        })
+        .expect("triad");
+    let mut rng = Lcg(7);
+    for m in &MODELS {
+        let model_id = store
+            .upsert_model(&ModelRow {
+                sha256: edgebench_core::sha256_hex(m.registry_id.as_bytes()),
+                registry_id: m.registry_id.into(),
+                label: m.label.into(),
+                origin: m.origin.into(),
+                quant: m.quant.into(),
+                gguf_arch: "qwen2".into(),
+                size_bytes: m.size,
+                path: format!("models/{}.gguf", m.registry_id),
+            })
+            .expect("model");
+        let base = |scenario, category, backend, concurrency| Spec { scenario, category, backend, concurrency, variant: "default", baseline: true, type_kv: "f16", factor: 1.0 };
+        let mut specs = vec![
+            base("code_generation", "code_generation", "llama_cpp", 1),
+            base("code_generation", "code_generation", "candle", 1),
+            base("math_reasoning", "math_reasoning", "llama_cpp", 1),
+            base("multi_turn", "multi_turn", "llama_cpp", 1),
+            base("batch_concurrent", "batch_concurrent", "llama_cpp", 1),
+            base("batch_concurrent", "batch_concurrent", "llama_cpp", 4),
+            base("batch_concurrent", "batch_concurrent", "llama_cpp", 16),
+            Spec { variant: "baseline", ..base("kv_cache", "long_context", "llama_cpp", 1) },
+            Spec { variant: "q8_0", baseline: false, type_kv: "q8_0", factor: 1.08, ..base("kv_cache", "long_context", "llama_cpp", 1) },
+        ];
+        if m.registry_id == "evil" {
+            specs.truncate(1);
+        }
+        for spec in &specs {
+            write_run(&mut store, device_id, m, model_id, spec, "inv-1", 1000, &mut rng);
+        }
+        // A second invocation of one case: Phi-4's twin got 30% slower.
+        if m.registry_id == "phi-4-mini-twin16" {
+            let slower = Spec { factor: 0.7, ..base("code_generation", "code_generation", "llama_cpp", 1) };
+            write_run(&mut store, device_id, m, model_id, &slower, "inv-2", 2000, &mut rng);
+        }
+        if m.registry_id == "gemma3-270m" {
+            store
+                .insert_parity(&ParityRow {
+                    invocation: "parity-1".into(),
+                    model_id,
+                    reference_backend: "llama_cpp".into(),
+                    candidate_backend: "candle".into(),
+                    prompt_set: "datasets/code_generation.jsonl".into(),
+                    prompt_id: "p1".into(),
+                    prompt_tokens: 64,
+                    first_token_match: true,
+                    compared_tokens: 32,
+                    agreeing_tokens: 31,
+                    max_abs_logprob_diff: Some(1.03),
+                    top10_abs_logprob_diff: Some(0.08),
+                    reference_top1: Some(5),
+                    candidate_top1: Some(5),
+                    created_at_ms: 1,
+                })
+                .expect("parity");
+        }
+    }
+    // A crashed case: aborted with its stderr tail (which must be escaped too).
+    let case_id = store
+        .upsert_case(&CaseRow {
+            case_key: "crash".into(),
+            name: "code_generation::gemma3-270m::Q4_K_M::llama_cpp::c1::crash".into(),
+            scenario: "code_generation".into(),
+            category: "code_generation".into(),
+            model: "gemma3-270m".into(),
+            quant: "Q4_K_M".into(),
+            backend: "llama_cpp".into(),
+            device: "cpu".into(),
+            concurrency: 1,
+            threads: 2,
+            context: 512,
+            prompt_tokens: 64,
+            generate_tokens: 16,
+            batch: 512,
+            kv_variant: "crash".into(),
+            kv_baseline: false,
+            type_k: "f16".into(),
+            type_v: "f16".into(),
+            flash_attention: false,
+            mmap: true,
+            sampling: "greedy".into(),
+        })
+        .expect("case");
+    store
+        .begin_run(&NewRunRow {
+            id: "crashed-run".into(),
+            invocation: "inv-2".into(),
+            case_id,
+            device_id,
+            model_id: None,
+            started_at_ms: 2000,
+            tool_version: "0.1.0".into(),
+            git_commit: "fixture".into(),
+            scenario_file: "scenarios/code_generation.toml".into(),
+            scenario_sha256: "00".into(),
+            seed: 42,
+            warmup: 1,
+            repetitions: 3,
+            host: "lab-host".into(),
+            pid: 2,
+            mode: "measure".into(),
+        })
+        .expect("begin");
+    store
+        .abort_run("crashed-run", "the case process was killed by signal 6 (SIGABRT)", "GGML_ASSERT failed <b>boom</b>", 2001)
+        .expect("abort");
+}
