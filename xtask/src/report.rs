@@ -37,7 +37,8 @@ pub fn parse_args(root: &Path, args: &[String]) -> Result<Args> {
             "--since" => {
                 let v = value()?;
                 parsed.selection.baseline = Baseline::Since(
-                    date_to_ms(&v).with_context(|| format!("--since `{v}`: expected YYYY-MM-DD"))?,
+                    date_to_ms(&v)
+                        .with_context(|| format!("--since `{v}`: expected YYYY-MM-DD"))?,
                 );
             }
             "--device" => parsed.selection.device = Some(value()?),
@@ -47,7 +48,9 @@ pub fn parse_args(root: &Path, args: &[String]) -> Result<Args> {
                     .parse()
                     .ok()
                     .filter(|p: &f64| p.is_finite() && *p >= 0.0)
-                    .with_context(|| format!("--fail-on-regression `{v}`: expected a percentage ≥ 0"))?;
+                    .with_context(|| {
+                        format!("--fail-on-regression `{v}`: expected a percentage ≥ 0")
+                    })?;
                 parsed.selection.fail_on_regression_pct = Some(pct);
             }
             other => bail!("unknown argument `{other}`\nusage: {USAGE}"),
@@ -91,12 +94,17 @@ fn now_utc() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }
 
 fn read(root: &Path, rel: &str) -> Result<(String, String)> {
     let path = root.join(rel);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     Ok((rel.to_string(), text))
 }
 
@@ -106,7 +114,8 @@ pub fn report(root: &Path, args: &Args) -> Result<usize> {
     let (cf, ct) = read(root, "datasets/claims.toml")?;
     let (of, ot) = read(root, "datasets/roi.toml")?;
     let inputs = Inputs::parse((&rf, &rt), (&cf, &ct), (&of, &ot))?;
-    let written = edgebench_report::write_report(&args.db, &args.out, &inputs, &args.selection, &now_utc())?;
+    let written =
+        edgebench_report::write_report(&args.db, &args.out, &inputs, &args.selection, &now_utc())?;
     println!("report: {}", written.index.display());
     println!(
         "also: {}, {}, {}",

@@ -129,7 +129,10 @@ pub fn kv_saving_bound(
             (before_bytes - weights_bytes) / GB,
             before_bytes / GB,
             if impossible_total {
-                format!("; the claimed {:.2} GB after is below the weights", after_bytes / GB)
+                format!(
+                    "; the claimed {:.2} GB after is below the weights",
+                    after_bytes / GB
+                )
             } else {
                 String::new()
             }

@@ -140,7 +140,10 @@ pub fn project_kv(
         bytes_per_token_baseline: bb,
         bytes_per_token_variant: bv,
         bandwidth_bytes_per_s,
-        roofline_tokens_per_s_baseline: projection::roofline_tokens_per_s(bb, bandwidth_bytes_per_s),
+        roofline_tokens_per_s_baseline: projection::roofline_tokens_per_s(
+            bb,
+            bandwidth_bytes_per_s,
+        ),
         roofline_tokens_per_s_variant: projection::roofline_tokens_per_s(bv, bandwidth_bytes_per_s),
     }
 }
@@ -157,7 +160,10 @@ mod tests {
         assert!((r.ratio - 1.3).abs() < 1e-9, "{}", r.ratio);
         assert_eq!(r.verdict, Verdict::Higher);
         let slower: Vec<f64> = base.iter().map(|x| x * 0.7).collect();
-        assert_eq!(measured_ratio(&base, &slower, 1).expect("ratio").verdict, Verdict::Lower);
+        assert_eq!(
+            measured_ratio(&base, &slower, 1).expect("ratio").verdict,
+            Verdict::Lower
+        );
         assert_eq!(
             measured_ratio(&base, &base, 1).expect("ratio").verdict,
             Verdict::NoDetectableChange
@@ -190,14 +196,26 @@ mod tests {
             sliding_window: None,
             params: Some(7_000_000_000),
         };
-        let f16 = KvConfig { type_k: KvType::F16, type_v: KvType::F16 };
-        let q8 = KvConfig { type_k: KvType::Q8_0, type_v: KvType::Q8_0 };
+        let f16 = KvConfig {
+            type_k: KvType::F16,
+            type_v: KvType::F16,
+        };
+        let q8 = KvConfig {
+            type_k: KvType::Q8_0,
+            type_v: KvType::Q8_0,
+        };
         let p = project_kv(&arch, 4_500_000_000, f16, q8, 4096, 1, 77e9);
         assert_eq!(p.kv_bytes_baseline, 603_979_776);
         assert_eq!(p.kv_bytes_variant, 320_864_256);
         // Roofline: 77e9 / (4.5e9 + 603 979 776) = 15.087; / (4.5e9 + 320 864 256) = 15.972.
-        assert!((p.roofline_tokens_per_s_baseline - 15.087).abs() < 0.01, "{p:?}");
-        assert!((p.roofline_tokens_per_s_variant - 15.972).abs() < 0.01, "{p:?}");
+        assert!(
+            (p.roofline_tokens_per_s_baseline - 15.087).abs() < 0.01,
+            "{p:?}"
+        );
+        assert!(
+            (p.roofline_tokens_per_s_variant - 15.972).abs() < 0.01,
+            "{p:?}"
+        );
         assert!(p.roofline_ratio() > 1.05 && p.roofline_ratio() < 1.06);
     }
 }

@@ -4,8 +4,8 @@
 //! Callers hand in file contents and get back validated values, so every rule here is testable
 //! with plain strings.
 
-pub mod compare;
 pub mod claims;
+pub mod compare;
 pub mod device_profile;
 pub mod measure;
 pub mod projection;

@@ -63,7 +63,11 @@ pub fn measured(samples: &[f64], unit: &str, what: &str) -> Cell {
     Cell {
         text: format!("{} {unit}", num(s.median)),
         provenance: Provenance::Measured,
-        detail: format!("measured: median of n={} {what}; {spread}; p95 {}", s.n, num(s.p95)),
+        detail: format!(
+            "measured: median of n={} {what}; {spread}; p95 {}",
+            s.n,
+            num(s.p95)
+        ),
     }
 }
 
@@ -90,7 +94,9 @@ fn ratio_cell(baseline: &[f64], variant: &[f64], what: &str) -> Cell {
 }
 
 fn pooled(runs: &[&Run], f: impl Fn(&Samples) -> &Vec<f64>) -> Vec<f64> {
-    runs.iter().flat_map(|r| f(&r.samples).iter().copied()).collect()
+    runs.iter()
+        .flat_map(|r| f(&r.samples).iter().copied())
+        .collect()
 }
 
 /// `mimo` or `phi` for the two models the seed compares (twins included), else `None`.
@@ -114,10 +120,11 @@ pub fn model_columns(runs: &[&Run]) -> Vec<(String, ModelColumn)> {
             (Some(_), _) => 1,
             _ => 2,
         };
-        seen.entry((rank, m.registry_id.clone())).or_insert_with(|| ModelColumn {
-            label: m.label.clone(),
-            origin: m.origin.clone(),
-        });
+        seen.entry((rank, m.registry_id.clone()))
+            .or_insert_with(|| ModelColumn {
+                label: m.label.clone(),
+                origin: m.origin.clone(),
+            });
     }
     seen.into_iter().map(|((_, id), c)| (id, c)).collect()
 }
@@ -176,13 +183,20 @@ fn winner(
             out.push(columns[if m_wins { m } else { p }].1.label.clone());
         }
     }
-    if out.is_empty() { "—".into() } else { out.join("; ") }
+    if out.is_empty() {
+        "—".into()
+    } else {
+        out.join("; ")
+    }
 }
 
 pub fn overview(runs: &[&Run], registry: &Registry) -> OverviewSection {
     let columns = model_columns(runs);
     let mut rows = Vec::new();
-    let refs: Vec<Vec<&Run>> = columns.iter().map(|(id, _)| reference_runs(runs, id)).collect();
+    let refs: Vec<Vec<&Run>> = columns
+        .iter()
+        .map(|(id, _)| reference_runs(runs, id))
+        .collect();
 
     // Generation speed.
     let samples: Vec<Vec<f64>> = refs
@@ -191,14 +205,26 @@ pub fn overview(runs: &[&Run], registry: &Registry) -> OverviewSection {
         .collect();
     rows.push(OverviewRow {
         metric: "Generation tokens/s (one stream, llama.cpp, baseline KV)".into(),
-        cells: samples.iter().map(|s| measured(s, "t/s", "requests")).collect(),
-        winner: winner(&columns, &samples.iter().map(|s| median_of(s)).collect::<Vec<_>>(), true),
+        cells: samples
+            .iter()
+            .map(|s| measured(s, "t/s", "requests"))
+            .collect(),
+        winner: winner(
+            &columns,
+            &samples.iter().map(|s| median_of(s)).collect::<Vec<_>>(),
+            true,
+        ),
     });
 
     // Memory footprint.
     let rss: Vec<Vec<f64>> = refs
         .iter()
-        .map(|rs| rs.iter().filter_map(|r| r.peak_rss_bytes).map(|b| b as f64).collect())
+        .map(|rs| {
+            rs.iter()
+                .filter_map(|r| r.peak_rss_bytes)
+                .map(|b| b as f64)
+                .collect()
+        })
         .collect();
     rows.push(OverviewRow {
         metric: "Memory footprint (peak RSS of the case process)".into(),
@@ -218,7 +244,11 @@ pub fn overview(runs: &[&Run], registry: &Registry) -> OverviewSection {
                 },
             })
             .collect(),
-        winner: winner(&columns, &rss.iter().map(|s| median_of(s)).collect::<Vec<_>>(), false),
+        winner: winner(
+            &columns,
+            &rss.iter().map(|s| median_of(s)).collect::<Vec<_>>(),
+            false,
+        ),
     });
 
     // Minimum RAM, projected from the file size and the architecture.
@@ -273,7 +303,9 @@ pub fn overview(runs: &[&Run], registry: &Registry) -> OverviewSection {
                 Some(c) => Cell {
                     text: format!("{c:.0} tokens"),
                     provenance: Provenance::Claimed,
-                    detail: "claimed: the model's metadata (models.toml, from the model card / GGUF)".into(),
+                    detail:
+                        "claimed: the model's metadata (models.toml, from the model card / GGUF)"
+                            .into(),
                 },
                 None => Cell::none("not in models.toml"),
             })
@@ -310,7 +342,11 @@ pub fn overview(runs: &[&Run], registry: &Registry) -> OverviewSection {
             let rs: Vec<&Run> = runs
                 .iter()
                 .copied()
-                .filter(|r| model_id(r) == id && r.case.category == "multi_turn" && r.case.backend == "llama_cpp")
+                .filter(|r| {
+                    model_id(r) == id
+                        && r.case.category == "multi_turn"
+                        && r.case.backend == "llama_cpp"
+                })
                 .collect();
             pooled(&rs, |s| &s.e2e_ms)
         })
@@ -318,12 +354,19 @@ pub fn overview(runs: &[&Run], registry: &Registry) -> OverviewSection {
     rows.push(OverviewRow {
         metric: "Multi-turn latency (ms per turn, llama.cpp)".into(),
         cells: turns.iter().map(|s| measured(s, "ms", "turns")).collect(),
-        winner: winner(&columns, &turns.iter().map(|s| median_of(s)).collect::<Vec<_>>(), false),
+        winner: winner(
+            &columns,
+            &turns.iter().map(|s| median_of(s)).collect::<Vec<_>>(),
+            false,
+        ),
     });
 
     rows.push(OverviewRow {
         metric: "Accuracy (MMLU)".into(),
-        cells: columns.iter().map(|_| Cell::none("no accuracy runs in this database")).collect(),
+        cells: columns
+            .iter()
+            .map(|_| Cell::none("no accuracy runs in this database"))
+            .collect(),
         winner: "—".into(),
     });
 
@@ -339,8 +382,10 @@ pub fn categories(runs: &[&Run]) -> CategorySection {
     let cats: BTreeSet<&str> = runs.iter().map(|r| r.case.category.as_str()).collect();
     let pairs = seed_pairs(&columns);
     let mut rows = Vec::new();
-    let mut plot_series: Vec<(String, Vec<Option<f64>>)> =
-        columns.iter().map(|(_, c)| (c.label.clone(), Vec::new())).collect();
+    let mut plot_series: Vec<(String, Vec<Option<f64>>)> = columns
+        .iter()
+        .map(|(_, c)| (c.label.clone(), Vec::new()))
+        .collect();
     for cat in &cats {
         let samples: Vec<Vec<f64>> = columns
             .iter()
@@ -361,8 +406,10 @@ pub fn categories(runs: &[&Run]) -> CategorySection {
                 } else {
                     in_cat.iter().map(|r| r.case.concurrency).min()
                 };
-                let chosen: Vec<&Run> =
-                    in_cat.into_iter().filter(|r| Some(r.case.concurrency) == level).collect();
+                let chosen: Vec<&Run> = in_cat
+                    .into_iter()
+                    .filter(|r| Some(r.case.concurrency) == level)
+                    .collect();
                 pooled(&chosen, |s| &s.generation_tokens_per_s)
             })
             .collect();
@@ -375,7 +422,10 @@ pub fn categories(runs: &[&Run]) -> CategorySection {
         };
         rows.push(CategoryRow {
             category: (*cat).to_string(),
-            cells: samples.iter().map(|s| measured(s, "t/s", "requests")).collect(),
+            cells: samples
+                .iter()
+                .map(|s| measured(s, "t/s", "requests"))
+                .collect(),
             difference,
         });
     }
@@ -403,20 +453,34 @@ pub fn categories(runs: &[&Run]) -> CategorySection {
 fn percentile(samples: &[f64], p: f64) -> String {
     let mut s = samples.to_vec();
     s.sort_by(f64::total_cmp);
-    if s.is_empty() { "—".into() } else { num(stats::percentile_sorted(&s, p)) }
+    if s.is_empty() {
+        "—".into()
+    } else {
+        num(stats::percentile_sorted(&s, p))
+    }
 }
 
 pub fn concurrency(runs: &[&Run]) -> ConcurrencySection {
     let mut groups: BTreeMap<String, BTreeMap<u32, Vec<&Run>>> = BTreeMap::new();
-    for r in runs.iter().filter(|r| r.case.category == "batch_concurrent" && r.case.kv_baseline) {
+    for r in runs
+        .iter()
+        .filter(|r| r.case.category == "batch_concurrent" && r.case.kv_baseline)
+    {
         let label = format!(
             "{} · {} · {} · {}",
             r.case.scenario,
-            r.model.as_ref().map_or(r.case.model.as_str(), |m| m.label.as_str()),
+            r.model
+                .as_ref()
+                .map_or(r.case.model.as_str(), |m| m.label.as_str()),
             r.case.quant,
             r.case.backend
         );
-        groups.entry(label).or_default().entry(r.case.concurrency).or_default().push(r);
+        groups
+            .entry(label)
+            .or_default()
+            .entry(r.case.concurrency)
+            .or_default()
+            .push(r);
     }
     let mut series = Vec::new();
     let mut tput = Vec::new();
@@ -471,8 +535,18 @@ pub fn concurrency(runs: &[&Run]) -> ConcurrencySection {
         series.push(ConcurrencySeries { label, rows });
     }
     ConcurrencySection {
-        throughput_svg: plots::lines("Aggregate generation tokens/s vs concurrency", "concurrent sequences", "tokens/s (log)", &tput),
-        latency_svg: plots::lines("End-to-end latency p95 vs concurrency", "concurrent sequences", "ms (log)", &lat),
+        throughput_svg: plots::lines(
+            "Aggregate generation tokens/s vs concurrency",
+            "concurrent sequences",
+            "tokens/s (log)",
+            &tput,
+        ),
+        latency_svg: plots::lines(
+            "End-to-end latency p95 vs concurrency",
+            "concurrent sequences",
+            "ms (log)",
+            &lat,
+        ),
         series,
     }
 }
@@ -502,7 +576,9 @@ pub fn kv(runs: &[&Run], registry: &Registry) -> KvSection {
         let key = format!(
             "{} · {} · {} · {} · c{}",
             r.case.scenario,
-            r.model.as_ref().map_or(r.case.model.as_str(), |m| m.label.as_str()),
+            r.model
+                .as_ref()
+                .map_or(r.case.model.as_str(), |m| m.label.as_str()),
             r.case.quant,
             r.case.backend,
             r.case.concurrency
@@ -512,21 +588,41 @@ pub fn kv(runs: &[&Run], registry: &Registry) -> KvSection {
     let mut measured_rows = Vec::new();
     let mut projected = Vec::new();
     let mut projected_seen = BTreeSet::new();
-    let bw = device_profile::find("galaxy-s24").and_then(|p| p.bandwidth_bytes_per_s).unwrap_or(77e9);
+    let bw = device_profile::find("galaxy-s24")
+        .and_then(|p| p.bandwidth_bytes_per_s)
+        .unwrap_or(77e9);
     for (group, rs) in groups {
         let variants: BTreeSet<&str> = rs.iter().map(|r| r.case.kv_variant.as_str()).collect();
         if variants.len() < 2 {
             continue;
         }
-        let Some(base) = rs.iter().find(|r| r.case.kv_baseline) else { continue };
-        let base_runs: Vec<&Run> = rs.iter().copied().filter(|r| r.case.kv_variant == base.case.kv_variant).collect();
+        let Some(base) = rs.iter().find(|r| r.case.kv_baseline) else {
+            continue;
+        };
+        let base_runs: Vec<&Run> = rs
+            .iter()
+            .copied()
+            .filter(|r| r.case.kv_variant == base.case.kv_variant)
+            .collect();
         for variant in variants.iter().filter(|v| **v != base.case.kv_variant) {
-            let var_runs: Vec<&Run> = rs.iter().copied().filter(|r| r.case.kv_variant == *variant).collect();
+            let var_runs: Vec<&Run> = rs
+                .iter()
+                .copied()
+                .filter(|r| r.case.kv_variant == *variant)
+                .collect();
             let Some(v0) = var_runs.first() else { continue };
             let mem = |get: fn(&Run) -> Option<u64>, what: &str| -> Cell {
-                match (base_runs.iter().find_map(|r| get(r)), var_runs.iter().find_map(|r| get(r))) {
+                match (
+                    base_runs.iter().find_map(|r| get(r)),
+                    var_runs.iter().find_map(|r| get(r)),
+                ) {
                     (Some(a), Some(b)) if a > 0 => Cell {
-                        text: format!("{} → {} ({})", bytes(a as f64), bytes(b as f64), pct(b as f64 / a as f64)),
+                        text: format!(
+                            "{} → {} ({})",
+                            bytes(a as f64),
+                            bytes(b as f64),
+                            pct(b as f64 / a as f64)
+                        ),
                         provenance: Provenance::Measured,
                         detail: format!("measured: {what} of one run each"),
                     },
@@ -541,7 +637,11 @@ pub fn kv(runs: &[&Run], registry: &Registry) -> KvSection {
                     variant,
                     v0.case.type_k,
                     v0.case.type_v,
-                    if v0.case.flash_attention { ", flash" } else { "" },
+                    if v0.case.flash_attention {
+                        ", flash"
+                    } else {
+                        ""
+                    },
                     v0.case.context
                 ),
                 kv_memory: mem(|r| r.kv_cache_bytes, "KV cache bytes"),
@@ -567,7 +667,10 @@ pub fn kv(runs: &[&Run], registry: &Registry) -> KvSection {
             ) else {
                 continue;
             };
-            let key = format!("{real_id}/{}/{}/{}/{}", v0.case.type_k, v0.case.type_v, v0.case.context, base.case.type_k);
+            let key = format!(
+                "{real_id}/{}/{}/{}/{}",
+                v0.case.type_k, v0.case.type_v, v0.case.context, base.case.type_k
+            );
             if !projected_seen.insert(key) {
                 continue;
             }
@@ -577,8 +680,14 @@ pub fn kv(runs: &[&Run], registry: &Registry) -> KvSection {
             let p = compare::project_kv(
                 arch,
                 weights,
-                KvConfig { type_k: bk, type_v: bv },
-                KvConfig { type_k: vk, type_v: vv },
+                KvConfig {
+                    type_k: bk,
+                    type_v: bv,
+                },
+                KvConfig {
+                    type_k: vk,
+                    type_v: vv,
+                },
                 context,
                 1,
                 bw,
@@ -608,13 +717,21 @@ pub fn kv(runs: &[&Run], registry: &Registry) -> KvSection {
             });
         }
     }
-    KvSection { measured: measured_rows, projected, formula: compare::KvProjection::formula().into() }
+    KvSection {
+        measured: measured_rows,
+        projected,
+        formula: compare::KvProjection::formula().into(),
+    }
 }
 
 pub fn backends(runs: &[&Run], parity: &[crate::data::Parity]) -> BackendSection {
     let mut pairs: BTreeMap<String, (Vec<&Run>, Vec<&Run>)> = BTreeMap::new();
     for r in runs {
-        let key = r.case.name.replace("::llama_cpp::", "::*::").replace("::candle::", "::*::");
+        let key = r
+            .case
+            .name
+            .replace("::llama_cpp::", "::*::")
+            .replace("::candle::", "::*::");
         let e = pairs.entry(key).or_default();
         match r.case.backend.as_str() {
             "llama_cpp" => e.0.push(r),
@@ -663,29 +780,68 @@ fn claim_text(c: &ClaimFile) -> String {
     match c.kind {
         ClaimKind::DecodeRate => {
             let [lo, hi] = c.tokens_per_s.unwrap_or_default();
-            let range = if (lo - hi).abs() < f64::EPSILON { num(lo) } else { format!("{}–{}", num(lo), num(hi)) };
+            let range = if (lo - hi).abs() < f64::EPSILON {
+                num(lo)
+            } else {
+                format!("{}–{}", num(lo), num(hi))
+            };
             format!(
                 "{range} tokens/s on {}{}{}",
                 c.device.as_deref().unwrap_or("?"),
-                c.concurrency.map_or(String::new(), |n| format!(", {n} concurrent")),
-                c.context.map_or(String::new(), |n| format!(", {n}-token context"))
+                c.concurrency
+                    .map_or(String::new(), |n| format!(", {n} concurrent")),
+                c.context
+                    .map_or(String::new(), |n| format!(", {n}-token context"))
             )
         }
-        ClaimKind::Footprint => format!("memory footprint {} GB at {}", num(c.gb.unwrap_or(0.0)), c.precision.as_deref().unwrap_or("?")),
+        ClaimKind::Footprint => format!(
+            "memory footprint {} GB at {}",
+            num(c.gb.unwrap_or(0.0)),
+            c.precision.as_deref().unwrap_or("?")
+        ),
         ClaimKind::MinMemory => format!("minimum memory {} GB", num(c.gb.unwrap_or(0.0))),
         ClaimKind::ContextWindow => format!("context window {} tokens", c.tokens.unwrap_or(0)),
-        ClaimKind::ModelSize => format!("model size {} GB at {}", num(c.gb.unwrap_or(0.0)), c.precision.as_deref().unwrap_or("?")),
-        ClaimKind::KvSaving => format!("KV optimization: memory {} GB → {} GB", num(c.before_gb.unwrap_or(0.0)), num(c.after_gb.unwrap_or(0.0))),
-        ClaimKind::Accuracy => format!("{} {}%", c.benchmark.as_deref().unwrap_or("?"), num(c.percent.unwrap_or(0.0))),
+        ClaimKind::ModelSize => format!(
+            "model size {} GB at {}",
+            num(c.gb.unwrap_or(0.0)),
+            c.precision.as_deref().unwrap_or("?")
+        ),
+        ClaimKind::KvSaving => format!(
+            "KV optimization: memory {} GB → {} GB",
+            num(c.before_gb.unwrap_or(0.0)),
+            num(c.after_gb.unwrap_or(0.0))
+        ),
+        ClaimKind::Accuracy => format!(
+            "{} {}%",
+            c.benchmark.as_deref().unwrap_or("?"),
+            num(c.percent.unwrap_or(0.0))
+        ),
         ClaimKind::TurnLatency => format!("{} ms per turn", num(c.ms.unwrap_or(0.0))),
-        ClaimKind::DeviceCost => format!("on-device cost ${} per 1M tokens", num(c.usd_per_million.unwrap_or(0.0))),
+        ClaimKind::DeviceCost => format!(
+            "on-device cost ${} per 1M tokens",
+            num(c.usd_per_million.unwrap_or(0.0))
+        ),
     }
 }
 
 /// One claim's verdict: (verdict, css class, arithmetic).
-fn check_claim(c: &ClaimFile, registry: &Registry, roi_best: Option<f64>) -> (String, &'static str, String) {
-    let impossible = |b: claims::Bound| ("physically impossible".to_string(), "impossible", b.arithmetic);
-    let arch = c.model.as_deref().and_then(|m| registry.get(m)).map(|e| &e.arch);
+fn check_claim(
+    c: &ClaimFile,
+    registry: &Registry,
+    roi_best: Option<f64>,
+) -> (String, &'static str, String) {
+    let impossible = |b: claims::Bound| {
+        (
+            "physically impossible".to_string(),
+            "impossible",
+            b.arithmetic,
+        )
+    };
+    let arch = c
+        .model
+        .as_deref()
+        .and_then(|m| registry.get(m))
+        .map(|e| &e.arch);
     let params = arch.map(twin::parameter_count);
     match (c.kind, arch, params) {
         (ClaimKind::DecodeRate, Some(arch), _) => {
@@ -758,13 +914,22 @@ fn check_claim(c: &ClaimFile, registry: &Registry, roi_best: Option<f64>) -> (St
     }
 }
 
-pub fn claims_section(claims: &ClaimsFile, registry: &Registry, roi_best: Option<f64>, devices: &[Device]) -> ClaimSection {
+pub fn claims_section(
+    claims: &ClaimsFile,
+    registry: &Registry,
+    roi_best: Option<f64>,
+    devices: &[Device],
+) -> ClaimSection {
     let rows: Vec<ClaimRow> = claims
         .claim
         .iter()
         .map(|c| {
             let (verdict, class, arithmetic) = check_claim(c, registry, roi_best);
-            let source = claims.source.iter().find(|s| s.id == c.source).map_or(c.source.clone(), |s| s.title.clone());
+            let source = claims
+                .source
+                .iter()
+                .find(|s| s.id == c.source)
+                .map_or(c.source.clone(), |s| s.title.clone());
             ClaimRow {
                 id: c.id.clone(),
                 model: c.model.clone().unwrap_or_else(|| "—".into()),
@@ -786,7 +951,11 @@ pub fn claims_section(claims: &ClaimsFile, registry: &Registry, roi_best: Option
             p.bandwidth_bytes_per_s.map(|b| BandwidthRow {
                 device: p.label.into(),
                 ram: bytes(p.ram_bytes as f64),
-                bandwidth: Cell { text: format!("{} GB/s", num(b / GB)), provenance: Provenance::Claimed, detail: format!("claimed: {}", p.source) },
+                bandwidth: Cell {
+                    text: format!("{} GB/s", num(b / GB)),
+                    provenance: Provenance::Claimed,
+                    detail: format!("claimed: {}", p.source),
+                },
             })
         })
         .collect();
@@ -795,14 +964,25 @@ pub fn claims_section(claims: &ClaimsFile, registry: &Registry, roi_best: Option
             bw.push(BandwidthRow {
                 device: format!("{} ({}, this lab)", d.hostname, d.cpu_model),
                 ram: bytes(d.ram_bytes as f64),
-                bandwidth: Cell { text: format!("{} GB/s", num(b / GB)), provenance: Provenance::Measured, detail: "measured: STREAM-style triad, best of 5 (docs/methodology.md)".into() },
+                bandwidth: Cell {
+                    text: format!("{} GB/s", num(b / GB)),
+                    provenance: Provenance::Measured,
+                    detail: "measured: STREAM-style triad, best of 5 (docs/methodology.md)".into(),
+                },
             });
         }
     }
     ClaimSection {
-        sources: claims.source.iter().map(|s| format!("{}: {} ({})", s.id, s.title, s.location)).collect(),
+        sources: claims
+            .source
+            .iter()
+            .map(|s| format!("{}: {} ({})", s.id, s.title, s.location))
+            .collect(),
         rows,
-        counts: counts.into_iter().map(|(verdict, n)| VerdictCount { verdict, n }).collect(),
+        counts: counts
+            .into_iter()
+            .map(|(verdict, n)| VerdictCount { verdict, n })
+            .collect(),
         devices: bw,
     }
 }
@@ -823,9 +1003,17 @@ fn joules_per_token(runs: &[&Run]) -> Option<(f64, Provenance, String)> {
     (tokens > 0).then(|| {
         let jpt = joules / tokens as f64;
         if estimated {
-            (jpt, Provenance::Estimated, format!("estimated: {source}; {tokens} tokens"))
+            (
+                jpt,
+                Provenance::Estimated,
+                format!("estimated: {source}; {tokens} tokens"),
+            )
         } else {
-            (jpt, Provenance::Measured, format!("measured: RAPL over {tokens} tokens in {} runs", runs.len()))
+            (
+                jpt,
+                Provenance::Measured,
+                format!("measured: RAPL over {tokens} tokens in {} runs", runs.len()),
+            )
         }
     })
 }
@@ -835,7 +1023,9 @@ pub fn roi(runs: &[&Run], inputs: &RoiFile, registry: &Registry) -> (RoiSection,
     let mut rows = Vec::new();
     let mut lines: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     let mut best: Option<f64> = None;
-    let volumes: Vec<f64> = (0..=50).map(|i| 10f64.powf(4.0 + f64::from(i) * 0.1)).collect();
+    let volumes: Vec<f64> = (0..=50)
+        .map(|i| 10f64.powf(4.0 + f64::from(i) * 0.1))
+        .collect();
     let device = |tps: f64, jpt: f64| DeviceCost {
         price_usd: inputs.device.price_usd,
         lifetime_months: inputs.device.lifetime_months,
@@ -844,7 +1034,14 @@ pub fn roi(runs: &[&Run], inputs: &RoiFile, registry: &Registry) -> (RoiSection,
         tokens_per_s: tps,
         joules_per_token: jpt,
     };
-    let mut add_row = |label: String, tps_cell: Cell, tps: f64, jpt_cell: Cell, jpt: f64, provenance: Provenance, rows: &mut Vec<RoiRow>, lines: &mut Vec<(String, Vec<(f64, f64)>)>| {
+    let mut add_row = |label: String,
+                       tps_cell: Cell,
+                       tps: f64,
+                       jpt_cell: Cell,
+                       jpt: f64,
+                       provenance: Provenance,
+                       rows: &mut Vec<RoiRow>,
+                       lines: &mut Vec<(String, Vec<(f64, f64)>)>| {
         let d = device(tps, jpt);
         let per_million = d.usd_per_million_at_capacity();
         if provenance != Provenance::Projected {
@@ -870,28 +1067,44 @@ pub fn roi(runs: &[&Run], inputs: &RoiFile, registry: &Registry) -> (RoiSection,
                 .cloud
                 .iter()
                 .map(|c| match d.break_even_tokens_per_month(c.usd_per_million) {
-                    Some(v) if v <= capacity => format!("{}: {:.2} M tokens/month", c.name, v / 1e6),
-                    Some(v) => format!("{}: {:.1} M tokens/month (beyond one device's capacity)", c.name, v / 1e6),
+                    Some(v) if v <= capacity => {
+                        format!("{}: {:.2} M tokens/month", c.name, v / 1e6)
+                    }
+                    Some(v) => format!(
+                        "{}: {:.1} M tokens/month (beyond one device's capacity)",
+                        c.name,
+                        v / 1e6
+                    ),
                     None => format!("{}: never (cloud cheaper than the electricity)", c.name),
                 })
                 .collect(),
         });
         lines.push((
             format!("on device: {label}"),
-            volumes.iter().filter(|v| **v <= capacity).map(|v| (*v, d.usd_per_month(*v))).collect(),
+            volumes
+                .iter()
+                .filter(|v| **v <= capacity)
+                .map(|v| (*v, d.usd_per_month(*v)))
+                .collect(),
         ));
     };
     for (id, col) in &columns {
         let refs = reference_runs(runs, id);
         let tps_samples = pooled(&refs, |s| &s.generation_tokens_per_s);
-        let (Some(tps), Some((jpt, prov, detail))) = (median_of(&tps_samples), joules_per_token(&refs)) else {
+        let (Some(tps), Some((jpt, prov, detail))) =
+            (median_of(&tps_samples), joules_per_token(&refs))
+        else {
             continue;
         };
         add_row(
             format!("{} (speed and energy from this lab's host)", col.label),
             measured(&tps_samples, "t/s", "requests"),
             tps,
-            Cell { text: format!("{jpt:.4} J"), provenance: prov, detail },
+            Cell {
+                text: format!("{jpt:.4} J"),
+                provenance: prov,
+                detail,
+            },
             jpt,
             prov,
             &mut rows,
@@ -902,16 +1115,36 @@ pub fn roi(runs: &[&Run], inputs: &RoiFile, registry: &Registry) -> (RoiSection,
     let phone_watts = 5.0;
     if let Some(s24) = device_profile::find("galaxy-s24") {
         for id in ["mimo-7b", "phi-4-mini"] {
-            let Some(entry) = registry.get(id) else { continue };
+            let Some(entry) = registry.get(id) else {
+                continue;
+            };
             let params = twin::parameter_count(&entry.arch);
             let weights = projection::weight_bytes(params, "Q4_K_M").unwrap_or(1) as f64;
-            let tps = projection::roofline_tokens_per_s(weights, s24.bandwidth_bytes_per_s.unwrap_or(77e9));
+            let tps = projection::roofline_tokens_per_s(
+                weights,
+                s24.bandwidth_bytes_per_s.unwrap_or(77e9),
+            );
             let jpt = phone_watts / tps;
             add_row(
-                format!("{} Q4_K_M on {} (projected upper bound)", entry.name, s24.label),
-                Cell { text: format!("{} t/s", num(tps)), provenance: Provenance::Projected, detail: format!("projected: bandwidth ÷ weights = {} GB/s ÷ {:.2} GB", num(s24.bandwidth_bytes_per_s.unwrap_or(0.0) / GB), weights / GB) },
+                format!(
+                    "{} Q4_K_M on {} (projected upper bound)",
+                    entry.name, s24.label
+                ),
+                Cell {
+                    text: format!("{} t/s", num(tps)),
+                    provenance: Provenance::Projected,
+                    detail: format!(
+                        "projected: bandwidth ÷ weights = {} GB/s ÷ {:.2} GB",
+                        num(s24.bandwidth_bytes_per_s.unwrap_or(0.0) / GB),
+                        weights / GB
+                    ),
+                },
                 tps,
-                Cell { text: format!("{jpt:.3} J"), provenance: Provenance::Estimated, detail: format!("estimated: {phone_watts} W SoC power (assumed) ÷ tokens/s") },
+                Cell {
+                    text: format!("{jpt:.3} J"),
+                    provenance: Provenance::Estimated,
+                    detail: format!("estimated: {phone_watts} W SoC power (assumed) ÷ tokens/s"),
+                },
                 jpt,
                 Provenance::Projected,
                 &mut rows,
@@ -920,19 +1153,49 @@ pub fn roi(runs: &[&Run], inputs: &RoiFile, registry: &Registry) -> (RoiSection,
         }
     }
     for c in &inputs.cloud {
-        lines.push((format!("cloud: {}", c.name), volumes.iter().map(|v| (*v, v / 1e6 * c.usd_per_million)).collect()));
+        lines.push((
+            format!("cloud: {}", c.name),
+            volumes
+                .iter()
+                .map(|v| (*v, v / 1e6 * c.usd_per_million))
+                .collect(),
+        ));
     }
     let inputs_rows = vec![
-        RoiInput { name: "device".into(), value: inputs.device.name.clone(), source: String::new() },
-        RoiInput { name: "device price".into(), value: format!("${:.2}", inputs.device.price_usd), source: inputs.device.price_source.clone() },
-        RoiInput { name: "lifetime".into(), value: format!("{} months", num(inputs.device.lifetime_months)), source: inputs.device.usage_source.clone() },
-        RoiInput { name: "active generation".into(), value: format!("{} h/day", num(inputs.device.active_hours_per_day)), source: inputs.device.usage_source.clone() },
-        RoiInput { name: "electricity".into(), value: format!("${}/kWh", inputs.electricity_usd_per_kwh), source: inputs.electricity_source.clone() },
+        RoiInput {
+            name: "device".into(),
+            value: inputs.device.name.clone(),
+            source: String::new(),
+        },
+        RoiInput {
+            name: "device price".into(),
+            value: format!("${:.2}", inputs.device.price_usd),
+            source: inputs.device.price_source.clone(),
+        },
+        RoiInput {
+            name: "lifetime".into(),
+            value: format!("{} months", num(inputs.device.lifetime_months)),
+            source: inputs.device.usage_source.clone(),
+        },
+        RoiInput {
+            name: "active generation".into(),
+            value: format!("{} h/day", num(inputs.device.active_hours_per_day)),
+            source: inputs.device.usage_source.clone(),
+        },
+        RoiInput {
+            name: "electricity".into(),
+            value: format!("${}/kWh", inputs.electricity_usd_per_kwh),
+            source: inputs.electricity_source.clone(),
+        },
     ];
     let clouds = inputs
         .cloud
         .iter()
-        .map(|c| RoiInput { name: c.name.clone(), value: format!("${:.2} per 1M tokens", c.usd_per_million), source: format!("{} ({})", c.source, c.date) })
+        .map(|c| RoiInput {
+            name: c.name.clone(),
+            value: format!("${:.2} per 1M tokens", c.usd_per_million),
+            source: format!("{} ({})", c.source, c.date),
+        })
         .collect();
     (
         RoiSection {
@@ -949,7 +1212,9 @@ pub fn roi(runs: &[&Run], inputs: &RoiFile, registry: &Registry) -> (RoiSection,
 pub fn devices(dataset: &Dataset, runs_all: &[&Run]) -> DeviceSection {
     let mut counts: BTreeMap<(String, String), usize> = BTreeMap::new();
     for r in runs_all {
-        *counts.entry((r.mode.clone(), r.status.clone())).or_default() += 1;
+        *counts
+            .entry((r.mode.clone(), r.status.clone()))
+            .or_default() += 1;
     }
     DeviceSection {
         devices: dataset
@@ -964,12 +1229,19 @@ pub fn devices(dataset: &Dataset, runs_all: &[&Run]) -> DeviceSection {
                 build_profile: d.build_profile.clone(),
                 engines: engine_versions(&d.engine_builds),
                 bandwidth: match d.triad_bytes_per_s {
-                    Some(b) => Cell { text: format!("{} GB/s", num(b / GB)), provenance: Provenance::Measured, detail: "measured: triad, best of 5".into() },
+                    Some(b) => Cell {
+                        text: format!("{} GB/s", num(b / GB)),
+                        provenance: Provenance::Measured,
+                        detail: "measured: triad, best of 5".into(),
+                    },
                     None => Cell::none("not measured"),
                 },
             })
             .collect(),
-        run_counts: counts.into_iter().map(|((mode, status), n)| RunCount { mode, status, n }).collect(),
+        run_counts: counts
+            .into_iter()
+            .map(|((mode, status), n)| RunCount { mode, status, n })
+            .collect(),
         failures: runs_all
             .iter()
             .filter(|r| r.status == "failed" || r.status == "aborted")
@@ -987,7 +1259,13 @@ fn engine_versions(json: &str) -> String {
     serde_json::from_str::<Vec<serde_json::Value>>(json)
         .map(|v| {
             v.iter()
-                .map(|e| format!("{}: {}", e["engine"].as_str().unwrap_or("?"), e["version"].as_str().unwrap_or("?")))
+                .map(|e| {
+                    format!(
+                        "{}: {}",
+                        e["engine"].as_str().unwrap_or("?"),
+                        e["version"].as_str().unwrap_or("?")
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("; ")
         })
@@ -995,27 +1273,61 @@ fn engine_versions(json: &str) -> String {
 }
 
 /// Metrics compared for regressions: name, samples, whether higher is better.
-const REGRESSION_METRICS: &[(&str, fn(&Samples) -> &Vec<f64>, bool)] = &[
+type SampleGetter = fn(&Samples) -> &Vec<f64>;
+const REGRESSION_METRICS: &[(&str, SampleGetter, bool)] = &[
     ("generation tokens/s", |s| &s.generation_tokens_per_s, true),
     ("ttft ms", |s| &s.ttft_ms, false),
     ("ms per token", |s| &s.tpot_ms, false),
 ];
 
-pub fn regressions(pairs: &[(&Run, &Run)], baseline: String, threshold_pct: Option<f64>) -> RegressionSection {
+pub fn regressions(
+    pairs: &[(&Run, &Run)],
+    baseline: String,
+    threshold_pct: Option<f64>,
+) -> RegressionSection {
     let mut rows = Vec::new();
     for (current, base) in pairs {
         for (metric, get, higher) in REGRESSION_METRICS {
-            let Some(r) = compare::measured_ratio(get(&base.samples), get(&current.samples), SEED) else { continue };
-            let worse = if *higher { r.verdict == Verdict::Lower } else { r.verdict == Verdict::Higher };
-            let better = if *higher { r.verdict == Verdict::Higher } else { r.verdict == Verdict::Lower };
-            let verdict = if worse { "regressed" } else if better { "improved" } else if r.verdict == Verdict::TooFewSamples { "too few samples" } else { "noise" };
+            let Some(r) = compare::measured_ratio(get(&base.samples), get(&current.samples), SEED)
+            else {
+                continue;
+            };
+            let worse = if *higher {
+                r.verdict == Verdict::Lower
+            } else {
+                r.verdict == Verdict::Higher
+            };
+            let better = if *higher {
+                r.verdict == Verdict::Higher
+            } else {
+                r.verdict == Verdict::Lower
+            };
+            let verdict = if worse {
+                "regressed"
+            } else if better {
+                "improved"
+            } else if r.verdict == Verdict::TooFewSamples {
+                "too few samples"
+            } else {
+                "noise"
+            };
             rows.push(RegressionRow {
                 case: current.case.name.clone(),
                 metric: (*metric).into(),
-                baseline: format!("{} (run {})", num(r.baseline.median), &base.id[..base.id.len().min(8)]),
-                current: format!("{} (run {})", num(r.variant.median), &current.id[..current.id.len().min(8)]),
+                baseline: format!(
+                    "{} (run {})",
+                    num(r.baseline.median),
+                    &base.id[..base.id.len().min(8)]
+                ),
+                current: format!(
+                    "{} (run {})",
+                    num(r.variant.median),
+                    &current.id[..current.id.len().min(8)]
+                ),
                 change_pct: ((r.ratio - 1.0) * 100.0 * 10.0).round() / 10.0,
-                ci: r.ci.map_or("—".into(), |ci| format!("[{:.3}, {:.3}]", ci.low, ci.high)),
+                ci: r.ci.map_or("—".into(), |ci| {
+                    format!("[{:.3}, {:.3}]", ci.low, ci.high)
+                }),
                 verdict: verdict.into(),
             });
         }
@@ -1025,7 +1337,10 @@ pub fn regressions(pairs: &[(&Run, &Run)], baseline: String, threshold_pct: Opti
         .filter(|r| {
             r.verdict == "regressed"
                 && threshold_pct.is_none_or(|t| {
-                    let higher = REGRESSION_METRICS.iter().find(|m| m.0 == r.metric).is_some_and(|m| m.2);
+                    let higher = REGRESSION_METRICS
+                        .iter()
+                        .find(|m| m.0 == r.metric)
+                        .is_some_and(|m| m.2);
                     let worse_by = if higher { -r.change_pct } else { r.change_pct };
                     worse_by > t
                 })

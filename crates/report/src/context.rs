@@ -31,7 +31,11 @@ pub struct Cell {
 
 impl Cell {
     pub fn none(detail: impl Into<String>) -> Self {
-        Self { text: "—".into(), provenance: Provenance::None, detail: detail.into() }
+        Self {
+            text: "—".into(),
+            provenance: Provenance::None,
+            detail: detail.into(),
+        }
     }
 }
 

@@ -143,10 +143,18 @@ pub fn open(db: &Path) -> Result<Connection, ReportError> {
     if !db.exists() {
         return Err(ReportError::NoDatabase(db.to_path_buf()));
     }
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|source| ReportError::Sql { db: db.to_path_buf(), source })?;
+    let conn =
+        Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|source| {
+            ReportError::Sql {
+                db: db.to_path_buf(),
+                source,
+            }
+        })?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(|source| ReportError::Sql { db: db.to_path_buf(), source })?;
+        .map_err(|source| ReportError::Sql {
+            db: db.to_path_buf(),
+            source,
+        })?;
     Ok(conn)
 }
 
@@ -154,7 +162,10 @@ pub fn open(db: &Path) -> Result<Connection, ReportError> {
 /// their schema goes; newer ones are refused.
 pub fn load(db: &Path) -> Result<Dataset, ReportError> {
     let conn = open(db)?;
-    let sql = |source| ReportError::Sql { db: db.to_path_buf(), source };
+    let sql = |source| ReportError::Sql {
+        db: db.to_path_buf(),
+        source,
+    };
     let version: u32 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(sql)?;
@@ -171,7 +182,7 @@ pub fn load(db: &Path) -> Result<Dataset, ReportError> {
         drop(conn);
         edgebench_store::Store::open(db).map_err(|source| ReportError::Migrate {
             db: db.to_path_buf(),
-            source,
+            source: Box::new(source),
         })?;
         return load(db);
     }
@@ -266,7 +277,8 @@ fn load_runs(conn: &Connection) -> rusqlite::Result<Vec<Run>> {
         "SELECT id, status, turn, generated_tokens, ttft_ns, decode_ns, e2e_ns, queue_ns
          FROM requests WHERE run_id = ?1 AND warmup = 0 ORDER BY id",
     )?;
-    let mut gaps = conn.prepare("SELECT ns FROM token_latencies WHERE request_id = ?1 ORDER BY idx")?;
+    let mut gaps =
+        conn.prepare("SELECT ns FROM token_latencies WHERE request_id = ?1 ORDER BY idx")?;
     for run in &mut runs {
         if run.status != "passed" {
             continue;

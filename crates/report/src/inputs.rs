@@ -111,7 +111,10 @@ pub fn parse_claims(file: &str, text: &str) -> Result<ClaimsFile, ReportError> {
         file: file.into(),
         message: e.to_string(),
     })?;
-    let bad = |message: String| ReportError::Input { file: file.into(), message };
+    let bad = |message: String| ReportError::Input {
+        file: file.into(),
+        message,
+    };
     if parsed.format != INPUT_FORMAT {
         return Err(bad(format!(
             "key `format`: this build reads format {INPUT_FORMAT}, the file says {}",
@@ -185,7 +188,10 @@ pub fn parse_roi(file: &str, text: &str) -> Result<RoiFile, ReportError> {
         file: file.into(),
         message: e.to_string(),
     })?;
-    let bad = |message: String| ReportError::Input { file: file.into(), message };
+    let bad = |message: String| ReportError::Input {
+        file: file.into(),
+        message,
+    };
     if parsed.format != INPUT_FORMAT {
         return Err(bad(format!(
             "key `format`: this build reads format {INPUT_FORMAT}, the file says {}",
@@ -200,7 +206,9 @@ pub fn parse_roi(file: &str, text: &str) -> Result<RoiFile, ReportError> {
         ("electricity_usd_per_kwh", parsed.electricity_usd_per_kwh),
     ] {
         if !(value.is_finite() && value > 0.0) {
-            return Err(bad(format!("key `{key}` must be a positive number, got {value}")));
+            return Err(bad(format!(
+                "key `{key}` must be a positive number, got {value}"
+            )));
         }
     }
     if d.active_hours_per_day > 24.0 {
@@ -221,8 +229,11 @@ mod tests {
         )
         .expect("claims");
         assert!(claims.claim.len() >= 20);
-        let roi = parse_roi("datasets/roi.toml", include_str!("../../../datasets/roi.toml"))
-            .expect("roi");
+        let roi = parse_roi(
+            "datasets/roi.toml",
+            include_str!("../../../datasets/roi.toml"),
+        )
+        .expect("roi");
         assert_eq!(roi.cloud.len(), 4);
     }
 
@@ -232,16 +243,32 @@ mod tests {
         let missing = format!(
             "{base}[[claim]]\nid = \"c\"\nsource = \"s\"\nwhere = \"x\"\nkind = \"decode_rate\"\nmodel = \"m\"\n"
         );
-        let err = parse_claims("claims.toml", &missing).expect_err("missing key").to_string();
-        assert!(err.contains("claims.toml") && err.contains("needs key `device`"), "{err}");
-        let typo = format!("{base}[[claim]]\nid = \"c\"\nsource = \"s\"\nwhere = \"x\"\nkind = \"footprint\"\nmodle = \"m\"\n");
-        let err = parse_claims("claims.toml", &typo).expect_err("typo").to_string();
+        let err = parse_claims("claims.toml", &missing)
+            .expect_err("missing key")
+            .to_string();
+        assert!(
+            err.contains("claims.toml") && err.contains("needs key `device`"),
+            "{err}"
+        );
+        let typo = format!(
+            "{base}[[claim]]\nid = \"c\"\nsource = \"s\"\nwhere = \"x\"\nkind = \"footprint\"\nmodle = \"m\"\n"
+        );
+        let err = parse_claims("claims.toml", &typo)
+            .expect_err("typo")
+            .to_string();
         assert!(err.contains("modle") && err.contains("line"), "{err}");
-        let device = format!("{base}[[claim]]\nid = \"c\"\nsource = \"s\"\nwhere = \"x\"\nkind = \"decode_rate\"\nmodel = \"m\"\ndevice = \"pixel-99\"\ntokens_per_s = [1.0, 2.0]\nweights_gb = 1.0\n");
-        let err = parse_claims("claims.toml", &device).expect_err("device").to_string();
+        let device = format!(
+            "{base}[[claim]]\nid = \"c\"\nsource = \"s\"\nwhere = \"x\"\nkind = \"decode_rate\"\nmodel = \"m\"\ndevice = \"pixel-99\"\ntokens_per_s = [1.0, 2.0]\nweights_gb = 1.0\n"
+        );
+        let err = parse_claims("claims.toml", &device)
+            .expect_err("device")
+            .to_string();
         assert!(err.contains("pixel-99"), "{err}");
-        let roi = include_str!("../../../datasets/roi.toml").replace("price_usd = 400.0", "price_usd = -1.0");
-        let err = parse_roi("roi.toml", &roi).expect_err("negative").to_string();
+        let roi = include_str!("../../../datasets/roi.toml")
+            .replace("price_usd = 400.0", "price_usd = -1.0");
+        let err = parse_roi("roi.toml", &roi)
+            .expect_err("negative")
+            .to_string();
         assert!(err.contains("device.price_usd"), "{err}");
     }
 }

@@ -24,19 +24,35 @@ pub enum ReportError {
     #[error("no results database at {}; run `cargo xtask bench` first or pass --db", .0.display())]
     NoDatabase(PathBuf),
     #[error("reading {}: {source}", db.display())]
-    Sql { db: PathBuf, source: rusqlite::Error },
+    Sql {
+        db: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("{} has schema version {found}; this build reads up to {supported}: update edgebench", db.display())]
-    NewerSchema { db: PathBuf, found: u32, supported: u32 },
+    NewerSchema {
+        db: PathBuf,
+        found: u32,
+        supported: u32,
+    },
     #[error("migrating {}: {source}", db.display())]
-    Migrate { db: PathBuf, source: edgebench_store::StoreError },
+    Migrate {
+        db: PathBuf,
+        source: Box<edgebench_store::StoreError>,
+    },
     #[error("{file}: {message}")]
     Input { file: String, message: String },
     #[error("--baseline `{0}` matches no run or invocation in the database")]
     UnknownBaseline(String),
     #[error("rendering template `{template}`: {source}")]
-    Template { template: String, source: minijinja::Error },
+    Template {
+        template: String,
+        source: Box<minijinja::Error>,
+    },
     #[error("writing {}: {source}", path.display())]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Which runs are compared with which for regressions.
@@ -62,10 +78,16 @@ pub struct Inputs {
 
 impl Inputs {
     /// Parses the three input files' contents (names for messages).
-    pub fn parse(registry: (&str, &str), claims: (&str, &str), roi: (&str, &str)) -> Result<Self, ReportError> {
+    pub fn parse(
+        registry: (&str, &str),
+        claims: (&str, &str),
+        roi: (&str, &str),
+    ) -> Result<Self, ReportError> {
         Ok(Self {
-            registry: Registry::parse(registry.0, registry.1)
-                .map_err(|e| ReportError::Input { file: registry.0.into(), message: e.to_string() })?,
+            registry: Registry::parse(registry.0, registry.1).map_err(|e| ReportError::Input {
+                file: registry.0.into(),
+                message: e.to_string(),
+            })?,
             claims: inputs::parse_claims(claims.0, claims.1)?,
             roi: inputs::parse_roi(roi.0, roi.1)?,
         })
@@ -90,7 +112,10 @@ fn latest_per_case<'a>(runs: impl Iterator<Item = &'a Run>) -> Vec<&'a Run> {
     let mut by_case: std::collections::BTreeMap<(String, i64), &Run> = Default::default();
     for r in runs {
         let key = (r.case.name.clone(), r.device_id);
-        if by_case.get(&key).is_none_or(|old| old.started_at_ms <= r.started_at_ms) {
+        if by_case
+            .get(&key)
+            .is_none_or(|old| old.started_at_ms <= r.started_at_ms)
+        {
             by_case.insert(key, r);
         }
     }
@@ -108,27 +133,35 @@ pub fn build_context(
 ) -> Result<ReportContext, ReportError> {
     let device_ok = |r: &Run| match &selection.device {
         None => true,
-        Some(d) => dataset
-            .devices
-            .iter()
-            .any(|dev| dev.id == r.device_id && (dev.hostname.starts_with(d.as_str()) || dev.fingerprint.starts_with(d.as_str()))),
+        Some(d) => dataset.devices.iter().any(|dev| {
+            dev.id == r.device_id
+                && (dev.hostname.starts_with(d.as_str()) || dev.fingerprint.starts_with(d.as_str()))
+        }),
     };
     let all: Vec<&Run> = dataset.runs.iter().filter(|r| device_ok(r)).collect();
     let candidates = all.iter().copied().filter(|r| measured(r));
-    let (current, pairs, baseline_text): (Vec<&Run>, Vec<(&Run, &Run)>, String) = match &selection.baseline {
+    let (current, pairs, baseline_text): (Vec<&Run>, Vec<(&Run, &Run)>, String) = match &selection
+        .baseline
+    {
         Baseline::Previous => {
             let current = latest_per_case(candidates.clone());
             let pairs = current
                 .iter()
                 .filter_map(|c| {
                     latest_per_case(candidates.clone().filter(|r| {
-                        r.case.name == c.case.name && r.device_id == c.device_id && r.started_at_ms < c.started_at_ms
+                        r.case.name == c.case.name
+                            && r.device_id == c.device_id
+                            && r.started_at_ms < c.started_at_ms
                     }))
                     .first()
                     .map(|b| (*c, *b))
                 })
                 .collect();
-            (current, pairs, "each case's previous measured run on the same device".into())
+            (
+                current,
+                pairs,
+                "each case's previous measured run on the same device".into(),
+            )
         }
         Baseline::Run(id) => {
             let invocation = dataset
@@ -138,10 +171,15 @@ pub fn build_context(
                 .map(|r| r.invocation.clone())
                 .ok_or_else(|| ReportError::UnknownBaseline(id.clone()))?;
             let base = latest_per_case(candidates.clone().filter(|r| r.invocation == invocation));
-            let current = latest_per_case(candidates.clone().filter(|r| r.invocation != invocation));
+            let current =
+                latest_per_case(candidates.clone().filter(|r| r.invocation != invocation));
             let pairs = current
                 .iter()
-                .filter_map(|c| base.iter().find(|b| b.case.name == c.case.name && b.device_id == c.device_id).map(|b| (*c, *b)))
+                .filter_map(|c| {
+                    base.iter()
+                        .find(|b| b.case.name == c.case.name && b.device_id == c.device_id)
+                        .map(|b| (*c, *b))
+                })
                 .collect();
             (current, pairs, format!("invocation {invocation}"))
         }
@@ -150,9 +188,17 @@ pub fn build_context(
             let current = latest_per_case(candidates.clone().filter(|r| r.started_at_ms >= *t));
             let pairs = current
                 .iter()
-                .filter_map(|c| base.iter().find(|b| b.case.name == c.case.name && b.device_id == c.device_id).map(|b| (*c, *b)))
+                .filter_map(|c| {
+                    base.iter()
+                        .find(|b| b.case.name == c.case.name && b.device_id == c.device_id)
+                        .map(|b| (*c, *b))
+                })
                 .collect();
-            (current, pairs, format!("the latest run of each case before {t} ms since the epoch"))
+            (
+                current,
+                pairs,
+                format!("the latest run of each case before {t} ms since the epoch"),
+            )
         }
     };
     let (roi, roi_best) = build::roi(&current, &inputs.roi, &inputs.registry);
@@ -163,7 +209,10 @@ pub fn build_context(
         schema_version: dataset.schema_version,
         selection: format!(
             "the latest passed measured run of each case{}; smoke runs are not measurements and are left out",
-            selection.device.as_ref().map_or(String::new(), |d| format!(" on devices matching `{d}`"))
+            selection
+                .device
+                .as_ref()
+                .map_or(String::new(), |d| format!(" on devices matching `{d}`"))
         ),
         measured_runs: current.len(),
         overview: build::overview(&current, &inputs.registry),
@@ -197,17 +246,32 @@ pub fn write_report(
     generated_at: &str,
 ) -> Result<Written, ReportError> {
     let dataset = data::load(db)?;
-    let context = build_context(&dataset, inputs, selection, &db.display().to_string(), generated_at)?;
+    let context = build_context(
+        &dataset,
+        inputs,
+        selection,
+        &db.display().to_string(),
+        generated_at,
+    )?;
     let current: Vec<&Run> = latest_per_case(dataset.runs.iter().filter(|r| measured(r)));
     let write = |name: &str, contents: String| -> Result<PathBuf, ReportError> {
         let path = out.join(name);
-        std::fs::write(&path, contents).map_err(|source| ReportError::Write { path: path.clone(), source })?;
+        std::fs::write(&path, contents).map_err(|source| ReportError::Write {
+            path: path.clone(),
+            source,
+        })?;
         Ok(path)
     };
-    std::fs::create_dir_all(out).map_err(|source| ReportError::Write { path: out.to_path_buf(), source })?;
+    std::fs::create_dir_all(out).map_err(|source| ReportError::Write {
+        path: out.to_path_buf(),
+        source,
+    })?;
     Ok(Written {
         index: write("index.html", render::html(&context)?)?,
-        json: write("report.json", serde_json::to_string_pretty(&context).unwrap_or_default())?,
+        json: write(
+            "report.json",
+            serde_json::to_string_pretty(&context).unwrap_or_default(),
+        )?,
         csv: write("report.csv", render::csv(&current))?,
         markdown: write("summary.md", render::markdown(&context))?,
         regressed_beyond_threshold: context.regressions.regressed_beyond_threshold,

@@ -22,13 +22,21 @@ fn color(i: usize) -> RGBColor {
 fn log_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     let (lo, hi) = values
         .filter(|v| v.is_finite() && *v > 0.0)
-        .fold((f64::INFINITY, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        .fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
     (hi > 0.0).then(|| (lo / 2.0, hi * 2.0))
 }
 
 /// Bars of `series` (one colour each) grouped by `groups`, on a log axis.
-pub fn grouped_bars(title: &str, groups: &[String], series: &[(String, Vec<Option<f64>>)], y_label: &str) -> String {
-    let Some((lo, hi)) = log_range(series.iter().flat_map(|(_, v)| v.iter().flatten().copied())) else {
+pub fn grouped_bars(
+    title: &str,
+    groups: &[String],
+    series: &[(String, Vec<Option<f64>>)],
+    y_label: &str,
+) -> String {
+    let Some((lo, hi)) = log_range(series.iter().flat_map(|(_, v)| v.iter().flatten().copied()))
+    else {
         return String::new();
     };
     let mut svg = String::new();
@@ -54,7 +62,11 @@ pub fn grouped_bars(title: &str, groups: &[String], series: &[(String, Vec<Optio
             .x_labels(groups.len().max(1) * 2 + 1)
             .x_label_formatter(&|x| {
                 let i = x.floor() as usize;
-                if (x - x.floor() - 0.5).abs() < 0.01 { labels.get(i).cloned().unwrap_or_default() } else { String::new() }
+                if (x - x.floor() - 0.5).abs() < 0.01 {
+                    labels.get(i).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
             })
             .y_desc(y_label)
             .draw();
@@ -64,20 +76,34 @@ pub fn grouped_bars(title: &str, groups: &[String], series: &[(String, Vec<Optio
             let bars = values.iter().enumerate().filter_map(|(g, v)| {
                 let v = (*v)?;
                 let x0 = g as f64 + 0.1 + width * s as f64;
-                Some(Rectangle::new([(x0, lo), (x0 + width * 0.95, v)], c.filled()))
+                Some(Rectangle::new(
+                    [(x0, lo), (x0 + width * 0.95, v)],
+                    c.filled(),
+                ))
             });
             if let Ok(a) = chart.draw_series(bars) {
-                a.label(name.clone()).legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], c.filled()));
+                a.label(name.clone()).legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], c.filled())
+                });
             }
         }
-        let _ = chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw();
+        let _ = chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw();
         let _ = root.present();
     }
     svg
 }
 
 /// Lines of `(x, y)` points, both axes logarithmic.
-pub fn lines(title: &str, x_label: &str, y_label: &str, series: &[(String, Vec<(f64, f64)>)]) -> String {
+pub fn lines(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> String {
     let Some((ylo, yhi)) = log_range(series.iter().flat_map(|(_, p)| p.iter().map(|p| p.1))) else {
         return String::new();
     };
@@ -99,14 +125,22 @@ pub fn lines(title: &str, x_label: &str, y_label: &str, series: &[(String, Vec<(
         else {
             return String::new();
         };
-        let _ = chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw();
+        let _ = chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .draw();
         for (i, (name, points)) in series.iter().enumerate() {
             if points.is_empty() {
                 continue;
             }
             let c = color(i);
-            if let Ok(a) = chart.draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2))) {
-                a.label(name.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], c.stroke_width(2)));
+            if let Ok(a) =
+                chart.draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
+            {
+                a.label(name.clone()).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 14, y)], c.stroke_width(2))
+                });
             }
             let _ = chart.draw_series(points.iter().map(|p| Circle::new(*p, 3, c.filled())));
         }

@@ -11,14 +11,23 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("macros.html", include_str!("../templates/macros.html")),
     ("index.html", include_str!("../templates/index.html")),
     ("overview.html", include_str!("../templates/overview.html")),
-    ("categories.html", include_str!("../templates/categories.html")),
-    ("concurrency.html", include_str!("../templates/concurrency.html")),
+    (
+        "categories.html",
+        include_str!("../templates/categories.html"),
+    ),
+    (
+        "concurrency.html",
+        include_str!("../templates/concurrency.html"),
+    ),
     ("kv.html", include_str!("../templates/kv.html")),
     ("backends.html", include_str!("../templates/backends.html")),
     ("claims.html", include_str!("../templates/claims.html")),
     ("roi.html", include_str!("../templates/roi.html")),
     ("devices.html", include_str!("../templates/devices.html")),
-    ("regressions.html", include_str!("../templates/regressions.html")),
+    (
+        "regressions.html",
+        include_str!("../templates/regressions.html"),
+    ),
 ];
 
 fn environment() -> Result<Environment<'static>, ReportError> {
@@ -26,30 +35,77 @@ fn environment() -> Result<Environment<'static>, ReportError> {
     // Every `.html` template escapes what it prints (minijinja's default for that extension);
     // only our own SVG strings are marked safe.
     for (name, source) in TEMPLATES {
-        env.add_template(name, source).map_err(|source| ReportError::Template { template: (*name).into(), source })?;
+        env.add_template(name, source)
+            .map_err(|source| ReportError::Template {
+                template: (*name).into(),
+                source: Box::new(source),
+            })?;
     }
     Ok(env)
 }
 
-fn section<S: serde::Serialize>(env: &Environment<'_>, name: &str, s: &S) -> Result<String, ReportError> {
+fn section<S: serde::Serialize>(
+    env: &Environment<'_>,
+    name: &str,
+    s: &S,
+) -> Result<String, ReportError> {
     env.get_template(name)
         .and_then(|t| t.render(context! { s => s }))
-        .map_err(|source| ReportError::Template { template: name.into(), source })
+        .map_err(|source| ReportError::Template {
+            template: name.into(),
+            source: Box::new(source),
+        })
 }
 
 /// The whole page.
 pub fn html(c: &ReportContext) -> Result<String, ReportError> {
     let env = environment()?;
     let sections = [
-        ("overview", "Overview", section(&env, "overview.html", &c.overview)?),
-        ("categories", "Per prompt category", section(&env, "categories.html", &c.categories)?),
-        ("concurrency", "Concurrency", section(&env, "concurrency.html", &c.concurrency)?),
-        ("kv", "KV-cache optimization", section(&env, "kv.html", &c.kv)?),
-        ("backends", "Backends", section(&env, "backends.html", &c.backends)?),
-        ("claims", "Claims vs measurement vs physics", section(&env, "claims.html", &c.claims)?),
-        ("roi", "ROI: on device vs cloud", section(&env, "roi.html", &c.roi)?),
-        ("devices", "Devices", section(&env, "devices.html", &c.devices)?),
-        ("regressions", "Regressions", section(&env, "regressions.html", &c.regressions)?),
+        (
+            "overview",
+            "Overview",
+            section(&env, "overview.html", &c.overview)?,
+        ),
+        (
+            "categories",
+            "Per prompt category",
+            section(&env, "categories.html", &c.categories)?,
+        ),
+        (
+            "concurrency",
+            "Concurrency",
+            section(&env, "concurrency.html", &c.concurrency)?,
+        ),
+        (
+            "kv",
+            "KV-cache optimization",
+            section(&env, "kv.html", &c.kv)?,
+        ),
+        (
+            "backends",
+            "Backends",
+            section(&env, "backends.html", &c.backends)?,
+        ),
+        (
+            "claims",
+            "Claims vs measurement vs physics",
+            section(&env, "claims.html", &c.claims)?,
+        ),
+        (
+            "roi",
+            "ROI: on device vs cloud",
+            section(&env, "roi.html", &c.roi)?,
+        ),
+        (
+            "devices",
+            "Devices",
+            section(&env, "devices.html", &c.devices)?,
+        ),
+        (
+            "regressions",
+            "Regressions",
+            section(&env, "regressions.html", &c.regressions)?,
+        ),
     ];
     let sections: Vec<_> = sections
         .into_iter()
@@ -67,7 +123,10 @@ pub fn html(c: &ReportContext) -> Result<String, ReportError> {
                 sections => sections,
             })
         })
-        .map_err(|source| ReportError::Template { template: "index.html".into(), source })
+        .map_err(|source| ReportError::Template {
+            template: "index.html".into(),
+            source: Box::new(source),
+        })
 }
 
 fn csv_field(s: &str) -> String {
@@ -84,7 +143,10 @@ pub fn csv(runs: &[&Run]) -> String {
         "run_id,case,model,origin,backend,quant,category,concurrency,kv_variant,metric,unit,n,median,p95,ci_low,ci_high,provenance\n",
     );
     for r in runs {
-        let (label, origin) = r.model.as_ref().map_or(("", ""), |m| (m.label.as_str(), m.origin.as_str()));
+        let (label, origin) = r
+            .model
+            .as_ref()
+            .map_or(("", ""), |m| (m.label.as_str(), m.origin.as_str()));
         for (metric, m) in &r.metrics {
             let fields = [
                 r.id.clone(),
@@ -105,7 +167,13 @@ pub fn csv(runs: &[&Run]) -> String {
                 m.ci.map_or(String::new(), |c| c.1.to_string()),
                 "measured".into(),
             ];
-            out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+            out.push_str(
+                &fields
+                    .iter()
+                    .map(|f| csv_field(f))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
             out.push('\n');
         }
     }
@@ -129,7 +197,14 @@ pub fn markdown(c: &ReportContext) -> String {
         out.push_str("No measured runs: no data.\n\n");
     } else {
         out.push_str("| | ");
-        out.push_str(&c.overview.columns.iter().map(|m| md_cell(&m.label)).collect::<Vec<_>>().join(" | "));
+        out.push_str(
+            &c.overview
+                .columns
+                .iter()
+                .map(|m| md_cell(&m.label))
+                .collect::<Vec<_>>()
+                .join(" | "),
+        );
         out.push_str(" | winner |\n|---|");
         out.push_str(&"---|".repeat(c.overview.columns.len() + 1));
         out.push('\n');
@@ -137,7 +212,11 @@ pub fn markdown(c: &ReportContext) -> String {
             out.push_str(&format!(
                 "| {} | {} | {} |\n",
                 md_cell(&row.metric),
-                row.cells.iter().map(|x| md_cell(&x.text)).collect::<Vec<_>>().join(" | "),
+                row.cells
+                    .iter()
+                    .map(|x| md_cell(&x.text))
+                    .collect::<Vec<_>>()
+                    .join(" | "),
                 md_cell(&row.winner)
             ));
         }
@@ -151,13 +230,24 @@ pub fn markdown(c: &ReportContext) -> String {
         "\n### Regressions\n\nBaseline: {}. {} comparisons, {} regressed{}.\n",
         md_cell(&c.regressions.baseline),
         c.regressions.rows.len(),
-        c.regressions.rows.iter().filter(|r| r.verdict == "regressed").count(),
-        c.regressions.threshold_pct.map_or(String::new(), |t| format!(
-            ", {} beyond {t}%",
-            c.regressions.regressed_beyond_threshold
-        ))
+        c.regressions
+            .rows
+            .iter()
+            .filter(|r| r.verdict == "regressed")
+            .count(),
+        c.regressions
+            .threshold_pct
+            .map_or(String::new(), |t| format!(
+                ", {} beyond {t}%",
+                c.regressions.regressed_beyond_threshold
+            ))
     ));
-    for r in c.regressions.rows.iter().filter(|r| r.verdict == "regressed") {
+    for r in c
+        .regressions
+        .rows
+        .iter()
+        .filter(|r| r.verdict == "regressed")
+    {
         out.push_str(&format!(
             "- `{}` {}: {} → {} ({:+.1}%, CI {})\n",
             md_cell(&r.case),

@@ -14,24 +14,40 @@ fn chromium() -> String {
         return path;
     }
     for name in ["chromium", "chromium-browser"] {
-        if Command::new(name).arg("--version").output().is_ok_and(|o| o.status.success()) {
+        if Command::new(name)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
             return name.into();
         }
     }
-    panic!("no chromium on PATH: run `cargo xtask setup` (installs Debian's chromium) or set EDGEBENCH_CHROMIUM");
+    panic!(
+        "no chromium on PATH: run `cargo xtask setup` (installs Debian's chromium) or set EDGEBENCH_CHROMIUM"
+    );
 }
 
 /// Runs headless Chromium on `page`; returns (stdout, console lines from stderr).
 fn headless(page: &Path, extra: &[String], profile: &Path) -> (String, Vec<String>) {
     let out = Command::new(chromium())
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(extra)
         .arg(format!("file://{}", page.display()))
         .output()
         .expect("chromium starts");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let console = stderr.lines().filter(|l| l.contains(":CONSOLE")).map(str::to_owned).collect();
+    let console = stderr
+        .lines()
+        .filter(|l| l.contains(":CONSOLE"))
+        .map(str::to_owned)
+        .collect();
     (String::from_utf8_lossy(&out.stdout).into_owned(), console)
 }
 
@@ -40,9 +56,16 @@ fn the_console_check_catches_a_script_error() {
     // The check below would be vacuous if Chromium never reported errors this way.
     let dir = tempfile::tempdir().expect("tempdir");
     let page = dir.path().join("broken.html");
-    std::fs::write(&page, "<html><body><script>throw new Error('deliberate');</script></body></html>").expect("write");
+    std::fs::write(
+        &page,
+        "<html><body><script>throw new Error('deliberate');</script></body></html>",
+    )
+    .expect("write");
     let (_, console) = headless(&page, &["--dump-dom".into()], &dir.path().join("profile"));
-    assert!(console.iter().any(|l| l.contains("deliberate")), "{console:?}");
+    assert!(
+        console.iter().any(|l| l.contains("deliberate")),
+        "{console:?}"
+    );
 }
 
 #[test]
@@ -51,7 +74,8 @@ fn the_report_renders_in_headless_chromium() {
     let db = dir.path().join("results.sqlite");
     common::write_fixture(&db);
     let out: PathBuf = dir.path().join("report");
-    let written = write_report(&db, &out, &common::inputs(), &Selection::default(), "t").expect("report");
+    let written =
+        write_report(&db, &out, &common::inputs(), &Selection::default(), "t").expect("report");
     let profile = dir.path().join("profile");
 
     let (dom, console) = headless(&written.index, &["--dump-dom".into()], &profile);
@@ -61,22 +85,47 @@ fn the_report_renders_in_headless_chromium() {
         dom.contains(&format!("data-ready=\"{tables}\"")),
         "the page's script did not run to the end (tables: {tables})"
     );
-    for id in ["overview-table", "category-table", "kv-table", "kv-projected-table", "backend-table", "parity-table", "claims-table", "roi-table", "devices-table", "regressions-table"] {
-        assert!(dom.contains(&format!("id=\"{id}\"")), "table `{id}` missing");
+    for id in [
+        "overview-table",
+        "category-table",
+        "kv-table",
+        "kv-projected-table",
+        "backend-table",
+        "parity-table",
+        "claims-table",
+        "roi-table",
+        "devices-table",
+        "regressions-table",
+    ] {
+        assert!(
+            dom.contains(&format!("id=\"{id}\"")),
+            "table `{id}` missing"
+        );
     }
     assert!(dom.matches("<svg").count() >= 4, "plots missing");
-    assert!(!dom.contains("<script>alert(1)"), "escaped label became markup");
+    assert!(
+        !dom.contains("<script>alert(1)"),
+        "escaped label became markup"
+    );
 
     let shot = dir.path().join("report.png");
     let (_, console) = headless(
         &written.index,
-        &[format!("--screenshot={}", shot.display()), "--window-size=1280,4000".into(), "--hide-scrollbars".into()],
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1280,4000".into(),
+            "--hide-scrollbars".into(),
+        ],
         &profile,
     );
     assert!(console.is_empty(), "console messages: {console:#?}");
     let png = std::fs::read(&shot).expect("screenshot written");
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
-    assert!(png.len() > 50_000, "a page with tables and plots, not a blank one ({} bytes)", png.len());
+    assert!(
+        png.len() > 50_000,
+        "a page with tables and plots, not a blank one ({} bytes)",
+        png.len()
+    );
     // Keep a copy for people to look at.
     let keep = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-screenshot.png");
     let _ = std::fs::copy(&shot, keep);

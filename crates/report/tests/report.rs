@@ -19,7 +19,11 @@ fn snapshot_value(ctx: &edgebench_report::context::ReportContext) -> serde_json:
                 for (k, v) in map.iter_mut() {
                     if k.ends_with("svg") {
                         let n = v.as_str().map_or(0, str::len);
-                        *v = serde_json::Value::String(if n > 0 { "<svg>".into() } else { String::new() });
+                        *v = serde_json::Value::String(if n > 0 {
+                            "<svg>".into()
+                        } else {
+                            String::new()
+                        });
                     } else {
                         strip(v);
                     }
@@ -38,8 +42,14 @@ fn snapshot_value(ctx: &edgebench_report::context::ReportContext) -> serde_json:
 fn context_snapshot() {
     let (_dir, db) = fixture();
     let dataset = data::load(&db).expect("load");
-    let ctx = build_context(&dataset, &common::inputs(), &Selection::default(), "fixture.sqlite", "2026-11-25 00:00 UTC")
-        .expect("context");
+    let ctx = build_context(
+        &dataset,
+        &common::inputs(),
+        &Selection::default(),
+        "fixture.sqlite",
+        "2026-11-25 00:00 UTC",
+    )
+    .expect("context");
     insta::assert_json_snapshot!("context", snapshot_value(&ctx));
 }
 
@@ -47,40 +57,120 @@ fn context_snapshot() {
 fn sections_hold_what_the_database_holds() {
     let (_dir, db) = fixture();
     let dataset = data::load(&db).expect("load");
-    let ctx = build_context(&dataset, &common::inputs(), &Selection::default(), "x", "t").expect("context");
+    let ctx = build_context(&dataset, &common::inputs(), &Selection::default(), "x", "t")
+        .expect("context");
     // Overview: twins first, then the real small model and the oddly named one.
-    let labels: Vec<&str> = ctx.overview.columns.iter().map(|c| c.label.as_str()).collect();
-    assert_eq!(labels[..2], ["mimo-7b (twin 1/16)", "phi-4-mini (twin 1/16)"]);
+    let labels: Vec<&str> = ctx
+        .overview
+        .columns
+        .iter()
+        .map(|c| c.label.as_str())
+        .collect();
+    assert_eq!(
+        labels[..2],
+        ["mimo-7b (twin 1/16)", "phi-4-mini (twin 1/16)"]
+    );
     // Phi's twin: 1500 t/s in most single-stream cases (one, code_generation, now 30% slower);
     // the median of the pooled requests stays near 1500; MiMo's twin runs at 900.
     let speed = &ctx.overview.rows[0];
-    let phi: f64 = speed.cells[1].text.trim_end_matches(" t/s").parse().expect("number");
+    let phi: f64 = speed.cells[1]
+        .text
+        .trim_end_matches(" t/s")
+        .parse()
+        .expect("number");
     assert!((1400.0..1600.0).contains(&phi), "{:?}", speed.cells[1]);
-    assert!(speed.cells[1].detail.starts_with("measured: median of n="), "{:?}", speed.cells[1]);
+    assert!(
+        speed.cells[1].detail.starts_with("measured: median of n="),
+        "{:?}",
+        speed.cells[1]
+    );
     assert_eq!(speed.winner, "phi-4-mini (twin 1/16)");
     // KV: the q8_0 variant halves the measured cache and is ~8% faster, with a verdict.
-    let kv = ctx.kv.measured.iter().find(|r| r.group.contains("mimo")).expect("kv row");
+    let kv = ctx
+        .kv
+        .measured
+        .iter()
+        .find(|r| r.group.contains("mimo"))
+        .expect("kv row");
     assert!(kv.kv_memory.text.contains("-47%"), "{:?}", kv.kv_memory);
-    assert!(kv.tokens_per_s.detail.contains("higher"), "{:?}", kv.tokens_per_s);
-    assert!(ctx.kv.projected.iter().any(|p| p.model.starts_with("mimo-7b (real size")));
+    assert!(
+        kv.tokens_per_s.detail.contains("higher"),
+        "{:?}",
+        kv.tokens_per_s
+    );
+    assert!(
+        ctx.kv
+            .projected
+            .iter()
+            .any(|p| p.model.starts_with("mimo-7b (real size"))
+    );
     // Concurrency: three levels for each model, with the rejected request counted.
-    let series = ctx.concurrency.series.iter().find(|s| s.label.contains("gemma3")).expect("series");
-    assert_eq!(series.rows.iter().map(|r| r.concurrency).collect::<Vec<_>>(), [1, 4, 16]);
+    let series = ctx
+        .concurrency
+        .series
+        .iter()
+        .find(|s| s.label.contains("gemma3"))
+        .expect("series");
+    assert_eq!(
+        series
+            .rows
+            .iter()
+            .map(|r| r.concurrency)
+            .collect::<Vec<_>>(),
+        [1, 4, 16]
+    );
     assert_eq!(series.rows[1].rejected, 1);
     // Claims: the seed's phone speeds are impossible at 77 GB/s.
-    let claim = ctx.claims.rows.iter().find(|c| c.id == "mimo-s8g3-tps").expect("claim");
-    assert_eq!(claim.verdict, "physically impossible", "{}", claim.arithmetic);
-    let context = ctx.claims.rows.iter().find(|c| c.id == "phi4-context").expect("claim");
+    let claim = ctx
+        .claims
+        .rows
+        .iter()
+        .find(|c| c.id == "mimo-s8g3-tps")
+        .expect("claim");
+    assert_eq!(
+        claim.verdict, "physically impossible",
+        "{}",
+        claim.arithmetic
+    );
+    let context = ctx
+        .claims
+        .rows
+        .iter()
+        .find(|c| c.id == "phi4-context")
+        .expect("claim");
     assert!(context.verdict.starts_with("reproduced"));
-    assert!(ctx.claims.devices.iter().any(|d| d.device.contains("this lab") && d.bandwidth.text == "20.0 GB/s"));
+    assert!(
+        ctx.claims
+            .devices
+            .iter()
+            .any(|d| d.device.contains("this lab") && d.bandwidth.text == "20.0 GB/s")
+    );
     // ROI: measured models, and energy labelled as an estimate.
-    let roi = ctx.roi.rows.iter().find(|r| r.model.starts_with("gemma3")).expect("roi row");
-    assert_eq!(roi.joules_per_token.provenance, edgebench_report::context::Provenance::Estimated);
+    let roi = ctx
+        .roi
+        .rows
+        .iter()
+        .find(|r| r.model.starts_with("gemma3"))
+        .expect("roi row");
+    assert_eq!(
+        roi.joules_per_token.provenance,
+        edgebench_report::context::Provenance::Estimated
+    );
     assert!(!ctx.roi.plot_svg.is_empty());
     // Devices: the aborted run is listed with its stderr.
-    assert!(ctx.devices.failures.iter().any(|f| f.stderr_tail.contains("boom")));
+    assert!(
+        ctx.devices
+            .failures
+            .iter()
+            .any(|f| f.stderr_tail.contains("boom"))
+    );
     // Backends: llama.cpp and candle on the same case, and the parity row.
-    assert!(ctx.backends.rows.iter().any(|r| r.case.contains("gemma3-270m")));
+    assert!(
+        ctx.backends
+            .rows
+            .iter()
+            .any(|r| r.case.contains("gemma3-270m"))
+    );
     assert_eq!(ctx.backends.parity[0].teacher_forced, "31/32 (96.9%)");
 }
 
@@ -90,20 +180,48 @@ fn regressions_use_the_ratio_ci_and_the_threshold() {
     let dataset = data::load(&db).expect("load");
     let inputs = common::inputs();
     let with = |pct| {
-        let sel = Selection { fail_on_regression_pct: Some(pct), ..Selection::default() };
-        build_context(&dataset, &inputs, &sel, "x", "t").expect("context").regressions
+        let sel = Selection {
+            fail_on_regression_pct: Some(pct),
+            ..Selection::default()
+        };
+        build_context(&dataset, &inputs, &sel, "x", "t")
+            .expect("context")
+            .regressions
     };
     let r = with(10.0);
-    let speed = r.rows.iter().find(|r| r.metric == "generation tokens/s").expect("row");
+    let speed = r
+        .rows
+        .iter()
+        .find(|r| r.metric == "generation tokens/s")
+        .expect("row");
     assert_eq!(speed.verdict, "regressed");
-    assert!((speed.change_pct + 30.0).abs() < 5.0, "{}", speed.change_pct);
+    assert!(
+        (speed.change_pct + 30.0).abs() < 5.0,
+        "{}",
+        speed.change_pct
+    );
     assert!(r.regressed_beyond_threshold >= 1);
-    assert_eq!(with(60.0).regressed_beyond_threshold, 0, "a 30% slowdown is within 60%");
+    assert_eq!(
+        with(60.0).regressed_beyond_threshold,
+        0,
+        "a 30% slowdown is within 60%"
+    );
     // An explicit baseline invocation gives the same pair; an unknown one is an error.
-    let sel = Selection { baseline: Baseline::Run("inv-1".into()), ..Selection::default() };
+    let sel = Selection {
+        baseline: Baseline::Run("inv-1".into()),
+        ..Selection::default()
+    };
     let ctx = build_context(&dataset, &inputs, &sel, "x", "t").expect("context");
-    assert!(ctx.regressions.rows.iter().any(|r| r.verdict == "regressed"));
-    let sel = Selection { baseline: Baseline::Run("nope".into()), ..Selection::default() };
+    assert!(
+        ctx.regressions
+            .rows
+            .iter()
+            .any(|r| r.verdict == "regressed")
+    );
+    let sel = Selection {
+        baseline: Baseline::Run("nope".into()),
+        ..Selection::default()
+    };
     let err = build_context(&dataset, &inputs, &sel, "x", "t").expect_err("unknown");
     assert!(err.to_string().contains("`nope`"), "{err}");
 }
@@ -112,12 +230,22 @@ fn regressions_use_the_ratio_ci_and_the_threshold() {
 fn every_database_string_is_escaped() {
     let (dir, db) = fixture();
     let out = dir.path().join("report");
-    let written = write_report(&db, &out, &common::inputs(), &Selection::default(), "t").expect("report");
+    let written =
+        write_report(&db, &out, &common::inputs(), &Selection::default(), "t").expect("report");
     let html = std::fs::read_to_string(&written.index).expect("html");
-    assert!(!html.contains(common::EVIL), "a model label reached the page unescaped");
-    assert!(!html.contains("<b>boom</b>"), "stderr reached the page unescaped");
+    assert!(
+        !html.contains(common::EVIL),
+        "a model label reached the page unescaped"
+    );
+    assert!(
+        !html.contains("<b>boom</b>"),
+        "stderr reached the page unescaped"
+    );
     // minijinja escapes `/` too (`&#x2f;`).
-    assert!(html.contains("&lt;script&gt;alert(1)&lt;"), "the label is shown, escaped");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;"),
+        "the label is shown, escaped"
+    );
     assert!(html.contains("&lt;b&gt;boom&lt;"));
     // The only <script> is our own table sorter.
     assert_eq!(html.matches("<script").count(), 1);
@@ -125,8 +253,13 @@ fn every_database_string_is_escaped() {
     assert!(csv.lines().count() > 10 && csv.starts_with("run_id,case,model"));
     let md = std::fs::read_to_string(&written.markdown).expect("md");
     assert!(md.contains("| Generation tokens/s"), "{md}");
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&written.json).expect("json")).expect("valid json");
-    assert_eq!(json["format"], edgebench_report::context::REPORT_CONTEXT_VERSION);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&written.json).expect("json"))
+            .expect("valid json");
+    assert_eq!(
+        json["format"],
+        edgebench_report::context::REPORT_CONTEXT_VERSION
+    );
 }
 
 #[test]
@@ -134,7 +267,14 @@ fn an_empty_database_renders_no_data_sections() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("empty.sqlite");
     edgebench_store::Store::open(&db).expect("create");
-    let written = write_report(&db, &dir.path().join("out"), &common::inputs(), &Selection::default(), "t").expect("report");
+    let written = write_report(
+        &db,
+        &dir.path().join("out"),
+        &common::inputs(),
+        &Selection::default(),
+        "t",
+    )
+    .expect("report");
     let html = std::fs::read_to_string(&written.index).expect("html");
     assert!(html.matches("No data:").count() >= 7, "{html}");
     // Claims are still checked against physics without any measurement.
@@ -147,7 +287,14 @@ fn an_empty_database_renders_no_data_sections() {
 fn a_missing_database_is_an_error_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("nowhere.sqlite");
-    let err = write_report(&db, dir.path(), &common::inputs(), &Selection::default(), "t").expect_err("missing");
+    let err = write_report(
+        &db,
+        dir.path(),
+        &common::inputs(),
+        &Selection::default(),
+        "t",
+    )
+    .expect_err("missing");
     assert!(err.to_string().contains("nowhere.sqlite"), "{err}");
     assert!(!db.exists(), "a report never creates a database");
 }

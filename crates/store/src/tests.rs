@@ -211,7 +211,9 @@ fn a_run_stores_every_sample_atomically() {
     // Estimate 40 vs peak RSS 30: the guard over-estimated by a third.
     let error_pct: f64 = store
         .connection()
-        .query_row("SELECT memory_estimate_error_pct FROM runs", [], |r| r.get(0))
+        .query_row("SELECT memory_estimate_error_pct FROM runs", [], |r| {
+            r.get(0)
+        })
         .expect("error %");
     assert!((error_pct - 100.0 / 3.0).abs() < 1e-9, "{error_pct}");
     let seed: i64 = store

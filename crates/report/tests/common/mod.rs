@@ -16,7 +16,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn unit(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
 }
@@ -24,8 +27,14 @@ impl Lcg {
 pub fn inputs() -> Inputs {
     Inputs::parse(
         ("models.toml", include_str!("../../../../models.toml")),
-        ("datasets/claims.toml", include_str!("../../../../datasets/claims.toml")),
-        ("datasets/roi.toml", include_str!("../../../../datasets/roi.toml")),
+        (
+            "datasets/claims.toml",
+            include_str!("../../../../datasets/claims.toml"),
+        ),
+        (
+            "datasets/roi.toml",
+            include_str!("../../../../datasets/roi.toml"),
+        ),
     )
     .expect("shipped inputs parse")
 }
@@ -40,10 +49,38 @@ struct Model {
 }
 
 const MODELS: [Model; 4] = [
-    Model { registry_id: "mimo-7b-twin16", label: "mimo-7b (twin 1/16)", origin: "twin", quant: "Q4_0", tokens_per_s: 900.0, size: 9_000_000 },
-    Model { registry_id: "phi-4-mini-twin16", label: "phi-4-mini (twin 1/16)", origin: "twin", quant: "Q4_0", tokens_per_s: 1500.0, size: 5_000_000 },
-    Model { registry_id: "gemma3-270m", label: "gemma3-270m", origin: "real", quant: "Q4_K_M", tokens_per_s: 50.0, size: 253_113_024 },
-    Model { registry_id: "evil", label: EVIL, origin: "real", quant: "Q4_0", tokens_per_s: 10.0, size: 1_000_000 },
+    Model {
+        registry_id: "mimo-7b-twin16",
+        label: "mimo-7b (twin 1/16)",
+        origin: "twin",
+        quant: "Q4_0",
+        tokens_per_s: 900.0,
+        size: 9_000_000,
+    },
+    Model {
+        registry_id: "phi-4-mini-twin16",
+        label: "phi-4-mini (twin 1/16)",
+        origin: "twin",
+        quant: "Q4_0",
+        tokens_per_s: 1500.0,
+        size: 5_000_000,
+    },
+    Model {
+        registry_id: "gemma3-270m",
+        label: "gemma3-270m",
+        origin: "real",
+        quant: "Q4_K_M",
+        tokens_per_s: 50.0,
+        size: 253_113_024,
+    },
+    Model {
+        registry_id: "evil",
+        label: EVIL,
+        origin: "real",
+        quant: "Q4_0",
+        tokens_per_s: 10.0,
+        size: 1_000_000,
+    },
 ];
 
 struct Spec<'a> {
@@ -58,8 +95,21 @@ struct Spec<'a> {
     factor: f64,
 }
 
-fn write_run(store: &mut Store, device_id: i64, m: &Model, model_id: i64, spec: &Spec<'_>, invocation: &str, started: i64, rng: &mut Lcg) {
-    let name = format!("{}::{}::{}::{}::c{}::{}", spec.scenario, m.registry_id, m.quant, spec.backend, spec.concurrency, spec.variant);
+#[allow(clippy::too_many_arguments)] // a fixture: one call per run, every field spelled out
+fn write_run(
+    store: &mut Store,
+    device_id: i64,
+    m: &Model,
+    model_id: i64,
+    spec: &Spec<'_>,
+    invocation: &str,
+    started: i64,
+    rng: &mut Lcg,
+) {
+    let name = format!(
+        "{}::{}::{}::{}::c{}::{}",
+        spec.scenario, m.registry_id, m.quant, spec.backend, spec.concurrency, spec.variant
+    );
     let case_id = store
         .upsert_case(&CaseRow {
             case_key: edgebench_core::sha256_hex(name.as_bytes()),
@@ -85,7 +135,8 @@ fn write_run(store: &mut Store, device_id: i64, m: &Model, model_id: i64, spec: 
             sampling: "greedy".into(),
         })
         .expect("case");
-    let run_id = edgebench_core::sha256_hex(format!("{name}/{invocation}").as_bytes())[..32].to_string();
+    let run_id =
+        edgebench_core::sha256_hex(format!("{name}/{invocation}").as_bytes())[..32].to_string();
     store
         .begin_run(&NewRunRow {
             id: run_id.clone(),
@@ -111,7 +162,9 @@ fn write_run(store: &mut Store, device_id: i64, m: &Model, model_id: i64, spec: 
     let turns = if spec.category == "multi_turn" { 3 } else { 1 };
     for i in 0..(6 * spec.concurrency.min(4)) {
         for turn in 0..turns {
-            let gaps: Vec<u64> = (0..15).map(|_| (1e9 / rate * (0.9 + 0.2 * rng.unit())) as u64).collect();
+            let gaps: Vec<u64> = (0..15)
+                .map(|_| (1e9 / rate * (0.9 + 0.2 * rng.unit())) as u64)
+                .collect();
             let decode: u64 = gaps.iter().sum();
             let queue = (f64::from(spec.concurrency - 1) * 2e6 * rng.unit()) as u64;
             let ttft = queue + 3_000_000;
@@ -130,7 +183,11 @@ fn write_run(store: &mut Store, device_id: i64, m: &Model, model_id: i64, spec: 
                 decode_ns: decode,
                 e2e_ns: ttft + decode,
                 reset_ns: 1000,
-                status: if spec.concurrency >= 4 && i == 0 { "queue_full".into() } else { "completed".into() },
+                status: if spec.concurrency >= 4 && i == 0 {
+                    "queue_full".into()
+                } else {
+                    "completed".into()
+                },
                 priority: "normal".into(),
                 sent_ns: u64::from(i) * 1_000_000,
                 output_sha256: "d".into(),
@@ -157,7 +214,11 @@ fn write_run(store: &mut Store, device_id: i64, m: &Model, model_id: i64, spec: 
         outliers_low: 0,
         outliers_high: 0,
     };
-    let kv_bytes = if spec.type_kv == "q8_0" { 4_456_448 } else { 8_388_608 };
+    let kv_bytes = if spec.type_kv == "q8_0" {
+        4_456_448
+    } else {
+        8_388_608
+    };
     store
         .finish_run(
             &run_id,
@@ -173,7 +234,10 @@ fn write_run(store: &mut Store, device_id: i64, m: &Model, model_id: i64, spec: 
                 effective: None,
                 estimated_peak_bytes: Some(m.size + 50_000_000),
                 cpu_time_ms: Some(1000.0),
-                energy: Some((4.0, "estimate: cpu_time_s × 4 W per busy core (assumed, not measured)".into())),
+                energy: Some((
+                    4.0,
+                    "estimate: cpu_time_s × 4 W per busy core (assumed, not measured)".into(),
+                )),
                 stop_reason: Some("fixed".into()),
                 roofline: None,
                 metrics: vec![
@@ -230,7 +294,16 @@ pub fn write_fixture(path: &Path) {
                 path: format!("models/{}.gguf", m.registry_id),
             })
             .expect("model");
-        let base = |scenario, category, backend, concurrency| Spec { scenario, category, backend, concurrency, variant: "default", baseline: true, type_kv: "f16", factor: 1.0 };
+        let base = |scenario, category, backend, concurrency| Spec {
+            scenario,
+            category,
+            backend,
+            concurrency,
+            variant: "default",
+            baseline: true,
+            type_kv: "f16",
+            factor: 1.0,
+        };
         let mut specs = vec![
             base("code_generation", "code_generation", "llama_cpp", 1),
             base("code_generation", "code_generation", "candle", 1),
@@ -239,19 +312,35 @@ pub fn write_fixture(path: &Path) {
             base("batch_concurrent", "batch_concurrent", "llama_cpp", 1),
             base("batch_concurrent", "batch_concurrent", "llama_cpp", 4),
             base("batch_concurrent", "batch_concurrent", "llama_cpp", 16),
-            Spec { variant: "baseline", ..base("kv_cache", "long_context", "llama_cpp", 1) },
-            Spec { variant: "q8_0", baseline: false, type_kv: "q8_0", factor: 1.08, ..base("kv_cache", "long_context", "llama_cpp", 1) },
+            Spec {
+                variant: "baseline",
+                ..base("kv_cache", "long_context", "llama_cpp", 1)
+            },
+            Spec {
+                variant: "q8_0",
+                baseline: false,
+                type_kv: "q8_0",
+                factor: 1.08,
+                ..base("kv_cache", "long_context", "llama_cpp", 1)
+            },
         ];
         if m.registry_id == "evil" {
             specs.truncate(1);
         }
         for spec in &specs {
-            write_run(&mut store, device_id, m, model_id, spec, "inv-1", 1000, &mut rng);
+            write_run(
+                &mut store, device_id, m, model_id, spec, "inv-1", 1000, &mut rng,
+            );
         }
         // A second invocation of one case: Phi-4's twin got 30% slower.
         if m.registry_id == "phi-4-mini-twin16" {
-            let slower = Spec { factor: 0.7, ..base("code_generation", "code_generation", "llama_cpp", 1) };
-            write_run(&mut store, device_id, m, model_id, &slower, "inv-2", 2000, &mut rng);
+            let slower = Spec {
+                factor: 0.7,
+                ..base("code_generation", "code_generation", "llama_cpp", 1)
+            };
+            write_run(
+                &mut store, device_id, m, model_id, &slower, "inv-2", 2000, &mut rng,
+            );
         }
         if m.registry_id == "gemma3-270m" {
             store
@@ -322,6 +411,11 @@ pub fn write_fixture(path: &Path) {
         })
         .expect("begin");
     store
-        .abort_run("crashed-run", "the case process was killed by signal 6 (SIGABRT)", "GGML_ASSERT failed <b>boom</b>", 2001)
+        .abort_run(
+            "crashed-run",
+            "the case process was killed by signal 6 (SIGABRT)",
+            "GGML_ASSERT failed <b>boom</b>",
+            2001,
+        )
         .expect("abort");
 }
