@@ -1,0 +1,403 @@
+//! GGUF validation. llama.cpp `abort()`s or reads out of bounds on some malformed files, and
+//! candle panics on others, so every model file passes through [`validate_file`] before an
+//! engine sees it: magic, version, counts, every metadata entry and tensor-table entry within the
+//! file, known tensor types, dimensions that multiply without overflow, and tensor data that is
+//! aligned and lies inside the file. Only the header and tables are read, never the tensor data.
+//!
+//! Errors name the file (from [`validate_file`]) and the byte offset where the problem is.
+
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// GGUF versions llama.cpp reads (1 is long gone).
+pub const SUPPORTED_VERSIONS: [u32; 2] = [2, 3];
+/// Default data alignment when `general.alignment` is absent.
+pub const DEFAULT_ALIGNMENT: u64 = 32;
+/// ggml's maximum tensor rank.
+pub const MAX_DIMS: u32 = 4;
+/// Array nesting deeper than this is refused (GGUF writers never nest more than once).
+const MAX_ARRAY_DEPTH: u32 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GgufError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{}: {problem} at byte offset {offset}", path.display())]
+    Invalid { path: PathBuf, offset: u64, problem: String },
+}
+
+/// The problem and where, before the file name is attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Defect {
+    pub offset: u64,
+    pub problem: String,
+}
+
+/// What a valid file holds, as far as the validator looked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub version: u32,
+    pub tensor_count: u64,
+    pub metadata_count: u64,
+    pub alignment: u64,
+    /// Where tensor data starts (after the aligned header).
+    pub data_offset: u64,
+    /// Bytes of tensor data the table describes (the last tensor's end).
+    pub data_bytes: u64,
+    pub architecture: Option<String>,
+}
+
+/// (elements per block, bytes per block) of a ggml tensor type, `None` when unknown.
+#[must_use]
+pub fn type_layout(ggml_type: u32) -> Option<(u64, u64)> {
+    Some(match ggml_type {
+        0 => (1, 4),      // F32
+        1 => (1, 2),      // F16
+        2 => (32, 18),    // Q4_0
+        3 => (32, 20),    // Q4_1
+        6 => (32, 22),    // Q5_0
+        7 => (32, 24),    // Q5_1
+        8 => (32, 34),    // Q8_0
+        9 => (32, 36),    // Q8_1
+        10 => (256, 84),  // Q2_K
+        11 => (256, 110), // Q3_K
+        12 => (256, 144), // Q4_K
+        13 => (256, 176), // Q5_K
+        14 => (256, 210), // Q6_K
+        15 => (256, 292), // Q8_K
+        16 => (256, 66),  // IQ2_XXS
+        17 => (256, 74),  // IQ2_XS
+        18 => (256, 98),  // IQ3_XXS
+        19 => (256, 50),  // IQ1_S
+        20 => (32, 18),   // IQ4_NL
+        21 => (256, 110), // IQ3_S
+        22 => (256, 82),  // IQ2_S
+        23 => (256, 136), // IQ4_XS
+        24 => (1, 1),     // I8
+        25 => (1, 2),     // I16
+        26 => (1, 4),     // I32
+        27 => (1, 8),     // I64
+        28 => (1, 8),     // F64
+        29 => (256, 56),  // IQ1_M
+        30 => (1, 2),     // BF16
+        34 => (256, 54),  // TQ1_0
+        35 => (256, 66),  // TQ2_0
+        39 => (32, 17),   // MXFP4
+        _ => return None,
+    })
+}
+
+/// A reader that knows its offset and the file's length, and refuses to read past the end.
+struct Cursor<R> {
+    inner: R,
+    offset: u64,
+    len: u64,
+}
+
+impl<R: Read> Cursor<R> {
+    fn defect(&self, problem: impl Into<String>) -> Defect {
+        Defect { offset: self.offset, problem: problem.into() }
+    }
+
+    fn remaining(&self) -> u64 {
+        self.len.saturating_sub(self.offset)
+    }
+
+    fn bytes(&mut self, n: u64, what: &str) -> Result<Vec<u8>, Defect> {
+        if n > self.remaining() {
+            return Err(self.defect(format!(
+                "{what} needs {n} bytes but the file ends {} bytes later (truncated?)",
+                self.remaining()
+            )));
+        }
+        // Grown as bytes arrive, so a corrupt length never allocates more than the file holds.
+        let mut buf = Vec::new();
+        let got = (&mut self.inner)
+            .take(n)
+            .read_to_end(&mut buf)
+            .map_err(|e| self.defect(format!("reading {what}: {e}")))?;
+        if got as u64 != n {
+            return Err(self.defect(format!("{what}: the file ended after {got} of {n} bytes")));
+        }
+        self.offset += n;
+        Ok(buf)
+    }
+
+    fn skip(&mut self, n: u64, what: &str) -> Result<(), Defect> {
+        if n > self.remaining() {
+            return Err(self.defect(format!(
+                "{what} needs {n} bytes but the file ends {} bytes later (truncated?)",
+                self.remaining()
+            )));
+        }
+        let copied = std::io::copy(&mut (&mut self.inner).take(n), &mut std::io::sink())
+            .map_err(|e| self.defect(format!("reading {what}: {e}")))?;
+        if copied != n {
+            return Err(self.defect(format!("{what}: the file ended early")));
+        }
+        self.offset += n;
+        Ok(())
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32, Defect> {
+        let b = self.bytes(4, what)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64, Defect> {
+        let b = self.bytes(8, what)?;
+        Ok(u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+    }
+
+    fn string(&mut self, what: &str) -> Result<String, Defect> {
+        let at = self.offset;
+        let n = self.u64(&format!("length of {what}"))?;
+        let b = self.bytes(n, what)?;
+        String::from_utf8(b).map_err(|_| Defect { offset: at, problem: format!("{what} is not UTF-8") })
+    }
+}
+
+/// Bytes of one scalar metadata value of `ty`, `None` for strings, arrays and unknown types.
+fn scalar_size(ty: u32) -> Option<u64> {
+    Some(match ty {
+        0 | 1 | 7 => 1,
+        2 | 3 => 2,
+        4..=6 => 4,
+        10..=12 => 8,
+        _ => return None,
+    })
+}
+
+/// Skips one metadata value; returns it as a number when it is an unsigned/signed integer (for
+/// `general.alignment`) or as a string.
+fn value<R: Read>(c: &mut Cursor<R>, ty: u32, key: &str, depth: u32) -> Result<Value, Defect> {
+    match ty {
+        // Strings inside arrays (a vocabulary: hundreds of thousands) are skipped, not decoded.
+        8 if depth > 0 => {
+            let n = c.u64("length of a string in an array")?;
+            c.skip(n, "a string in an array")?;
+            Ok(Value::Other)
+        }
+        8 => Ok(Value::Text(c.string(&format!("string value of `{key}`"))?)),
+        9 => {
+            if depth >= MAX_ARRAY_DEPTH {
+                return Err(c.defect(format!("`{key}`: arrays nested deeper than {MAX_ARRAY_DEPTH}")));
+            }
+            let elem = c.u32(&format!("element type of `{key}`"))?;
+            let at = c.offset;
+            let n = c.u64(&format!("length of `{key}`"))?;
+            match (elem, scalar_size(elem)) {
+                (_, Some(size)) => {
+                    let total = n.checked_mul(size).filter(|t| *t <= c.remaining()).ok_or_else(|| Defect {
+                        offset: at,
+                        problem: format!("array `{key}` of {n} elements does not fit in the file"),
+                    })?;
+                    c.skip(total, &format!("array `{key}`"))?;
+                }
+                (8 | 9, None) => {
+                    // Each element takes at least 8 bytes (a length or a type + length).
+                    if n > c.remaining() / 8 {
+                        return Err(Defect { offset: at, problem: format!("array `{key}` of {n} elements does not fit in the file") });
+                    }
+                    for _ in 0..n {
+                        value(c, elem, key, depth + 1)?;
+                    }
+                }
+                _ => return Err(Defect { offset: at - 4, problem: format!("array `{key}` has unknown element type {elem}") }),
+            }
+            Ok(Value::Other)
+        }
+        _ => match scalar_size(ty) {
+            Some(size) => {
+                let b = c.bytes(size, &format!("value of `{key}`"))?;
+                let mut le = [0u8; 8];
+                le[..b.len()].copy_from_slice(&b);
+                Ok(if matches!(ty, 0 | 2 | 4 | 10) { Value::Unsigned(u64::from_le_bytes(le)) } else { Value::Other })
+            }
+            None => Err(c.defect(format!("`{key}` has unknown value type {ty}"))),
+        },
+    }
+}
+
+enum Value {
+    Unsigned(u64),
+    Text(String),
+    Other,
+}
+
+/// Validates a GGUF stream of `len` bytes. Reads the header and tables only.
+pub fn validate<R: Read>(reader: R, len: u64) -> Result<Summary, Defect> {
+    let mut c = Cursor { inner: reader, offset: 0, len };
+    let magic = c.bytes(4, "the GGUF magic")?;
+    if magic != b"GGUF" {
+        return Err(Defect { offset: 0, problem: format!("not a GGUF file (magic {magic:02x?}, expected \"GGUF\")") });
+    }
+    let version = c.u32("the version")?;
+    if !SUPPORTED_VERSIONS.contains(&version) {
+        return Err(Defect { offset: 4, problem: format!("GGUF version {version} is not supported (expected 2 or 3)") });
+    }
+    let tensor_count = c.u64("the tensor count")?;
+    let metadata_count = c.u64("the metadata count")?;
+    // Every tensor-table entry takes at least 8 + 4 + 8 + 4 + 8 bytes, every metadata entry 8 + 4 + 1.
+    if tensor_count > len / 32 {
+        return Err(Defect { offset: 8, problem: format!("tensor count {tensor_count} cannot fit in a {len}-byte file") });
+    }
+    if metadata_count > len / 13 {
+        return Err(Defect { offset: 16, problem: format!("metadata count {metadata_count} cannot fit in a {len}-byte file") });
+    }
+    let mut alignment = DEFAULT_ALIGNMENT;
+    let mut architecture = None;
+    for i in 0..metadata_count {
+        let key = c.string(&format!("metadata key #{i}"))?;
+        let ty = c.u32(&format!("value type of `{key}`"))?;
+        let at = c.offset;
+        match (key.as_str(), value(&mut c, ty, &key, 0)?) {
+            ("general.alignment", Value::Unsigned(a)) => {
+                if a == 0 || !a.is_power_of_two() {
+                    return Err(Defect { offset: at, problem: format!("general.alignment {a} is not a power of two") });
+                }
+                alignment = a;
+            }
+            ("general.architecture", Value::Text(a)) => architecture = Some(a),
+            _ => {}
+        }
+    }
+    let mut tensors = Vec::with_capacity(tensor_count.min(1 << 16) as usize);
+    for i in 0..tensor_count {
+        let name = c.string(&format!("name of tensor #{i}"))?;
+        let at = c.offset;
+        let n_dims = c.u32(&format!("rank of tensor `{name}`"))?;
+        if n_dims == 0 || n_dims > MAX_DIMS {
+            return Err(Defect { offset: at, problem: format!("tensor `{name}` has rank {n_dims} (1 to {MAX_DIMS})") });
+        }
+        let mut elements: u64 = 1;
+        let mut first_dim = 0;
+        for d in 0..n_dims {
+            let at = c.offset;
+            let dim = c.u64(&format!("dimension {d} of tensor `{name}`"))?;
+            if dim == 0 {
+                return Err(Defect { offset: at, problem: format!("tensor `{name}` has dimension {d} = 0") });
+            }
+            if d == 0 {
+                first_dim = dim;
+            }
+            elements = elements.checked_mul(dim).ok_or_else(|| Defect {
+                offset: at,
+                problem: format!("tensor `{name}`'s dimensions overflow"),
+            })?;
+        }
+        let at = c.offset;
+        let ty = c.u32(&format!("type of tensor `{name}`"))?;
+        let (block, block_bytes) = type_layout(ty).ok_or_else(|| Defect {
+            offset: at,
+            problem: format!("tensor `{name}` has unknown ggml type {ty}"),
+        })?;
+        if first_dim % block != 0 {
+            return Err(Defect { offset: at, problem: format!("tensor `{name}`: rows of {first_dim} are not a multiple of the type's block of {block}") });
+        }
+        let bytes = (elements / block).checked_mul(block_bytes).ok_or_else(|| Defect {
+            offset: at,
+            problem: format!("tensor `{name}`'s size overflows"),
+        })?;
+        let at = c.offset;
+        let offset = c.u64(&format!("data offset of tensor `{name}`"))?;
+        if offset % alignment != 0 {
+            return Err(Defect { offset: at, problem: format!("tensor `{name}`'s data offset {offset} is not aligned to {alignment}") });
+        }
+        tensors.push((name, at, offset, bytes));
+    }
+    let data_offset = c.offset.div_ceil(alignment) * alignment;
+    let data_len = len.saturating_sub(data_offset);
+    let mut data_bytes = 0;
+    for (name, at, offset, bytes) in &tensors {
+        let end = offset.checked_add(*bytes).filter(|e| *e <= data_len).ok_or_else(|| Defect {
+            offset: *at,
+            problem: format!(
+                "tensor `{name}`'s data ({bytes} bytes at data offset {offset}) runs past the end of the file ({data_len} data bytes after byte {data_offset}; truncated?)"
+            ),
+        })?;
+        data_bytes = data_bytes.max(end);
+    }
+    Ok(Summary { version, tensor_count, metadata_count, alignment, data_offset, data_bytes, architecture })
+}
+
+/// Validates the file at `path`; errors name it and the byte offset.
+pub fn validate_file(path: &Path) -> Result<Summary, GgufError> {
+    let io = |source| GgufError::Io { path: path.to_path_buf(), source };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    validate(BufReader::with_capacity(1 << 16, file), len).map_err(|d| GgufError::Invalid {
+        path: path.to_path_buf(),
+        offset: d.offset,
+        problem: d.problem,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal valid GGUF: one metadata string, one 32-element F32 tensor.
+    fn tiny() -> Vec<u8> {
+        let mut f = b"GGUF".to_vec();
+        f.extend(3u32.to_le_bytes());
+        f.extend(1u64.to_le_bytes()); // tensors
+        f.extend(1u64.to_le_bytes()); // metadata
+        let key = b"general.architecture";
+        f.extend((key.len() as u64).to_le_bytes());
+        f.extend(key);
+        f.extend(8u32.to_le_bytes());
+        f.extend(5u64.to_le_bytes());
+        f.extend(b"llama");
+        let name = b"w";
+        f.extend((name.len() as u64).to_le_bytes());
+        f.extend(name);
+        f.extend(1u32.to_le_bytes());
+        f.extend(32u64.to_le_bytes());
+        f.extend(0u32.to_le_bytes()); // F32
+        f.extend(0u64.to_le_bytes());
+        while f.len() % 32 != 0 {
+            f.push(0);
+        }
+        f.extend([0u8; 128]);
+        f
+    }
+
+    #[test]
+    fn a_tiny_file_validates() {
+        let f = tiny();
+        let s = validate(&f[..], f.len() as u64).expect("valid");
+        assert_eq!((s.tensor_count, s.metadata_count, s.data_bytes), (1, 1, 128));
+        assert_eq!(s.architecture.as_deref(), Some("llama"));
+    }
+
+    #[test]
+    fn every_truncation_of_a_tiny_file_is_an_error_with_an_offset() {
+        let f = tiny();
+        for cut in 0..f.len() - 1 {
+            let err = validate(&f[..cut], cut as u64).expect_err("truncated");
+            assert!(err.offset <= cut as u64, "cut {cut}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn known_defects_are_named() {
+        let mut f = tiny();
+        f[0] = b'X';
+        assert!(validate(&f[..], f.len() as u64).expect_err("magic").problem.contains("not a GGUF"));
+        let mut f = tiny();
+        f[4] = 9;
+        assert_eq!(validate(&f[..], f.len() as u64).expect_err("version").offset, 4);
+        // Header 24 + key 28 + value type 4 + value 13 + name 9 + rank 4 + dim 8 = type at 90.
+        let mut f = tiny();
+        f[90] = 77;
+        let err = validate(&f[..], f.len() as u64).expect_err("type");
+        assert_eq!(err.offset, 90, "{err:?}");
+        assert!(err.problem.contains("unknown ggml type 77"), "{err:?}");
+        // A data offset past the end.
+        let mut f = tiny();
+        f[94] = 0x40;
+        let err = validate(&f[..], f.len() as u64).expect_err("offset");
+        assert!(err.problem.contains("runs past the end"), "{err:?}");
+    }
+}
