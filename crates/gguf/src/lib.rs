@@ -21,9 +21,16 @@ const MAX_ARRAY_DEPTH: u32 = 2;
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
     #[error("{}: cannot read: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}: {problem} at byte offset {offset}", path.display())]
-    Invalid { path: PathBuf, offset: u64, problem: String },
+    Invalid {
+        path: PathBuf,
+        offset: u64,
+        problem: String,
+    },
 }
 
 /// The problem and where, before the file name is attached.
@@ -96,7 +103,10 @@ struct Cursor<R> {
 
 impl<R: Read> Cursor<R> {
     fn defect(&self, problem: impl Into<String>) -> Defect {
-        Defect { offset: self.offset, problem: problem.into() }
+        Defect {
+            offset: self.offset,
+            problem: problem.into(),
+        }
     }
 
     fn remaining(&self) -> u64 {
@@ -146,14 +156,19 @@ impl<R: Read> Cursor<R> {
 
     fn u64(&mut self, what: &str) -> Result<u64, Defect> {
         let b = self.bytes(8, what)?;
-        Ok(u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+        Ok(u64::from_le_bytes([
+            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+        ]))
     }
 
     fn string(&mut self, what: &str) -> Result<String, Defect> {
         let at = self.offset;
         let n = self.u64(&format!("length of {what}"))?;
         let b = self.bytes(n, what)?;
-        String::from_utf8(b).map_err(|_| Defect { offset: at, problem: format!("{what} is not UTF-8") })
+        String::from_utf8(b).map_err(|_| Defect {
+            offset: at,
+            problem: format!("{what} is not UTF-8"),
+        })
     }
 }
 
@@ -181,29 +196,46 @@ fn value<R: Read>(c: &mut Cursor<R>, ty: u32, key: &str, depth: u32) -> Result<V
         8 => Ok(Value::Text(c.string(&format!("string value of `{key}`"))?)),
         9 => {
             if depth >= MAX_ARRAY_DEPTH {
-                return Err(c.defect(format!("`{key}`: arrays nested deeper than {MAX_ARRAY_DEPTH}")));
+                return Err(c.defect(format!(
+                    "`{key}`: arrays nested deeper than {MAX_ARRAY_DEPTH}"
+                )));
             }
             let elem = c.u32(&format!("element type of `{key}`"))?;
             let at = c.offset;
             let n = c.u64(&format!("length of `{key}`"))?;
             match (elem, scalar_size(elem)) {
                 (_, Some(size)) => {
-                    let total = n.checked_mul(size).filter(|t| *t <= c.remaining()).ok_or_else(|| Defect {
-                        offset: at,
-                        problem: format!("array `{key}` of {n} elements does not fit in the file"),
-                    })?;
+                    let total = n
+                        .checked_mul(size)
+                        .filter(|t| *t <= c.remaining())
+                        .ok_or_else(|| Defect {
+                            offset: at,
+                            problem: format!(
+                                "array `{key}` of {n} elements does not fit in the file"
+                            ),
+                        })?;
                     c.skip(total, &format!("array `{key}`"))?;
                 }
                 (8 | 9, None) => {
                     // Each element takes at least 8 bytes (a length or a type + length).
                     if n > c.remaining() / 8 {
-                        return Err(Defect { offset: at, problem: format!("array `{key}` of {n} elements does not fit in the file") });
+                        return Err(Defect {
+                            offset: at,
+                            problem: format!(
+                                "array `{key}` of {n} elements does not fit in the file"
+                            ),
+                        });
                     }
                     for _ in 0..n {
                         value(c, elem, key, depth + 1)?;
                     }
                 }
-                _ => return Err(Defect { offset: at - 4, problem: format!("array `{key}` has unknown element type {elem}") }),
+                _ => {
+                    return Err(Defect {
+                        offset: at - 4,
+                        problem: format!("array `{key}` has unknown element type {elem}"),
+                    });
+                }
             }
             Ok(Value::Other)
         }
@@ -212,7 +244,11 @@ fn value<R: Read>(c: &mut Cursor<R>, ty: u32, key: &str, depth: u32) -> Result<V
                 let b = c.bytes(size, &format!("value of `{key}`"))?;
                 let mut le = [0u8; 8];
                 le[..b.len()].copy_from_slice(&b);
-                Ok(if matches!(ty, 0 | 2 | 4 | 10) { Value::Unsigned(u64::from_le_bytes(le)) } else { Value::Other })
+                Ok(if matches!(ty, 0 | 2 | 4 | 10) {
+                    Value::Unsigned(u64::from_le_bytes(le))
+                } else {
+                    Value::Other
+                })
             }
             None => Err(c.defect(format!("`{key}` has unknown value type {ty}"))),
         },
@@ -227,23 +263,39 @@ enum Value {
 
 /// Validates a GGUF stream of `len` bytes. Reads the header and tables only.
 pub fn validate<R: Read>(reader: R, len: u64) -> Result<Summary, Defect> {
-    let mut c = Cursor { inner: reader, offset: 0, len };
+    let mut c = Cursor {
+        inner: reader,
+        offset: 0,
+        len,
+    };
     let magic = c.bytes(4, "the GGUF magic")?;
     if magic != b"GGUF" {
-        return Err(Defect { offset: 0, problem: format!("not a GGUF file (magic {magic:02x?}, expected \"GGUF\")") });
+        return Err(Defect {
+            offset: 0,
+            problem: format!("not a GGUF file (magic {magic:02x?}, expected \"GGUF\")"),
+        });
     }
     let version = c.u32("the version")?;
     if !SUPPORTED_VERSIONS.contains(&version) {
-        return Err(Defect { offset: 4, problem: format!("GGUF version {version} is not supported (expected 2 or 3)") });
+        return Err(Defect {
+            offset: 4,
+            problem: format!("GGUF version {version} is not supported (expected 2 or 3)"),
+        });
     }
     let tensor_count = c.u64("the tensor count")?;
     let metadata_count = c.u64("the metadata count")?;
     // Every tensor-table entry takes at least 8 + 4 + 8 + 4 + 8 bytes, every metadata entry 8 + 4 + 1.
     if tensor_count > len / 32 {
-        return Err(Defect { offset: 8, problem: format!("tensor count {tensor_count} cannot fit in a {len}-byte file") });
+        return Err(Defect {
+            offset: 8,
+            problem: format!("tensor count {tensor_count} cannot fit in a {len}-byte file"),
+        });
     }
     if metadata_count > len / 13 {
-        return Err(Defect { offset: 16, problem: format!("metadata count {metadata_count} cannot fit in a {len}-byte file") });
+        return Err(Defect {
+            offset: 16,
+            problem: format!("metadata count {metadata_count} cannot fit in a {len}-byte file"),
+        });
     }
     let mut alignment = DEFAULT_ALIGNMENT;
     let mut architecture = None;
@@ -254,7 +306,10 @@ pub fn validate<R: Read>(reader: R, len: u64) -> Result<Summary, Defect> {
         match (key.as_str(), value(&mut c, ty, &key, 0)?) {
             ("general.alignment", Value::Unsigned(a)) => {
                 if a == 0 || !a.is_power_of_two() {
-                    return Err(Defect { offset: at, problem: format!("general.alignment {a} is not a power of two") });
+                    return Err(Defect {
+                        offset: at,
+                        problem: format!("general.alignment {a} is not a power of two"),
+                    });
                 }
                 alignment = a;
             }
@@ -268,7 +323,10 @@ pub fn validate<R: Read>(reader: R, len: u64) -> Result<Summary, Defect> {
         let at = c.offset;
         let n_dims = c.u32(&format!("rank of tensor `{name}`"))?;
         if n_dims == 0 || n_dims > MAX_DIMS {
-            return Err(Defect { offset: at, problem: format!("tensor `{name}` has rank {n_dims} (1 to {MAX_DIMS})") });
+            return Err(Defect {
+                offset: at,
+                problem: format!("tensor `{name}` has rank {n_dims} (1 to {MAX_DIMS})"),
+            });
         }
         let mut elements: u64 = 1;
         let mut first_dim = 0;
@@ -276,7 +334,10 @@ pub fn validate<R: Read>(reader: R, len: u64) -> Result<Summary, Defect> {
             let at = c.offset;
             let dim = c.u64(&format!("dimension {d} of tensor `{name}`"))?;
             if dim == 0 {
-                return Err(Defect { offset: at, problem: format!("tensor `{name}` has dimension {d} = 0") });
+                return Err(Defect {
+                    offset: at,
+                    problem: format!("tensor `{name}` has dimension {d} = 0"),
+                });
             }
             if d == 0 {
                 first_dim = dim;
@@ -293,16 +354,28 @@ pub fn validate<R: Read>(reader: R, len: u64) -> Result<Summary, Defect> {
             problem: format!("tensor `{name}` has unknown ggml type {ty}"),
         })?;
         if first_dim % block != 0 {
-            return Err(Defect { offset: at, problem: format!("tensor `{name}`: rows of {first_dim} are not a multiple of the type's block of {block}") });
+            return Err(Defect {
+                offset: at,
+                problem: format!(
+                    "tensor `{name}`: rows of {first_dim} are not a multiple of the type's block of {block}"
+                ),
+            });
         }
-        let bytes = (elements / block).checked_mul(block_bytes).ok_or_else(|| Defect {
-            offset: at,
-            problem: format!("tensor `{name}`'s size overflows"),
-        })?;
+        let bytes = (elements / block)
+            .checked_mul(block_bytes)
+            .ok_or_else(|| Defect {
+                offset: at,
+                problem: format!("tensor `{name}`'s size overflows"),
+            })?;
         let at = c.offset;
         let offset = c.u64(&format!("data offset of tensor `{name}`"))?;
         if offset % alignment != 0 {
-            return Err(Defect { offset: at, problem: format!("tensor `{name}`'s data offset {offset} is not aligned to {alignment}") });
+            return Err(Defect {
+                offset: at,
+                problem: format!(
+                    "tensor `{name}`'s data offset {offset} is not aligned to {alignment}"
+                ),
+            });
         }
         tensors.push((name, at, offset, bytes));
     }
@@ -318,12 +391,23 @@ pub fn validate<R: Read>(reader: R, len: u64) -> Result<Summary, Defect> {
         })?;
         data_bytes = data_bytes.max(end);
     }
-    Ok(Summary { version, tensor_count, metadata_count, alignment, data_offset, data_bytes, architecture })
+    Ok(Summary {
+        version,
+        tensor_count,
+        metadata_count,
+        alignment,
+        data_offset,
+        data_bytes,
+        architecture,
+    })
 }
 
 /// Validates the file at `path`; errors name it and the byte offset.
 pub fn validate_file(path: &Path) -> Result<Summary, GgufError> {
-    let io = |source| GgufError::Io { path: path.to_path_buf(), source };
+    let io = |source| GgufError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let file = std::fs::File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
     validate(BufReader::with_capacity(1 << 16, file), len).map_err(|d| GgufError::Invalid {
@@ -367,7 +451,10 @@ mod tests {
     fn a_tiny_file_validates() {
         let f = tiny();
         let s = validate(&f[..], f.len() as u64).expect("valid");
-        assert_eq!((s.tensor_count, s.metadata_count, s.data_bytes), (1, 1, 128));
+        assert_eq!(
+            (s.tensor_count, s.metadata_count, s.data_bytes),
+            (1, 1, 128)
+        );
         assert_eq!(s.architecture.as_deref(), Some("llama"));
     }
 
@@ -384,10 +471,20 @@ mod tests {
     fn known_defects_are_named() {
         let mut f = tiny();
         f[0] = b'X';
-        assert!(validate(&f[..], f.len() as u64).expect_err("magic").problem.contains("not a GGUF"));
+        assert!(
+            validate(&f[..], f.len() as u64)
+                .expect_err("magic")
+                .problem
+                .contains("not a GGUF")
+        );
         let mut f = tiny();
         f[4] = 9;
-        assert_eq!(validate(&f[..], f.len() as u64).expect_err("version").offset, 4);
+        assert_eq!(
+            validate(&f[..], f.len() as u64)
+                .expect_err("version")
+                .offset,
+            4
+        );
         // Header 24 + key 28 + value type 4 + value 13 + name 9 + rank 4 + dim 8 = type at 90.
         let mut f = tiny();
         f[90] = 77;

@@ -29,7 +29,12 @@ fn real_files() -> Vec<PathBuf> {
     .filter(|p| p.is_file())
     .collect();
     if std::env::var_os("EDGEBENCH_REQUIRE_MODELS").is_some() {
-        assert_eq!(files.len(), 4, "models missing under {}: run `cargo xtask models fetch` and `cargo xtask models twins`", dir.display());
+        assert_eq!(
+            files.len(),
+            4,
+            "models missing under {}: run `cargo xtask models fetch` and `cargo xtask models twins`",
+            dir.display()
+        );
     }
     files
 }
@@ -50,7 +55,11 @@ fn real_files_validate() {
     for path in real_files() {
         let s = validate_file(&path).unwrap_or_else(|e| panic!("{e}"));
         let len = std::fs::metadata(&path).expect("metadata").len();
-        assert!(s.tensor_count > 0 && s.data_offset + s.data_bytes <= len, "{}: {s:?}", path.display());
+        assert!(
+            s.tensor_count > 0 && s.data_offset + s.data_bytes <= len,
+            "{}: {s:?}",
+            path.display()
+        );
         assert!(s.architecture.is_some());
     }
 }
@@ -73,11 +82,20 @@ fn a_hundred_corruptions_per_file_are_errors_not_crashes() {
 
         // 60 truncations: half inside the header and tables, half inside the tensor data.
         for i in 0..60 {
-            let cut = if i % 2 == 0 { rng.below(tables_end) } else { tables_end + rng.below(len - tables_end) };
+            let cut = if i % 2 == 0 {
+                rng.below(tables_end)
+            } else {
+                tables_end + rng.below(len - tables_end)
+            };
             let visible = &header[..(cut.min(tables_end)) as usize];
             match validate(visible, cut) {
                 Err(d) => {
-                    assert!(d.offset <= cut, "{}: cut {cut}: offset {} beyond the file", path.display(), d.offset);
+                    assert!(
+                        d.offset <= cut,
+                        "{}: cut {cut}: offset {} beyond the file",
+                        path.display(),
+                        d.offset
+                    );
                     errors += 1;
                 }
                 Ok(s) => assert!(
@@ -87,12 +105,20 @@ fn a_hundred_corruptions_per_file_are_errors_not_crashes() {
                 ),
             }
             if cut < summary.data_offset + summary.data_bytes {
-                assert!(validate(visible, cut).is_err(), "{}: a cut at {cut} into tensor data passed", path.display());
+                assert!(
+                    validate(visible, cut).is_err(),
+                    "{}: a cut at {cut} into tensor data passed",
+                    path.display()
+                );
             }
         }
         // 60 flipped bytes: the first 64 bytes (magic, version, counts) and the tables.
         for i in 0..60 {
-            let at = if i % 3 == 0 { rng.below(64.min(tables_end)) } else { rng.below(tables_end) } as usize;
+            let at = if i % 3 == 0 {
+                rng.below(64.min(tables_end))
+            } else {
+                rng.below(tables_end)
+            } as usize;
             let mut bad = header.clone();
             bad[at] ^= 1 << rng.below(8);
             if let Err(d) = validate(&bad[..], len) {
@@ -103,13 +129,20 @@ fn a_hundred_corruptions_per_file_are_errors_not_crashes() {
             // A flip inside a string or a float may leave a valid file: that is fine, as long
             // as nothing panicked.
         }
-        assert!(errors >= 60, "{}: only {errors} of 120 corruptions were caught", path.display());
+        assert!(
+            errors >= 60,
+            "{}: only {errors} of 120 corruptions were caught",
+            path.display()
+        );
     }
 }
 
 #[test]
 fn a_truncated_file_on_disk_names_the_file_and_offset() {
-    let Some(path) = real_files().into_iter().find(|p| p.to_string_lossy().contains("twin")) else {
+    let Some(path) = real_files()
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("twin"))
+    else {
         return;
     };
     let bytes = std::fs::read(&path).expect("read");
@@ -117,7 +150,10 @@ fn a_truncated_file_on_disk_names_the_file_and_offset() {
     let cut = dir.join("truncated.gguf");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
     let err = validate_file(&cut).expect_err("truncated").to_string();
-    assert!(err.contains("truncated.gguf") && err.contains("byte offset"), "{err}");
+    assert!(
+        err.contains("truncated.gguf") && err.contains("byte offset"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
