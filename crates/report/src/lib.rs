@@ -122,6 +122,18 @@ fn latest_per_case<'a>(runs: impl Iterator<Item = &'a Run>) -> Vec<&'a Run> {
     by_case.into_values().collect()
 }
 
+/// Each current run with the baseline run of the same case on the same device, if any.
+fn pair_by_case<'a>(current: &[&'a Run], base: &[&'a Run]) -> Vec<(&'a Run, &'a Run)> {
+    current
+        .iter()
+        .filter_map(|c| {
+            base.iter()
+                .find(|b| b.case.name == c.case.name && b.device_id == c.device_id)
+                .map(|b| (*c, *b))
+        })
+        .collect()
+}
+
 /// Builds the whole context. `generated_at` is handed in so the same database gives the same
 /// context (snapshot tests).
 pub fn build_context(
@@ -173,27 +185,13 @@ pub fn build_context(
             let base = latest_per_case(candidates.clone().filter(|r| r.invocation == invocation));
             let current =
                 latest_per_case(candidates.clone().filter(|r| r.invocation != invocation));
-            let pairs = current
-                .iter()
-                .filter_map(|c| {
-                    base.iter()
-                        .find(|b| b.case.name == c.case.name && b.device_id == c.device_id)
-                        .map(|b| (*c, *b))
-                })
-                .collect();
+            let pairs = pair_by_case(&current, &base);
             (current, pairs, format!("invocation {invocation}"))
         }
         Baseline::Since(t) => {
             let base = latest_per_case(candidates.clone().filter(|r| r.started_at_ms < *t));
             let current = latest_per_case(candidates.clone().filter(|r| r.started_at_ms >= *t));
-            let pairs = current
-                .iter()
-                .filter_map(|c| {
-                    base.iter()
-                        .find(|b| b.case.name == c.case.name && b.device_id == c.device_id)
-                        .map(|b| (*c, *b))
-                })
-                .collect();
+            let pairs = pair_by_case(&current, &base);
             (
                 current,
                 pairs,
