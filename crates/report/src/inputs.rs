@@ -105,22 +105,34 @@ impl ClaimFile {
     }
 }
 
-/// Parses and checks `text` (the contents of `file`).
-pub fn parse_claims(file: &str, text: &str) -> Result<ClaimsFile, ReportError> {
-    let parsed: ClaimsFile = toml::from_str(text).map_err(|e| ReportError::Input {
-        file: file.into(),
-        message: e.to_string(),
-    })?;
+/// Deserializes `text` (the contents of `file`) and refuses a `format` other than
+/// [`INPUT_FORMAT`].
+fn parse_versioned<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+    format: impl Fn(&T) -> u32,
+) -> Result<T, ReportError> {
     let bad = |message: String| ReportError::Input {
         file: file.into(),
         message,
     };
-    if parsed.format != INPUT_FORMAT {
+    let parsed: T = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let found = format(&parsed);
+    if found != INPUT_FORMAT {
         return Err(bad(format!(
-            "key `format`: this build reads format {INPUT_FORMAT}, the file says {}",
-            parsed.format
+            "key `format`: this build reads format {INPUT_FORMAT}, the file says {found}"
         )));
     }
+    Ok(parsed)
+}
+
+/// Parses and checks `text` (the contents of `file`).
+pub fn parse_claims(file: &str, text: &str) -> Result<ClaimsFile, ReportError> {
+    let parsed: ClaimsFile = parse_versioned(file, text, |f: &ClaimsFile| f.format)?;
+    let bad = |message: String| ReportError::Input {
+        file: file.into(),
+        message,
+    };
     let mut ids = std::collections::BTreeSet::new();
     for c in &parsed.claim {
         if !ids.insert(c.id.as_str()) {
@@ -184,20 +196,11 @@ pub struct CloudPriceFile {
 }
 
 pub fn parse_roi(file: &str, text: &str) -> Result<RoiFile, ReportError> {
-    let parsed: RoiFile = toml::from_str(text).map_err(|e| ReportError::Input {
-        file: file.into(),
-        message: e.to_string(),
-    })?;
+    let parsed: RoiFile = parse_versioned(file, text, |f: &RoiFile| f.format)?;
     let bad = |message: String| ReportError::Input {
         file: file.into(),
         message,
     };
-    if parsed.format != INPUT_FORMAT {
-        return Err(bad(format!(
-            "key `format`: this build reads format {INPUT_FORMAT}, the file says {}",
-            parsed.format
-        )));
-    }
     let d = &parsed.device;
     for (key, value) in [
         ("device.price_usd", d.price_usd),
