@@ -56,6 +56,7 @@ fn main() -> ExitCode {
             Trial::ignorable_test(case.name.clone(), move || {
                 let model_path = match runner::readiness(&case, &registry, &models_dir) {
                     Readiness::Skip(reason) => return Ok(Completion::ignored_with(reason)),
+                    Readiness::Invalid(reason) => return Err(Failed::from(reason)),
                     Readiness::Ready { model_path } => model_path,
                 };
                 let entry = registry.get(&case.model).ok_or_else(|| Failed::from("model vanished from registry"))?;

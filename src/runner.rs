@@ -55,6 +55,8 @@ pub enum Readiness {
     Ready {
         model_path: PathBuf,
     },
+    /// The model file is there but malformed: the case fails (an engine would abort on it).
+    Invalid(String),
     /// The case is ignored, with a reason that says what is missing and how to get it.
     Skip(String),
 }
@@ -167,6 +169,10 @@ pub fn readiness(case: &Case, registry: &Registry, models_dir: &Path) -> Readine
                 s.memory_budget_source
             ));
         }
+    }
+    // No engine, not even the refusal check that reads metadata, sees a malformed file.
+    if let Err(e) = edgebench_gguf::validate_file(&model_path) {
+        return Readiness::Invalid(e.to_string());
     }
     if let Some(reason) = backend.refuses(&model_path, &load_options(case)) {
         return Readiness::Skip(reason);

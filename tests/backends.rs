@@ -54,7 +54,9 @@ backend_test!(
             let models_dir = edgebench::paths::models_dir(&root);
             let model_path = match readiness(&case, &registry, &models_dir) {
                 Readiness::Ready { model_path } => model_path,
-                Readiness::Skip(reason) => panic!("{id} on {name} should be ready: {reason}"),
+                Readiness::Skip(reason) | Readiness::Invalid(reason) => {
+                    panic!("{id} on {name} should be ready: {reason}")
+                }
             };
             let mut runner = Runner::open(&root, &models_dir, &db).expect("runner");
             let entry = registry.get(id).expect("entry");

@@ -91,3 +91,33 @@ fn a_failing_case_reports_its_error_and_an_unknown_case_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn a_truncated_model_file_fails_its_case_with_the_offset_on_both_engines() {
+    let Some(original) = common::model("mimo-7b-twin16", "Q4_0") else {
+        return;
+    };
+    let models = tempfile::tempdir().expect("tempdir");
+    let bytes = std::fs::read(&original).expect("read");
+    let twin_dir = models.path().join("twins");
+    std::fs::create_dir_all(&twin_dir).expect("dir");
+    let truncated = twin_dir.join(original.file_name().expect("name"));
+    // Cut inside the tensor table: llama.cpp would read garbage offsets from here.
+    std::fs::write(&truncated, &bytes[..bytes.len().min(20_000)]).expect("write");
+    let models_env = models.path().display().to_string();
+    let env = [("EDGEBENCH_MODELS", models_env.as_str())];
+    let db = models.path().join("results.sqlite");
+    for backend in ["llama_cpp", "candle"] {
+        let case = format!("code_generation::mimo-7b-twin16::Q4_0::{backend}::c1");
+        let err = run_in_child(&child(&case, "truncated-run", &db, &env)).expect_err("invalid model");
+        match &err {
+            ChildError::Failed { message } => {
+                assert!(
+                    message.contains("mimo-7b-twin16-Q4_0.gguf") && message.contains("byte offset"),
+                    "{backend}: {message}"
+                );
+            }
+            other => panic!("{backend}: expected a clean failure, got {other}"),
+        }
+    }
+}

@@ -44,6 +44,7 @@ fn run(name: &str) -> Result<CaseReport> {
     let model_path = match runner::readiness(case, &catalog.registry, &models_dir) {
         Readiness::Ready { model_path } => model_path,
         Readiness::Skip(reason) => bail!("case {name} cannot run here: {reason}"),
+        Readiness::Invalid(reason) => bail!("case {name}: {reason}"),
     };
     let entry = catalog
         .registry
