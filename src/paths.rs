@@ -23,6 +23,34 @@ pub fn database(root: &Path) -> PathBuf {
         .map_or_else(|| root.join("results/edgebench.sqlite"), PathBuf::from)
 }
 
+/// Where runs go when the results database refuses them (locked, read-only, full):
+/// `EDGEBENCH_FALLBACK_DB`, else `<root>/results/fallback/<host>.sqlite`, on this machine's own
+/// disk. Merge it into the shared database with `cargo xtask ingest`.
+#[must_use]
+pub fn fallback_database(root: &Path) -> PathBuf {
+    std::env::var_os("EDGEBENCH_FALLBACK_DB").map_or_else(
+        || {
+            root.join("results/fallback")
+                .join(format!("{}.sqlite", edgebench_store::local_host()))
+        },
+        PathBuf::from,
+    )
+}
+
+/// How long to wait for other writers of the database: `EDGEBENCH_BUSY_TIMEOUT_MS`, else
+/// [`edgebench_store::BUSY_TIMEOUT`].
+#[must_use]
+pub fn store_options() -> edgebench_store::OpenOptions {
+    let mut options = edgebench_store::OpenOptions::default();
+    if let Some(ms) = std::env::var("EDGEBENCH_BUSY_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        options.busy_timeout = std::time::Duration::from_millis(ms);
+    }
+    options
+}
+
 #[must_use]
 pub fn registry_file(root: &Path) -> PathBuf {
     root.join("models.toml")

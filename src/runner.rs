@@ -13,8 +13,8 @@ use edgebench_core::scenario::{Category, Device, KvType, Sampling};
 use edgebench_core::schedule::{self, SchedulerConfig};
 use edgebench_core::{Case, ModelEntry, Registry, projection};
 use edgebench_store::{
-    CaseRow, EffectiveRow, MetricRow, ModelRow, NewRunRow, RequestRow, RooflineRow, RunEndRow,
-    RunStatus, Store, StoreError,
+    CaseRow, DeviceRow, EffectiveRow, MetricRow, ModelRow, NewRunRow, RequestRow, RooflineRow,
+    RunEndRow, RunStatus, Store, StoreError,
 };
 
 use crate::serve::{
@@ -254,17 +254,29 @@ struct RunPlan {
     prompts: usize,
 }
 
+fn warn_fallback(e: &StoreError, fallback: &Path) {
+    eprintln!(
+        "edgebench: {e}\n  results are kept in the fallback database {}; merge them later with \
+         `cargo xtask ingest {}`",
+        fallback.display(),
+        fallback.display()
+    );
+}
+
 /// Runs cases and writes them to one store. Open one per harness invocation.
 #[derive(Debug)]
 pub struct Runner {
     pub root: PathBuf,
     pub models_dir: PathBuf,
     store: Store,
+    device: DeviceRow,
     device_id: i64,
     invocation: String,
     host: String,
     hashes: HashMap<PathBuf, (u64, String)>,
     smoke: bool,
+    /// Where runs go when `store` cannot take them (locked, read-only, full).
+    fallback: PathBuf,
 }
 
 pub fn now_ms() -> i64 {
@@ -397,16 +409,44 @@ struct Request {
 }
 
 impl Runner {
-    /// Opens the store at `db` and records this machine's fingerprint.
+    /// Opens the store at `db` and records this machine's fingerprint. When `db` cannot take
+    /// writes (locked past the busy timeout, read-only, full), the error is printed and the
+    /// runner writes to the fallback database instead ([`crate::paths::fallback_database`]).
     pub fn open(root: &Path, models_dir: &Path, db: &Path) -> Result<Self, RunError> {
-        let store = Store::open(db)?;
         let engines: Vec<_> = [BackendKind::LlamaCpp, BackendKind::Candle]
             .into_iter()
             .filter_map(|k| engine(k).ok())
             .map(Backend::build)
             .collect();
         let device = crate::fingerprint::collect(&engines);
-        let device_id = store.upsert_device(&device)?;
+        let fallback = crate::paths::fallback_database(root);
+        let (store, device_id) = match Self::open_store(db, &device) {
+            Ok(opened) => opened,
+            Err(RunError::Store(e)) if e.is_unwritable() && db != fallback => {
+                warn_fallback(&e, &fallback);
+                Self::open_store(&fallback, &device)?
+            }
+            Err(e) => return Err(e),
+        };
+        // Runs are matched to their process by this host name when they are left `running`.
+        let host = edgebench_store::local_host();
+        Ok(Self {
+            root: root.to_owned(),
+            models_dir: models_dir.to_owned(),
+            store,
+            device,
+            device_id,
+            invocation: unique_id("invocation"),
+            host,
+            hashes: HashMap::new(),
+            smoke: false,
+            fallback,
+        })
+    }
+
+    fn open_store(db: &Path, device: &DeviceRow) -> Result<(Store, i64), RunError> {
+        let store = Store::open_with(db, &crate::paths::store_options())?;
+        let device_id = store.upsert_device(device)?;
         if store
             .device_measurement(device_id, crate::device_facts::TRIAD_KIND)?
             .is_none()
@@ -427,18 +467,39 @@ impl Runner {
                 measured_at_ms: now_ms(),
             })?;
         }
-        let host = device.hostname.clone();
-        store.mark_stale_runs_aborted(&host, |pid| Path::new(&format!("/proc/{pid}")).exists())?;
-        Ok(Self {
-            root: root.to_owned(),
-            models_dir: models_dir.to_owned(),
-            store,
-            device_id,
-            invocation: unique_id("invocation"),
-            host,
-            hashes: HashMap::new(),
-            smoke: false,
-        })
+        Ok((store, device_id))
+    }
+
+    /// Stores a finished run: in the runner's database, or, when that refuses the write, whole
+    /// in the fallback database (with its device, model and case rows), so it can be ingested
+    /// later. `begun` says whether the database holds the run's `running` row.
+    fn store_run(
+        &mut self,
+        begun: bool,
+        run: &NewRunRow,
+        model: &ModelRow,
+        case: &CaseRow,
+        end: &RunEndRow,
+        rows: &[RequestRow],
+    ) -> Result<(), RunError> {
+        if begun {
+            match self.store.finish_run(&run.id, end, rows) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_unwritable() && self.store.path() != self.fallback => {
+                    warn_fallback(&e, &self.fallback);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut fallback = Store::open(&self.fallback)?;
+        fallback.record_whole_run(&self.device, Some(model), case, run, end, rows)?;
+        eprintln!(
+            "edgebench: run {} of {} kept in {}",
+            run.id,
+            case.name,
+            self.fallback.display()
+        );
+        Ok(())
     }
 
     #[must_use]
@@ -499,6 +560,18 @@ impl Runner {
         quant: &str,
         model_path: &Path,
     ) -> Result<i64, RunError> {
+        let row = self.model_row(entry, quant, model_path)?;
+        Ok(self.store.upsert_model(&row)?)
+    }
+
+    /// The model's storage row: hashes the file (once per path) and checks it against
+    /// models.toml.
+    fn model_row(
+        &mut self,
+        entry: &ModelEntry,
+        quant: &str,
+        model_path: &Path,
+    ) -> Result<ModelRow, RunError> {
         let (size, sha256) = self.model_hash(model_path)?;
         if let Some(expected) = entry.file(quant).and_then(|f| f.sha256.clone())
             && expected != sha256
@@ -509,7 +582,7 @@ impl Runner {
                 actual: sha256,
             });
         }
-        Ok(self.store.upsert_model(&ModelRow {
+        Ok(ModelRow {
             sha256,
             registry_id: entry.id.clone(),
             label: entry.label(),
@@ -521,7 +594,18 @@ impl Runner {
             gguf_arch: entry.arch.gguf_arch.clone(),
             size_bytes: size,
             path: model_path.display().to_string(),
-        })?)
+        })
+    }
+
+    fn begin_run(
+        &self,
+        run: &mut NewRunRow,
+        model: &ModelRow,
+        case: &CaseRow,
+    ) -> Result<(), StoreError> {
+        run.model_id = Some(self.store.upsert_model(model)?);
+        run.case_id = self.store.upsert_case(case)?;
+        self.store.begin_run(run)
     }
 
     /// Seeds the model-hash cache, so a child process doesn't hash a file its parent hashed.
@@ -549,16 +633,16 @@ impl Runner {
         model_path: &Path,
     ) -> Result<CaseReport, RunError> {
         let run_id = run_id.to_owned();
-        let model_id = self.register_model(entry, &case.quant, model_path)?;
-        let case_id = self.store.upsert_case(&case_row(case))?;
+        let model_row = self.model_row(entry, &case.quant, model_path)?;
+        let case_row = case_row(case);
         let s = &case.scenario;
         let plan = self.plan(case);
-        self.store.begin_run(&NewRunRow {
+        let mut new_run = NewRunRow {
             id: run_id.clone(),
             invocation: self.invocation.clone(),
-            case_id,
+            case_id: 0,
             device_id: self.device_id,
-            model_id: Some(model_id),
+            model_id: None,
             started_at_ms: now_ms(),
             tool_version: crate::TOOL_VERSION.into(),
             git_commit: crate::GIT_COMMIT.into(),
@@ -570,12 +654,22 @@ impl Runner {
             mode: if self.smoke { "smoke" } else { "measure" }.into(),
             host: self.host.clone(),
             pid: std::process::id(),
-        })?;
+        };
+        // The `running` row goes in before any measurement, so a crash leaves a trace. A
+        // database that refuses it does not stop the run: the result goes to the fallback.
+        let begun = match self.begin_run(&mut new_run, &model_row, &case_row) {
+            Ok(()) => true,
+            Err(e) if e.is_unwritable() && self.store.path() != self.fallback => {
+                warn_fallback(&e, &self.fallback);
+                false
+            }
+            Err(e) => return Err(e.into()),
+        };
 
         let estimate = estimated_memory(case, entry, model_path);
         match self.measure(case, entry, plan, model_path, estimate) {
             Ok((end, rows, report)) => {
-                self.store.finish_run(&run_id, &end, &rows)?;
+                self.store_run(begun, &new_run, &model_row, &case_row, &end, &rows)?;
                 Ok(CaseReport { run_id, ..report })
             }
             Err(e) => {
@@ -596,7 +690,7 @@ impl Runner {
                     roofline: None,
                     metrics: Vec::new(),
                 };
-                self.store.finish_run(&run_id, &end, &[])?;
+                self.store_run(begun, &new_run, &model_row, &case_row, &end, &[])?;
                 Err(e)
             }
         }

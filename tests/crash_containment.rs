@@ -109,7 +109,8 @@ fn a_truncated_model_file_fails_its_case_with_the_offset_on_both_engines() {
     let db = models.path().join("results.sqlite");
     for backend in ["llama_cpp", "candle"] {
         let case = format!("code_generation::mimo-7b-twin16::Q4_0::{backend}::c1");
-        let err = run_in_child(&child(&case, "truncated-run", &db, &env)).expect_err("invalid model");
+        let err =
+            run_in_child(&child(&case, "truncated-run", &db, &env)).expect_err("invalid model");
         match &err {
             ChildError::Failed { message } => {
                 assert!(

@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+pub mod exchange;
+pub mod llama_bench;
+
 /// Ordered migrations; entry `i` moves the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[(&str, &str)] = &[
     (
@@ -31,6 +34,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0005_2026-11-25_memory_error",
         include_str!("../migrations/0005_2026-11-25_memory_error.sql"),
+    ),
+    (
+        "0006_2026-11-25_origin",
+        include_str!("../migrations/0006_2026-11-25_origin.sql"),
     ),
 ];
 
@@ -78,6 +85,37 @@ pub enum StoreError {
         action: &'static str,
         source: rusqlite::Error,
     },
+}
+
+impl StoreError {
+    /// Whether the database could not take a write at all (locked past the retries, read-only,
+    /// full, unopenable, or not a database), as opposed to a bad request. Callers keep the run
+    /// in a fallback file instead of losing it.
+    #[must_use]
+    pub fn is_unwritable(&self) -> bool {
+        use rusqlite::ErrorCode as C;
+        let code = match self {
+            Self::CreateDir { .. } | Self::Locked { .. } => return true,
+            Self::Open { source, .. }
+            | Self::Migrate { source, .. }
+            | Self::Query { source, .. } => source.sqlite_error_code(),
+            Self::TooNew { .. } | Self::UnknownRun { .. } => return false,
+        };
+        matches!(
+            code,
+            Some(
+                C::ReadOnly
+                    | C::DiskFull
+                    | C::SystemIoFailure
+                    | C::CannotOpen
+                    | C::PermissionDenied
+                    | C::DatabaseBusy
+                    | C::DatabaseLocked
+                    | C::DatabaseCorrupt
+                    | C::NotADatabase
+            )
+        )
+    }
 }
 
 /// Storage row: a machine's fingerprint.
@@ -308,18 +346,104 @@ pub struct RequestRow {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    options: OpenOptions,
 }
 
 /// How long a writer waits for another to release the lock before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a store waits for other writers of a shared database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// SQLite's own wait for a lock, per statement.
+    pub busy_timeout: Duration,
+    /// Whole-transaction retries after SQLite gives up with SQLITE_BUSY (it does so without
+    /// waiting when waiting could deadlock), with exponential backoff from `first_backoff`.
+    pub busy_retries: u32,
+    pub first_backoff: Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            busy_timeout: BUSY_TIMEOUT,
+            busy_retries: 8,
+            first_backoff: Duration::from_millis(5),
+        }
+    }
+}
+
+/// This machine's host name, as stored in `runs.host` (the kernel's node name).
+#[must_use]
+pub fn local_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown-host".to_owned())
+}
+
+/// Whether process `pid` of this host still runs. A zombie (dead, not yet reaped) is dead.
+/// Where `/proc` does not exist nothing can be told, and every process counts as alive, so a
+/// run is never marked aborted by mistake.
+#[must_use]
+pub fn pid_is_alive(pid: u32) -> bool {
+    if !Path::new("/proc/self").exists() {
+        return true;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name, which may itself contain ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_none_or(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// A lock error as [`StoreError::Locked`] (retried), anything else as [`StoreError::Query`].
+pub(crate) fn lock_or(
+    path: &Path,
+    waited: Duration,
+    source: rusqlite::Error,
+    action: &'static str,
+) -> StoreError {
+    if is_busy(&source) {
+        StoreError::Locked {
+            path: path.to_owned(),
+            waited,
+            source,
+        }
+    } else {
+        StoreError::Query {
+            path: path.to_owned(),
+            action,
+            source,
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
 
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and migrates it to [`SCHEMA_VERSION`].
+    /// Opens (creating if needed) the database at `path`, migrates it to [`SCHEMA_VERSION`] and
+    /// marks runs this host left `running` with a dead pid as `aborted` (see [`Self::recover`]).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, &OpenOptions::default())
+    }
+
+    /// [`Self::open`] with explicit lock-wait settings.
+    pub fn open_with(path: &Path, options: &OpenOptions) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
                 path: path.to_owned(),
@@ -330,13 +454,22 @@ impl Store {
             path: path.to_owned(),
             source,
         })?;
-        let mut store = Self {
+        let store = Self {
             conn,
             path: path.to_owned(),
+            options: options.clone(),
         };
         store.configure()?;
-        store.migrate()?;
+        store.with_retry(Self::migrate)?;
+        store.recover()?;
         Ok(store)
+    }
+
+    /// Marks this host's stale `running` rows (their process is gone) as `aborted`, so a run
+    /// killed mid-way is visible as such the next time anyone on this host opens the database.
+    pub fn recover(&self) -> Result<usize, StoreError> {
+        let host = local_host();
+        self.with_retry(|s| s.mark_stale_runs_aborted(&host, pid_is_alive))
     }
 
     #[must_use]
@@ -345,29 +478,59 @@ impl Store {
     }
 
     fn query_err(&self, action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        move |source| {
-            if matches!(
-                source.sqlite_error_code(),
-                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-            ) {
-                StoreError::Locked {
-                    path: self.path.clone(),
-                    waited: BUSY_TIMEOUT,
-                    source,
+        move |source| lock_or(&self.path, self.options.busy_timeout, source, action)
+    }
+
+    /// Runs `f` again, with exponential backoff, while it fails because another writer holds
+    /// the lock; `f` must be a whole transaction (or a single statement), so a retry repeats
+    /// nothing that already landed.
+    pub(crate) fn with_retry<T>(
+        &self,
+        mut f: impl FnMut(&Self) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let started = std::time::Instant::now();
+        let mut backoff = self.options.first_backoff;
+        let mut attempt = 0;
+        loop {
+            match f(self) {
+                // SQLite already waited up to the busy timeout; retries cover the BUSY it
+                // returns at once (to avoid a deadlock) and stay within that same budget.
+                Err(StoreError::Locked { .. })
+                    if attempt < self.options.busy_retries
+                        && started.elapsed() < self.options.busy_timeout =>
+                {
+                    attempt += 1;
+                    // Jitter from the clock spreads writers that collided at the same instant.
+                    let jitter = u64::from(
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.subsec_nanos()),
+                    ) % (backoff.as_micros().max(1) as u64);
+                    std::thread::sleep(backoff + Duration::from_micros(jitter));
+                    backoff *= 2;
                 }
-            } else {
-                StoreError::Query {
-                    path: self.path.clone(),
-                    action,
-                    source,
+                Err(StoreError::Locked { source, .. }) => {
+                    return Err(StoreError::Locked {
+                        path: self.path.clone(),
+                        waited: started.elapsed(),
+                        source,
+                    });
                 }
+                Err(StoreError::Query { source, .. }) if is_busy(&source) => {
+                    return Err(StoreError::Locked {
+                        path: self.path.clone(),
+                        waited: started.elapsed(),
+                        source,
+                    });
+                }
+                other => return other,
             }
         }
     }
 
     fn configure(&self) -> Result<(), StoreError> {
         self.conn
-            .busy_timeout(BUSY_TIMEOUT)
+            .busy_timeout(self.options.busy_timeout)
             .map_err(self.query_err("set the busy timeout"))?;
         // WAL lets readers (reports) proceed while a run writes; synchronous=NORMAL is durable
         // across application crashes in WAL mode, which is the failure we guard against.
@@ -386,7 +549,7 @@ impl Store {
             .map_err(self.query_err("read the schema version"))
     }
 
-    fn migrate(&mut self) -> Result<(), StoreError> {
+    fn migrate(&self) -> Result<(), StoreError> {
         let found = self.schema_version()?;
         if found > SCHEMA_VERSION {
             return Err(StoreError::TooNew {
@@ -395,24 +558,41 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
-        for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-            let path = self.path.clone();
-            let err = |source| StoreError::Migrate {
-                path: path.clone(),
-                name,
-                source,
-            };
-            let tx = self.conn.transaction().map_err(err)?;
-            tx.execute_batch(sql).map_err(err)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)
-                .map_err(err)?;
-            tx.commit().map_err(err)?;
+        if found == SCHEMA_VERSION {
+            return Ok(());
         }
-        Ok(())
+        // Several writers may open an old shared database at once: the version is read again
+        // under the write lock, so each migration runs exactly once.
+        let path = self.path.clone();
+        let busy_timeout = self.options.busy_timeout;
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )
+        .map_err(|source| lock_or(&path, busy_timeout, source, "begin a migration"))?;
+        let found: u32 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|source| lock_or(&path, busy_timeout, source, "read the schema version"))?;
+        for (name, sql) in MIGRATIONS.iter().skip(found as usize) {
+            tx.execute_batch(sql)
+                .map_err(|source| StoreError::Migrate {
+                    path: path.clone(),
+                    name,
+                    source,
+                })?;
+        }
+        tx.pragma_update(None, "user_version", i64::from(SCHEMA_VERSION))
+            .map_err(|source| lock_or(&path, busy_timeout, source, "set the schema version"))?;
+        tx.commit()
+            .map_err(|source| lock_or(&path, busy_timeout, source, "commit a migration"))
     }
 
     /// Inserts the device if its fingerprint is new; returns its id either way.
     pub fn upsert_device(&self, d: &DeviceRow) -> Result<i64, StoreError> {
+        self.with_retry(|s| s.upsert_device_once(d))
+    }
+
+    fn upsert_device_once(&self, d: &DeviceRow) -> Result<i64, StoreError> {
         self.conn
             .execute(
                 "INSERT INTO devices (fingerprint, hostname, cpu_model, cpu_features, cores_physical, cores_logical,
@@ -436,6 +616,10 @@ impl Store {
 
     /// Inserts the model if its sha256 is new; returns its id either way.
     pub fn upsert_model(&self, m: &ModelRow) -> Result<i64, StoreError> {
+        self.with_retry(|s| s.upsert_model_once(m))
+    }
+
+    fn upsert_model_once(&self, m: &ModelRow) -> Result<i64, StoreError> {
         self.conn
             .execute(
                 "INSERT INTO models (sha256, registry_id, label, origin, quant, gguf_arch, size_bytes, path)
@@ -454,6 +638,10 @@ impl Store {
 
     /// Inserts the case if its key is new; returns its id either way.
     pub fn upsert_case(&self, c: &CaseRow) -> Result<i64, StoreError> {
+        self.with_retry(|s| s.upsert_case_once(c))
+    }
+
+    fn upsert_case_once(&self, c: &CaseRow) -> Result<i64, StoreError> {
         self.conn
             .execute(
                 "INSERT INTO cases (case_key, name, scenario, category, model, quant, backend, device, concurrency,
@@ -479,6 +667,10 @@ impl Store {
 
     /// Records a run as `running`, before any measurement, so a crash leaves a visible trace.
     pub fn begin_run(&self, r: &NewRunRow) -> Result<(), StoreError> {
+        self.with_retry(|s| s.begin_run_once(r))
+    }
+
+    fn begin_run_once(&self, r: &NewRunRow) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "INSERT INTO runs (id, invocation, case_id, device_id, model_id, status, started_at_ms, tool_version,
@@ -497,20 +689,27 @@ impl Store {
 
     /// Stores every request of a run and its outcome in one transaction: either all of it lands
     /// or none, so a run is never half-written.
+    /// Another writer holding the lock is waited for and retried (see [`OpenOptions`]).
     pub fn finish_run(
         &mut self,
         run_id: &str,
         end: &RunEndRow,
         requests: &[RequestRow],
     ) -> Result<(), StoreError> {
+        self.with_retry(|s| s.finish_run_once(run_id, end, requests))
+    }
+
+    fn finish_run_once(
+        &self,
+        run_id: &str,
+        end: &RunEndRow,
+        requests: &[RequestRow],
+    ) -> Result<(), StoreError> {
         let path = self.path.clone();
+        let waited = self.options.busy_timeout;
         let err = |action: &'static str| {
             let path = path.clone();
-            move |source: rusqlite::Error| StoreError::Query {
-                path: path.clone(),
-                action,
-                source,
-            }
+            move |source: rusqlite::Error| lock_or(&path, waited, source, action)
         };
         if self.run_status(run_id)?.is_none() {
             return Err(StoreError::UnknownRun {
@@ -518,10 +717,13 @@ impl Store {
                 run_id: run_id.to_owned(),
             });
         }
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(err("begin a transaction"))?;
+        // IMMEDIATE takes the write lock up front: a deferred transaction that starts by reading
+        // can fail to upgrade without waiting when another writer got in first.
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )
+        .map_err(err("begin a transaction"))?;
         {
             let mut insert_request = tx
                 .prepare(
@@ -645,6 +847,29 @@ impl Store {
         Ok(())
     }
 
+    /// Writes a whole run, with the device, model and case rows it refers to (their ids in `run`
+    /// are replaced by this database's): how a run refused by one database lands in another.
+    pub fn record_whole_run(
+        &mut self,
+        device: &DeviceRow,
+        model: Option<&ModelRow>,
+        case: &CaseRow,
+        run: &NewRunRow,
+        end: &RunEndRow,
+        requests: &[RequestRow],
+    ) -> Result<(), StoreError> {
+        let run = NewRunRow {
+            device_id: self.upsert_device(device)?,
+            model_id: model.map(|m| self.upsert_model(m)).transpose()?,
+            case_id: self.upsert_case(case)?,
+            ..run.clone()
+        };
+        if self.run_status(&run.id)?.is_none() {
+            self.begin_run(&run)?;
+        }
+        self.finish_run(&run.id, end, requests)
+    }
+
     /// Marks `running` rows left by processes of this host that no longer exist as `aborted`.
     /// Returns how many were marked.
     pub fn mark_stale_runs_aborted(
@@ -668,7 +893,8 @@ impl Store {
         for id in &stale {
             self.conn
                 .execute(
-                    "UPDATE runs SET status = 'aborted', error = 'process ended without finishing the run' WHERE id = ?1",
+                    "UPDATE runs SET status = 'aborted', error = 'process ended without finishing the run'
+                     WHERE id = ?1 AND status = 'running'",
                     [id],
                 )
                 .map_err(self.query_err("mark a run aborted"))?;
