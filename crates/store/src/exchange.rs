@@ -658,9 +658,6 @@ fn insert(
         .map(|(k, v)| (k.as_str(), v))
         .chain(extra.iter().map(|(k, v)| (*k, v)))
     {
-        if name == "id" {
-            continue;
-        }
         if !writable.contains(name) {
             return Err(ExchangeError::UnknownColumn {
                 path: source.to_owned(),
