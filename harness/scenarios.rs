@@ -5,6 +5,7 @@
 //! Cases that cannot run here (model file absent, device or engine not built, over the memory
 //! budget) are reported as ignored with the reason. Measured cases run one at a time, each in
 //! its own `edgebench-case` process so an engine crash fails that case only.
+//! `EDGEBENCH_CASES` (comma-separated globs, `*` and `?`) narrows the cases further.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -41,9 +42,13 @@ fn main() -> ExitCode {
     let hashes: Arc<Mutex<HashMap<PathBuf, (u64, String)>>> = Arc::default();
     let child_exe = PathBuf::from(env!("CARGO_BIN_EXE_edgebench-case"));
 
+    // EDGEBENCH_CASES (set by `cargo xtask nightly --scenarios`): comma-separated globs over
+    // case names, on top of libtest's own substring filter.
+    let selected = std::env::var("EDGEBENCH_CASES").unwrap_or_default();
     let trials = catalog
         .cases
         .into_iter()
+        .filter(|case| edgebench_core::glob::matches_any(&selected, &case.name))
         .map(|case| {
             let (registry, hashes, invocation, child_exe, models_dir, db) = (
                 Arc::clone(&registry),

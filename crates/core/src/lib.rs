@@ -7,6 +7,7 @@
 pub mod claims;
 pub mod compare;
 pub mod device_profile;
+pub mod glob;
 pub mod measure;
 pub mod projection;
 pub mod registry;

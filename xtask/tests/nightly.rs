@@ -1,0 +1,363 @@
+//! `cargo xtask nightly`, `ingest`, `export` and `import-llama-bench` as a lab uses them: real
+//! `xtask` processes against one shared database file. The nightly runs here ingest results
+//! measured beforehand (`--results-from`), so the test needs no engine; the suite step is
+//! `cargo test --test scenarios`, which a test cannot start while cargo runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use edgebench_store::{
+    CaseRow, DeviceRow, ModelRow, NewRunRow, RequestRow, RunEndRow, RunStatus, Store,
+};
+
+fn xtask() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+}
+
+fn device(fingerprint: &str) -> DeviceRow {
+    DeviceRow {
+        fingerprint: fingerprint.to_owned(),
+        hostname: format!("lab-{}", &fingerprint[..4]),
+        cpu_model: "lab cpu".into(),
+        cpu_features: "neon".into(),
+        cores_physical: Some(8),
+        cores_logical: 8,
+        ram_bytes: 8 << 30,
+        os: "android".into(),
+        kernel: "6".into(),
+        engine_builds: "[]".into(),
+        build_profile: "release".into(),
+        details: "{}".into(),
+    }
+}
+
+fn case() -> CaseRow {
+    CaseRow {
+        case_key: "nightly-case".into(),
+        name: "code_generation::phi-4-mini-twin16::Q4_0::llama_cpp::c1".into(),
+        scenario: "code_generation".into(),
+        category: "code_generation".into(),
+        model: "phi-4-mini-twin16".into(),
+        quant: "Q4_0".into(),
+        backend: "llama_cpp".into(),
+        device: "cpu".into(),
+        concurrency: 1,
+        threads: 4,
+        context: 1024,
+        prompt_tokens: 128,
+        generate_tokens: 33,
+        batch: 512,
+        kv_variant: "default".into(),
+        kv_baseline: true,
+        type_k: "f16".into(),
+        type_v: "f16".into(),
+        flash_attention: false,
+        mmap: true,
+        sampling: "greedy".into(),
+    }
+}
+
+/// One night's local database for one device: a measured run whose 12 requests decode 32
+/// tokens in about `decode_ms` each.
+fn night(dir: &Path, name: &str, fingerprint: &str, night: i64, decode_ms: f64) -> PathBuf {
+    let path = dir.join(format!("{name}.sqlite"));
+    let mut store = Store::open(&path).expect("open");
+    let device_id = store.upsert_device(&device(fingerprint)).expect("device");
+    let model_id = store
+        .upsert_model(&ModelRow {
+            sha256: "ab".repeat(32),
+            registry_id: "phi-4-mini-twin16".into(),
+            label: "phi-4-mini (twin 1/16)".into(),
+            origin: "twin".into(),
+            quant: "Q4_0".into(),
+            gguf_arch: "phi3".into(),
+            size_bytes: 1 << 20,
+            path: "models/twins/phi.gguf".into(),
+        })
+        .expect("model");
+    let case_id = store.upsert_case(&case()).expect("case");
+    let started_at_ms = 1_795_564_800_000 + night * 86_400_000;
+    let id = format!("{name}-run");
+    store
+        .begin_run(&NewRunRow {
+            id: id.clone(),
+            invocation: format!("{name}-invocation"),
+            case_id,
+            device_id,
+            model_id: Some(model_id),
+            started_at_ms,
+            tool_version: "test".into(),
+            git_commit: "test".into(),
+            scenario_file: "scenarios/code_generation.toml".into(),
+            scenario_sha256: "00".into(),
+            seed: 1,
+            warmup: 0,
+            repetitions: 3,
+            host: "lab".into(),
+            pid: 1,
+            mode: "measure".into(),
+        })
+        .expect("begin");
+    let requests: Vec<RequestRow> = (0..12u32)
+        .map(|i| {
+            // ±3% spread, so the comparison has real variance to judge.
+            let jitter = 1.0 + (f64::from(i % 5) - 2.0) * 0.015;
+            let decode_ns = (decode_ms * jitter * 1e6) as u64;
+            RequestRow {
+                repetition: i / 4,
+                warmup: false,
+                request_index: i,
+                prompt_id: format!("p{}", i % 4),
+                turn: 0,
+                seq: 0,
+                prompt_tokens: 128,
+                generated_tokens: 33,
+                queue_ns: 0,
+                prefill_ns: 5_000_000,
+                ttft_ns: 5_000_000,
+                decode_ns,
+                e2e_ns: 5_000_000 + decode_ns,
+                reset_ns: 0,
+                status: "completed".into(),
+                priority: "normal".into(),
+                sent_ns: 0,
+                output_sha256: "00".into(),
+                output_text: "fn main() {}".into(),
+                token_latencies_ns: vec![decode_ns / 32; 32],
+            }
+        })
+        .collect();
+    store
+        .finish_run(
+            &id,
+            &RunEndRow {
+                status: RunStatus::Passed,
+                ended_at_ms: started_at_ms + 1000,
+                error: None,
+                load_ms: Some(10.0),
+                kv_cache_bytes: None,
+                weights_bytes: None,
+                peak_rss_bytes: None,
+                engine_counters: None,
+                effective: None,
+                estimated_peak_bytes: None,
+                cpu_time_ms: None,
+                energy: None,
+                stop_reason: Some("fixed".into()),
+                roofline: None,
+                metrics: Vec::new(),
+            },
+            &requests,
+        )
+        .expect("finish");
+    path
+}
+
+fn nightly(shared: &Path, local: &Path, out: &Path) -> std::process::Child {
+    xtask()
+        .args(["nightly", "--db"])
+        .arg(shared)
+        .arg("--results-from")
+        .arg(local)
+        .args(["--fail-on-regression", "10", "--out"])
+        .arg(out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start xtask nightly")
+}
+
+fn finish(child: std::process::Child) -> Output {
+    child.wait_with_output().expect("xtask nightly")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn two_nightly_processes_share_one_database_and_a_regression_fails_the_night() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shared = dir.path().join("shared.sqlite");
+    let out = dir.path().join("reports");
+    let (a, b) = ("aaaa1111", "bbbb2222");
+
+    // Night 1: two devices at once, nothing to compare with yet.
+    let a1 = night(dir.path(), "a-night1", a, 0, 100.0);
+    let b1 = night(dir.path(), "b-night1", b, 0, 100.0);
+    let (pa, pb) = (nightly(&shared, &a1, &out), nightly(&shared, &b1, &out));
+    for o in [finish(pa), finish(pb)] {
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(text(&o).contains("1 added"), "{}", text(&o));
+    }
+
+    // Night 2, again at once: device A as fast as before, device B twice as slow.
+    let a2 = night(dir.path(), "a-night2", a, 1, 101.0);
+    let b2 = night(dir.path(), "b-night2", b, 1, 200.0);
+    let (pa, pb) = (nightly(&shared, &a2, &out), nightly(&shared, &b2, &out));
+    let (oa, ob) = (finish(pa), finish(pb));
+    assert!(
+        oa.status.success(),
+        "device A did not regress: {}",
+        text(&oa)
+    );
+    assert_eq!(
+        ob.status.code(),
+        Some(2),
+        "device B regressed: {}",
+        text(&ob)
+    );
+    assert!(
+        text(&ob).contains("regressed by more than 10%"),
+        "{}",
+        text(&ob)
+    );
+
+    // The same night again adds nothing: ingest is idempotent.
+    let again = finish(nightly(&shared, &a2, &out));
+    assert!(
+        text(&again).contains("0 added, 0 completed, 1 already present"),
+        "{}",
+        text(&again)
+    );
+
+    let store = Store::open(&shared).expect("open");
+    let runs: i64 = store
+        .connection()
+        .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(runs, 4);
+    let ok: String = store
+        .connection()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity");
+    assert_eq!(ok, "ok");
+
+    // Export the shared database and ingest the export elsewhere: the same four runs.
+    let export = dir.path().join("shared.jsonl");
+    let o = xtask()
+        .args(["export", "--format", "jsonl", "--db"])
+        .arg(&shared)
+        .arg("--out")
+        .arg(&export)
+        .output()
+        .expect("export");
+    assert!(o.status.success(), "{}", text(&o));
+    let copy = dir.path().join("copy.sqlite");
+    let o = xtask()
+        .args(["ingest", "--db"])
+        .arg(&copy)
+        .arg(&export)
+        .output()
+        .expect("ingest");
+    assert!(
+        o.status.success() && text(&o).contains("4 added"),
+        "{}",
+        text(&o)
+    );
+    let o = xtask()
+        .args([
+            "export",
+            "--format",
+            "md",
+            "--since",
+            "2026-11-26",
+            "--until",
+            "2026-11-26",
+            "--db",
+        ])
+        .arg(&copy)
+        .output()
+        .expect("export md");
+    let md = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        md.lines().filter(|l| l.contains("-night2-run")).count(),
+        2,
+        "{md}"
+    );
+    assert_eq!(
+        md.lines().filter(|l| l.contains("-night1-run")).count(),
+        0,
+        "{md}"
+    );
+}
+
+#[test]
+fn a_shared_database_that_refuses_the_night_keeps_the_local_results_and_says_where() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let local = night(dir.path(), "night", "cccc3333", 0, 100.0);
+    // A directory where the database file should be: SQLite cannot open it.
+    let shared = dir.path().join("shared.sqlite");
+    std::fs::create_dir(&shared).expect("dir");
+    let o = finish(nightly(&shared, &local, &dir.path().join("out")));
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(
+        t.contains(&shared.display().to_string()) && t.contains(&local.display().to_string()),
+        "{t}"
+    );
+    assert!(
+        Store::open(&local)
+            .expect("local intact")
+            .run_status("night-run")
+            .expect("status")
+            .is_some()
+    );
+}
+
+#[test]
+fn llama_bench_output_is_imported_through_xtask_and_bad_arguments_are_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("lab.sqlite");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../crates/store/tests/fixtures/llama-bench.json");
+    let o = xtask()
+        .args(["import-llama-bench", "--host", "pixel-8", "--db"])
+        .arg(&db)
+        .arg(&fixture)
+        .output()
+        .expect("import");
+    assert!(
+        o.status.success() && text(&o).contains("2 added"),
+        "{}",
+        text(&o)
+    );
+    let o = xtask()
+        .args(["export", "--format", "csv", "--db"])
+        .arg(&db)
+        .output()
+        .expect("export csv");
+    let csv = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        csv.lines()
+            .filter(|l| l.contains("imported:llama-bench"))
+            .count(),
+        2,
+        "{csv}"
+    );
+
+    let o = xtask()
+        .args(["export", "--format", "xml", "--db"])
+        .arg(&db)
+        .output()
+        .expect("xml");
+    assert!(
+        !o.status.success() && text(&o).contains("--format `xml`"),
+        "{}",
+        text(&o)
+    );
+    let o = xtask()
+        .args(["nightly", "--results-from", "x"])
+        .output()
+        .expect("no db");
+    assert!(
+        !o.status.success() && text(&o).contains("--db is required"),
+        "{}",
+        text(&o)
+    );
+}
