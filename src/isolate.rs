@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::runner::CaseReport;
 
 /// Environment switch for testing containment: `abort:<text>` makes a child whose case name
-/// contains `<text>` abort right after loading its model, as a crashing engine would.
+/// contains `<text>` abort right after loading its model, as a crashing engine would;
+/// `pause:<text>:<ms>` holds it there for `ms` milliseconds.
 pub const FAULT_ENV: &str = "EDGEBENCH_INJECT_FAULT";
 
 /// Marks the child's one line of JSON on stdout.
@@ -22,7 +23,7 @@ const REPORT_PREFIX: &str = "EDGEBENCH_CASE_REPORT ";
 /// How much of a crashed child's stderr is kept.
 const STDERR_TAIL_BYTES: usize = 4096;
 
-/// Aborts the process if [`FAULT_ENV`] asks for it for `case_name`.
+/// Aborts (or pauses) the process if [`FAULT_ENV`] asks for it for `case_name`.
 pub fn inject_fault_if_asked(case_name: &str) {
     if let Ok(spec) = std::env::var(FAULT_ENV)
         && let Some(pattern) = spec.strip_prefix("abort:")
@@ -30,6 +31,17 @@ pub fn inject_fault_if_asked(case_name: &str) {
     {
         eprintln!("edgebench: {FAULT_ENV} aborts case {case_name}");
         std::process::abort();
+    }
+    // `pause:PATTERN:MS` holds the case after loading, so a test can act on the database while
+    // the run is `running` (lock it, say).
+    if let Ok(spec) = std::env::var(FAULT_ENV)
+        && let Some((pattern, ms)) = spec
+            .strip_prefix("pause:")
+            .and_then(|rest| rest.rsplit_once(':'))
+        && case_name.contains(pattern)
+        && let Ok(ms) = ms.parse::<u64>()
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
     }
 }
 
@@ -187,7 +199,15 @@ pub fn run_in_child(case: &ChildCase<'_>) -> Result<ChildReport, ChildError> {
     }
     let reason = describe_exit(status);
     let stderr_tail = tail(&stderr, STDERR_TAIL_BYTES);
-    let store = edgebench_store::Store::open(case.db)?;
+    // Not `open`: its stale-run recovery would mark the run aborted without the signal and
+    // stderr recorded here.
+    let store = edgebench_store::Store::open_with(
+        case.db,
+        &edgebench_store::OpenOptions {
+            recover_stale_runs: false,
+            ..crate::paths::store_options()
+        },
+    )?;
     store.abort_run(case.run_id, &reason, &stderr_tail, crate::runner::now_ms())?;
     Err(ChildError::Crashed {
         run_id: case.run_id.to_owned(),

@@ -122,3 +122,145 @@ fn a_truncated_model_file_fails_its_case_with_the_offset_on_both_engines() {
         }
     }
 }
+
+fn count_runs(db: &Path, run_id: &str, status: &str) -> i64 {
+    Store::open(db)
+        .expect("open")
+        .connection()
+        .query_row(
+            "SELECT COUNT(*) FROM runs WHERE id = ?1 AND status = ?2",
+            [run_id, status],
+            |r| r.get(0),
+        )
+        .expect("count")
+}
+
+#[test]
+fn a_locked_results_database_keeps_the_run_in_the_fallback_file_and_ingest_brings_it_back() {
+    if common::model("phi-4-mini-twin16", "Q4_0").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("shared.sqlite");
+    let fallback = dir.path().join("fallback.sqlite");
+    drop(Store::open(&db).expect("create"));
+    let fallback_env = fallback.display().to_string();
+
+    // 1. Locked before the case starts: nothing reaches the shared database, all of it the
+    //    fallback.
+    let holder = rusqlite::Connection::open(&db).expect("holder");
+    holder.execute_batch("BEGIN IMMEDIATE").expect("lock");
+    let env = [
+        ("EDGEBENCH_BUSY_TIMEOUT_MS", "300"),
+        ("EDGEBENCH_FALLBACK_DB", fallback_env.as_str()),
+    ];
+    let report =
+        run_in_child(&child(CASE, "locked-from-the-start", &db, &env)).expect("case passes");
+    assert_eq!(report.run_id, "locked-from-the-start");
+    holder.execute_batch("ROLLBACK").expect("unlock");
+    assert_eq!(count_runs(&db, "locked-from-the-start", "passed"), 0);
+    assert_eq!(count_runs(&fallback, "locked-from-the-start", "passed"), 1);
+
+    // 2. Locked while the case runs: its `running` row is in the shared database, the finished
+    //    run only in the fallback.
+    let pause = format!("pause:{CASE}:2500");
+    let env = [
+        ("EDGEBENCH_BUSY_TIMEOUT_MS", "300"),
+        ("EDGEBENCH_FALLBACK_DB", fallback_env.as_str()),
+        (FAULT_ENV, pause.as_str()),
+    ];
+    let child_case = child(CASE, "locked-mid-run", &db, &env);
+    let locker = std::thread::scope(|scope| {
+        let runner = scope.spawn(|| run_in_child(&child_case));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while count_runs(&db, "locked-mid-run", "running") == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the run never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let holder = rusqlite::Connection::open(&db).expect("holder");
+        holder
+            .execute_batch("BEGIN IMMEDIATE")
+            .expect("lock mid-run");
+        let outcome = runner.join().expect("join");
+        holder.execute_batch("ROLLBACK").expect("unlock");
+        outcome
+    });
+    locker.expect("the case passes though its database was locked");
+    assert_eq!(count_runs(&db, "locked-mid-run", "passed"), 0);
+    assert_eq!(count_runs(&fallback, "locked-mid-run", "passed"), 1);
+
+    // Ingesting the fallback completes the shared database: both runs, passed, with requests.
+    let summary = Store::open(&db)
+        .expect("open")
+        .ingest(&fallback)
+        .expect("ingest");
+    // One run added, the other completed (the records beyond are the fallback's device facts).
+    assert_eq!(summary.completed, 1, "{summary}");
+    assert!(summary.added >= 1, "{summary}");
+    for id in ["locked-from-the-start", "locked-mid-run"] {
+        assert_eq!(count_runs(&db, id, "passed"), 1, "{id}");
+    }
+    let requests: i64 = Store::open(&db)
+        .expect("open")
+        .connection()
+        .query_row(
+            "SELECT COUNT(*) FROM requests WHERE run_id = 'locked-mid-run'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("requests");
+    assert!(requests > 0);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_read_only_results_database_is_named_and_the_run_lands_in_the_fallback_file() {
+    use std::os::unix::fs::PermissionsExt;
+    if common::model("phi-4-mini-twin16", "Q4_0").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let db = dir.path().join("shared.sqlite");
+    drop(Store::open(&db).expect("create"));
+    for suffix in ["", "-wal", "-shm"] {
+        let p = format!("{}{suffix}", db.display());
+        if Path::new(&p).exists() {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+        }
+    }
+    let fallback = dir.path().join("fallback.sqlite");
+    // Root ignores file modes: run the case as `nobody`, for whom the file is read-only.
+    let as_root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let mut cmd = if as_root {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", EXE]);
+        c
+    } else {
+        std::process::Command::new(EXE)
+    };
+    let out = cmd
+        .arg(CASE)
+        .env("EDGEBENCH_DB", &db)
+        .env("EDGEBENCH_FALLBACK_DB", &fallback)
+        .env("EDGEBENCH_RUN_ID", "read-only-run")
+        .env("EDGEBENCH_INVOCATION", "read-only-test")
+        .env("EDGEBENCH_SMOKE", "1")
+        .env("HOME", dir.path())
+        .output()
+        .expect("start the case");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&db.display().to_string()) && stderr.contains("readonly"),
+        "the error names the database and the cause: {stderr}"
+    );
+    assert!(stderr.contains(&fallback.display().to_string()), "{stderr}");
+    assert_eq!(count_runs(&fallback, "read-only-run", "passed"), 1);
+}

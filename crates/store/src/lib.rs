@@ -361,6 +361,9 @@ pub struct OpenOptions {
     /// waiting when waiting could deadlock), with exponential backoff from `first_backoff`.
     pub busy_retries: u32,
     pub first_backoff: Duration,
+    /// Mark this host's stale `running` rows as `aborted` on open ([`Store::recover`]). Off
+    /// for a parent that is about to record why its own child died, with more detail.
+    pub recover_stale_runs: bool,
 }
 
 impl Default for OpenOptions {
@@ -369,6 +372,7 @@ impl Default for OpenOptions {
             busy_timeout: BUSY_TIMEOUT,
             busy_retries: 8,
             first_backoff: Duration::from_millis(5),
+            recover_stale_runs: true,
         }
     }
 }
@@ -461,7 +465,9 @@ impl Store {
         };
         store.configure()?;
         store.with_retry(Self::migrate)?;
-        store.recover()?;
+        if options.recover_stale_runs {
+            store.recover()?;
+        }
         Ok(store)
     }
 
