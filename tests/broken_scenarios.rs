@@ -1,0 +1,84 @@
+//! The corpus of broken scenario files (`tests/data/broken_scenarios/*.toml`): each must be
+//! refused with an error that names the file, the line (where its header gives one) and what
+//! is wrong. A file's header says what it breaks and what the error must contain:
+//!
+//! ```toml
+//! # broken: a misspelt key
+//! # expect-line: 12
+//! # expect: unknown field `contxt`
+//! ```
+
+use std::path::Path;
+
+use edgebench::catalog;
+
+#[test]
+fn every_broken_scenario_is_refused_with_file_line_and_cause() {
+    let root = edgebench::paths::root();
+    let registry = catalog::load_registry(&root).expect("models.toml parses");
+    let dir = root.join("tests/data/broken_scenarios");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("corpus directory")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 15,
+        "the corpus shrank to {} files",
+        files.len()
+    );
+    let mut failures = Vec::new();
+    for path in &files {
+        let text = std::fs::read_to_string(path).expect("read");
+        let header = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("# {key}: ")))
+                .map(str::to_owned)
+        };
+        let name = path
+            .strip_prefix(&root)
+            .unwrap_or(path)
+            .display()
+            .to_string();
+        let Some(fragment) = header("expect") else {
+            failures.push(format!("{name}: no `# expect:` header"));
+            continue;
+        };
+        let err = match catalog::load_scenario(&root, path, &registry) {
+            Ok(_) => {
+                failures.push(format!(
+                    "{name}: accepted, but it is broken ({})",
+                    header("broken").unwrap_or_default()
+                ));
+                continue;
+            }
+            Err(e) => e.to_string(),
+        };
+        let location = match header("expect-line") {
+            Some(line) => format!("{name}:{line}:"),
+            None => format!("{name}:"),
+        };
+        if !err.starts_with(&location) || !err.contains(&fragment) {
+            failures.push(format!(
+                "{name}: expected `{location}` … `{fragment}`, got: {err}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_corpus_base_is_valid_so_each_file_breaks_one_thing() {
+    let root = edgebench::paths::root();
+    let registry = catalog::load_registry(&root).expect("models.toml parses");
+    // type_error.toml with its one change undone must load.
+    let broken = std::fs::read_to_string(root.join("tests/data/broken_scenarios/type_error.toml"))
+        .expect("read");
+    let fixed = broken.replace("seed = \"seven\"", "seed = 7");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("fixed.toml");
+    std::fs::write(&path, fixed).expect("write");
+    catalog::load_scenario(Path::new(dir.path()), &path, &registry)
+        .expect("the base scenario is valid");
+}
