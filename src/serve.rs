@@ -257,8 +257,7 @@ pub fn serve(
             }
         }
         if let Some(after) = config.cancel_after_ns {
-            for r in 0..states.len() {
-                let state = &mut states[r];
+            for (r, state) in states.iter_mut().enumerate() {
                 let active = matches!(
                     state.phase,
                     Phase::Queued | Phase::Prefill { .. } | Phase::Decode { .. }

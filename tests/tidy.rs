@@ -83,7 +83,7 @@ fn case_names_select_as_users_expect() {
             .any(|n| n.starts_with("kv_cache::") && n.ends_with("::q8_0-fa"))
     );
     for n in &names {
-        assert_eq!(n.split("::").count() >= 5, true, "{n}");
+        assert!(n.split("::").count() >= 5, "{n}");
     }
 }
 

@@ -440,7 +440,7 @@ mod tests {
         f.extend(32u64.to_le_bytes());
         f.extend(0u32.to_le_bytes()); // F32
         f.extend(0u64.to_le_bytes());
-        while f.len() % 32 != 0 {
+        while !f.len().is_multiple_of(32) {
             f.push(0);
         }
         f.extend([0u8; 128]);
