@@ -112,6 +112,16 @@ fn main() -> ExitCode {
                     db.display(),
                     preview
                 );
+                if let Some(a) = &report.accuracy {
+                    println!(
+                        "    accuracy: acc {:.1}% ± {:.1} (n = {}), acc_norm {:.1}%, macro {:.1}%",
+                        100.0 * a.acc,
+                        100.0 * a.acc_stderr,
+                        a.n,
+                        100.0 * a.acc_norm,
+                        100.0 * a.macro_acc
+                    );
+                }
                 Ok(Completion::Completed)
             })
         })

@@ -59,6 +59,22 @@ pub struct ChildReport {
     pub estimated_peak_bytes: u64,
     pub peak_rss_bytes: Option<u64>,
     pub first_output: String,
+    /// Multiple-choice accuracy (category `accuracy`): `acc` over `n` questions, with the
+    /// letters chosen in question order.
+    #[serde(default)]
+    pub accuracy: Option<AccuracyReport>,
+}
+
+/// What an accuracy case scored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccuracyReport {
+    pub n: usize,
+    pub acc: f64,
+    pub acc_stderr: f64,
+    pub acc_norm: f64,
+    pub macro_acc: f64,
+    /// `A`…`D` per question, in the set's order (to compare engines question by question).
+    pub predicted: String,
 }
 
 impl ChildReport {
@@ -85,6 +101,7 @@ impl From<&CaseReport> for ChildReport {
             estimated_peak_bytes: r.estimated_peak_bytes,
             peak_rss_bytes: r.peak_rss_bytes,
             first_output: r.first_output.clone(),
+            accuracy: r.accuracy.clone(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! edgebench's edge: reads scenario, registry and dataset files, drives backends, writes the
 //! results database. The pure rules live in `edgebench-core`; this crate does the I/O around them.
 
+pub mod accuracy;
 pub mod catalog;
 pub mod dataset;
 pub mod device_facts;

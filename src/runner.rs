@@ -13,8 +13,8 @@ use edgebench_core::scenario::{Category, Device, KvType, Sampling};
 use edgebench_core::schedule::{self, SchedulerConfig};
 use edgebench_core::{Case, ModelEntry, Registry, projection};
 use edgebench_store::{
-    CaseRow, DeviceRow, EffectiveRow, MetricRow, ModelRow, NewRunRow, RequestRow, RooflineRow,
-    RunEndRow, RunStatus, Store, StoreError,
+    AnswerRow, CaseRow, DeviceRow, EffectiveRow, MetricRow, ModelRow, NewRunRow, RequestRow,
+    RooflineRow, RunEndRow, RunStatus, Store, StoreError,
 };
 
 use crate::serve::{
@@ -244,6 +244,8 @@ pub struct CaseReport {
     pub peak_rss_bytes: Option<u64>,
     pub first_output: String,
     pub first_output_tokens: Vec<TokenId>,
+    /// Set for accuracy cases.
+    pub accuracy: Option<crate::isolate::AccuracyReport>,
 }
 
 /// How many times a case runs, and over how many prompts.
@@ -481,9 +483,13 @@ impl Runner {
         case: &CaseRow,
         end: &RunEndRow,
         rows: &[RequestRow],
+        answers: &[AnswerRow],
     ) -> Result<(), RunError> {
         if begun {
-            match self.store.finish_run(&run.id, end, rows) {
+            match self
+                .store
+                .finish_run_with_answers(&run.id, end, rows, answers)
+            {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_unwritable() && self.store.path() != self.fallback => {
                     warn_fallback(&e, &self.fallback);
@@ -492,7 +498,7 @@ impl Runner {
             }
         }
         let mut fallback = Store::open(&self.fallback)?;
-        fallback.record_whole_run(&self.device, Some(model), case, run, end, rows)?;
+        fallback.record_whole_run(&self.device, Some(model), case, run, end, rows, answers)?;
         eprintln!(
             "edgebench: run {} of {} kept in {}",
             run.id,
@@ -667,9 +673,17 @@ impl Runner {
         };
 
         let estimate = estimated_memory(case, entry, model_path);
-        match self.measure(case, entry, plan, model_path, estimate) {
-            Ok((end, rows, report)) => {
-                self.store_run(begun, &new_run, &model_row, &case_row, &end, &rows)?;
+        let outcome = if s.category == Category::Accuracy {
+            self.evaluate_accuracy(case, model_path, estimate)
+        } else {
+            self.measure(case, entry, plan, model_path, estimate)
+                .map(|(end, rows, report)| (end, rows, Vec::new(), report))
+        };
+        match outcome {
+            Ok((end, rows, answers, report)) => {
+                self.store_run(
+                    begun, &new_run, &model_row, &case_row, &end, &rows, &answers,
+                )?;
                 Ok(CaseReport { run_id, ..report })
             }
             Err(e) => {
@@ -690,7 +704,7 @@ impl Runner {
                     roofline: None,
                     metrics: Vec::new(),
                 };
-                self.store_run(begun, &new_run, &model_row, &case_row, &end, &[])?;
+                self.store_run(begun, &new_run, &model_row, &case_row, &end, &[], &[])?;
                 Err(e)
             }
         }
@@ -846,6 +860,7 @@ impl Runner {
             peak_rss_bytes: peak_rss,
             first_output,
             first_output_tokens,
+            accuracy: None,
         };
         let end = RunEndRow {
             status: RunStatus::Passed,
@@ -870,6 +885,195 @@ impl Runner {
             metrics,
         };
         Ok((end, rows, report))
+    }
+
+    /// An accuracy case: loads the model once and scores every selected question (smoke mode:
+    /// the first few of each subject).
+    #[allow(clippy::type_complexity)]
+    fn evaluate_accuracy(
+        &self,
+        case: &Case,
+        model_path: &Path,
+        estimate: MemoryEstimate,
+    ) -> Result<(RunEndRow, Vec<RequestRow>, Vec<AnswerRow>, CaseReport), RunError> {
+        let s = &case.scenario;
+        let settings = s
+            .accuracy
+            .clone()
+            .unwrap_or(edgebench_core::scenario::Accuracy {
+                few_shot: 0,
+                subjects: None,
+                questions_per_subject: None,
+            });
+        let case_error = |message: String| RunError::Case {
+            case: case.name.clone(),
+            message,
+        };
+        let dir = crate::accuracy::set_dir(&self.root, &s.dataset);
+        let limit = self
+            .smoke
+            .then_some(crate::accuracy::SMOKE_QUESTIONS_PER_SUBJECT);
+        let set =
+            crate::accuracy::load(&dir, &settings, limit).map_err(|e| case_error(e.to_string()))?;
+        let backend = engine(case.backend).map_err(case_error)?;
+        let vocabulary = reference_vocabulary(model_path)?;
+        let load_start = Instant::now();
+        let mut session = backend.load(model_path, &load_options(case))?;
+        let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
+        let cpu_before = crate::device_facts::process_cpu_ms();
+        let scored = crate::accuracy::evaluate(
+            session.as_mut(),
+            vocabulary.as_ref(),
+            &set,
+            settings.few_shot,
+            case.context(),
+        )
+        .map_err(|e| case_error(e.to_string()))?;
+        let cpu_time_ms = cpu_before
+            .zip(crate::device_facts::process_cpu_ms())
+            .map(|(a, b)| b - a);
+        let memory = session.memory();
+        let effective = session.effective();
+        drop(session);
+
+        let answers: Vec<edgebench_core::mmlu::Answer> =
+            scored.iter().map(|x| x.answer.clone()).collect();
+        let scores = edgebench_core::mmlu::score(&answers);
+        let mut metrics = Vec::new();
+        let mut proportion = |metric: &str, hits: Vec<bool>| {
+            let samples: Vec<f64> = hits.iter().map(|h| f64::from(u8::from(*h))).collect();
+            if let Some(m) = measure::summarize_metric("accuracy", "fraction", &samples, s.seed) {
+                let se = if samples.len() > 1 {
+                    m.summary.stddev / (samples.len() as f64).sqrt()
+                } else {
+                    0.0
+                };
+                metrics.push(MetricRow {
+                    metric: metric.to_owned(),
+                    unit: "fraction".into(),
+                    n: m.summary.n as u32,
+                    mean: m.summary.mean,
+                    median: m.summary.mean,
+                    stddev: m.summary.stddev,
+                    cv: m.summary.cv,
+                    min: m.summary.min,
+                    max: m.summary.max,
+                    p90: m.summary.p90,
+                    p95: m.summary.p95,
+                    p99: m.summary.p99,
+                    // A proportion's interval: ±1.96 standard errors (normal approximation).
+                    ci: Some((
+                        (m.summary.mean - 1.96 * se).max(0.0),
+                        (m.summary.mean + 1.96 * se).min(1.0),
+                        0.95,
+                    )),
+                    outliers_low: 0,
+                    outliers_high: 0,
+                });
+            }
+        };
+        proportion(
+            "mmlu_acc",
+            answers.iter().map(|a| a.predicted() == a.answer).collect(),
+        );
+        proportion(
+            "mmlu_acc_norm",
+            answers
+                .iter()
+                .map(|a| a.predicted_norm() == a.answer)
+                .collect(),
+        );
+        for subject in scores.per_subject.keys() {
+            proportion(
+                &format!("mmlu_acc:{subject}"),
+                answers
+                    .iter()
+                    .filter(|a| &a.subject == subject)
+                    .map(|a| a.predicted() == a.answer)
+                    .collect(),
+            );
+        }
+        let rates: Vec<f64> = scored
+            .iter()
+            .filter(|x| x.request.prefill_ns > 0)
+            .map(|x| f64::from(x.request.prompt_tokens) / (x.request.prefill_ns as f64 / 1e9))
+            .collect();
+        if let Some(m) =
+            measure::summarize_metric("prefill_tokens_per_s", "tokens/s", &rates, s.seed)
+        {
+            metrics.push(MetricRow {
+                metric: m.metric.into(),
+                unit: m.unit.into(),
+                n: m.summary.n as u32,
+                mean: m.summary.mean,
+                median: m.summary.median,
+                stddev: m.summary.stddev,
+                cv: m.summary.cv,
+                min: m.summary.min,
+                max: m.summary.max,
+                p90: m.summary.p90,
+                p95: m.summary.p95,
+                p99: m.summary.p99,
+                ci: m.ci.map(|c| (c.low, c.high, c.level)),
+                outliers_low: m.outliers_low,
+                outliers_high: m.outliers_high,
+            });
+        }
+        let peak_rss = peak_rss_bytes();
+        let prefill_median = metrics
+            .iter()
+            .find(|m| m.metric == "prefill_tokens_per_s")
+            .map_or(0.0, |m| m.median);
+        let report = CaseReport {
+            run_id: String::new(),
+            measured_requests: scored.len(),
+            measured_repetitions: 1,
+            generation_tokens_per_s: 0.0,
+            prefill_tokens_per_s: prefill_median,
+            rejected: 0,
+            stop_reason: StopReason::Fixed,
+            roofline_fraction: None,
+            estimated_peak_bytes: estimate.total(),
+            peak_rss_bytes: peak_rss,
+            first_output: scored
+                .first()
+                .map(|x| x.request.output_text.clone())
+                .unwrap_or_default(),
+            first_output_tokens: Vec::new(),
+            accuracy: Some(crate::isolate::AccuracyReport {
+                n: scores.micro.n,
+                acc: scores.micro.acc,
+                acc_stderr: scores.micro.acc_stderr,
+                acc_norm: scores.micro.acc_norm,
+                macro_acc: scores.macro_acc,
+                predicted: scored.iter().map(|x| x.row.predicted.as_str()).collect(),
+            }),
+        };
+        let end = RunEndRow {
+            status: RunStatus::Passed,
+            ended_at_ms: now_ms(),
+            error: None,
+            load_ms: Some(load_ms),
+            kv_cache_bytes: Some(memory.kv_cache_bytes),
+            weights_bytes: Some(memory.weights_bytes),
+            peak_rss_bytes: peak_rss,
+            engine_counters: None,
+            effective: Some(EffectiveRow {
+                kv_storage: effective.kv_storage,
+                weights_loading: effective.weights.into(),
+                scheduling: effective.scheduling.into(),
+                flash_attention: effective.flash_attention,
+            }),
+            estimated_peak_bytes: Some(estimate.total()),
+            cpu_time_ms,
+            energy: None,
+            stop_reason: Some(StopReason::Fixed.as_str().into()),
+            roofline: None,
+            metrics,
+        };
+        let requests = scored.iter().map(|x| x.request.clone()).collect();
+        let rows = scored.into_iter().map(|x| x.row).collect();
+        Ok((end, requests, rows, report))
     }
 
     /// How close the measured decode steps came to the device's memory bandwidth: the bytes they

@@ -25,6 +25,32 @@ fn every_shipped_scenario_and_dataset_is_valid() {
     let mut categories = Vec::new();
     for file in &files {
         let s = catalog::load_scenario(&root, file, &catalog.registry).expect("parses");
+        if s.category == Category::Accuracy {
+            // An MMLU-format directory: every subject loads, every letter is right equally often
+            // (a model that always picks one letter scores exactly 25%).
+            let settings = s.accuracy.clone().expect("accuracy settings");
+            let set = edgebench::accuracy::load(&root.join(&s.dataset), &settings, None)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut letters = [0usize; 4];
+            for (_, _, questions) in &set.subjects {
+                for q in questions {
+                    letters[q.answer] += 1;
+                }
+            }
+            assert!(
+                set.len() >= 80,
+                "{}: only {} questions",
+                s.dataset,
+                set.len()
+            );
+            assert!(
+                letters.iter().all(|n| *n == letters[0]),
+                "{}: answers {letters:?}",
+                s.dataset
+            );
+            categories.push(s.category);
+            continue;
+        }
         let prompts = dataset::load(&root.join(&s.dataset)).unwrap_or_else(|e| panic!("{e}"));
         if s.category != Category::LongContext && s.category != Category::KvCache {
             assert!(
@@ -57,6 +83,7 @@ fn every_shipped_scenario_and_dataset_is_valid() {
         Category::MultiTurn,
         Category::BatchConcurrent,
         Category::KvCache,
+        Category::Accuracy,
     ] {
         assert!(
             categories.contains(&needed),

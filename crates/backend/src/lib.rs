@@ -194,6 +194,44 @@ pub trait Session {
     /// Resets `seq`, feeds it `prompt` and returns the raw logits at the last position (one per
     /// vocabulary entry), for comparing engines. Leaves `seq` holding the prompt.
     fn prompt_logits(&mut self, seq: SeqId, prompt: &[TokenId]) -> Result<Vec<f32>, BackendError>;
+    /// Log-probability of each continuation after `prompt`, summed over its tokens: how
+    /// lm-evaluation-harness scores multiple-choice answers. Each distinct prefix is evaluated
+    /// once (the four ` A`…` D` letters of a question usually share all but their last token).
+    /// Leaves `seq` holding one of the prefixes.
+    fn continuation_logprobs(
+        &mut self,
+        seq: SeqId,
+        prompt: &[TokenId],
+        continuations: &[Vec<TokenId>],
+    ) -> Result<Vec<f64>, BackendError> {
+        let mut logits_after: std::collections::HashMap<Vec<TokenId>, Vec<f32>> =
+            std::collections::HashMap::new();
+        let mut out = Vec::with_capacity(continuations.len());
+        for continuation in continuations {
+            let mut context = prompt.to_vec();
+            let mut total = 0.0;
+            for &token in continuation {
+                if !logits_after.contains_key(&context) {
+                    let logits = self.prompt_logits(seq, &context)?;
+                    logits_after.insert(context.clone(), logits);
+                }
+                let logits = &logits_after[&context];
+                total += log_softmax_at(logits, token).ok_or_else(|| {
+                    BackendError::step(
+                        "harness",
+                        "score a continuation",
+                        format!(
+                            "token {token} is outside the {}-entry vocabulary",
+                            logits.len()
+                        ),
+                    )
+                })?;
+                context.push(token);
+            }
+            out.push(total);
+        }
+        Ok(out)
+    }
     fn memory(&self) -> MemoryReport;
     fn effective(&self) -> Effective;
     /// The engine's own counters since the last reset of them, if it keeps any.
@@ -201,9 +239,39 @@ pub trait Session {
     fn reset_counters(&mut self) {}
 }
 
+/// `ln softmax(logits)[token]`, computed stably in f64; `None` for a token outside `logits`.
+#[must_use]
+pub fn log_softmax_at(logits: &[f32], token: TokenId) -> Option<f64> {
+    let x = f64::from(*logits.get(usize::try_from(token).ok()?)?);
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits
+        .iter()
+        .map(|l| (f64::from(*l) - f64::from(max)).exp())
+        .sum();
+    Some(x - f64::from(max) - sum.ln())
+}
+
 /// Wall time of `f`, with the result.
 pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let start = std::time::Instant::now();
     let out = f();
     (out, start.elapsed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_softmax_at;
+
+    #[test]
+    fn log_softmax_by_hand() {
+        let l = [1.0f32, 2.0, 3.0];
+        let z: f64 = [1.0f64, 2.0, 3.0].iter().map(|x| x.exp()).sum();
+        assert!((log_softmax_at(&l, 2).expect("in range") - (3.0 - z.ln())).abs() < 1e-9);
+        // Large logits do not overflow.
+        assert!(
+            log_softmax_at(&[1000.0, 1000.0], 0).expect("in range") + std::f64::consts::LN_2 < 1e-9
+        );
+        assert_eq!(log_softmax_at(&l, 3), None);
+        assert_eq!(log_softmax_at(&l, -1), None);
+    }
 }

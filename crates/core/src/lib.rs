@@ -9,6 +9,7 @@ pub mod compare;
 pub mod device_profile;
 pub mod glob;
 pub mod measure;
+pub mod mmlu;
 pub mod projection;
 pub mod registry;
 pub mod roi;

@@ -361,13 +361,52 @@ pub fn overview(runs: &[&Run], registry: &Registry) -> OverviewSection {
         ),
     });
 
+    // Accuracy: the latest accuracy run of each model (llama.cpp preferred), its stored acc.
+    let accuracy: Vec<Option<(&Run, &crate::data::Metric)>> = columns
+        .iter()
+        .map(|(id, _)| {
+            let mut rs: Vec<&Run> = runs
+                .iter()
+                .copied()
+                .filter(|r| model_id(r) == id && r.case.category == "accuracy")
+                .filter(|r| r.metrics.contains_key("mmlu_acc"))
+                .collect();
+            rs.sort_by_key(|r| (r.case.backend == "llama_cpp", r.started_at_ms));
+            rs.last()
+                .and_then(|r| r.metrics.get("mmlu_acc").map(|m| (*r, m)))
+        })
+        .collect();
     rows.push(OverviewRow {
         metric: "Accuracy (MMLU)".into(),
-        cells: columns
+        cells: accuracy
             .iter()
-            .map(|_| Cell::none("no accuracy runs in this database"))
+            .map(|a| match a {
+                Some((run, m)) => {
+                    // The stored interval is ±1.96 standard errors; show ±1 SE as MMLU tables do.
+                    let se = m.ci.map_or(0.0, |(lo, hi)| (hi - lo) / (2.0 * 1.96));
+                    Cell {
+                        text: format!("{:.1}% ± {:.1}", 100.0 * m.median, 100.0 * se),
+                        provenance: Provenance::Measured,
+                        detail: format!(
+                            "measured: acc by log-likelihood of ' A'…' D' (lm-evaluation-harness's MMLU prompt) on {} questions of the `{}` set, ± 1 standard error; {} run {}",
+                            m.n,
+                            run.case.scenario,
+                            run.case.backend,
+                            &run.id[..run.id.len().min(8)]
+                        ),
+                    }
+                }
+                None => Cell::none("no accuracy runs in this database"),
+            })
             .collect(),
-        winner: "—".into(),
+        winner: winner(
+            &columns,
+            &accuracy
+                .iter()
+                .map(|a| a.map(|(_, m)| m.median))
+                .collect::<Vec<_>>(),
+            true,
+        ),
     });
 
     OverviewSection {

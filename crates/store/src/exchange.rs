@@ -64,6 +64,9 @@ pub struct RunRecord {
     pub run: Columns,
     pub requests: Vec<RequestRecord>,
     pub metrics: Vec<Columns>,
+    /// Scored questions of a multiple-choice evaluation (absent in exports before schema 7).
+    #[serde(default)]
+    pub answers: Vec<Columns>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -317,7 +320,15 @@ pub(crate) fn read_records(
             &[&run_id],
             &["run_id"],
         )?;
+        let answers = read_rows(
+            conn,
+            "answers",
+            "SELECT * FROM answers WHERE run_id = ?1 ORDER BY subject, question_index",
+            &[&run_id],
+            &["run_id"],
+        )?;
         records.push(Record::Run(Box::new(RunRecord {
+            answers,
             device: one_row(conn, "devices", "id", device_id)?,
             model: model_id
                 .map(|id| one_row(conn, "models", "id", id))
@@ -779,6 +790,7 @@ fn ingest_run(
         // the same run finished elsewhere; anything else already present stays as it is.
         Some("running" | "aborted") if matches!(incoming_status, "passed" | "failed") => {
             conn.execute("DELETE FROM run_metrics WHERE run_id = ?1", [&run_id])?;
+            conn.execute("DELETE FROM answers WHERE run_id = ?1", [&run_id])?;
             conn.execute(
                 "DELETE FROM token_latencies WHERE request_id IN (SELECT id FROM requests WHERE run_id = ?1)",
                 [&run_id],
@@ -827,6 +839,15 @@ fn ingest_run(
             source,
             "run_metrics",
             metric,
+            &[("run_id", Value::from(run_id.clone()))],
+        )?;
+    }
+    for answer in &record.answers {
+        insert(
+            conn,
+            source,
+            "answers",
+            answer,
             &[("run_id", Value::from(run_id.clone()))],
         )?;
     }

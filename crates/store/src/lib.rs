@@ -39,6 +39,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_2026-11-25_origin",
         include_str!("../migrations/0006_2026-11-25_origin.sql"),
     ),
+    (
+        "0007_2026-11-25_answers",
+        include_str!("../migrations/0007_2026-11-25_answers.sql"),
+    ),
 ];
 
 /// Schema version this build writes.
@@ -309,6 +313,22 @@ pub struct ParityRow {
     pub reference_top1: Option<i64>,
     pub candidate_top1: Option<i64>,
     pub created_at_ms: i64,
+}
+
+/// Storage row: one scored multiple-choice question.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerRow {
+    pub subject: String,
+    pub question_index: u32,
+    pub question_sha256: String,
+    /// `A`…`D`.
+    pub answer: String,
+    pub predicted: String,
+    pub predicted_norm: String,
+    pub logprobs: [f64; 4],
+    pub continuation_bytes: [u32; 4],
+    pub few_shot: u32,
+    pub prompt_tokens: u32,
 }
 
 /// Storage row: one request's raw measurements.
@@ -702,7 +722,19 @@ impl Store {
         end: &RunEndRow,
         requests: &[RequestRow],
     ) -> Result<(), StoreError> {
-        self.with_retry(|s| s.finish_run_once(run_id, end, requests))
+        self.finish_run_with_answers(run_id, end, requests, &[])
+    }
+
+    /// [`Self::finish_run`] for a multiple-choice evaluation: its scored questions land in the
+    /// same transaction.
+    pub fn finish_run_with_answers(
+        &mut self,
+        run_id: &str,
+        end: &RunEndRow,
+        requests: &[RequestRow],
+        answers: &[AnswerRow],
+    ) -> Result<(), StoreError> {
+        self.with_retry(|s| s.finish_run_once(run_id, end, requests, answers))
     }
 
     fn finish_run_once(
@@ -710,6 +742,7 @@ impl Store {
         run_id: &str,
         end: &RunEndRow,
         requests: &[RequestRow],
+        answers: &[AnswerRow],
     ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let waited = self.options.busy_timeout;
@@ -849,6 +882,32 @@ impl Store {
                     .map_err(err("insert a metric summary"))?;
             }
         }
+        {
+            let mut insert_answer = tx
+                .prepare(
+                    "INSERT INTO answers (run_id, subject, question_index, question_sha256, answer, predicted,
+                         predicted_norm, logprobs, continuation_bytes, few_shot, prompt_tokens)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )
+                .map_err(err("prepare answer insert"))?;
+            for a in answers {
+                insert_answer
+                    .execute(params![
+                        run_id,
+                        a.subject,
+                        a.question_index,
+                        a.question_sha256,
+                        a.answer,
+                        a.predicted,
+                        a.predicted_norm,
+                        serde_json::to_string(&a.logprobs).unwrap_or_default(),
+                        serde_json::to_string(&a.continuation_bytes).unwrap_or_default(),
+                        a.few_shot,
+                        a.prompt_tokens
+                    ])
+                    .map_err(err("insert an answer"))?;
+            }
+        }
         tx.commit().map_err(err("commit a run"))?;
         Ok(())
     }
@@ -863,6 +922,7 @@ impl Store {
         run: &NewRunRow,
         end: &RunEndRow,
         requests: &[RequestRow],
+        answers: &[AnswerRow],
     ) -> Result<(), StoreError> {
         let run = NewRunRow {
             device_id: self.upsert_device(device)?,
@@ -873,7 +933,7 @@ impl Store {
         if self.run_status(&run.id)?.is_none() {
             self.begin_run(&run)?;
         }
-        self.finish_run(&run.id, end, requests)
+        self.finish_run_with_answers(&run.id, end, requests, answers)
     }
 
     /// Marks `running` rows left by processes of this host that no longer exist as `aborted`.

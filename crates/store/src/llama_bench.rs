@@ -326,6 +326,7 @@ fn to_run(
         run,
         requests: Vec::new(),
         metrics: vec![metric_row],
+        answers: Vec::new(),
     })
 }
 

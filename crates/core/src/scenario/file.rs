@@ -88,6 +88,24 @@ pub struct ScenarioFile {
     /// KV-cache variants; when absent a single default (f16 K/V, no flash attention, mmap on).
     #[serde(default)]
     pub kv: Vec<KvVariantFile>,
+    /// Multiple-choice evaluation settings (category `accuracy` only). `dataset` is then the
+    /// MMLU-format directory (`dev/` and `test/` of `<subject>_<split>.csv`), overridden at run
+    /// time by `EDGEBENCH_MMLU`.
+    pub accuracy: Option<AccuracyFile>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccuracyFile {
+    /// Solved examples from the `dev` split before each question, in file order (default 0).
+    #[serde(default)]
+    pub few_shot: u32,
+    /// Subjects to score (default: every subject in `test/`).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub subjects: Option<Spanned<Vec<String>>>,
+    /// At most this many questions per subject, the first ones of each file (default: all).
+    #[schemars(with = "Option<u32>")]
+    pub questions_per_subject: Option<Spanned<u32>>,
 }
 
 fn default_warmup() -> u32 {

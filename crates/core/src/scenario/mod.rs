@@ -177,11 +177,31 @@ pub struct Stopping {
     pub max_seconds: Option<f64>,
 }
 
+/// Multiple-choice evaluation settings (see `AccuracyFile`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accuracy {
+    pub few_shot: u32,
+    pub subjects: Option<Vec<String>>,
+    pub questions_per_subject: Option<u32>,
+}
+
 /// Where a scenario came from: the file name used in messages and the sha256 of its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScenarioSource {
     pub file: String,
     pub sha256: String,
+}
+
+/// Byte offset of the line that opens table `[name]` (0 when there is none).
+fn table_offset(text: &str, name: &str) -> usize {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with(&format!("[{name}]")) {
+            return offset + (line.len() - line.trim_start().len());
+        }
+        offset += line.len();
+    }
+    0
 }
 
 /// A validated scenario. Every field has been checked against the registry and its own rules.
@@ -215,6 +235,8 @@ pub struct Scenario {
     pub kv: Vec<KvVariant>,
     /// Whether the file declared `[[kv]]` variants (then their names appear in case names).
     pub kv_declared: bool,
+    /// Set exactly when the category is `accuracy`.
+    pub accuracy: Option<Accuracy>,
     pub source: ScenarioSource,
 }
 
@@ -257,7 +279,7 @@ impl Case {
         let s = &self.scenario;
         let k = &self.kv;
         let text = format!(
-            "{}|{}|{}|{}|{}|c{}|t{}|ctx{}|p{}|g{}|b{}|n{:?}|seed{}|{:?}|kv:{}:{}:{}:{}:{:?}|{}{}",
+            "{}|{}|{}|{}|{}|c{}|t{}|ctx{}|p{}|g{}|b{}|n{:?}|seed{}|{:?}|kv:{}:{}:{}:{}:{:?}|{}{}{}",
             self.name,
             s.dataset,
             self.model,
@@ -284,6 +306,10 @@ impl Case {
             } else {
                 format!("|serving:{:?}", s.serving)
             },
+            s.accuracy
+                .as_ref()
+                .map(|a| format!("|accuracy:{a:?}"))
+                .unwrap_or_default(),
         );
         crate::sha256_hex(text.as_bytes())
     }
@@ -741,6 +767,38 @@ fn validate(
             })
         }
     };
+    let accuracy = match (&raw.accuracy, raw.category) {
+        (None, Category::Accuracy) => Some(Accuracy {
+            few_shot: 0,
+            subjects: None,
+            questions_per_subject: None,
+        }),
+        (None, _) => None,
+        (Some(_), category) if category != Category::Accuracy => {
+            return Err(cx.invalid(
+                "accuracy",
+                table_offset(cx.text, "accuracy"),
+                "an [accuracy] table needs category = \"accuracy\"",
+            ));
+        }
+        (Some(f), _) => {
+            if let Some(subjects) = &f.subjects
+                && subjects.get_ref().is_empty()
+            {
+                return Err(cx.at("accuracy.subjects", subjects, "the list is empty"));
+            }
+            if let Some(n) = &f.questions_per_subject
+                && *n.get_ref() == 0
+            {
+                return Err(cx.at("accuracy.questions_per_subject", n, "must be at least 1"));
+            }
+            Some(Accuracy {
+                few_shot: f.few_shot,
+                subjects: f.subjects.as_ref().map(|s| s.get_ref().clone()),
+                questions_per_subject: f.questions_per_subject.as_ref().map(|n| *n.get_ref()),
+            })
+        }
+    };
     let sampling = match &raw.sampling {
         None => Sampling::Greedy,
         Some(s) if s.temperature == 0.0 => Sampling::Greedy,
@@ -862,6 +920,7 @@ fn validate(
         stopping,
         kv,
         kv_declared,
+        accuracy,
         source: ScenarioSource {
             file: cx.file.to_owned(),
             sha256: crate::sha256_hex(cx.text.as_bytes()),
