@@ -298,3 +298,137 @@ fn a_missing_database_is_an_error_naming_it() {
     assert!(err.to_string().contains("nowhere.sqlite"), "{err}");
     assert!(!db.exists(), "a report never creates a database");
 }
+
+#[test]
+fn an_accuracy_run_fills_the_overview_accuracy_cell_as_measured() {
+    use edgebench_store::{CaseRow, MetricRow, NewRunRow, RunEndRow, RunStatus, Store};
+    let (_dir, db) = fixture();
+    let mut store = Store::open(&db).expect("open");
+    let model_id = store
+        .connection()
+        .query_row(
+            "SELECT id FROM models WHERE registry_id = 'phi-4-mini-twin16'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("model");
+    let device_id = store
+        .connection()
+        .query_row("SELECT id FROM devices LIMIT 1", [], |r| r.get(0))
+        .expect("device");
+    let case_id = store
+        .upsert_case(&CaseRow {
+            case_key: "mmlu-case".into(),
+            name: "mmlu::phi-4-mini-twin16::Q4_0::llama_cpp::c1".into(),
+            scenario: "mmlu".into(),
+            category: "accuracy".into(),
+            model: "phi-4-mini-twin16".into(),
+            quant: "Q4_0".into(),
+            backend: "llama_cpp".into(),
+            device: "cpu".into(),
+            concurrency: 1,
+            threads: 2,
+            context: 2048,
+            prompt_tokens: 2000,
+            generate_tokens: 1,
+            batch: 512,
+            kv_variant: "default".into(),
+            kv_baseline: true,
+            type_k: "f16".into(),
+            type_v: "f16".into(),
+            flash_attention: false,
+            mmap: true,
+            sampling: "greedy".into(),
+        })
+        .expect("case");
+    store
+        .begin_run(&NewRunRow {
+            id: "accuracy-run-1".into(),
+            invocation: "acc".into(),
+            case_id,
+            device_id,
+            model_id: Some(model_id),
+            started_at_ms: 10,
+            tool_version: "t".into(),
+            git_commit: "t".into(),
+            scenario_file: "scenarios/mmlu.toml".into(),
+            scenario_sha256: "00".into(),
+            seed: 1,
+            warmup: 0,
+            repetitions: 1,
+            host: "lab-host".into(),
+            pid: 1,
+            mode: "measure".into(),
+        })
+        .expect("begin");
+    let acc = MetricRow {
+        metric: "mmlu_acc".into(),
+        unit: "fraction".into(),
+        n: 96,
+        mean: 0.3125,
+        median: 0.3125,
+        stddev: 0.466,
+        cv: 1.5,
+        min: 0.0,
+        max: 1.0,
+        p90: 1.0,
+        p95: 1.0,
+        p99: 1.0,
+        ci: Some((0.3125 - 1.96 * 0.0476, 0.3125 + 1.96 * 0.0476, 0.95)),
+        outliers_low: 0,
+        outliers_high: 0,
+    };
+    store
+        .finish_run(
+            "accuracy-run-1",
+            &RunEndRow {
+                status: RunStatus::Passed,
+                ended_at_ms: 20,
+                error: None,
+                load_ms: None,
+                kv_cache_bytes: None,
+                weights_bytes: None,
+                peak_rss_bytes: None,
+                engine_counters: None,
+                effective: None,
+                estimated_peak_bytes: None,
+                cpu_time_ms: None,
+                energy: None,
+                stop_reason: Some("fixed".into()),
+                roofline: None,
+                metrics: vec![acc],
+            },
+            &[],
+        )
+        .expect("finish");
+    let dataset = data::load(&db).expect("load");
+    let ctx = build_context(&dataset, &common::inputs(), &Selection::default(), "x", "t")
+        .expect("context");
+    let row = ctx
+        .overview
+        .rows
+        .iter()
+        .find(|r| r.metric == "Accuracy (MMLU)")
+        .expect("accuracy row");
+    let phi = ctx
+        .overview
+        .columns
+        .iter()
+        .position(|c| c.label.starts_with("phi-4-mini (twin"))
+        .expect("phi column");
+    let cell = serde_json::to_value(&row.cells[phi]).expect("json");
+    assert_eq!(cell["text"], "31.2% ± 4.8", "{cell}");
+    assert!(cell.to_string().contains("96 questions"), "{cell}");
+    assert!(
+        cell.to_string().to_lowercase().contains("measured"),
+        "{cell}"
+    );
+    let mimo = ctx
+        .overview
+        .columns
+        .iter()
+        .position(|c| c.label.starts_with("mimo-7b (twin"))
+        .expect("mimo column");
+    let empty = serde_json::to_value(&row.cells[mimo]).expect("json");
+    assert!(empty.to_string().contains("no accuracy runs"), "{empty}");
+}
