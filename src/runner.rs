@@ -481,9 +481,7 @@ impl Runner {
         run: &NewRunRow,
         model: &ModelRow,
         case: &CaseRow,
-        end: &RunEndRow,
-        rows: &[RequestRow],
-        answers: &[AnswerRow],
+        (end, rows, answers): (&RunEndRow, &[RequestRow], &[AnswerRow]),
     ) -> Result<(), RunError> {
         if begun {
             match self
@@ -498,7 +496,15 @@ impl Runner {
             }
         }
         let mut fallback = Store::open(&self.fallback)?;
-        fallback.record_whole_run(&self.device, Some(model), case, run, end, rows, answers)?;
+        fallback.record_whole_run(&edgebench_store::WholeRun {
+            device: &self.device,
+            model: Some(model),
+            case,
+            run,
+            end,
+            requests: rows,
+            answers,
+        })?;
         eprintln!(
             "edgebench: run {} of {} kept in {}",
             run.id,
@@ -682,7 +688,11 @@ impl Runner {
         match outcome {
             Ok((end, rows, answers, report)) => {
                 self.store_run(
-                    begun, &new_run, &model_row, &case_row, &end, &rows, &answers,
+                    begun,
+                    &new_run,
+                    &model_row,
+                    &case_row,
+                    (&end, &rows, &answers),
                 )?;
                 Ok(CaseReport { run_id, ..report })
             }
@@ -704,7 +714,7 @@ impl Runner {
                     roofline: None,
                     metrics: Vec::new(),
                 };
-                self.store_run(begun, &new_run, &model_row, &case_row, &end, &[], &[])?;
+                self.store_run(begun, &new_run, &model_row, &case_row, (&end, &[], &[]))?;
                 Err(e)
             }
         }

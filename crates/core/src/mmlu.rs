@@ -53,7 +53,10 @@ pub struct MmluError {
 
 /// Parses RFC 4180 CSV (quoted fields may hold commas, doubled quotes and newlines) into
 /// records, each with the line it starts on.
-fn csv_records(text: &str) -> Result<Vec<(usize, Vec<String>)>, (usize, String)> {
+/// A CSV record and the line it starts on.
+type CsvRecord = (usize, Vec<String>);
+
+fn csv_records(text: &str) -> Result<Vec<CsvRecord>, (usize, String)> {
     let mut records = Vec::new();
     let mut fields = Vec::new();
     let mut field = String::new();

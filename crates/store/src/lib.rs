@@ -315,6 +315,18 @@ pub struct ParityRow {
     pub created_at_ms: i64,
 }
 
+/// A finished run with every row it refers to, for [`Store::record_whole_run`].
+#[derive(Debug, Clone, Copy)]
+pub struct WholeRun<'a> {
+    pub device: &'a DeviceRow,
+    pub model: Option<&'a ModelRow>,
+    pub case: &'a CaseRow,
+    pub run: &'a NewRunRow,
+    pub end: &'a RunEndRow,
+    pub requests: &'a [RequestRow],
+    pub answers: &'a [AnswerRow],
+}
+
 /// Storage row: one scored multiple-choice question.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnswerRow {
@@ -912,28 +924,20 @@ impl Store {
         Ok(())
     }
 
-    /// Writes a whole run, with the device, model and case rows it refers to (their ids in `run`
-    /// are replaced by this database's): how a run refused by one database lands in another.
-    pub fn record_whole_run(
-        &mut self,
-        device: &DeviceRow,
-        model: Option<&ModelRow>,
-        case: &CaseRow,
-        run: &NewRunRow,
-        end: &RunEndRow,
-        requests: &[RequestRow],
-        answers: &[AnswerRow],
-    ) -> Result<(), StoreError> {
+    /// Writes a whole run, with the device, model and case rows it refers to (their ids in
+    /// `whole.run` are replaced by this database's): how a run refused by one database lands in
+    /// another.
+    pub fn record_whole_run(&mut self, whole: &WholeRun<'_>) -> Result<(), StoreError> {
         let run = NewRunRow {
-            device_id: self.upsert_device(device)?,
-            model_id: model.map(|m| self.upsert_model(m)).transpose()?,
-            case_id: self.upsert_case(case)?,
-            ..run.clone()
+            device_id: self.upsert_device(whole.device)?,
+            model_id: whole.model.map(|m| self.upsert_model(m)).transpose()?,
+            case_id: self.upsert_case(whole.case)?,
+            ..whole.run.clone()
         };
         if self.run_status(&run.id)?.is_none() {
             self.begin_run(&run)?;
         }
-        self.finish_run_with_answers(&run.id, end, requests, answers)
+        self.finish_run_with_answers(&run.id, whole.end, whole.requests, whole.answers)
     }
 
     /// Marks `running` rows left by processes of this host that no longer exist as `aborted`.
