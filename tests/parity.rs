@@ -83,7 +83,13 @@ fn candle_matches_llama_cpp_on_every_model_present() {
             .iter()
             .map(|s| {
                 let file = format!("datasets/{s}.jsonl");
-                let prompts = dataset::load(&root.join(&file)).expect("dataset");
+                let mut prompts = dataset::load(&root.join(&file)).expect("dataset");
+                // `cargo xtask test` (EDGEBENCH_SMOKE=1) compares the first 4 prompts of each
+                // set: candle runs Gemma 3's 256-token prompts at a few tokens/s on 2 cores, and
+                // every prompt of every set would take most of CI's time.
+                if std::env::var("EDGEBENCH_SMOKE").is_ok_and(|v| v == "1") {
+                    prompts.truncate(4);
+                }
                 (file, prompts)
             })
             .collect(),

@@ -495,7 +495,9 @@ impl Store {
             path: path.to_owned(),
             options: options.clone(),
         };
-        store.configure()?;
+        // Setting WAL on a file another process is creating returns SQLITE_BUSY at once (no busy
+        // handler for that lock): retried like any other lock.
+        store.with_retry(Self::configure)?;
         store.with_retry(Self::migrate)?;
         if options.recover_stale_runs {
             store.recover()?;
