@@ -171,6 +171,16 @@ fn write_run(
         .expect("finish");
 }
 
+/// A child process killed when dropped, so a failing test leaves no endless writer behind.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn child(role: &str, db: &Path, extra: &[(&str, String)]) -> Child {
     let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
     cmd.args(["--exact", "child_process_entry", "--test-threads=1", "-q"])
@@ -313,7 +323,11 @@ fn a_writer_killed_at_random_points_leaves_an_intact_database_and_an_aborted_run
     let mut aborted_total = 0;
     const TRIALS: u32 = 24;
     for trial in 0..TRIALS {
-        let mut writer = child("endless_writer", &db, &[("TRIAL", trial.to_string())]);
+        let mut writer = KillOnDrop(child(
+            "endless_writer",
+            &db,
+            &[("TRIAL", trial.to_string())],
+        ));
         // Wait until the writer is inside its loop, then kill it at a random point.
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -328,8 +342,8 @@ fn a_writer_killed_at_random_points_leaves_an_intact_database_and_an_aborted_run
             std::thread::sleep(Duration::from_millis(2));
         }
         std::thread::sleep(Duration::from_millis(rng.below(60) as u64));
-        writer.kill().expect("SIGKILL");
-        writer.wait().expect("reap");
+        writer.0.kill().expect("SIGKILL");
+        writer.0.wait().expect("reap");
 
         // The next open sees the dead writer's `running` row and marks it aborted.
         let store = Store::open(&db).expect("open after kill");
@@ -435,11 +449,11 @@ fn ingest_is_idempotent_and_an_interrupted_ingest_retried_equals_a_clean_one() {
     let target = dir.path().join("target.sqlite");
     let mut partial_states = 0;
     for _ in 0..4 {
-        let mut ingest = child(
+        let mut ingest = KillOnDrop(child(
             "ingest",
             &target,
             &[("SOURCE", source.display().to_string())],
-        );
+        ));
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut seen = 0;
         while Instant::now() < deadline {
@@ -453,8 +467,8 @@ fn ingest_is_idempotent_and_an_interrupted_ingest_retried_equals_a_clean_one() {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        ingest.kill().expect("SIGKILL");
-        let status = ingest.wait().expect("reap");
+        ingest.0.kill().expect("SIGKILL");
+        let status = ingest.0.wait().expect("reap");
         let store = Store::open(&target).expect("open");
         let runs = count(&store, "SELECT COUNT(*) FROM runs");
         if !status.success() && runs < 300 {
