@@ -960,17 +960,7 @@ impl Runner {
                 };
                 metrics.push(MetricRow {
                     metric: metric.to_owned(),
-                    unit: "fraction".into(),
-                    n: m.summary.n as u32,
-                    mean: m.summary.mean,
                     median: m.summary.mean,
-                    stddev: m.summary.stddev,
-                    cv: m.summary.cv,
-                    min: m.summary.min,
-                    max: m.summary.max,
-                    p90: m.summary.p90,
-                    p95: m.summary.p95,
-                    p99: m.summary.p99,
                     // A proportion's interval: ±1.96 standard errors (normal approximation).
                     ci: Some((
                         (m.summary.mean - 1.96 * se).max(0.0),
@@ -979,6 +969,7 @@ impl Runner {
                     )),
                     outliers_low: 0,
                     outliers_high: 0,
+                    ..metric_row(&m)
                 });
             }
         };
@@ -1011,23 +1002,7 @@ impl Runner {
         if let Some(m) =
             measure::summarize_metric("prefill_tokens_per_s", "tokens/s", &rates, s.seed)
         {
-            metrics.push(MetricRow {
-                metric: m.metric.into(),
-                unit: m.unit.into(),
-                n: m.summary.n as u32,
-                mean: m.summary.mean,
-                median: m.summary.median,
-                stddev: m.summary.stddev,
-                cv: m.summary.cv,
-                min: m.summary.min,
-                max: m.summary.max,
-                p90: m.summary.p90,
-                p95: m.summary.p95,
-                p99: m.summary.p99,
-                ci: m.ci.map(|c| (c.low, c.high, c.level)),
-                outliers_low: m.outliers_low,
-                outliers_high: m.outliers_high,
-            });
+            metrics.push(metric_row(&m));
         }
         let peak_rss = peak_rss_bytes();
         let prefill_median = metrics
@@ -1307,25 +1282,30 @@ fn metric_rows(rows: &[RequestRow], steps: &[StepTotals], seed: u64) -> Vec<Metr
         .enumerate()
         .filter_map(|(i, (metric, unit, samples))| {
             let m = measure::summarize_metric(metric, unit, &samples, seed.wrapping_add(i as u64))?;
-            Some(MetricRow {
-                metric: m.metric.into(),
-                unit: m.unit.into(),
-                n: m.summary.n as u32,
-                mean: m.summary.mean,
-                median: m.summary.median,
-                stddev: m.summary.stddev,
-                cv: m.summary.cv,
-                min: m.summary.min,
-                max: m.summary.max,
-                p90: m.summary.p90,
-                p95: m.summary.p95,
-                p99: m.summary.p99,
-                ci: m.ci.map(|c| (c.low, c.high, c.level)),
-                outliers_low: m.outliers_low,
-                outliers_high: m.outliers_high,
-            })
+            Some(metric_row(&m))
         })
         .collect()
+}
+
+/// The storage row of a metric summary.
+fn metric_row(m: &measure::MetricSummary) -> MetricRow {
+    MetricRow {
+        metric: m.metric.into(),
+        unit: m.unit.into(),
+        n: m.summary.n as u32,
+        mean: m.summary.mean,
+        median: m.summary.median,
+        stddev: m.summary.stddev,
+        cv: m.summary.cv,
+        min: m.summary.min,
+        max: m.summary.max,
+        p90: m.summary.p90,
+        p95: m.summary.p95,
+        p99: m.summary.p99,
+        ci: m.ci.map(|c| (c.low, c.high, c.level)),
+        outliers_low: m.outliers_low,
+        outliers_high: m.outliers_high,
+    }
 }
 
 /// Generated tokens up to (not including) the first end-of-generation token.
