@@ -6,8 +6,11 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use edgebench_backend::{Backend, BackendError, BackendKind, LoadOptions, TokenId, Vocabulary};
+use edgebench_backend::{
+    Backend, BackendError, BackendKind, EngineCounters, LoadOptions, TokenId, Vocabulary,
+};
 use edgebench_core::measure::{self, StopReason};
+use edgebench_core::overhead::RepetitionPhases;
 use edgebench_core::registry::Origin;
 use edgebench_core::scenario::{Category, Device, KvType, Sampling};
 use edgebench_core::schedule::{self, SchedulerConfig};
@@ -277,6 +280,7 @@ pub struct Runner {
     host: String,
     hashes: HashMap<PathBuf, (u64, String)>,
     smoke: bool,
+    fixed_stopping: bool,
     /// Where runs go when `store` cannot take them (locked, read-only, full).
     fallback: PathBuf,
 }
@@ -442,6 +446,7 @@ impl Runner {
             host,
             hashes: HashMap::new(),
             smoke: false,
+            fixed_stopping: false,
             fallback,
         })
     }
@@ -541,6 +546,12 @@ impl Runner {
         self.smoke = smoke;
     }
 
+    /// Ignores every scenario's `[stopping]` and runs its `max_repetitions` instead: the fixed
+    /// plan adaptive stopping is measured against (`EDGEBENCH_STOPPING=fixed`).
+    pub fn set_fixed_stopping(&mut self, fixed: bool) {
+        self.fixed_stopping = fixed;
+    }
+
     fn plan(&self, case: &Case) -> RunPlan {
         let s = &case.scenario;
         let prompts = s.prompts.map_or(usize::MAX, |n| n as usize);
@@ -553,7 +564,10 @@ impl Runner {
         } else {
             RunPlan {
                 warmup: s.warmup,
-                repetitions: s.repetitions,
+                repetitions: match &s.stopping {
+                    Some(stopping) if self.fixed_stopping => stopping.max_repetitions,
+                    _ => s.repetitions,
+                },
                 prompts,
             }
         }
@@ -706,6 +720,7 @@ impl Runner {
                     weights_bytes: None,
                     peak_rss_bytes: peak_rss_bytes(),
                     engine_counters: None,
+                    phase_timings: None,
                     effective: None,
                     estimated_peak_bytes: Some(estimate.total()),
                     cpu_time_ms: None,
@@ -759,6 +774,8 @@ impl Runner {
         let rapl = crate::device_facts::Rapl::open();
         let (mut cpu_before, mut energy_before) = (None, None);
         let mut measured_steps = Vec::new();
+        let mut phases: Vec<RepetitionPhases> = Vec::new();
+        let mut engine_totals = EngineCounters::default();
         let mut measuring_since = Instant::now();
         let mut repetition = 0;
         let stop_reason = loop {
@@ -799,6 +816,22 @@ impl Runner {
             if warmup {
                 continue;
             }
+            // The engine's counters for this repetition alone, beside our timing of the same
+            // phases; read between repetitions, outside every timed span.
+            if let Some(c) = session.counters() {
+                session.reset_counters();
+                engine_totals.add(&c);
+                phases.push(RepetitionPhases {
+                    harness_prefill_tokens: outcome.steps.prefill_tokens,
+                    harness_prefill_ns: outcome.steps.prefill_ns,
+                    harness_decode_tokens: outcome.steps.decode_tokens,
+                    harness_decode_ns: outcome.steps.decode_ns,
+                    engine_prefill_tokens: c.prompt_eval_tokens,
+                    engine_prefill_ms: c.prompt_eval_ms,
+                    engine_decode_tokens: c.eval_tokens,
+                    engine_decode_ms: c.eval_ms,
+                });
+            }
             measured_steps.push(outcome.steps);
             if self.smoke {
                 break StopReason::Smoke;
@@ -810,20 +843,28 @@ impl Runner {
             if let Some(reason) = measure::should_stop(
                 &rates,
                 plan.repetitions,
-                s.stopping.as_ref(),
+                s.stopping.as_ref().filter(|_| !self.fixed_stopping),
                 measuring_since.elapsed().as_secs_f64(),
                 s.seed,
             ) {
                 break reason;
             }
         };
-        let counters = session.counters().map(|c| {
-            serde_json::json!({
-                "prompt_eval_ms": c.prompt_eval_ms, "prompt_eval_tokens": c.prompt_eval_tokens,
-                "eval_ms": c.eval_ms, "eval_tokens": c.eval_tokens,
-            })
-            .to_string()
-        });
+        let (counters, phase_timings) = if phases.is_empty() {
+            (None, None)
+        } else {
+            let c = engine_totals;
+            (
+                Some(
+                    serde_json::json!({
+                        "prompt_eval_ms": c.prompt_eval_ms, "prompt_eval_tokens": c.prompt_eval_tokens,
+                        "eval_ms": c.eval_ms, "eval_tokens": c.eval_tokens,
+                    })
+                    .to_string(),
+                ),
+                serde_json::to_string(&phases).ok(),
+            )
+        };
         let cpu_time_ms = cpu_before
             .zip(crate::device_facts::process_cpu_ms())
             .map(|(before, after)| after - before);
@@ -881,6 +922,7 @@ impl Runner {
             weights_bytes: Some(memory.weights_bytes),
             peak_rss_bytes: peak_rss,
             engine_counters: counters,
+            phase_timings,
             effective: Some(EffectiveRow {
                 kv_storage: effective.kv_storage,
                 weights_loading: effective.weights.into(),
@@ -969,7 +1011,7 @@ impl Runner {
                     )),
                     outliers_low: 0,
                     outliers_high: 0,
-                    ..metric_row(&m)
+                    ..MetricRow::from_summary(&m)
                 });
             }
         };
@@ -1002,7 +1044,7 @@ impl Runner {
         if let Some(m) =
             measure::summarize_metric("prefill_tokens_per_s", "tokens/s", &rates, s.seed)
         {
-            metrics.push(metric_row(&m));
+            metrics.push(MetricRow::from_summary(&m));
         }
         let peak_rss = peak_rss_bytes();
         let prefill_median = metrics
@@ -1043,6 +1085,7 @@ impl Runner {
             weights_bytes: Some(memory.weights_bytes),
             peak_rss_bytes: peak_rss,
             engine_counters: None,
+            phase_timings: None,
             effective: Some(EffectiveRow {
                 kv_storage: effective.kv_storage,
                 weights_loading: effective.weights.into(),
@@ -1282,30 +1325,9 @@ fn metric_rows(rows: &[RequestRow], steps: &[StepTotals], seed: u64) -> Vec<Metr
         .enumerate()
         .filter_map(|(i, (metric, unit, samples))| {
             let m = measure::summarize_metric(metric, unit, &samples, seed.wrapping_add(i as u64))?;
-            Some(metric_row(&m))
+            Some(MetricRow::from_summary(&m))
         })
         .collect()
-}
-
-/// The storage row of a metric summary.
-fn metric_row(m: &measure::MetricSummary) -> MetricRow {
-    MetricRow {
-        metric: m.metric.into(),
-        unit: m.unit.into(),
-        n: m.summary.n as u32,
-        mean: m.summary.mean,
-        median: m.summary.median,
-        stddev: m.summary.stddev,
-        cv: m.summary.cv,
-        min: m.summary.min,
-        max: m.summary.max,
-        p90: m.summary.p90,
-        p95: m.summary.p95,
-        p99: m.summary.p99,
-        ci: m.ci.map(|c| (c.low, c.high, c.level)),
-        outliers_low: m.outliers_low,
-        outliers_high: m.outliers_high,
-    }
 }
 
 /// Generated tokens up to (not including) the first end-of-generation token.

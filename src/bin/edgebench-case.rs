@@ -52,6 +52,7 @@ fn run(name: &str) -> Result<CaseReport> {
         .with_context(|| format!("model `{}` is not in models.toml", case.model))?;
     let mut runner = Runner::open(&root, &models_dir, &paths::database(&root))?;
     runner.set_smoke(std::env::var("EDGEBENCH_SMOKE").is_ok_and(|v| v == "1"));
+    runner.set_fixed_stopping(std::env::var("EDGEBENCH_STOPPING").is_ok_and(|v| v == "fixed"));
     if let Ok(invocation) = std::env::var("EDGEBENCH_INVOCATION") {
         runner.set_invocation(invocation);
     }

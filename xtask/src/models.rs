@@ -12,14 +12,14 @@ use edgebench_core::Registry;
 use edgebench_core::registry::{ModelFile, PypiSource};
 use indicatif::{ProgressBar, ProgressStyle};
 
-fn registry(root: &Path) -> Result<Registry> {
+pub(crate) fn registry(root: &Path) -> Result<Registry> {
     let path = root.join("models.toml");
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     Ok(Registry::parse("models.toml", &text)?)
 }
 
-fn sha256_file(path: &Path) -> Result<String> {
+pub(crate) fn sha256_file(path: &Path) -> Result<String> {
     use sha2::Digest;
     let mut file =
         std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;

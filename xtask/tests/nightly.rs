@@ -139,6 +139,7 @@ fn night(dir: &Path, name: &str, fingerprint: &str, night: i64, decode_ms: f64) 
                 weights_bytes: None,
                 peak_rss_bytes: None,
                 engine_counters: None,
+                phase_timings: None,
                 effective: None,
                 estimated_peak_bytes: None,
                 cpu_time_ms: None,

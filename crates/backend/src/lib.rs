@@ -96,6 +96,16 @@ pub struct EngineCounters {
     pub eval_tokens: u64,
 }
 
+impl EngineCounters {
+    /// Adds another span's counts to these (repetitions read one at a time).
+    pub fn add(&mut self, other: &Self) {
+        self.prompt_eval_ms += other.prompt_eval_ms;
+        self.prompt_eval_tokens += other.prompt_eval_tokens;
+        self.eval_ms += other.eval_ms;
+        self.eval_tokens += other.eval_tokens;
+    }
+}
+
 /// Facts about the engine build, for the device fingerprint.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EngineBuild {
@@ -251,6 +261,34 @@ pub fn log_softmax_at(logits: &[f32], token: TokenId) -> Option<f64> {
     Some(x - f64::from(max) - sum.ln())
 }
 
+/// The index of the largest logit, the first one on ties (as llama.cpp's greedy sampler picks);
+/// NaNs are never picked. `None` for an empty or all-NaN slice.
+#[must_use]
+#[inline]
+pub fn argmax(logits: &[f32]) -> Option<usize> {
+    // Two passes that vectorize (eight running maxima, then the first block holding the
+    // maximum) beat one branchy pass: this runs once per token over up to 262k logits.
+    const LANES: usize = 8;
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let blocks = logits.chunks_exact(LANES);
+    let tail = blocks.remainder();
+    for block in blocks {
+        for (m, &x) in lanes.iter_mut().zip(block) {
+            // NaN compares false and is never kept.
+            *m = if x > *m { x } else { *m };
+        }
+    }
+    let max = lanes
+        .into_iter()
+        .chain(tail.iter().copied())
+        .fold(f32::NEG_INFINITY, |m, x| if x > m { x } else { m });
+    let block = logits
+        .chunks(LANES)
+        .position(|b| b.iter().fold(false, |hit, &x| hit | (x == max)))?;
+    let within = logits[block * LANES..].iter().position(|&x| x == max)?;
+    Some(block * LANES + within)
+}
+
 /// Wall time of `f`, with the result.
 pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let start = std::time::Instant::now();
@@ -260,7 +298,16 @@ pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
 
 #[cfg(test)]
 mod tests {
-    use super::log_softmax_at;
+    use super::{argmax, log_softmax_at};
+
+    #[test]
+    fn argmax_takes_the_first_maximum_and_skips_nan() {
+        assert_eq!(argmax(&[1.0, 3.0, 2.0, 3.0]), Some(1));
+        assert_eq!(argmax(&[f32::NAN, -1.0, -2.0]), Some(1));
+        assert_eq!(argmax(&[f32::NEG_INFINITY, f32::NEG_INFINITY]), Some(0));
+        assert_eq!(argmax(&[]), None);
+        assert_eq!(argmax(&[f32::NAN]), None);
+    }
 
     #[test]
     fn log_softmax_by_hand() {

@@ -417,6 +417,40 @@ pub fn validate_file(path: &Path) -> Result<Summary, GgufError> {
     })
 }
 
+/// GGUF headers for tests and benchmarks: large files without writing their tensor data.
+pub mod synthetic {
+    /// A GGUF v3 header and tensor table for F32 tensors of the given element counts, padded to
+    /// the default alignment; the tensor data (`4 × Σ elements` bytes) follows it. Returns the
+    /// header and the data size.
+    #[must_use]
+    pub fn f32_header(architecture: &str, tensors: &[(String, u64)]) -> (Vec<u8>, u64) {
+        let mut f = b"GGUF".to_vec();
+        f.extend(3u32.to_le_bytes());
+        f.extend((tensors.len() as u64).to_le_bytes());
+        f.extend(1u64.to_le_bytes());
+        let key = b"general.architecture";
+        f.extend((key.len() as u64).to_le_bytes());
+        f.extend(key);
+        f.extend(8u32.to_le_bytes()); // string
+        f.extend((architecture.len() as u64).to_le_bytes());
+        f.extend(architecture.as_bytes());
+        let mut offset = 0u64;
+        for (name, elements) in tensors {
+            f.extend((name.len() as u64).to_le_bytes());
+            f.extend(name.as_bytes());
+            f.extend(1u32.to_le_bytes());
+            f.extend(elements.to_le_bytes());
+            f.extend(0u32.to_le_bytes()); // F32
+            f.extend(offset.to_le_bytes());
+            offset += (elements * 4).next_multiple_of(super::DEFAULT_ALIGNMENT);
+        }
+        while !(f.len() as u64).is_multiple_of(super::DEFAULT_ALIGNMENT) {
+            f.push(0);
+        }
+        (f, offset)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

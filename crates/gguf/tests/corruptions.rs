@@ -162,3 +162,50 @@ fn tempfile_dir() -> PathBuf {
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }
+
+/// Counts the bytes a reader hands out.
+struct Counting<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+#[test]
+fn validation_of_a_250_mb_file_reads_only_its_header() {
+    let tensors: Vec<(String, u64)> = (0..250)
+        .map(|i| (format!("blk.{i}.ffn_up.weight"), 262_144))
+        .collect();
+    let (header, data) = edgebench_gguf::synthetic::f32_header("llama", &tensors);
+    assert!(data >= 250 << 20);
+    let dir = tempfile_dir();
+    let path = dir.join("sparse-250mb.gguf");
+    std::fs::write(&path, &header).expect("write header");
+    // A hole, not 250 MB of writes: the data region exists only as a length.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_len(header.len() as u64 + data))
+        .expect("extend");
+    let len = std::fs::metadata(&path).expect("metadata").len();
+    let mut reader = Counting {
+        inner: std::fs::File::open(&path).expect("open"),
+        read: 0,
+    };
+    let summary = validate(&mut reader, len).expect("valid");
+    assert_eq!((summary.tensor_count, summary.data_bytes), (250, data));
+    assert!(
+        reader.read <= header.len() as u64,
+        "read {} bytes of a {}-byte header: validation touched tensor data",
+        reader.read,
+        header.len()
+    );
+    assert!(validate_file(&path).is_ok());
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -52,6 +52,7 @@ pub struct ReportContext {
     pub concurrency: ConcurrencySection,
     pub kv: KvSection,
     pub backends: BackendSection,
+    pub runs: RunSection,
     pub claims: ClaimSection,
     pub roi: RoiSection,
     pub devices: DeviceSection,
@@ -169,6 +170,31 @@ pub struct ParityRow {
     pub teacher_forced: String,
     pub max_top10_diff: String,
     pub max_vocab_diff: String,
+}
+
+/// One row per run that generated or prefilled: its speed, how close its decode came to the
+/// device's bandwidth roofline, and what the harness cost against the engine's own counters.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSection {
+    pub rows: Vec<RunRow>,
+    pub roofline_formula: String,
+    pub overhead_rule: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    pub case: String,
+    pub model: String,
+    /// `edgebench` or `imported:llama-bench`.
+    pub origin: String,
+    pub threads: u32,
+    pub generation: Cell,
+    pub prefill: Cell,
+    pub roofline: Cell,
+    pub overhead_prefill: Cell,
+    pub overhead_generation: Cell,
+    /// Why the roofline fraction is far from typical, when it is.
+    pub note: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

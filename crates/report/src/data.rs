@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use edgebench_core::overhead::{self, RepetitionPhases};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::ReportError;
@@ -33,6 +34,12 @@ pub struct Run {
     pub energy_source: Option<String>,
     pub stop_reason: Option<String>,
     pub roofline_fraction: Option<f64>,
+    /// The triad bandwidth the roofline fraction was taken against.
+    pub bandwidth_bytes_per_s: Option<f64>,
+    /// `edgebench`, or `imported:<tool>` for runs brought in from another tool's output.
+    pub origin: String,
+    /// Per measured repetition, the harness's and the engine's timing of the same phases.
+    pub phases: Vec<RepetitionPhases>,
     pub kv_storage: Option<String>,
     pub scheduling: Option<String>,
     pub metrics: BTreeMap<String, Metric>,
@@ -204,7 +211,8 @@ fn load_runs(conn: &Connection) -> rusqlite::Result<Vec<Run>> {
                 c.name, c.scenario, c.category, c.model, c.quant, c.backend, c.concurrency,
                 c.threads, c.context, c.prompt_tokens, c.generate_tokens, c.kv_variant,
                 c.kv_baseline, c.type_k, c.type_v, c.flash_attention, c.mmap,
-                m.registry_id, m.label, m.origin, m.quant, m.size_bytes, m.sha256
+                m.registry_id, m.label, m.origin, m.quant, m.size_bytes, m.sha256,
+                r.bandwidth_bytes_per_s, r.origin, r.phase_timings
          FROM runs r JOIN cases c ON c.id = r.case_id LEFT JOIN models m ON m.id = r.model_id
          ORDER BY r.started_at_ms, r.id",
     )?;
@@ -232,6 +240,13 @@ fn load_runs(conn: &Connection) -> rusqlite::Result<Vec<Run>> {
                 energy_source: r.get(17)?,
                 stop_reason: r.get(18)?,
                 roofline_fraction: r.get(19)?,
+                bandwidth_bytes_per_s: r.get(45)?,
+                origin: r.get(46)?,
+                // Written by this tool; an unreadable value is treated as absent.
+                phases: r
+                    .get::<_, Option<String>>(47)?
+                    .and_then(|json| overhead::parse(&json).ok())
+                    .unwrap_or_default(),
                 kv_storage: r.get(20)?,
                 scheduling: r.get(21)?,
                 case: CaseInfo {

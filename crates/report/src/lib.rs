@@ -218,6 +218,7 @@ pub fn build_context(
         concurrency: build::concurrency(&current),
         kv: build::kv(&current, &inputs.registry),
         backends: build::backends(&current, &dataset.parity),
+        runs: build::runs(&current, &dataset.devices),
         claims: build::claims_section(&inputs.claims, &inputs.registry, roi_best, &dataset.devices),
         roi,
         devices: build::devices(dataset, &all),

@@ -23,6 +23,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("backends.html", include_str!("../templates/backends.html")),
     ("claims.html", include_str!("../templates/claims.html")),
     ("roi.html", include_str!("../templates/roi.html")),
+    ("runs.html", include_str!("../templates/runs.html")),
     ("devices.html", include_str!("../templates/devices.html")),
     (
         "regressions.html",
@@ -85,6 +86,11 @@ pub fn html(c: &ReportContext) -> Result<String, ReportError> {
             "backends",
             "Backends",
             section(&env, "backends.html", &c.backends)?,
+        ),
+        (
+            "runs",
+            "Every run: roofline and harness overhead",
+            section(&env, "runs.html", &c.runs)?,
         ),
         (
             "claims",

@@ -390,6 +390,7 @@ fn an_accuracy_run_fills_the_overview_accuracy_cell_as_measured() {
                 weights_bytes: None,
                 peak_rss_bytes: None,
                 engine_counters: None,
+                phase_timings: None,
                 effective: None,
                 estimated_peak_bytes: None,
                 cpu_time_ms: None,
@@ -431,4 +432,92 @@ fn an_accuracy_run_fills_the_overview_accuracy_cell_as_measured() {
         .expect("mimo column");
     let empty = serde_json::to_value(&row.cells[mimo]).expect("json");
     assert!(empty.to_string().contains("no accuracy runs"), "{empty}");
+}
+
+#[test]
+fn every_run_shows_its_roofline_share_and_harness_overhead() {
+    let (_dir, db) = fixture();
+    let dataset = data::load(&db).expect("load");
+    let ctx = build_context(&dataset, &common::inputs(), &Selection::default(), "x", "t")
+        .expect("context");
+    let rows = &ctx.runs.rows;
+    assert!(!rows.is_empty());
+    // Every generation row carries the roofline share: the fixture stores one for every run.
+    for r in rows {
+        assert!(
+            r.roofline.text.ends_with('%'),
+            "{}: {:?}",
+            r.case,
+            r.roofline
+        );
+    }
+    let gemma = rows
+        .iter()
+        .find(|r| {
+            r.case
+                .starts_with("code_generation::gemma3-270m::Q4_K_M::llama_cpp::c1")
+        })
+        .expect("gemma llama.cpp row");
+    assert_eq!(gemma.roofline.text, "50%");
+    assert!(
+        gemma.roofline.detail.contains("bound ≈"),
+        "{:?}",
+        gemma.roofline
+    );
+    // Harness 2.010 s vs engine 2.000 s for the same tokens: 0.9950, with n and spread.
+    assert_eq!(gemma.overhead_generation.text, "0.9950");
+    assert!(
+        gemma.overhead_generation.detail.contains("n=3"),
+        "{:?}",
+        gemma.overhead_generation
+    );
+    // Prefill 1.005–1.007 s vs 1.000 s: median 1/1.006.
+    assert_eq!(gemma.overhead_prefill.text, format!("{:.4}", 1.0 / 1.006));
+    // candle keeps no counters; twins above 100% are explained.
+    let candle = rows
+        .iter()
+        .find(|r| r.case.contains("::candle::"))
+        .expect("candle row");
+    assert!(
+        candle
+            .overhead_generation
+            .detail
+            .contains("keeps no counters")
+    );
+    let twin = rows
+        .iter()
+        .find(|r| r.model.contains("twin") && r.roofline.text == "130%")
+        .expect("twin row");
+    assert!(twin.note.contains("cache"), "{}", twin.note);
+    let html = edgebench_report::render::html(&ctx).expect("html");
+    assert!(html.contains("id=\"runs-table\"") && html.contains("0.9950"));
+}
+
+#[test]
+fn a_generated_lab_history_renders() {
+    // The bench's generator at 1/100 scale: 10 runs of 10,000 samples.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("lab.sqlite");
+    let spec = edgebench_store::synthetic::HistorySpec {
+        runs: 20,
+        cases: 10,
+        requests_per_run: 5,
+        latencies_per_request: 100,
+        seed: 9,
+    };
+    let mut store = edgebench_store::Store::open(&db).expect("open");
+    let samples = edgebench_store::synthetic::write_history(&mut store, &spec).expect("write");
+    drop(store);
+    assert_eq!(samples, spec.samples());
+    let dataset = data::load(&db).expect("load");
+    assert_eq!(dataset.runs.len(), 20);
+    let stored: usize = dataset.runs.iter().map(|r| r.samples.tpot_ms.len()).sum();
+    assert_eq!(stored, samples);
+    let ctx = build_context(&dataset, &common::inputs(), &Selection::default(), "x", "t")
+        .expect("context");
+    // Ten cases, two nights: ten current runs, each compared with the night before.
+    assert_eq!(ctx.measured_runs, 10);
+    assert_eq!(ctx.runs.rows.len(), 10);
+    assert!(ctx.regressions.rows.len() >= 10);
+    assert!(ctx.runs.rows.iter().all(|r| r.model.contains("synthetic")));
 }

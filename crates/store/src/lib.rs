@@ -12,6 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 pub mod exchange;
 pub mod llama_bench;
+pub mod synthetic;
 
 /// Ordered migrations; entry `i` moves the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -42,6 +43,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0007_2026-11-25_answers",
         include_str!("../migrations/0007_2026-11-25_answers.sql"),
+    ),
+    (
+        "0008_2026-11-29_phase_timings",
+        include_str!("../migrations/0008_2026-11-29_phase_timings.sql"),
     ),
 ];
 
@@ -231,6 +236,9 @@ pub struct RunEndRow {
     pub weights_bytes: Option<u64>,
     pub peak_rss_bytes: Option<u64>,
     pub engine_counters: Option<String>,
+    /// JSON: per measured repetition, the harness's and the engine's timing of prefill and
+    /// decode (see migration 0008); `None` when the engine keeps no counters.
+    pub phase_timings: Option<String>,
     /// What the engine actually ran with (absent when the run failed before loading).
     pub effective: Option<EffectiveRow>,
     pub estimated_peak_bytes: Option<u64>,
@@ -272,6 +280,30 @@ pub struct MetricRow {
     pub ci: Option<(f64, f64, f64)>,
     pub outliers_low: u32,
     pub outliers_high: u32,
+}
+
+impl MetricRow {
+    /// The storage row of a metric summary.
+    #[must_use]
+    pub fn from_summary(m: &edgebench_core::measure::MetricSummary) -> Self {
+        Self {
+            metric: m.metric.into(),
+            unit: m.unit.into(),
+            n: m.summary.n as u32,
+            mean: m.summary.mean,
+            median: m.summary.median,
+            stddev: m.summary.stddev,
+            cv: m.summary.cv,
+            min: m.summary.min,
+            max: m.summary.max,
+            p90: m.summary.p90,
+            p95: m.summary.p95,
+            p99: m.summary.p99,
+            ci: m.ci.map(|c| (c.low, c.high, c.level)),
+            outliers_low: m.outliers_low,
+            outliers_high: m.outliers_high,
+        }
+    }
 }
 
 /// Storage row: one measurement of a device (e.g. its memory bandwidth).
@@ -828,7 +860,7 @@ impl Store {
                          kv_storage = ?10, weights_loading = ?11, scheduling = ?12, flash_attention_used = ?13,
                          estimated_peak_bytes = ?14, cpu_time_ms = ?15, energy_j = ?16, energy_source = ?17,
                          stop_reason = ?18, decode_bytes_read = ?19, decode_steps_ns = ?20,
-                         bandwidth_bytes_per_s = ?21, roofline_fraction = ?22
+                         bandwidth_bytes_per_s = ?21, roofline_fraction = ?22, phase_timings = ?23
                      WHERE id = ?1",
                     params![
                         run_id,
@@ -852,7 +884,8 @@ impl Store {
                         end.roofline.map(|r| to_i64(r.decode_bytes_read)),
                         end.roofline.map(|r| to_i64(r.decode_steps_ns)),
                         end.roofline.map(|r| r.bandwidth_bytes_per_s),
-                        end.roofline.map(|r| r.fraction)
+                        end.roofline.map(|r| r.fraction),
+                        end.phase_timings
                     ],
                 )
                 .map_err(err("record the end of a run"))?;

@@ -141,6 +141,7 @@ fn a_run_stores_every_sample_atomically() {
         weights_bytes: Some(20),
         peak_rss_bytes: Some(30),
         engine_counters: None,
+        phase_timings: None,
         effective: Some(EffectiveRow {
             kv_storage: "f32/f32".into(),
             weights_loading: "read".into(),

@@ -109,6 +109,7 @@ fn end(started: i64) -> RunEndRow {
         weights_bytes: Some(1 << 22),
         peak_rss_bytes: Some(1 << 24),
         engine_counters: None,
+        phase_timings: None,
         effective: None,
         estimated_peak_bytes: Some(1 << 24),
         cpu_time_ms: Some(3.0),

@@ -1,0 +1,302 @@
+//! A generator of results databases that look like a device lab's history, for benchmarks and
+//! tests that need volume (10⁶ samples over 1,000 runs) without running any model.
+//!
+//! Runs go through the same [`Store`] calls as real ones. Every number is drawn from a seeded
+//! generator and labelled as such: model ids end in `-synthetic`, labels say "synthetic data",
+//! hosts are `lab-synthetic-N` and runs carry `tool_version = 'synthetic'`, so such a database
+//! can never pass for measurements.
+
+use edgebench_core::measure::summarize_metric;
+use edgebench_core::stats::{self, SplitMix64};
+
+use crate::{
+    CaseRow, DeviceRow, MetricRow, ModelRow, NewRunRow, RequestRow, RunEndRow, RunStatus, Store,
+    StoreError,
+};
+
+/// How much history to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistorySpec {
+    pub runs: usize,
+    /// Distinct cases; run `i` is case `i % cases`, night `i / cases`.
+    pub cases: usize,
+    pub requests_per_run: usize,
+    /// Inter-token latencies per request: the raw samples.
+    pub latencies_per_request: usize,
+    pub seed: u64,
+}
+
+impl HistorySpec {
+    /// 1,000 runs × 10 requests × 100 token latencies = 10⁶ raw samples, 50 cases over 20
+    /// nights.
+    pub const LAB: Self = Self {
+        runs: 1_000,
+        cases: 50,
+        requests_per_run: 10,
+        latencies_per_request: 100,
+        seed: 2026,
+    };
+
+    #[must_use]
+    pub fn samples(&self) -> usize {
+        self.runs * self.requests_per_run * self.latencies_per_request
+    }
+}
+
+const SCENARIOS: [(&str, &str); 5] = [
+    ("code_generation", "code_generation"),
+    ("math_reasoning", "math_reasoning"),
+    ("long_context", "long_context"),
+    ("multi_turn", "multi_turn"),
+    ("batch_concurrent", "code_generation"),
+];
+const MODELS: [(&str, &str); 5] = [
+    ("mimo-7b-twin16-synthetic", "qwen2"),
+    ("phi-4-mini-twin16-synthetic", "phi3"),
+    ("gemma3-270m-synthetic", "gemma3"),
+    ("smollm2-135m-synthetic", "llama"),
+    ("qwen-tiny-synthetic", "qwen2"),
+];
+const DAY_MS: i64 = 86_400_000;
+
+/// A positive sample around `mean` with a log-normal spread `sigma`.
+fn lognormal(rng: &mut SplitMix64, mean: f64, sigma: f64) -> f64 {
+    let u = (rng.below(1 << 30) as f64 + 0.5) / f64::from(1u32 << 30);
+    mean * (sigma * stats::normal_quantile(u)).exp()
+}
+
+fn case_row(c: usize) -> CaseRow {
+    let (scenario, category) = SCENARIOS[c % SCENARIOS.len()];
+    let (model, _) = MODELS[(c / SCENARIOS.len()) % MODELS.len()];
+    let backend = if (c / (SCENARIOS.len() * MODELS.len())).is_multiple_of(2) {
+        "llama_cpp"
+    } else {
+        "candle"
+    };
+    let concurrency = if scenario == "batch_concurrent" { 4 } else { 1 };
+    CaseRow {
+        case_key: format!("synthetic-case-{c}"),
+        name: format!("{scenario}::{model}::Q4_0::{backend}::c{concurrency}"),
+        scenario: scenario.into(),
+        category: category.into(),
+        model: model.into(),
+        quant: "Q4_0".into(),
+        backend: backend.into(),
+        device: "cpu".into(),
+        concurrency,
+        threads: 2,
+        context: 1024,
+        prompt_tokens: 256,
+        generate_tokens: 101,
+        batch: 512,
+        kv_variant: "default".into(),
+        kv_baseline: true,
+        type_k: "f16".into(),
+        type_v: "f16".into(),
+        flash_attention: false,
+        mmap: true,
+        sampling: "greedy".into(),
+    }
+}
+
+fn model_row(m: usize) -> ModelRow {
+    let (id, arch) = MODELS[m];
+    ModelRow {
+        sha256: format!("{:064x}", 0x5f17_0000 + m),
+        registry_id: id.into(),
+        label: format!("{id} (synthetic data)"),
+        origin: if id.contains("twin") { "twin" } else { "real" }.into(),
+        quant: "Q4_0".into(),
+        gguf_arch: arch.into(),
+        size_bytes: 50_000_000 * (m as u64 + 1),
+        path: format!("models/synthetic/{id}.gguf"),
+    }
+}
+
+fn device_row(d: usize) -> DeviceRow {
+    DeviceRow {
+        fingerprint: format!("synthetic-device-{d}"),
+        hostname: format!("lab-synthetic-{d}"),
+        cpu_model: "synthetic 2-core CPU".into(),
+        cpu_features: "avx2".into(),
+        cores_physical: Some(2),
+        cores_logical: 2,
+        ram_bytes: 8 << 30,
+        os: "linux".into(),
+        kernel: "6".into(),
+        engine_builds: "[]".into(),
+        build_profile: "release".into(),
+        details: "{\"synthetic\":true}".into(),
+    }
+}
+
+/// The request rows and metric summaries of one generated run.
+fn run_rows(
+    rng: &mut SplitMix64,
+    spec: &HistorySpec,
+    mean_gap_ns: f64,
+    seed: u64,
+) -> (Vec<RequestRow>, Vec<MetricRow>) {
+    let mut rows = Vec::with_capacity(spec.requests_per_run);
+    let (mut tps, mut ttft, mut tpot) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..spec.requests_per_run {
+        let gaps: Vec<u64> = (0..spec.latencies_per_request)
+            .map(|_| lognormal(rng, mean_gap_ns, 0.08).round() as u64)
+            .collect();
+        let decode_ns: u64 = gaps.iter().sum();
+        let prefill_ns = lognormal(rng, 40e6, 0.05).round() as u64;
+        tps.push(gaps.len() as f64 / (decode_ns as f64 / 1e9));
+        ttft.push(prefill_ns as f64 / 1e6);
+        tpot.extend(gaps.iter().map(|&g| g as f64 / 1e6));
+        rows.push(RequestRow {
+            repetition: (i / 4) as u32,
+            warmup: false,
+            request_index: i as u32,
+            prompt_id: format!("p{}", i % 4),
+            turn: 0,
+            seq: 0,
+            prompt_tokens: 256,
+            generated_tokens: gaps.len() as u32 + 1,
+            queue_ns: 0,
+            prefill_ns,
+            ttft_ns: prefill_ns,
+            decode_ns,
+            e2e_ns: prefill_ns + decode_ns,
+            reset_ns: 0,
+            status: "completed".into(),
+            priority: "normal".into(),
+            sent_ns: 0,
+            output_sha256: format!("{i:064x}"),
+            output_text: String::new(),
+            token_latencies_ns: gaps,
+        });
+    }
+    let metrics = [
+        summarize_metric("generation_tokens_per_s", "tokens/s", &tps, seed),
+        summarize_metric("ttft_ms", "ms", &ttft, seed),
+        summarize_metric("tpot_ms", "ms", &tpot, seed),
+    ]
+    .iter()
+    .flatten()
+    .map(MetricRow::from_summary)
+    .collect();
+    (rows, metrics)
+}
+
+/// One generated run, ready to write.
+#[derive(Debug, Clone)]
+pub struct GeneratedRun {
+    pub id: String,
+    pub night: i64,
+    pub case: usize,
+    pub model: usize,
+    pub started_at_ms: i64,
+    pub rows: Vec<RequestRow>,
+    pub end: RunEndRow,
+}
+
+/// Generates `spec`'s runs in memory (their metrics summarised as the runner does).
+#[must_use]
+pub fn generate(spec: &HistorySpec) -> Vec<GeneratedRun> {
+    let mut rng = SplitMix64::new(spec.seed);
+    let cases = spec.cases.max(1);
+    let start_ms = 1_767_225_600_000; // 2026-01-01
+    (0..spec.runs)
+        .map(|i| {
+            let c = i % cases;
+            let night = (i / cases) as i64;
+            let model = (c / SCENARIOS.len()) % MODELS.len();
+            // Each case has its own speed; nights drift by a few percent.
+            let mean_gap_ns =
+                8e6 * (1.0 + (c % 7) as f64 * 0.25) * (1.0 + 0.01 * (night % 5) as f64);
+            let started_at_ms = start_ms + night * DAY_MS + i64::try_from(c).unwrap_or(0) * 60_000;
+            let (rows, metrics) = run_rows(&mut rng, spec, mean_gap_ns, spec.seed);
+            GeneratedRun {
+                id: format!("synthetic-{:016x}-{i:06}", spec.seed),
+                night,
+                case: c,
+                model,
+                started_at_ms,
+                rows,
+                end: RunEndRow {
+                    status: RunStatus::Passed,
+                    ended_at_ms: started_at_ms + 60_000,
+                    error: None,
+                    load_ms: Some(100.0),
+                    kv_cache_bytes: Some(16 << 20),
+                    weights_bytes: Some(50_000_000 * (model as u64 + 1)),
+                    peak_rss_bytes: Some(300 << 20),
+                    engine_counters: None,
+                    phase_timings: None,
+                    effective: None,
+                    estimated_peak_bytes: Some(320 << 20),
+                    cpu_time_ms: Some(2_000.0),
+                    energy: None,
+                    stop_reason: Some("fixed".into()),
+                    roofline: None,
+                    metrics,
+                },
+            }
+        })
+        .collect()
+}
+
+/// Writes generated runs into `store`, one transaction per run (as the runner does). Returns
+/// the number of raw samples (token latencies) written.
+///
+/// # Errors
+/// Whatever the store refuses.
+pub fn write_runs(store: &mut Store, runs: &[GeneratedRun]) -> Result<usize, StoreError> {
+    let devices: Vec<i64> = (0..2)
+        .map(|d| store.upsert_device(&device_row(d)))
+        .collect::<Result<_, _>>()?;
+    let models: Vec<i64> = (0..MODELS.len())
+        .map(|m| store.upsert_model(&model_row(m)))
+        .collect::<Result<_, _>>()?;
+    let mut case_ids = std::collections::HashMap::new();
+    let mut samples = 0;
+    for run in runs {
+        let case_id = match case_ids.get(&run.case) {
+            Some(&id) => id,
+            None => {
+                let id = store.upsert_case(&case_row(run.case))?;
+                case_ids.insert(run.case, id);
+                id
+            }
+        };
+        let device = run.case % devices.len();
+        store.begin_run(&NewRunRow {
+            id: run.id.clone(),
+            invocation: format!("synthetic-night-{}", run.night),
+            case_id,
+            device_id: devices[device],
+            model_id: Some(models[run.model]),
+            started_at_ms: run.started_at_ms,
+            tool_version: "synthetic".into(),
+            git_commit: "synthetic".into(),
+            scenario_file: "synthetic".into(),
+            scenario_sha256: "00".into(),
+            seed: 0,
+            warmup: 0,
+            repetitions: 3,
+            host: format!("lab-synthetic-{device}"),
+            pid: 0,
+            mode: "measure".into(),
+        })?;
+        samples += run
+            .rows
+            .iter()
+            .map(|r| r.token_latencies_ns.len())
+            .sum::<usize>();
+        store.finish_run(&run.id, &run.end, &run.rows)?;
+    }
+    Ok(samples)
+}
+
+/// [`generate`] then [`write_runs`].
+///
+/// # Errors
+/// Whatever the store refuses.
+pub fn write_history(store: &mut Store, spec: &HistorySpec) -> Result<usize, StoreError> {
+    write_runs(store, &generate(spec))
+}
