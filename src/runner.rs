@@ -6,9 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use edgebench_backend::{
-    Backend, BackendError, BackendKind, EngineCounters, LoadOptions, TokenId, Vocabulary,
-};
+use edgebench_backend::{Backend, BackendError, BackendKind, LoadOptions, TokenId, Vocabulary};
 use edgebench_core::measure::{self, StopReason};
 use edgebench_core::overhead::RepetitionPhases;
 use edgebench_core::registry::Origin;
@@ -775,7 +773,6 @@ impl Runner {
         let (mut cpu_before, mut energy_before) = (None, None);
         let mut measured_steps = Vec::new();
         let mut phases: Vec<RepetitionPhases> = Vec::new();
-        let mut engine_totals = EngineCounters::default();
         let mut measuring_since = Instant::now();
         let mut repetition = 0;
         let stop_reason = loop {
@@ -820,7 +817,6 @@ impl Runner {
             // phases; read between repetitions, outside every timed span.
             if let Some(c) = session.counters() {
                 session.reset_counters();
-                engine_totals.add(&c);
                 phases.push(RepetitionPhases {
                     harness_prefill_tokens: outcome.steps.prefill_tokens,
                     harness_prefill_ns: outcome.steps.prefill_ns,
@@ -850,21 +846,21 @@ impl Runner {
                 break reason;
             }
         };
-        let (counters, phase_timings) = if phases.is_empty() {
-            (None, None)
-        } else {
-            let c = engine_totals;
-            (
-                Some(
-                    serde_json::json!({
-                        "prompt_eval_ms": c.prompt_eval_ms, "prompt_eval_tokens": c.prompt_eval_tokens,
-                        "eval_ms": c.eval_ms, "eval_tokens": c.eval_tokens,
-                    })
-                    .to_string(),
-                ),
-                serde_json::to_string(&phases).ok(),
-            )
-        };
+        // The summed counters (the format `engine_counters` always had) come from the
+        // per-repetition ones.
+        let counters = (!phases.is_empty()).then(|| {
+            let sum = |f: fn(&RepetitionPhases) -> f64| phases.iter().map(f).sum::<f64>();
+            serde_json::json!({
+                "prompt_eval_ms": sum(|p| p.engine_prefill_ms),
+                "prompt_eval_tokens": phases.iter().map(|p| p.engine_prefill_tokens).sum::<u64>(),
+                "eval_ms": sum(|p| p.engine_decode_ms),
+                "eval_tokens": phases.iter().map(|p| p.engine_decode_tokens).sum::<u64>(),
+            })
+            .to_string()
+        });
+        let phase_timings = (!phases.is_empty())
+            .then(|| serde_json::to_string(&phases).ok())
+            .flatten();
         let cpu_time_ms = cpu_before
             .zip(crate::device_facts::process_cpu_ms())
             .map(|(before, after)| after - before);

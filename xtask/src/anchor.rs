@@ -89,29 +89,21 @@ pub fn anchor(root: &Path, args: &[String]) -> Result<()> {
     }
 }
 
-/// The anchor case of `model` at `threads` (see `scenarios/anchor.toml`).
-fn case_name(root: &Path, model: &str, threads: u32) -> Result<String> {
-    let registry = crate::models::registry(root)?;
-    let entry = registry
-        .get(model)
-        .with_context(|| format!("--models: `{model}` is not in models.toml"))?;
-    let file = entry
-        .files
-        .first()
-        .with_context(|| format!("`{model}` has no file in models.toml"))?;
-    Ok(format!(
-        "{SCENARIO}::{model}::{}::llama_cpp::c1::t{threads}",
-        file.quant
-    ))
-}
-
-fn model_path(root: &Path, model: &str) -> Result<PathBuf> {
+/// `model`'s first registry file: its quantization and where it lives.
+fn model_file(root: &Path, model: &str) -> Result<(String, PathBuf)> {
     let registry = crate::models::registry(root)?;
     let file = registry
         .get(model)
-        .and_then(|e| e.files.first())
+        .with_context(|| format!("--models: `{model}` is not in models.toml"))?
+        .files
+        .first()
         .with_context(|| format!("`{model}` has no file in models.toml"))?;
-    Ok(crate::models_dir(root).join(&file.path))
+    Ok((file.quant.clone(), crate::models_dir(root).join(&file.path)))
+}
+
+/// The anchor case of `model` (quantized `quant`) at `threads` (see `scenarios/anchor.toml`).
+fn case_name(model: &str, quant: &str, threads: u32) -> String {
+    format!("{SCENARIO}::{model}::{quant}::llama_cpp::c1::t{threads}")
 }
 
 /// Runs the given anchor cases (each `--exact`) through the scenario harness into `db`.
@@ -154,8 +146,9 @@ fn counters(root: &Path, o: &Options) -> Result<()> {
     let db = crate::database(root);
     let mut cases = Vec::new();
     for model in &o.models {
+        let (quant, _) = model_file(root, model)?;
         for &t in &o.threads {
-            cases.push(case_name(root, model, t)?);
+            cases.push(case_name(model, &quant, t));
         }
     }
     run_cases(root, &db, &cases)?;
@@ -357,9 +350,9 @@ fn llama_bench(root: &Path, o: &Options) -> Result<()> {
     let mut rounds: BTreeMap<PairKey, Vec<(f64, f64)>> = BTreeMap::new();
     for round in 0..o.rounds {
         for model in &o.models {
-            let path = model_path(root, model)?;
+            let (quant, path) = model_file(root, model)?;
             for &t in &o.threads {
-                let case = case_name(root, model, t)?;
+                let case = case_name(model, &quant, t);
                 let json = out_dir.join(format!("{model}-t{t}-round{round}.json"));
                 // Alternate which tool goes first, so drift over the session hits both alike.
                 if round % 2 == 0 {

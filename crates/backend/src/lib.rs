@@ -96,16 +96,6 @@ pub struct EngineCounters {
     pub eval_tokens: u64,
 }
 
-impl EngineCounters {
-    /// Adds another span's counts to these (repetitions read one at a time).
-    pub fn add(&mut self, other: &Self) {
-        self.prompt_eval_ms += other.prompt_eval_ms;
-        self.prompt_eval_tokens += other.prompt_eval_tokens;
-        self.eval_ms += other.eval_ms;
-        self.eval_tokens += other.eval_tokens;
-    }
-}
-
 /// Facts about the engine build, for the device fingerprint.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EngineBuild {
