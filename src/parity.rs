@@ -80,14 +80,6 @@ fn log_softmax(logits: &[f32]) -> Vec<f64> {
         .collect()
 }
 
-fn argmax(values: &[f32]) -> Option<usize> {
-    values
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, _)| i)
-}
-
 /// Max |Δ log-softmax| over the vocabulary both engines share, and over the reference's `k`
 /// most likely tokens.
 #[must_use]
@@ -168,7 +160,8 @@ pub fn compare(
     let fixed = tokenize(FIXED_PROMPT)?;
     let a = ref_session.prompt_logits(0, &fixed)?;
     let b = cand_session.prompt_logits(0, &fixed)?;
-    let (ta, tb) = (argmax(&a), argmax(&b));
+    // The engines' own greedy rule (first maximum, NaN never picked), not a second one.
+    let (ta, tb) = (edgebench_backend::argmax(&a), edgebench_backend::argmax(&b));
     (parity.max_abs_logprob_diff, parity.top10_abs_logprob_diff) = logprob_distance(&a, &b, 10);
     parity.fixed_top1_match = ta.is_some() && ta == tb;
     runner.store().insert_parity(&ParityRow {

@@ -299,6 +299,101 @@ mod tests {
         assert_eq!(argmax(&[f32::NAN]), None);
     }
 
+    /// The obvious definition: the largest non-NaN value, then the first index holding it.
+    fn scalar_argmax(logits: &[f32]) -> Option<usize> {
+        let max = logits
+            .iter()
+            .copied()
+            .filter(|x| !x.is_nan())
+            .reduce(|m, x| if x > m { x } else { m })?;
+        logits.iter().position(|&x| x == max)
+    }
+
+    /// A tiny seeded generator (SplitMix64), so failures reproduce from the printed seed.
+    struct SplitMix(u64);
+    impl SplitMix {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// Property: the 8-lane path equals the scalar definition over lengths that fill whole
+    /// lanes, leave remainders and span many blocks, with ties inside and across lanes and
+    /// blocks, NaN anywhere (first, last, everywhere) and both infinities.
+    #[test]
+    fn argmax_matches_the_scalar_definition() {
+        let special = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, 1.0];
+        let mut rng = SplitMix(0x5eed);
+        let mut vector_path_entered = 0;
+        for case in 0..20_000u32 {
+            let len = match case % 4 {
+                0 => rng.below(17),          // shorter than two blocks
+                1 => 8 * (1 + rng.below(8)), // whole blocks, no remainder
+                2 => rng.below(200),
+                _ => 1000 + rng.below(64),
+            };
+            // Few distinct values make ties frequent, within and across lanes and blocks.
+            let distinct = 1 + rng.below(6);
+            let mut logits: Vec<f32> = (0..len)
+                .map(|_| match rng.below(10) {
+                    0 => special[rng.below(special.len())],
+                    _ => rng.below(distinct) as f32 - 2.0,
+                })
+                .collect();
+            match case % 7 {
+                0 if len > 0 => logits[0] = f32::NAN,
+                1 if len > 0 => logits[len - 1] = f32::NAN,
+                2 => logits.iter_mut().for_each(|x| *x = f32::NAN),
+                3 if len > 9 => {
+                    // The same maximum in the remainder and in an earlier block.
+                    let top = 1e6;
+                    logits[len - 1] = top;
+                    logits[rng.below(len - 1)] = top;
+                }
+                _ => {}
+            }
+            if len >= 8 {
+                vector_path_entered += 1;
+            }
+            assert_eq!(
+                argmax(&logits),
+                scalar_argmax(&logits),
+                "case {case}: {logits:?}"
+            );
+        }
+        assert!(vector_path_entered > 10_000, "{vector_path_entered}");
+    }
+
+    #[test]
+    fn argmax_edge_cases_by_hand() {
+        // Ties across blocks: the first block wins, and within it the first lane.
+        let mut v = vec![0.0f32; 24];
+        v[13] = 5.0;
+        v[20] = 5.0;
+        assert_eq!(argmax(&v), Some(13));
+        // The maximum only in the remainder after full blocks.
+        let mut v = vec![-1.0f32; 19];
+        v[18] = 2.0;
+        assert_eq!(argmax(&v), Some(18));
+        // +inf beats everything; NaN beside it is skipped.
+        let mut v = vec![1.0f32; 16];
+        v[3] = f32::NAN;
+        v[9] = f32::INFINITY;
+        assert_eq!(argmax(&v), Some(9));
+        // -0.0 and 0.0 are equal: the first of them is the maximum.
+        assert_eq!(
+            argmax(&[-1.0, -0.0, 0.0, -1.0, -1.0, -1.0, -1.0, -1.0, 0.0]),
+            Some(1)
+        );
+    }
+
     #[test]
     fn log_softmax_by_hand() {
         let l = [1.0f32, 2.0, 3.0];
