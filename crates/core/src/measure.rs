@@ -56,6 +56,31 @@ pub fn summarize_metric(
     })
 }
 
+/// A proportion (`hits` out of n) summarised like a metric: the mean and median columns hold
+/// the proportion itself, and its interval is ±1.96 standard errors (the normal approximation
+/// lm-evaluation-harness reports), clamped to [0, 1]. No outliers: every sample is 0 or 1.
+#[must_use]
+pub fn summarize_proportion(hits: &[bool], seed: u64) -> Option<MetricSummary> {
+    let samples: Vec<f64> = hits.iter().map(|&h| f64::from(u8::from(h))).collect();
+    let mut m = summarize_metric("accuracy", "fraction", &samples, seed)?;
+    let se = if samples.len() > 1 {
+        m.summary.stddev / (samples.len() as f64).sqrt()
+    } else {
+        0.0
+    };
+    let p = m.summary.mean;
+    m.summary.median = p;
+    m.ci = Some(Interval {
+        low: (p - 1.96 * se).max(0.0),
+        high: (p + 1.96 * se).min(1.0),
+        level: 0.95,
+        resamples: 0,
+    });
+    m.outliers_low = 0;
+    m.outliers_high = 0;
+    Some(m)
+}
+
 /// Why a case stopped repeating.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
@@ -79,6 +104,31 @@ impl StopReason {
             Self::TimeBudget => "time_budget",
             Self::Smoke => "smoke",
         }
+    }
+
+    pub const ALL: [Self; 5] = [
+        Self::Fixed,
+        Self::CiTarget,
+        Self::MaxRepetitions,
+        Self::TimeBudget,
+        Self::Smoke,
+    ];
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for StopReason {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown stop reason `{s}`"))
     }
 }
 
@@ -121,6 +171,33 @@ pub fn should_stop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_proportion_has_a_normal_interval_inside_zero_and_one() {
+        let hits: Vec<bool> = (0..100).map(|i| i % 4 == 0).collect();
+        let m = summarize_proportion(&hits, 1).expect("summary");
+        assert!((m.summary.median - 0.25).abs() < 1e-12);
+        let ci = m.ci.expect("interval");
+        // ±1.96 standard errors of the sample: stddev / √n with n = 100.
+        assert!(
+            (ci.high - ci.low - 2.0 * 1.96 * m.summary.stddev / 10.0).abs() < 1e-12,
+            "{ci:?}"
+        );
+        assert!(ci.low > 0.15 && ci.high < 0.35, "{ci:?}");
+        assert_eq!((m.outliers_low, m.outliers_high), (0, 0));
+        let all = summarize_proportion(&[true; 5], 1).expect("summary");
+        let ci = all.ci.expect("interval");
+        assert_eq!((ci.low, ci.high), (1.0, 1.0));
+        assert!(summarize_proportion(&[], 1).is_none());
+    }
+
+    #[test]
+    fn stop_reasons_read_back_from_their_names() {
+        for reason in StopReason::ALL {
+            assert_eq!(reason.to_string().parse::<StopReason>(), Ok(reason));
+        }
+        assert!("ci-target".parse::<StopReason>().is_err());
+    }
 
     fn stopping(target: f64, max: u32, seconds: Option<f64>) -> Stopping {
         Stopping {
