@@ -184,14 +184,22 @@ pub fn load(db: &Path) -> Result<Dataset, ReportError> {
         });
     }
     if version < edgebench_store::SCHEMA_VERSION {
-        // An older database: the store's migrations only add tables and columns, so migrate it
-        // (keeping every row) and read it again.
-        drop(conn);
-        edgebench_store::Store::open(db).map_err(|source| ReportError::Migrate {
-            db: db.to_path_buf(),
-            source: Box::new(source),
+        // An older database: read a migrated private copy. A report never writes to the file
+        // it reads (it may be a lab's shared database, or someone else's).
+        let copy = edgebench_store::exchange::migrated_copy(&conn, db).map_err(|source| {
+            ReportError::Migrate {
+                db: db.to_path_buf(),
+                source: Box::new(source),
+            }
         })?;
-        return load(db);
+        drop(conn);
+        let migrated = open(copy.path())?;
+        return Ok(Dataset {
+            runs: load_runs(&migrated).map_err(sql)?,
+            devices: load_devices(&migrated).map_err(sql)?,
+            parity: load_parity(&migrated).map_err(sql)?,
+            schema_version: edgebench_store::SCHEMA_VERSION,
+        });
     }
     Ok(Dataset {
         runs: load_runs(&conn).map_err(sql)?,

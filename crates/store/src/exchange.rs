@@ -508,29 +508,65 @@ pub fn read_database(path: &Path, selection: &Selection) -> Result<Vec<Record>, 
     if found == SCHEMA_VERSION {
         return read_records(&source, selection).map_err(sql);
     }
-    // VACUUM INTO takes a consistent snapshot even while the source is being written.
-    let copy = std::env::temp_dir().join(format!(
-        "edgebench-ingest-{}-{}.sqlite",
-        std::process::id(),
-        now_ms()
-    ));
-    let _cleanup = RemoveOnDrop(copy.clone());
-    source
-        .execute("VACUUM INTO ?1", [copy.display().to_string()])
-        .map_err(sql)?;
+    let copy = migrated_copy(&source, path)?;
     drop(source);
-    let migrated = Store::open(&copy)?;
+    let migrated = Store::open_with(
+        copy.path(),
+        &crate::OpenOptions {
+            recover_stale_runs: false,
+            ..crate::OpenOptions::default()
+        },
+    )?;
     read_records(migrated.connection(), selection).map_err(sql)
 }
 
-struct RemoveOnDrop(PathBuf);
+/// A private, migrated copy of an older database, deleted when dropped: whoever only reads an
+/// older file (ingest, the report) migrates this copy and never writes to the file itself.
+#[derive(Debug)]
+pub struct MigratedCopy(PathBuf);
 
-impl Drop for RemoveOnDrop {
+impl MigratedCopy {
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for MigratedCopy {
     fn drop(&mut self) {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
         }
     }
+}
+
+/// Copies the database `source` (opened read-only from `path`) into a temporary file and
+/// migrates the copy to this build's schema. Stale `running` rows stay as they are: only a
+/// process on their host may decide they died.
+pub fn migrated_copy(source: &Connection, path: &Path) -> Result<MigratedCopy, StoreError> {
+    static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let copy = MigratedCopy(std::env::temp_dir().join(format!(
+        "edgebench-copy-{}-{}-{}.sqlite",
+        std::process::id(),
+        now_ms(),
+        COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )));
+    // VACUUM INTO takes a consistent snapshot even while the source is being written, and
+    // works on a read-only connection.
+    source
+        .execute("VACUUM INTO ?1", [copy.path().display().to_string()])
+        .map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+    drop(Store::open_with(
+        copy.path(),
+        &crate::OpenOptions {
+            recover_stale_runs: false,
+            ..crate::OpenOptions::default()
+        },
+    )?);
+    Ok(copy)
 }
 
 /// Reads a database or an export, whichever `path` is.
