@@ -13,9 +13,10 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use edgebench::catalog::Catalog;
-use edgebench::isolate::{self, ChildCase};
-use edgebench::paths;
-use edgebench::runner::{self, Readiness};
+use edgebench::isolate::{self, CaseRequest, ChildCase};
+use edgebench::plan::Mode;
+use edgebench::preflight::{self, Readiness};
+use edgebench::{host, paths};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
 fn main() -> ExitCode {
@@ -33,11 +34,11 @@ fn main() -> ExitCode {
     };
     let models_dir = paths::models_dir(&root);
     let db = paths::database(&root);
-    let registry = Arc::new(catalog.registry);
     // EDGEBENCH_SMOKE=1 (set by `cargo xtask test`) runs each case once to check it works;
     // such runs are stored as `mode = 'smoke'` and are not measurements.
-    let smoke = std::env::var("EDGEBENCH_SMOKE").is_ok_and(|v| v == "1");
-    let invocation = Arc::new(runner::new_invocation_id());
+    let mode = Mode::from_env();
+    let smoke = mode.smoke;
+    let invocation = Arc::new(host::new_invocation_id());
     // Model files hashed once per invocation, not once per case process.
     let hashes: Arc<Mutex<HashMap<PathBuf, (u64, String)>>> = Arc::default();
     let child_exe = PathBuf::from(env!("CARGO_BIN_EXE_edgebench-case"));
@@ -45,13 +46,15 @@ fn main() -> ExitCode {
     // EDGEBENCH_CASES (set by `cargo xtask nightly --scenarios`): comma-separated globs over
     // case names, on top of libtest's own substring filter.
     let selected = std::env::var("EDGEBENCH_CASES").unwrap_or_default();
+    let catalog = Arc::new(catalog);
     let trials = catalog
         .cases
-        .into_iter()
+        .iter()
         .filter(|case| edgebench_core::glob::matches_any(&selected, &case.name))
+        .cloned()
         .map(|case| {
-            let (registry, hashes, invocation, child_exe, models_dir, db) = (
-                Arc::clone(&registry),
+            let (catalog, hashes, invocation, child_exe, models_dir, db) = (
+                Arc::clone(&catalog),
                 Arc::clone(&hashes),
                 Arc::clone(&invocation),
                 child_exe.clone(),
@@ -59,7 +62,8 @@ fn main() -> ExitCode {
                 db.clone(),
             );
             Trial::ignorable_test(case.name.clone(), move || {
-                let model_path = match runner::readiness(&case, &registry, &models_dir) {
+                let registry = &catalog.registry;
+                let model_path = match preflight::readiness(&case, registry, &models_dir) {
                     Readiness::Skip(reason) => return Ok(Completion::ignored_with(reason)),
                     Readiness::Invalid(reason) => return Err(Failed::from(reason)),
                     Readiness::Ready { model_path } => model_path,
@@ -70,22 +74,26 @@ fn main() -> ExitCode {
                     match known.get(&model_path) {
                         Some(h) => h.clone(),
                         None => {
-                            let h = runner::model_file_hash(&model_path).map_err(|e| Failed::from(e.to_string()))?;
+                            let h = host::model_file_hash(&model_path).map_err(|e| Failed::from(e.to_string()))?;
                             known.insert(model_path.clone(), h.clone());
                             h
                         }
                     }
                 };
                 // Each case runs in its own process: an engine abort fails this case only.
-                let run_id = runner::new_run_id(&case);
+                let run_id = host::new_run_id(&case);
+                let request = CaseRequest::new(
+                    &catalog,
+                    &case,
+                    (&model_path, size, &sha256),
+                    &run_id,
+                    &invocation,
+                    &db,
+                    mode,
+                );
                 let report = isolate::run_in_child(&ChildCase {
                     exe: &child_exe,
-                    case_name: &case.name,
-                    run_id: &run_id,
-                    invocation: &invocation,
-                    db: &db,
-                    smoke,
-                    model_hash: Some((&model_path, size, &sha256)),
+                    request: &request,
                     env: &[],
                 })
                 .map_err(|e| Failed::from(e.to_string()))?;

@@ -182,7 +182,9 @@ fn continuation_tokens(
     vocabulary.tokenize(continuation, false)
 }
 
-/// One scored question with its timing.
+/// One scored question with its timing. It still carries its store rows (`row`, `request`),
+/// built while scoring: the one place upstream of `record` that does; moving them there is
+/// left for later (ARCHITECTURE.md, the pipeline invariant).
 #[derive(Debug, Clone)]
 pub struct Scored {
     pub answer: Answer,

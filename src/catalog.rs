@@ -23,12 +23,17 @@ pub enum CatalogError {
     },
 }
 
-/// The registry plus every case of every scenario under a root.
+/// The registry plus every case of every scenario under a root, with the texts they were
+/// parsed from (a case's child process receives its scenario's text, not a file to re-read).
 #[derive(Debug)]
 pub struct Catalog {
     pub root: PathBuf,
     pub registry: Registry,
     pub cases: Vec<Case>,
+    /// `models.toml` as read: (name in messages, text).
+    pub registry_source: (String, String),
+    /// Each scenario file as read, by its name in messages (`Case::scenario.source.file`).
+    pub scenario_texts: std::collections::BTreeMap<String, String>,
 }
 
 fn read(path: &Path) -> Result<String, CatalogError> {
@@ -48,8 +53,13 @@ fn display_name(root: &Path, path: &Path) -> String {
 
 /// Loads the registry at `<root>/models.toml`.
 pub fn load_registry(root: &Path) -> Result<Registry, CatalogError> {
+    let (name, text) = read_registry(root)?;
+    Ok(Registry::parse(&name, &text)?)
+}
+
+fn read_registry(root: &Path) -> Result<(String, String), CatalogError> {
     let path = crate::paths::registry_file(root);
-    Ok(Registry::parse(&display_name(root, &path), &read(&path)?)?)
+    Ok((display_name(root, &path), read(&path)?))
 }
 
 /// Scenario files under `<root>/scenarios`, sorted by name.
@@ -84,10 +94,15 @@ pub fn load_scenario(
 impl Catalog {
     /// Loads everything under `root`; the first broken file stops loading with its error.
     pub fn load(root: &Path) -> Result<Self, CatalogError> {
-        let registry = load_registry(root)?;
+        let registry_source = read_registry(root)?;
+        let registry = Registry::parse(&registry_source.0, &registry_source.1)?;
         let mut cases: Vec<Case> = Vec::new();
+        let mut scenario_texts = std::collections::BTreeMap::new();
         for path in scenario_files(root)? {
-            let scenario = load_scenario(root, &path, &registry)?;
+            let name = display_name(root, &path);
+            let text = read(&path)?;
+            let scenario = Scenario::parse(&name, &text, &registry)?;
+            scenario_texts.insert(name, text);
             for case in scenario.expand() {
                 if let Some(other) = cases.iter().find(|c| c.name == case.name) {
                     return Err(CatalogError::DuplicateCase {
@@ -103,6 +118,8 @@ impl Catalog {
             root: root.to_owned(),
             registry,
             cases,
+            registry_source,
+            scenario_texts,
         })
     }
 }

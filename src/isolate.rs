@@ -5,13 +5,17 @@
 //! when it dies without finishing, the parent marks the run `aborted` with the exit signal and
 //! the tail of the child's stderr, and the harness moves on to the next case.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
-use crate::runner::CaseReport;
+use edgebench_core::{Case, ModelEntry, Registry, Scenario};
+
+use crate::catalog::Catalog;
+use crate::outcome::CaseReport;
+use crate::plan::Mode;
 
 /// Environment switch for testing containment: `abort:<text>` makes a child whose case name
 /// contains `<text>` abort right after loading its model, as a crashing engine would;
@@ -45,76 +49,106 @@ pub fn inject_fault_if_asked(case_name: &str) {
     }
 }
 
-/// What a child reports about a passed case.
+/// Version of [`CaseRequest`]; a child refuses any other.
+pub const CASE_REQUEST_FORMAT: u32 = 1;
+
+/// What the parent sends its child on stdin: the case (as the scenario text it was expanded
+/// from, with its name), the model file the parent's preflight found and hashed, and where and
+/// how to record the run. The child re-reads no file and re-runs no preflight.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChildReport {
+pub struct CaseRequest {
+    pub format: u32,
+    pub root: PathBuf,
+    pub db: PathBuf,
     pub run_id: String,
-    pub measured_requests: usize,
-    pub measured_repetitions: u32,
-    pub generation_tokens_per_s: f64,
-    pub prefill_tokens_per_s: f64,
-    pub rejected: usize,
-    pub stop_reason: String,
-    pub roofline_fraction: Option<f64>,
-    pub estimated_peak_bytes: u64,
-    pub peak_rss_bytes: Option<u64>,
-    pub first_output: String,
-    /// Multiple-choice accuracy (category `accuracy`): `acc` over `n` questions, with the
-    /// letters chosen in question order.
-    #[serde(default)]
-    pub accuracy: Option<AccuracyReport>,
+    pub invocation: String,
+    pub mode: Mode,
+    /// `models.toml` as the parent read it: (name in messages, text).
+    pub registry: (String, String),
+    /// The scenario file as the parent read it: (name in messages, text).
+    pub scenario: (String, String),
+    pub case_name: String,
+    pub model_path: PathBuf,
+    pub model_size: u64,
+    pub model_sha256: String,
 }
 
-/// What an accuracy case scored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AccuracyReport {
-    pub n: usize,
-    pub acc: f64,
-    pub acc_stderr: f64,
-    pub acc_norm: f64,
-    pub macro_acc: f64,
-    /// `A`…`D` per question, in the set's order (to compare engines question by question).
-    pub predicted: String,
-}
-
-impl ChildReport {
-    /// `(estimate − peak RSS) ÷ peak RSS` in percent, as the store derives it.
+impl CaseRequest {
+    /// The request for `case` of `catalog`, whose model file (from the preflight) is
+    /// `model_path` with `size` bytes and digest `sha256`.
     #[must_use]
-    pub fn memory_estimate_error_pct(&self) -> Option<f64> {
-        self.peak_rss_bytes
-            .filter(|&p| p > 0)
-            .map(|p| 100.0 * (self.estimated_peak_bytes as f64 - p as f64) / p as f64)
-    }
-}
-
-impl From<&CaseReport> for ChildReport {
-    fn from(r: &CaseReport) -> Self {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        catalog: &Catalog,
+        case: &Case,
+        (model_path, size, sha256): (&Path, u64, &str),
+        run_id: &str,
+        invocation: &str,
+        db: &Path,
+        mode: Mode,
+    ) -> Self {
+        let file = &case.scenario.source.file;
         Self {
-            run_id: r.run_id.clone(),
-            measured_requests: r.measured_requests,
-            measured_repetitions: r.measured_repetitions,
-            generation_tokens_per_s: r.generation_tokens_per_s,
-            prefill_tokens_per_s: r.prefill_tokens_per_s,
-            rejected: r.rejected,
-            stop_reason: r.stop_reason.as_str().into(),
-            roofline_fraction: r.roofline_fraction,
-            estimated_peak_bytes: r.estimated_peak_bytes,
-            peak_rss_bytes: r.peak_rss_bytes,
-            first_output: r.first_output.clone(),
-            accuracy: r.accuracy.clone(),
+            format: CASE_REQUEST_FORMAT,
+            root: catalog.root.clone(),
+            db: db.to_owned(),
+            run_id: run_id.to_owned(),
+            invocation: invocation.to_owned(),
+            mode,
+            registry: catalog.registry_source.clone(),
+            scenario: (
+                file.clone(),
+                catalog
+                    .scenario_texts
+                    .get(file)
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
+            case_name: case.name.clone(),
+            model_path: model_path.to_owned(),
+            model_size: size,
+            model_sha256: sha256.to_owned(),
         }
     }
+
+    /// The case this request names, expanded from the scenario text it carries, with its
+    /// registry entry.
+    pub fn case(&self) -> Result<(Case, ModelEntry), String> {
+        if self.format != CASE_REQUEST_FORMAT {
+            return Err(format!(
+                "case request format {} (this edgebench-case reads {CASE_REQUEST_FORMAT})",
+                self.format
+            ));
+        }
+        let registry =
+            Registry::parse(&self.registry.0, &self.registry.1).map_err(|e| e.to_string())?;
+        let scenario = Scenario::parse(&self.scenario.0, &self.scenario.1, &registry)
+            .map_err(|e| e.to_string())?;
+        let case = scenario
+            .expand()
+            .into_iter()
+            .find(|c| c.name == self.case_name)
+            .ok_or_else(|| {
+                format!(
+                    "no scenario case is named `{}` in {}",
+                    self.case_name, self.scenario.0
+                )
+            })?;
+        let entry = registry
+            .get(&case.model)
+            .cloned()
+            .ok_or_else(|| format!("model `{}` is not in {}", case.model, self.registry.0))?;
+        Ok((case, entry))
+    }
 }
 
-impl ChildReport {
-    /// The line the child prints for its parent.
-    #[must_use]
-    pub fn to_line(&self) -> String {
-        format!(
-            "{REPORT_PREFIX}{}",
-            serde_json::to_string(self).unwrap_or_default()
-        )
-    }
+/// The line the child prints for its parent.
+#[must_use]
+pub fn report_line(report: &CaseReport) -> String {
+    format!(
+        "{REPORT_PREFIX}{}",
+        serde_json::to_string(report).unwrap_or_default()
+    )
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,39 +177,31 @@ pub enum ChildError {
 pub struct ChildCase<'a> {
     /// The `edgebench-case` executable.
     pub exe: &'a Path,
-    pub case_name: &'a str,
-    pub run_id: &'a str,
-    pub invocation: &'a str,
-    pub db: &'a Path,
-    pub smoke: bool,
-    /// Model file, size and sha256 the parent already knows.
-    pub model_hash: Option<(&'a Path, u64, &'a str)>,
+    pub request: &'a CaseRequest,
     /// More environment for the child, e.g. [`FAULT_ENV`] in tests.
     pub env: &'a [(&'a str, &'a str)],
 }
 
 /// Runs `case` in a child and waits for it.
-pub fn run_in_child(case: &ChildCase<'_>) -> Result<ChildReport, ChildError> {
+pub fn run_in_child(case: &ChildCase<'_>) -> Result<CaseReport, ChildError> {
+    let request = case.request;
     let mut cmd = Command::new(case.exe);
-    cmd.arg(case.case_name)
-        .env("EDGEBENCH_DB", case.db)
-        .env("EDGEBENCH_RUN_ID", case.run_id)
-        .env("EDGEBENCH_INVOCATION", case.invocation)
-        .env("EDGEBENCH_SMOKE", if case.smoke { "1" } else { "0" })
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .envs(case.env.iter().copied());
-    if let Some((path, size, sha)) = case.model_hash {
-        cmd.env(
-            "EDGEBENCH_MODEL_HASH",
-            format!("{size}:{sha}:{}", path.display()),
-        );
-    }
     let mut child = cmd.spawn().map_err(|source| ChildError::Spawn {
         exe: case.exe.to_owned(),
         source,
     })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A child that dies before reading is reported from its exit status below.
+        let _ = stdin.write_all(
+            serde_json::to_string(request)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+    }
     // Drain stderr on a thread so a chatty child never blocks on a full pipe.
     let stderr = child.stderr.take().map(|mut e| {
         std::thread::spawn(move || {
@@ -219,15 +245,20 @@ pub fn run_in_child(case: &ChildCase<'_>) -> Result<ChildReport, ChildError> {
     // Not `open`: its stale-run recovery would mark the run aborted without the signal and
     // stderr recorded here.
     let store = edgebench_store::Store::open_with(
-        case.db,
+        &request.db,
         &edgebench_store::OpenOptions {
             recover_stale_runs: false,
             ..crate::paths::store_options()
         },
     )?;
-    store.abort_run(case.run_id, &reason, &stderr_tail, crate::runner::now_ms())?;
+    store.abort_run(
+        &request.run_id,
+        &reason,
+        &stderr_tail,
+        crate::host::now_ms(),
+    )?;
     Err(ChildError::Crashed {
-        run_id: case.run_id.to_owned(),
+        run_id: request.run_id.clone(),
         reason,
         stderr_tail,
     })

@@ -1,16 +1,28 @@
-//! edgebench's edge: reads scenario, registry and dataset files, drives backends, writes the
-//! results database. The pure rules live in `edgebench-core`; this crate does the I/O around them.
+//! edgebench's run pipeline: reads scenario, registry and dataset files, drives the engines,
+//! writes the results database. The pure rules live in `edgebench-core`; this crate does the I/O
+//! around them, one module per stage (see ARCHITECTURE.md):
+//!
+//! catalog → preflight (with `engines`) → plan → execute → record → runner / fallback, with
+//! `isolate` running each case in a child process and `outcome` what it reports back.
 
 pub mod accuracy;
 pub mod catalog;
 pub mod dataset;
 pub mod device_facts;
+pub mod engines;
+pub mod error;
+pub mod execute;
+pub mod fallback;
 pub mod fingerprint;
+pub mod host;
 pub mod isolate;
+pub mod outcome;
 pub mod parity;
 pub mod paths;
+pub mod plan;
+pub mod preflight;
+pub mod record;
 pub mod runner;
-pub mod serve;
 
 pub use edgebench_backend as backend;
 pub use edgebench_core as core;

@@ -18,7 +18,11 @@ use edgebench_core::ModelEntry;
 use edgebench_store::ParityRow;
 
 use crate::dataset::Prompt;
-use crate::runner::{RunError, Runner, keep_last_tokens, now_ms, reference_vocabulary};
+use crate::engines::reference_vocabulary;
+use crate::error::RunError;
+use crate::execute::measure::keep_last_tokens;
+use crate::host::now_ms;
+use crate::runner::Runner;
 
 /// The fixed prompt whose last-position distributions are compared.
 pub const FIXED_PROMPT: &str =

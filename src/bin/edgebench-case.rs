@@ -1,28 +1,23 @@
 //! Runs one scenario case and stores its run: the child process the scenario harness starts for
 //! every measured case, so an engine crash fails that case only (see `edgebench::isolate`).
 //!
-//! Usage: `edgebench-case CASE_NAME`, with `EDGEBENCH_DB`, `EDGEBENCH_RUN_ID`,
-//! `EDGEBENCH_INVOCATION`, `EDGEBENCH_SMOKE` and optionally `EDGEBENCH_MODEL_HASH` set by the
-//! parent. Exit 0: passed, report on stdout. Exit 1: failed, stored as failed, error on stderr.
-//! Anything else is a crash, which the parent records.
+//! Reads one `CaseRequest` (JSON) on stdin: the case, its model file as the parent's preflight
+//! found it, and where to record the run. Exit 0: passed, report on stdout. Exit 1: failed,
+//! stored as failed (when it got that far), error on stderr. Anything else is a crash, which the
+//! parent records.
 
-use std::path::PathBuf;
+use std::io::Read;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
-use edgebench::catalog::Catalog;
-use edgebench::isolate::ChildReport;
-use edgebench::paths;
-use edgebench::runner::{self, CaseReport, Readiness, Runner};
+use anyhow::{Context, Result, anyhow};
+use edgebench::isolate::{self, CaseRequest};
+use edgebench::outcome::CaseReport;
+use edgebench::runner::Runner;
 
 fn main() -> ExitCode {
-    let Some(name) = std::env::args().nth(1) else {
-        eprintln!("usage: edgebench-case CASE_NAME");
-        return ExitCode::from(2);
-    };
-    match run(&name) {
+    match run() {
         Ok(report) => {
-            println!("{}", ChildReport::from(&report).to_line());
+            println!("{}", isolate::report_line(&report));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -32,37 +27,26 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(name: &str) -> Result<CaseReport> {
-    let root = paths::root();
-    let catalog = Catalog::load(&root)?;
-    let case = catalog
-        .cases
-        .iter()
-        .find(|c| c.name == name)
-        .with_context(|| format!("no scenario case is named `{name}`"))?;
-    let models_dir = paths::models_dir(&root);
-    let model_path = match runner::readiness(case, &catalog.registry, &models_dir) {
-        Readiness::Ready { model_path } => model_path,
-        Readiness::Skip(reason) => bail!("case {name} cannot run here: {reason}"),
-        Readiness::Invalid(reason) => bail!("case {name}: {reason}"),
-    };
-    let entry = catalog
-        .registry
-        .get(&case.model)
-        .with_context(|| format!("model `{}` is not in models.toml", case.model))?;
-    let mut runner = Runner::open(&root, &models_dir, &paths::database(&root))?;
-    runner.set_smoke(std::env::var("EDGEBENCH_SMOKE").is_ok_and(|v| v == "1"));
-    runner.set_fixed_stopping(std::env::var("EDGEBENCH_STOPPING").is_ok_and(|v| v == "fixed"));
-    if let Ok(invocation) = std::env::var("EDGEBENCH_INVOCATION") {
-        runner.set_invocation(invocation);
-    }
-    if let Ok(known) = std::env::var("EDGEBENCH_MODEL_HASH")
-        && let Some((size, rest)) = known.split_once(':')
-        && let Some((sha, path)) = rest.split_once(':')
-        && let Ok(size) = size.parse()
-    {
-        runner.remember_model_hash(&PathBuf::from(path), size, sha.to_owned());
-    }
-    let run_id = std::env::var("EDGEBENCH_RUN_ID").unwrap_or_else(|_| runner::new_run_id(case));
-    Ok(runner.run_case_as(&run_id, case, entry, &model_path)?)
+fn run() -> Result<CaseReport> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("reading the case request on stdin")?;
+    let request: CaseRequest = serde_json::from_str(&input).context(
+        "edgebench-case reads a JSON case request on stdin (it is started by the scenario harness)",
+    )?;
+    let (case, entry) = request.case().map_err(|e| anyhow!(e))?;
+    // The file may have changed since the parent looked: no engine sees a malformed one.
+    edgebench_gguf::validate_file(&request.model_path)
+        .map_err(|e| anyhow!("case {}: {e}", case.name))?;
+    let models_dir = edgebench::paths::models_dir(&request.root);
+    let mut runner = Runner::open(&request.root, &models_dir, &request.db)?;
+    runner.set_mode(request.mode);
+    runner.set_invocation(request.invocation.clone());
+    runner.remember_model_hash(
+        &request.model_path,
+        request.model_size,
+        request.model_sha256.clone(),
+    );
+    Ok(runner.run_case_as(&request.run_id, &case, &entry, &request.model_path)?)
 }

@@ -212,6 +212,9 @@ pub fn nightly(root: &Path, args: &[String]) -> Result<NightlyOutcome> {
             .map_or(0, |d| d.as_millis()),
         std::process::id()
     );
+    let out_root = flags
+        .get("out")
+        .map_or_else(|| root.join("results/nightly"), PathBuf::from);
     let (local, suite_ok) = match flags.get("results-from") {
         // Runs already measured (e.g. by `cargo xtask bench` or an earlier nightly whose
         // ingest failed): only ingest and compare.
@@ -222,7 +225,9 @@ pub fn nightly(root: &Path, args: &[String]) -> Result<NightlyOutcome> {
             crate::models::twins(root)?;
             // The suite always writes locally first: a shared database that is down, locked
             // or full cannot lose a night's measurements.
-            let local = root.join("results/nightly").join(format!("{stamp}.sqlite"));
+            std::fs::create_dir_all(&out_root)
+                .with_context(|| format!("creating {}", out_root.display()))?;
+            let local = out_root.join(format!("{stamp}.sqlite"));
             let mut cmd = crate::cargo();
             cmd.current_dir(root)
                 .args(["test", "--test", "scenarios"])
@@ -267,9 +272,6 @@ pub fn nightly(root: &Path, args: &[String]) -> Result<NightlyOutcome> {
         stmt.query_map([], |r| r.get::<_, String>(0))?
             .collect::<Result<Vec<_>, _>>()?
     };
-    let out_root = flags
-        .get("out")
-        .map_or_else(|| root.join("results/nightly"), PathBuf::from);
     let mut regressed = 0;
     for fingerprint in fingerprints {
         let args = crate::report::Args {

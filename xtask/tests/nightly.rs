@@ -362,3 +362,94 @@ fn llama_bench_output_is_imported_through_xtask_and_bad_arguments_are_named() {
         text(&o)
     );
 }
+
+#[test]
+fn report_fail_on_regression_exits_2_only_past_the_threshold() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("lab.sqlite");
+    let store = Store::open(&db).expect("open");
+    for (name, night_index, decode_ms) in [("r1", 0, 100.0), ("r2", 1, 150.0)] {
+        let local = night(dir.path(), name, "dddd4444", night_index, decode_ms);
+        store.ingest(&local).expect("ingest");
+    }
+    drop(store);
+    let report = |pct: &str| {
+        xtask()
+            .args(["report", "--db"])
+            .arg(&db)
+            .arg("--out")
+            .arg(dir.path().join(format!("report-{pct}")))
+            .args(["--fail-on-regression", pct])
+            .output()
+            .expect("xtask report")
+    };
+    // Decoding 50% slower: a regression past 10%, none past 80%.
+    let past = report("10");
+    assert_eq!(past.status.code(), Some(2), "{}", text(&past));
+    assert!(
+        text(&past).contains("regressed by more than 10%"),
+        "{}",
+        text(&past)
+    );
+    assert!(dir.path().join("report-10/index.html").is_file());
+    let within = report("80");
+    assert!(within.status.success(), "{}", text(&within));
+}
+
+/// The suite branch of `nightly` (no `--results-from`): it runs the scenario harness through
+/// cargo into a local database, then ingests and compares. A stand-in for cargo (the `CARGO`
+/// variable xtask honours) plays the suite: it records how it was called, writes a night's
+/// results where it was told to, and fails as a suite with a failed case does. The night is
+/// ingested all the same, and the failed case makes nightly exit 1.
+#[cfg(unix)]
+#[test]
+fn nightly_runs_the_suite_into_a_local_file_and_a_failed_case_fails_the_night() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prepared = night(dir.path(), "prepared", "eeee5555", 0, 100.0);
+    let calls = dir.path().join("calls.txt");
+    let fake_cargo = dir.path().join("fake-cargo");
+    std::fs::write(
+        &fake_cargo,
+        format!(
+            "#!/bin/sh\necho \"$* | $EDGEBENCH_CASES\" >> '{}'\ncp '{}' \"$EDGEBENCH_DB\"\nexit 101\n",
+            calls.display(),
+            prepared.display()
+        ),
+    )
+    .expect("write the stand-in");
+    std::fs::set_permissions(&fake_cargo, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let shared = dir.path().join("shared.sqlite");
+    let out = dir.path().join("nightly");
+    let o = xtask()
+        .args(["nightly", "--db"])
+        .arg(&shared)
+        .args(["--scenarios", "code_generation::*::llama_cpp::*"])
+        .arg("--out")
+        .arg(&out)
+        .env("CARGO", &fake_cargo)
+        .output()
+        .expect("xtask nightly");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("some cases failed"), "{}", text(&o));
+    let called = std::fs::read_to_string(&calls).expect("the suite ran");
+    assert_eq!(
+        called.trim(),
+        "test --test scenarios | code_generation::*::llama_cpp::*"
+    );
+    // The local file sits under --out (never in the user's results/), and was ingested.
+    let locals: Vec<_> = std::fs::read_dir(&out)
+        .expect("out dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "sqlite"))
+        .collect();
+    assert_eq!(locals.len(), 1, "{locals:?}");
+    assert!(
+        Store::open(&shared)
+            .expect("shared")
+            .run_status("prepared-run")
+            .expect("status")
+            .is_some(),
+        "the night was ingested though a case failed"
+    );
+}

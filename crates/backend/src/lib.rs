@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use edgebench_core::scenario::{BackendKind, KvType, Pinned, Sampling};
+pub use edgebench_core::projection::kv_bytes_per_token;
+pub use edgebench_core::registry::Architecture;
+pub use edgebench_core::scenario::{BackendKind, Device, KvType, Pinned, Sampling};
 
 /// A token id in the model's own vocabulary. Both engines receive the same ids.
 pub type TokenId = i32;
@@ -169,6 +171,24 @@ pub trait Backend {
     fn kind(&self) -> BackendKind;
     /// What the engine was built with.
     fn build(&self) -> EngineBuild;
+    /// Whether this build of the engine can run on `device`; the error says what to rebuild.
+    /// The default: the CPU only.
+    fn supports_device(&self, device: Device) -> Result<(), String> {
+        match device {
+            Device::Cpu => Ok(()),
+            other => Err(format!(
+                "device `{}` is not built into this edgebench's {:?} engine (compiled: cpu)",
+                other.as_str(),
+                self.kind()
+            )),
+        }
+    }
+    /// Bytes of KV cache one token of one sequence takes in this engine, for a model of `arch`
+    /// loaded with `options` (the memory guard's estimate). The default: the cache types the
+    /// options name.
+    fn kv_bytes_per_token(&self, arch: &Architecture, options: &LoadOptions) -> f64 {
+        kv_bytes_per_token(arch, options.type_k, options.type_v)
+    }
     /// Why this engine can't run `model` as `options` ask, if it can't; checked before loading
     /// so such cases are reported as ignored, never run as something else. May read the file's
     /// metadata.

@@ -29,8 +29,8 @@ use candle_core::{Device, Tensor};
 use candle_transformers::generation::LogitsProcessor;
 use candle_transformers::models::{quantized_llama, quantized_qwen2};
 use edgebench_backend::{
-    Backend, BackendError, BackendKind, Effective, EngineBuild, EngineCounters, LoadOptions,
-    MemoryReport, Sampling, SeqId, Session, TokenId,
+    Backend, BackendError, BackendKind, Effective, EngineBuild, EngineCounters, KvType,
+    LoadOptions, MemoryReport, Sampling, SeqId, Session, TokenId,
 };
 
 const ENGINE: &str = "candle";
@@ -276,6 +276,27 @@ fn ensure_threads(threads: u32) -> u32 {
 impl Backend for Candle {
     fn kind(&self) -> BackendKind {
         BackendKind::Candle
+    }
+
+    fn supports_device(&self, device: edgebench_backend::Device) -> Result<(), String> {
+        // candle knows which accelerators it was compiled with; the harness drives the CPU.
+        self::device(device.as_str())?;
+        if device != edgebench_backend::Device::Cpu {
+            return Err(format!(
+                "device `{}`: the harness drives candle on the CPU only for now",
+                device.as_str()
+            ));
+        }
+        Ok(())
+    }
+
+    /// candle keeps its KV cache in f32 whatever the options say.
+    fn kv_bytes_per_token(
+        &self,
+        arch: &edgebench_backend::Architecture,
+        _options: &LoadOptions,
+    ) -> f64 {
+        edgebench_backend::kv_bytes_per_token(arch, KvType::F16, KvType::F16) * 2.0
     }
 
     fn build(&self) -> EngineBuild {

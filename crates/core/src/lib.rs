@@ -10,6 +10,7 @@ pub mod device_profile;
 pub mod glob;
 pub mod measure;
 pub mod mmlu;
+pub mod names;
 pub mod overhead;
 pub mod projection;
 pub mod registry;

@@ -19,8 +19,6 @@ pub enum Priority {
 }
 
 impl Priority {
-    pub const ALL: [Self; 3] = [Self::Realtime, Self::Normal, Self::Batch];
-
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -51,6 +49,9 @@ pub enum Rejection {
     QueueFull,
     AdmissionTimeout,
 }
+
+crate::named_enum!(Priority, "priority", [Realtime, Normal, Batch]);
+crate::named_enum!(Rejection, "rejection", [QueueFull, AdmissionTimeout]);
 
 impl Rejection {
     #[must_use]

@@ -227,9 +227,31 @@ fn system_info() -> String {
         .to_owned()
 }
 
+/// llama.cpp keeps a quantized V cache only with flash attention on; without it
+/// `llama_new_context_with_model` fails and says why only in its log.
+fn quantized_v_without_flash_attention(options: &LoadOptions) -> Option<String> {
+    (options.type_v.is_quantized() && !options.flash_attention).then(|| {
+        format!(
+            "a quantized V cache ({}) without flash attention: set flash_attention = true in the [[kv]] variant",
+            options.type_v.as_str()
+        )
+    })
+}
+
 impl Backend for LlamaCpp {
     fn kind(&self) -> BackendKind {
         BackendKind::LlamaCpp
+    }
+
+    fn supports_device(&self, device: edgebench_backend::Device) -> Result<(), String> {
+        match device {
+            edgebench_backend::Device::Cpu => Ok(()),
+            other => Err(format!(
+                "device `{}` is not built into this edgebench's llama.cpp (compiled: cpu); rebuild llama-cpp-2 with its `{}` feature",
+                other.as_str(),
+                other.as_str()
+            )),
+        }
     }
 
     fn build(&self) -> EngineBuild {
@@ -247,6 +269,10 @@ impl Backend for LlamaCpp {
         }
     }
 
+    fn refuses(&self, _model: &Path, options: &LoadOptions) -> Option<String> {
+        quantized_v_without_flash_attention(options).map(|what| format!("llama.cpp refuses {what}"))
+    }
+
     fn load(
         &self,
         path: &Path,
@@ -257,13 +283,10 @@ impl Backend for LlamaCpp {
                 path: path.to_owned(),
             });
         }
-        if options.type_v.is_quantized() && !options.flash_attention {
+        if let Some(what) = quantized_v_without_flash_attention(options) {
             return Err(BackendError::Unsupported {
                 engine: ENGINE,
-                what: format!(
-                    "a quantized V cache ({}) without flash attention: turn flash_attention on",
-                    options.type_v.as_str()
-                ),
+                what,
             });
         }
         let _guard = CREATE

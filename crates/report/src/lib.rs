@@ -5,12 +5,12 @@
 //! Data flows one way: [`data::load`] reads SQLite into plain values, [`build`] turns them into
 //! the [`context`] (pure), [`render`] fills one template per section from its own context struct.
 
-pub mod build;
 pub mod context;
 pub mod data;
 pub mod inputs;
 pub mod plots;
 pub mod render;
+pub mod sections;
 
 use std::path::{Path, PathBuf};
 
@@ -199,7 +199,7 @@ pub fn build_context(
             )
         }
     };
-    let (roi, roi_best) = build::roi(&current, &inputs.roi, &inputs.registry);
+    let (roi, roi_best) = sections::roi(&current, &inputs.roi, &inputs.registry);
     Ok(ReportContext {
         format: REPORT_CONTEXT_VERSION,
         generated_at: generated_at.into(),
@@ -213,16 +213,21 @@ pub fn build_context(
                 .map_or(String::new(), |d| format!(" on devices matching `{d}`"))
         ),
         measured_runs: current.len(),
-        overview: build::overview(&current, &inputs.registry),
-        categories: build::categories(&current),
-        concurrency: build::concurrency(&current),
-        kv: build::kv(&current, &inputs.registry),
-        backends: build::backends(&current, &dataset.parity),
-        runs: build::runs(&current, &dataset.devices),
-        claims: build::claims_section(&inputs.claims, &inputs.registry, roi_best, &dataset.devices),
+        overview: sections::overview(&current, &inputs.registry),
+        categories: sections::categories(&current),
+        concurrency: sections::concurrency(&current),
+        kv: sections::kv(&current, &inputs.registry),
+        backends: sections::backends(&current, &dataset.parity),
+        runs: sections::runs(&current, &dataset.devices),
+        claims: sections::claims_section(
+            &inputs.claims,
+            &inputs.registry,
+            roi_best,
+            &dataset.devices,
+        ),
         roi,
-        devices: build::devices(dataset, &all),
-        regressions: build::regressions(&pairs, baseline_text, selection.fail_on_regression_pct),
+        devices: sections::devices(dataset, &all),
+        regressions: sections::regressions(&pairs, baseline_text, selection.fail_on_regression_pct),
     })
 }
 

@@ -3,7 +3,6 @@
 
 pub mod file;
 
-use std::fmt;
 use std::sync::Arc;
 
 use toml::Spanned;
@@ -13,6 +12,23 @@ use crate::text_pos::{Location, line_col};
 use file::{BackendName, DeviceName, KvTypeName, ScenarioFile};
 
 pub use file::Category;
+
+crate::named_enum!(
+    Category,
+    "category",
+    [
+        CodeGeneration,
+        MathReasoning,
+        LongContext,
+        MultiTurn,
+        BatchConcurrent,
+        KvCache,
+        Accuracy
+    ]
+);
+crate::named_enum!(BackendKind, "backend", [LlamaCpp, Candle]);
+crate::named_enum!(Device, "device", [Cpu, Cuda, Metal, Vulkan]);
+crate::named_enum!(KvType, "KV cache type", [F16, Q8_0, Q4_0]);
 
 impl Category {
     #[must_use]
@@ -43,12 +59,6 @@ impl BackendKind {
             Self::LlamaCpp => "llama_cpp",
             Self::Candle => "candle",
         }
-    }
-}
-
-impl fmt::Display for BackendKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -554,14 +564,15 @@ fn validate(
         };
         if quants.is_empty() {
             let have: Vec<_> = entry.files.iter().map(|f| f.quant.as_str()).collect();
-            return Err(cx.at(
-                "quantizations",
-                m,
-                format!(
-                    "model `{id}` has none of the listed quantizations (it has: {})",
-                    have.join(", ")
-                ),
-            ));
+            let message = format!(
+                "model `{id}` has none of the listed quantizations (it has: {})",
+                have.join(", ")
+            );
+            // Point at the list that names none of them (the model's files when there is none).
+            return Err(match &raw.quantizations {
+                Some(listed) => cx.at("quantizations", listed, message),
+                None => cx.at("quantizations", m, message),
+            });
         }
         if *raw.context.get_ref() > entry.arch.context {
             return Err(cx.at(
@@ -852,16 +863,8 @@ fn validate(
                 mmap: v.mmap.is_some(),
             },
         };
-        if variant.type_v.is_quantized() && !variant.flash_attention {
-            return Err(cx.at(
-                "kv.type_v",
-                &v.name,
-                format!(
-                    "variant `{name}`: a quantized V cache ({}) needs flash_attention = true in llama.cpp",
-                    variant.type_v.as_str()
-                ),
-            ));
-        }
+        // A quantized V cache without flash attention is llama.cpp's limit, not the format's:
+        // its engine refuses such a case (`Backend::refuses`), the file itself is valid.
         if let Some(cap) = v.context_cap
             && (cap == 0 || u64::from(prompt_tokens) + u64::from(generate_tokens) > u64::from(cap))
         {

@@ -2,31 +2,53 @@
 //! (fault injection right after the model loads, as a failed llama.cpp assert would) is stored as
 //! `aborted` with its stderr, and the next case in the same database still passes.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
-use edgebench::isolate::{ChildCase, ChildError, FAULT_ENV, run_in_child};
-use edgebench::runner;
+use edgebench::catalog::Catalog;
+use edgebench::isolate::{CaseRequest, ChildCase, ChildError, FAULT_ENV, run_in_child};
+use edgebench::plan::Mode;
+use edgebench::preflight::{Readiness, readiness};
 use edgebench::store::{RunStatus, Store};
 
 const EXE: &str = env!("CARGO_BIN_EXE_edgebench-case");
 const CASE: &str = "code_generation::phi-4-mini-twin16::Q4_0::llama_cpp::c1";
 
-fn child<'a>(
-    name: &'a str,
-    run_id: &'a str,
-    db: &'a Path,
-    env: &'a [(&'a str, &'a str)],
-) -> ChildCase<'a> {
+/// The request the harness sends for case `name` in smoke mode, with the model file its
+/// preflight finds.
+fn request(name: &str, run_id: &str, db: &Path) -> CaseRequest {
+    let root = edgebench::paths::root();
+    let catalog = Catalog::load(&root).expect("catalog");
+    let case = catalog
+        .cases
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no case {name}"));
+    let models_dir = edgebench::paths::models_dir(&root);
+    let Readiness::Ready { model_path } = readiness(case, &catalog.registry, &models_dir) else {
+        panic!("{name} is not ready here")
+    };
+    let (size, sha256) = edgebench::host::model_file_hash(&model_path).expect("hash");
+    let mode = Mode {
+        smoke: true,
+        fixed_stopping: false,
+    };
+    CaseRequest::new(
+        &catalog,
+        case,
+        (&model_path, size, &sha256),
+        run_id,
+        "crash-test",
+        db,
+        mode,
+    )
+}
+
+fn child<'a>(request: &'a CaseRequest, env: &'a [(&'a str, &'a str)]) -> ChildCase<'a> {
     ChildCase {
         exe: Path::new(EXE),
-        case_name: name,
-        run_id,
-        invocation: "crash-test",
-        db,
-        smoke: true,
-        model_hash: None,
+        request,
         env,
     }
 }
@@ -42,7 +64,8 @@ fn an_aborting_case_fails_alone_and_is_stored_as_aborted() {
     let env = [(FAULT_ENV, fault.as_str())];
 
     let crashed_id = "crash-run-1";
-    let err = run_in_child(&child(CASE, crashed_id, &db, &env)).expect_err("the child aborts");
+    let err =
+        run_in_child(&child(&request(CASE, crashed_id, &db), &env)).expect_err("the child aborts");
     match &err {
         ChildError::Crashed {
             run_id,
@@ -58,7 +81,7 @@ fn an_aborting_case_fails_alone_and_is_stored_as_aborted() {
 
     // The same case without the fault, in the same database, passes.
     let passed_id = "crash-run-2";
-    let report = run_in_child(&child(CASE, passed_id, &db, &[])).expect("passes");
+    let report = run_in_child(&child(&request(CASE, passed_id, &db), &[])).expect("passes");
     assert_eq!(report.run_id, passed_id);
     assert!(report.generation_tokens_per_s > 0.0);
 
@@ -84,8 +107,12 @@ fn an_aborting_case_fails_alone_and_is_stored_as_aborted() {
 fn a_failing_case_reports_its_error_and_an_unknown_case_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("results.sqlite");
-    let id = runner::new_invocation_id();
-    let err = run_in_child(&child("no_such::case", &id, &db, &[])).expect_err("unknown case");
+    if common::model("phi-4-mini-twin16", "Q4_0").is_none() {
+        return;
+    }
+    let mut unknown = request(CASE, "unknown-case-run", &db);
+    unknown.case_name = "no_such::case".into();
+    let err = run_in_child(&child(&unknown, &[])).expect_err("unknown case");
     assert!(
         matches!(&err, ChildError::Failed { message } if message.contains("no scenario case is named `no_such::case`")),
         "{err}"
@@ -104,13 +131,14 @@ fn a_truncated_model_file_fails_its_case_with_the_offset_on_both_engines() {
     let truncated = twin_dir.join(original.file_name().expect("name"));
     // Cut inside the tensor table: llama.cpp would read garbage offsets from here.
     std::fs::write(&truncated, &bytes[..bytes.len().min(20_000)]).expect("write");
-    let models_env = models.path().display().to_string();
-    let env = [("EDGEBENCH_MODELS", models_env.as_str())];
     let db = models.path().join("results.sqlite");
     for backend in ["llama_cpp", "candle"] {
         let case = format!("code_generation::mimo-7b-twin16::Q4_0::{backend}::c1");
-        let err =
-            run_in_child(&child(&case, "truncated-run", &db, &env)).expect_err("invalid model");
+        // The file changed after the parent's preflight: the child validates it again before
+        // any engine opens it.
+        let mut req = request(&case, "truncated-run", &db);
+        req.model_path.clone_from(&truncated);
+        let err = run_in_child(&child(&req, &[])).expect_err("invalid model");
         match &err {
             ChildError::Failed { message } => {
                 assert!(
@@ -154,8 +182,8 @@ fn a_locked_results_database_keeps_the_run_in_the_fallback_file_and_ingest_bring
         ("EDGEBENCH_BUSY_TIMEOUT_MS", "300"),
         ("EDGEBENCH_FALLBACK_DB", fallback_env.as_str()),
     ];
-    let report =
-        run_in_child(&child(CASE, "locked-from-the-start", &db, &env)).expect("case passes");
+    let report = run_in_child(&child(&request(CASE, "locked-from-the-start", &db), &env))
+        .expect("case passes");
     assert_eq!(report.run_id, "locked-from-the-start");
     holder.execute_batch("ROLLBACK").expect("unlock");
     assert_eq!(count_runs(&db, "locked-from-the-start", "passed"), 0);
@@ -169,7 +197,8 @@ fn a_locked_results_database_keeps_the_run_in_the_fallback_file_and_ingest_bring
         ("EDGEBENCH_FALLBACK_DB", fallback_env.as_str()),
         (FAULT_ENV, pause.as_str()),
     ];
-    let child_case = child(CASE, "locked-mid-run", &db, &env);
+    let mid_run = request(CASE, "locked-mid-run", &db);
+    let child_case = child(&mid_run, &env);
     let locker = std::thread::scope(|scope| {
         let runner = scope.spawn(|| run_in_child(&child_case));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -233,28 +262,51 @@ fn a_read_only_results_database_is_named_and_the_run_lands_in_the_fallback_file(
         }
     }
     let fallback = dir.path().join("fallback.sqlite");
-    // Root ignores file modes: run the case as `nobody`, for whom the file is read-only.
+    // Root ignores file modes: run the case as `nobody`, for whom the file is read-only. The
+    // checkout may be private (a clone under /root is 0700), so everything the child needs
+    // (its executable, the model, the dataset) is copied where `nobody` can read it.
+    let mut req = request(CASE, "read-only-run", &db);
+    let case_root = dir.path().join("checkout");
+    let dataset = req.case().expect("case").0.scenario.dataset.clone();
+    let copied_dataset = case_root.join(&dataset);
+    std::fs::create_dir_all(copied_dataset.parent().expect("dataset dir")).expect("mkdir");
+    std::fs::copy(edgebench::paths::root().join(&dataset), &copied_dataset).expect("copy dataset");
+    let model = case_root.join("model.gguf");
+    std::fs::copy(&req.model_path, &model).expect("copy model");
+    let exe = dir.path().join("edgebench-case");
+    std::fs::copy(EXE, &exe).expect("copy executable");
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    req.root = case_root;
+    req.model_path = model;
     let as_root = std::process::Command::new("id")
         .arg("-u")
         .output()
         .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
     let mut cmd = if as_root {
         let mut c = std::process::Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", EXE]);
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&exe);
         c
     } else {
-        std::process::Command::new(EXE)
+        std::process::Command::new(&exe)
     };
-    let out = cmd
-        .arg(CASE)
-        .env("EDGEBENCH_DB", &db)
+    let mut child = cmd
         .env("EDGEBENCH_FALLBACK_DB", &fallback)
-        .env("EDGEBENCH_RUN_ID", "read-only-run")
-        .env("EDGEBENCH_INVOCATION", "read-only-test")
-        .env("EDGEBENCH_SMOKE", "1")
         .env("HOME", dir.path())
-        .output()
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("start the case");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(serde_json::to_string(&req).expect("json").as_bytes())
+            .expect("send the request");
+    }
+    let out = child.wait_with_output().expect("case output");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(

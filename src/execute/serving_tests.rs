@@ -183,6 +183,21 @@ fn alone(item: &WorkItem, generate: usize) -> Vec<Vec<TokenId>> {
         .collect()
 }
 
+#[test]
+fn a_request_that_is_never_answered_is_an_error_not_a_completion() {
+    // No slot ever frees up and nothing times out: the loop has nothing left to wait for.
+    let work = work(3, &[]);
+    let clock = Rc::new(FakeClock::default());
+    let mut engine = FakeEngine::new(Rc::clone(&clock), 1);
+    let config = config(0, 64, Arrivals::Closed { clients: 3 });
+    match serve(&mut engine, clock.as_ref(), &work, &config) {
+        Err(super::ServeError::Unanswered { requests }) => assert_eq!(requests, vec![0, 1, 2]),
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(outcome) => panic!("served without a slot: {:?}", outcomes(&outcome.served)),
+    }
+    assert!(engine.calls.is_empty(), "{:?}", engine.calls);
+}
+
 fn outcomes(served: &[Served]) -> Vec<Outcome> {
     served.iter().map(|s| s.outcome).collect()
 }

@@ -131,3 +131,137 @@ fn registry_twins_match_the_scaling_rule_and_are_labelled() {
     }
     assert!(twins >= 2, "MiMo and Phi-4 twins are registered");
 }
+
+/// Every `.rs` file under `dir` (recursively), sorted.
+fn rust_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Architecture invariant: `src/engines.rs` is the only module of the pipeline (and the
+/// harness) that names an engine's own crates or types; everything else asks `&dyn Backend`.
+#[test]
+fn only_the_engines_module_names_engine_types() {
+    let root = edgebench::paths::root();
+    let engine_names = [
+        "edgebench_llama",
+        "edgebench_candle",
+        "llama_cpp_2",
+        "llama_cpp_sys_2",
+        "candle_core",
+        "candle_transformers",
+        "LlamaCpp::",
+        "Candle::",
+    ];
+    let mut offenders = Vec::new();
+    for dir in ["src", "harness"] {
+        for file in rust_files(&root.join(dir)) {
+            if file.ends_with("src/engines.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&file).expect("read");
+            for name in engine_names {
+                if text.contains(name) {
+                    offenders.push(format!(
+                        "{} names `{name}`",
+                        file.strip_prefix(&root).unwrap_or(&file).display()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "only src/engines.rs may name an engine; ask the Backend trait instead:\n{}",
+        offenders.join("\n")
+    );
+}
+
+/// Architecture invariant: the report reads; it never writes to the database it renders (an
+/// older one is read through a migrated private copy, which the store makes).
+#[test]
+fn the_report_crate_contains_no_write_statement() {
+    let root = edgebench::paths::root();
+    let writes = [
+        "INSERT ",
+        "UPDATE ",
+        "DELETE ",
+        "REPLACE ",
+        "CREATE ",
+        "DROP ",
+        "ALTER ",
+        "VACUUM",
+        "user_version =",
+        "execute_batch",
+        ".execute(",
+        "Store::open",
+        "SQLITE_OPEN_READ_WRITE",
+    ];
+    let mut offenders = Vec::new();
+    for file in rust_files(&root.join("crates/report/src")) {
+        let text = std::fs::read_to_string(&file).expect("read");
+        for (i, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            for w in writes {
+                if code.contains(w) {
+                    offenders.push(format!(
+                        "{}:{}: `{w}`",
+                        file.strip_prefix(&root).unwrap_or(&file).display(),
+                        i + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{}", offenders.join("\n"));
+}
+
+/// ARCHITECTURE.md stays true: its code map names every crate, every module of the pipeline
+/// crate and of xtask, and the harness.
+#[test]
+fn architecture_md_mentions_every_crate_and_module() {
+    let root = edgebench::paths::root();
+    let doc = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(root.join("crates")).expect("crates") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if !doc.contains(&format!("crates/{name}")) {
+            missing.push(format!("crates/{name}"));
+        }
+    }
+    for dir in ["src", "xtask/src", "harness"] {
+        for file in rust_files(&root.join(dir)) {
+            let rel = file
+                .strip_prefix(&root)
+                .unwrap_or(&file)
+                .display()
+                .to_string();
+            let is_entry = rel.ends_with("/lib.rs") || rel.ends_with("/main.rs");
+            let is_test = rel.ends_with("_tests.rs");
+            if !is_entry && !is_test && !doc.contains(&rel) {
+                missing.push(rel);
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md's code map does not mention: {}",
+        missing.join(", ")
+    );
+}

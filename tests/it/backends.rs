@@ -4,15 +4,17 @@
 //! Real models come from `cargo xtask models fetch` (run by `cargo xtask test`, which also sets
 //! EDGEBENCH_REQUIRE_MODELS=1 so a missing model fails in CI instead of skipping).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
-use common::{REAL_MODELS, greedy, model};
+use crate::common::{REAL_MODELS, greedy, model};
 use edgebench::backend::{BackendKind, KvType, LoadOptions, Pinned};
 use edgebench::catalog;
 use edgebench::core::{Scenario, twin};
-use edgebench::runner::{Readiness, Runner, readiness, reference_vocabulary};
+use edgebench::engines::reference_vocabulary;
+use edgebench::preflight::{Readiness, readiness};
+use edgebench::runner::Runner;
 use edgebench_twins::{TWIN_QUANTS, build_tokenizer, write_twin};
 
 fn scenario_text(model: &str, quant: &str, backend: &str) -> String {
@@ -35,6 +37,61 @@ warmup = 1
 repetitions = 2
 "#
     )
+}
+
+/// Cases that can't run here are ignored by the preflight with the reason, before any engine
+/// loads anything and before the harness starts a child: over the memory budget (with the
+/// arithmetic), and a KV variant llama.cpp refuses.
+#[test]
+fn the_preflight_ignores_what_cannot_run_here_and_says_why() {
+    let root = edgebench::paths::root();
+    let registry = catalog::load_registry(&root).expect("registry");
+    let models_dir = edgebench::paths::models_dir(&root);
+    let (id, quant) = ("smollm2-135m", "Q4_1");
+    let Some(_) = model(id, quant) else { return };
+    let case = |backend: &str, extra: &str| {
+        let text = format!("{}{extra}", scenario_text(id, quant, backend));
+        Scenario::parse("inline.toml", &text, &registry)
+            .expect("scenario")
+            .expand()
+            .remove(0)
+    };
+    for backend in ["llama_cpp", "candle"] {
+        match readiness(
+            &case(backend, "memory_budget = \"64 MiB\"\n"),
+            &registry,
+            &models_dir,
+        ) {
+            Readiness::Skip(reason) => assert!(
+                reason.starts_with("estimated memory ")
+                    && reason.contains("weights 93 MiB")
+                    && reason.contains("KV ")
+                    && reason.contains("exceeds 64 MiB, the budget set by memory_budget"),
+                "{backend}: {reason}"
+            ),
+            other => panic!("{backend}: a 98 MB model in a 64 MiB budget: {other:?}"),
+        }
+        // The same case within budget is ready: the budget alone made the difference.
+        assert!(
+            matches!(
+                readiness(
+                    &case(backend, "memory_budget = \"4 GiB\"\n"),
+                    &registry,
+                    &models_dir
+                ),
+                Readiness::Ready { .. }
+            ),
+            "{backend}"
+        );
+    }
+    let quantized_v = "\n[[kv]]\nname = \"q4\"\ntype_v = \"q4_0\"\n";
+    match readiness(&case("llama_cpp", quantized_v), &registry, &models_dir) {
+        Readiness::Skip(reason) => assert!(
+            reason.contains("quantized V cache (q4_0) without flash attention"),
+            "{reason}"
+        ),
+        other => panic!("llama.cpp can't keep a q4_0 V cache without flash attention: {other:?}"),
+    }
 }
 
 backend_test!(
@@ -138,6 +195,33 @@ backend_test!(
                 distinct, 0,
                 "{id}: greedy outputs differ across repetitions"
             );
+            // llama.cpp's own counters per measured repetition, beside the harness's timing of
+            // the same phases: the harness brackets the engine, so its rate is at most the
+            // engine's (timer granularity aside) and at most 10% below it.
+            let timings: Option<String> = conn
+                .query_row("SELECT phase_timings FROM runs", [], |r| r.get(0))
+                .expect("phase_timings");
+            if backend.kind() == edgebench::backend::BackendKind::LlamaCpp {
+                let phases = edgebench::core::overhead::parse(
+                    &timings.expect("a llama.cpp run stores its counters"),
+                )
+                .expect("phase_timings is JSON");
+                assert_eq!(phases.len(), 2, "{id}: one entry per measured repetition");
+                for phase in [
+                    edgebench::core::overhead::Phase::Prefill,
+                    edgebench::core::overhead::Phase::Generation,
+                ] {
+                    let ratios = edgebench::core::overhead::ratios(&phases, phase)
+                        .unwrap_or_else(|e| panic!("{id}: {e}"));
+                    assert!(
+                        ratios.iter().all(|&r| r > 0.9 && r <= 1.01),
+                        "{id}: harness ÷ counters for {}: {ratios:?}",
+                        phase.as_str()
+                    );
+                }
+            } else {
+                assert_eq!(timings, None, "{id}: candle keeps no counters");
+            }
         }
     }
 );
@@ -463,7 +547,7 @@ backend_test!(
     four_concurrent_requests_generate_what_four_sequential_ones_do,
     |backend| {
         use edgebench::core::schedule::{Priority, SchedulerConfig};
-        use edgebench::serve::{Arrivals, MonotonicClock, ServeConfig, WorkItem, serve};
+        use edgebench::execute::serving::{Arrivals, MonotonicClock, ServeConfig, WorkItem, serve};
         // Through the serving loop: 4 slots serving 4 requests at once (one batched prefill, then
         // batched decode steps) against 1 slot serving them one after another.
         for &(id, quant) in REAL_MODELS {

@@ -2,7 +2,7 @@
 //! greedy decoding. Results go to the results database (`parity` table) and are printed as a
 //! table; the test fails when agreement drifts beyond the tolerances below.
 
-mod common;
+use crate::common;
 
 use edgebench::backend::BackendKind;
 use edgebench::parity::{self, ModelParity, ParityPlan};
@@ -69,8 +69,8 @@ fn candle_matches_llama_cpp_on_every_model_present() {
     let root = edgebench::paths::root();
     let registry = catalog::load_registry(&root).expect("registry");
     let models_dir = edgebench::paths::models_dir(&root);
-    let mut runner = Runner::open(&root, &models_dir, &edgebench::paths::database(&root))
-        .expect("results database");
+    let mut runner =
+        Runner::open(&root, &models_dir, &common::test_database()).expect("results database");
     let sets = [
         "code_generation",
         "math_reasoning",

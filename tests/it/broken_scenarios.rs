@@ -1,10 +1,11 @@
 //! The corpus of broken scenario files (`tests/data/broken_scenarios/*.toml`): each must be
-//! refused with an error that names the file, the line (where its header gives one) and what
-//! is wrong. A file's header says what it breaks and what the error must contain:
+//! refused with an error that names the file, the line and column of the offending key or
+//! value, and what is wrong. Every file's header says what it breaks and what the error must
+//! contain:
 //!
 //! ```toml
 //! # broken: a misspelt key
-//! # expect-line: 12
+//! # expect-at: 12:1
 //! # expect: unknown field `contxt`
 //! ```
 
@@ -24,7 +25,7 @@ fn every_broken_scenario_is_refused_with_file_line_and_cause() {
         .collect();
     files.sort();
     assert!(
-        files.len() >= 15,
+        files.len() >= 20,
         "the corpus shrank to {} files",
         files.len()
     );
@@ -55,10 +56,13 @@ fn every_broken_scenario_is_refused_with_file_line_and_cause() {
             }
             Err(e) => e.to_string(),
         };
-        let location = match header("expect-line") {
-            Some(line) => format!("{name}:{line}:"),
-            None => format!("{name}:"),
+        let Some(at) = header("expect-at") else {
+            failures.push(format!(
+                "{name}: no `# expect-at: LINE:COLUMN` header (the error was: {err})"
+            ));
+            continue;
         };
+        let location = format!("{name}:{at}:");
         if !err.starts_with(&location) || !err.contains(&fragment) {
             failures.push(format!(
                 "{name}: expected `{location}` … `{fragment}`, got: {err}"

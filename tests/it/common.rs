@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code)] // Each test binary uses its own subset.
+#![allow(dead_code)] // Not every helper is used by every build of the tests.
 
 use std::path::PathBuf;
 
@@ -11,7 +11,7 @@ pub const REAL_MODELS: &[(&str, &str)] = &[("gemma3-270m", "Q4_K_M"), ("smollm2-
 
 /// The engine for `kind`; every engine is part of the test build.
 pub fn engine(kind: BackendKind) -> &'static dyn Backend {
-    edgebench::runner::engine(kind).unwrap_or_else(|e| panic!("{kind:?}: {e}"))
+    edgebench::engines::engine(kind).unwrap_or_else(|e| panic!("{kind:?}: {e}"))
 }
 
 /// Runs one test body against every backend, as ripgrep's `rgtest!` does for its matchers: each
@@ -39,6 +39,16 @@ macro_rules! backend_test {
             }
         }
     };
+}
+
+/// The results database tests write to: `EDGEBENCH_DB` when set (`cargo xtask test` points it
+/// into `target/test-results/`), else `target/test-results/edgebench.sqlite`: never the user's
+/// `results/`.
+pub fn test_database() -> PathBuf {
+    std::env::var_os("EDGEBENCH_DB").map_or_else(
+        || edgebench::paths::root().join("target/test-results/edgebench.sqlite"),
+        PathBuf::from,
+    )
 }
 
 /// Path of a real model, or `None` (after saying why) when it is absent and not required.

@@ -159,6 +159,14 @@ pub enum ServeError {
     Schedule(#[from] ScheduleError),
     #[error("open-loop arrivals list {offsets} times for {requests} requests")]
     ArrivalCount { offsets: usize, requests: usize },
+    /// Nothing could happen any more (no arrival, timeout or running sequence ahead) while
+    /// these requests had no answer: a scheduler that never admits them (zero slots, say).
+    #[error(
+        "{} request(s) never answered (first: {:?}); the serving loop had nothing left to wait for",
+        requests.len(),
+        &requests[..requests.len().min(8)]
+    )]
+    Unanswered { requests: Vec<RequestId> },
 }
 
 #[derive(Debug)]
@@ -179,6 +187,8 @@ enum Phase {
 #[derive(Debug)]
 struct State {
     phase: Phase,
+    /// Set exactly once, when the request ends; `None` is a request still without an answer.
+    outcome: Option<Outcome>,
     served: Served,
     /// Last token of the previous turn: sampled but not yet in the KV cache.
     carried: Option<TokenId>,
@@ -204,10 +214,12 @@ pub fn serve(
         .enumerate()
         .map(|(request, item)| State {
             phase: Phase::NotArrived,
+            outcome: None,
             served: Served {
                 request,
                 priority: item.priority,
-                outcome: Outcome::Completed,
+                // Placeholder: the real outcome is `State::outcome`, copied in when the loop ends.
+                outcome: Outcome::Cancelled,
                 arrived_ns: 0,
                 queue_ns: 0,
                 slot: None,
@@ -251,7 +263,7 @@ pub fn serve(
                 Ok(()) => state.phase = Phase::Queued,
                 Err(rejection) => {
                     state.phase = Phase::Done;
-                    state.served.outcome = Outcome::Rejected(rejection);
+                    state.outcome = Some(Outcome::Rejected(rejection));
                     pending.ended(r, t);
                 }
             }
@@ -273,7 +285,7 @@ pub fn serve(
                         None => {}
                     }
                     state.phase = Phase::Done;
-                    state.served.outcome = Outcome::Cancelled;
+                    state.outcome = Some(Outcome::Cancelled);
                     pending.ended(r, t);
                 }
             }
@@ -297,7 +309,7 @@ pub fn serve(
                 Decision::TimedOut { request, queued_ns } => {
                     let state = &mut states[request];
                     state.served.queue_ns = queued_ns;
-                    state.served.outcome = Outcome::Rejected(Rejection::AdmissionTimeout);
+                    state.outcome = Some(Outcome::Rejected(Rejection::AdmissionTimeout));
                     state.phase = Phase::Done;
                     pending.ended(request, t);
                 }
@@ -436,12 +448,31 @@ pub fn serve(
             .min();
             match next {
                 Some(deadline) => clock.sleep_until(start + deadline),
-                // Nothing can happen any more: every request must have ended.
+                // Nothing can happen any more: the requests without an outcome are an error
+                // below, never counted as completed.
                 None => break,
             }
         }
     }
-    let served: Vec<Served> = states.into_iter().map(|s| s.served).collect();
+    let unanswered: Vec<RequestId> = states
+        .iter()
+        .filter(|s| s.outcome.is_none())
+        .map(|s| s.served.request)
+        .collect();
+    if !unanswered.is_empty() {
+        return Err(ServeError::Unanswered {
+            requests: unanswered,
+        });
+    }
+    let served: Vec<Served> = states
+        .into_iter()
+        .filter_map(|s| {
+            Some(Served {
+                outcome: s.outcome?,
+                ..s.served
+            })
+        })
+        .collect();
     let first = served.iter().map(|s| s.arrived_ns).min().unwrap_or(0);
     let last = served
         .iter()
@@ -478,6 +509,7 @@ fn finish_turns(
             s.phase = Phase::Prefill { turn: turn + 1 };
         } else {
             s.phase = Phase::Done;
+            s.outcome = Some(Outcome::Completed);
             scheduler.finish(r)?;
             pending.ended(r, result.end_ns);
         }
@@ -536,5 +568,5 @@ impl Pending {
 }
 
 #[cfg(test)]
-#[path = "serve_tests.rs"]
+#[path = "serving_tests.rs"]
 mod tests;

@@ -1,0 +1,55 @@
+//! llama.cpp against candle on the same cases, and the parity table.
+
+use super::prelude::*;
+
+pub fn backends(runs: &[&Run], parity: &[crate::data::Parity]) -> BackendSection {
+    let mut pairs: BTreeMap<String, (Vec<&Run>, Vec<&Run>)> = BTreeMap::new();
+    for r in runs {
+        let key = r
+            .case
+            .name
+            .replace("::llama_cpp::", "::*::")
+            .replace("::candle::", "::*::");
+        let e = pairs.entry(key).or_default();
+        match r.case.backend.as_str() {
+            "llama_cpp" => e.0.push(r),
+            "candle" => e.1.push(r),
+            _ => {}
+        }
+    }
+    let rows = pairs
+        .into_iter()
+        .filter(|(_, (l, c))| !l.is_empty() && !c.is_empty())
+        .map(|(case, (l, c))| {
+            let ls = pooled(&l, |s| &s.generation_tokens_per_s);
+            let cs = pooled(&c, |s| &s.generation_tokens_per_s);
+            BackendRow {
+                case,
+                llama_cpp: measured(&ls, "t/s", "requests"),
+                candle: measured(&cs, "t/s", "requests"),
+                ratio: ratio_cell(&ls, &cs, "requests"),
+            }
+        })
+        .collect();
+    let parity = parity
+        .iter()
+        .map(|p| ParityRow {
+            model: format!("{} {}", p.model_label, p.quant),
+            engines: format!("{} vs {}", p.candidate, p.reference),
+            first_token: format!("{}/{}", p.first_token_matches, p.first_token_prompts),
+            teacher_forced: if p.compared_tokens > 0 {
+                format!(
+                    "{}/{} ({:.1}%)",
+                    p.agreeing_tokens,
+                    p.compared_tokens,
+                    100.0 * f64::from(p.agreeing_tokens) / f64::from(p.compared_tokens)
+                )
+            } else {
+                "—".into()
+            },
+            max_top10_diff: p.max_top10_diff.map_or("—".into(), |d| format!("{d:.3}")),
+            max_vocab_diff: p.max_vocab_diff.map_or("—".into(), |d| format!("{d:.3}")),
+        })
+        .collect();
+    BackendSection { rows, parity }
+}

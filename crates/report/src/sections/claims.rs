@@ -1,0 +1,214 @@
+//! The seed article's published claims checked against physics and against what was measured.
+
+use super::prelude::*;
+
+pub(crate) fn claim_text(c: &ClaimFile) -> String {
+    match c.kind {
+        ClaimKind::DecodeRate => {
+            let [lo, hi] = c.tokens_per_s.unwrap_or_default();
+            let range = if (lo - hi).abs() < f64::EPSILON {
+                num(lo)
+            } else {
+                format!("{}–{}", num(lo), num(hi))
+            };
+            format!(
+                "{range} tokens/s on {}{}{}",
+                c.device.as_deref().unwrap_or("?"),
+                c.concurrency
+                    .map_or(String::new(), |n| format!(", {n} concurrent")),
+                c.context
+                    .map_or(String::new(), |n| format!(", {n}-token context"))
+            )
+        }
+        ClaimKind::Footprint => format!(
+            "memory footprint {} GB at {}",
+            num(c.gb.unwrap_or(0.0)),
+            c.precision.as_deref().unwrap_or("?")
+        ),
+        ClaimKind::MinMemory => format!("minimum memory {} GB", num(c.gb.unwrap_or(0.0))),
+        ClaimKind::ContextWindow => format!("context window {} tokens", c.tokens.unwrap_or(0)),
+        ClaimKind::ModelSize => format!(
+            "model size {} GB at {}",
+            num(c.gb.unwrap_or(0.0)),
+            c.precision.as_deref().unwrap_or("?")
+        ),
+        ClaimKind::KvSaving => format!(
+            "KV optimization: memory {} GB → {} GB",
+            num(c.before_gb.unwrap_or(0.0)),
+            num(c.after_gb.unwrap_or(0.0))
+        ),
+        ClaimKind::Accuracy => format!(
+            "{} {}%",
+            c.benchmark.as_deref().unwrap_or("?"),
+            num(c.percent.unwrap_or(0.0))
+        ),
+        ClaimKind::TurnLatency => format!("{} ms per turn", num(c.ms.unwrap_or(0.0))),
+        ClaimKind::DeviceCost => format!(
+            "on-device cost ${} per 1M tokens",
+            num(c.usd_per_million.unwrap_or(0.0))
+        ),
+    }
+}
+
+/// One claim's verdict: (verdict, css class, arithmetic).
+pub(crate) fn check_claim(
+    c: &ClaimFile,
+    registry: &Registry,
+    roi_best: Option<f64>,
+) -> (String, &'static str, String) {
+    let impossible = |b: claims::Bound| {
+        (
+            "physically impossible".to_string(),
+            "impossible",
+            b.arithmetic,
+        )
+    };
+    let arch = c
+        .model
+        .as_deref()
+        .and_then(|m| registry.get(m))
+        .map(|e| &e.arch);
+    let params = arch.map(twin::parameter_count);
+    match (c.kind, arch, params) {
+        (ClaimKind::DecodeRate, Some(arch), _) => {
+            let profile = c.device.as_deref().and_then(device_profile::find);
+            let Some(bw) = profile.and_then(|p| p.bandwidth_bytes_per_s) else {
+                return ("not checkable".into(), "unknown", "the device profile has no bandwidth".into());
+            };
+            let hi = c.tokens_per_s.map_or(0.0, |t| t[1]);
+            let lo = c.tokens_per_s.map_or(0.0, |t| t[0]);
+            let b = claims::decode_rate_bound(lo, c.weights_gb.unwrap_or(0.0) * GB, arch, c.context.unwrap_or(512), c.concurrency.unwrap_or(1), bw);
+            if b.physics == Physics::Impossible {
+                impossible(b)
+            } else {
+                let upper = claims::decode_rate_bound(hi, c.weights_gb.unwrap_or(0.0) * GB, arch, c.context.unwrap_or(512), c.concurrency.unwrap_or(1), bw);
+                let verdict = if upper.physics == Physics::Impossible { "partly impossible (the upper end)" } else { "not reproducible here (device not in the lab); physically possible" };
+                (verdict.into(), if upper.physics == Physics::Impossible { "impossible" } else { "possible" }, format!("{}; bandwidth: {}", upper.arithmetic, profile.map_or("", |p| p.source)))
+            }
+        }
+        (ClaimKind::Footprint, _, Some(params)) => match claims::footprint_bound(c.gb.unwrap_or(0.0) * GB, params, c.precision.as_deref().unwrap_or("")) {
+            Some(b) if b.physics == Physics::Impossible => impossible(b),
+            Some(b) => ("physically possible".into(), "possible", b.arithmetic),
+            None => ("not checkable".into(), "unknown", "unknown precision".into()),
+        },
+        (ClaimKind::MinMemory | ClaimKind::ModelSize, Some(arch), Some(params)) => {
+            let precision = c.precision.as_deref().unwrap_or("");
+            let Some(weights) = projection::weight_bytes(params, precision) else {
+                return ("not checkable".into(), "unknown", "unknown precision".into());
+            };
+            let claimed = c.gb.unwrap_or(0.0) * GB;
+            if c.kind == ClaimKind::ModelSize {
+                let ratio = claimed / weights as f64;
+                let ok = (0.9..=1.1).contains(&ratio);
+                (
+                    if ok { "consistent with the projection" } else { "not reproduced by the projection" }.into(),
+                    if ok { "reproduced" } else { "not-reproduced" },
+                    format!("{:.2} B parameters × {} bits ÷ 8 = {:.2} GB; claimed {:.2} GB ({:+.0}%)", params as f64 / GB, projection::bits_per_weight(precision).unwrap_or(0.0), weights as f64 / GB, claimed / GB, (ratio - 1.0) * 100.0),
+                )
+            } else {
+                let context = c.context.unwrap_or(4096);
+                let kv = projection::kv_bytes(arch, KvType::F16, KvType::F16, context, 1);
+                let compute = projection::compute_buffer_bytes(arch, 512, context);
+                let need = (weights + kv + compute) as f64;
+                let ok = claimed >= need;
+                (
+                    if ok { "consistent with the projection" } else { "physically impossible" }.into(),
+                    if ok { "reproduced" } else { "impossible" },
+                    format!("weights {:.2} GB + f16 KV at {context} tokens {:.2} GB + compute buffers {:.2} GB = {:.2} GB; claimed {:.2} GB", weights as f64 / GB, kv as f64 / GB, compute as f64 / GB, need / GB, claimed / GB),
+                )
+            }
+        }
+        (ClaimKind::ContextWindow, Some(arch), _) => {
+            let ok = c.tokens == Some(arch.context);
+            (
+                if ok { "reproduced (model metadata)" } else { "not reproduced" }.into(),
+                if ok { "reproduced" } else { "not-reproduced" },
+                format!("models.toml (from the model's GGUF metadata) says {} tokens; claimed {}", arch.context, c.tokens.unwrap_or(0)),
+            )
+        }
+        (ClaimKind::KvSaving, Some(arch), _) => {
+            let b = claims::kv_saving_bound(c.before_gb.unwrap_or(0.0) * GB, c.after_gb.unwrap_or(0.0) * GB, c.weights_gb.unwrap_or(0.0) * GB, arch);
+            if b.physics == Physics::Impossible { impossible(b) } else { ("physically possible; not reproducible here".into(), "possible", b.arithmetic) }
+        }
+        (ClaimKind::Accuracy, _, _) => ("not reproducible here".into(), "unknown", "no accuracy runs in this database (MMLU needs the real model files)".into()),
+        (ClaimKind::TurnLatency, _, _) => ("not checkable".into(), "unknown", "the claim names no device, turn length or prompt; the overview shows measured multi-turn latency for the models present".into()),
+        (ClaimKind::DeviceCost, _, _) => match roi_best {
+            Some(best) => ("not reproduced".into(), "not-reproduced", format!("with the ROI inputs below, the cheapest measured model costs ${best:.2} per 1M tokens even at full capacity (device amortisation + energy); claimed ${:.2}", c.usd_per_million.unwrap_or(0.0))),
+            None => ("not checkable".into(), "unknown", "no measured model to cost".into()),
+        },
+        _ => ("not checkable".into(), "unknown", format!("model `{}` is not in models.toml", c.model.as_deref().unwrap_or("?"))),
+    }
+}
+
+pub fn claims_section(
+    claims: &ClaimsFile,
+    registry: &Registry,
+    roi_best: Option<f64>,
+    devices: &[Device],
+) -> ClaimSection {
+    let rows: Vec<ClaimRow> = claims
+        .claim
+        .iter()
+        .map(|c| {
+            let (verdict, class, arithmetic) = check_claim(c, registry, roi_best);
+            let source = claims
+                .source
+                .iter()
+                .find(|s| s.id == c.source)
+                .map_or(c.source.clone(), |s| s.title.clone());
+            ClaimRow {
+                id: c.id.clone(),
+                model: c.model.clone().unwrap_or_else(|| "—".into()),
+                claim: claim_text(c),
+                source: format!("{source} — {}", c.location),
+                verdict,
+                verdict_class: class.into(),
+                arithmetic,
+            }
+        })
+        .collect();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &rows {
+        *counts.entry(r.verdict.clone()).or_default() += 1;
+    }
+    let mut bw: Vec<BandwidthRow> = device_profile::PROFILES
+        .iter()
+        .filter_map(|p| {
+            p.bandwidth_bytes_per_s.map(|b| BandwidthRow {
+                device: p.label.into(),
+                ram: bytes(p.ram_bytes as f64),
+                bandwidth: Cell {
+                    text: format!("{} GB/s", num(b / GB)),
+                    provenance: Provenance::Claimed,
+                    detail: format!("claimed: {}", p.source),
+                },
+            })
+        })
+        .collect();
+    for d in devices {
+        if let Some(b) = d.triad_bytes_per_s {
+            bw.push(BandwidthRow {
+                device: format!("{} ({}, this lab)", d.hostname, d.cpu_model),
+                ram: bytes(d.ram_bytes as f64),
+                bandwidth: Cell {
+                    text: format!("{} GB/s", num(b / GB)),
+                    provenance: Provenance::Measured,
+                    detail: "measured: STREAM-style triad, best of 5 (docs/methodology.md)".into(),
+                },
+            });
+        }
+    }
+    ClaimSection {
+        sources: claims
+            .source
+            .iter()
+            .map(|s| format!("{}: {} ({})", s.id, s.title, s.location))
+            .collect(),
+        rows,
+        counts: counts
+            .into_iter()
+            .map(|(verdict, n)| VerdictCount { verdict, n })
+            .collect(),
+        devices: bw,
+    }
+}

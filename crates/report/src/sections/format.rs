@@ -1,0 +1,77 @@
+//! Number and cell formatting shared by every section: about three significant digits, byte sizes, percentages, and measured cells with n and a CI.
+
+use super::prelude::*;
+
+/// Formats a number with about three significant digits.
+pub fn num(x: f64) -> String {
+    if !x.is_finite() {
+        return "—".into();
+    }
+    let a = x.abs();
+    if a >= 100.0 {
+        format!("{x:.0}")
+    } else if a >= 10.0 {
+        format!("{x:.1}")
+    } else if a >= 0.1 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+pub fn bytes(b: f64) -> String {
+    if b >= (1u64 << 30) as f64 {
+        format!("{:.2} GiB", b / (1u64 << 30) as f64)
+    } else {
+        format!("{:.0} MiB", b / MIB)
+    }
+}
+
+pub(crate) fn pct(ratio: f64) -> String {
+    format!("{:+.0}%", (ratio - 1.0) * 100.0)
+}
+
+/// A measured cell: the median of `samples` with n and the 95% bootstrap CI of the median.
+pub fn measured(samples: &[f64], unit: &str, what: &str) -> Cell {
+    let Some(s) = stats::summarize(samples) else {
+        return Cell::none(format!("no {what} samples"));
+    };
+    let ci = (samples.len() >= 2)
+        .then(|| stats::bootstrap_median_ci(samples, measure::CI_LEVEL, measure::RESAMPLES, SEED))
+        .flatten();
+    let spread = match ci {
+        Some(ci) => format!("95% CI of the median [{}, {}]", num(ci.low), num(ci.high)),
+        None => "one sample, no interval".into(),
+    };
+    Cell {
+        text: format!("{} {unit}", num(s.median)),
+        provenance: Provenance::Measured,
+        detail: format!(
+            "measured: median of n={} {what}; {spread}; p95 {}",
+            s.n,
+            num(s.p95)
+        ),
+    }
+}
+
+/// A ratio cell: variant ÷ baseline with its CI and verdict.
+pub(crate) fn ratio_cell(baseline: &[f64], variant: &[f64], what: &str) -> Cell {
+    match compare::measured_ratio(baseline, variant, SEED) {
+        None => Cell::none(format!("no {what} samples on one side")),
+        Some(r) => Cell {
+            text: pct(r.ratio),
+            provenance: Provenance::Measured,
+            detail: format!(
+                "measured: median ratio {:.3} (n={} vs n={} {what}){}; {}",
+                r.ratio,
+                r.baseline.n,
+                r.variant.n,
+                r.ci.map_or(String::new(), |ci| format!(
+                    ", 95% bootstrap CI [{:.3}, {:.3}]",
+                    ci.low, ci.high
+                )),
+                r.verdict.as_str()
+            ),
+        },
+    }
+}

@@ -1,0 +1,169 @@
+//! KV-cache variants against their baseline, measured, and projected at the real model sizes.
+
+use super::prelude::*;
+
+pub(crate) fn real_arch<'a>(
+    registry: &'a Registry,
+    id: &str,
+) -> Option<(&'a str, &'a Architecture)> {
+    let entry = registry.get(id)?;
+    let real = match &entry.twin_of {
+        Some(of) => registry.get(of)?,
+        None => entry,
+    };
+    Some((real.id.as_str(), &real.arch))
+}
+
+pub fn kv(runs: &[&Run], registry: &Registry) -> KvSection {
+    let mut groups: BTreeMap<String, Vec<&Run>> = BTreeMap::new();
+    for r in runs {
+        let key = format!(
+            "{} · {} · {} · {} · c{}",
+            r.case.scenario,
+            r.model
+                .as_ref()
+                .map_or(r.case.model.as_str(), |m| m.label.as_str()),
+            r.case.quant,
+            r.case.backend,
+            r.case.concurrency
+        );
+        groups.entry(key).or_default().push(r);
+    }
+    let mut measured_rows = Vec::new();
+    let mut projected = Vec::new();
+    let mut projected_seen = BTreeSet::new();
+    let bw = device_profile::find("galaxy-s24")
+        .and_then(|p| p.bandwidth_bytes_per_s)
+        .unwrap_or(77e9);
+    for (group, rs) in groups {
+        let variants: BTreeSet<&str> = rs.iter().map(|r| r.case.kv_variant.as_str()).collect();
+        if variants.len() < 2 {
+            continue;
+        }
+        let Some(base) = rs.iter().find(|r| r.case.kv_baseline) else {
+            continue;
+        };
+        let base_runs: Vec<&Run> = rs
+            .iter()
+            .copied()
+            .filter(|r| r.case.kv_variant == base.case.kv_variant)
+            .collect();
+        for variant in variants.iter().filter(|v| **v != base.case.kv_variant) {
+            let var_runs: Vec<&Run> = rs
+                .iter()
+                .copied()
+                .filter(|r| r.case.kv_variant == *variant)
+                .collect();
+            let Some(v0) = var_runs.first() else { continue };
+            let mem = |get: fn(&Run) -> Option<u64>, what: &str| -> Cell {
+                match (
+                    base_runs.iter().find_map(|r| get(r)),
+                    var_runs.iter().find_map(|r| get(r)),
+                ) {
+                    (Some(a), Some(b)) if a > 0 => Cell {
+                        text: format!(
+                            "{} → {} ({})",
+                            bytes(a as f64),
+                            bytes(b as f64),
+                            pct(b as f64 / a as f64)
+                        ),
+                        provenance: Provenance::Measured,
+                        detail: format!("measured: {what} of one run each"),
+                    },
+                    _ => Cell::none(format!("{what} not stored")),
+                }
+            };
+            measured_rows.push(KvMeasuredRow {
+                group: group.clone(),
+                variant: format!(
+                    "{} → {} ({}/{}{}, context {})",
+                    base.case.kv_variant,
+                    variant,
+                    v0.case.type_k,
+                    v0.case.type_v,
+                    if v0.case.flash_attention {
+                        ", flash"
+                    } else {
+                        ""
+                    },
+                    v0.case.context
+                ),
+                kv_memory: mem(|r| r.kv_cache_bytes, "KV cache bytes"),
+                peak_rss: mem(|r| r.peak_rss_bytes, "peak RSS"),
+                ms_per_token: ratio_cell(
+                    &pooled(&base_runs, |s| &s.tpot_ms),
+                    &pooled(&var_runs, |s| &s.tpot_ms),
+                    "token gaps",
+                ),
+                tokens_per_s: ratio_cell(
+                    &pooled(&base_runs, |s| &s.generation_tokens_per_s),
+                    &pooled(&var_runs, |s| &s.generation_tokens_per_s),
+                    "requests",
+                ),
+            });
+            // The same option at the real model's size.
+            let (Some((real_id, arch)), Some(bk), Some(bv), Some(vk), Some(vv)) = (
+                real_arch(registry, model_id(v0)),
+                base.case.type_k.parse::<KvType>().ok(),
+                base.case.type_v.parse::<KvType>().ok(),
+                v0.case.type_k.parse::<KvType>().ok(),
+                v0.case.type_v.parse::<KvType>().ok(),
+            ) else {
+                continue;
+            };
+            let key = format!(
+                "{real_id}/{}/{}/{}/{}",
+                v0.case.type_k, v0.case.type_v, v0.case.context, base.case.type_k
+            );
+            if !projected_seen.insert(key) {
+                continue;
+            }
+            let params = twin::parameter_count(arch);
+            let weights = projection::weight_bytes(params, "Q4_K_M").unwrap_or(0);
+            let context = v0.case.context.max(4096);
+            let p = compare::project_kv(
+                arch,
+                weights,
+                KvConfig {
+                    type_k: bk,
+                    type_v: bv,
+                },
+                KvConfig {
+                    type_k: vk,
+                    type_v: vv,
+                },
+                context,
+                1,
+                bw,
+            );
+            projected.push(KvProjectedRow {
+                model: format!("{real_id} (real size, Q4_K_M, projected)"),
+                variant: format!("{}/{} → {}/{}", base.case.type_k, base.case.type_v, v0.case.type_k, v0.case.type_v),
+                context,
+                device: "Galaxy S24 (77 GB/s)".into(),
+                kv_memory: format!(
+                    "{} → {} ({})",
+                    bytes(p.kv_bytes_baseline as f64),
+                    bytes(p.kv_bytes_variant as f64),
+                    pct(p.kv_bytes_variant as f64 / p.kv_bytes_baseline.max(1) as f64)
+                ),
+                decode_roofline: format!(
+                    "{} → {} t/s ({})",
+                    num(p.roofline_tokens_per_s_baseline),
+                    num(p.roofline_tokens_per_s_variant),
+                    pct(p.roofline_ratio())
+                ),
+                detail: format!(
+                    "projected: {:.2} B parameters, weights {:.2} GB at Q4_K_M, context {context} (at least 4096)",
+                    params as f64 / GB,
+                    weights as f64 / GB
+                ),
+            });
+        }
+    }
+    KvSection {
+        measured: measured_rows,
+        projected,
+        formula: compare::KvProjection::formula().into(),
+    }
+}

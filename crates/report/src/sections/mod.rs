@@ -1,0 +1,55 @@
+//! Building each section's context from the selected runs, one module per report section
+//! (and per template). Pure: no I/O, no clock.
+
+pub mod backends;
+pub mod categories;
+pub mod claims;
+pub mod concurrency;
+pub mod devices;
+pub mod format;
+pub mod kv;
+pub mod models;
+pub mod overview;
+pub mod regressions;
+pub mod roi;
+pub mod runs;
+
+pub use backends::backends;
+pub use categories::categories;
+pub use claims::claims_section;
+pub use concurrency::concurrency;
+pub use devices::devices;
+pub use format::{bytes, measured, num};
+pub use kv::kv;
+pub use models::model_columns;
+pub use overview::overview;
+pub use regressions::regressions;
+pub use roi::roi;
+pub use runs::runs;
+
+/// What every section module uses: the core's rules, the report's data and context types, and
+/// the shared helpers of its sibling modules.
+mod prelude {
+    pub use std::collections::{BTreeMap, BTreeSet};
+
+    pub use edgebench_core::claims::{self, Physics};
+    pub use edgebench_core::compare::{self, KvConfig, Verdict};
+    pub use edgebench_core::registry::{Architecture, Registry};
+    pub use edgebench_core::roi::DeviceCost;
+    pub use edgebench_core::scenario::KvType;
+    pub use edgebench_core::{device_profile, measure, overhead, projection, stats, twin};
+
+    pub use crate::context::*;
+    pub use crate::data::{Dataset, Device, Run, Samples};
+    pub use crate::inputs::{ClaimFile, ClaimKind, ClaimsFile, RoiFile};
+    pub use crate::plots;
+
+    pub use super::categories::*;
+    pub use super::format::*;
+    pub use super::models::*;
+
+    /// Seed of every bootstrap in a report: the same database gives the same report.
+    pub const SEED: u64 = 0x5EED_2026;
+    pub const GB: f64 = 1e9;
+    pub const MIB: f64 = (1u64 << 20) as f64;
+}

@@ -1,0 +1,100 @@
+//! Which runs belong to which model: families (MiMo, Phi-4), the columns of the model tables, the seed article's pairings and the winner rule.
+
+use super::prelude::*;
+
+pub(crate) fn pooled(runs: &[&Run], f: impl Fn(&Samples) -> &Vec<f64>) -> Vec<f64> {
+    runs.iter()
+        .flat_map(|r| f(&r.samples).iter().copied())
+        .collect()
+}
+
+/// `mimo` or `phi` for the two models the seed compares (twins included), else `None`.
+pub(crate) fn family(registry_id: &str) -> Option<&'static str> {
+    if registry_id.starts_with("mimo-7b") {
+        Some("mimo")
+    } else if registry_id.starts_with("phi-4-mini") {
+        Some("phi")
+    } else {
+        None
+    }
+}
+
+/// Models in the selection, in a stable order: real MiMo/Phi first, then twins, then others.
+pub fn model_columns(runs: &[&Run]) -> Vec<(String, ModelColumn)> {
+    let mut seen: BTreeMap<(u8, String), ModelColumn> = BTreeMap::new();
+    for r in runs {
+        let Some(m) = &r.model else { continue };
+        let rank = match (family(&m.registry_id), m.origin.as_str()) {
+            (Some(_), "real") => 0,
+            (Some(_), _) => 1,
+            _ => 2,
+        };
+        seen.entry((rank, m.registry_id.clone()))
+            .or_insert_with(|| ModelColumn {
+                label: m.label.clone(),
+                origin: m.origin.clone(),
+            });
+    }
+    seen.into_iter().map(|((_, id), c)| (id, c)).collect()
+}
+
+pub(crate) fn model_id(r: &Run) -> &str {
+    r.model.as_ref().map_or("", |m| m.registry_id.as_str())
+}
+
+/// The single-stream reference runs of a model: llama.cpp, one sequence, baseline KV.
+pub(crate) fn reference_runs<'a>(runs: &[&'a Run], id: &str) -> Vec<&'a Run> {
+    runs.iter()
+        .copied()
+        .filter(|r| {
+            model_id(r) == id
+                && r.case.backend == "llama_cpp"
+                && r.case.concurrency == 1
+                && r.case.kv_baseline
+                && r.case.category != "long_context"
+        })
+        .collect()
+}
+
+/// The MiMo and Phi-4 column indexes of the same origin, for winner and difference columns.
+pub(crate) fn seed_pairs(columns: &[(String, ModelColumn)]) -> Vec<(usize, usize, String)> {
+    let mut pairs = Vec::new();
+    for origin in ["real", "twin"] {
+        let find = |fam: &str| {
+            columns
+                .iter()
+                .position(|(id, c)| family(id) == Some(fam) && c.origin == origin)
+        };
+        if let (Some(m), Some(p)) = (find("mimo"), find("phi")) {
+            pairs.push((m, p, origin.to_string()));
+        }
+    }
+    pairs
+}
+
+pub(crate) fn median_of(cell_samples: &[f64]) -> Option<f64> {
+    stats::summarize(cell_samples).map(|s| s.median)
+}
+
+pub(crate) fn winner(
+    columns: &[(String, ModelColumn)],
+    values: &[Option<f64>],
+    higher_is_better: bool,
+) -> String {
+    let mut out = Vec::new();
+    for (m, p, origin) in seed_pairs(columns) {
+        if let (Some(a), Some(b)) = (values[m], values[p]) {
+            if a == b {
+                out.push(format!("tie ({origin})"));
+                continue;
+            }
+            let m_wins = if higher_is_better { a > b } else { a < b };
+            out.push(columns[if m_wins { m } else { p }].1.label.clone());
+        }
+    }
+    if out.is_empty() {
+        "—".into()
+    } else {
+        out.join("; ")
+    }
+}

@@ -1,0 +1,229 @@
+//! The overview: the seed article's first table, MiMo vs Phi-4, every cell with its provenance.
+
+use super::prelude::*;
+
+pub fn overview(runs: &[&Run], registry: &Registry) -> OverviewSection {
+    let columns = model_columns(runs);
+    let mut rows = Vec::new();
+    let refs: Vec<Vec<&Run>> = columns
+        .iter()
+        .map(|(id, _)| reference_runs(runs, id))
+        .collect();
+
+    // Generation speed.
+    let samples: Vec<Vec<f64>> = refs
+        .iter()
+        .map(|rs| pooled(rs, |s| &s.generation_tokens_per_s))
+        .collect();
+    rows.push(OverviewRow {
+        metric: "Generation tokens/s (one stream, llama.cpp, baseline KV)".into(),
+        cells: samples
+            .iter()
+            .map(|s| measured(s, "t/s", "requests"))
+            .collect(),
+        winner: winner(
+            &columns,
+            &samples.iter().map(|s| median_of(s)).collect::<Vec<_>>(),
+            true,
+        ),
+    });
+
+    // Memory footprint.
+    let rss: Vec<Vec<f64>> = refs
+        .iter()
+        .map(|rs| {
+            rs.iter()
+                .filter_map(|r| r.peak_rss_bytes)
+                .map(|b| b as f64)
+                .collect()
+        })
+        .collect();
+    rows.push(OverviewRow {
+        metric: "Memory footprint (peak RSS of the case process)".into(),
+        cells: rss
+            .iter()
+            .map(|s| match stats::summarize(s) {
+                None => Cell::none("no run"),
+                Some(st) => Cell {
+                    text: bytes(st.median),
+                    provenance: Provenance::Measured,
+                    detail: format!(
+                        "measured: median over n={} runs, range {} – {}",
+                        st.n,
+                        bytes(st.min),
+                        bytes(st.max)
+                    ),
+                },
+            })
+            .collect(),
+        winner: winner(
+            &columns,
+            &rss.iter().map(|s| median_of(s)).collect::<Vec<_>>(),
+            false,
+        ),
+    });
+
+    // Minimum RAM, projected from the file size and the architecture.
+    let mut min_ram = Vec::new();
+    let mut min_values = Vec::new();
+    for (i, (id, _)) in columns.iter().enumerate() {
+        let size = refs[i]
+            .iter()
+            .chain(runs.iter().filter(|r| model_id(r) == id))
+            .filter_map(|r| r.model.as_ref().map(|m| m.size_bytes))
+            .min();
+        match (registry.get(id), size) {
+            (Some(entry), Some(size)) => {
+                let context = 4096.min(entry.arch.context);
+                let kv = projection::kv_bytes(&entry.arch, KvType::F16, KvType::F16, context, 1);
+                let compute = projection::compute_buffer_bytes(&entry.arch, 512, context);
+                let total = (size + kv + compute) as f64;
+                min_values.push(Some(total));
+                min_ram.push(Cell {
+                    text: bytes(total),
+                    provenance: Provenance::Projected,
+                    detail: format!(
+                        "projected: smallest file {} + f16 KV at {context} tokens {} + compute buffers {} (projection::compute_buffer_bytes, batch 512)",
+                        bytes(size as f64),
+                        bytes(kv as f64),
+                        bytes(compute as f64)
+                    ),
+                });
+            }
+            _ => {
+                min_values.push(None);
+                min_ram.push(Cell::none("model not in models.toml"));
+            }
+        }
+    }
+    rows.push(OverviewRow {
+        metric: "Minimum RAM (weights + KV at 4K + compute)".into(),
+        cells: min_ram,
+        winner: winner(&columns, &min_values, false),
+    });
+
+    // Context window.
+    let ctx: Vec<Option<f64>> = columns
+        .iter()
+        .map(|(id, _)| registry.get(id).map(|e| f64::from(e.arch.context)))
+        .collect();
+    rows.push(OverviewRow {
+        metric: "Context window".into(),
+        cells: ctx
+            .iter()
+            .map(|c| match c {
+                Some(c) => Cell {
+                    text: format!("{c:.0} tokens"),
+                    provenance: Provenance::Claimed,
+                    detail:
+                        "claimed: the model's metadata (models.toml, from the model card / GGUF)"
+                            .into(),
+                },
+                None => Cell::none("not in models.toml"),
+            })
+            .collect(),
+        winner: winner(&columns, &ctx, true),
+    });
+
+    // Quantizations run.
+    rows.push(OverviewRow {
+        metric: "Quantizations run".into(),
+        cells: columns
+            .iter()
+            .map(|(id, _)| {
+                let q: BTreeSet<&str> = runs
+                    .iter()
+                    .filter(|r| model_id(r) == id)
+                    .map(|r| r.case.quant.as_str())
+                    .collect();
+                let n = runs.iter().filter(|r| model_id(r) == id).count();
+                Cell {
+                    text: q.into_iter().collect::<Vec<_>>().join(", "),
+                    provenance: Provenance::Measured,
+                    detail: format!("measured: {n} passed runs"),
+                }
+            })
+            .collect(),
+        winner: "—".into(),
+    });
+
+    // Multi-turn latency.
+    let turns: Vec<Vec<f64>> = columns
+        .iter()
+        .map(|(id, _)| {
+            let rs: Vec<&Run> = runs
+                .iter()
+                .copied()
+                .filter(|r| {
+                    model_id(r) == id
+                        && r.case.category == "multi_turn"
+                        && r.case.backend == "llama_cpp"
+                })
+                .collect();
+            pooled(&rs, |s| &s.e2e_ms)
+        })
+        .collect();
+    rows.push(OverviewRow {
+        metric: "Multi-turn latency (ms per turn, llama.cpp)".into(),
+        cells: turns.iter().map(|s| measured(s, "ms", "turns")).collect(),
+        winner: winner(
+            &columns,
+            &turns.iter().map(|s| median_of(s)).collect::<Vec<_>>(),
+            false,
+        ),
+    });
+
+    // Accuracy: the latest accuracy run of each model (llama.cpp preferred), its stored acc.
+    let accuracy: Vec<Option<(&Run, &crate::data::Metric)>> = columns
+        .iter()
+        .map(|(id, _)| {
+            let mut rs: Vec<&Run> = runs
+                .iter()
+                .copied()
+                .filter(|r| model_id(r) == id && r.case.category == "accuracy")
+                .filter(|r| r.metrics.contains_key("mmlu_acc"))
+                .collect();
+            rs.sort_by_key(|r| (r.case.backend == "llama_cpp", r.started_at_ms));
+            rs.last()
+                .and_then(|r| r.metrics.get("mmlu_acc").map(|m| (*r, m)))
+        })
+        .collect();
+    rows.push(OverviewRow {
+        metric: "Accuracy (MMLU)".into(),
+        cells: accuracy
+            .iter()
+            .map(|a| match a {
+                Some((run, m)) => {
+                    // The stored interval is ±1.96 standard errors; show ±1 SE as MMLU tables do.
+                    let se = m.ci.map_or(0.0, |(lo, hi)| (hi - lo) / (2.0 * 1.96));
+                    Cell {
+                        text: format!("{:.1}% ± {:.1}", 100.0 * m.median, 100.0 * se),
+                        provenance: Provenance::Measured,
+                        detail: format!(
+                            "measured: acc by log-likelihood of ' A'…' D' (lm-evaluation-harness's MMLU prompt) on {} questions of the `{}` set, ± 1 standard error; {} run {}",
+                            m.n,
+                            run.case.scenario,
+                            run.case.backend,
+                            &run.id[..run.id.len().min(8)]
+                        ),
+                    }
+                }
+                None => Cell::none("no accuracy runs in this database"),
+            })
+            .collect(),
+        winner: winner(
+            &columns,
+            &accuracy
+                .iter()
+                .map(|a| a.map(|(_, m)| m.median))
+                .collect::<Vec<_>>(),
+            true,
+        ),
+    });
+
+    OverviewSection {
+        columns: columns.into_iter().map(|(_, c)| c).collect(),
+        rows,
+        winner_rule: "The winner compares MiMo with Phi-4 of the same origin only (twins with twins, real files with real files), on medians; a twin's number is never a real model's.".into(),
+    }
+}

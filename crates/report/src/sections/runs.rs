@@ -1,0 +1,157 @@
+//! Every run: its numbers, roofline share and harness overhead, with notes on large deviations.
+
+use super::prelude::*;
+
+/// A cell from a run's stored summary (imported runs have no raw samples, only these).
+pub(crate) fn stored_cell(metric: Option<&crate::data::Metric>, unit: &str, what: &str) -> Cell {
+    let Some(m) = metric else {
+        return Cell::none(format!("no {what}"));
+    };
+    let spread = m.ci.map_or_else(
+        || "no interval".to_owned(),
+        |(low, high)| format!("95% CI of the median [{}, {}]", num(low), num(high)),
+    );
+    Cell {
+        text: format!("{} {unit}", num(m.median)),
+        provenance: Provenance::Measured,
+        detail: format!("measured: median of n={} {what}; {spread}", m.n),
+    }
+}
+
+/// Harness ÷ engine rate of one phase over a run's repetitions.
+pub(crate) fn overhead_cell(r: &Run, phase: overhead::Phase) -> Cell {
+    if r.origin != "edgebench" {
+        return Cell::none(format!("{}: timed by that tool itself", r.origin));
+    }
+    if r.phases.is_empty() {
+        return Cell::none(if r.case.backend == "llama_cpp" {
+            "no counters stored with this run (stored since schema 8)".to_owned()
+        } else {
+            format!("{} keeps no counters", r.case.backend)
+        });
+    }
+    match overhead::ratios(&r.phases, phase) {
+        Err(e) => Cell::none(e.to_string()),
+        Ok(ratios) => {
+            let Some(s) = stats::summarize(&ratios) else {
+                return Cell::none("no repetitions");
+            };
+            Cell {
+                text: format!("{:.4}", s.median),
+                provenance: Provenance::Measured,
+                detail: format!(
+                    "measured: median of n={} repetitions, min {:.4}, max {:.4}; harness {} tokens/s ÷ the engine counters' ({} {:.2}%)",
+                    s.n,
+                    s.min,
+                    s.max,
+                    phase.as_str(),
+                    if s.median >= 0.99 {
+                        "overhead"
+                    } else {
+                        "overhead above the 1% goal:"
+                    },
+                    (1.0 - s.median) * 100.0
+                ),
+            }
+        }
+    }
+}
+
+/// Why a decode ran far from its roofline, when it did.
+pub(crate) fn roofline_note(r: &Run, fraction: f64, cores: Option<u32>) -> String {
+    let mut notes = Vec::new();
+    if fraction > 1.0 {
+        notes.push(
+            "above 100%: fewer bytes came from memory than counted, so part of the weights stayed in the CPU caches (small models)"
+                .to_owned(),
+        );
+    }
+    if let Some(cores) = cores.filter(|&c| r.case.threads < c) {
+        notes.push(format!(
+            "{} of {cores} cores: the triad drew bandwidth on every core, one core alone can't",
+            r.case.threads
+        ));
+    }
+    if fraction < 0.35 {
+        notes.push(if r.case.backend == "candle" {
+            "far below the bound: compute-bound (candle runs one forward per sequence and dequantizes in plain Rust kernels)".to_owned()
+        } else {
+            "far below the bound: compute-bound (dequantization, small matrix-vector products, thread synchronization per layer), not bandwidth-bound"
+                .to_owned()
+        });
+    }
+    notes.join("; ")
+}
+
+/// One row per run: speed, % of the bandwidth roofline and harness overhead.
+pub fn runs(runs: &[&Run], devices: &[Device]) -> RunSection {
+    let mut rows: Vec<(String, u32, String, String, RunRow)> = runs
+        .iter()
+        .filter(|r| {
+            r.metrics.contains_key("generation_tokens_per_s")
+                || r.metrics.contains_key("prefill_tokens_per_s")
+        })
+        .map(|r| {
+            let model = r.model.as_ref().map_or_else(
+                || r.case.model.clone(),
+                |m| format!("{} {}", m.label, m.quant),
+            );
+            let cores = devices
+                .iter()
+                .find(|d| d.id == r.device_id)
+                .map(|d| d.cores_logical);
+            let generation = r.metrics.get("generation_tokens_per_s");
+            let (roofline, note) = match (r.roofline_fraction, r.bandwidth_bytes_per_s) {
+                (Some(f), Some(bw)) => {
+                    let bound = generation
+                        .filter(|_| f > 0.0 && r.case.concurrency == 1)
+                        .map(|g| format!("; bound ≈ {} t/s (median ÷ fraction)", num(g.median / f)))
+                        .unwrap_or_default();
+                    (
+                        Cell {
+                            text: format!("{:.0}%", f * 100.0),
+                            provenance: Provenance::Projected,
+                            detail: format!(
+                                "bytes the decode steps had to read ÷ their measured time ÷ the device's measured triad bandwidth {} GB/s{bound}",
+                                num(bw / GB)
+                            ),
+                        },
+                        roofline_note(r, f, cores),
+                    )
+                }
+                _ => (
+                    Cell::none(if r.origin == "edgebench" {
+                        "no bandwidth measured on this device"
+                    } else {
+                        "imported: no decode byte count"
+                    }),
+                    String::new(),
+                ),
+            };
+            let row = RunRow {
+                case: r.case.name.clone(),
+                model: model.clone(),
+                origin: r.origin.clone(),
+                threads: r.case.threads,
+                generation: stored_cell(generation, "t/s", "generation tokens/s samples"),
+                prefill: stored_cell(
+                    r.metrics.get("prefill_tokens_per_s"),
+                    "t/s",
+                    "prefill tokens/s samples",
+                ),
+                roofline,
+                overhead_prefill: overhead_cell(r, overhead::Phase::Prefill),
+                overhead_generation: overhead_cell(r, overhead::Phase::Generation),
+                note,
+            };
+            (model, r.case.threads, r.origin.clone(), r.case.name.clone(), row)
+        })
+        .collect();
+    // The same model at the same thread count side by side, whichever tool measured it.
+    rows.sort_by(|a, b| (&a.0, a.1, &a.2, &a.3).cmp(&(&b.0, b.1, &b.2, &b.3)));
+    RunSection {
+        rows: rows.into_iter().map(|r| r.4).collect(),
+        roofline_formula: "the decode steps' bytes read at least (decode steps × weights bytes + Σ KV positions attended × KV bytes per position) ÷ their measured time ÷ this device's measured triad bandwidth. 100% is the most a bandwidth-bound decode can do; with every core decoding, roughly half is typical on a 2-core VM (the triad counts no write-allocate traffic and keeps every core streaming).".into(),
+        overhead_rule: "per repetition, the harness's tokens/s (its clock around each prefill and decode call, sampling and copying included) ÷ the tokens/s from llama.cpp's own counters (llama_perf_context: prompt eval and eval) for the same tokens. The goal is ≥ 0.99. Batched decode steps count as prompt evaluation in llama.cpp, so runs with several sequences at once are not compared.".into(),
+    }
+}

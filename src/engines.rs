@@ -1,0 +1,33 @@
+//! The engines this build has, behind the `Backend` trait. This is the **only** module of the
+//! pipeline that names an engine's own types (llama.cpp, candle; a future HTTP engine lands
+//! here too): everything else asks a `&dyn Backend`. `tests/it/tidy.rs` guards it.
+
+use std::path::Path;
+
+use edgebench_backend::{Backend, BackendError, BackendKind, Vocabulary};
+
+/// The engine for `kind`, if this build has it.
+pub fn engine(kind: BackendKind) -> Result<&'static dyn Backend, String> {
+    match kind {
+        BackendKind::LlamaCpp => edgebench_llama::LlamaCpp::global()
+            .map(|b| b as &dyn Backend)
+            .map_err(|e| e.to_string()),
+        BackendKind::Candle => Ok(edgebench_candle::Candle::global() as &dyn Backend),
+    }
+}
+
+/// Every engine this build can start, for the device fingerprint.
+#[must_use]
+pub fn available() -> Vec<&'static dyn Backend> {
+    [BackendKind::LlamaCpp, BackendKind::Candle]
+        .into_iter()
+        .filter_map(|k| engine(k).ok())
+        .collect()
+}
+
+/// The tokenizer every engine's token ids come from: llama.cpp's, reading the GGUF's own
+/// vocabulary (loaded without weights).
+pub fn reference_vocabulary(model: &Path) -> Result<Box<dyn Vocabulary>, BackendError> {
+    let llama = edgebench_llama::LlamaCpp::global()?;
+    Ok(Box::new(llama.vocabulary(model)?))
+}

@@ -1,0 +1,365 @@
+//! A speed case: tokenizes its prompts once, loads the model once, serves the prompts for every
+//! warmup and measured repetition (until adaptive stopping says enough), and collects the
+//! engine's counters, CPU time, energy and the roofline of the decode steps.
+
+use std::path::Path;
+use std::time::Instant;
+
+use edgebench_backend::{BackendError, TokenId, Vocabulary};
+use edgebench_core::measure::{self, StopReason};
+use edgebench_core::overhead::RepetitionPhases;
+use edgebench_core::scenario::Category;
+use edgebench_core::schedule::{self, SchedulerConfig};
+use edgebench_core::{Case, ModelEntry};
+
+use super::serving::{
+    self, Arrivals, MonotonicClock, ServeConfig, ServeError, Served, StepTotals, WorkItem,
+};
+use super::{Inputs, SessionFacts, case_error};
+use crate::dataset::{self, Prompt};
+use crate::error::RunError;
+use crate::{device_facts, engines, host, preflight};
+
+/// Power assumed per fully busy core when RAPL can't be read: a round figure for a laptop or
+/// phone big core; energy computed from it is stored as an estimate, never as a measurement.
+pub const ESTIMATED_WATTS_PER_BUSY_CORE: f64 = 4.0;
+
+/// One request as served in one repetition, with what the client saw.
+#[derive(Debug, Clone)]
+pub struct ServedRequest {
+    /// Measured repetition index (warmup repetitions count from 0 too, flagged `warmup`).
+    pub repetition: u32,
+    pub warmup: bool,
+    pub prompt_id: String,
+    /// Prompt tokens of each turn of the conversation.
+    pub prompt_tokens: Vec<u32>,
+    pub served: Served,
+    /// Each served turn's generated text, cut at the first end-of-generation token.
+    pub texts: Vec<String>,
+}
+
+/// How close the decode steps came to the device's memory bandwidth.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Roofline {
+    /// The bytes the decode steps had to read at least: the weights once per step and every
+    /// stepped sequence's KV entries.
+    pub decode_bytes_read: u64,
+    pub decode_steps_ns: u64,
+    pub bandwidth_bytes_per_s: f64,
+    pub fraction: f64,
+}
+
+/// Energy over the measured repetitions and where the figure comes from (`rapl`, or an
+/// `estimate: …` with its assumption).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Energy {
+    pub joules: f64,
+    pub source: String,
+}
+
+/// A measured speed case.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    /// Every request of every repetition, warmup included, in serving order.
+    pub requests: Vec<ServedRequest>,
+    /// The engine's work per measured repetition.
+    pub steps: Vec<StepTotals>,
+    /// The engine's own counters per measured repetition beside the harness's timing.
+    pub phases: Vec<RepetitionPhases>,
+    pub stop_reason: StopReason,
+    pub session: SessionFacts,
+    pub energy: Option<Energy>,
+    pub roofline: Option<Roofline>,
+}
+
+/// A prompt tokenized once for every engine.
+struct Request {
+    prompt_id: String,
+    /// Token ids per turn.
+    turns: Vec<Vec<TokenId>>,
+}
+
+pub fn measure(
+    inputs: Inputs<'_>,
+    case: &Case,
+    entry: &ModelEntry,
+    model_path: &Path,
+) -> Result<Measured, RunError> {
+    let s = &case.scenario;
+    let plan = inputs.plan;
+    let prompts = dataset::load(&inputs.root.join(&s.dataset))?;
+    let prompts: Vec<Prompt> = prompts.into_iter().take(plan.prompts).collect();
+
+    let backend = engines::engine(case.backend).map_err(|m| case_error(case, m))?;
+    let options = preflight::load_options(case);
+    let estimate = preflight::estimated_memory(backend, case, entry, model_path);
+    let vocabulary = engines::reference_vocabulary(model_path)?;
+    let requests = tokenize(vocabulary.as_ref(), s.category, &prompts, s.prompt_tokens)?;
+    let priorities = schedule::priority_mix(requests.len(), s.serving.priorities);
+    let work: Vec<WorkItem> = requests
+        .iter()
+        .zip(&priorities)
+        .map(|(r, &priority)| WorkItem {
+            priority,
+            turns: r.turns.clone(),
+        })
+        .collect();
+    host::reset_peak_rss();
+    let load_start = Instant::now();
+    let mut session = backend.load(model_path, &options)?;
+    let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
+    crate::isolate::inject_fault_if_asked(&case.name);
+
+    let mut served_requests = Vec::new();
+    let rapl = device_facts::Rapl::open();
+    let (mut cpu_before, mut energy_before) = (None, None);
+    let mut measured_steps = Vec::new();
+    let mut phases: Vec<RepetitionPhases> = Vec::new();
+    let mut measuring_since = Instant::now();
+    let mut repetition = 0;
+    let stop_reason = loop {
+        let warmup = repetition < plan.warmup;
+        if repetition == plan.warmup {
+            // Engine counters, CPU time and energy cover measured repetitions only, like our
+            // own samples.
+            session.reset_counters();
+            cpu_before = device_facts::process_cpu_ms();
+            energy_before = rapl.as_ref().and_then(device_facts::Rapl::read);
+            measuring_since = Instant::now();
+        }
+        let config = serve_config(case, work.len(), repetition);
+        let clock = MonotonicClock::start();
+        let outcome = serving::serve(session.as_mut(), &clock, &work, &config)
+            .map_err(|e| serve_error(case, e))?;
+        let measured_repetition = repetition.saturating_sub(plan.warmup);
+        for served in outcome.served {
+            let request = &requests[served.request];
+            let texts = served
+                .turns
+                .iter()
+                .map(|t| vocabulary.detokenize(visible_tokens(vocabulary.as_ref(), &t.tokens)))
+                .collect::<Result<Vec<_>, _>>()?;
+            served_requests.push(ServedRequest {
+                repetition: measured_repetition,
+                warmup,
+                prompt_id: request.prompt_id.clone(),
+                prompt_tokens: request.turns.iter().map(|t| t.len() as u32).collect(),
+                served,
+                texts,
+            });
+        }
+        repetition += 1;
+        if warmup {
+            continue;
+        }
+        // The engine's counters for this repetition alone, beside our timing of the same
+        // phases; read between repetitions, outside every timed span.
+        if let Some(c) = session.counters() {
+            session.reset_counters();
+            phases.push(RepetitionPhases {
+                harness_prefill_tokens: outcome.steps.prefill_tokens,
+                harness_prefill_ns: outcome.steps.prefill_ns,
+                harness_decode_tokens: outcome.steps.decode_tokens,
+                harness_decode_ns: outcome.steps.decode_ns,
+                engine_prefill_tokens: c.prompt_eval_tokens,
+                engine_prefill_ms: c.prompt_eval_ms,
+                engine_decode_tokens: c.eval_tokens,
+                engine_decode_ms: c.eval_ms,
+            });
+        }
+        measured_steps.push(outcome.steps);
+        if inputs.mode.smoke {
+            break StopReason::Smoke;
+        }
+        let rates: Vec<f64> = measured_steps
+            .iter()
+            .map(|t| rate(t.decode_tokens, t.decode_ns))
+            .collect();
+        if let Some(reason) = measure::should_stop(
+            &rates,
+            plan.repetitions,
+            s.stopping.as_ref().filter(|_| !inputs.mode.fixed_stopping),
+            measuring_since.elapsed().as_secs_f64(),
+            s.seed,
+        ) {
+            break reason;
+        }
+    };
+    let cpu_time_ms = cpu_before
+        .zip(device_facts::process_cpu_ms())
+        .map(|(before, after)| after - before);
+    let energy = match rapl.as_ref() {
+        Some(r) => r.read().and_then(|after| {
+            Some(Energy {
+                joules: r.joules_between(energy_before.as_deref()?, &after),
+                source: "rapl".to_owned(),
+            })
+        }),
+        // Not measurable here: an estimate from CPU time, labelled as one.
+        None => cpu_time_ms.map(|ms| Energy {
+            joules: ms / 1e3 * ESTIMATED_WATTS_PER_BUSY_CORE,
+            source: format!(
+                "estimate: cpu_time_s × {ESTIMATED_WATTS_PER_BUSY_CORE} W per busy core (assumed, not measured)"
+            ),
+        }),
+    };
+    let memory = session.memory();
+    let effective = session.effective();
+    drop(session);
+    let roofline = inputs.bandwidth_bytes_per_s.and_then(|bandwidth| {
+        roofline(
+            backend.kv_bytes_per_token(&entry.arch, &options),
+            memory.weights_bytes,
+            &measured_steps,
+            bandwidth,
+        )
+    });
+    Ok(Measured {
+        requests: served_requests,
+        steps: measured_steps,
+        phases,
+        stop_reason,
+        session: SessionFacts {
+            load_ms,
+            memory,
+            effective,
+            cpu_time_ms,
+            peak_rss_bytes: host::peak_rss_bytes(),
+            estimate,
+        },
+        energy,
+        roofline,
+    })
+}
+
+/// How close the measured decode steps came to the device's memory bandwidth: the bytes they
+/// had to read at least (the weights once per step, every stepped sequence's KV entries) over
+/// their time, as a fraction of the triad bandwidth measured on this device.
+fn roofline(
+    kv_bytes_per_token: f64,
+    weights_bytes: u64,
+    steps: &[StepTotals],
+    bandwidth: f64,
+) -> Option<Roofline> {
+    let decode_steps: u64 = steps.iter().map(|t| t.decode_steps).sum();
+    let kv_positions: u64 = steps.iter().map(|t| t.decode_kv_positions).sum();
+    let decode_ns: u64 = steps.iter().map(|t| t.decode_ns).sum();
+    if decode_ns == 0 || bandwidth <= 0.0 {
+        return None;
+    }
+    let bytes =
+        decode_steps as f64 * weights_bytes as f64 + kv_positions as f64 * kv_bytes_per_token;
+    Some(Roofline {
+        decode_bytes_read: bytes.round() as u64,
+        decode_steps_ns: decode_ns,
+        bandwidth_bytes_per_s: bandwidth,
+        fraction: bytes / (decode_ns as f64 / 1e9) / bandwidth,
+    })
+}
+
+/// Tokens over nanoseconds, as tokens per second (0 for no time).
+#[must_use]
+pub fn rate(tokens: u64, ns: u64) -> f64 {
+    if ns == 0 {
+        0.0
+    } else {
+        tokens as f64 / (ns as f64 / 1e9)
+    }
+}
+
+fn serve_error(case: &Case, e: ServeError) -> RunError {
+    match e {
+        ServeError::Backend(b) => RunError::Backend(b),
+        other => case_error(case, other.to_string()),
+    }
+}
+
+/// How one repetition of `case` serves its `requests` requests.
+fn serve_config(case: &Case, requests: usize, repetition: u32) -> ServeConfig {
+    let s = &case.scenario;
+    let serving = &s.serving;
+    let ms = |v: u64| v.saturating_mul(1_000_000);
+    ServeConfig {
+        scheduler: SchedulerConfig {
+            slots: case.slots() as usize,
+            queue_capacity: serving.queue_capacity.map_or(usize::MAX, |q| q as usize),
+            admission_timeout_ns: serving.admission_timeout_ms.map(ms),
+        },
+        arrivals: match serving.arrival_rate_per_s {
+            // Each repetition draws its own arrivals from the scenario's seed.
+            Some(rate) => Arrivals::Open {
+                offsets_ns: schedule::poisson_arrivals(
+                    requests,
+                    rate,
+                    s.seed ^ (u64::from(repetition) << 32),
+                ),
+            },
+            None => Arrivals::Closed {
+                clients: case.concurrency as usize,
+            },
+        },
+        generate: s.generate_tokens,
+        cancel_after_ns: serving.cancel_after_ms.map(ms),
+    }
+}
+
+/// Generated tokens up to (not including) the first end-of-generation token.
+fn visible_tokens<'t>(vocabulary: &dyn Vocabulary, tokens: &'t [TokenId]) -> &'t [TokenId] {
+    let end = tokens
+        .iter()
+        .position(|&t| vocabulary.is_end_of_generation(t))
+        .unwrap_or(tokens.len());
+    &tokens[..end]
+}
+
+/// Cuts `ids` to its last `max` tokens, keeping a leading `bos` token in front of them.
+pub(crate) fn keep_last_tokens(ids: &mut Vec<TokenId>, max: usize, bos: Option<TokenId>) {
+    if ids.len() > max {
+        let keep_bos = usize::from(bos.is_some() && bos == ids.first().copied());
+        let cut = ids.len() - (max - keep_bos);
+        ids.drain(keep_bos..cut);
+    }
+}
+
+/// How one turn is rendered. Plain text keeps both engines' inputs identical; multi-turn prompts
+/// get a minimal role prefix so later turns read as a conversation.
+fn turn_text(category: Category, turn: usize, text: &str) -> String {
+    if category == Category::MultiTurn {
+        let lead = if turn == 0 { "" } else { "\n" };
+        format!("{lead}User: {text}\nAssistant:")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Tokenizes every prompt once. Single-turn prompts longer than `max_tokens` keep their last
+/// tokens (long-context questions come last), after the BOS token if the model adds one.
+fn tokenize(
+    vocabulary: &dyn Vocabulary,
+    category: Category,
+    prompts: &[Prompt],
+    max_tokens: u32,
+) -> Result<Vec<Request>, RunError> {
+    let max = max_tokens as usize;
+    // What the model prepends to an empty text: its BOS token, if it adds one.
+    let bos_token = vocabulary.tokenize("", true)?.first().copied();
+    prompts
+        .iter()
+        .map(|p| {
+            let turns = p
+                .turns
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let mut ids = vocabulary.tokenize(&turn_text(category, i, t), i == 0)?;
+                    keep_last_tokens(&mut ids, max, bos_token);
+                    Ok(ids)
+                })
+                .collect::<Result<Vec<_>, BackendError>>()?;
+            Ok(Request {
+                prompt_id: p.id.clone(),
+                turns,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,71 @@
+//! Running a case once its preflight passed: load the model, serve or score, and return a typed
+//! outcome. Nothing here writes to the store; `record` maps an outcome to rows.
+//!
+//! - `serving`: the serving loop (scheduler, continuous batching) on one engine session.
+//! - `measure`: speed cases, repetitions with adaptive stopping, counters, energy, roofline.
+//! - `accuracy`: multiple-choice cases scored by log-likelihood.
+
+pub mod accuracy;
+pub mod measure;
+pub mod serving;
+
+use std::path::Path;
+
+use edgebench_backend::{Effective, MemoryReport};
+use edgebench_core::scenario::Category;
+use edgebench_core::{Case, ModelEntry};
+
+use crate::error::RunError;
+use crate::plan::{Mode, RunPlan};
+use crate::preflight::MemoryEstimate;
+
+/// What the engine reported about the session a case ran on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionFacts {
+    pub load_ms: f64,
+    pub memory: MemoryReport,
+    pub effective: Effective,
+    /// CPU time of this process over the measured part.
+    pub cpu_time_ms: Option<f64>,
+    /// Peak RSS of this process (reset before loading).
+    pub peak_rss_bytes: Option<u64>,
+    pub estimate: MemoryEstimate,
+}
+
+/// Everything a case's execution produced, before any storage mapping.
+#[derive(Debug, Clone)]
+pub enum RunOutcome {
+    Measured(measure::Measured),
+    Scored(accuracy::Scored),
+}
+
+/// What a case needs from around it: where the project lives, how this invocation runs, and
+/// the device's measured memory bandwidth (for the roofline), if any.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    pub root: &'a Path,
+    pub mode: Mode,
+    pub plan: RunPlan,
+    pub bandwidth_bytes_per_s: Option<f64>,
+}
+
+/// Runs `case` on the model at `model_path`.
+pub fn execute(
+    inputs: Inputs<'_>,
+    case: &Case,
+    entry: &ModelEntry,
+    model_path: &Path,
+) -> Result<RunOutcome, RunError> {
+    if case.scenario.category == Category::Accuracy {
+        accuracy::score(inputs, case, entry, model_path).map(RunOutcome::Scored)
+    } else {
+        measure::measure(inputs, case, entry, model_path).map(RunOutcome::Measured)
+    }
+}
+
+fn case_error(case: &Case, message: impl Into<String>) -> RunError {
+    RunError::Case {
+        case: case.name.clone(),
+        message: message.into(),
+    }
+}

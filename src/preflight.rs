@@ -1,0 +1,161 @@
+//! Before a case runs: can it run here (device, engine, model file, memory budget, the file's
+//! validity, the engine's own refusals), and how its engine is asked to load the model. Nothing
+//! is loaded; engines are asked through the `Backend` trait only.
+
+use std::path::{Path, PathBuf};
+
+use edgebench_backend::{Backend, LoadOptions};
+use edgebench_core::scenario::Category;
+use edgebench_core::{Case, ModelEntry, Registry, projection};
+
+use crate::engines;
+
+/// Whether a case can run on this machine and build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready {
+        model_path: PathBuf,
+    },
+    /// The model file is there but malformed: the case fails (an engine would abort on it).
+    Invalid(String),
+    /// The case is ignored, with a reason that says what is missing and how to get it.
+    Skip(String),
+}
+
+/// How `case` asks an engine to load its model.
+#[must_use]
+pub fn load_options(case: &Case) -> LoadOptions {
+    let s = &case.scenario;
+    let multi_turn = s.category == Category::MultiTurn;
+    LoadOptions {
+        threads: case.threads,
+        context: case.context(),
+        batch: s.batch,
+        max_sequences: case.slots(),
+        mmap: case.kv.mmap,
+        type_k: case.kv.type_k,
+        type_v: case.kv.type_v,
+        flash_attention: case.kv.flash_attention,
+        pinned: case.kv.pinned,
+        sampling: s.sampling,
+        seed: s.seed,
+        engine_logs: false,
+        // A conversation may fill the whole context; a single prompt needs at most its tokens
+        // plus the generated ones.
+        positions_needed: if multi_turn {
+            case.context()
+        } else {
+            (s.prompt_tokens + s.generate_tokens).min(case.context())
+        },
+        continues_prefill: multi_turn,
+    }
+}
+
+/// Checks device, engine, model file and memory budget, without loading anything.
+#[must_use]
+pub fn readiness(case: &Case, registry: &Registry, models_dir: &Path) -> Readiness {
+    let s = &case.scenario;
+    let backend = match engines::engine(case.backend) {
+        Ok(b) => b,
+        Err(reason) => return Readiness::Skip(reason),
+    };
+    if let Err(reason) = backend.supports_device(s.device) {
+        return Readiness::Skip(reason);
+    }
+    let Some(entry) = registry.get(&case.model) else {
+        return Readiness::Skip(format!("model `{}` is not in models.toml", case.model));
+    };
+    let Some(file) = entry.file(&case.quant) else {
+        return Readiness::Skip(format!(
+            "model `{}` lists no `{}` file",
+            case.model, case.quant
+        ));
+    };
+    let model_path = models_dir.join(&file.path);
+    if !model_path.is_file() {
+        return Readiness::Skip(format!(
+            "model file not present: {}; {}",
+            model_path.display(),
+            entry.obtain
+        ));
+    }
+    if let Some(reason) = over_budget(backend, case, entry, &model_path) {
+        return Readiness::Skip(reason);
+    }
+    // No engine, not even the refusal check that reads metadata, sees a malformed file.
+    if let Err(e) = edgebench_gguf::validate_file(&model_path) {
+        return Readiness::Invalid(e.to_string());
+    }
+    if let Some(reason) = backend.refuses(&model_path, &load_options(case)) {
+        return Readiness::Skip(reason);
+    }
+    Readiness::Ready { model_path }
+}
+
+/// The memory guard: why `case` would not fit its scenario's budget, with the arithmetic.
+#[must_use]
+pub fn over_budget(
+    backend: &dyn Backend,
+    case: &Case,
+    entry: &ModelEntry,
+    model_path: &Path,
+) -> Option<String> {
+    let s = &case.scenario;
+    let budget = s.memory_budget?;
+    let m = estimated_memory(backend, case, entry, model_path);
+    (m.total() > budget).then(|| {
+        format!(
+            "estimated memory {} MiB (weights {} MiB + KV {} MiB for {} × {} tokens + compute buffers {} MiB) exceeds {} MiB, the budget set by {}",
+            m.total() >> 20,
+            m.weights >> 20,
+            m.kv >> 20,
+            case.slots(),
+            case.context(),
+            m.compute >> 20,
+            budget >> 20,
+            s.memory_budget_source
+        )
+    })
+}
+
+/// Memory a case needs, projected before anything is loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryEstimate {
+    /// The weights file.
+    pub weights: u64,
+    /// KV cache for `context × slots` tokens at the engine's cache type (candle keeps f32).
+    pub kv: u64,
+    /// Compute buffers ([`projection::compute_buffer_bytes`]).
+    pub compute: u64,
+}
+
+impl MemoryEstimate {
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.weights + self.kv + self.compute
+    }
+}
+
+/// The memory guard's estimate for `case`; runs store it beside the measured peak RSS.
+#[must_use]
+pub fn estimated_memory(
+    backend: &dyn Backend,
+    case: &Case,
+    entry: &ModelEntry,
+    model_path: &Path,
+) -> MemoryEstimate {
+    let weights = std::fs::metadata(model_path).map_or(0, |m| m.len());
+    let tokens = f64::from(case.context()) * f64::from(case.slots());
+    let kv_per_token = backend.kv_bytes_per_token(&entry.arch, &load_options(case));
+    MemoryEstimate {
+        weights,
+        kv: (kv_per_token * tokens).round() as u64,
+        compute: projection::compute_buffer_bytes(
+            &entry.arch,
+            case.scenario
+                .batch
+                .min(case.scenario.prompt_tokens * case.slots()),
+            case.context(),
+        ),
+    }
+}

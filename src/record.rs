@@ -1,0 +1,441 @@
+//! The **only** mapping from the pipeline's domain types to the store's rows: the case row, the
+//! model row, one row per served turn, the metric summaries and the end of a run, plus the
+//! report the harness prints. Storage never shapes the types upstream of here.
+
+use edgebench_core::measure::{self, StopReason};
+use edgebench_core::registry::Origin;
+use edgebench_core::scenario::Sampling;
+use edgebench_core::{Case, ModelEntry};
+use edgebench_store::{
+    AnswerRow, CaseRow, EffectiveRow, MetricRow, ModelRow, RequestRow, RooflineRow, RunEndRow,
+    RunStatus,
+};
+
+use crate::execute::RunOutcome;
+use crate::execute::accuracy::Scored;
+use crate::execute::measure::{Measured, ServedRequest, rate};
+use crate::execute::serving::{Outcome, StepTotals};
+use crate::execute::{SessionFacts, serving};
+use crate::host::{self, now_ms};
+use crate::outcome::{AccuracyReport, CaseReport};
+
+/// A run's rows, ready for the store, and its report.
+#[derive(Debug)]
+pub struct Recorded {
+    pub end: RunEndRow,
+    pub requests: Vec<RequestRow>,
+    pub answers: Vec<AnswerRow>,
+    pub report: CaseReport,
+}
+
+#[must_use]
+pub fn case_row(case: &Case) -> CaseRow {
+    let s = &case.scenario;
+    CaseRow {
+        case_key: case.key(),
+        name: case.name.clone(),
+        scenario: s.name.clone(),
+        category: s.category.as_str().into(),
+        model: case.model.clone(),
+        quant: case.quant.clone(),
+        backend: case.backend.as_str().into(),
+        device: s.device.as_str().into(),
+        concurrency: case.concurrency,
+        threads: case.threads,
+        context: case.context(),
+        prompt_tokens: s.prompt_tokens,
+        generate_tokens: s.generate_tokens,
+        batch: s.batch,
+        kv_variant: case.kv.name.clone(),
+        kv_baseline: case.kv.baseline,
+        type_k: case.kv.type_k.as_str().into(),
+        type_v: case.kv.type_v.as_str().into(),
+        flash_attention: case.kv.flash_attention,
+        mmap: case.kv.mmap,
+        sampling: match s.sampling {
+            Sampling::Greedy => "greedy".into(),
+            Sampling::Temperature { temperature, top_k } => {
+                format!("temperature={temperature} top_k={top_k}")
+            }
+        },
+    }
+}
+
+/// The model's row, for a file of `size` bytes with digest `sha256`.
+#[must_use]
+pub fn model_row(
+    entry: &ModelEntry,
+    quant: &str,
+    model_path: &std::path::Path,
+    (size, sha256): (u64, String),
+) -> ModelRow {
+    ModelRow {
+        sha256,
+        registry_id: entry.id.clone(),
+        label: entry.label(),
+        origin: match entry.origin {
+            Origin::Real => "real".into(),
+            Origin::Twin => "twin".into(),
+        },
+        quant: quant.to_owned(),
+        gguf_arch: entry.arch.gguf_arch.clone(),
+        size_bytes: size,
+        path: model_path.display().to_string(),
+    }
+}
+
+/// The end of a run that failed with `error` before it had results.
+#[must_use]
+pub fn failed(error: String, estimated_peak_bytes: Option<u64>) -> RunEndRow {
+    RunEndRow {
+        status: RunStatus::Failed,
+        ended_at_ms: now_ms(),
+        error: Some(error),
+        load_ms: None,
+        kv_cache_bytes: None,
+        weights_bytes: None,
+        peak_rss_bytes: host::peak_rss_bytes(),
+        engine_counters: None,
+        phase_timings: None,
+        effective: None,
+        estimated_peak_bytes,
+        cpu_time_ms: None,
+        energy: None,
+        stop_reason: None,
+        roofline: None,
+        metrics: Vec::new(),
+    }
+}
+
+/// The rows and report of a finished case.
+#[must_use]
+pub fn outcome(outcome: RunOutcome, seed: u64) -> Recorded {
+    match outcome {
+        RunOutcome::Measured(m) => measured(m, seed),
+        RunOutcome::Scored(s) => scored(s, seed),
+    }
+}
+
+/// The end row of a passed run, from what the session reported.
+fn passed(session: &SessionFacts, stop_reason: StopReason, metrics: Vec<MetricRow>) -> RunEndRow {
+    RunEndRow {
+        status: RunStatus::Passed,
+        ended_at_ms: now_ms(),
+        error: None,
+        load_ms: Some(session.load_ms),
+        kv_cache_bytes: Some(session.memory.kv_cache_bytes),
+        weights_bytes: Some(session.memory.weights_bytes),
+        peak_rss_bytes: session.peak_rss_bytes,
+        engine_counters: None,
+        phase_timings: None,
+        effective: Some(EffectiveRow {
+            kv_storage: session.effective.kv_storage.clone(),
+            weights_loading: session.effective.weights.into(),
+            scheduling: session.effective.scheduling.into(),
+            flash_attention: session.effective.flash_attention,
+        }),
+        estimated_peak_bytes: Some(session.estimate.total()),
+        cpu_time_ms: session.cpu_time_ms,
+        energy: None,
+        stop_reason: Some(stop_reason.as_str().into()),
+        roofline: None,
+        metrics,
+    }
+}
+
+fn measured(m: Measured, seed: u64) -> Recorded {
+    let rows: Vec<RequestRow> = m.requests.iter().flat_map(request_rows).collect();
+    let metrics = metric_rows(&rows, &m.steps, seed);
+    let median_of = |name: &str| {
+        metrics
+            .iter()
+            .find(|r| r.metric == name)
+            .map_or(0.0, |r| r.median)
+    };
+    let first = m
+        .requests
+        .iter()
+        .find(|r| !r.warmup && r.served.outcome == Outcome::Completed);
+    let measured_turn0 = || rows.iter().filter(|r| !r.warmup && r.turn == 0);
+    let report = CaseReport {
+        run_id: String::new(),
+        measured_requests: measured_turn0().count(),
+        measured_repetitions: m.steps.len() as u32,
+        generation_tokens_per_s: median_of("generation_tokens_per_s"),
+        prefill_tokens_per_s: median_of("prefill_tokens_per_s"),
+        rejected: m
+            .requests
+            .iter()
+            .filter(|r| !r.warmup && matches!(r.served.outcome, Outcome::Rejected(_)))
+            .count(),
+        stop_reason: m.stop_reason,
+        roofline_fraction: m.roofline.map(|r| r.fraction),
+        estimated_peak_bytes: m.session.estimate.total(),
+        peak_rss_bytes: m.session.peak_rss_bytes,
+        first_output: first
+            .and_then(|r| r.texts.first().cloned())
+            .unwrap_or_default(),
+        first_output_tokens: first
+            .and_then(|r| r.served.turns.first())
+            .map(|t| t.tokens.clone())
+            .unwrap_or_default(),
+        accuracy: None,
+    };
+    // The summed counters (the format `engine_counters` always had) come from the
+    // per-repetition ones.
+    let phases = &m.phases;
+    let counters = (!phases.is_empty()).then(|| {
+        let sum = |f: fn(&edgebench_core::overhead::RepetitionPhases) -> f64| {
+            phases.iter().map(f).sum::<f64>()
+        };
+        serde_json::json!({
+            "prompt_eval_ms": sum(|p| p.engine_prefill_ms),
+            "prompt_eval_tokens": phases.iter().map(|p| p.engine_prefill_tokens).sum::<u64>(),
+            "eval_ms": sum(|p| p.engine_decode_ms),
+            "eval_tokens": phases.iter().map(|p| p.engine_decode_tokens).sum::<u64>(),
+        })
+        .to_string()
+    });
+    let end = RunEndRow {
+        engine_counters: counters,
+        phase_timings: (!phases.is_empty())
+            .then(|| serde_json::to_string(phases).ok())
+            .flatten(),
+        energy: m.energy.map(|e| (e.joules, e.source)),
+        roofline: m.roofline.map(|r| RooflineRow {
+            decode_bytes_read: r.decode_bytes_read,
+            decode_steps_ns: r.decode_steps_ns,
+            bandwidth_bytes_per_s: r.bandwidth_bytes_per_s,
+            fraction: r.fraction,
+        }),
+        ..passed(&m.session, m.stop_reason, metrics)
+    };
+    Recorded {
+        end,
+        requests: rows,
+        answers: Vec::new(),
+        report,
+    }
+}
+
+fn scored(s: Scored, seed: u64) -> Recorded {
+    let answers: Vec<edgebench_core::mmlu::Answer> =
+        s.questions.iter().map(|x| x.answer.clone()).collect();
+    let scores = edgebench_core::mmlu::score(&answers);
+    let mut metrics = Vec::new();
+    let mut proportion = |metric: String, hits: Vec<bool>| {
+        if let Some(m) = measure::summarize_proportion(&hits, seed) {
+            metrics.push(MetricRow {
+                metric,
+                ..MetricRow::from_summary(&m)
+            });
+        }
+    };
+    proportion(
+        "mmlu_acc".into(),
+        answers.iter().map(|a| a.predicted() == a.answer).collect(),
+    );
+    proportion(
+        "mmlu_acc_norm".into(),
+        answers
+            .iter()
+            .map(|a| a.predicted_norm() == a.answer)
+            .collect(),
+    );
+    for subject in scores.per_subject.keys() {
+        proportion(
+            format!("mmlu_acc:{subject}"),
+            answers
+                .iter()
+                .filter(|a| &a.subject == subject)
+                .map(|a| a.predicted() == a.answer)
+                .collect(),
+        );
+    }
+    let rates: Vec<f64> = s
+        .questions
+        .iter()
+        .filter(|x| x.request.prefill_ns > 0)
+        .map(|x| rate(u64::from(x.request.prompt_tokens), x.request.prefill_ns))
+        .collect();
+    if let Some(m) = measure::summarize_metric("prefill_tokens_per_s", "tokens/s", &rates, seed) {
+        metrics.push(MetricRow::from_summary(&m));
+    }
+    let prefill_median = metrics
+        .iter()
+        .find(|m| m.metric == "prefill_tokens_per_s")
+        .map_or(0.0, |m| m.median);
+    let report = CaseReport {
+        run_id: String::new(),
+        measured_requests: s.questions.len(),
+        measured_repetitions: 1,
+        generation_tokens_per_s: 0.0,
+        prefill_tokens_per_s: prefill_median,
+        rejected: 0,
+        stop_reason: StopReason::Fixed,
+        roofline_fraction: None,
+        estimated_peak_bytes: s.session.estimate.total(),
+        peak_rss_bytes: s.session.peak_rss_bytes,
+        first_output: s
+            .questions
+            .first()
+            .map(|x| x.request.output_text.clone())
+            .unwrap_or_default(),
+        first_output_tokens: Vec::new(),
+        accuracy: Some(AccuracyReport {
+            n: scores.micro.n,
+            acc: scores.micro.acc,
+            acc_stderr: scores.micro.acc_stderr,
+            acc_norm: scores.micro.acc_norm,
+            macro_acc: scores.macro_acc,
+            predicted: s
+                .questions
+                .iter()
+                .map(|x| x.row.predicted.as_str())
+                .collect(),
+        }),
+    };
+    let end = passed(&s.session, StopReason::Fixed, metrics);
+    let (requests, answers) = s.questions.into_iter().map(|x| (x.request, x.row)).unzip();
+    Recorded {
+        end,
+        requests,
+        answers,
+        report,
+    }
+}
+
+/// Storage rows for one served request: one per turn, or one empty row when it never got a
+/// slot (rejected, or cancelled while queued).
+fn request_rows(request: &ServedRequest) -> Vec<RequestRow> {
+    let served = &request.served;
+    let base = |turn: usize| RequestRow {
+        repetition: request.repetition,
+        warmup: request.warmup,
+        request_index: served.request as u32,
+        prompt_id: request.prompt_id.clone(),
+        turn: turn as u32,
+        seq: served.slot.unwrap_or_default() as u32,
+        prompt_tokens: request.prompt_tokens.get(turn).copied().unwrap_or(0),
+        generated_tokens: 0,
+        queue_ns: if turn == 0 { served.queue_ns } else { 0 },
+        prefill_ns: 0,
+        ttft_ns: 0,
+        decode_ns: 0,
+        e2e_ns: served.queue_ns,
+        reset_ns: if turn == 0 { served.reset_ns } else { 0 },
+        status: served.outcome.as_str().into(),
+        priority: served.priority.as_str().into(),
+        sent_ns: served.arrived_ns,
+        output_sha256: host::token_digest(&[]),
+        output_text: String::new(),
+        token_latencies_ns: Vec::new(),
+    };
+    if served.turns.is_empty() {
+        return vec![base(0)];
+    }
+    served
+        .turns
+        .iter()
+        .zip(&request.texts)
+        .enumerate()
+        .map(|(turn, (t, text))| RequestRow {
+            generated_tokens: t.tokens.len() as u32,
+            prefill_ns: t.prefill_ns,
+            ttft_ns: t.first_token_ns - t.sent_ns,
+            decode_ns: t.end_ns - t.first_token_ns,
+            e2e_ns: t.end_ns - t.sent_ns,
+            sent_ns: t.sent_ns,
+            output_sha256: host::token_digest(&t.tokens),
+            output_text: text.clone(),
+            token_latencies_ns: t.token_gaps_ns.clone(),
+            ..base(turn)
+        })
+        .collect()
+}
+
+/// Per-metric summaries of a run's measured samples.
+fn metric_rows(rows: &[RequestRow], steps: &[StepTotals], seed: u64) -> Vec<MetricRow> {
+    let completed_status = serving::Outcome::Completed.as_str();
+    let measured: Vec<&RequestRow> = rows.iter().filter(|r| !r.warmup).collect();
+    let completed: Vec<&RequestRow> = measured
+        .iter()
+        .copied()
+        .filter(|r| r.status == completed_status)
+        .collect();
+    let ms = |ns: u64| ns as f64 / 1e6;
+    let per_repetition = |f: fn(&StepTotals) -> f64| steps.iter().map(f).collect::<Vec<_>>();
+    let series: Vec<(&'static str, &'static str, Vec<f64>)> = vec![
+        (
+            "generation_tokens_per_s",
+            "tokens/s",
+            per_repetition(|t| rate(t.decode_tokens, t.decode_ns)),
+        ),
+        (
+            "prefill_tokens_per_s",
+            "tokens/s",
+            per_repetition(|t| rate(t.prefill_tokens, t.prefill_ns)),
+        ),
+        (
+            "throughput_tokens_per_s",
+            "tokens/s",
+            steps
+                .iter()
+                .map(|t| rate(t.decode_tokens + t.prefill_sequences, t.wall_ns))
+                .collect(),
+        ),
+        (
+            "ttft_ms",
+            "ms",
+            completed.iter().map(|r| ms(r.ttft_ns)).collect(),
+        ),
+        (
+            "e2e_ms",
+            "ms",
+            completed.iter().map(|r| ms(r.e2e_ns)).collect(),
+        ),
+        (
+            "tpot_ms",
+            "ms",
+            completed
+                .iter()
+                .flat_map(|r| r.token_latencies_ns.iter().map(|&ns| ms(ns)))
+                .collect(),
+        ),
+        (
+            "request_generation_tokens_per_s",
+            "tokens/s",
+            completed
+                .iter()
+                .filter(|r| r.generated_tokens > 1)
+                .map(|r| rate(u64::from(r.generated_tokens - 1), r.decode_ns))
+                .collect(),
+        ),
+        (
+            "queue_wait_ms",
+            "ms",
+            measured
+                .iter()
+                .filter(|r| r.turn == 0)
+                .map(|r| ms(r.queue_ns))
+                .collect(),
+        ),
+        (
+            "reset_us",
+            "µs",
+            completed
+                .iter()
+                .filter(|r| r.turn == 0)
+                .map(|r| r.reset_ns as f64 / 1e3)
+                .collect(),
+        ),
+    ];
+    series
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, (metric, unit, samples))| {
+            let m = measure::summarize_metric(metric, unit, &samples, seed.wrapping_add(i as u64))?;
+            Some(MetricRow::from_summary(&m))
+        })
+        .collect()
+}

@@ -1,0 +1,12 @@
+//! The root package's integration tests, in one binary (each separate binary would link
+//! llama.cpp and candle again). `cargo test --test it -- parity` runs one module.
+
+#[macro_use]
+mod common;
+
+mod accuracy;
+mod backends;
+mod broken_scenarios;
+mod crash_containment;
+mod parity;
+mod tidy;
