@@ -1,6 +1,7 @@
 //! Filling templates (kept as files under `templates/`, one per section, each rendered from its
 //! own context struct) and writing the CSV and markdown forms.
 
+use edgebench_store::table::{self, TableFormat};
 use minijinja::{Environment, context};
 
 use crate::ReportError;
@@ -135,26 +136,35 @@ pub fn html(c: &ReportContext) -> Result<String, ReportError> {
         })
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 /// One row per stored metric summary of each selected run.
 pub fn csv(runs: &[&Run]) -> String {
-    let mut out = String::from(
-        "run_id,case,model,origin,backend,quant,category,concurrency,kv_variant,metric,unit,n,median,p95,ci_low,ci_high,provenance\n",
-    );
+    const HEADER: &[&str] = &[
+        "run_id",
+        "case",
+        "model",
+        "origin",
+        "backend",
+        "quant",
+        "category",
+        "concurrency",
+        "kv_variant",
+        "metric",
+        "unit",
+        "n",
+        "median",
+        "p95",
+        "ci_low",
+        "ci_high",
+        "provenance",
+    ];
+    let mut rows = Vec::new();
     for r in runs {
         let (label, origin) = r
             .model
             .as_ref()
             .map_or(("", ""), |m| (m.label.as_str(), m.origin.as_str()));
         for (metric, m) in &r.metrics {
-            let fields = [
+            rows.push(vec![
                 r.id.clone(),
                 r.case.name.clone(),
                 label.into(),
@@ -172,22 +182,13 @@ pub fn csv(runs: &[&Run]) -> String {
                 m.ci.map_or(String::new(), |c| c.0.to_string()),
                 m.ci.map_or(String::new(), |c| c.1.to_string()),
                 "measured".into(),
-            ];
-            out.push_str(
-                &fields
-                    .iter()
-                    .map(|f| csv_field(f))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            );
-            out.push('\n');
+            ]);
         }
     }
-    out
-}
-
-fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    let mut out = Vec::new();
+    // Writing to memory cannot fail.
+    let _ = table::write_table(TableFormat::Csv, HEADER, rows, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A markdown summary for pasting into a pull request.
@@ -195,7 +196,7 @@ pub fn markdown(c: &ReportContext) -> String {
     let mut out = format!(
         "## edgebench report\n\n{} measured runs from `{}` (schema {}), generated {}.\n\n",
         c.measured_runs,
-        md_cell(&c.database),
+        table::markdown_cell(&c.database),
         c.schema_version,
         c.generated_at
     );
@@ -207,7 +208,7 @@ pub fn markdown(c: &ReportContext) -> String {
             &c.overview
                 .columns
                 .iter()
-                .map(|m| md_cell(&m.label))
+                .map(|m| table::markdown_cell(&m.label))
                 .collect::<Vec<_>>()
                 .join(" | "),
         );
@@ -217,24 +218,28 @@ pub fn markdown(c: &ReportContext) -> String {
         for row in &c.overview.rows {
             out.push_str(&format!(
                 "| {} | {} | {} |\n",
-                md_cell(&row.metric),
+                table::markdown_cell(&row.metric),
                 row.cells
                     .iter()
-                    .map(|x| md_cell(&x.text))
+                    .map(|x| table::markdown_cell(&x.text))
                     .collect::<Vec<_>>()
                     .join(" | "),
-                md_cell(&row.winner)
+                table::markdown_cell(&row.winner)
             ));
         }
         out.push_str("\nTwins are scaled-down synthetic models: their numbers are never the real models'.\n\n");
     }
     out.push_str("### Published claims\n\n");
     for v in &c.claims.counts {
-        out.push_str(&format!("- {}: {}\n", md_cell(&v.verdict), v.n));
+        out.push_str(&format!(
+            "- {}: {}\n",
+            table::markdown_cell(&v.verdict),
+            v.n
+        ));
     }
     out.push_str(&format!(
         "\n### Regressions\n\nBaseline: {}. {} comparisons, {} regressed{}.\n",
-        md_cell(&c.regressions.baseline),
+        table::markdown_cell(&c.regressions.baseline),
         c.regressions.rows.len(),
         c.regressions
             .rows
@@ -256,7 +261,7 @@ pub fn markdown(c: &ReportContext) -> String {
     {
         out.push_str(&format!(
             "- `{}` {}: {} → {} ({:+.1}%, CI {})\n",
-            md_cell(&r.case),
+            table::markdown_cell(&r.case),
             r.metric,
             r.baseline,
             r.current,

@@ -967,34 +967,22 @@ pub fn summary_rows(records: &[Record]) -> Vec<Vec<String>> {
     rows
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
-
 /// RFC 4180 CSV of the summary table, with a header line.
 pub fn write_csv(records: &[Record], out: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(out, "{}", SUMMARY_COLUMNS.join(","))?;
-    for row in summary_rows(records) {
-        let fields: Vec<String> = row.iter().map(|f| csv_field(f)).collect();
-        writeln!(out, "{}", fields.join(","))?;
-    }
-    out.flush()
+    crate::table::write_table(
+        crate::table::TableFormat::Csv,
+        SUMMARY_COLUMNS,
+        summary_rows(records),
+        out,
+    )
 }
 
 /// A Markdown table of the summary (pipes in values are escaped).
 pub fn write_markdown(records: &[Record], out: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(out, "| {} |", SUMMARY_COLUMNS.join(" | "))?;
-    writeln!(out, "|{}", "---|".repeat(SUMMARY_COLUMNS.len()))?;
-    for row in summary_rows(records) {
-        let cells: Vec<String> = row
-            .iter()
-            .map(|c| c.replace('|', "\\|").replace('\n', " "))
-            .collect();
-        writeln!(out, "| {} |", cells.join(" | "))?;
-    }
-    out.flush()
+    crate::table::write_table(
+        crate::table::TableFormat::Markdown,
+        SUMMARY_COLUMNS,
+        summary_rows(records),
+        out,
+    )
 }

@@ -18,6 +18,7 @@ mod recover;
 mod rows;
 mod schema;
 pub mod synthetic;
+pub mod table;
 mod write;
 
 pub use error::StoreError;
