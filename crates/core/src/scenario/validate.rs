@@ -1,0 +1,524 @@
+//! Validation of a parsed scenario file, one function per table or group of keys, each
+//! pointing its errors at the offending key's line and column.
+
+use super::file::{self, BackendName, DeviceName, KvTypeName, ScenarioFile};
+use super::{
+    Accuracy, BackendKind, Category, Ctx, Device, KvType, KvVariant, Pinned, Sampling, Scenario,
+    ScenarioError, ScenarioSource, Serving, Stopping, non_empty, parse_bytes, positive,
+    table_offset, valid_name, valid_variant_name,
+};
+use crate::registry::Registry;
+
+/// The lengths and counts of the matrix.
+struct Lengths {
+    context: u32,
+    prompt_tokens: u32,
+    generate_tokens: u32,
+    batch: u32,
+    repetitions: u32,
+    prompts: Option<u32>,
+}
+
+pub(super) fn validate(
+    cx: &Ctx<'_>,
+    raw: ScenarioFile,
+    registry: &Registry,
+) -> Result<Scenario, ScenarioError> {
+    header(cx, &raw)?;
+    let models = models(cx, &raw, registry)?;
+    let backends = backends(cx, &raw)?;
+    let Lengths {
+        context,
+        prompt_tokens,
+        generate_tokens,
+        batch,
+        repetitions,
+        prompts,
+    } = lengths(cx, &raw)?;
+    let (memory_budget, memory_budget_source) = memory(cx, &raw)?;
+    let serving = serving(cx, raw.serving.as_ref())?;
+    let stopping = stopping(cx, raw.stopping.as_ref(), repetitions)?;
+    let accuracy = accuracy(cx, &raw)?;
+    let sampling = sampling(cx, raw.sampling.as_ref())?;
+    let kv_declared = !raw.kv.is_empty();
+    let kv = kv(cx, &raw.kv, prompt_tokens, generate_tokens)?;
+    let device = match raw.device {
+        DeviceName::Cpu => Device::Cpu,
+        DeviceName::Cuda => Device::Cuda,
+        DeviceName::Metal => Device::Metal,
+        DeviceName::Vulkan => Device::Vulkan,
+    };
+
+    Ok(Scenario {
+        name: raw.name.into_inner(),
+        description: raw.description,
+        category: raw.category,
+        dataset: raw.dataset.into_inner(),
+        prompts,
+        models,
+        backends,
+        device,
+        context,
+        prompt_tokens,
+        generate_tokens,
+        concurrency: raw.concurrency.into_inner(),
+        threads: raw.threads.into_inner(),
+        batch,
+        seed: raw.seed,
+        warmup: raw.warmup,
+        repetitions,
+        memory_budget,
+        memory_budget_source,
+        sampling,
+        serving,
+        stopping,
+        kv,
+        kv_declared,
+        accuracy,
+        source: ScenarioSource {
+            file: cx.file.to_owned(),
+            sha256: crate::sha256_hex(cx.text.as_bytes()),
+        },
+    })
+}
+
+/// `format`, `name` and `dataset`.
+fn header(cx: &Ctx<'_>, raw: &ScenarioFile) -> Result<(), ScenarioError> {
+    if raw.format != file::SCENARIO_FORMAT {
+        return Err(cx.invalid(
+            "format",
+            cx.key_offset("format"),
+            format!(
+                "scenario format {} is not supported (this build reads format {})",
+                raw.format,
+                file::SCENARIO_FORMAT
+            ),
+        ));
+    }
+    if !valid_name(raw.name.get_ref()) {
+        return Err(cx.at(
+            "name",
+            &raw.name,
+            "use lowercase letters, digits and `_` only",
+        ));
+    }
+    if raw.dataset.get_ref().trim().is_empty() {
+        return Err(cx.at("dataset", &raw.dataset, "no dataset file named"));
+    }
+
+    Ok(())
+}
+
+/// `models` and `quantizations`, against the registry.
+fn models(
+    cx: &Ctx<'_>,
+    raw: &ScenarioFile,
+    registry: &Registry,
+) -> Result<Vec<(String, Vec<String>)>, ScenarioError> {
+    non_empty(cx, "models", &raw.models)?;
+    let mut models: Vec<(String, Vec<String>)> = Vec::new();
+    for m in raw.models.get_ref() {
+        let id = m.get_ref();
+        let Some(entry) = registry.get(id) else {
+            return Err(cx.at(
+                "models",
+                m,
+                format!(
+                    "unknown model `{id}`; models.toml knows: {}",
+                    registry.ids().join(", ")
+                ),
+            ));
+        };
+        if models.iter().any(|(have, _)| have == id) {
+            return Err(cx.at("models", m, format!("model `{id}` is listed twice")));
+        }
+        let quants: Vec<String> = match &raw.quantizations {
+            None => entry.files.iter().map(|f| f.quant.clone()).collect(),
+            Some(qs) => qs
+                .get_ref()
+                .iter()
+                .filter_map(|q| entry.file(q.get_ref()).map(|f| f.quant.clone()))
+                .collect(),
+        };
+        if quants.is_empty() {
+            let have: Vec<_> = entry.files.iter().map(|f| f.quant.as_str()).collect();
+            let message = format!(
+                "model `{id}` has none of the listed quantizations (it has: {})",
+                have.join(", ")
+            );
+            // Point at the list that names none of them (the model's files when there is none).
+            return Err(match &raw.quantizations {
+                Some(listed) => cx.at("quantizations", listed, message),
+                None => cx.at("quantizations", m, message),
+            });
+        }
+        if *raw.context.get_ref() > entry.arch.context {
+            return Err(cx.at(
+                "context",
+                &raw.context,
+                format!(
+                    "context {} exceeds the {} tokens model `{id}` was trained for",
+                    raw.context.get_ref(),
+                    entry.arch.context
+                ),
+            ));
+        }
+        models.push((id.clone(), quants));
+    }
+    if let Some(qs) = &raw.quantizations {
+        non_empty(cx, "quantizations", qs)?;
+        for q in qs.get_ref() {
+            let used = models
+                .iter()
+                .any(|(_, have)| have.iter().any(|h| h.eq_ignore_ascii_case(q.get_ref())));
+            if !used {
+                return Err(cx.at(
+                    "quantizations",
+                    q,
+                    format!("no listed model has a `{}` file", q.get_ref()),
+                ));
+            }
+        }
+    }
+
+    Ok(models)
+}
+
+/// `backends`.
+fn backends(cx: &Ctx<'_>, raw: &ScenarioFile) -> Result<Vec<BackendKind>, ScenarioError> {
+    non_empty(cx, "backends", &raw.backends)?;
+    let mut backends = Vec::new();
+    for b in raw.backends.get_ref() {
+        let kind = match b {
+            BackendName::LlamaCpp => BackendKind::LlamaCpp,
+            BackendName::Candle => BackendKind::Candle,
+        };
+        if backends.contains(&kind) {
+            return Err(cx.at(
+                "backends",
+                &raw.backends,
+                format!("backend `{kind}` is listed twice"),
+            ));
+        }
+        backends.push(kind);
+    }
+
+    Ok(backends)
+}
+
+/// `context`, `prompt_tokens`, `generate_tokens`, `concurrency`, `threads`, `batch`,
+/// `repetitions` and `prompts`.
+fn lengths(cx: &Ctx<'_>, raw: &ScenarioFile) -> Result<Lengths, ScenarioError> {
+    let context = positive(cx, "context", &raw.context)?;
+    let prompt_tokens = positive(cx, "prompt_tokens", &raw.prompt_tokens)?;
+    let generate_tokens = positive(cx, "generate_tokens", &raw.generate_tokens)?;
+    if u64::from(prompt_tokens) + u64::from(generate_tokens) > u64::from(context) {
+        return Err(cx.at(
+            "prompt_tokens",
+            &raw.prompt_tokens,
+            format!(
+                "prompt_tokens ({prompt_tokens}) + generate_tokens ({generate_tokens}) exceed the context ({context})"
+            ),
+        ));
+    }
+    non_empty(cx, "concurrency", &raw.concurrency)?;
+    if raw.concurrency.get_ref().contains(&0) {
+        return Err(cx.at(
+            "concurrency",
+            &raw.concurrency,
+            "every concurrency must be at least 1",
+        ));
+    }
+    non_empty(cx, "threads", &raw.threads)?;
+    if raw.threads.get_ref().contains(&0) {
+        return Err(cx.at(
+            "threads",
+            &raw.threads,
+            "every thread count must be at least 1",
+        ));
+    }
+    let batch = match &raw.batch {
+        Some(b) => positive(cx, "batch", b)?,
+        None => 512,
+    };
+    let repetitions = positive(cx, "repetitions", &raw.repetitions)?;
+    let prompts = match &raw.prompts {
+        Some(p) => Some(positive(cx, "prompts", p)?),
+        None => None,
+    };
+    Ok(Lengths {
+        context,
+        prompt_tokens,
+        generate_tokens,
+        batch,
+        repetitions,
+        prompts,
+    })
+}
+
+/// `memory_budget` and `device_profile`: the smaller budget wins, and says where it came from.
+fn memory(cx: &Ctx<'_>, raw: &ScenarioFile) -> Result<(Option<u64>, String), ScenarioError> {
+    let memory_budget = match &raw.memory_budget {
+        None => None,
+        Some(b) => Some(parse_bytes(b.get_ref()).ok_or_else(|| {
+            cx.at(
+                "memory_budget",
+                b,
+                format!(
+                    "`{}` is not a size like \"4 GiB\" or \"512 MiB\"",
+                    b.get_ref()
+                ),
+            )
+        })?),
+    };
+    let mut memory_budget_source = "memory_budget".to_owned();
+    let memory_budget = match &raw.device_profile {
+        None => memory_budget,
+        Some(name) => {
+            let Some(profile) = crate::device_profile::find(name.get_ref()) else {
+                return Err(cx.at(
+                    "device_profile",
+                    name,
+                    format!(
+                        "unknown device profile `{}`; known: {}",
+                        name.get_ref(),
+                        crate::device_profile::PROFILES
+                            .iter()
+                            .map(|p| p.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            };
+            if memory_budget.is_some_and(|b| b <= profile.ram_bytes) {
+                memory_budget
+            } else {
+                memory_budget_source = format!(
+                    "the RAM of device profile `{}` ({})",
+                    profile.name, profile.label
+                );
+                Some(profile.ram_bytes)
+            }
+        }
+    };
+    Ok((memory_budget, memory_budget_source))
+}
+
+/// The `[serving]` table.
+fn serving(cx: &Ctx<'_>, table: Option<&file::ServingFile>) -> Result<Serving, ScenarioError> {
+    Ok(match table {
+        None => Serving::default(),
+        Some(f) => {
+            let slots = match &f.slots {
+                Some(v) => Some(positive(cx, "serving.slots", v)?),
+                None => None,
+            };
+            if let Some(rate) = f.arrival_rate_per_s
+                && !(rate.is_finite() && rate > 0.0)
+            {
+                return Err(cx.invalid(
+                    "serving.arrival_rate_per_s",
+                    cx.key_offset("arrival_rate_per_s"),
+                    format!("{rate} must be a positive number of requests per second"),
+                ));
+            }
+            let priorities = f
+                .priorities
+                .as_ref()
+                .map_or([0, 1, 0], |p| [p.realtime, p.normal, p.batch]);
+            if priorities == [0, 0, 0] {
+                return Err(cx.invalid(
+                    "serving.priorities",
+                    cx.key_offset("realtime")
+                        .max(cx.key_offset("normal"))
+                        .max(cx.key_offset("batch")),
+                    "at least one priority class needs a weight above 0",
+                ));
+            }
+            Serving {
+                slots,
+                queue_capacity: f.queue_capacity,
+                admission_timeout_ms: f.admission_timeout_ms,
+                arrival_rate_per_s: f.arrival_rate_per_s,
+                cancel_after_ms: f.cancel_after_ms,
+                priorities,
+            }
+        }
+    })
+}
+
+/// The `[stopping]` table (adaptive stopping), against the scenario's `repetitions`.
+fn stopping(
+    cx: &Ctx<'_>,
+    table: Option<&file::StoppingFile>,
+    repetitions: u32,
+) -> Result<Option<Stopping>, ScenarioError> {
+    Ok(match table {
+        None => None,
+        Some(f) => {
+            if !(f.target_relative_ci.is_finite() && f.target_relative_ci > 0.0) {
+                return Err(cx.invalid(
+                    "stopping.target_relative_ci",
+                    cx.key_offset("target_relative_ci"),
+                    format!(
+                        "{} must be a positive fraction such as 0.01",
+                        f.target_relative_ci
+                    ),
+                ));
+            }
+            let max_repetitions = *f.max_repetitions.get_ref();
+            if max_repetitions < repetitions {
+                return Err(cx.at(
+                    "stopping.max_repetitions",
+                    &f.max_repetitions,
+                    format!(
+                        "max_repetitions ({max_repetitions}) is below repetitions ({repetitions})"
+                    ),
+                ));
+            }
+            if let Some(s) = f.max_seconds
+                && !(s.is_finite() && s > 0.0)
+            {
+                return Err(cx.invalid(
+                    "stopping.max_seconds",
+                    cx.key_offset("max_seconds"),
+                    format!("{s} must be a positive number of seconds"),
+                ));
+            }
+            Some(Stopping {
+                target_relative_ci: f.target_relative_ci,
+                max_repetitions,
+                max_seconds: f.max_seconds,
+            })
+        }
+    })
+}
+
+/// The `[accuracy]` table, which only an accuracy scenario may have.
+fn accuracy(cx: &Ctx<'_>, raw: &ScenarioFile) -> Result<Option<Accuracy>, ScenarioError> {
+    Ok(match (&raw.accuracy, raw.category) {
+        (None, Category::Accuracy) => Some(Accuracy {
+            few_shot: 0,
+            subjects: None,
+            questions_per_subject: None,
+        }),
+        (None, _) => None,
+        (Some(_), category) if category != Category::Accuracy => {
+            return Err(cx.invalid(
+                "accuracy",
+                table_offset(cx.text, "accuracy"),
+                "an [accuracy] table needs category = \"accuracy\"",
+            ));
+        }
+        (Some(f), _) => {
+            if let Some(subjects) = &f.subjects
+                && subjects.get_ref().is_empty()
+            {
+                return Err(cx.at("accuracy.subjects", subjects, "the list is empty"));
+            }
+            if let Some(n) = &f.questions_per_subject
+                && *n.get_ref() == 0
+            {
+                return Err(cx.at("accuracy.questions_per_subject", n, "must be at least 1"));
+            }
+            Some(Accuracy {
+                few_shot: f.few_shot,
+                subjects: f.subjects.as_ref().map(|s| s.get_ref().clone()),
+                questions_per_subject: f.questions_per_subject.as_ref().map(|n| *n.get_ref()),
+            })
+        }
+    })
+}
+
+/// The `[sampling]` table.
+fn sampling(cx: &Ctx<'_>, table: Option<&file::SamplingFile>) -> Result<Sampling, ScenarioError> {
+    Ok(match table {
+        None => Sampling::Greedy,
+        Some(s) if s.temperature == 0.0 => Sampling::Greedy,
+        Some(s) if s.temperature > 0.0 && s.temperature.is_finite() => Sampling::Temperature {
+            temperature: s.temperature,
+            top_k: s.top_k,
+        },
+        Some(s) => {
+            return Err(cx.invalid(
+                "sampling.temperature",
+                cx.key_offset("temperature"),
+                format!("temperature {} must be a finite number ≥ 0", s.temperature),
+            ));
+        }
+    })
+}
+
+/// The `[[kv]]` variants (the engine default when there is none).
+fn kv(
+    cx: &Ctx<'_>,
+    variants: &[file::KvVariantFile],
+    prompt_tokens: u32,
+    generate_tokens: u32,
+) -> Result<Vec<KvVariant>, ScenarioError> {
+    let mut kv = Vec::new();
+    for v in variants {
+        let name = v.name.get_ref();
+        if !valid_variant_name(name) {
+            return Err(cx.at(
+                "kv.name",
+                &v.name,
+                "use lowercase letters, digits, `_` and `-` only",
+            ));
+        }
+        if kv.iter().any(|k: &KvVariant| &k.name == name) {
+            return Err(cx.at(
+                "kv.name",
+                &v.name,
+                format!("variant `{name}` is declared twice"),
+            ));
+        }
+        let kv_type = |t: KvTypeName| match t {
+            KvTypeName::F16 => KvType::F16,
+            KvTypeName::Q8_0 => KvType::Q8_0,
+            KvTypeName::Q4_0 => KvType::Q4_0,
+        };
+        let variant = KvVariant {
+            name: name.clone(),
+            baseline: v.baseline,
+            type_k: kv_type(v.type_k.unwrap_or_default()),
+            type_v: kv_type(v.type_v.unwrap_or_default()),
+            flash_attention: v.flash_attention.unwrap_or(false),
+            mmap: v.mmap.unwrap_or(true),
+            context_cap: v.context_cap,
+            pinned: Pinned {
+                cache_types: v.type_k.is_some() || v.type_v.is_some(),
+                flash_attention: v.flash_attention.is_some(),
+                mmap: v.mmap.is_some(),
+            },
+        };
+        // A quantized V cache without flash attention is llama.cpp's limit, not the format's:
+        // its engine refuses such a case (`Backend::refuses`), the file itself is valid.
+        if let Some(cap) = v.context_cap
+            && (cap == 0 || u64::from(prompt_tokens) + u64::from(generate_tokens) > u64::from(cap))
+        {
+            return Err(cx.at(
+                "kv.context_cap",
+                &v.name,
+                format!("variant `{name}`: context_cap {cap} leaves no room for prompt_tokens + generate_tokens"),
+            ));
+        }
+        kv.push(variant);
+    }
+    match kv.iter().filter(|k| k.baseline).count() {
+        0 if !kv.is_empty() => kv[0].baseline = true,
+        0 | 1 => {}
+        _ => {
+            return Err(cx.invalid(
+                "kv.baseline",
+                cx.key_offset("baseline"),
+                "more than one variant is marked baseline",
+            ));
+        }
+    }
+    if kv.is_empty() {
+        kv.push(KvVariant::default_variant());
+    }
+
+    Ok(kv)
+}
