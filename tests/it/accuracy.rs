@@ -109,7 +109,7 @@ fn random_weight_twins_score_near_chance_on_both_engines() {
 }
 
 /// Least share of questions on which both engines pick the same letter for a twin.
-const MIN_TWIN_AGREEMENT: f64 = 0.75;
+const MIN_TWIN_AGREEMENT: f64 = 0.9;
 
 fn agreement(a: &str, b: &str) -> f64 {
     let a: Vec<usize> = a.bytes().map(usize::from).collect();

@@ -31,6 +31,12 @@ impl Verdict {
     }
 }
 
+crate::named_enum!(
+    Verdict,
+    "verdict",
+    [Higher, Lower, NoDetectableChange, TooFewSamples]
+);
+
 /// `variant ÷ baseline` for one metric, measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MeasuredRatio {
@@ -173,6 +179,37 @@ mod tests {
             Verdict::TooFewSamples
         );
         assert!(measured_ratio(&[0.0, 0.0], &[1.0, 2.0], 1).is_none());
+        // One sample on either side is too few, even with many on the other.
+        for (b, v) in [
+            (&[1.0][..], &[2.0, 2.5, 3.0][..]),
+            (&[2.0, 2.5, 3.0][..], &[1.0][..]),
+        ] {
+            assert_eq!(
+                measured_ratio(b, v, 1).expect("ratio").verdict,
+                Verdict::TooFewSamples
+            );
+        }
+        // An interval that touches 1 exactly is no detectable change, not a difference.
+        let flat = [5.0, 5.0, 5.0, 5.0];
+        let same = measured_ratio(&flat, &flat, 1).expect("ratio");
+        assert_eq!(same.ci.map(|c| (c.low, c.high)), Some((1.0, 1.0)));
+        assert_eq!(same.verdict, Verdict::NoDetectableChange);
+    }
+
+    #[test]
+    fn verdicts_and_the_projection_formula_read_as_reports_show_them() {
+        let names: Vec<&str> = Verdict::ALL.iter().map(|v| v.as_str()).collect();
+        assert_eq!(
+            names,
+            ["higher", "lower", "no detectable change", "too few samples"]
+        );
+        for v in Verdict::ALL {
+            assert_eq!(v.to_string().parse::<Verdict>(), Ok(*v));
+        }
+        let formula = KvProjection::formula();
+        for term in ["kv_heads", "head_dim", "context", "bandwidth", "weights"] {
+            assert!(formula.contains(term), "{formula}");
+        }
     }
 
     #[test]

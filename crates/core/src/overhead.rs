@@ -155,6 +155,23 @@ mod tests {
                 phase: "generation"
             })
         );
+        // Any one side empty is enough: no tokens or no time, harness or engine.
+        let empty = Err(NotComparable::Empty {
+            phase: "generation",
+        });
+        let mut no_harness_tokens = rep(2_000_000_000, 1900.0, 128);
+        no_harness_tokens.harness_decode_tokens = 0;
+        assert_eq!(no_harness_tokens.ratio(Phase::Generation), empty);
+        assert_eq!(rep(0, 1900.0, 128).ratio(Phase::Generation), empty);
+        assert_eq!(
+            rep(2_000_000_000, 1900.0, 0).ratio(Phase::Generation),
+            empty
+        );
+        assert_eq!(rep(2_000_000_000, 0.0, 128).ratio(Phase::Generation), empty);
+        assert_eq!(
+            rep(2_000_000_000, -1.0, 128).ratio(Phase::Generation),
+            empty
+        );
     }
 
     #[test]
