@@ -315,6 +315,9 @@ mod tests {
         }
         assert_eq!(admitted(&s.schedule(5)), vec![(2, 0), (4, 1)]);
         assert_eq!(s.queued(), 3);
+        assert_eq!(s.running(), 2);
+        assert_eq!((s.slot_of(2), s.slot_of(4)), (Some(0), Some(1)));
+        assert_eq!(s.slot_of(1), None, "queued, not running");
         assert_eq!(s.finish(4), Ok(1));
         assert_eq!(admitted(&s.schedule(9)), vec![(1, 1)]);
         assert_eq!(s.finish(2), Ok(0));
