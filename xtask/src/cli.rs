@@ -35,8 +35,12 @@ pub enum Command {
         /// Only the cases whose name contains one of these
         filters: Vec<String>,
     },
-    /// Install what is missing, fetch the small models, run every test (what CI runs)
+    /// Install what is missing, fetch the small models, run every test (what CI runs); the
+    /// scenario smoke pass runs one case per scenario file × engine × model family × KV variant
     Test {
+        /// Run every scenario case in the smoke pass
+        #[arg(long)]
+        all: bool,
         /// Passed on to `cargo test --workspace`
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         extra: Vec<String>,

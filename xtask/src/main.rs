@@ -6,6 +6,7 @@ mod lab;
 mod models;
 mod report;
 mod setup;
+mod smoke;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,7 +26,7 @@ fn main() -> Result<()> {
     use cli::Command as C;
     match cli.command {
         C::Bench { all, filters } => bench(&root, all, &filters),
-        C::Test { extra } => test(&root, &extra),
+        C::Test { all, extra } => test(&root, all, &extra),
         C::Report(args) => {
             let args = report::Args::from_cli(&root, args);
             let regressed = report::report(&root, &args)?;
@@ -66,7 +67,7 @@ fn main() -> Result<()> {
     }
 }
 
-fn project_root() -> PathBuf {
+pub(crate) fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
@@ -86,7 +87,13 @@ fn cargo() -> Command {
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
-    eprintln!("$ {cmd:?}");
+    // The command, not its environment (a case list can be kilobytes long).
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy()).collect();
+    eprintln!(
+        "$ {} {}",
+        cmd.get_program().to_string_lossy(),
+        args.join(" ")
+    );
     let status = cmd
         .status()
         .with_context(|| format!("cannot start {cmd:?}"))?;
@@ -151,9 +158,10 @@ fn bench(root: &Path, all: bool, filters: &[String]) -> Result<()> {
 }
 
 /// Every test of the workspace, with the real models required (a missing model fails). The
-/// scenario harness runs every case once (smoke mode): tests check that each case works on each
-/// backend; measuring is `bench`'s job.
-fn test(root: &Path, extra: &[String]) -> Result<()> {
+/// scenario harness runs in smoke mode (each case once: tests check that a case works on each
+/// backend; measuring is `bench`'s job), over one case per scenario file × engine × model
+/// family × KV variant ([`smoke::selection`]); `--all` runs every case.
+fn test(root: &Path, all: bool, extra: &[String]) -> Result<()> {
     setup::ensure_build_tools()?;
     models::fetch_all(root)?;
     models::twins(root)?;
@@ -166,5 +174,15 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
         .env("EDGEBENCH_REQUIRE_MODELS", "1")
         .env("EDGEBENCH_SMOKE", "1")
         .env("EDGEBENCH_DB", &db);
+    if !all && std::env::var_os("EDGEBENCH_CASES").is_none() {
+        let registry = models::registry(root)?;
+        let cases = smoke::selection(root, &registry, &models_dir(root))?;
+        eprintln!(
+            "scenario smoke pass: {} cases, one per scenario file × engine × model family × KV \
+             variant (`cargo xtask test --all` runs every case)",
+            cases.len()
+        );
+        cmd.env("EDGEBENCH_CASES", cases.join(","));
+    }
     run(&mut cmd)
 }
