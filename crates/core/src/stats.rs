@@ -442,6 +442,94 @@ mod tests {
     }
 
     #[test]
+    fn order_statistic_ranks_by_hand() {
+        // n = 100, 95%: half = 1.96 · √100 / 2 = 9.8; 1-based ranks floor(50 − 9.8) = 40 and
+        // ceil(1 + 50 + 9.8) = 61. Samples 1..=100 hold their own rank.
+        let samples: Vec<f64> = (1..=100).map(f64::from).collect();
+        let ci = order_statistic_median_ci(&samples, 0.95).expect("interval");
+        assert_eq!((ci.low, ci.high, ci.resamples), (40.0, 61.0, 0));
+        assert!(order_statistic_median_ci(&[1.0, f64::NAN, 3.0], 0.95).is_none());
+        assert!(order_statistic_median_ci(&[], 0.95).is_none());
+    }
+
+    #[test]
+    fn bootstrap_levels_set_the_percentiles() {
+        let samples: Vec<f64> = (0..40).map(|i| f64::from(i * i % 17) + 1.0).collect();
+        let base: Vec<f64> = samples.iter().map(|x| x + 3.0).collect();
+        // Level 0: both ends are the 50th percentile of the resampled statistic.
+        let zero = bootstrap_median_ci(&samples, 0.0, 500, 9).expect("interval");
+        assert_eq!(zero.low, zero.high);
+        let zero = bootstrap_ratio_of_medians_ci(&base, &samples, 0.0, 500, 9).expect("interval");
+        assert_eq!(zero.low, zero.high);
+        // Wider levels nest: 50% inside 95%, and neither is empty.
+        let intervals: [&dyn Fn(f64) -> Option<Interval>; 2] =
+            [&|l| bootstrap_median_ci(&samples, l, 500, 9), &|l| {
+                bootstrap_ratio_of_medians_ci(&base, &samples, l, 500, 9)
+            }];
+        for ci in intervals {
+            let (half, wide) = (ci(0.5).expect("50%"), ci(0.95).expect("95%"));
+            assert!(half.low < half.high, "{half:?}");
+            assert!(
+                wide.low < half.low && half.high < wide.high,
+                "{half:?} {wide:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ratio_interval_refuses_what_it_cannot_resample() {
+        let ok = [1.0, 2.0, 3.0];
+        assert!(bootstrap_ratio_of_medians_ci(&ok, &[1.0, f64::INFINITY], 0.95, 100, 1).is_none());
+        assert!(bootstrap_ratio_of_medians_ci(&[f64::NAN, 1.0], &ok, 0.95, 100, 1).is_none());
+        assert!(bootstrap_ratio_of_medians_ci(&ok, &ok, 0.95, 0, 1).is_none());
+        // Exactly at the resampling limit the bootstrap still runs; one more sample switches
+        // to the order-statistic combination (`resamples = 0`).
+        let at_limit: Vec<f64> = (0..RESAMPLING_LIMIT)
+            .map(|i| 1.0 + (i % 7) as f64)
+            .collect();
+        let ci = bootstrap_ratio_of_medians_ci(&at_limit, &ok, 0.95, 50, 1).expect("interval");
+        assert_eq!(ci.resamples, 50);
+        let mut over = at_limit.clone();
+        over.push(4.0);
+        let ci = bootstrap_ratio_of_medians_ci(&over, &ok, 0.95, 50, 1).expect("interval");
+        assert_eq!(ci.resamples, 0);
+    }
+
+    #[test]
+    fn large_ratio_interval_by_hand() {
+        // Identical groups above the limit: ratio 1, and each side's log-scale se is its
+        // order-statistic interval's log width ÷ 2z, so the half-width is √2 · width / 2.
+        let s: Vec<f64> = (1..=(RESAMPLING_LIMIT as u32 + 1)).map(f64::from).collect();
+        let one = order_statistic_median_ci(&s, 0.95).expect("interval");
+        let width = one.high.ln() - one.low.ln();
+        let ci = bootstrap_ratio_of_medians_ci(&s, &s, 0.95, 100, 1).expect("interval");
+        let half = std::f64::consts::SQRT_2 * width / 2.0;
+        assert!((ci.high.ln() - half).abs() < 1e-12, "{ci:?}");
+        assert!((ci.low.ln() + half).abs() < 1e-12, "{ci:?}");
+        // A group whose interval reaches 0 has no log scale: no interval, not [0, ∞].
+        let mut zeros = vec![0.0; RESAMPLING_LIMIT / 2 - 50];
+        zeros.extend(std::iter::repeat_n(1.0, RESAMPLING_LIMIT / 2 + 51));
+        assert!(bootstrap_ratio_of_medians_ci(&zeros, &s, 0.95, 100, 1).is_none());
+        assert!(bootstrap_ratio_of_medians_ci(&s, &zeros, 0.95, 100, 1).is_none());
+    }
+
+    #[test]
+    fn tukey_fences_at_their_exact_boundaries() {
+        // Quartiles 20 and 40 (IQR 20): mild beyond 30 from a quartile, severe beyond 60.
+        let samples = [
+            -41.0, -11.0, 10.0, 20.0, 20.0, 20.0, 30.0, 40.0, 40.0, 40.0, 50.0, 70.0, 100.0,
+        ];
+        use Outlier::{Mild, None, Severe};
+        assert_eq!(
+            tukey_outliers(&samples),
+            vec![
+                Severe, Mild, None, None, None, None, None, None, None, None, None, None, Mild
+            ],
+            "70 sits exactly 1.5 IQR above q3 and 100 exactly 3 IQR: not beyond"
+        );
+    }
+
+    #[test]
     fn splitmix64_is_the_reference_generator() {
         // The first outputs of SplitMix64 seeded with 0 (Vigna's reference implementation):
         // every seeded interval in a report depends on this exact stream.
