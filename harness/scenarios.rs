@@ -45,7 +45,7 @@ fn main() -> ExitCode {
 
     // EDGEBENCH_CASES (set by `cargo xtask nightly --scenarios`): comma-separated globs over
     // case names, on top of libtest's own substring filter.
-    let selected = std::env::var("EDGEBENCH_CASES").unwrap_or_default();
+    let selected = std::env::var(edgebench_settings::CASES_ENV).unwrap_or_default();
     let catalog = Arc::new(catalog);
     let trials = catalog
         .cases

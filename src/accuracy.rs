@@ -8,7 +8,6 @@ use std::time::Instant;
 use edgebench_backend::{BackendError, Session, TokenId, Vocabulary};
 use edgebench_core::mmlu::{self, Answer, Question};
 use edgebench_core::scenario::Accuracy;
-use edgebench_store::{AnswerRow, RequestRow};
 
 /// Environment variable naming an MMLU-format directory that replaces a scenario's `dataset`
 /// (e.g. the full MMLU release's `data/`).
@@ -182,14 +181,19 @@ fn continuation_tokens(
     vocabulary.tokenize(continuation, false)
 }
 
-/// One scored question with its timing. It still carries its store rows (`row`, `request`),
-/// built while scoring: the one place upstream of `record` that does; moving them there is
-/// left for later (ARCHITECTURE.md, the pipeline invariant).
+/// One scored question: what the model answered and how long scoring took.
 #[derive(Debug, Clone)]
-pub struct Scored {
+pub struct ScoredQuestion {
     pub answer: Answer,
-    pub row: AnswerRow,
-    pub request: RequestRow,
+    /// Position of the question in its subject's file.
+    pub index: usize,
+    /// Digest of the question and its choices (`Question::digest`).
+    pub digest: String,
+    pub few_shot: u32,
+    /// Prompt tokens after any cut to fit the context.
+    pub prompt_tokens: u32,
+    /// Wall time of scoring its four continuations (prompt evaluation).
+    pub elapsed_ns: u64,
 }
 
 /// Scores every question of `set` on `session` (sequence 0). Token ids come from `vocabulary`
@@ -200,9 +204,8 @@ pub fn evaluate(
     set: &QuestionSet,
     few_shot: u32,
     context: u32,
-) -> Result<Vec<Scored>, AccuracyError> {
+) -> Result<Vec<ScoredQuestion>, AccuracyError> {
     let mut out = Vec::with_capacity(set.len());
-    let mut request_index = 0u32;
     for (_, shots, questions) in &set.subjects {
         for q in questions {
             let prompt = mmlu::prompt(shots, q);
@@ -222,53 +225,18 @@ pub fn evaluate(
             let logprobs = session.continuation_logprobs(0, &prompt_tokens, &continuations)?;
             let elapsed_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
             let logprobs: [f64; 4] = [logprobs[0], logprobs[1], logprobs[2], logprobs[3]];
-            let continuation_bytes = [0, 1, 2, 3].map(|i| mmlu::continuation(i).len());
-            let answer = Answer {
-                subject: q.subject.clone(),
-                answer: q.answer,
-                logprobs,
-                continuation_bytes,
-            };
-            let row = AnswerRow {
-                subject: q.subject.clone(),
-                question_index: q.index as u32,
-                question_sha256: q.digest(),
-                answer: mmlu::LETTERS[q.answer].to_owned(),
-                predicted: mmlu::LETTERS[answer.predicted()].to_owned(),
-                predicted_norm: mmlu::LETTERS[answer.predicted_norm()].to_owned(),
-                logprobs,
-                continuation_bytes: continuation_bytes.map(|b| b as u32),
+            out.push(ScoredQuestion {
+                answer: Answer {
+                    subject: q.subject.clone(),
+                    answer: q.answer,
+                    logprobs,
+                    continuation_bytes: [0, 1, 2, 3].map(|i| mmlu::continuation(i).len()),
+                },
+                index: q.index,
+                digest: q.digest(),
                 few_shot,
                 prompt_tokens: prompt_tokens.len() as u32,
-            };
-            let request = RequestRow {
-                repetition: 0,
-                warmup: false,
-                request_index,
-                prompt_id: format!("{}#{}", q.subject, q.index),
-                turn: 0,
-                seq: 0,
-                prompt_tokens: prompt_tokens.len() as u32,
-                generated_tokens: 0,
-                queue_ns: 0,
-                // Scoring is prompt evaluation: one forward pass per distinct prefix.
-                prefill_ns: elapsed_ns,
-                ttft_ns: elapsed_ns,
-                decode_ns: 0,
-                e2e_ns: elapsed_ns,
-                reset_ns: 0,
-                status: "completed".into(),
-                priority: "normal".into(),
-                sent_ns: 0,
-                output_sha256: edgebench_core::sha256_hex(format!("{logprobs:?}").as_bytes()),
-                output_text: format!("{} (answer {})", row.predicted, row.answer),
-                token_latencies_ns: Vec::new(),
-            };
-            request_index += 1;
-            out.push(Scored {
-                answer,
-                row,
-                request,
+                elapsed_ns,
             });
         }
     }

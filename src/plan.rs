@@ -19,8 +19,8 @@ impl Mode {
     #[must_use]
     pub fn from_env() -> Self {
         Self {
-            smoke: std::env::var("EDGEBENCH_SMOKE").is_ok_and(|v| v == "1"),
-            fixed_stopping: std::env::var("EDGEBENCH_STOPPING").is_ok_and(|v| v == "fixed"),
+            smoke: edgebench_settings::env_is(edgebench_settings::SMOKE_ENV, "1"),
+            fixed_stopping: edgebench_settings::env_is(edgebench_settings::STOPPING_ENV, "fixed"),
         }
     }
 

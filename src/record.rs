@@ -3,6 +3,7 @@
 //! report the harness prints. Storage never shapes the types upstream of here.
 
 use edgebench_core::measure::{self, StopReason};
+use edgebench_core::mmlu;
 use edgebench_core::registry::Origin;
 use edgebench_core::scenario::Sampling;
 use edgebench_core::{Case, ModelEntry};
@@ -11,6 +12,7 @@ use edgebench_store::{
     RunStatus,
 };
 
+use crate::accuracy::ScoredQuestion;
 use crate::execute::RunOutcome;
 use crate::execute::accuracy::Scored;
 use crate::execute::measure::{Measured, ServedRequest, rate};
@@ -255,8 +257,8 @@ fn scored(s: Scored, seed: u64) -> Recorded {
     let rates: Vec<f64> = s
         .questions
         .iter()
-        .filter(|x| x.request.prefill_ns > 0)
-        .map(|x| rate(u64::from(x.request.prompt_tokens), x.request.prefill_ns))
+        .filter(|x| x.elapsed_ns > 0)
+        .map(|x| rate(u64::from(x.prompt_tokens), x.elapsed_ns))
         .collect();
     if let Some(m) = measure::summarize_metric("prefill_tokens_per_s", "tokens/s", &rates, seed) {
         metrics.push(MetricRow::from_summary(&m));
@@ -265,6 +267,14 @@ fn scored(s: Scored, seed: u64) -> Recorded {
         .iter()
         .find(|m| m.metric == "prefill_tokens_per_s")
         .map_or(0.0, |m| m.median);
+    let answer_rows: Vec<AnswerRow> = s.questions.iter().map(answer_row).collect();
+    let requests: Vec<RequestRow> = s
+        .questions
+        .iter()
+        .zip(&answer_rows)
+        .enumerate()
+        .map(|(i, (q, row))| scoring_request_row(i, q, row))
+        .collect();
     let report = CaseReport {
         run_id: String::new(),
         measured_requests: s.questions.len(),
@@ -276,10 +286,9 @@ fn scored(s: Scored, seed: u64) -> Recorded {
         roofline_fraction: None,
         estimated_peak_bytes: s.session.estimate.total(),
         peak_rss_bytes: s.session.peak_rss_bytes,
-        first_output: s
-            .questions
+        first_output: requests
             .first()
-            .map(|x| x.request.output_text.clone())
+            .map(|r| r.output_text.clone())
             .unwrap_or_default(),
         first_output_tokens: Vec::new(),
         accuracy: Some(AccuracyReport {
@@ -288,20 +297,58 @@ fn scored(s: Scored, seed: u64) -> Recorded {
             acc_stderr: scores.micro.acc_stderr,
             acc_norm: scores.micro.acc_norm,
             macro_acc: scores.macro_acc,
-            predicted: s
-                .questions
-                .iter()
-                .map(|x| x.row.predicted.as_str())
-                .collect(),
+            predicted: answer_rows.iter().map(|r| r.predicted.as_str()).collect(),
         }),
     };
-    let end = passed(&s.session, StopReason::Fixed, metrics);
-    let (requests, answers) = s.questions.into_iter().map(|x| (x.request, x.row)).unzip();
     Recorded {
-        end,
+        end: passed(&s.session, StopReason::Fixed, metrics),
         requests,
-        answers,
+        answers: answer_rows,
         report,
+    }
+}
+
+/// The stored answer to one question: enough to re-score any subset later.
+fn answer_row(q: &ScoredQuestion) -> AnswerRow {
+    let a = &q.answer;
+    AnswerRow {
+        subject: a.subject.clone(),
+        question_index: q.index as u32,
+        question_sha256: q.digest.clone(),
+        answer: mmlu::LETTERS[a.answer].to_owned(),
+        predicted: mmlu::LETTERS[a.predicted()].to_owned(),
+        predicted_norm: mmlu::LETTERS[a.predicted_norm()].to_owned(),
+        logprobs: a.logprobs,
+        continuation_bytes: a.continuation_bytes.map(|b| b as u32),
+        few_shot: q.few_shot,
+        prompt_tokens: q.prompt_tokens,
+    }
+}
+
+/// One question's scoring as a request row: prompt evaluation only (one forward pass per
+/// distinct prefix), nothing generated.
+fn scoring_request_row(index: usize, q: &ScoredQuestion, answer: &AnswerRow) -> RequestRow {
+    RequestRow {
+        repetition: 0,
+        warmup: false,
+        request_index: index as u32,
+        prompt_id: format!("{}#{}", q.answer.subject, q.index),
+        turn: 0,
+        seq: 0,
+        prompt_tokens: q.prompt_tokens,
+        generated_tokens: 0,
+        queue_ns: 0,
+        prefill_ns: q.elapsed_ns,
+        ttft_ns: q.elapsed_ns,
+        decode_ns: 0,
+        e2e_ns: q.elapsed_ns,
+        reset_ns: 0,
+        status: Outcome::Completed.as_str().into(),
+        priority: edgebench_core::schedule::Priority::Normal.as_str().into(),
+        sent_ns: 0,
+        output_sha256: edgebench_core::sha256_hex(format!("{:?}", q.answer.logprobs).as_bytes()),
+        output_text: format!("{} (answer {})", answer.predicted, answer.answer),
+        token_latencies_ns: Vec::new(),
     }
 }
 

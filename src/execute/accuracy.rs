@@ -13,7 +13,7 @@ use crate::{device_facts, engines, host, preflight};
 /// The scored questions, in the set's order.
 #[derive(Debug, Clone)]
 pub struct Scored {
-    pub questions: Vec<crate::accuracy::Scored>,
+    pub questions: Vec<crate::accuracy::ScoredQuestion>,
     pub session: SessionFacts,
 }
 

@@ -189,6 +189,37 @@ fn only_the_engines_module_names_engine_types() {
     );
 }
 
+/// Architecture invariant: the stages before `record` work with domain types only; `record` is
+/// the one mapping from a run to store rows.
+#[test]
+fn only_record_maps_a_run_to_store_rows() {
+    let root = edgebench::paths::root();
+    let upstream = [
+        "src/catalog.rs",
+        "src/preflight.rs",
+        "src/plan.rs",
+        "src/accuracy.rs",
+        "src/engines.rs",
+        "src/dataset.rs",
+    ];
+    let mut files: Vec<std::path::PathBuf> = upstream.iter().map(|f| root.join(f)).collect();
+    files.extend(rust_files(&root.join("src/execute")));
+    let offenders: Vec<String> = files
+        .iter()
+        .filter(|f| {
+            std::fs::read_to_string(f)
+                .expect("read")
+                .contains("edgebench_store")
+        })
+        .map(|f| f.strip_prefix(&root).unwrap_or(f).display().to_string())
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "these stages name store types; map them in src/record.rs instead: {}",
+        offenders.join(", ")
+    );
+}
+
 /// Architecture invariant: the report reads; it never writes to the database it renders (an
 /// older one is read through a migrated private copy, which the store makes).
 #[test]

@@ -54,8 +54,8 @@ fn run_cases(root: &Path, db: &Path, cases: &[String]) -> Result<()> {
         cmd.current_dir(root)
             .args(["test", "--quiet", "--test", "scenarios", "--", "--exact"])
             .arg(case)
-            .env("EDGEBENCH_DB", db)
-            .env("EDGEBENCH_REQUIRE_MODELS", "1");
+            .env(edgebench_settings::DB_ENV, db)
+            .env(edgebench_settings::REQUIRE_MODELS_ENV, "1");
         crate::run(&mut cmd)?;
     }
     Ok(())

@@ -133,8 +133,11 @@ pub fn nightly(root: &Path, args: &NightlyArgs) -> Result<NightlyOutcome> {
             let mut cmd = crate::cargo();
             cmd.current_dir(root)
                 .args(["test", "--test", "scenarios"])
-                .env("EDGEBENCH_DB", &local)
-                .env("EDGEBENCH_CASES", args.scenarios.as_deref().unwrap_or(""));
+                .env(edgebench_settings::DB_ENV, &local)
+                .env(
+                    edgebench_settings::CASES_ENV,
+                    args.scenarios.as_deref().unwrap_or(""),
+                );
             let ok = crate::run(&mut cmd).is_ok();
             (local, ok)
         }

@@ -14,6 +14,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use cli::Cli;
+use edgebench_settings as settings;
 
 fn main() -> Result<()> {
     let cli = Cli::try_parse().unwrap_or_else(|e| {
@@ -73,14 +74,7 @@ pub(crate) fn project_root() -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
-pub(crate) fn models_dir(root: &Path) -> PathBuf {
-    std::env::var_os("EDGEBENCH_MODELS").map_or_else(|| root.join("models"), PathBuf::from)
-}
-
-pub(crate) fn database(root: &Path) -> PathBuf {
-    std::env::var_os("EDGEBENCH_DB")
-        .map_or_else(|| root.join("results/edgebench.sqlite"), PathBuf::from)
-}
+pub(crate) use edgebench_settings::{database, models_dir};
 
 fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
@@ -171,10 +165,10 @@ fn test(root: &Path, all: bool, extra: &[String]) -> Result<()> {
     cmd.current_dir(root)
         .args(["test", "--workspace"])
         .args(extra)
-        .env("EDGEBENCH_REQUIRE_MODELS", "1")
-        .env("EDGEBENCH_SMOKE", "1")
-        .env("EDGEBENCH_DB", &db);
-    if !all && std::env::var_os("EDGEBENCH_CASES").is_none() {
+        .env(settings::REQUIRE_MODELS_ENV, "1")
+        .env(settings::SMOKE_ENV, "1")
+        .env(settings::DB_ENV, &db);
+    if !all && std::env::var_os(settings::CASES_ENV).is_none() {
         let registry = models::registry(root)?;
         let cases = smoke::selection(root, &registry, &models_dir(root))?;
         eprintln!(
@@ -182,7 +176,7 @@ fn test(root: &Path, all: bool, extra: &[String]) -> Result<()> {
              variant (`cargo xtask test --all` runs every case)",
             cases.len()
         );
-        cmd.env("EDGEBENCH_CASES", cases.join(","));
+        cmd.env(settings::CASES_ENV, cases.join(","));
     }
     run(&mut cmd)
 }
