@@ -132,8 +132,8 @@ fn passed(session: &SessionFacts, stop_reason: StopReason, metrics: Vec<MetricRo
         phase_timings: None,
         effective: Some(EffectiveRow {
             kv_storage: session.effective.kv_storage.clone(),
-            weights_loading: session.effective.weights.into(),
-            scheduling: session.effective.scheduling.into(),
+            weights_loading: session.effective.weights.as_str().into(),
+            scheduling: session.effective.scheduling.as_str().into(),
             flash_attention: session.effective.flash_attention,
         }),
         estimated_peak_bytes: Some(session.estimate.total()),

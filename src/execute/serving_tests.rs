@@ -121,8 +121,8 @@ impl Session for FakeEngine {
         Effective {
             kv_storage: "none".into(),
             flash_attention: false,
-            weights: "none",
-            scheduling: "parallel",
+            weights: edgebench_backend::WeightsLoading::Read,
+            scheduling: edgebench_backend::Scheduling::Batched,
         }
     }
 

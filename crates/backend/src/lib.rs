@@ -75,6 +75,57 @@ pub struct MemoryReport {
     pub weights_bytes: u64,
 }
 
+/// How a session holds the model's weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightsLoading {
+    /// Pages mapped from the file.
+    Mmap,
+    /// Copied into the engine's buffers.
+    Read,
+    /// Copied once per parallel sequence (a model state that can't share its weights).
+    ReadPerSequence,
+}
+
+impl WeightsLoading {
+    /// The stored name (`runs.weights_loading`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mmap => "mmap",
+            Self::Read => "read",
+            Self::ReadPerSequence => "read, one copy per sequence",
+        }
+    }
+}
+
+edgebench_core::named_enum!(
+    WeightsLoading,
+    "weights loading",
+    [Mmap, Read, ReadPerSequence]
+);
+
+/// How a session serves parallel sequences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheduling {
+    /// One forward pass for every sequence of a step.
+    Batched,
+    /// One forward pass per sequence, in turn.
+    RoundRobin,
+}
+
+impl Scheduling {
+    /// The stored name (`runs.scheduling`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Batched => "batched",
+            Self::RoundRobin => "round-robin",
+        }
+    }
+}
+
+edgebench_core::named_enum!(Scheduling, "scheduling", [Batched, RoundRobin]);
+
 /// What a session actually runs with, which may differ from the options where the scenario left
 /// a setting to the engine (candle keeps its KV cache in f32 and reads weights into memory).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,10 +133,8 @@ pub struct Effective {
     /// Element type of the K and V caches, e.g. `f16` or `f32`.
     pub kv_storage: String,
     pub flash_attention: bool,
-    /// `mmap` (pages mapped from the file) or `read` (copied into the engine's buffers).
-    pub weights: &'static str,
-    /// How parallel sequences are served: `batched` (one forward for all) or `round-robin`.
-    pub scheduling: &'static str,
+    pub weights: WeightsLoading,
+    pub scheduling: Scheduling,
 }
 
 /// The engine's own performance counters (llama.cpp: `llama_perf_context`), for comparing with
@@ -412,6 +461,18 @@ mod tests {
             argmax(&[-1.0, -0.0, 0.0, -1.0, -1.0, -1.0, -1.0, -1.0, 0.0]),
             Some(1)
         );
+    }
+
+    #[test]
+    fn effective_settings_read_back_from_their_stored_names() {
+        use super::{Scheduling, WeightsLoading};
+        for w in WeightsLoading::ALL {
+            assert_eq!(w.as_str().parse::<WeightsLoading>(), Ok(*w));
+        }
+        for s in Scheduling::ALL {
+            assert_eq!(s.to_string().parse::<Scheduling>(), Ok(*s));
+        }
+        assert!("parallel".parse::<Scheduling>().is_err());
     }
 
     #[test]

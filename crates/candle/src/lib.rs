@@ -688,11 +688,11 @@ impl Session for CandleSession {
             kv_storage: "f32/f32".into(),
             flash_attention: false,
             weights: if self.copies_loaded > 1 {
-                "read, one copy per sequence"
+                edgebench_backend::WeightsLoading::ReadPerSequence
             } else {
-                "read"
+                edgebench_backend::WeightsLoading::Read
             },
-            scheduling: "round-robin",
+            scheduling: edgebench_backend::Scheduling::RoundRobin,
         }
     }
 

@@ -556,8 +556,12 @@ impl Session for LlamaSession {
         Effective {
             kv_storage: format!("{}/{}", self.type_k.as_str(), self.type_v.as_str()),
             flash_attention: self.flash_attention,
-            weights: if self.mmap { "mmap" } else { "read" },
-            scheduling: "batched",
+            weights: if self.mmap {
+                edgebench_backend::WeightsLoading::Mmap
+            } else {
+                edgebench_backend::WeightsLoading::Read
+            },
+            scheduling: edgebench_backend::Scheduling::Batched,
         }
     }
 
