@@ -23,12 +23,6 @@ impl Mode {
             fixed_stopping: edgebench_settings::env_is(edgebench_settings::STOPPING_ENV, "fixed"),
         }
     }
-
-    /// The `runs.mode` column.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        if self.smoke { "smoke" } else { "measure" }
-    }
 }
 
 /// Repetitions and prompts of one run.

@@ -9,7 +9,7 @@ use edgebench_core::scenario::Sampling;
 use edgebench_core::{Case, ModelEntry};
 use edgebench_store::{
     AnswerRow, CaseRow, EffectiveRow, MetricRow, ModelRow, RequestRow, RooflineRow, RunEndRow,
-    RunStatus,
+    RunMode, RunStatus,
 };
 
 use crate::accuracy::ScoredQuestion;
@@ -83,6 +83,16 @@ pub fn model_row(
         gguf_arch: entry.arch.gguf_arch.clone(),
         size_bytes: size,
         path: model_path.display().to_string(),
+    }
+}
+
+/// What a run made in `mode` is stored as (`runs.mode`).
+#[must_use]
+pub fn run_mode(mode: crate::plan::Mode) -> RunMode {
+    if mode.smoke {
+        RunMode::Smoke
+    } else {
+        RunMode::Measure
     }
 }
 

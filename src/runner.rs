@@ -213,7 +213,7 @@ impl Runner {
             seed: s.seed,
             warmup: plan.warmup,
             repetitions: plan.repetitions,
-            mode: self.mode.as_str().into(),
+            mode: record::run_mode(self.mode).as_str().into(),
             host: self.host.clone(),
             pid: std::process::id(),
         };

@@ -66,7 +66,11 @@ fn latest<'a>(dataset: &'a data::Dataset, case: &str) -> Option<&'a Run> {
     dataset
         .runs
         .iter()
-        .filter(|r| r.case.name == case && r.status == "passed" && r.mode == "measure")
+        .filter(|r| {
+            r.case.name == case
+                && r.status == edgebench_store::RunStatus::Passed
+                && r.mode == edgebench_store::RunMode::Measure
+        })
         .max_by_key(|r| r.started_at_ms)
 }
 

@@ -7,15 +7,30 @@ use std::path::Path;
 use edgebench_core::overhead::{self, RepetitionPhases};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
+use edgebench_store::{RunMode, RunStatus};
+
 use crate::ReportError;
+
+/// Column `i` read as one of the store's named values (a status, a mode): an unknown name is an
+/// error naming the column's value, never compared as a string later.
+fn named<T>(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let text: String = row.get(i)?;
+    text.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
 
 /// One run, flattened with its case, model and device.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run {
     pub id: String,
     pub invocation: String,
-    pub status: String,
-    pub mode: String,
+    pub status: RunStatus,
+    pub mode: RunMode,
     pub started_at_ms: i64,
     pub git_commit: String,
     pub error: Option<String>,
@@ -230,8 +245,8 @@ fn load_runs(conn: &Connection) -> rusqlite::Result<Vec<Run>> {
             Ok(Run {
                 id: r.get(0)?,
                 invocation: r.get(1)?,
-                status: r.get(2)?,
-                mode: r.get(3)?,
+                status: named(r, 2)?,
+                mode: named(r, 3)?,
                 started_at_ms: r.get(4)?,
                 git_commit: r.get(5)?,
                 error: r.get(6)?,
@@ -303,7 +318,7 @@ fn load_runs(conn: &Connection) -> rusqlite::Result<Vec<Run>> {
     let mut gaps =
         conn.prepare("SELECT ns FROM token_latencies WHERE request_id = ?1 ORDER BY idx")?;
     for run in &mut runs {
-        if run.status != "passed" {
+        if run.status != RunStatus::Passed {
             continue;
         }
         let rows = metrics.query_map(params![run.id], |r| {

@@ -104,7 +104,9 @@ pub struct Selection {
 }
 
 fn measured(r: &Run) -> bool {
-    r.status == "passed" && r.mode == "measure" && r.model.is_some()
+    r.status == edgebench_store::RunStatus::Passed
+        && r.mode == edgebench_store::RunMode::Measure
+        && r.model.is_some()
 }
 
 /// The latest measured run of each case (and device) among `runs`.

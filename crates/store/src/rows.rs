@@ -99,6 +99,27 @@ impl RunStatus {
     }
 }
 
+edgebench_core::named_enum!(RunStatus, "run status", [Running, Passed, Failed, Aborted]);
+
+/// Why a run was made: to measure, or once to check that its case works (`runs.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    Measure,
+    Smoke,
+}
+
+impl RunMode {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Measure => "measure",
+            Self::Smoke => "smoke",
+        }
+    }
+}
+
+edgebench_core::named_enum!(RunMode, "run mode", [Measure, Smoke]);
+
 /// Storage row: how a run ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunEndRow {

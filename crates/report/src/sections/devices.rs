@@ -6,7 +6,7 @@ pub fn devices(dataset: &Dataset, runs_all: &[&Run]) -> DeviceSection {
     let mut counts: BTreeMap<(String, String), usize> = BTreeMap::new();
     for r in runs_all {
         *counts
-            .entry((r.mode.clone(), r.status.clone()))
+            .entry((r.mode.to_string(), r.status.to_string()))
             .or_default() += 1;
     }
     DeviceSection {
@@ -37,10 +37,10 @@ pub fn devices(dataset: &Dataset, runs_all: &[&Run]) -> DeviceSection {
             .collect(),
         failures: runs_all
             .iter()
-            .filter(|r| r.status == "failed" || r.status == "aborted")
+            .filter(|r| matches!(r.status, RunStatus::Failed | RunStatus::Aborted))
             .map(|r| FailureRow {
                 case: r.case.name.clone(),
-                status: r.status.clone(),
+                status: r.status.to_string(),
                 error: r.error.clone().unwrap_or_default(),
                 stderr_tail: r.stderr_tail.clone().unwrap_or_default(),
             })

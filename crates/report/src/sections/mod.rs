@@ -43,6 +43,7 @@ mod prelude {
     pub use crate::data::{Dataset, Device, Run, Samples};
     pub use crate::inputs::{ClaimFile, ClaimKind, ClaimsFile, RoiFile};
     pub use crate::plots;
+    pub use edgebench_store::RunStatus;
 
     pub use super::categories::*;
     pub use super::format::*;
