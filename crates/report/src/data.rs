@@ -7,6 +7,7 @@ use std::path::Path;
 use edgebench_core::overhead::{self, RepetitionPhases};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
+use edgebench_core::scenario::BackendKind;
 use edgebench_store::{RunMode, RunStatus};
 
 use crate::ReportError;
@@ -68,7 +69,9 @@ pub struct CaseInfo {
     pub category: String,
     pub model: String,
     pub quant: String,
-    pub backend: String,
+    /// The engine (llama-bench imports are llama.cpp). The category stays text: imported runs
+    /// carry llama-bench's test kinds (`llama-bench pp`), which are no scenario category.
+    pub backend: BackendKind,
     pub concurrency: u32,
     pub threads: u32,
     pub context: u32,
@@ -278,7 +281,7 @@ fn load_runs(conn: &Connection) -> rusqlite::Result<Vec<Run>> {
                     category: r.get(24)?,
                     model: r.get(25)?,
                     quant: r.get(26)?,
-                    backend: r.get(27)?,
+                    backend: named(r, 27)?,
                     concurrency: r.get(28)?,
                     threads: r.get(29)?,
                     context: r.get(30)?,

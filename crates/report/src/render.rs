@@ -169,7 +169,7 @@ pub fn csv(runs: &[&Run]) -> String {
                 r.case.name.clone(),
                 label.into(),
                 origin.into(),
-                r.case.backend.clone(),
+                r.case.backend.to_string(),
                 r.case.quant.clone(),
                 r.case.category.clone(),
                 r.case.concurrency.to_string(),

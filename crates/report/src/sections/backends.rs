@@ -11,10 +11,9 @@ pub fn backends(runs: &[&Run], parity: &[crate::data::Parity]) -> BackendSection
             .replace("::llama_cpp::", "::*::")
             .replace("::candle::", "::*::");
         let e = pairs.entry(key).or_default();
-        match r.case.backend.as_str() {
-            "llama_cpp" => e.0.push(r),
-            "candle" => e.1.push(r),
-            _ => {}
+        match r.case.backend {
+            BackendKind::LlamaCpp => e.0.push(r),
+            BackendKind::Candle => e.1.push(r),
         }
     }
     let rows = pairs

@@ -21,7 +21,7 @@ pub fn categories(runs: &[&Run]) -> CategorySection {
                     .filter(|r| {
                         model_id(r) == id
                             && r.case.category == *cat
-                            && r.case.backend == "llama_cpp"
+                            && r.case.backend == BackendKind::LlamaCpp
                             && r.case.kv_baseline
                     })
                     .collect();

@@ -36,7 +36,7 @@ mod prelude {
     pub use edgebench_core::compare::{self, KvConfig, Verdict};
     pub use edgebench_core::registry::{Architecture, Registry};
     pub use edgebench_core::roi::DeviceCost;
-    pub use edgebench_core::scenario::KvType;
+    pub use edgebench_core::scenario::{BackendKind, KvType};
     pub use edgebench_core::{device_profile, measure, overhead, projection, stats, twin};
 
     pub use crate::context::*;

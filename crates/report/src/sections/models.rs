@@ -48,7 +48,7 @@ pub(crate) fn reference_runs<'a>(runs: &[&'a Run], id: &str) -> Vec<&'a Run> {
         .copied()
         .filter(|r| {
             model_id(r) == id
-                && r.case.backend == "llama_cpp"
+                && r.case.backend == BackendKind::LlamaCpp
                 && r.case.concurrency == 1
                 && r.case.kv_baseline
                 && r.case.category != "long_context"

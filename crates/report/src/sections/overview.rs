@@ -157,7 +157,7 @@ pub fn overview(runs: &[&Run], registry: &Registry) -> OverviewSection {
                 .filter(|r| {
                     model_id(r) == id
                         && r.case.category == "multi_turn"
-                        && r.case.backend == "llama_cpp"
+                        && r.case.backend == BackendKind::LlamaCpp
                 })
                 .collect();
             pooled(&rs, |s| &s.e2e_ms)
@@ -183,7 +183,7 @@ pub fn overview(runs: &[&Run], registry: &Registry) -> OverviewSection {
                 .filter(|r| model_id(r) == id && r.case.category == "accuracy")
                 .filter(|r| r.metrics.contains_key("mmlu_acc"))
                 .collect();
-            rs.sort_by_key(|r| (r.case.backend == "llama_cpp", r.started_at_ms));
+            rs.sort_by_key(|r| (r.case.backend == BackendKind::LlamaCpp, r.started_at_ms));
             rs.last()
                 .and_then(|r| r.metrics.get("mmlu_acc").map(|m| (*r, m)))
         })

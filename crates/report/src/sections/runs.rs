@@ -24,7 +24,7 @@ pub(crate) fn overhead_cell(r: &Run, phase: overhead::Phase) -> Cell {
         return Cell::none(format!("{}: timed by that tool itself", r.origin));
     }
     if r.phases.is_empty() {
-        return Cell::none(if r.case.backend == "llama_cpp" {
+        return Cell::none(if r.case.backend == BackendKind::LlamaCpp {
             "no counters stored with this run (stored since schema 8)".to_owned()
         } else {
             format!("{} keeps no counters", r.case.backend)
@@ -73,7 +73,7 @@ pub(crate) fn roofline_note(r: &Run, fraction: f64, cores: Option<u32>) -> Strin
         ));
     }
     if fraction < 0.35 {
-        notes.push(if r.case.backend == "candle" {
+        notes.push(if r.case.backend == BackendKind::Candle {
             "far below the bound: compute-bound (candle runs one forward per sequence and dequantizes in plain Rust kernels)".to_owned()
         } else {
             "far below the bound: compute-bound (dequantization, small matrix-vector products, thread synchronization per layer), not bandwidth-bound"
