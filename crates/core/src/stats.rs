@@ -448,6 +448,14 @@ mod tests {
         let samples: Vec<f64> = (1..=100).map(f64::from).collect();
         let ci = order_statistic_median_ci(&samples, 0.95).expect("interval");
         assert_eq!((ci.low, ci.high, ci.resamples), (40.0, 61.0, 0));
+        // Few samples: the ranks fall outside 1..=n and are clamped to the extremes.
+        let ci = |s: &[f64]| {
+            let c = order_statistic_median_ci(s, 0.95).expect("interval");
+            (c.low, c.high)
+        };
+        assert_eq!(ci(&[7.0]), (7.0, 7.0));
+        assert_eq!(ci(&[7.0, 9.0]), (7.0, 9.0));
+        assert_eq!(ci(&[9.0, 7.0, 8.0]), (7.0, 9.0));
         assert!(order_statistic_median_ci(&[1.0, f64::NAN, 3.0], 0.95).is_none());
         assert!(order_statistic_median_ci(&[], 0.95).is_none());
     }
