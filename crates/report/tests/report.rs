@@ -528,34 +528,8 @@ fn an_older_database_is_read_through_a_private_copy_and_never_written() {
     let old = dir.path().join("old-v5.sqlite");
     // A database as schema version 5 wrote it, with one passed run and a `running` one whose
     // process is long gone (opening it with the store would mark that run aborted).
-    let conn = rusqlite::Connection::open(&old).expect("create");
-    for sql in [
-        include_str!("../../store/migrations/0001_2026-11-25_init.sql"),
-        include_str!("../../store/migrations/0002_2026-11-25_candle.sql"),
-        include_str!("../../store/migrations/0003_2026-11-25_device_facts.sql"),
-        include_str!("../../store/migrations/0004_2026-11-25_serving.sql"),
-        include_str!("../../store/migrations/0005_2026-11-25_memory_error.sql"),
-    ] {
-        conn.execute_batch(sql).expect("old migration");
-    }
-    let host = edgebench_store::local_host();
-    conn.execute_batch(&format!(
-        "PRAGMA user_version = 5;
-         INSERT INTO devices (fingerprint, hostname, cpu_model, cpu_features, cores_physical, cores_logical,
-             ram_bytes, os, kernel, engine_builds, build_profile, details)
-         VALUES ('old-device', '{host}', 'cpu', '', 2, 2, 1, 'linux', '6', '[]', 'release', '{{}}');
-         INSERT INTO cases (case_key, name, scenario, category, model, quant, backend, device, concurrency, threads,
-             context, prompt_tokens, generate_tokens, batch, kv_variant, kv_baseline, type_k, type_v,
-             flash_attention, mmap, sampling)
-         VALUES ('old-case', 'code_generation::m::Q4_0::llama_cpp::c1', 'code_generation', 'code_generation',
-             'm', 'Q4_0', 'llama_cpp', 'cpu', 1, 2, 512, 64, 8, 512, 'default', 1, 'f16', 'f16', 0, 1, 'greedy');
-         INSERT INTO runs (id, invocation, case_id, device_id, model_id, status, started_at_ms, tool_version,
-             git_commit, scenario_file, scenario_sha256, seed, warmup, repetitions, host, pid)
-         VALUES ('old-run', 'inv', 1, 1, NULL, 'passed', 5, '0.0.9', 'abc', 's.toml', '00', 1, 0, 1, '{host}', 1),
-                ('stale-run', 'inv', 1, 1, NULL, 'running', 6, '0.0.9', 'abc', 's.toml', '00', 1, 0, 1, '{host}', 2147483646);"
-    ))
-    .expect("old rows");
-    drop(conn);
+    edgebench_store::synthetic::schema_v5_database(&old, &edgebench_store::local_host())
+        .expect("old database");
     let before = std::fs::read(&old).expect("read");
     let dataset = data::load(&old).expect("an older database loads");
     let statuses: Vec<(&str, &str)> = dataset

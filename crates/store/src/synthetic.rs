@@ -300,3 +300,38 @@ pub fn write_runs(store: &mut Store, runs: &[GeneratedRun]) -> Result<usize, Sto
 pub fn write_history(store: &mut Store, spec: &HistorySpec) -> Result<usize, StoreError> {
     write_runs(store, &generate(spec))
 }
+
+/// Writes at `path` a database as schema version 5 wrote it (before `runs.origin` and
+/// `answers`): one device on `host`, one case, a passed run `old-run` with one request, and a
+/// run `stale-run` still `running` under a process id no system hands out. For the tests of
+/// everything that must read an older file without writing to it (ingest, the report).
+pub fn schema_v5_database(path: &std::path::Path, host: &str) -> rusqlite::Result<()> {
+    let conn = rusqlite::Connection::open(path)?;
+    for sql in [
+        include_str!("../migrations/0001_2026-11-25_init.sql"),
+        include_str!("../migrations/0002_2026-11-25_candle.sql"),
+        include_str!("../migrations/0003_2026-11-25_device_facts.sql"),
+        include_str!("../migrations/0004_2026-11-25_serving.sql"),
+        include_str!("../migrations/0005_2026-11-25_memory_error.sql"),
+    ] {
+        conn.execute_batch(sql)?;
+    }
+    conn.execute_batch(&format!(
+        "PRAGMA user_version = 5;
+         INSERT INTO devices (fingerprint, hostname, cpu_model, cpu_features, cores_physical, cores_logical,
+             ram_bytes, os, kernel, engine_builds, build_profile, details)
+         VALUES ('old-device', '{host}', 'cpu', '', 2, 2, 1, 'linux', '6', '[]', 'release', '{{}}');
+         INSERT INTO cases (case_key, name, scenario, category, model, quant, backend, device, concurrency, threads,
+             context, prompt_tokens, generate_tokens, batch, kv_variant, kv_baseline, type_k, type_v,
+             flash_attention, mmap, sampling)
+         VALUES ('old-case', 'code_generation::m::Q4_0::llama_cpp::c1', 'code_generation', 'code_generation',
+             'm', 'Q4_0', 'llama_cpp', 'cpu', 1, 2, 512, 64, 8, 512, 'default', 1, 'f16', 'f16', 0, 1, 'greedy');
+         INSERT INTO runs (id, invocation, case_id, device_id, model_id, status, started_at_ms, tool_version,
+             git_commit, scenario_file, scenario_sha256, seed, warmup, repetitions, host, pid)
+         VALUES ('old-run', 'inv', 1, 1, NULL, 'passed', 5, '0.0.9', 'abc', 's.toml', '00', 1, 0, 1, '{host}', 1),
+                ('stale-run', 'inv', 1, 1, NULL, 'running', 6, '0.0.9', 'abc', 's.toml', '00', 1, 0, 1, '{host}', 2147483646);
+         INSERT INTO requests (run_id, repetition, warmup, request_index, prompt_id, turn, seq, prompt_tokens,
+             generated_tokens, queue_ns, prefill_ns, ttft_ns, decode_ns, e2e_ns, output_sha256, output_text)
+         VALUES ('old-run', 0, 0, 0, 'p0', 0, 0, 64, 8, 0, 10, 10, 20, 30, '00', 'text');"
+    ))
+}

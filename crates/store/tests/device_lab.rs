@@ -712,40 +712,15 @@ fn an_older_database_is_ingested_through_a_migrated_copy_and_left_as_it_was() {
     let dir = tempfile::tempdir().expect("tempdir");
     let old = dir.path().join("old-v5.sqlite");
     // A database as schema version 5 wrote it (before `runs.origin` and `answers`).
-    let conn = rusqlite::Connection::open(&old).expect("create");
-    for sql in [
-        include_str!("../migrations/0001_2026-11-25_init.sql"),
-        include_str!("../migrations/0002_2026-11-25_candle.sql"),
-        include_str!("../migrations/0003_2026-11-25_device_facts.sql"),
-        include_str!("../migrations/0004_2026-11-25_serving.sql"),
-        include_str!("../migrations/0005_2026-11-25_memory_error.sql"),
-    ] {
-        conn.execute_batch(sql).expect("old migration");
-    }
-    conn.execute_batch(
-        "PRAGMA user_version = 5;
-         INSERT INTO devices (fingerprint, hostname, cpu_model, cpu_features, cores_physical, cores_logical,
-             ram_bytes, os, kernel, engine_builds, build_profile, details)
-         VALUES ('old-device', 'old-host', 'cpu', '', 2, 2, 1, 'linux', '6', '[]', 'release', '{}');
-         INSERT INTO cases (case_key, name, scenario, category, model, quant, backend, device, concurrency, threads,
-             context, prompt_tokens, generate_tokens, batch, kv_variant, kv_baseline, type_k, type_v,
-             flash_attention, mmap, sampling)
-         VALUES ('old-case', 'code_generation::m::Q4_0::llama_cpp::c1', 'code_generation', 'code_generation',
-             'm', 'Q4_0', 'llama_cpp', 'cpu', 1, 2, 512, 64, 8, 512, 'default', 1, 'f16', 'f16', 0, 1, 'greedy');
-         INSERT INTO runs (id, invocation, case_id, device_id, model_id, status, started_at_ms, tool_version,
-             git_commit, scenario_file, scenario_sha256, seed, warmup, repetitions, host, pid)
-         VALUES ('old-run', 'inv', 1, 1, NULL, 'passed', 5, '0.0.9', 'abc', 's.toml', '00', 1, 0, 1, 'old-host', 1);
-         INSERT INTO requests (run_id, repetition, warmup, request_index, prompt_id, turn, seq, prompt_tokens,
-             generated_tokens, queue_ns, prefill_ns, ttft_ns, decode_ns, e2e_ns, output_sha256, output_text)
-         VALUES ('old-run', 0, 0, 0, 'p0', 0, 0, 64, 8, 0, 10, 10, 20, 30, '00', 'text');",
-    )
-    .expect("old rows");
-    drop(conn);
+    edgebench_store::synthetic::schema_v5_database(&old, "old-host").expect("old database");
     let before = std::fs::read(&old).expect("read");
 
     let target = Store::open(&dir.path().join("new.sqlite")).expect("open");
     let summary = target.ingest(&old).expect("ingest an older schema");
-    assert_eq!(summary.added, 1, "{summary}");
+    assert_eq!(
+        summary.added, 2,
+        "{summary}: the passed run and the stale one"
+    );
     let (origin, requests): (String, i64) = target
         .connection()
         .query_row(
