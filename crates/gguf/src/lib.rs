@@ -531,4 +531,261 @@ mod tests {
         let err = validate(&f[..], f.len() as u64).expect_err("offset");
         assert!(err.problem.contains("runs past the end"), "{err:?}");
     }
+
+    /// A GGUF v3 file built field by field, for tests that need one exact defect.
+    #[derive(Default)]
+    struct Builder {
+        kv_count: u64,
+        kvs: Vec<u8>,
+        tensor_count: u64,
+        tensors: Vec<u8>,
+    }
+
+    fn gguf_string(s: &[u8]) -> Vec<u8> {
+        let mut v = (s.len() as u64).to_le_bytes().to_vec();
+        v.extend(s);
+        v
+    }
+
+    impl Builder {
+        fn kv(mut self, key: &str, ty: u32, value: &[u8]) -> Self {
+            self.kvs.extend(gguf_string(key.as_bytes()));
+            self.kvs.extend(ty.to_le_bytes());
+            self.kvs.extend(value);
+            self.kv_count += 1;
+            self
+        }
+
+        fn tensor(mut self, name: &str, dims: &[u64], ty: u32, offset: u64) -> Self {
+            self.tensors.extend(gguf_string(name.as_bytes()));
+            self.tensors.extend((dims.len() as u32).to_le_bytes());
+            for d in dims {
+                self.tensors.extend(d.to_le_bytes());
+            }
+            self.tensors.extend(ty.to_le_bytes());
+            self.tensors.extend(offset.to_le_bytes());
+            self.tensor_count += 1;
+            self
+        }
+
+        /// Header and tables, unpadded: the file ends right after the last table entry.
+        fn header(&self) -> Vec<u8> {
+            let mut f = b"GGUF".to_vec();
+            f.extend(3u32.to_le_bytes());
+            f.extend(self.tensor_count.to_le_bytes());
+            f.extend(self.kv_count.to_le_bytes());
+            f.extend(&self.kvs);
+            f.extend(&self.tensors);
+            f
+        }
+
+        /// The header padded to `alignment`, then `data` bytes of tensor data.
+        fn file(&self, alignment: usize, data: usize) -> Vec<u8> {
+            let mut f = self.header();
+            while !f.len().is_multiple_of(alignment) {
+                f.push(0);
+            }
+            f.extend(vec![0u8; data]);
+            f
+        }
+    }
+
+    fn check(f: &[u8]) -> Result<Summary, Defect> {
+        validate(f, f.len() as u64)
+    }
+
+    fn arch() -> Builder {
+        Builder::default().kv("general.architecture", 8, &gguf_string(b"llama"))
+    }
+
+    #[test]
+    fn type_layouts_are_ggml_s() {
+        // (type, elements per block, bytes per block) from ggml's type traits.
+        let table: [(u32, u64, u64); 32] = [
+            (0, 1, 4),
+            (1, 1, 2),
+            (2, 32, 18),
+            (3, 32, 20),
+            (6, 32, 22),
+            (7, 32, 24),
+            (8, 32, 34),
+            (9, 32, 36),
+            (10, 256, 84),
+            (11, 256, 110),
+            (12, 256, 144),
+            (13, 256, 176),
+            (14, 256, 210),
+            (15, 256, 292),
+            (16, 256, 66),
+            (17, 256, 74),
+            (18, 256, 98),
+            (19, 256, 50),
+            (20, 32, 18),
+            (21, 256, 110),
+            (22, 256, 82),
+            (23, 256, 136),
+            (24, 1, 1),
+            (25, 1, 2),
+            (26, 1, 4),
+            (27, 1, 8),
+            (28, 1, 8),
+            (29, 256, 56),
+            (30, 1, 2),
+            (34, 256, 54),
+            (35, 256, 66),
+            (39, 32, 17),
+        ];
+        for (ty, block, bytes) in table {
+            assert_eq!(type_layout(ty), Some((block, bytes)), "ggml type {ty}");
+        }
+        // Removed or never assigned in ggml: 4, 5 (Q4_2, Q4_3), 31–33, 36–38.
+        for ty in [4, 5, 31, 32, 33, 36, 37, 38, 40, 1000] {
+            assert_eq!(type_layout(ty), None, "ggml type {ty}");
+        }
+    }
+
+    #[test]
+    fn a_file_may_end_exactly_where_its_last_field_ends() {
+        // The last read (a string value; a skipped string in an array) ends at the last byte.
+        let s = check(&arch().header()).expect("valid");
+        assert_eq!(s.architecture.as_deref(), Some("llama"));
+        let mut tokens = 8u32.to_le_bytes().to_vec();
+        tokens.extend(2u64.to_le_bytes());
+        tokens.extend(gguf_string(b"a"));
+        tokens.extend(gguf_string(b"bc"));
+        assert!(check(&arch().kv("tokenizer.ggml.tokens", 9, &tokens).header()).is_ok());
+    }
+
+    #[test]
+    fn every_scalar_type_is_read_at_its_size() {
+        // A wrong size for any type would misread every field after it.
+        let mut b = Builder::default();
+        for (ty, size) in [
+            (0u32, 1usize),
+            (1, 1),
+            (2, 2),
+            (3, 2),
+            (4, 4),
+            (5, 4),
+            (6, 4),
+            (7, 1),
+            (10, 8),
+            (11, 8),
+            (12, 8),
+        ] {
+            b = b.kv(&format!("x.type{ty}"), ty, &vec![0x11; size]);
+        }
+        let b = b.kv("general.architecture", 8, &gguf_string(b"qwen2"));
+        let s = check(&b.header()).expect("valid");
+        assert_eq!(
+            (s.metadata_count, s.architecture.as_deref()),
+            (12, Some("qwen2"))
+        );
+    }
+
+    #[test]
+    fn strings_inside_arrays_are_skipped_not_decoded() {
+        let mut tokens = 8u32.to_le_bytes().to_vec();
+        tokens.extend(1u64.to_le_bytes());
+        tokens.extend(gguf_string(&[0xff, 0xfe]));
+        assert!(check(&arch().kv("tokenizer.ggml.tokens", 9, &tokens).header()).is_ok());
+        // A top-level string value is decoded, and must be UTF-8.
+        let bad = Builder::default().kv("general.name", 8, &gguf_string(&[0xff, 0xfe]));
+        let e = check(&bad.header()).expect_err("not UTF-8");
+        assert!(e.problem.contains("not UTF-8"), "{e:?}");
+    }
+
+    #[test]
+    fn an_array_count_is_checked_against_the_bytes_left() {
+        // n empty strings take exactly 8n bytes: n fits when exactly 8n bytes are left.
+        let array = |n: u64, present: u64| {
+            let mut v = 8u32.to_le_bytes().to_vec();
+            v.extend(n.to_le_bytes());
+            for _ in 0..present {
+                v.extend(0u64.to_le_bytes());
+            }
+            arch().kv("tokenizer.ggml.tokens", 9, &v).header()
+        };
+        assert!(check(&array(5, 5)).is_ok());
+        let e = check(&array(6, 5)).expect_err("one too many");
+        assert!(e.problem.contains("does not fit in the file"), "{e:?}");
+        let e = check(&array(u64::MAX / 2, 5)).expect_err("huge");
+        assert!(e.problem.contains("does not fit in the file"), "{e:?}");
+    }
+
+    #[test]
+    fn arrays_nest_two_deep_at_most_and_unknown_element_types_are_located() {
+        let nested = |levels: usize| {
+            // `levels` arrays, each holding one array, the innermost holding no u32.
+            let mut v = Vec::new();
+            for _ in 1..levels {
+                v.extend(9u32.to_le_bytes());
+                v.extend(1u64.to_le_bytes());
+            }
+            v.extend(4u32.to_le_bytes());
+            v.extend(0u64.to_le_bytes());
+            arch().kv("x.nested", 9, &v).header()
+        };
+        assert!(check(&nested(2)).is_ok());
+        let e = check(&nested(3)).expect_err("three deep");
+        assert!(e.problem.contains("nested deeper than 2"), "{e:?}");
+        // The error points at the element type's 4 bytes.
+        let mut v = 99u32.to_le_bytes().to_vec();
+        v.extend(1u64.to_le_bytes());
+        let f = Builder::default().kv("x.odd", 9, &v).header();
+        let e = check(&f).expect_err("unknown element type");
+        let elem_at = 24 + 8 + "x.odd".len() as u64 + 4;
+        assert_eq!(e.offset, elem_at, "{e:?}");
+    }
+
+    #[test]
+    fn counts_are_checked_against_the_file_size_at_their_exact_bound() {
+        let f = arch().header();
+        let len = f.len() as u64;
+        let with_counts = |tensors: u64, kvs: u64| {
+            let mut g = f.clone();
+            g[8..16].copy_from_slice(&tensors.to_le_bytes());
+            g[16..24].copy_from_slice(&kvs.to_le_bytes());
+            g
+        };
+        let cannot_fit = |g: &[u8]| {
+            check(g)
+                .err()
+                .is_some_and(|e| e.problem.contains("cannot fit"))
+        };
+        // One past each bound is refused as impossible; the bound itself is read and fails on
+        // what is actually there (the file ends), not on the count.
+        assert!(cannot_fit(&with_counts(len / 32 + 1, 1)));
+        assert!(!cannot_fit(&with_counts(len / 32, 1)));
+        assert!(cannot_fit(&with_counts(0, len / 13 + 1)));
+        assert!(!cannot_fit(&with_counts(0, len / 13)));
+    }
+
+    #[test]
+    fn general_alignment_must_be_a_power_of_two_and_is_obeyed() {
+        let aligned = |a: u32, offset: u64| {
+            arch()
+                .kv("general.alignment", 4, &a.to_le_bytes())
+                .tensor("w", &[32], 0, offset)
+                .file(64, 256)
+        };
+        let s = check(&aligned(64, 64)).expect("valid");
+        assert_eq!((s.alignment, s.data_offset % 64), (64, 0));
+        let e = check(&aligned(64, 32)).expect_err("32 is not aligned to 64");
+        assert!(e.problem.contains("not aligned to 64"), "{e:?}");
+        for bad in [0, 48] {
+            let e = check(&aligned(bad, 0)).expect_err("not a power of two");
+            assert!(e.problem.contains("not a power of two"), "{bad}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn tensor_ranks_are_one_to_four() {
+        let ranked = |dims: &[u64]| arch().tensor("w", dims, 0, 0).file(32, 128);
+        assert!(check(&ranked(&[32, 1, 1, 1])).is_ok());
+        for dims in [&[][..], &[32, 1, 1, 1, 1][..]] {
+            let e = check(&ranked(dims)).expect_err("bad rank");
+            assert!(e.problem.contains("rank"), "{dims:?}: {e:?}");
+        }
+    }
 }
