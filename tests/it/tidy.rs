@@ -150,6 +150,21 @@ fn rust_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// `FILE names `NAME`` for every file of `files` whose text contains one of `names`.
+fn naming(root: &std::path::Path, files: &[std::path::PathBuf], names: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).expect("read");
+        for name in names.iter().filter(|n| text.contains(*n)) {
+            found.push(format!(
+                "{} names `{name}`",
+                file.strip_prefix(root).unwrap_or(file).display()
+            ));
+        }
+    }
+    found
+}
+
 /// Architecture invariant: `src/engines.rs` is the only module of the pipeline (and the
 /// harness) that names an engine's own crates or types; everything else asks `&dyn Backend`.
 #[test]
@@ -165,23 +180,12 @@ fn only_the_engines_module_names_engine_types() {
         "LlamaCpp::",
         "Candle::",
     ];
-    let mut offenders = Vec::new();
-    for dir in ["src", "harness"] {
-        for file in rust_files(&root.join(dir)) {
-            if file.ends_with("src/engines.rs") {
-                continue;
-            }
-            let text = std::fs::read_to_string(&file).expect("read");
-            for name in engine_names {
-                if text.contains(name) {
-                    offenders.push(format!(
-                        "{} names `{name}`",
-                        file.strip_prefix(&root).unwrap_or(&file).display()
-                    ));
-                }
-            }
-        }
-    }
+    let files: Vec<std::path::PathBuf> = ["src", "harness"]
+        .iter()
+        .flat_map(|dir| rust_files(&root.join(dir)))
+        .filter(|f| !f.ends_with("src/engines.rs"))
+        .collect();
+    let offenders = naming(&root, &files, &engine_names);
     assert!(
         offenders.is_empty(),
         "only src/engines.rs may name an engine; ask the Backend trait instead:\n{}",
@@ -204,19 +208,11 @@ fn only_record_maps_a_run_to_store_rows() {
     ];
     let mut files: Vec<std::path::PathBuf> = upstream.iter().map(|f| root.join(f)).collect();
     files.extend(rust_files(&root.join("src/execute")));
-    let offenders: Vec<String> = files
-        .iter()
-        .filter(|f| {
-            std::fs::read_to_string(f)
-                .expect("read")
-                .contains("edgebench_store")
-        })
-        .map(|f| f.strip_prefix(&root).unwrap_or(f).display().to_string())
-        .collect();
+    let offenders = naming(&root, &files, &["edgebench_store"]);
     assert!(
         offenders.is_empty(),
-        "these stages name store types; map them in src/record.rs instead: {}",
-        offenders.join(", ")
+        "these stages name store types; map them in src/record.rs instead:\n{}",
+        offenders.join("\n")
     );
 }
 
