@@ -6,7 +6,8 @@
 //! the [`context`] (pure), [`render`] fills one template per section from its own context struct.
 
 pub mod context;
-pub mod data;
+/// The store's read API, which the report renders from (it speaks no SQL of its own).
+pub use edgebench_store::dataset as data;
 pub mod inputs;
 pub mod plots;
 pub mod render;
@@ -21,24 +22,8 @@ use crate::data::{Dataset, Run};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("no results database at {}; run `cargo xtask bench` first or pass --db", .0.display())]
-    NoDatabase(PathBuf),
-    #[error("reading {}: {source}", db.display())]
-    Sql {
-        db: PathBuf,
-        source: rusqlite::Error,
-    },
-    #[error("{} has schema version {found}; this build reads up to {supported}: update edgebench", db.display())]
-    NewerSchema {
-        db: PathBuf,
-        found: u32,
-        supported: u32,
-    },
-    #[error("migrating {}: {source}", db.display())]
-    Migrate {
-        db: PathBuf,
-        source: Box<edgebench_store::StoreError>,
-    },
+    #[error(transparent)]
+    Data(#[from] edgebench_store::dataset::DatasetError),
     #[error("{file}: {message}")]
     Input { file: String, message: String },
     #[error("--baseline `{0}` matches no run or invocation in the database")]

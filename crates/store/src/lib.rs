@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+pub mod dataset;
 mod error;
 pub mod exchange;
 pub mod llama_bench;

@@ -1,5 +1,7 @@
-//! Reading the results database: the runs a report describes, with their raw samples. This is
-//! the only module that speaks SQL; everything after it works on these plain values.
+//! The store's read API for reports: every run with its case, model, device and raw samples, as
+//! plain values. Opened read-only; an older database is read through a migrated private copy,
+//! a newer one refused. The report crate speaks no SQL of its own: the schema is known here, in
+//! the store, only.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,9 +10,32 @@ use edgebench_core::overhead::{self, RepetitionPhases};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use edgebench_core::scenario::BackendKind;
-use edgebench_store::{RunMode, RunStatus};
+use std::path::PathBuf;
 
-use crate::ReportError;
+use crate::{RunMode, RunStatus, SCHEMA_VERSION, StoreError};
+
+/// Why a results database can't be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    #[error("no results database at {}; run `cargo xtask bench` first or pass --db", .0.display())]
+    NoDatabase(PathBuf),
+    #[error("reading {}: {source}", db.display())]
+    Sql {
+        db: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("{} has schema version {found}; this build reads up to {supported}: update edgebench", db.display())]
+    NewerSchema {
+        db: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("migrating {}: {source}", db.display())]
+    Migrate {
+        db: PathBuf,
+        source: Box<StoreError>,
+    },
+}
 
 /// Column `i` read as one of the store's named values (a status, a mode): an unknown name is an
 /// error naming the column's value, never compared as a string later.
@@ -164,19 +189,19 @@ pub struct Dataset {
 
 /// Opens `db` read-only; a missing file is an error naming it (a report never creates a
 /// database).
-pub fn open(db: &Path) -> Result<Connection, ReportError> {
+pub fn open(db: &Path) -> Result<Connection, DatasetError> {
     if !db.exists() {
-        return Err(ReportError::NoDatabase(db.to_path_buf()));
+        return Err(DatasetError::NoDatabase(db.to_path_buf()));
     }
     let conn =
         Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|source| {
-            ReportError::Sql {
+            DatasetError::Sql {
                 db: db.to_path_buf(),
                 source,
             }
         })?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(|source| ReportError::Sql {
+        .map_err(|source| DatasetError::Sql {
             db: db.to_path_buf(),
             source,
         })?;
@@ -185,38 +210,37 @@ pub fn open(db: &Path) -> Result<Connection, ReportError> {
 
 /// Reads every run, device and parity row. Databases older than this build are read as far as
 /// their schema goes; newer ones are refused.
-pub fn load(db: &Path) -> Result<Dataset, ReportError> {
+pub fn load(db: &Path) -> Result<Dataset, DatasetError> {
     let conn = open(db)?;
-    let sql = |source| ReportError::Sql {
+    let sql = |source| DatasetError::Sql {
         db: db.to_path_buf(),
         source,
     };
     let version: u32 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(sql)?;
-    if version > edgebench_store::SCHEMA_VERSION {
-        return Err(ReportError::NewerSchema {
+    if version > SCHEMA_VERSION {
+        return Err(DatasetError::NewerSchema {
             db: db.to_path_buf(),
             found: version,
-            supported: edgebench_store::SCHEMA_VERSION,
+            supported: SCHEMA_VERSION,
         });
     }
-    if version < edgebench_store::SCHEMA_VERSION {
+    if version < SCHEMA_VERSION {
         // An older database: read a migrated private copy. A report never writes to the file
         // it reads (it may be a lab's shared database, or someone else's).
-        let copy = edgebench_store::exchange::migrated_copy(&conn, db).map_err(|source| {
-            ReportError::Migrate {
+        let copy =
+            crate::exchange::migrated_copy(&conn, db).map_err(|source| DatasetError::Migrate {
                 db: db.to_path_buf(),
                 source: Box::new(source),
-            }
-        })?;
+            })?;
         drop(conn);
         let migrated = open(copy.path())?;
         return Ok(Dataset {
             runs: load_runs(&migrated).map_err(sql)?,
             devices: load_devices(&migrated).map_err(sql)?,
             parity: load_parity(&migrated).map_err(sql)?,
-            schema_version: edgebench_store::SCHEMA_VERSION,
+            schema_version: SCHEMA_VERSION,
         });
     }
     Ok(Dataset {
