@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use edgebench::catalog::Catalog;
 use edgebench::isolate::{self, CaseRequest, ChildCase};
@@ -47,21 +48,34 @@ fn main() -> ExitCode {
     // case names, on top of libtest's own substring filter.
     let selected = std::env::var(edgebench_settings::CASES_ENV).unwrap_or_default();
     let catalog = Arc::new(catalog);
-    let trials = catalog
+    let chosen: Vec<_> = catalog
         .cases
         .iter()
         .filter(|case| edgebench_core::glob::matches_any(&selected, &case.name))
         .cloned()
+        .collect();
+    // Cases done / total with an estimate of the time left, after every case.
+    let progress = Arc::new(Mutex::new(Progress::new(
+        chosen
+            .iter()
+            .filter(|c| libtest_selects(&args, &c.name))
+            .count(),
+    )));
+    let trials = chosen
+        .into_iter()
         .map(|case| {
-            let (catalog, hashes, invocation, child_exe, models_dir, db) = (
+            let (catalog, hashes, invocation, child_exe, models_dir, db, progress) = (
                 Arc::clone(&catalog),
                 Arc::clone(&hashes),
                 Arc::clone(&invocation),
                 child_exe.clone(),
                 models_dir.clone(),
                 db.clone(),
+                Arc::clone(&progress),
             );
             Trial::ignorable_test(case.name.clone(), move || {
+                let started = Instant::now();
+                let run_trial = || -> Result<Completion, Failed> {
                 let registry = &catalog.registry;
                 let model_path = match preflight::readiness(&case, registry, &models_dir) {
                     Readiness::Skip(reason) => return Ok(Completion::ignored_with(reason)),
@@ -131,9 +145,88 @@ fn main() -> ExitCode {
                     );
                 }
                 Ok(Completion::Completed)
+                };
+                let result = run_trial();
+                let ran = matches!(&result, Ok(Completion::Completed) | Err(_));
+                let line = progress
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .finished(ran, started.elapsed());
+                println!("    {line}");
+                result
             })
         })
         .collect();
 
     libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// Whether libtest's own filter (substring or `--exact`, and `--skip`) selects `name`.
+fn libtest_selects(args: &Arguments, name: &str) -> bool {
+    let matches = |pattern: &str| {
+        if args.exact {
+            name == pattern
+        } else {
+            name.contains(pattern)
+        }
+    };
+    args.filter.as_deref().is_none_or(matches) && !args.skip.iter().any(|s| matches(s))
+}
+
+/// Cases done out of the selected total, and an estimate of the time left from the cases that
+/// ran so far (ignored ones take no time).
+struct Progress {
+    total: usize,
+    done: usize,
+    ran: usize,
+    ran_time: Duration,
+    since: Instant,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        Self {
+            total,
+            done: 0,
+            ran: 0,
+            ran_time: Duration::ZERO,
+            since: Instant::now(),
+        }
+    }
+
+    /// Counts one finished case; the line to print.
+    fn finished(&mut self, ran: bool, took: Duration) -> String {
+        self.done += 1;
+        if ran {
+            self.ran += 1;
+            self.ran_time += took;
+        }
+        let left = self.total.saturating_sub(self.done);
+        let estimate = if left == 0 {
+            String::new()
+        } else if self.ran == 0 {
+            ", time left: unknown yet".to_owned()
+        } else {
+            let per_case = self.ran_time.as_secs_f64() / self.ran as f64;
+            format!(", about {} left", minutes(per_case * left as f64))
+        };
+        format!(
+            "[{}/{} cases done, {} elapsed{estimate}]",
+            self.done,
+            self.total.max(self.done),
+            minutes(self.since.elapsed().as_secs_f64())
+        )
+    }
+}
+
+fn minutes(seconds: f64) -> String {
+    if seconds < 60.0 {
+        format!("{seconds:.0} s")
+    } else {
+        format!(
+            "{:.0} min {:02.0} s",
+            (seconds / 60.0).floor(),
+            seconds % 60.0
+        )
+    }
 }

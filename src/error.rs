@@ -31,4 +31,7 @@ pub enum RunError {
     },
     #[error("case {case}: {message}")]
     Case { case: String, message: String },
+    /// A prompt that the model's chat template can't render as asked.
+    #[error("chat template: {0}")]
+    ChatTemplate(String),
 }

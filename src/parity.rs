@@ -97,6 +97,43 @@ pub fn logprob_distance(reference: &[f32], candidate: &[f32], k: usize) -> (f64,
     (diff.iter().copied().fold(0.0, f64::max), top)
 }
 
+/// The prompt sets parity compares on, in this order.
+pub const PROMPT_SETS: &[&str] = &[
+    "code_generation",
+    "math_reasoning",
+    "batch_concurrent",
+    "multi_turn",
+    "long_context",
+];
+
+/// The plan `cargo test --test it -- parity` and `edgebench-parity` use: the first
+/// `prompts_per_set` prompts (all when `None`) of each of [`PROMPT_SETS`], the last 256 tokens
+/// of long ones, 32 teacher-forced tokens on the first 2 prompts of each set, 2 threads.
+pub fn standard_plan(
+    root: &Path,
+    prompts_per_set: Option<usize>,
+) -> Result<ParityPlan, crate::dataset::DatasetError> {
+    let prompt_sets = PROMPT_SETS
+        .iter()
+        .map(|s| {
+            let file = format!("datasets/{s}.jsonl");
+            let mut prompts = crate::dataset::load(&root.join(&file))?;
+            if let Some(n) = prompts_per_set {
+                prompts.truncate(n);
+            }
+            Ok((file, prompts))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ParityPlan {
+        prompt_sets,
+        // Long documents keep their last 256 tokens: enough to compare, short enough for CI.
+        max_prompt_tokens: 256,
+        forced_prompts_per_set: 2,
+        forced_tokens: 32,
+        threads: 2,
+    })
+}
+
 /// Compares `candidate` with `reference` on the model at `path` and records every prompt.
 pub fn compare(
     runner: &mut Runner,
@@ -107,6 +144,11 @@ pub fn compare(
     candidate: &dyn Backend,
     plan: &ParityPlan,
 ) -> Result<ModelParity, RunError> {
+    // Like every path that opens a model: no engine sees a malformed file.
+    edgebench_gguf::validate_file(path).map_err(|e| RunError::Case {
+        case: format!("parity {} {quant}", entry.id),
+        message: e.to_string(),
+    })?;
     let model_id = runner.register_model(entry, quant, path)?;
     let vocabulary = reference_vocabulary(path)?;
     let bos = vocabulary.tokenize("", true)?.first().copied();

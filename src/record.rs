@@ -145,6 +145,7 @@ fn passed(session: &SessionFacts, stop_reason: StopReason, metrics: Vec<MetricRo
             weights_loading: session.effective.weights.as_str().into(),
             scheduling: session.effective.scheduling.as_str().into(),
             flash_attention: session.effective.flash_attention,
+            prompt_format: session.prompt_format.map(|f| f.as_str().to_owned()),
         }),
         estimated_peak_bytes: Some(session.estimate.total()),
         cpu_time_ms: session.cpu_time_ms,

@@ -65,6 +65,8 @@ pub fn score(
         cpu_time_ms,
         peak_rss_bytes: host::peak_rss_bytes(),
         estimate,
+        // lm-evaluation-harness's MMLU prompt, as it is.
+        prompt_format: Some(edgebench_core::scenario::PromptFormat::Raw),
     };
     Ok(Scored { questions, session })
 }

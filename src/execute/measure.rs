@@ -5,10 +5,10 @@
 use std::path::Path;
 use std::time::Instant;
 
-use edgebench_backend::{BackendError, TokenId, Vocabulary};
+use edgebench_backend::{ChatMessage, TokenId, Vocabulary};
 use edgebench_core::measure::{self, StopReason};
 use edgebench_core::overhead::RepetitionPhases;
-use edgebench_core::scenario::Category;
+use edgebench_core::scenario::{Category, PromptFormat};
 use edgebench_core::schedule::{self, SchedulerConfig};
 use edgebench_core::{Case, ModelEntry};
 
@@ -94,7 +94,14 @@ pub fn measure(
     let options = preflight::load_options(case);
     let estimate = preflight::estimated_memory(backend, case, entry, model_path);
     let vocabulary = engines::reference_vocabulary(model_path)?;
-    let requests = tokenize(vocabulary.as_ref(), s.category, &prompts, s.prompt_tokens)?;
+    let prompt_format = prompt_format(vocabulary.as_ref(), case)?;
+    let requests = tokenize(
+        vocabulary.as_ref(),
+        prompt_format,
+        s.category,
+        &prompts,
+        s.prompt_tokens,
+    )?;
     let priorities = schedule::priority_mix(requests.len(), s.serving.priorities);
     let work: Vec<WorkItem> = requests
         .iter()
@@ -226,6 +233,7 @@ pub fn measure(
             cpu_time_ms,
             peak_rss_bytes: host::peak_rss_bytes(),
             estimate,
+            prompt_format: Some(prompt_format),
         },
         energy,
         roofline,
@@ -321,9 +329,27 @@ pub(crate) fn keep_last_tokens(ids: &mut Vec<TokenId>, max: usize, bos: Option<T
     }
 }
 
-/// How one turn is rendered. Plain text keeps both engines' inputs identical; multi-turn prompts
-/// get a minimal role prefix so later turns read as a conversation.
-fn turn_text(category: Category, turn: usize, text: &str) -> String {
+/// The format this case's prompts take: the scenario's, else the model's own default (`chat`
+/// exactly when its file carries a chat template). `chat` on a model without one is an error.
+fn prompt_format(vocabulary: &dyn Vocabulary, case: &Case) -> Result<PromptFormat, RunError> {
+    let probe = [ChatMessage {
+        role: "user",
+        content: "hi",
+    }];
+    let has_template = vocabulary.render_chat(&probe, true)?.is_some();
+    let declared = case.scenario.prompt_format;
+    if declared == Some(PromptFormat::Chat) && !has_template {
+        return Err(case_error(
+            case,
+            "prompt_format = \"chat\", but the model file carries no chat template (tokenizer.chat_template); use \"raw\"".to_owned(),
+        ));
+    }
+    Ok(PromptFormat::resolve(declared, has_template))
+}
+
+/// How one raw turn is rendered. Multi-turn prompts get a minimal role prefix so later turns
+/// read as a conversation.
+fn raw_turn_text(category: Category, turn: usize, text: &str) -> String {
     if category == Category::MultiTurn {
         let lead = if turn == 0 { "" } else { "\n" };
         format!("{lead}User: {text}\nAssistant:")
@@ -332,10 +358,92 @@ fn turn_text(category: Category, turn: usize, text: &str) -> String {
     }
 }
 
+/// Marks where the model's own reply goes when a conversation is rendered: the text of a later
+/// turn is what the template puts after the previous reply (the end of the assistant's turn,
+/// the next user message, the assistant's opening tag). Private-use characters no dataset holds.
+fn reply_marker(turn: usize) -> String {
+    format!("\u{E000}edgebench reply {turn}\u{E001}")
+}
+
+/// The text of each turn of `turns` rendered through the model's chat template: turn 0 is the
+/// whole opening (system preamble, first user message, assistant tag); turn `i > 0` is what
+/// follows the previous reply. The model's replies themselves are the tokens it generated, kept
+/// in its KV cache between turns.
+fn chat_turn_texts(vocabulary: &dyn Vocabulary, turns: &[String]) -> Result<Vec<String>, RunError> {
+    let markers: Vec<String> = (0..turns.len()).map(reply_marker).collect();
+    let mut texts = Vec::with_capacity(turns.len());
+    for i in 0..turns.len() {
+        let mut messages = Vec::with_capacity(2 * i + 1);
+        for (j, user) in turns[..=i].iter().enumerate() {
+            messages.push(ChatMessage {
+                role: "user",
+                content: user,
+            });
+            if j < i {
+                messages.push(ChatMessage {
+                    role: "assistant",
+                    content: &markers[j],
+                });
+            }
+        }
+        let rendered = vocabulary
+            .render_chat(&messages, true)?
+            .ok_or_else(|| RunError::ChatTemplate("the model's chat template vanished".into()))?;
+        let text = if i == 0 {
+            rendered
+        } else {
+            let marker = &markers[i - 1];
+            let at = rendered.rfind(marker.as_str()).ok_or_else(|| {
+                RunError::ChatTemplate(format!(
+                    "the chat template dropped the assistant's reply of turn {i}: it can't render a multi-turn conversation"
+                ))
+            })?;
+            rendered[at + marker.len()..].to_owned()
+        };
+        texts.push(text);
+    }
+    Ok(texts)
+}
+
+/// One single-turn chat prompt within `max` tokens: a prompt over the limit keeps the last tokens
+/// of the user's text (long-context questions come last), and the template's tags stay whole.
+fn chat_prompt_within(
+    vocabulary: &dyn Vocabulary,
+    text: &str,
+    max: usize,
+) -> Result<Vec<TokenId>, RunError> {
+    let render = |content: &str| -> Result<Vec<TokenId>, RunError> {
+        let turns = [content.to_owned()];
+        let rendered = chat_turn_texts(vocabulary, &turns)?;
+        Ok(vocabulary.tokenize_chat(&rendered[0], true)?)
+    };
+    let mut ids = render(text)?;
+    if ids.len() <= max {
+        return Ok(ids);
+    }
+    let content = vocabulary.tokenize(text, false)?;
+    let overhead = ids.len().saturating_sub(content.len());
+    // Detokenizing and tokenizing again may merge a token or two differently: shorten until it
+    // fits, a few tokens more each time.
+    let mut keep = max.saturating_sub(overhead);
+    for _ in 0..8 {
+        let tail = &content[content.len().saturating_sub(keep)..];
+        ids = render(&vocabulary.detokenize(tail)?)?;
+        if ids.len() <= max {
+            return Ok(ids);
+        }
+        keep = keep.saturating_sub(ids.len() - max + 4);
+    }
+    Err(RunError::ChatTemplate(format!(
+        "a chat prompt does not fit in {max} tokens even after cutting its text"
+    )))
+}
+
 /// Tokenizes every prompt once. Single-turn prompts longer than `max_tokens` keep their last
 /// tokens (long-context questions come last), after the BOS token if the model adds one.
 fn tokenize(
     vocabulary: &dyn Vocabulary,
+    format: PromptFormat,
     category: Category,
     prompts: &[Prompt],
     max_tokens: u32,
@@ -346,16 +454,31 @@ fn tokenize(
     prompts
         .iter()
         .map(|p| {
-            let turns = p
-                .turns
-                .iter()
-                .enumerate()
-                .map(|(i, t)| {
-                    let mut ids = vocabulary.tokenize(&turn_text(category, i, t), i == 0)?;
-                    keep_last_tokens(&mut ids, max, bos_token);
-                    Ok(ids)
-                })
-                .collect::<Result<Vec<_>, BackendError>>()?;
+            let turns = match format {
+                PromptFormat::Raw => p
+                    .turns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        let mut ids =
+                            vocabulary.tokenize(&raw_turn_text(category, i, t), i == 0)?;
+                        keep_last_tokens(&mut ids, max, bos_token);
+                        Ok(ids)
+                    })
+                    .collect::<Result<Vec<_>, RunError>>()?,
+                PromptFormat::Chat if p.turns.len() == 1 => {
+                    vec![chat_prompt_within(vocabulary, &p.turns[0], max)?]
+                }
+                PromptFormat::Chat => chat_turn_texts(vocabulary, &p.turns)?
+                    .iter()
+                    .enumerate()
+                    .map(|(i, text)| {
+                        let mut ids = vocabulary.tokenize_chat(text, i == 0)?;
+                        keep_last_tokens(&mut ids, max, bos_token);
+                        Ok(ids)
+                    })
+                    .collect::<Result<Vec<_>, RunError>>()?,
+            };
             Ok(Request {
                 prompt_id: p.id.clone(),
                 turns,

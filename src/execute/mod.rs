@@ -12,7 +12,7 @@ pub mod serving;
 use std::path::Path;
 
 use edgebench_backend::{Effective, MemoryReport};
-use edgebench_core::scenario::Category;
+use edgebench_core::scenario::{Category, PromptFormat};
 use edgebench_core::{Case, ModelEntry};
 
 use crate::error::RunError;
@@ -30,6 +30,8 @@ pub struct SessionFacts {
     /// Peak RSS of this process (reset before loading).
     pub peak_rss_bytes: Option<u64>,
     pub estimate: MemoryEstimate,
+    /// How the prompts reached the model (`None` where there were none to format).
+    pub prompt_format: Option<PromptFormat>,
 }
 
 /// Everything a case's execution produced, before any storage mapping.

@@ -9,4 +9,5 @@ mod backends;
 mod broken_scenarios;
 mod crash_containment;
 mod parity;
+mod prompts;
 mod tidy;

@@ -5,9 +5,9 @@
 use crate::common;
 
 use edgebench::backend::BackendKind;
-use edgebench::parity::{self, ModelParity, ParityPlan};
+use edgebench::catalog;
+use edgebench::parity::{self, ModelParity};
 use edgebench::runner::Runner;
-use edgebench::{catalog, dataset};
 
 /// Models compared: the real small models and both twins at every quantization.
 const MODELS: &[(&str, &str)] = &[
@@ -71,34 +71,11 @@ fn candle_matches_llama_cpp_on_every_model_present() {
     let models_dir = edgebench::paths::models_dir(&root);
     let mut runner =
         Runner::open(&root, &models_dir, &common::test_database()).expect("results database");
-    let sets = [
-        "code_generation",
-        "math_reasoning",
-        "batch_concurrent",
-        "multi_turn",
-        "long_context",
-    ];
-    let plan = ParityPlan {
-        prompt_sets: sets
-            .iter()
-            .map(|s| {
-                let file = format!("datasets/{s}.jsonl");
-                let mut prompts = dataset::load(&root.join(&file)).expect("dataset");
-                // `cargo xtask test` (EDGEBENCH_SMOKE=1) compares the first 4 prompts of each
-                // set: candle runs Gemma 3's 256-token prompts at a few tokens/s on 2 cores, and
-                // every prompt of every set would take most of CI's time.
-                if std::env::var("EDGEBENCH_SMOKE").is_ok_and(|v| v == "1") {
-                    prompts.truncate(4);
-                }
-                (file, prompts)
-            })
-            .collect(),
-        // Long documents keep their last 256 tokens: enough to compare, short enough for CI.
-        max_prompt_tokens: 256,
-        forced_prompts_per_set: 2,
-        forced_tokens: 32,
-        threads: 2,
-    };
+    // `cargo xtask test` (EDGEBENCH_SMOKE=1) compares the first 4 prompts of each set: candle
+    // runs Gemma 3's 256-token prompts at a few tokens/s on 2 cores, and every prompt of every
+    // set would take most of CI's time.
+    let smoke = std::env::var("EDGEBENCH_SMOKE").is_ok_and(|v| v == "1");
+    let plan = parity::standard_plan(&root, smoke.then_some(4)).expect("prompt sets");
     let reference = common::engine(BackendKind::LlamaCpp);
     let candidate = common::engine(BackendKind::Candle);
     let mut table = Vec::new();

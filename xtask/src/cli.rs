@@ -71,6 +71,16 @@ pub enum Command {
     /// Run the suite into a local database, ingest it into SHARED, compare each case with the
     /// previous night on this device (exit 2 on a regression)
     Nightly(NightlyArgs),
+    /// Compare two runs, or two invocations case by case, in the terminal: B ÷ A with the
+    /// report's statistics (ratio of medians, 95% bootstrap CI)
+    Compare {
+        #[command(flatten)]
+        db: DbArg,
+        /// Run id or invocation id (a unique prefix is enough): the baseline
+        a: String,
+        /// Run id or invocation id: compared with A
+        b: String,
+    },
     /// Check the harness against llama.cpp's own numbers
     Anchor {
         #[command(subcommand)]
@@ -204,6 +214,18 @@ pub enum ModelsCommand {
     Twins,
     /// Show every registry model and whether its files are present
     List,
+    /// Bring your own GGUF: read its architecture from its metadata, hash it and add it to
+    /// models.toml, so a scenario can name it at once
+    Add {
+        /// The GGUF file (stays where it is; inside the models directory its path is relative)
+        file: PathBuf,
+        /// Registry id (default: from the file name)
+        #[arg(long)]
+        id: Option<String>,
+        /// Quantization name (default: from the file's `general.file_type`)
+        #[arg(long)]
+        quant: Option<String>,
+    },
 }
 
 /// A percentage ≥ 0.

@@ -4,6 +4,7 @@ mod anchor;
 mod cli;
 mod lab;
 mod models;
+mod models_add;
 mod report;
 mod setup;
 mod smoke;
@@ -50,6 +51,9 @@ fn main() -> Result<()> {
             lab::NightlyOutcome::Regressed(_) => std::process::exit(report::REGRESSION_EXIT),
             lab::NightlyOutcome::CasesFailed => bail!("some cases failed (see above)"),
         },
+        C::Compare { db, a, b } => {
+            report::compare(&db.db.unwrap_or_else(|| database(&root)), &a, &b)
+        }
         C::Anchor { which } => match which {
             cli::AnchorCommand::Counters(args) => anchor::counters(&root, &args),
             cli::AnchorCommand::LlamaBench {
@@ -63,6 +67,24 @@ fn main() -> Result<()> {
             cli::ModelsCommand::Fetch => models::fetch_all(&root).map(|_| ()),
             cli::ModelsCommand::Twins => models::twins(&root).map(|_| ()),
             cli::ModelsCommand::List => models::list(&root),
+            cli::ModelsCommand::Add { file, id, quant } => {
+                let added = models_add::add(
+                    &root.join("models.toml"),
+                    &models_dir(&root),
+                    &file,
+                    id.as_deref(),
+                    quant.as_deref(),
+                )?;
+                println!(
+                    "added `{}` ({}) to {}; name it in a scenario: models = [\"{}\"], quantizations = [\"{}\"]",
+                    added.id,
+                    added.quant,
+                    added.registry.display(),
+                    added.id,
+                    added.quant
+                );
+                Ok(())
+            }
         },
         C::Schema => schema(&root),
     }
@@ -105,14 +127,28 @@ fn schema(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The default bench suite: the seed article's comparison (code generation and math on every
-/// model present, llama.cpp, adaptive stopping) and the llama-bench anchor. Chosen to fit in
-/// 10 minutes on 2 cores after a warm build; `bench --all` runs every scenario case.
+/// The default bench suite: small cases (adaptive stopping, short prompts) chosen so that every
+/// section of the report has data, within about 10 minutes of measuring on 2 cores after a warm
+/// build: the seed's categories (code generation, math, multi-turn) on every model present on
+/// llama.cpp, concurrency 1 and 4 on the twins, a KV baseline and a quantized-cache variant on
+/// a real small model, one model on both engines (with parity rows, [`PARITY_MODELS`]), MMLU on
+/// a subset, and the llama-bench anchor at 2 threads. `bench --all` runs every scenario case.
 pub(crate) const DEFAULT_SUITE: &[&str] = &[
-    "anchor::*",
+    "anchor::*::t2",
     "code_generation::*::llama_cpp::*",
     "math_reasoning::*::llama_cpp::*",
+    "multi_turn::*::llama_cpp::*",
+    "batch_concurrent::*twin16::*::llama_cpp::c1",
+    "batch_concurrent::*twin16::*::llama_cpp::c4",
+    "kv_cache::smollm2-135m::*::llama_cpp::c1::baseline",
+    "kv_cache::smollm2-135m::*::llama_cpp::c1::q8_0-fa",
+    "code_generation::smollm2-135m::*::candle::*",
+    "mmlu_quick::*",
 ];
+
+/// The models the default suite compares across engines (`edgebench-parity`): the one it
+/// also measures on candle.
+pub(crate) const PARITY_MODELS: &[&str] = &["smollm2-135m:Q4_1"];
 
 /// The main job on the embedded defaults: the default suite (or every case with `--all`, or
 /// the cases matching FILTER) on every model present, synthetic or real, written to the
@@ -122,21 +158,42 @@ fn bench(root: &Path, all: bool, filters: &[String]) -> Result<()> {
     models::fetch_all(root)?;
     models::twins(root)?;
     let db = database(root);
+    let default_suite =
+        !all && filters.is_empty() && std::env::var_os(settings::CASES_ENV).is_none();
+    build_announced(root)?;
     let mut cmd = cargo();
     cmd.current_dir(root)
         .args(["test", "--test", "scenarios", "--"])
         .args(filters)
-        .env("EDGEBENCH_DB", &db);
-    if !all && filters.is_empty() && std::env::var_os("EDGEBENCH_CASES").is_none() {
+        .env(settings::DB_ENV, &db);
+    if default_suite {
         eprintln!(
             "default suite: {} (`cargo xtask bench --all` runs every case)",
             DEFAULT_SUITE.join(", ")
         );
-        cmd.env("EDGEBENCH_CASES", DEFAULT_SUITE.join(","));
+        cmd.env(settings::CASES_ENV, DEFAULT_SUITE.join(","));
     }
     let started = std::time::Instant::now();
     // A failed case fails the bench, but the report of what did run is written first.
-    let outcome = run(&mut cmd);
+    let mut outcome = run(&mut cmd);
+    if default_suite {
+        // The Backends section's parity rows: candle against llama.cpp on the model both ran.
+        let mut parity = cargo();
+        parity
+            .current_dir(root)
+            .args([
+                "run",
+                "--quiet",
+                "--bin",
+                "edgebench-parity",
+                "--",
+                "--prompts-per-set",
+                "4",
+            ])
+            .args(PARITY_MODELS)
+            .env(settings::DB_ENV, &db);
+        outcome = outcome.and(run(&mut parity));
+    }
     println!(
         "\nresults: {} (cases ran for {:.1} min)",
         db.display(),
@@ -147,8 +204,48 @@ fn bench(root: &Path, all: bool, filters: &[String]) -> Result<()> {
         out: root.join("results/report"),
         selection: edgebench_report::Selection::default(),
     };
-    report::report(root, &args)?;
+    report::report_with(root, &args, true)?;
     outcome
+}
+
+/// Builds the scenario harness (and the binaries it runs) before running it, saying so: the
+/// first build compiles llama.cpp and candle and is silent for minutes inside their build
+/// scripts. Cargo's own output goes to a log file, named on failure.
+fn build_announced(root: &Path) -> Result<()> {
+    let log = setup::log_file("build")?;
+    let fresh = !root.join("target/debug/edgebench-case").exists();
+    eprintln!(
+        "building the harness{} (log: {})",
+        if fresh {
+            ": the first build compiles llama.cpp and candle, about 15 min on 2 cores"
+        } else {
+            ""
+        },
+        log.display()
+    );
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed:>4} building")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(250));
+    let ok = setup::quiet(
+        cargo()
+            .current_dir(root)
+            // Integration tests build the package's binaries too (edgebench-case,
+            // edgebench-parity), with the same settings `cargo run` uses.
+            .args(["test", "--no-run", "--test", "scenarios"]),
+        &log,
+    )?;
+    bar.finish_and_clear();
+    if !ok {
+        bail!(
+            "the build failed; its output is in {}:\n{}",
+            log.display(),
+            setup::tail(&log, 30)
+        );
+    }
+    Ok(())
 }
 
 /// Every test of the workspace, with the real models required (a missing model fails). The

@@ -105,25 +105,35 @@ fn fetch_one(
 ) -> Result<()> {
     let cache = dir.join(".cache/pypi");
     std::fs::create_dir_all(&cache)?;
-    let output = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--disable-pip-version-check",
-            "--quiet",
-            "-d",
-        ])
-        .arg(&cache)
-        .args(&source.packages)
-        .output()
-        .context("running `python3 -m pip download` (install python3-pip if it is missing)")?;
-    if !output.status.success() {
+    // pip's own output goes to a log file, named (with its end) if the download fails.
+    let log = crate::setup::log_file(&format!(
+        "pip-{}",
+        dest.file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+    ))?;
+    let ok = crate::setup::quiet(
+        Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "--progress-bar",
+                "off",
+                "-d",
+            ])
+            .arg(&cache)
+            .args(&source.packages),
+        &log,
+    )
+    .context("running `python3 -m pip download` (install python3-pip if it is missing)")?;
+    if !ok {
         bail!(
-            "pip download {} failed:\n{}",
+            "pip download {} failed; its output is in {}:\n{}",
             source.packages.join(" "),
-            String::from_utf8_lossy(&output.stderr)
+            log.display(),
+            crate::setup::tail(&log, 15)
         );
     }
     bar.set_message(format!(
@@ -207,6 +217,16 @@ pub fn twins(root: &Path) -> Result<Vec<PathBuf>> {
     let dir = crate::models_dir(root);
     let tokenizer = edgebench_twins::build_tokenizer(255);
     let mut written = Vec::new();
+    let files: u64 = registry
+        .models()
+        .filter(|m| m.origin == edgebench_core::registry::Origin::Twin)
+        .map(|m| m.files.len() as u64)
+        .sum();
+    let bar = ProgressBar::new(files);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:24} {pos}/{len} twin files {elapsed:>4} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     for model in registry
         .models()
         .filter(|m| m.origin == edgebench_core::registry::Origin::Twin)
@@ -221,6 +241,7 @@ pub fn twins(root: &Path) -> Result<Vec<PathBuf>> {
         }
         for file in &model.files {
             let dest = dir.join(&file.path);
+            bar.set_message(format!("{} {}", model.id, file.quant));
             edgebench_twins::write_twin(
                 &dest,
                 &model.arch,
@@ -231,8 +252,10 @@ pub fn twins(root: &Path) -> Result<Vec<PathBuf>> {
             )
             .with_context(|| format!("writing twin {}", dest.display()))?;
             written.push(dest);
+            bar.inc(1);
         }
     }
+    bar.finish_and_clear();
     eprintln!(
         "wrote {} twin files under {}",
         written.len(),

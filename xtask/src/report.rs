@@ -52,12 +52,20 @@ fn read(root: &Path, rel: &str) -> Result<(String, String)> {
 
 /// Writes the report; returns how many regressions exceed the threshold (0 without one).
 pub fn report(root: &Path, args: &Args) -> Result<usize> {
+    report_with(root, args, false)
+}
+
+/// [`report`], printing the overview table in the terminal first when `print_overview`.
+pub fn report_with(root: &Path, args: &Args, print_overview: bool) -> Result<usize> {
     let (rf, rt) = read(root, "models.toml")?;
     let (cf, ct) = read(root, "datasets/claims.toml")?;
     let (of, ot) = read(root, "datasets/roi.toml")?;
     let inputs = Inputs::parse((&rf, &rt), (&cf, &ct), (&of, &ot))?;
     let written =
         edgebench_report::write_report(&args.db, &args.out, &inputs, &args.selection, &now_utc())?;
+    if print_overview {
+        println!("\n{}", written.overview_text);
+    }
     println!("report: {}", written.index.display());
     println!(
         "also: {}, {}, {}",
@@ -70,4 +78,30 @@ pub fn report(root: &Path, args: &Args) -> Result<usize> {
     } else {
         0
     })
+}
+
+/// `cargo xtask compare A B`: prints B ÷ A per case and metric as an aligned table.
+pub fn compare(db: &Path, a: &str, b: &str) -> Result<()> {
+    let dataset = edgebench_report::data::load(db)?;
+    let c = edgebench_report::comparison::compare(&dataset, a, b, edgebench_report::SEED)?;
+    println!("A: {}\nB: {}\n", c.a, c.b);
+    if c.rows.is_empty() {
+        println!("no case measured on both sides with samples to compare");
+    } else {
+        let mut out = Vec::new();
+        edgebench_store::table::write_table(
+            edgebench_store::table::TableFormat::Aligned,
+            edgebench_report::comparison::HEADER,
+            c.cells(),
+            &mut out,
+        )?;
+        print!("{}", String::from_utf8_lossy(&out));
+        println!(
+            "\nB ÷ A is the ratio of medians with its 95% bootstrap CI; a change only when the whole interval is on one side of 1."
+        );
+    }
+    if !c.unpaired.is_empty() {
+        println!("measured on one side only: {}", c.unpaired.join(", "));
+    }
+    Ok(())
 }

@@ -92,19 +92,56 @@ pub fn ensure_build_tools() -> Result<()> {
             missing.join(" and ")
         );
     }
+    // One line here; apt's and dpkg's hundreds go to a log file, named if they fail.
+    let log = log_file("apt-get")?;
     eprintln!(
-        "installing {} (needed to build llama.cpp and to check the report in a browser)",
-        missing.join(", ")
+        "installing {} with apt-get (to build llama.cpp and check the report in a browser; log: {})",
+        missing.join(", "),
+        log.display()
     );
-    let ok = Command::new("sh")
-        .args([
+    let ok = quiet(
+        Command::new("sh").args([
             "-c",
             &format!("apt-get update -qq && DEBIAN_FRONTEND=noninteractive {install} -qq"),
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
+        ]),
+        &log,
+    )?;
     if !ok {
-        bail!("`{install}` failed; run it by hand and retry");
+        bail!(
+            "`{install}` failed; its output is in {}:\n{}",
+            log.display(),
+            tail(&log, 15)
+        );
     }
     Ok(())
+}
+
+/// `target/logs/<name>.log` under the project, created empty.
+pub fn log_file(name: &str) -> Result<std::path::PathBuf> {
+    let dir = crate::project_root().join("target/logs");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+    Ok(dir.join(format!("{name}.log")))
+}
+
+/// Runs `cmd` with stdout and stderr into `log`; whether it succeeded.
+pub fn quiet(cmd: &mut Command, log: &std::path::Path) -> Result<bool> {
+    let file = std::fs::File::create(log)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", log.display()))?;
+    let err = file
+        .try_clone()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", log.display()))?;
+    Ok(cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(file)
+        .stderr(err)
+        .status()
+        .is_ok_and(|s| s.success()))
+}
+
+/// The last `lines` lines of a log file.
+pub fn tail(log: &std::path::Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }

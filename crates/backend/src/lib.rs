@@ -202,6 +202,29 @@ pub trait Vocabulary {
     /// Whether `token` ends generation (EOS, EOT, ...).
     fn is_end_of_generation(&self, token: TokenId) -> bool;
     fn size(&self) -> usize;
+    /// `messages` rendered through the model's own chat template (GGUF
+    /// `tokenizer.chat_template`), ending with the assistant's opening tag when
+    /// `add_assistant`; `None` when the model carries no template.
+    fn render_chat(
+        &self,
+        _messages: &[ChatMessage<'_>],
+        _add_assistant: bool,
+    ) -> Result<Option<String>, BackendError> {
+        Ok(None)
+    }
+    /// Tokenizes text [`Vocabulary::render_chat`] produced: its control tokens
+    /// (`<|im_start|>`, `<start_of_turn>`) become the special tokens they name.
+    fn tokenize_chat(&self, text: &str, add_bos: bool) -> Result<Vec<TokenId>, BackendError> {
+        self.tokenize(text, add_bos)
+    }
+}
+
+/// One message of a conversation, as a chat template takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChatMessage<'a> {
+    /// `user`, `assistant` or `system`.
+    pub role: &'a str,
+    pub content: &'a str,
 }
 
 impl BackendError {

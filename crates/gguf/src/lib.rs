@@ -41,7 +41,7 @@ pub struct Defect {
 }
 
 /// What a valid file holds, as far as the validator looked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
     pub version: u32,
     pub tensor_count: u64,
@@ -52,6 +52,55 @@ pub struct Summary {
     /// Bytes of tensor data the table describes (the last tensor's end).
     pub data_bytes: u64,
     pub architecture: Option<String>,
+    /// Every metadata entry in file order: scalars and strings as read, arrays by their length.
+    pub metadata: Vec<(String, MetaValue)>,
+    /// Every tensor's name, in table order.
+    pub tensor_names: Vec<String>,
+}
+
+/// One metadata value as [`Summary`] keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetaValue {
+    Unsigned(u64),
+    Signed(i64),
+    Float(f64),
+    Bool(bool),
+    Text(String),
+    /// An array: its element type and length (elements are checked, not kept).
+    Array {
+        element_type: u32,
+        len: u64,
+    },
+}
+
+impl MetaValue {
+    /// The value as an unsigned integer, when it is a non-negative integer.
+    #[must_use]
+    pub fn as_u64(&self) -> Option<u64> {
+        match *self {
+            Self::Unsigned(v) => Some(v),
+            Self::Signed(v) => u64::try_from(v).ok(),
+            _ => None,
+        }
+    }
+
+    #[must_use]
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Self::Float(v) => Some(v),
+            Self::Unsigned(v) => Some(v as f64),
+            Self::Signed(v) => Some(v as f64),
+            _ => None,
+        }
+    }
+}
+
+impl Summary {
+    /// The metadata value under `key`.
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<&MetaValue> {
+        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
 }
 
 /// (elements per block, bytes per block) of a ggml tensor type, `None` when unknown.
@@ -237,17 +286,29 @@ fn value<R: Read>(c: &mut Cursor<R>, ty: u32, key: &str, depth: u32) -> Result<V
                     });
                 }
             }
-            Ok(Value::Other)
+            Ok(Value::Array {
+                element_type: elem,
+                len: n,
+            })
         }
         _ => match scalar_size(ty) {
             Some(size) => {
                 let b = c.bytes(size, &format!("value of `{key}`"))?;
                 let mut le = [0u8; 8];
                 le[..b.len()].copy_from_slice(&b);
-                Ok(if matches!(ty, 0 | 2 | 4 | 10) {
-                    Value::Unsigned(u64::from_le_bytes(le))
-                } else {
-                    Value::Other
+                let bits = u64::from_le_bytes(le);
+                // Sign-extend the signed types from their width.
+                let signed = |width: u32| ((bits << (64 - width)) as i64) >> (64 - width);
+                Ok(match ty {
+                    0 | 2 | 4 | 10 => Value::Unsigned(bits),
+                    1 => Value::Signed(signed(8)),
+                    3 => Value::Signed(signed(16)),
+                    5 => Value::Signed(signed(32)),
+                    11 => Value::Signed(bits as i64),
+                    6 => Value::Float(f64::from(f32::from_bits(bits as u32))),
+                    12 => Value::Float(f64::from_bits(bits)),
+                    7 => Value::Bool(bits != 0),
+                    _ => Value::Other,
                 })
             }
             None => Err(c.defect(format!("`{key}` has unknown value type {ty}"))),
@@ -257,7 +318,15 @@ fn value<R: Read>(c: &mut Cursor<R>, ty: u32, key: &str, depth: u32) -> Result<V
 
 enum Value {
     Unsigned(u64),
+    Signed(i64),
+    Float(f64),
+    Bool(bool),
     Text(String),
+    Array {
+        element_type: u32,
+        len: u64,
+    },
+    /// A string inside an array: skipped, not decoded.
     Other,
 }
 
@@ -299,12 +368,15 @@ pub fn validate<R: Read>(reader: R, len: u64) -> Result<Summary, Defect> {
     }
     let mut alignment = DEFAULT_ALIGNMENT;
     let mut architecture = None;
+    let mut metadata = Vec::with_capacity(metadata_count.min(1 << 12) as usize);
     for i in 0..metadata_count {
         let key = c.string(&format!("metadata key #{i}"))?;
         let ty = c.u32(&format!("value type of `{key}`"))?;
         let at = c.offset;
-        match (key.as_str(), value(&mut c, ty, &key, 0)?) {
+        let v = value(&mut c, ty, &key, 0)?;
+        match (key.as_str(), &v) {
             ("general.alignment", Value::Unsigned(a)) => {
+                let a = *a;
                 if a == 0 || !a.is_power_of_two() {
                     return Err(Defect {
                         offset: at,
@@ -313,9 +385,19 @@ pub fn validate<R: Read>(reader: R, len: u64) -> Result<Summary, Defect> {
                 }
                 alignment = a;
             }
-            ("general.architecture", Value::Text(a)) => architecture = Some(a),
+            ("general.architecture", Value::Text(a)) => architecture = Some(a.clone()),
             _ => {}
         }
+        let kept = match v {
+            Value::Unsigned(x) => MetaValue::Unsigned(x),
+            Value::Signed(x) => MetaValue::Signed(x),
+            Value::Float(x) => MetaValue::Float(x),
+            Value::Bool(x) => MetaValue::Bool(x),
+            Value::Text(x) => MetaValue::Text(x),
+            Value::Array { element_type, len } => MetaValue::Array { element_type, len },
+            Value::Other => continue,
+        };
+        metadata.push((key, kept));
     }
     let mut tensors = Vec::with_capacity(tensor_count.min(1 << 16) as usize);
     for i in 0..tensor_count {
@@ -399,6 +481,8 @@ pub fn validate<R: Read>(reader: R, len: u64) -> Result<Summary, Defect> {
         data_offset,
         data_bytes,
         architecture,
+        metadata,
+        tensor_names: tensors.into_iter().map(|(name, ..)| name).collect(),
     })
 }
 

@@ -12,15 +12,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use edgebench_backend::{
-    Backend, BackendError, BackendKind, Effective, EngineBuild, EngineCounters, KvType,
-    LoadOptions, MemoryReport, Sampling, SeqId, Session, TokenId, Vocabulary,
+    Backend, BackendError, BackendKind, ChatMessage, Effective, EngineBuild, EngineCounters,
+    KvType, LoadOptions, MemoryReport, Sampling, SeqId, Session, TokenId, Vocabulary,
 };
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::{KvCacheType, LlamaContextParams};
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
-use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
@@ -203,6 +203,38 @@ impl Vocabulary for LlamaVocabulary {
 
     fn size(&self) -> usize {
         usize::try_from(self.model.vocab().n_tokens()).unwrap_or(0)
+    }
+
+    fn render_chat(
+        &self,
+        messages: &[ChatMessage<'_>],
+        add_assistant: bool,
+    ) -> Result<Option<String>, BackendError> {
+        // A model without `tokenizer.chat_template` has no template to render: raw text.
+        let Ok(template) = self.model.chat_template(None) else {
+            return Ok(None);
+        };
+        let chat = messages
+            .iter()
+            .map(|m| LlamaChatMessage::new(m.role.to_owned(), m.content.to_owned()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| BackendError::step(ENGINE, "render the chat template", e))?;
+        // llama_chat_apply_template: llama.cpp's built-in renderings of the templates it
+        // recognises (chatml, gemma, llama3, phi...), the same ones llama-server falls back to.
+        self.model
+            .apply_chat_template(&template, &chat, add_assistant)
+            .map(Some)
+            .map_err(|e| BackendError::step(ENGINE, "render the chat template", e))
+    }
+
+    fn tokenize_chat(&self, text: &str, add_bos: bool) -> Result<Vec<TokenId>, BackendError> {
+        let vocab = self.model.vocab();
+        let add = add_bos && vocab.should_add_bos();
+        Ok(vocab
+            .tokenize(text.as_bytes(), add, true)
+            .into_iter()
+            .map(|t| t.0)
+            .collect())
     }
 }
 

@@ -4,9 +4,9 @@
 use serde::Serialize;
 
 /// Bumped when a field changes meaning or disappears (`report.json` readers check it).
-pub const REPORT_CONTEXT_VERSION: u32 = 1;
+pub const REPORT_CONTEXT_VERSION: u32 = 2;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Provenance {
     /// From stored samples, with n and spread in the detail.
@@ -18,13 +18,18 @@ pub enum Provenance {
     /// Computed from an assumption (energy without RAPL), said so in the detail.
     Estimated,
     /// No number.
+    #[default]
     None,
 }
 
-/// One table cell with where its number came from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One table cell with where its number came from: the value, a compact spread beside it
+/// (`±1.2`, read at a glance), the provenance (a badge) and the full description (on demand:
+/// hover or expand). The detail never repeats the provenance word.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Cell {
     pub text: String,
+    /// Compact interval shown beside the value, e.g. `±1.2` (half the 95% CI); empty when none.
+    pub spread: String,
     pub provenance: Provenance,
     pub detail: String,
 }
@@ -35,6 +40,7 @@ impl Cell {
             text: "—".into(),
             provenance: Provenance::None,
             detail: detail.into(),
+            ..Self::default()
         }
     }
 }
@@ -188,6 +194,9 @@ pub struct RunRow {
     /// `edgebench` or `imported:llama-bench`.
     pub origin: String,
     pub threads: u32,
+    /// How the prompts reached the model: `chat` (its template), `raw`, or `raw (before it was
+    /// recorded)` for older runs.
+    pub prompt_format: String,
     pub generation: Cell,
     pub prefill: Cell,
     pub roofline: Cell,
@@ -296,6 +305,15 @@ pub struct RegressionSection {
     pub threshold_pct: Option<f64>,
     pub rows: Vec<RegressionRow>,
     pub regressed_beyond_threshold: usize,
+    /// Current runs with no baseline to compare with: they become the baseline of the next run.
+    pub first_runs: Vec<FirstRunRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FirstRunRow {
+    pub case: String,
+    pub run: String,
+    pub generation: Cell,
 }
 
 #[derive(Debug, Clone, Serialize)]

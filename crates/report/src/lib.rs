@@ -5,6 +5,7 @@
 //! Data flows one way: [`data::load`] reads SQLite into plain values, [`build`] turns them into
 //! the [`context`] (pure), [`render`] fills one template per section from its own context struct.
 
+pub mod comparison;
 pub mod context;
 /// The store's read API, which the report renders from (it speaks no SQL of its own).
 pub use edgebench_store::dataset as data;
@@ -19,6 +20,9 @@ use edgebench_core::registry::Registry;
 
 use crate::context::{REPORT_CONTEXT_VERSION, ReportContext};
 use crate::data::{Dataset, Run};
+
+/// Seed of every bootstrap in a report (and `compare`): the same database gives the same numbers.
+pub const SEED: u64 = 0x5EED_2026;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -88,7 +92,7 @@ pub struct Selection {
     pub fail_on_regression_pct: Option<f64>,
 }
 
-fn measured(r: &Run) -> bool {
+pub(crate) fn measured(r: &Run) -> bool {
     r.status == edgebench_store::RunStatus::Passed
         && r.mode == edgebench_store::RunMode::Measure
         && r.model.is_some()
@@ -109,13 +113,24 @@ fn latest_per_case<'a>(runs: impl Iterator<Item = &'a Run>) -> Vec<&'a Run> {
     by_case.into_values().collect()
 }
 
+/// Whether two runs fed their model the same kind of prompt: a chat-template run is never
+/// compared with a raw one (runs stored before the format was recorded were raw).
+fn same_prompt_format(a: &Run, b: &Run) -> bool {
+    let format = |r: &Run| r.prompt_format.clone().unwrap_or_else(|| "raw".into());
+    format(a) == format(b)
+}
+
 /// Each current run with the baseline run of the same case on the same device, if any.
 fn pair_by_case<'a>(current: &[&'a Run], base: &[&'a Run]) -> Vec<(&'a Run, &'a Run)> {
     current
         .iter()
         .filter_map(|c| {
             base.iter()
-                .find(|b| b.case.name == c.case.name && b.device_id == c.device_id)
+                .find(|b| {
+                    b.case.name == c.case.name
+                        && b.device_id == c.device_id
+                        && same_prompt_format(b, c)
+                })
                 .map(|b| (*c, *b))
         })
         .collect()
@@ -151,6 +166,7 @@ pub fn build_context(
                         r.case.name == c.case.name
                             && r.device_id == c.device_id
                             && r.started_at_ms < c.started_at_ms
+                            && same_prompt_format(r, c)
                     }))
                     .first()
                     .map(|b| (*c, *b))
@@ -214,7 +230,12 @@ pub fn build_context(
         ),
         roi,
         devices: sections::devices(dataset, &all),
-        regressions: sections::regressions(&pairs, baseline_text, selection.fail_on_regression_pct),
+        regressions: sections::regressions(
+            &pairs,
+            &current,
+            baseline_text,
+            selection.fail_on_regression_pct,
+        ),
     })
 }
 
@@ -226,6 +247,8 @@ pub struct Written {
     pub csv: PathBuf,
     pub markdown: PathBuf,
     pub regressed_beyond_threshold: usize,
+    /// The overview as an aligned text table ([`render::terminal_overview`]).
+    pub overview_text: String,
 }
 
 /// Loads `db`, builds the context and writes the four files into `out`.
@@ -266,5 +289,6 @@ pub fn write_report(
         csv: write("report.csv", render::csv(&current))?,
         markdown: write("summary.md", render::markdown(&context))?,
         regressed_beyond_threshold: context.regressions.regressed_beyond_threshold,
+        overview_text: render::terminal_overview(&context),
     })
 }

@@ -5,7 +5,7 @@ use edgebench_store::table::{self, TableFormat};
 use minijinja::{Environment, context};
 
 use crate::ReportError;
-use crate::context::ReportContext;
+use crate::context::{Cell, Provenance, ReportContext};
 use crate::data::Run;
 
 const TEMPLATES: &[(&str, &str)] = &[
@@ -34,6 +34,9 @@ const TEMPLATES: &[(&str, &str)] = &[
 
 fn environment() -> Result<Environment<'static>, ReportError> {
     let mut env = Environment::new();
+    // Case names wrap at their `::` separators in narrow columns (a zero-width space after each),
+    // never inside a word; the text is still escaped when printed.
+    env.add_filter("breakable", |name: String| name.replace("::", "::\u{200b}"));
     // Every `.html` template escapes what it prints (minijinja's default for that extension);
     // only our own SVG strings are marked safe.
     for (name, source) in TEMPLATES {
@@ -191,6 +194,52 @@ pub fn csv(runs: &[&Run]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// One cell as text: the value and its compact spread (`42.2 t/s ±1.2`).
+fn cell_text(c: &Cell) -> String {
+    if c.spread.is_empty() {
+        c.text.clone()
+    } else {
+        format!("{} {}", c.text, c.spread)
+    }
+}
+
+/// The overview as an aligned table for a terminal (what `cargo xtask bench` prints at the end),
+/// in the spirit of llama-bench's markdown output: one row per metric, one column per model,
+/// value ± half the 95% CI, the provenance as a one-letter tag (m measured, p projected,
+/// c claimed, e estimated).
+pub fn terminal_overview(c: &ReportContext) -> String {
+    if c.overview.columns.is_empty() {
+        return "overview: no measured runs in the selection\n".into();
+    }
+    let tag = |p: Provenance| match p {
+        Provenance::Measured => " (m)",
+        Provenance::Projected => " (p)",
+        Provenance::Claimed => " (c)",
+        Provenance::Estimated => " (e)",
+        Provenance::None => "",
+    };
+    let mut header: Vec<&str> = vec!["metric"];
+    header.extend(c.overview.columns.iter().map(|m| m.label.as_str()));
+    header.push("winner");
+    let rows = c.overview.rows.iter().map(|row| {
+        let mut cells = vec![row.metric.clone()];
+        cells.extend(
+            row.cells
+                .iter()
+                .map(|x| format!("{}{}", cell_text(x), tag(x.provenance))),
+        );
+        cells.push(row.winner.clone());
+        cells
+    });
+    let mut out = Vec::new();
+    let _ = table::write_table(TableFormat::Aligned, &header, rows, &mut out);
+    let mut text = String::from_utf8_lossy(&out).into_owned();
+    text.push_str(
+        "(m) measured: median ± half its 95% CI; (p) projected; (c) claimed. Twins are scaled-down synthetic models, never the real ones.\n",
+    );
+    text
+}
+
 /// A markdown summary for pasting into a pull request.
 pub fn markdown(c: &ReportContext) -> String {
     let mut out = format!(
@@ -221,7 +270,7 @@ pub fn markdown(c: &ReportContext) -> String {
                 table::markdown_cell(&row.metric),
                 row.cells
                     .iter()
-                    .map(|x| table::markdown_cell(&x.text))
+                    .map(|x| table::markdown_cell(&cell_text(x)))
                     .collect::<Vec<_>>()
                     .join(" | "),
                 table::markdown_cell(&row.winner)

@@ -113,7 +113,7 @@ fn the_report_renders_in_headless_chromium() {
         &written.index,
         &[
             format!("--screenshot={}", shot.display()),
-            "--window-size=1280,4000".into(),
+            "--window-size=1400,4000".into(),
             "--hide-scrollbars".into(),
         ],
         &profile,
@@ -129,4 +129,97 @@ fn the_report_renders_in_headless_chromium() {
     // Keep a copy for people to look at.
     let keep = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-screenshot.png");
     let _ = std::fs::copy(&shot, keep);
+
+    // The layout a reader sees at 1400 px: the page measures itself in an iframe (Chromium
+    // reads the same-directory file with --allow-file-access-from-files) and writes what it
+    // found into attributes the dumped DOM carries.
+    let probe = out.join("probe.html");
+    std::fs::write(&probe, PROBE).expect("write probe");
+    let (probe_dom, console) = headless(
+        &probe,
+        &[
+            "--dump-dom".into(),
+            "--allow-file-access-from-files".into(),
+            "--window-size=1400,3000".into(),
+            "--virtual-time-budget=10000".into(),
+        ],
+        &profile,
+    );
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    let attr = |name: &str| -> f64 {
+        let key = format!("{name}=\"");
+        let at = probe_dom
+            .find(&key)
+            .unwrap_or_else(|| panic!("the probe did not run ({name} missing): {probe_dom}"));
+        probe_dom[at + key.len()..]
+            .split('"')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} is not a number"))
+    };
+    let (rows, tallest, line, overflow) = (
+        attr("data-overview-rows"),
+        attr("data-overview-tallest-row"),
+        attr("data-line-height"),
+        attr("data-overflow-x"),
+    );
+    assert!(rows >= 5.0, "overview rows: {rows}");
+    assert!(line > 5.0, "line height {line}");
+    assert!(
+        tallest <= 3.0 * line,
+        "an overview row is {tallest} px tall, more than 3 lines of {line} px: cells must read at a glance"
+    );
+    let widest = probe_dom
+        .split("data-widest=\"")
+        .nth(1)
+        .and_then(|v| v.split('"').next())
+        .unwrap_or("?");
+    assert!(
+        overflow <= 0.0,
+        "the page is {overflow} px wider than a 1400 px window (widest table: {widest})"
+    );
+    // Every measured cell: value, compact spread, a provenance badge, the detail on demand.
+    assert!(
+        dom.contains("class=\"spread\">±") && dom.contains("<details class=\"prov\">"),
+        "cells lack the compact spread or the expandable detail"
+    );
+    for word in ["measured", "projected", "claimed", "estimated"] {
+        assert!(
+            !dom.contains(&format!("{word}: {word}")),
+            "the provenance word is doubled (`{word}: {word}`)"
+        );
+    }
 }
+
+/// Loads `index.html` in a 1400 px iframe and reports the overview's tallest row, a line's
+/// height and any horizontal overflow as attributes of its own body.
+const PROBE: &str = r##"<!DOCTYPE html>
+<html><head><meta charset="utf-8"><style>body { margin: 0; } iframe { border: 0; }</style></head>
+<body>
+<iframe id="report" src="index.html" style="width:1400px;height:2800px"></iframe>
+<script>
+document.getElementById("report").addEventListener("load", function () {
+  var d = this.contentDocument;
+  var rows = d.querySelectorAll("#overview-table tbody tr");
+  var tallest = 0;
+  rows.forEach(function (r) { tallest = Math.max(tallest, r.getBoundingClientRect().height); });
+  var probe = d.createElement("span");
+  probe.textContent = "Xg";
+  d.querySelector("#overview-table td").appendChild(probe);
+  var line = probe.getBoundingClientRect().height;
+  probe.remove();
+  var overflow = d.documentElement.scrollWidth - d.documentElement.clientWidth;
+  var widest = "", widestPx = 0;
+  d.querySelectorAll("table").forEach(function (t) {
+    var w = t.getBoundingClientRect().right;
+    if (w > widestPx) { widestPx = w; widest = t.id || "(table without id)"; }
+  });
+  document.body.setAttribute("data-widest", widest + " ends at " + Math.round(widestPx) + " px");
+  document.body.setAttribute("data-overview-rows", String(rows.length));
+  document.body.setAttribute("data-overview-tallest-row", String(tallest));
+  document.body.setAttribute("data-line-height", String(line));
+  document.body.setAttribute("data-overflow-x", String(overflow));
+});
+</script>
+</body></html>
+"##;

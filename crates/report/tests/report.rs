@@ -79,11 +79,34 @@ fn sections_hold_what_the_database_holds() {
         .parse()
         .expect("number");
     assert!((1400.0..1600.0).contains(&phi), "{:?}", speed.cells[1]);
+    // The provenance is a badge of its own; the detail says the rest, without repeating it.
+    assert_eq!(
+        speed.cells[1].provenance,
+        edgebench_report::context::Provenance::Measured
+    );
     assert!(
-        speed.cells[1].detail.starts_with("measured: median of n="),
+        speed.cells[1].detail.starts_with("median of n="),
         "{:?}",
         speed.cells[1]
     );
+    // The compact spread beside the value: half the 95% CI of the median.
+    assert!(
+        speed.cells[1].spread.starts_with('±'),
+        "{:?}",
+        speed.cells[1]
+    );
+    for row in &ctx.overview.rows {
+        for cell in &row.cells {
+            for word in ["measured", "projected", "claimed", "estimated"] {
+                assert!(
+                    !cell.detail.starts_with(&format!("{word}:")),
+                    "{}: the detail repeats the badge: {:?}",
+                    row.metric,
+                    cell
+                );
+            }
+        }
+    }
     assert_eq!(speed.winner, "phi-4-mini (twin 1/16)");
     // KV: the q8_0 variant halves the measured cache and is ~8% faster, with a verdict.
     let kv = ctx
@@ -418,7 +441,11 @@ fn an_accuracy_run_fills_the_overview_accuracy_cell_as_measured() {
         .position(|c| c.label.starts_with("phi-4-mini (twin"))
         .expect("phi column");
     let cell = serde_json::to_value(&row.cells[phi]).expect("json");
-    assert_eq!(cell["text"], "31.2% ± 4.8", "{cell}");
+    assert_eq!(
+        (&cell["text"], &cell["spread"]),
+        (&"31.2%".into(), &"±4.8".into()),
+        "{cell}"
+    );
     assert!(cell.to_string().contains("96 questions"), "{cell}");
     assert!(
         cell.to_string().to_lowercase().contains("measured"),
@@ -548,4 +575,116 @@ fn an_older_database_is_read_through_a_private_copy_and_never_written() {
     for suffix in ["-wal", "-shm"] {
         assert!(!dir.path().join(format!("old-v5.sqlite{suffix}")).exists());
     }
+}
+
+#[test]
+fn the_terminal_overview_is_an_aligned_table_with_value_spread_and_provenance() {
+    let (_dir, db) = fixture();
+    let out = tempfile::tempdir().expect("tempdir");
+    let written = write_report(
+        &db,
+        out.path(),
+        &common::inputs(),
+        &Selection::default(),
+        "t",
+    )
+    .expect("report");
+    let text = &written.overview_text;
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with('|')).collect();
+    assert!(lines.len() >= 7, "header, rule and rows: {text}");
+    // Aligned: every table line has the same width in characters.
+    let width = lines[0].chars().count();
+    assert!(
+        lines.iter().all(|l| l.chars().count() == width),
+        "columns are padded to one width:\n{text}"
+    );
+    assert!(lines[0].contains("mimo-7b (twin 1/16)") && lines[0].contains("winner"));
+    let speed = lines
+        .iter()
+        .find(|l| l.contains("Generation tokens/s"))
+        .expect("speed row");
+    assert!(
+        speed.contains(" t/s ±") && speed.contains("(m)"),
+        "value, spread and provenance tag: {speed}"
+    );
+    assert!(text.contains("Twins are scaled-down"), "{text}");
+}
+
+#[test]
+fn compare_pairs_two_invocations_by_case_and_judges_with_the_ratio_ci() {
+    let (_dir, db) = fixture();
+    let dataset = data::load(&db).expect("load");
+    let c =
+        edgebench_report::comparison::compare(&dataset, "inv-1", "inv-2", edgebench_report::SEED)
+            .expect("compare");
+    assert!(c.a.starts_with("invocation inv-1") && c.b.starts_with("invocation inv-2"));
+    // inv-2 holds one case, Phi-4's twin on code generation, 30% slower.
+    let speed = c
+        .rows
+        .iter()
+        .find(|r| r.metric == "generation t/s")
+        .expect("speed row");
+    assert!(
+        speed.case.starts_with("code_generation::phi-4-mini-twin16"),
+        "{speed:?}"
+    );
+    assert!((speed.ratio - 0.7).abs() < 0.05, "{speed:?}");
+    assert_eq!(speed.verdict, "slower");
+    let (lo, hi) = speed.ci.expect("an interval");
+    assert!(
+        lo <= speed.ratio && speed.ratio <= hi && hi < 1.0,
+        "{speed:?}"
+    );
+    assert!(
+        c.rows.iter().all(|r| r.case == speed.case),
+        "only the case both invocations measured is compared"
+    );
+    assert!(
+        !c.unpaired.is_empty(),
+        "inv-1's other cases are listed as unpaired"
+    );
+    // The same run against itself: no change, ratio 1.
+    let run = dataset
+        .runs
+        .iter()
+        .find(|r| r.invocation == "inv-2")
+        .expect("run");
+    let same =
+        edgebench_report::comparison::compare(&dataset, &run.id, &run.id, 1).expect("compare");
+    assert!(
+        same.rows
+            .iter()
+            .all(|r| (r.ratio - 1.0).abs() < 1e-12 && r.verdict == "no change")
+    );
+    // An id that names nothing is an error naming it.
+    let err =
+        edgebench_report::comparison::compare(&dataset, "nope", "inv-2", 1).expect_err("unknown");
+    assert!(err.to_string().contains("`nope`"), "{err}");
+}
+
+#[test]
+fn a_first_run_of_a_case_is_listed_as_the_baseline_of_the_next() {
+    let (_dir, db) = fixture();
+    let dataset = data::load(&db).expect("load");
+    let ctx = build_context(&dataset, &common::inputs(), &Selection::default(), "x", "t")
+        .expect("context");
+    let r = &ctx.regressions;
+    // Only Phi-4's twin's code-generation case ran twice; every other case is a first run.
+    assert!(
+        r.rows
+            .iter()
+            .all(|row| row.case.starts_with("code_generation::phi-4-mini-twin16"))
+    );
+    assert!(!r.first_runs.is_empty());
+    assert!(
+        r.first_runs.iter().all(|f| !f
+            .case
+            .starts_with("code_generation::phi-4-mini-twin16::Q4_0::llama_cpp::c1")),
+        "a compared case is no first run"
+    );
+    assert!(
+        r.first_runs
+            .iter()
+            .all(|f| f.generation.text.ends_with("t/s"))
+    );
 }

@@ -83,6 +83,9 @@ pub struct Run {
     pub phases: Vec<RepetitionPhases>,
     pub kv_storage: Option<String>,
     pub scheduling: Option<String>,
+    /// `chat` or `raw`; `None` for runs stored before it was recorded (they were raw) and for
+    /// imported ones.
+    pub prompt_format: Option<String>,
     pub metrics: BTreeMap<String, Metric>,
     pub samples: Samples,
 }
@@ -262,7 +265,7 @@ fn load_runs(conn: &Connection) -> rusqlite::Result<Vec<Run>> {
                 c.threads, c.context, c.prompt_tokens, c.generate_tokens, c.kv_variant,
                 c.kv_baseline, c.type_k, c.type_v, c.flash_attention, c.mmap,
                 m.registry_id, m.label, m.origin, m.quant, m.size_bytes, m.sha256,
-                r.bandwidth_bytes_per_s, r.origin, r.phase_timings
+                r.bandwidth_bytes_per_s, r.origin, r.phase_timings, r.prompt_format
          FROM runs r JOIN cases c ON c.id = r.case_id LEFT JOIN models m ON m.id = r.model_id
          ORDER BY r.started_at_ms, r.id",
     )?;
@@ -299,6 +302,7 @@ fn load_runs(conn: &Connection) -> rusqlite::Result<Vec<Run>> {
                     .unwrap_or_default(),
                 kv_storage: r.get(20)?,
                 scheduling: r.get(21)?,
+                prompt_format: r.get(48)?,
                 case: CaseInfo {
                     name: r.get(22)?,
                     scenario: r.get(23)?,

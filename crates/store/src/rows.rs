@@ -220,6 +220,8 @@ pub struct EffectiveRow {
     pub weights_loading: String,
     pub scheduling: String,
     pub flash_attention: bool,
+    /// `chat` or `raw` (`runs.prompt_format`); `None` where prompts don't apply.
+    pub prompt_format: Option<String>,
 }
 
 /// Storage row: one prompt compared between two engines on one model file.

@@ -37,6 +37,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_2026-11-29_phase_timings",
         include_str!("../migrations/0008_2026-11-29_phase_timings.sql"),
     ),
+    (
+        "0009_2026-12-01_prompt_format",
+        include_str!("../migrations/0009_2026-12-01_prompt_format.sql"),
+    ),
 ];
 
 /// Schema version this build writes.

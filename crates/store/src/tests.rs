@@ -147,6 +147,7 @@ fn a_run_stores_every_sample_atomically() {
             weights_loading: "read".into(),
             scheduling: "round-robin".into(),
             flash_attention: false,
+            prompt_format: Some("chat".into()),
         }),
         estimated_peak_bytes: Some(40),
         cpu_time_ms: Some(12.5),
@@ -185,17 +186,17 @@ fn a_run_stores_every_sample_atomically() {
         .query_row("SELECT COUNT(*) FROM token_latencies", [], |r| r.get(0))
         .expect("n");
     assert_eq!(n, 4);
-    let (kv, loading, reset): (String, String, i64) = store
+    let (kv, loading, reset, prompt_format): (String, String, i64, String) = store
         .connection()
         .query_row(
-            "SELECT kv_storage, weights_loading, (SELECT SUM(reset_ns) FROM requests) FROM runs",
+            "SELECT kv_storage, weights_loading, (SELECT SUM(reset_ns) FROM requests), prompt_format FROM runs",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .expect("effective");
     assert_eq!(
-        (kv.as_str(), loading.as_str(), reset),
-        ("f32/f32", "read", 6)
+        (kv.as_str(), loading.as_str(), reset, prompt_format.as_str()),
+        ("f32/f32", "read", 6, "chat")
     );
     let (stop, fraction, ci_high, outliers): (String, f64, f64, i64) = store
         .connection()

@@ -207,7 +207,8 @@ impl Store {
                          kv_storage = ?10, weights_loading = ?11, scheduling = ?12, flash_attention_used = ?13,
                          estimated_peak_bytes = ?14, cpu_time_ms = ?15, energy_j = ?16, energy_source = ?17,
                          stop_reason = ?18, decode_bytes_read = ?19, decode_steps_ns = ?20,
-                         bandwidth_bytes_per_s = ?21, roofline_fraction = ?22, phase_timings = ?23
+                         bandwidth_bytes_per_s = ?21, roofline_fraction = ?22, phase_timings = ?23,
+                         prompt_format = ?24
                      WHERE id = ?1",
                     params![
                         run_id,
@@ -232,7 +233,8 @@ impl Store {
                         end.roofline.map(|r| to_i64(r.decode_steps_ns)),
                         end.roofline.map(|r| r.bandwidth_bytes_per_s),
                         end.roofline.map(|r| r.fraction),
-                        end.phase_timings
+                        end.phase_timings,
+                        end.effective.as_ref().and_then(|e| e.prompt_format.clone())
                     ],
                 )
                 .map_err(err("record the end of a run"))?;

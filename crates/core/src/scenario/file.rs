@@ -77,6 +77,12 @@ pub struct ScenarioFile {
     /// `iphone-15-pro`, `m2-max`, ...): cases whose memory estimate exceeds its RAM are skipped.
     #[schemars(with = "Option<String>")]
     pub device_profile: Option<Spanned<String>>,
+    /// How prompts reach the model: `chat` renders each prompt (and each turn of a
+    /// conversation) through the model's own chat template from its GGUF file, `raw` feeds the
+    /// text as it is. Default: `chat` for a model whose file carries a chat template (an
+    /// instruct model), `raw` otherwise. Accuracy scenarios score MMLU's raw prompt.
+    #[schemars(with = "Option<PromptFormatName>")]
+    pub prompt_format: Option<Spanned<PromptFormatName>>,
     /// Sampling; greedy when absent.
     pub sampling: Option<SamplingFile>,
     /// How requests reach the engine. Absent: a closed loop of `concurrency` clients, as many
@@ -122,6 +128,13 @@ pub enum Category {
     BatchConcurrent,
     KvCache,
     Accuracy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptFormatName {
+    Chat,
+    Raw,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

@@ -27,6 +27,7 @@ crate::named_enum!(
     ]
 );
 crate::named_enum!(BackendKind, "backend", [LlamaCpp, Candle]);
+crate::named_enum!(PromptFormat, "prompt format", [Chat, Raw]);
 crate::named_enum!(Device, "device", [Cpu, Cuda, Metal, Vulkan]);
 crate::named_enum!(KvType, "KV cache type", [F16, Q8_0, Q4_0]);
 
@@ -42,6 +43,35 @@ impl Category {
             Self::KvCache => "kv_cache",
             Self::Accuracy => "accuracy",
         }
+    }
+}
+
+/// How a prompt reaches the model: through its chat template, or as plain text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PromptFormat {
+    /// Rendered through the model's GGUF chat template (llama.cpp's template support).
+    Chat,
+    /// The dataset's text as it is.
+    Raw,
+}
+
+impl PromptFormat {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::Raw => "raw",
+        }
+    }
+
+    /// The format a run uses: the scenario's, else `chat` exactly when the model has a template.
+    #[must_use]
+    pub fn resolve(declared: Option<Self>, model_has_template: bool) -> Self {
+        declared.unwrap_or(if model_has_template {
+            Self::Chat
+        } else {
+            Self::Raw
+        })
     }
 }
 
@@ -239,6 +269,8 @@ pub struct Scenario {
     pub memory_budget: Option<u64>,
     /// Where the budget comes from, for the skip message.
     pub memory_budget_source: String,
+    /// The declared prompt format; `None`: the model's default ([`PromptFormat::resolve`]).
+    pub prompt_format: Option<PromptFormat>,
     pub sampling: Sampling,
     pub serving: Serving,
     pub stopping: Option<Stopping>,
@@ -321,6 +353,13 @@ impl Case {
                 .map(|a| format!("|accuracy:{a:?}"))
                 .unwrap_or_default(),
         );
+        // Only a declared format is part of the key (keys of older cases stay equal); the format
+        // a run resolved to is stored with the run, and runs of different formats are never
+        // compared with each other.
+        let text = match s.prompt_format {
+            Some(f) => format!("{text}|prompt:{f}"),
+            None => text,
+        };
         crate::sha256_hex(text.as_bytes())
     }
 }

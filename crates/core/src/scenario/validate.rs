@@ -1,11 +1,11 @@
 //! Validation of a parsed scenario file, one function per table or group of keys, each
 //! pointing its errors at the offending key's line and column.
 
-use super::file::{self, BackendName, DeviceName, KvTypeName, ScenarioFile};
+use super::file::{self, BackendName, DeviceName, KvTypeName, PromptFormatName, ScenarioFile};
 use super::{
-    Accuracy, BackendKind, Category, Ctx, Device, KvType, KvVariant, Pinned, Sampling, Scenario,
-    ScenarioError, ScenarioSource, Serving, Stopping, non_empty, parse_bytes, positive,
-    table_offset, valid_name, valid_variant_name,
+    Accuracy, BackendKind, Category, Ctx, Device, KvType, KvVariant, Pinned, PromptFormat,
+    Sampling, Scenario, ScenarioError, ScenarioSource, Serving, Stopping, non_empty, parse_bytes,
+    positive, table_offset, valid_name, valid_variant_name,
 };
 use crate::registry::Registry;
 
@@ -39,6 +39,7 @@ pub(super) fn validate(
     let serving = serving(cx, raw.serving.as_ref())?;
     let stopping = stopping(cx, raw.stopping.as_ref(), repetitions)?;
     let accuracy = accuracy(cx, &raw)?;
+    let prompt_format = prompt_format(cx, &raw)?;
     let sampling = sampling(cx, raw.sampling.as_ref())?;
     let kv_declared = !raw.kv.is_empty();
     let kv = kv(cx, &raw.kv, prompt_tokens, generate_tokens)?;
@@ -69,6 +70,7 @@ pub(super) fn validate(
         repetitions,
         memory_budget,
         memory_budget_source,
+        prompt_format,
         sampling,
         serving,
         stopping,
@@ -392,6 +394,25 @@ fn stopping(
             })
         }
     })
+}
+
+/// `prompt_format`: accuracy scenarios score MMLU's raw prompt, so only `raw` fits them.
+fn prompt_format(cx: &Ctx<'_>, raw: &ScenarioFile) -> Result<Option<PromptFormat>, ScenarioError> {
+    let Some(declared) = &raw.prompt_format else {
+        return Ok(None);
+    };
+    let format = match declared.get_ref() {
+        PromptFormatName::Chat => PromptFormat::Chat,
+        PromptFormatName::Raw => PromptFormat::Raw,
+    };
+    if format == PromptFormat::Chat && raw.category == Category::Accuracy {
+        return Err(cx.at(
+            "prompt_format",
+            declared,
+            "accuracy scenarios score lm-evaluation-harness's raw MMLU prompt; use \"raw\" or leave it out",
+        ));
+    }
+    Ok(Some(format))
 }
 
 /// The `[accuracy]` table, which only an accuracy scenario may have.

@@ -180,7 +180,8 @@ pub fn claims_section(
                 bandwidth: Cell {
                     text: format!("{} GB/s", num(b / GB)),
                     provenance: Provenance::Claimed,
-                    detail: format!("claimed: {}", p.source),
+                    detail: format!("{}", p.source),
+                    ..Cell::default()
                 },
             })
         })
@@ -193,7 +194,8 @@ pub fn claims_section(
                 bandwidth: Cell {
                     text: format!("{} GB/s", num(b / GB)),
                     provenance: Provenance::Measured,
-                    detail: "measured: STREAM-style triad, best of 5 (docs/methodology.md)".into(),
+                    detail: "STREAM-style triad, best of 5 (docs/methodology.md)".into(),
+                    ..Cell::default()
                 },
             });
         }

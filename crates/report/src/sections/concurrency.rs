@@ -48,9 +48,10 @@ pub fn concurrency(runs: &[&Run]) -> ConcurrencySection {
                         text: format!("{} t/s", num(v)),
                         provenance: Provenance::Measured,
                         detail: format!(
-                            "measured: median over {n_reps} repetitions of decode tokens ÷ decode time, all sequences ({} runs)",
+                            "median over {n_reps} repetitions of decode tokens ÷ decode time, all sequences ({} runs)",
                             rs.len()
                         ),
+                        ..Cell::default()
                     }
                 }
                 None => Cell::none("no summary stored"),

@@ -25,7 +25,8 @@ pub fn devices(dataset: &Dataset, runs_all: &[&Run]) -> DeviceSection {
                     Some(b) => Cell {
                         text: format!("{} GB/s", num(b / GB)),
                         provenance: Provenance::Measured,
-                        detail: "measured: triad, best of 5".into(),
+                        detail: "triad, best of 5".into(),
+                        ..Cell::default()
                     },
                     None => Cell::none("not measured"),
                 },

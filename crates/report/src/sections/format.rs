@@ -27,6 +27,11 @@ pub fn bytes(b: f64) -> String {
     }
 }
 
+/// The compact spread shown beside a value: half the width of its interval, `±1.2`.
+pub(crate) fn half_width(low: f64, high: f64) -> String {
+    format!("±{}", num((high - low) / 2.0))
+}
+
 pub(crate) fn pct(ratio: f64) -> String {
     format!("{:+.0}%", (ratio - 1.0) * 100.0)
 }
@@ -45,12 +50,9 @@ pub fn measured(samples: &[f64], unit: &str, what: &str) -> Cell {
     };
     Cell {
         text: format!("{} {unit}", num(s.median)),
+        spread: ci.map_or_else(String::new, |ci| half_width(ci.low, ci.high)),
         provenance: Provenance::Measured,
-        detail: format!(
-            "measured: median of n={} {what}; {spread}; p95 {}",
-            s.n,
-            num(s.p95)
-        ),
+        detail: format!("median of n={} {what}; {spread}; p95 {}", s.n, num(s.p95)),
     }
 }
 
@@ -60,9 +62,12 @@ pub(crate) fn ratio_cell(baseline: &[f64], variant: &[f64], what: &str) -> Cell 
         None => Cell::none(format!("no {what} samples on one side")),
         Some(r) => Cell {
             text: pct(r.ratio),
+            spread: r.ci.map_or_else(String::new, |ci| {
+                format!("±{:.0}%", (ci.high - ci.low) / 2.0 * 100.0)
+            }),
             provenance: Provenance::Measured,
             detail: format!(
-                "measured: median ratio {:.3} (n={} vs n={} {what}){}; {}",
+                "median ratio {:.3} (n={} vs n={} {what}){}; {}",
                 r.ratio,
                 r.baseline.n,
                 r.variant.n,
@@ -72,6 +77,7 @@ pub(crate) fn ratio_cell(baseline: &[f64], variant: &[f64], what: &str) -> Cell 
                 )),
                 r.verdict.as_str()
             ),
+            ..Cell::default()
         },
     }
 }

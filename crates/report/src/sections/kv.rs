@@ -68,7 +68,8 @@ pub fn kv(runs: &[&Run], registry: &Registry) -> KvSection {
                             pct(b as f64 / a as f64)
                         ),
                         provenance: Provenance::Measured,
-                        detail: format!("measured: {what} of one run each"),
+                        detail: format!("{what} of one run each"),
+                        ..Cell::default()
                     },
                     _ => Cell::none(format!("{what} not stored")),
                 }
@@ -154,7 +155,7 @@ pub fn kv(runs: &[&Run], registry: &Registry) -> KvSection {
                     pct(p.roofline_ratio())
                 ),
                 detail: format!(
-                    "projected: {:.2} B parameters, weights {:.2} GB at Q4_K_M, context {context} (at least 4096)",
+                    "{:.2} B parameters, weights {:.2} GB at Q4_K_M, context {context} (at least 4096)",
                     params as f64 / GB,
                     weights as f64 / GB
                 ),

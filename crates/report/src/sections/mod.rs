@@ -49,8 +49,7 @@ mod prelude {
     pub use super::format::*;
     pub use super::models::*;
 
-    /// Seed of every bootstrap in a report: the same database gives the same report.
-    pub const SEED: u64 = 0x5EED_2026;
+    pub use crate::SEED;
     pub const GB: f64 = 1e9;
     pub const MIB: f64 = (1u64 << 20) as f64;
 }

@@ -48,11 +48,12 @@ pub fn overview(runs: &[&Run], registry: &Registry) -> OverviewSection {
                     text: bytes(st.median),
                     provenance: Provenance::Measured,
                     detail: format!(
-                        "measured: median over n={} runs, range {} – {}",
+                        "median over n={} runs, range {} – {}",
                         st.n,
                         bytes(st.min),
                         bytes(st.max)
                     ),
+                    ..Cell::default()
                 },
             })
             .collect(),
@@ -83,11 +84,12 @@ pub fn overview(runs: &[&Run], registry: &Registry) -> OverviewSection {
                     text: bytes(total),
                     provenance: Provenance::Projected,
                     detail: format!(
-                        "projected: smallest file {} + f16 KV at {context} tokens {} + compute buffers {} (projection::compute_buffer_bytes, batch 512)",
+                        "smallest file {} + f16 KV at {context} tokens {} + compute buffers {} (projection::compute_buffer_bytes, batch 512)",
                         bytes(size as f64),
                         bytes(kv as f64),
                         bytes(compute as f64)
                     ),
+                    ..Cell::default()
                 });
             }
             _ => {
@@ -115,9 +117,8 @@ pub fn overview(runs: &[&Run], registry: &Registry) -> OverviewSection {
                 Some(c) => Cell {
                     text: format!("{c:.0} tokens"),
                     provenance: Provenance::Claimed,
-                    detail:
-                        "claimed: the model's metadata (models.toml, from the model card / GGUF)"
-                            .into(),
+                    detail: "the model's metadata (models.toml, from the model card / GGUF)".into(),
+                    ..Cell::default()
                 },
                 None => Cell::none("not in models.toml"),
             })
@@ -140,7 +141,8 @@ pub fn overview(runs: &[&Run], registry: &Registry) -> OverviewSection {
                 Cell {
                     text: q.into_iter().collect::<Vec<_>>().join(", "),
                     provenance: Provenance::Measured,
-                    detail: format!("measured: {n} passed runs"),
+                    detail: format!("{n} passed runs"),
+                    ..Cell::default()
                 }
             })
             .collect(),
@@ -197,15 +199,17 @@ pub fn overview(runs: &[&Run], registry: &Registry) -> OverviewSection {
                     // The stored interval is ±1.96 standard errors; show ±1 SE as MMLU tables do.
                     let se = m.ci.map_or(0.0, |(lo, hi)| (hi - lo) / (2.0 * 1.96));
                     Cell {
-                        text: format!("{:.1}% ± {:.1}", 100.0 * m.median, 100.0 * se),
+                        text: format!("{:.1}%", 100.0 * m.median),
+                        spread: format!("±{:.1}", 100.0 * se),
                         provenance: Provenance::Measured,
                         detail: format!(
-                            "measured: acc by log-likelihood of ' A'…' D' (lm-evaluation-harness's MMLU prompt) on {} questions of the `{}` set, ± 1 standard error; {} run {}",
+                            "acc by log-likelihood of ' A'…' D' (lm-evaluation-harness's MMLU prompt) on {} questions of the `{}` set, ± 1 standard error; {} run {}",
                             m.n,
                             run.case.scenario,
                             run.case.backend,
                             &run.id[..run.id.len().min(8)]
                         ),
+                        ..Cell::default()
                     }
                 }
                 None => Cell::none("no accuracy runs in this database"),

@@ -12,9 +12,25 @@ pub(crate) const REGRESSION_METRICS: &[(&str, SampleGetter, bool)] = &[
 
 pub fn regressions(
     pairs: &[(&Run, &Run)],
+    current: &[&Run],
     baseline: String,
     threshold_pct: Option<f64>,
 ) -> RegressionSection {
+    let mut first_runs: Vec<FirstRunRow> = current
+        .iter()
+        .filter(|c| !pairs.iter().any(|(p, _)| p.id == c.id))
+        .filter(|c| !c.samples.generation_tokens_per_s.is_empty())
+        .map(|c| FirstRunRow {
+            case: c.case.name.clone(),
+            run: c.id[..c.id.len().min(8)].to_owned(),
+            generation: measured(
+                &c.samples.generation_tokens_per_s,
+                "t/s",
+                "generation tokens/s samples",
+            ),
+        })
+        .collect();
+    first_runs.sort_by(|a, b| a.case.cmp(&b.case));
     let mut rows = Vec::new();
     for (current, base) in pairs {
         for (metric, get, higher) in REGRESSION_METRICS {
@@ -82,5 +98,6 @@ pub fn regressions(
         threshold_pct,
         rows,
         regressed_beyond_threshold,
+        first_runs,
     }
 }

@@ -21,13 +21,13 @@ pub(crate) fn joules_per_token(runs: &[&Run]) -> Option<(f64, Provenance, String
             (
                 jpt,
                 Provenance::Estimated,
-                format!("estimated: {source}; {tokens} tokens"),
+                format!("{source}; {tokens} tokens"),
             )
         } else {
             (
                 jpt,
                 Provenance::Measured,
-                format!("measured: RAPL over {tokens} tokens in {} runs", runs.len()),
+                format!("RAPL over {tokens} tokens in {} runs", runs.len()),
             )
         }
     })
@@ -76,6 +76,7 @@ pub fn roi(runs: &[&Run], inputs: &RoiFile, registry: &Registry) -> (RoiSection,
                     num(capacity),
                     d.energy_usd_per_million()
                 ),
+                ..Cell::default()
             },
             capacity_per_month: format!("{:.1} M tokens", capacity / 1e6),
             break_even: inputs
@@ -119,6 +120,7 @@ pub fn roi(runs: &[&Run], inputs: &RoiFile, registry: &Registry) -> (RoiSection,
                 text: format!("{jpt:.4} J"),
                 provenance: prov,
                 detail,
+                ..Cell::default()
             },
             jpt,
             prov,
@@ -149,16 +151,18 @@ pub fn roi(runs: &[&Run], inputs: &RoiFile, registry: &Registry) -> (RoiSection,
                     text: format!("{} t/s", num(tps)),
                     provenance: Provenance::Projected,
                     detail: format!(
-                        "projected: bandwidth ÷ weights = {} GB/s ÷ {:.2} GB",
+                        "bandwidth ÷ weights = {} GB/s ÷ {:.2} GB",
                         num(s24.bandwidth_bytes_per_s.unwrap_or(0.0) / GB),
                         weights / GB
                     ),
+                    ..Cell::default()
                 },
                 tps,
                 Cell {
                     text: format!("{jpt:.3} J"),
                     provenance: Provenance::Estimated,
-                    detail: format!("estimated: {phone_watts} W SoC power (assumed) ÷ tokens/s"),
+                    detail: format!("{phone_watts} W SoC power (assumed) ÷ tokens/s"),
+                    ..Cell::default()
                 },
                 jpt,
                 Provenance::Projected,

@@ -13,8 +13,11 @@ pub(crate) fn stored_cell(metric: Option<&crate::data::Metric>, unit: &str, what
     );
     Cell {
         text: format!("{} {unit}", num(m.median)),
+        spread: m
+            .ci
+            .map_or_else(String::new, |(low, high)| half_width(low, high)),
         provenance: Provenance::Measured,
-        detail: format!("measured: median of n={} {what}; {spread}", m.n),
+        detail: format!("median of n={} {what}; {spread}", m.n),
     }
 }
 
@@ -40,7 +43,7 @@ pub(crate) fn overhead_cell(r: &Run, phase: overhead::Phase) -> Cell {
                 text: format!("{:.4}", s.median),
                 provenance: Provenance::Measured,
                 detail: format!(
-                    "measured: median of n={} repetitions, min {:.4}, max {:.4}; harness {} tokens/s ÷ the engine counters' ({} {:.2}%)",
+                    "median of n={} repetitions, min {:.4}, max {:.4}; harness {} tokens/s ÷ the engine counters' ({} {:.2}%)",
                     s.n,
                     s.min,
                     s.max,
@@ -52,6 +55,7 @@ pub(crate) fn overhead_cell(r: &Run, phase: overhead::Phase) -> Cell {
                     },
                     (1.0 - s.median) * 100.0
                 ),
+                ..Cell::default()
             }
         }
     }
@@ -81,6 +85,15 @@ pub(crate) fn roofline_note(r: &Run, fraction: f64, cores: Option<u32>) -> Strin
         });
     }
     notes.join("; ")
+}
+
+/// A run's prompt format as the report shows it.
+pub(crate) fn prompt_format(r: &Run) -> String {
+    match (&r.prompt_format, r.origin.as_str()) {
+        (Some(f), _) => f.clone(),
+        (None, "edgebench") => "raw (not recorded)".into(),
+        (None, _) => "—".into(),
+    }
 }
 
 /// One row per run: speed, % of the bandwidth roofline and harness overhead.
@@ -115,6 +128,7 @@ pub fn runs(runs: &[&Run], devices: &[Device]) -> RunSection {
                                 "bytes the decode steps had to read ÷ their measured time ÷ the device's measured triad bandwidth {} GB/s{bound}",
                                 num(bw / GB)
                             ),
+                            ..Cell::default()
                         },
                         roofline_note(r, f, cores),
                     )
@@ -133,6 +147,7 @@ pub fn runs(runs: &[&Run], devices: &[Device]) -> RunSection {
                 model: model.clone(),
                 origin: r.origin.clone(),
                 threads: r.case.threads,
+                prompt_format: prompt_format(r),
                 generation: stored_cell(generation, "t/s", "generation tokens/s samples"),
                 prefill: stored_cell(
                     r.metrics.get("prefill_tokens_per_s"),

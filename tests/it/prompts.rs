@@ -1,0 +1,170 @@
+//! Prompt formats on a real instruct model: SmolLM2-135M-Instruct, prompted with raw text,
+//! emits its end-of-turn token at once on most prompts (an empty answer); through its GGUF chat
+//! template, rendered by llama.cpp, it answers every shipped prompt. Both formats run through
+//! the real pipeline (runner, llama.cpp, SQLite), and the stored answers are what is checked.
+
+use crate::common::model;
+
+use edgebench::catalog;
+use edgebench::core::Scenario;
+use edgebench::engines::reference_vocabulary;
+use edgebench::preflight::{Readiness, readiness};
+use edgebench::runner::Runner;
+
+/// Every shipped prompt set that generation scenarios use.
+const DATASETS: &[(&str, &str)] = &[
+    ("code_generation", "code_generation"),
+    ("math_reasoning", "math_reasoning"),
+    ("batch_concurrent", "batch_concurrent"),
+    ("multi_turn", "multi_turn"),
+    ("long_context", "long_context"),
+];
+
+fn scenario(category: &str, dataset: &str, format_line: &str) -> String {
+    format!(
+        r#"format = 1
+name = "prompt_format"
+category = "{category}"
+dataset = "datasets/{dataset}.jsonl"
+models = ["smollm2-135m"]
+quantizations = ["Q4_1"]
+backends = ["llama_cpp"]
+context = 2048
+prompt_tokens = 768
+generate_tokens = 12
+concurrency = [1]
+threads = [2]
+seed = 1
+warmup = 0
+repetitions = 1
+{format_line}
+"#
+    )
+}
+
+/// (prompt format stored, every answer of every turn) for one dataset.
+fn answers(dataset: (&str, &str), format_line: &str) -> (Vec<String>, Vec<String>) {
+    let root = edgebench::paths::root();
+    let registry = catalog::load_registry(&root).expect("registry");
+    let models_dir = edgebench::paths::models_dir(&root);
+    let case = Scenario::parse(
+        "inline.toml",
+        &scenario(dataset.0, dataset.1, format_line),
+        &registry,
+    )
+    .expect("scenario")
+    .expand()
+    .remove(0);
+    let Readiness::Ready { model_path } = readiness(&case, &registry, &models_dir) else {
+        panic!("SmolLM2 should be ready");
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("results.sqlite");
+    let mut runner = Runner::open(&root, &models_dir, &db).expect("runner");
+    let entry = registry.get("smollm2-135m").expect("entry");
+    runner
+        .run_case(&case, entry, &model_path)
+        .unwrap_or_else(|e| panic!("{}: {e}", dataset.1));
+    let conn = runner.store().connection();
+    let formats: Vec<String> = conn
+        .prepare("SELECT prompt_format FROM runs")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .expect("formats");
+    let texts: Vec<String> = conn
+        .prepare("SELECT output_text FROM requests ORDER BY id")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .expect("texts");
+    (formats, texts)
+}
+
+#[test]
+fn smollm2_answers_every_shipped_prompt_through_its_chat_template() {
+    let Some(path) = model("smollm2-135m", "Q4_1") else {
+        return;
+    };
+    // The template is the model's own: llama.cpp renders SmolLM2's as ChatML.
+    let vocab = reference_vocabulary(&path).expect("vocabulary");
+    let rendered = vocab
+        .render_chat(
+            &[edgebench::backend::ChatMessage {
+                role: "user",
+                content: "Hello",
+            }],
+            true,
+        )
+        .expect("render")
+        .expect("SmolLM2 ships a chat template");
+    assert!(
+        rendered.contains("<|im_start|>user\nHello<|im_end|>")
+            && rendered.ends_with("<|im_start|>assistant\n"),
+        "{rendered:?}"
+    );
+    let ids = vocab.tokenize_chat(&rendered, true).expect("tokenize");
+    let raw_ids = vocab.tokenize(&rendered, true).expect("tokenize");
+    assert!(
+        ids.len() < raw_ids.len(),
+        "control tokens are parsed as special tokens ({} vs {} ids)",
+        ids.len(),
+        raw_ids.len()
+    );
+
+    let mut raw_empty = 0;
+    for &dataset in DATASETS {
+        // Default for an instruct model: its chat template.
+        let (formats, texts) = answers(dataset, "");
+        assert_eq!(formats, vec!["chat".to_owned()], "{}", dataset.1);
+        assert!(!texts.is_empty(), "{}", dataset.1);
+        for (i, t) in texts.iter().enumerate() {
+            assert!(
+                t.chars().any(char::is_alphanumeric),
+                "{} answer {i} is empty through the chat template: {t:?} (all: {texts:?})",
+                dataset.1
+            );
+        }
+        let (formats, texts) = answers(dataset, "prompt_format = \"raw\"");
+        assert_eq!(formats, vec!["raw".to_owned()], "{}", dataset.1);
+        raw_empty += texts.iter().filter(|t| t.trim().is_empty()).count();
+    }
+    // What the chat template fixes: raw prompts leave this instruct model silent.
+    assert!(
+        raw_empty > 0,
+        "raw prompts gave no empty answer: the comparison above shows nothing"
+    );
+}
+
+#[test]
+fn chat_on_a_model_without_a_template_fails_its_case_with_the_reason() {
+    let root = edgebench::paths::root();
+    let registry = catalog::load_registry(&root).expect("registry");
+    let models_dir = edgebench::paths::models_dir(&root);
+    let text = scenario(
+        "code_generation",
+        "code_generation",
+        "prompt_format = \"chat\"",
+    )
+    .replace("\"smollm2-135m\"", "\"phi-4-mini-twin16\"")
+    .replace("\"Q4_1\"", "\"Q4_0\"");
+    let case = Scenario::parse("inline.toml", &text, &registry)
+        .expect("scenario")
+        .expand()
+        .remove(0);
+    let Readiness::Ready { model_path } = readiness(&case, &registry, &models_dir) else {
+        assert!(
+            std::env::var("EDGEBENCH_REQUIRE_MODELS").is_err(),
+            "the twin should be written by `cargo xtask models twins`"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut runner =
+        Runner::open(&root, &models_dir, &dir.path().join("r.sqlite")).expect("runner");
+    let err = runner
+        .run_case(
+            &case,
+            registry.get("phi-4-mini-twin16").expect("entry"),
+            &model_path,
+        )
+        .expect_err("a twin has no chat template")
+        .to_string();
+    assert!(err.contains("carries no chat template"), "{err}");
+}
