@@ -121,9 +121,12 @@ fn smollm2_answers_every_shipped_prompt_through_its_chat_template() {
                 dataset.1
             );
         }
-        let (formats, texts) = answers(dataset, "prompt_format = \"raw\"");
-        assert_eq!(formats, vec!["raw".to_owned()], "{}", dataset.1);
-        raw_empty += texts.iter().filter(|t| t.trim().is_empty()).count();
+        // Raw, on the short single-turn sets (enough to show the difference, cheap in CI).
+        if matches!(dataset.0, "code_generation" | "math_reasoning") {
+            let (formats, texts) = answers(dataset, "prompt_format = \"raw\"");
+            assert_eq!(formats, vec!["raw".to_owned()], "{}", dataset.1);
+            raw_empty += texts.iter().filter(|t| t.trim().is_empty()).count();
+        }
     }
     // What the chat template fixes: raw prompts leave this instruct model silent.
     assert!(

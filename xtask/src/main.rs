@@ -31,7 +31,7 @@ fn main() -> Result<()> {
         C::Test { all, extra } => test(&root, all, &extra),
         C::Report(args) => {
             let args = report::Args::from_cli(&root, args);
-            let regressed = report::report(&root, &args)?;
+            let regressed = report::report_with(&root, &args, true)?;
             if regressed > 0 {
                 eprintln!(
                     "{regressed} metric(s) regressed by more than {}%",
@@ -178,18 +178,12 @@ fn bench(root: &Path, all: bool, filters: &[String]) -> Result<()> {
     let mut outcome = run(&mut cmd);
     if default_suite {
         // The Backends section's parity rows: candle against llama.cpp on the model both ran.
-        let mut parity = cargo();
+        // The binary the test build made (`cargo run` would build everything again in the dev
+        // profile, llama.cpp included).
+        let mut parity = Command::new(test_build_binary(root, "edgebench-parity"));
         parity
             .current_dir(root)
-            .args([
-                "run",
-                "--quiet",
-                "--bin",
-                "edgebench-parity",
-                "--",
-                "--prompts-per-set",
-                "4",
-            ])
+            .args(["--prompts-per-set", "4"])
             .args(PARITY_MODELS)
             .env(settings::DB_ENV, &db);
         outcome = outcome.and(run(&mut parity));
@@ -208,12 +202,20 @@ fn bench(root: &Path, all: bool, filters: &[String]) -> Result<()> {
     outcome
 }
 
+/// A binary of the root package as `cargo test` builds it for the integration tests.
+fn test_build_binary(root: &Path, name: &str) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), PathBuf::from)
+        .join("debug")
+        .join(name)
+}
+
 /// Builds the scenario harness (and the binaries it runs) before running it, saying so: the
 /// first build compiles llama.cpp and candle and is silent for minutes inside their build
 /// scripts. Cargo's own output goes to a log file, named on failure.
 fn build_announced(root: &Path) -> Result<()> {
     let log = setup::log_file("build")?;
-    let fresh = !root.join("target/debug/edgebench-case").exists();
+    let fresh = !test_build_binary(root, "edgebench-case").exists();
     eprintln!(
         "building the harness{} (log: {})",
         if fresh {
@@ -233,7 +235,7 @@ fn build_announced(root: &Path) -> Result<()> {
         cargo()
             .current_dir(root)
             // Integration tests build the package's binaries too (edgebench-case,
-            // edgebench-parity), with the same settings `cargo run` uses.
+            // edgebench-parity).
             .args(["test", "--no-run", "--test", "scenarios"]),
         &log,
     )?;

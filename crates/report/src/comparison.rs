@@ -88,7 +88,7 @@ fn select<'a>(dataset: &'a Dataset, selector: &str) -> Result<(String, Vec<&'a R
                 picked,
             ))
         }
-        0 => Err(ReportError::UnknownBaseline(selector.to_owned())),
+        0 => Err(ReportError::UnknownRun(selector.to_owned())),
         n => Err(ReportError::Input {
             file: "compare".into(),
             message: format!("`{selector}` matches {n} invocations; give more of the id"),

@@ -204,6 +204,8 @@ pub struct RunRow {
     pub overhead_generation: Cell,
     /// Why the roofline fraction is far from typical, when it is.
     pub note: String,
+    /// The same, a few words per reason (the table shows these; the note is on demand).
+    pub note_short: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

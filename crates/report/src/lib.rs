@@ -32,6 +32,10 @@ pub enum ReportError {
     Input { file: String, message: String },
     #[error("--baseline `{0}` matches no run or invocation in the database")]
     UnknownBaseline(String),
+    #[error(
+        "`{0}` matches no measured run or invocation in the database (give a run id or an invocation id, or a unique prefix of one)"
+    )]
+    UnknownRun(String),
     #[error("rendering template `{template}`: {source}")]
     Template {
         template: String,

@@ -130,7 +130,7 @@ pub(crate) fn check_claim(
             let b = claims::kv_saving_bound(c.before_gb.unwrap_or(0.0) * GB, c.after_gb.unwrap_or(0.0) * GB, c.weights_gb.unwrap_or(0.0) * GB, arch);
             if b.physics == Physics::Impossible { impossible(b) } else { ("physically possible; not reproducible here".into(), "possible", b.arithmetic) }
         }
-        (ClaimKind::Accuracy, _, _) => ("not reproducible here".into(), "unknown", "no accuracy runs in this database (MMLU needs the real model files)".into()),
+        (ClaimKind::Accuracy, _, _) => ("not reproducible here".into(), "unknown", "no accuracy run of the real model here: MMLU needs the real model file (a twin's random weights score near chance, 25%, and say nothing of the real model's accuracy)".into()),
         (ClaimKind::TurnLatency, _, _) => ("not checkable".into(), "unknown", "the claim names no device, turn length or prompt; the overview shows measured multi-turn latency for the models present".into()),
         (ClaimKind::DeviceCost, _, _) => match roi_best {
             Some(best) => ("not reproduced".into(), "not-reproduced", format!("with the ROI inputs below, the cheapest measured model costs ${best:.2} per 1M tokens even at full capacity (device amortisation + energy); claimed ${:.2}", c.usd_per_million.unwrap_or(0.0))),

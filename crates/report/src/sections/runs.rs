@@ -157,6 +157,11 @@ pub fn runs(runs: &[&Run], devices: &[Device]) -> RunSection {
                 roofline,
                 overhead_prefill: overhead_cell(r, overhead::Phase::Prefill),
                 overhead_generation: overhead_cell(r, overhead::Phase::Generation),
+                note_short: note
+                    .split("; ")
+                    .filter_map(|n| n.split(':').next())
+                    .collect::<Vec<_>>()
+                    .join("; "),
                 note,
             };
             (model, r.case.threads, r.origin.clone(), r.case.name.clone(), row)
