@@ -28,6 +28,17 @@ pub fn available() -> Vec<&'static dyn Backend> {
 /// The tokenizer every engine's token ids come from: llama.cpp's, reading the GGUF's own
 /// vocabulary (loaded without weights).
 pub fn reference_vocabulary(model: &Path) -> Result<Box<dyn Vocabulary>, BackendError> {
+    reference_vocabulary_for(model, None)
+}
+
+/// [`reference_vocabulary`] for a registry model, whose entry may name a built-in chat template
+/// for a file that carries none (`models.toml`'s `chat_template`).
+pub fn reference_vocabulary_for(
+    model: &Path,
+    chat_template: Option<&str>,
+) -> Result<Box<dyn Vocabulary>, BackendError> {
     let llama = edgebench_llama::LlamaCpp::global()?;
-    Ok(Box::new(llama.vocabulary(model)?))
+    Ok(Box::new(
+        llama.vocabulary_with_template(model, chat_template)?,
+    ))
 }

@@ -93,7 +93,7 @@ pub fn measure(
     let backend = engines::engine(case.backend).map_err(|m| case_error(case, m))?;
     let options = preflight::load_options(case);
     let estimate = preflight::estimated_memory(backend, case, entry, model_path);
-    let vocabulary = engines::reference_vocabulary(model_path)?;
+    let vocabulary = engines::reference_vocabulary_for(model_path, entry.chat_template.as_deref())?;
     let prompt_format = prompt_format(vocabulary.as_ref(), case)?;
     let requests = tokenize(
         vocabulary.as_ref(),

@@ -42,26 +42,34 @@ repetitions = 1
     )
 }
 
-/// (prompt format stored, every answer of every turn) for one dataset.
+/// (prompt format stored, every answer of every turn) for one dataset on SmolLM2.
 fn answers(dataset: (&str, &str), format_line: &str) -> (Vec<String>, Vec<String>) {
+    answers_of(("smollm2-135m", "Q4_1"), dataset, format_line)
+}
+
+/// The same for any registry model.
+fn answers_of(
+    (id, quant): (&str, &str),
+    dataset: (&str, &str),
+    format_line: &str,
+) -> (Vec<String>, Vec<String>) {
     let root = edgebench::paths::root();
     let registry = catalog::load_registry(&root).expect("registry");
     let models_dir = edgebench::paths::models_dir(&root);
-    let case = Scenario::parse(
-        "inline.toml",
-        &scenario(dataset.0, dataset.1, format_line),
-        &registry,
-    )
-    .expect("scenario")
-    .expand()
-    .remove(0);
+    let text = scenario(dataset.0, dataset.1, format_line)
+        .replace("\"smollm2-135m\"", &format!("\"{id}\""))
+        .replace("\"Q4_1\"", &format!("\"{quant}\""));
+    let case = Scenario::parse("inline.toml", &text, &registry)
+        .expect("scenario")
+        .expand()
+        .remove(0);
     let Readiness::Ready { model_path } = readiness(&case, &registry, &models_dir) else {
-        panic!("SmolLM2 should be ready");
+        panic!("{id} should be ready");
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("results.sqlite");
     let mut runner = Runner::open(&root, &models_dir, &db).expect("runner");
-    let entry = registry.get("smollm2-135m").expect("entry");
+    let entry = registry.get(id).expect("entry");
     runner
         .run_case(&case, entry, &model_path)
         .unwrap_or_else(|e| panic!("{}: {e}", dataset.1));
@@ -170,4 +178,45 @@ fn chat_on_a_model_without_a_template_fails_its_case_with_the_reason() {
         .expect_err("a twin has no chat template")
         .to_string();
     assert!(err.contains("carries no chat template"), "{err}");
+}
+
+#[test]
+fn gemma_without_a_template_in_its_file_is_prompted_with_the_one_models_toml_names() {
+    let Some(path) = model("gemma3-270m", "Q4_K_M") else {
+        return;
+    };
+    // The file itself carries none...
+    let plain = reference_vocabulary(&path).expect("vocabulary");
+    let hello = [edgebench::backend::ChatMessage {
+        role: "user",
+        content: "Hello",
+    }];
+    assert_eq!(plain.render_chat(&hello, true).expect("render"), None);
+    // ...so models.toml names llama.cpp's built-in Gemma template.
+    let root = edgebench::paths::root();
+    let registry = catalog::load_registry(&root).expect("registry");
+    let entry = registry.get("gemma3-270m").expect("entry");
+    assert_eq!(entry.chat_template.as_deref(), Some("gemma"));
+    let vocab = edgebench::engines::reference_vocabulary_for(&path, entry.chat_template.as_deref())
+        .expect("vocabulary");
+    let rendered = vocab
+        .render_chat(&hello, true)
+        .expect("render")
+        .expect("the named template");
+    assert_eq!(
+        rendered,
+        "<start_of_turn>user\nHello<end_of_turn>\n<start_of_turn>model\n"
+    );
+    let (formats, texts) = answers_of(
+        ("gemma3-270m", "Q4_K_M"),
+        ("code_generation", "code_generation"),
+        "",
+    );
+    assert_eq!(formats, vec!["chat".to_owned()]);
+    for (i, t) in texts.iter().enumerate() {
+        assert!(
+            t.chars().any(char::is_alphanumeric),
+            "Gemma's answer {i} is empty through its template: {t:?}"
+        );
+    }
 }

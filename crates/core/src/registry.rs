@@ -38,6 +38,9 @@ pub mod file {
         /// For twins: the registry id of the real model this twin mirrors, and the scale divisor.
         pub twin_of: Option<String>,
         pub twin_scale: Option<u32>,
+        /// The name of one of llama.cpp's built-in chat templates (`gemma`, `chatml`, ...) for an
+        /// instruct model whose GGUF file carries no `tokenizer.chat_template`.
+        pub chat_template: Option<String>,
         #[serde(default, rename = "file")]
         pub files: Vec<ModelFileFile>,
     }
@@ -141,6 +144,8 @@ pub struct ModelEntry {
     pub arch: Architecture,
     pub twin_of: Option<String>,
     pub twin_scale: Option<u32>,
+    /// A llama.cpp built-in chat template for a file that carries none (`gemma`).
+    pub chat_template: Option<String>,
     pub files: Vec<ModelFile>,
 }
 
@@ -277,6 +282,7 @@ impl Registry {
                 },
                 twin_of: m.twin_of.clone(),
                 twin_scale: m.twin_scale,
+                chat_template: m.chat_template.clone(),
                 files,
             };
             if models.insert(m.id.clone(), entry).is_some() {

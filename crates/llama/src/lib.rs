@@ -20,7 +20,7 @@ use llama_cpp_2::context::params::{KvCacheType, LlamaContextParams};
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
@@ -154,6 +154,16 @@ impl LlamaCpp {
     /// The vocabulary of the model at `path`, loaded without its weights: the reference
     /// tokenizer whose ids every engine receives.
     pub fn vocabulary(&self, path: &Path) -> Result<LlamaVocabulary, BackendError> {
+        self.vocabulary_with_template(path, None)
+    }
+
+    /// [`Self::vocabulary`], rendering chats with `fallback_template` (the name of a llama.cpp
+    /// built-in template, e.g. `gemma`) when the file carries no template of its own.
+    pub fn vocabulary_with_template(
+        &self,
+        path: &Path,
+        fallback_template: Option<&str>,
+    ) -> Result<LlamaVocabulary, BackendError> {
         if !path.is_file() {
             return Err(BackendError::MissingModel {
                 path: path.to_owned(),
@@ -163,13 +173,18 @@ impl LlamaCpp {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let model = self.load_model(path, &LlamaModelParams::default().with_vocab_only(true))?;
-        Ok(LlamaVocabulary { model })
+        Ok(LlamaVocabulary {
+            model,
+            fallback_template: fallback_template.map(str::to_owned),
+        })
     }
 }
 
 /// A model's vocabulary as llama.cpp reads it from the GGUF file.
 pub struct LlamaVocabulary {
     model: LlamaModel,
+    /// A built-in template's name, used when the file has no `tokenizer.chat_template`.
+    fallback_template: Option<String>,
 }
 
 impl std::fmt::Debug for LlamaVocabulary {
@@ -210,9 +225,13 @@ impl Vocabulary for LlamaVocabulary {
         messages: &[ChatMessage<'_>],
         add_assistant: bool,
     ) -> Result<Option<String>, BackendError> {
-        // A model without `tokenizer.chat_template` has no template to render: raw text.
-        let Ok(template) = self.model.chat_template(None) else {
-            return Ok(None);
+        // A model without `tokenizer.chat_template` (and no fallback named in models.toml) has
+        // no template to render: raw text.
+        let template = match (self.model.chat_template(None), &self.fallback_template) {
+            (Ok(t), _) => t,
+            (Err(_), Some(name)) => LlamaChatTemplate::new(name)
+                .map_err(|e| BackendError::step(ENGINE, "name the chat template", e))?,
+            (Err(_), None) => return Ok(None),
         };
         let chat = messages
             .iter()
