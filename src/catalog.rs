@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use edgebench_core::text_pos::Location;
 use edgebench_core::{Case, Registry, RegistryError, Scenario, ScenarioError};
 
 #[derive(Debug, thiserror::Error)]
@@ -15,12 +16,22 @@ pub enum CatalogError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
-    #[error("case name `{name}` is produced by both {first} and {second}")]
+    #[error(
+        "case name `{name}` is produced by both {first} and {second}; rename the scenario (`name = ...`) in one of them"
+    )]
     DuplicateCase {
         name: String,
         first: String,
         second: String,
     },
+    #[error("{file}:{line}: not UTF-8 text (invalid byte at offset {offset})")]
+    NotUtf8 {
+        file: String,
+        line: usize,
+        offset: usize,
+    },
+    #[error("{location}: key `dataset`: {message}")]
+    Dataset { location: Location, message: String },
 }
 
 /// The registry plus every case of every scenario under a root, with the texts they were
@@ -36,11 +47,70 @@ pub struct Catalog {
     pub scenario_texts: std::collections::BTreeMap<String, String>,
 }
 
-fn read(path: &Path) -> Result<String, CatalogError> {
-    std::fs::read_to_string(path).map_err(|source| CatalogError::Read {
+/// The text of `path`, named `shown` in messages.
+fn read(path: &Path, shown: &str) -> Result<String, CatalogError> {
+    let bytes = std::fs::read(path).map_err(|source| CatalogError::Read {
         path: path.to_owned(),
         source,
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        CatalogError::NotUtf8 {
+            file: shown.to_owned(),
+            line: e.as_bytes()[..offset]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1,
+            offset,
+        }
     })
+}
+
+/// A scenario's dataset must exist when the catalog loads (not only once a model file is
+/// present and the case runs), and lie inside `<root>/datasets` unless
+/// `EDGEBENCH_EXTERNAL_DATASETS=1` allows others.
+fn check_dataset(root: &Path, scenario: &Scenario) -> Result<(), CatalogError> {
+    let error = |message: String| CatalogError::Dataset {
+        location: scenario.dataset_location.clone(),
+        message,
+    };
+    let named = Path::new(&scenario.dataset);
+    let path = root.join(named);
+    let Ok(resolved) = std::fs::canonicalize(&path) else {
+        return Err(error(format!(
+            "`{}` does not exist (resolved against the project root {})",
+            short(&scenario.dataset),
+            root.display()
+        )));
+    };
+    let datasets = std::fs::canonicalize(crate::paths::datasets_dir(root))
+        .unwrap_or_else(|_| crate::paths::datasets_dir(root));
+    if !resolved.starts_with(&datasets)
+        && !edgebench_settings::env_is(edgebench_settings::EXTERNAL_DATASETS_ENV, "1")
+    {
+        return Err(error(format!(
+            "`{}` leaves the project's datasets directory ({}); set {}=1 to allow datasets elsewhere",
+            short(&scenario.dataset),
+            datasets.display(),
+            edgebench_settings::EXTERNAL_DATASETS_ENV
+        )));
+    }
+    Ok(())
+}
+
+/// At most a few dozen characters of a value, for messages.
+fn short(s: &str) -> String {
+    const MAX: usize = 60;
+    if s.chars().count() <= MAX {
+        s.to_owned()
+    } else {
+        format!(
+            "{}… ({} bytes)",
+            s.chars().take(MAX).collect::<String>(),
+            s.len()
+        )
+    }
 }
 
 /// Path of `path` relative to `root` for messages, falling back to the full path.
@@ -59,7 +129,9 @@ pub fn load_registry(root: &Path) -> Result<Registry, CatalogError> {
 
 fn read_registry(root: &Path) -> Result<(String, String), CatalogError> {
     let path = crate::paths::registry_file(root);
-    Ok((display_name(root, &path), read(&path)?))
+    let name = display_name(root, &path);
+    let text = read(&path, &name)?;
+    Ok((name, text))
 }
 
 /// Scenario files under `<root>/scenarios`, sorted by name.
@@ -84,11 +156,10 @@ pub fn load_scenario(
     path: &Path,
     registry: &Registry,
 ) -> Result<Scenario, CatalogError> {
-    Ok(Scenario::parse(
-        &display_name(root, path),
-        &read(path)?,
-        registry,
-    )?)
+    let name = display_name(root, path);
+    let scenario = Scenario::parse(&name, &read(path, &name)?, registry)?;
+    check_dataset(root, &scenario)?;
+    Ok(scenario)
 }
 
 impl Catalog {
@@ -100,8 +171,9 @@ impl Catalog {
         let mut scenario_texts = std::collections::BTreeMap::new();
         for path in scenario_files(root)? {
             let name = display_name(root, &path);
-            let text = read(&path)?;
+            let text = read(&path, &name)?;
             let scenario = Scenario::parse(&name, &text, &registry)?;
+            check_dataset(root, &scenario)?;
             scenario_texts.insert(name, text);
             for case in scenario.expand() {
                 if let Some(other) = cases.iter().find(|c| c.name == case.name) {

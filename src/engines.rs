@@ -31,6 +31,13 @@ pub fn reference_vocabulary(model: &Path) -> Result<Box<dyn Vocabulary>, Backend
     reference_vocabulary_for(model, None)
 }
 
+/// llama.cpp's own model loader on `path`, without the GGUF validator in front of it. Only for
+/// the differential test's child process (`edgebench-gguf-probe`): on a malformed file it may
+/// abort the process.
+pub fn reference_loader(path: &Path) -> Result<(), BackendError> {
+    edgebench_llama::LlamaCpp::global()?.unvalidated_load(path)
+}
+
 /// [`reference_vocabulary`] for a registry model, whose entry may name a built-in chat template
 /// for a file that carries none (`models.toml`'s `chat_template`).
 pub fn reference_vocabulary_for(

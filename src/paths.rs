@@ -11,7 +11,7 @@ pub fn root() -> PathBuf {
         .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
 
-pub use edgebench_settings::{database, models_dir, registry_file, scenarios_dir};
+pub use edgebench_settings::{database, datasets_dir, models_dir, registry_file, scenarios_dir};
 
 /// Where runs go when the results database refuses them (locked, read-only, full):
 /// `EDGEBENCH_FALLBACK_DB`, else `<root>/results/fallback/<host>.sqlite`, on this machine's own

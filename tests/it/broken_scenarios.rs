@@ -9,8 +9,6 @@
 //! # expect: unknown field `contxt`
 //! ```
 
-use std::path::Path;
-
 use edgebench::catalog;
 
 #[test]
@@ -25,13 +23,14 @@ fn every_broken_scenario_is_refused_with_file_line_and_cause() {
         .collect();
     files.sort();
     assert!(
-        files.len() >= 20,
+        files.len() >= 32,
         "the corpus shrank to {} files",
         files.len()
     );
     let mut failures = Vec::new();
     for path in &files {
-        let text = std::fs::read_to_string(path).expect("read");
+        // Lossy: one file of the corpus is deliberately not UTF-8.
+        let text = String::from_utf8_lossy(&std::fs::read(path).expect("read")).into_owned();
         let header = |key: &str| {
             text.lines()
                 .find_map(|l| l.strip_prefix(&format!("# {key}: ")))
@@ -83,6 +82,36 @@ fn the_corpus_base_is_valid_so_each_file_breaks_one_thing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("fixed.toml");
     std::fs::write(&path, fixed).expect("write");
-    catalog::load_scenario(Path::new(dir.path()), &path, &registry)
-        .expect("the base scenario is valid");
+    // Loaded against the project root, whose datasets/ holds the scenario's prompt set.
+    catalog::load_scenario(&root, &path, &registry).expect("the base scenario is valid");
+}
+
+#[test]
+fn a_case_name_two_files_produce_names_both_files_and_suggests_renaming() {
+    let root = edgebench::paths::root();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = dir.path();
+    std::fs::create_dir_all(fake.join("scenarios")).expect("scenarios");
+    std::fs::create_dir_all(fake.join("datasets")).expect("datasets");
+    std::fs::copy(root.join("models.toml"), fake.join("models.toml")).expect("registry");
+    std::fs::copy(
+        root.join("datasets/code_generation.jsonl"),
+        fake.join("datasets/code_generation.jsonl"),
+    )
+    .expect("dataset");
+    let base = String::from_utf8_lossy(
+        &std::fs::read(root.join("tests/data/broken_scenarios/type_error.toml")).expect("read"),
+    )
+    .replace("seed = \"seven\"", "seed = 7");
+    std::fs::write(fake.join("scenarios/a.toml"), &base).expect("a");
+    std::fs::write(fake.join("scenarios/b.toml"), &base).expect("b");
+    let err = edgebench::catalog::Catalog::load(fake)
+        .expect_err("two files, one scenario name")
+        .to_string();
+    assert!(
+        err.contains("scenarios/a.toml")
+            && err.contains("scenarios/b.toml")
+            && err.contains("rename the scenario"),
+        "{err}"
+    );
 }

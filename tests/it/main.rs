@@ -8,6 +8,7 @@ mod accuracy;
 mod backends;
 mod broken_scenarios;
 mod crash_containment;
+mod differential;
 mod parity;
 mod prompts;
 mod tidy;

@@ -162,6 +162,10 @@ pub struct EngineBuild {
 pub enum BackendError {
     #[error("model file {} does not exist", path.display())]
     MissingModel { path: PathBuf },
+    /// The GGUF validator refused the file before the engine saw it; `reason` names the file
+    /// and the byte offset.
+    #[error("{reason}")]
+    InvalidModel { path: PathBuf, reason: String },
     #[error("{engine} could not load {}: {reason}", path.display())]
     Load {
         engine: &'static str,
@@ -190,6 +194,23 @@ pub enum BackendError {
         context: u32,
         position: u32,
     },
+}
+
+/// What every engine does before it opens a model file: the file exists and its GGUF header
+/// and tensor table pass the validator (llama.cpp aborts and candle panics on some malformed
+/// files; the validator names the file and the byte offset instead).
+pub fn check_model_file(path: &Path) -> Result<(), BackendError> {
+    if !path.is_file() {
+        return Err(BackendError::MissingModel {
+            path: path.to_owned(),
+        });
+    }
+    edgebench_gguf::validate_file(path)
+        .map(|_| ())
+        .map_err(|e| BackendError::InvalidModel {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 /// A model's vocabulary: text to token ids and back. The harness tokenizes every prompt once,

@@ -374,11 +374,7 @@ impl Backend for Candle {
         path: &Path,
         options: &LoadOptions,
     ) -> Result<Box<dyn Session + '_>, BackendError> {
-        if !path.is_file() {
-            return Err(BackendError::MissingModel {
-                path: path.to_owned(),
-            });
-        }
+        edgebench_backend::check_model_file(path)?;
         if let Some(what) = self.refuses(path, options) {
             return Err(BackendError::Unsupported {
                 engine: ENGINE,

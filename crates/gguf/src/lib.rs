@@ -17,6 +17,158 @@ pub const DEFAULT_ALIGNMENT: u64 = 32;
 pub const MAX_DIMS: u32 = 4;
 /// Array nesting deeper than this is refused (GGUF writers never nest more than once).
 const MAX_ARRAY_DEPTH: u32 = 2;
+/// The GGUF specification's longest key (its length is a `u16` in spirit: 65,535 bytes).
+pub const MAX_KEY_BYTES: u64 = 65_535;
+/// ggml's `GGML_MAX_NAME`: llama.cpp refuses a tensor name of this many bytes or more.
+pub const MAX_TENSOR_NAME_BYTES: u64 = 64;
+/// Longer metadata strings are checked and skipped, never held (a chat template is a few KiB).
+pub const MAX_KEPT_STRING_BYTES: u64 = 1 << 20;
+
+/// At most a few dozen characters of a name from the file, with its length when cut, so a
+/// message about a huge or garbled name stays short.
+fn shown(s: &str) -> String {
+    const MAX: usize = 40;
+    if s.chars().count() <= MAX {
+        s.to_owned()
+    } else {
+        format!(
+            "{}… ({} bytes)",
+            s.chars().take(MAX).collect::<String>(),
+            s.len()
+        )
+    }
+}
+
+/// Pseudo-types for [`expected_type`]: an array of the given element type (`9 << 8 | element`).
+const ARRAY_OF_STRING: u32 = 9 << 8 | 8;
+const ARRAY_OF_F32: u32 = 9 << 8 | 6;
+const ARRAY_OF_I32: u32 = 9 << 8 | 5;
+
+/// The architecture families whose hyperparameters llama.cpp requires an RMS-norm epsilon for.
+const RMS_NORM_ARCHS: &[&str] = &["llama", "qwen2", "qwen3", "gemma3", "phi3", "mistral"];
+
+/// What llama.cpp refuses a file without (`key not found in model`, `cannot find tokenizer
+/// vocab`), and vocabulary arrays whose lengths disagree (it indexes the scores and token types
+/// by token id). Checked once the metadata is read; `at` is where the metadata ends.
+fn required_keys(
+    metadata: &[(String, MetaValue)],
+    architecture: Option<&str>,
+    at: u64,
+) -> Result<(), Defect> {
+    let missing = |key: &str| Defect {
+        offset: at,
+        problem: format!(
+            "the metadata has no `{}` (llama.cpp refuses the file without it)",
+            shown(key)
+        ),
+    };
+    let get = |key: &str| metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+    let Some(arch) = architecture else {
+        return Err(missing("general.architecture"));
+    };
+    if arch.is_empty() {
+        return Err(missing("general.architecture"));
+    }
+    let mut required: Vec<String> = [
+        "context_length",
+        "embedding_length",
+        "block_count",
+        "attention.head_count",
+    ]
+    .iter()
+    .map(|k| format!("{arch}.{k}"))
+    .collect();
+    if RMS_NORM_ARCHS.contains(&arch) {
+        required.push(format!("{arch}.attention.layer_norm_rms_epsilon"));
+    }
+    required.push("tokenizer.ggml.model".into());
+    required.push("tokenizer.ggml.tokens".into());
+    for key in &required {
+        if get(key).is_none() {
+            return Err(missing(key));
+        }
+    }
+    let len_of = |key: &str| match get(key) {
+        Some(MetaValue::Array { len, .. }) => Some(*len),
+        _ => None,
+    };
+    if let Some(tokens) = len_of("tokenizer.ggml.tokens") {
+        for key in ["tokenizer.ggml.scores", "tokenizer.ggml.token_type"] {
+            if let Some(n) = len_of(key)
+                && n != tokens
+            {
+                return Err(Defect {
+                    offset: at,
+                    problem: format!(
+                        "`{key}` has {n} entries for {tokens} tokens (llama.cpp reads one per token)"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// GGUF value type names, for messages.
+fn type_name(ty: u32) -> &'static str {
+    match ty {
+        0 => "u8",
+        1 => "i8",
+        2 => "u16",
+        3 => "i16",
+        4 => "u32",
+        5 => "i32",
+        6 => "f32",
+        7 => "bool",
+        8 => "string",
+        9 => "array",
+        10 => "u64",
+        11 => "i64",
+        12 => "f64",
+        _ => "unknown",
+    }
+}
+
+/// The type llama.cpp's typed getters demand of a key it reads (a key of another type makes
+/// `llama_model_loader` refuse the file, or `gguf_get_val_u32` abort on `general.alignment`):
+/// `Some((scalar type, whether an array of that type is accepted too))`. `{arch}` keys are
+/// looked up after the architecture is known.
+fn expected_type(key: &str, arch: Option<&str>) -> Option<(u32, bool)> {
+    const U32: u32 = 4;
+    const F32: u32 = 6;
+    const STRING: u32 = 8;
+    match key {
+        "general.architecture" | "tokenizer.ggml.model" | "tokenizer.ggml.pre" => {
+            return Some((STRING, false));
+        }
+        // Arrays llama.cpp asserts the element type of (GGML_ASSERT in llama-vocab.cpp).
+        "tokenizer.ggml.tokens" | "tokenizer.ggml.merges" => return Some((ARRAY_OF_STRING, false)),
+        "tokenizer.ggml.scores" => return Some((ARRAY_OF_F32, false)),
+        "tokenizer.ggml.token_type" => return Some((ARRAY_OF_I32, false)),
+        "general.alignment"
+        | "tokenizer.ggml.bos_token_id"
+        | "tokenizer.ggml.eos_token_id"
+        | "tokenizer.ggml.unknown_token_id"
+        | "tokenizer.ggml.padding_token_id" => return Some((U32, false)),
+        _ => {}
+    }
+    let rest = key.strip_prefix(arch?)?.strip_prefix('.')?;
+    Some(match rest {
+        "context_length"
+        | "embedding_length"
+        | "block_count"
+        | "attention.key_length"
+        | "attention.value_length"
+        | "rope.dimension_count"
+        | "attention.sliding_window" => (U32, false),
+        // Per-layer values may be arrays.
+        "feed_forward_length" | "attention.head_count" | "attention.head_count_kv" => (U32, true),
+        "attention.layer_norm_rms_epsilon" | "attention.layer_norm_epsilon" | "rope.freq_base" => {
+            (F32, false)
+        }
+        _ => return None,
+    })
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
@@ -56,6 +208,8 @@ pub struct Summary {
     pub metadata: Vec<(String, MetaValue)>,
     /// Every tensor's name, in table order.
     pub tensor_names: Vec<String>,
+    /// Where the metadata ends and the tensor table begins.
+    pub metadata_end: u64,
 }
 
 /// One metadata value as [`Summary`] keeps it.
@@ -66,6 +220,10 @@ pub enum MetaValue {
     Float(f64),
     Bool(bool),
     Text(String),
+    /// A string longer than [`MAX_KEPT_STRING_BYTES`]: its length only.
+    LongText {
+        len: u64,
+    },
     /// An array: its element type and length (elements are checked, not kept).
     Array {
         element_type: u32,
@@ -210,9 +368,17 @@ impl<R: Read> Cursor<R> {
         ]))
     }
 
-    fn string(&mut self, what: &str) -> Result<String, Defect> {
+    /// A string of at most `max` bytes; a longer declared length is refused before any of it is
+    /// read, with `why` in the message.
+    fn bounded_string(&mut self, what: &str, max: u64, why: &str) -> Result<String, Defect> {
         let at = self.offset;
         let n = self.u64(&format!("length of {what}"))?;
+        if n > max {
+            return Err(Defect {
+                offset: at,
+                problem: format!("{what} is {n} bytes long, more than the {max} {why}"),
+            });
+        }
         let b = self.bytes(n, what)?;
         String::from_utf8(b).map_err(|_| Defect {
             offset: at,
@@ -235,6 +401,8 @@ fn scalar_size(ty: u32) -> Option<u64> {
 /// Skips one metadata value; returns it as a number when it is an unsigned/signed integer (for
 /// `general.alignment`) or as a string.
 fn value<R: Read>(c: &mut Cursor<R>, ty: u32, key: &str, depth: u32) -> Result<Value, Defect> {
+    // In messages only: a long key is quoted by its start and length.
+    let key = &shown(key);
     match ty {
         // Strings inside arrays (a vocabulary: hundreds of thousands) are skipped, not decoded.
         8 if depth > 0 => {
@@ -242,7 +410,21 @@ fn value<R: Read>(c: &mut Cursor<R>, ty: u32, key: &str, depth: u32) -> Result<V
             c.skip(n, "a string in an array")?;
             Ok(Value::Other)
         }
-        8 => Ok(Value::Text(c.string(&format!("string value of `{key}`"))?)),
+        8 => {
+            let at = c.offset;
+            let n = c.u64(&format!("length of the string value of `{}`", shown(key)))?;
+            if n > MAX_KEPT_STRING_BYTES {
+                // Checked against the file, skipped, never held.
+                c.skip(n, &format!("string value of `{}`", shown(key)))?;
+                return Ok(Value::LongText { len: n });
+            }
+            let what = format!("string value of `{}`", shown(key));
+            let b = c.bytes(n, &what)?;
+            String::from_utf8(b).map(Value::Text).map_err(|_| Defect {
+                offset: at,
+                problem: format!("{what} is not UTF-8"),
+            })
+        }
         9 => {
             if depth >= MAX_ARRAY_DEPTH {
                 return Err(c.defect(format!(
@@ -275,8 +457,12 @@ fn value<R: Read>(c: &mut Cursor<R>, ty: u32, key: &str, depth: u32) -> Result<V
                             ),
                         });
                     }
-                    for _ in 0..n {
-                        value(c, elem, key, depth + 1)?;
+                    if key == "tokenizer.ggml.tokens" && elem == 8 && depth == 0 {
+                        unique_tokens(c, n)?;
+                    } else {
+                        for _ in 0..n {
+                            value(c, elem, key, depth + 1)?;
+                        }
                     }
                 }
                 _ => {
@@ -316,7 +502,46 @@ fn value<R: Read>(c: &mut Cursor<R>, ty: u32, key: &str, depth: u32) -> Result<V
     }
 }
 
+/// The vocabulary's `n` token strings: each must differ from every other, or llama.cpp aborts
+/// (`GGML_ASSERT(id_to_token.size() == token_to_id.size())` in llama-vocab.cpp). Read one by one
+/// (tokens are short; one over 64 KiB is refused), kept only while the array is read.
+fn unique_tokens<R: Read>(c: &mut Cursor<R>, n: u64) -> Result<(), Defect> {
+    const MAX_TOKEN_BYTES: u64 = 1 << 16;
+    let mut seen: std::collections::HashMap<Vec<u8>, u64> =
+        std::collections::HashMap::with_capacity(n.min(1 << 20) as usize);
+    for i in 0..n {
+        let at = c.offset;
+        let len = c.u64("length of a token in `tokenizer.ggml.tokens`")?;
+        if len > MAX_TOKEN_BYTES {
+            return Err(Defect {
+                offset: at,
+                problem: format!(
+                    "token {i} of `tokenizer.ggml.tokens` is {len} bytes long (at most {MAX_TOKEN_BYTES})"
+                ),
+            });
+        }
+        let mut bytes = c.bytes(len, "a token in `tokenizer.ggml.tokens`")?;
+        // llama.cpp reads each token as a C string: it ends at the first NUL byte.
+        if let Some(nul) = bytes.iter().position(|&b| b == 0) {
+            bytes.truncate(nul);
+        }
+        if let Some(first) = seen.insert(bytes, i) {
+            return Err(Defect {
+                offset: at,
+                problem: format!(
+                    "tokens {first} and {i} of `tokenizer.ggml.tokens` are the same string (llama.cpp aborts on a vocabulary with duplicates)"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 enum Value {
+    /// A string longer than [`MAX_KEPT_STRING_BYTES`]: checked, skipped.
+    LongText {
+        len: u64,
+    },
     Unsigned(u64),
     Signed(i64),
     Float(f64),
@@ -369,11 +594,34 @@ pub fn validate<R: Read>(reader: R, len: u64) -> Result<Summary, Defect> {
     let mut alignment = DEFAULT_ALIGNMENT;
     let mut architecture = None;
     let mut metadata = Vec::with_capacity(metadata_count.min(1 << 12) as usize);
+    let mut seen = std::collections::HashMap::new();
+    // (key, where its type is, its type, the array's element type) of every typed key.
+    let mut types: Vec<(String, u64, u32, Option<u32>)> = Vec::new();
     for i in 0..metadata_count {
-        let key = c.string(&format!("metadata key #{i}"))?;
-        let ty = c.u32(&format!("value type of `{key}`"))?;
+        let key_at = c.offset;
+        let key = c.bounded_string(
+            &format!("metadata key #{i}"),
+            MAX_KEY_BYTES,
+            "bytes the GGUF specification allows a key",
+        )?;
+        if let Some(first) = seen.insert(key.clone(), i) {
+            return Err(Defect {
+                offset: key_at,
+                problem: format!(
+                    "duplicate metadata key `{}` (entries #{first} and #{i}; llama.cpp refuses the file)",
+                    shown(&key)
+                ),
+            });
+        }
+        let type_at = c.offset;
+        let ty = c.u32(&format!("value type of `{}`", shown(&key)))?;
         let at = c.offset;
         let v = value(&mut c, ty, &key, 0)?;
+        let element_type = match &v {
+            Value::Array { element_type, .. } => Some(*element_type),
+            _ => None,
+        };
+        types.push((key.clone(), type_at, ty, element_type));
         match (key.as_str(), &v) {
             ("general.alignment", Value::Unsigned(a)) => {
                 let a = *a;
@@ -394,14 +642,68 @@ pub fn validate<R: Read>(reader: R, len: u64) -> Result<Summary, Defect> {
             Value::Float(x) => MetaValue::Float(x),
             Value::Bool(x) => MetaValue::Bool(x),
             Value::Text(x) => MetaValue::Text(x),
+            Value::LongText { len } => MetaValue::LongText { len },
             Value::Array { element_type, len } => MetaValue::Array { element_type, len },
             Value::Other => continue,
         };
         metadata.push((key, kept));
     }
-    let mut tensors = Vec::with_capacity(tensor_count.min(1 << 16) as usize);
+    // The keys llama.cpp reads with typed getters must have the type it asks for.
+    for (key, at, ty, element_type) in &types {
+        let Some((want, array_ok)) = expected_type(key, architecture.as_deref()) else {
+            continue;
+        };
+        let fits = match (want >> 8, element_type) {
+            // An array of one element type.
+            (9, Some(e)) => *ty == 9 && *e == want & 0xFF,
+            (9, None) => false,
+            _ => *ty == want || (array_ok && *ty == 9 && matches!(element_type, Some(4 | 5))),
+        };
+        if !fits {
+            let found = match element_type {
+                Some(e) => format!("an array of {}", type_name(*e)),
+                None => type_name(*ty).to_owned(),
+            };
+            let want_name = if want >> 8 == 9 {
+                format!("an array of {}", type_name(want & 0xFF))
+            } else {
+                type_name(want).to_owned()
+            };
+            return Err(Defect {
+                offset: *at,
+                problem: format!(
+                    "`{}` is {found}, but llama.cpp reads it as {want_name}{}",
+                    shown(key),
+                    if array_ok {
+                        " (or an array of integers)"
+                    } else {
+                        ""
+                    }
+                ),
+            });
+        }
+    }
+    drop(types);
+    let metadata_end = c.offset;
+    let mut tensors: Vec<(String, u64, u64, u64)> =
+        Vec::with_capacity(tensor_count.min(1 << 16) as usize);
+    let mut tensor_names = std::collections::HashMap::new();
     for i in 0..tensor_count {
-        let name = c.string(&format!("name of tensor #{i}"))?;
+        let name_at = c.offset;
+        let name = c.bounded_string(
+            &format!("name of tensor #{i}"),
+            MAX_TENSOR_NAME_BYTES - 1,
+            "bytes llama.cpp allows a tensor name (GGML_MAX_NAME is 64, with its terminating NUL)",
+        )?;
+        if let Some(first) = tensor_names.insert(name.clone(), i) {
+            return Err(Defect {
+                offset: name_at,
+                problem: format!(
+                    "duplicate tensor name `{}` (tensors #{first} and #{i}; llama.cpp refuses the file)",
+                    shown(&name)
+                ),
+            });
+        }
         let at = c.offset;
         let n_dims = c.u32(&format!("rank of tensor `{name}`"))?;
         if n_dims == 0 || n_dims > MAX_DIMS {
@@ -424,10 +726,14 @@ pub fn validate<R: Read>(reader: R, len: u64) -> Result<Summary, Defect> {
             if d == 0 {
                 first_dim = dim;
             }
-            elements = elements.checked_mul(dim).ok_or_else(|| Defect {
-                offset: at,
-                problem: format!("tensor `{name}`'s dimensions overflow"),
-            })?;
+            // ggml counts elements in an int64_t: the product must stay below i64::MAX.
+            elements = elements
+                .checked_mul(dim)
+                .filter(|&e| e < i64::MAX as u64)
+                .ok_or_else(|| Defect {
+                    offset: at,
+                    problem: format!("tensor `{name}`'s dimensions overflow"),
+                })?;
         }
         let at = c.offset;
         let ty = c.u32(&format!("type of tensor `{name}`"))?;
@@ -463,6 +769,27 @@ pub fn validate<R: Read>(reader: R, len: u64) -> Result<Summary, Defect> {
     }
     let data_offset = c.offset.div_ceil(alignment) * alignment;
     let data_len = len.saturating_sub(data_offset);
+    // llama.cpp (gguf.cpp) lays tensor data out in table order, each tensor padded to the
+    // alignment, and refuses a file whose offsets say otherwise.
+    let mut expected_offset: u64 = 0;
+    for (name, at, offset, bytes) in &tensors {
+        if *offset != expected_offset {
+            return Err(Defect {
+                offset: *at,
+                problem: format!(
+                    "tensor `{name}`'s data offset is {offset}, but the tensors before it end at {expected_offset} (llama.cpp needs each tensor's data right after the previous one's, padded to {alignment})"
+                ),
+            });
+        }
+        expected_offset = bytes
+            .div_ceil(alignment)
+            .checked_mul(alignment)
+            .and_then(|padded| expected_offset.checked_add(padded))
+            .ok_or_else(|| Defect {
+                offset: *at,
+                problem: format!("tensor `{name}`'s size overflows the data section"),
+            })?;
+    }
     let mut data_bytes = 0;
     for (name, at, offset, bytes) in &tensors {
         let end = offset.checked_add(*bytes).filter(|e| *e <= data_len).ok_or_else(|| Defect {
@@ -482,8 +809,107 @@ pub fn validate<R: Read>(reader: R, len: u64) -> Result<Summary, Defect> {
         data_bytes,
         architecture,
         metadata,
+        metadata_end,
         tensor_names: tensors.into_iter().map(|(name, ..)| name).collect(),
     })
+}
+
+/// [`validate`], then what llama.cpp needs of a model besides a well-formed file: the
+/// hyperparameters and tokenizer keys it refuses to load without, and vocabulary arrays of one
+/// length. [`validate_file`] checks both.
+pub fn validate_model<R: Read>(reader: R, len: u64) -> Result<Summary, Defect> {
+    let summary = validate(reader, len)?;
+    required_keys(
+        &summary.metadata,
+        summary.architecture.as_deref(),
+        summary.metadata_end,
+    )?;
+    layer_tensors(&summary)?;
+    Ok(summary)
+}
+
+/// Architectures whose every layer holds the same tensors, and the tensors outside the layers
+/// llama.cpp knows for them (`token_embd` and `output_norm` required).
+const UNIFORM_ARCHS: &[&str] = &["llama", "qwen2", "qwen3", "gemma3", "phi3", "mistral"];
+const GLOBAL_TENSORS: &[&str] = &[
+    "token_embd.weight",
+    "output_norm.weight",
+    "output.weight",
+    "rope_freqs.weight",
+    "rope_factors_long.weight",
+    "rope_factors_short.weight",
+];
+
+/// The tensor table against the layer count, for the architectures above: llama.cpp looks up
+/// each layer's tensors by name (`tensor 'blk.25.attn_k.weight' not found`) and refuses a file
+/// with a tensor it did not ask for (`wrong number of tensors`).
+fn layer_tensors(summary: &Summary) -> Result<(), Defect> {
+    let Some(arch) = summary.architecture.as_deref() else {
+        return Ok(());
+    };
+    if !UNIFORM_ARCHS.contains(&arch) {
+        return Ok(());
+    }
+    let Some(layers) = summary
+        .get(&format!("{arch}.block_count"))
+        .and_then(MetaValue::as_u64)
+    else {
+        return Ok(());
+    };
+    let at = summary.metadata_end;
+    let refuse = |problem: String| Defect {
+        offset: at,
+        problem,
+    };
+    let mut per_layer: Vec<std::collections::BTreeSet<&str>> = Vec::new();
+    for name in &summary.tensor_names {
+        if let Some(rest) = name.strip_prefix("blk.") {
+            let (index, suffix) = rest.split_once('.').unwrap_or((rest, ""));
+            let layer = index
+                .parse::<u64>()
+                .ok()
+                .filter(|&l| l < layers)
+                .ok_or_else(|| {
+                    refuse(format!(
+                        "tensor `{}` names no layer of the {layers} `{arch}.block_count` says (llama.cpp refuses a tensor it does not use)",
+                        shown(name)
+                    ))
+                })?;
+            let layer = layer as usize;
+            if per_layer.len() <= layer {
+                per_layer.resize_with(layer + 1, Default::default);
+            }
+            per_layer[layer].insert(suffix);
+        } else if !GLOBAL_TENSORS.contains(&name.as_str()) {
+            return Err(refuse(format!(
+                "tensor `{}` is none llama.cpp's `{arch}` uses (it refuses a tensor it does not use)",
+                shown(name)
+            )));
+        }
+    }
+    for required in ["token_embd.weight", "output_norm.weight"] {
+        if !summary.tensor_names.iter().any(|n| n == required) {
+            return Err(refuse(format!(
+                "no tensor `{required}` (llama.cpp's `{arch}` needs it)"
+            )));
+        }
+    }
+    per_layer.resize_with(layers as usize, Default::default);
+    if let Some(first) = per_layer.first() {
+        for (layer, tensors) in per_layer.iter().enumerate().skip(1) {
+            if let Some(missing) = first.difference(tensors).next() {
+                return Err(refuse(format!(
+                    "layer {layer} has no `blk.{layer}.{missing}` (every `{arch}` layer has the tensors of layer 0)"
+                )));
+            }
+            if let Some(extra) = tensors.difference(first).next() {
+                return Err(refuse(format!(
+                    "layer {layer} has `blk.{layer}.{extra}`, which layer 0 lacks (every `{arch}` layer has the same tensors)"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Validates the file at `path`; errors name it and the byte offset.
@@ -494,7 +920,7 @@ pub fn validate_file(path: &Path) -> Result<Summary, GgufError> {
     };
     let file = std::fs::File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
-    validate(BufReader::with_capacity(1 << 16, file), len).map_err(|d| GgufError::Invalid {
+    validate_model(BufReader::with_capacity(1 << 16, file), len).map_err(|d| GgufError::Invalid {
         path: path.to_path_buf(),
         offset: d.offset,
         problem: d.problem,
@@ -504,20 +930,62 @@ pub fn validate_file(path: &Path) -> Result<Summary, GgufError> {
 /// GGUF headers for tests and benchmarks: large files without writing their tensor data.
 pub mod synthetic {
     /// A GGUF v3 header and tensor table for F32 tensors of the given element counts, padded to
-    /// the default alignment; the tensor data (`4 × Σ elements` bytes) follows it. Returns the
-    /// header and the data size.
+    /// the default alignment; the tensor data (`4 × Σ elements` bytes) follows it. The metadata
+    /// holds the keys a model needs (architecture, hyperparameters, a one-token vocabulary).
+    /// Returns the header and the data size.
     #[must_use]
     pub fn f32_header(architecture: &str, tensors: &[(String, u64)]) -> (Vec<u8>, u64) {
+        let string = |s: &[u8]| {
+            let mut v = (s.len() as u64).to_le_bytes().to_vec();
+            v.extend(s);
+            v
+        };
+        let mut vocabulary = 8u32.to_le_bytes().to_vec();
+        vocabulary.extend(1u64.to_le_bytes());
+        vocabulary.extend(string(b"a"));
+        let kvs: Vec<(String, u32, Vec<u8>)> = vec![
+            (
+                "general.architecture".into(),
+                8,
+                string(architecture.as_bytes()),
+            ),
+            (
+                format!("{architecture}.context_length"),
+                4,
+                4096u32.to_le_bytes().to_vec(),
+            ),
+            (
+                format!("{architecture}.embedding_length"),
+                4,
+                64u32.to_le_bytes().to_vec(),
+            ),
+            (
+                format!("{architecture}.block_count"),
+                4,
+                1u32.to_le_bytes().to_vec(),
+            ),
+            (
+                format!("{architecture}.attention.head_count"),
+                4,
+                4u32.to_le_bytes().to_vec(),
+            ),
+            (
+                format!("{architecture}.attention.layer_norm_rms_epsilon"),
+                6,
+                1e-5f32.to_le_bytes().to_vec(),
+            ),
+            ("tokenizer.ggml.model".into(), 8, string(b"gpt2")),
+            ("tokenizer.ggml.tokens".into(), 9, vocabulary),
+        ];
         let mut f = b"GGUF".to_vec();
         f.extend(3u32.to_le_bytes());
         f.extend((tensors.len() as u64).to_le_bytes());
-        f.extend(1u64.to_le_bytes());
-        let key = b"general.architecture";
-        f.extend((key.len() as u64).to_le_bytes());
-        f.extend(key);
-        f.extend(8u32.to_le_bytes()); // string
-        f.extend((architecture.len() as u64).to_le_bytes());
-        f.extend(architecture.as_bytes());
+        f.extend((kvs.len() as u64).to_le_bytes());
+        for (key, ty, value) in &kvs {
+            f.extend(string(key.as_bytes()));
+            f.extend(ty.to_le_bytes());
+            f.extend(value);
+        }
         let mut offset = 0u64;
         for (name, elements) in tensors {
             f.extend((name.len() as u64).to_le_bytes());
@@ -609,11 +1077,19 @@ mod tests {
         let err = validate(&f[..], f.len() as u64).expect_err("type");
         assert_eq!(err.offset, 90, "{err:?}");
         assert!(err.problem.contains("unknown ggml type 77"), "{err:?}");
-        // A data offset past the end.
+        // Tensor data cut short.
+        let f = tiny();
+        let err = validate(&f[..f.len() - 1], f.len() as u64 - 1).expect_err("short data");
+        assert!(err.problem.contains("runs past the end"), "{err:?}");
+        // A first tensor whose data does not start the data section.
         let mut f = tiny();
         f[94] = 0x40;
         let err = validate(&f[..], f.len() as u64).expect_err("offset");
-        assert!(err.problem.contains("runs past the end"), "{err:?}");
+        assert!(
+            err.problem
+                .contains("data offset is 64, but the tensors before it end at 0"),
+            "{err:?}"
+        );
     }
 
     /// A GGUF v3 file built field by field, for tests that need one exact defect.
@@ -772,7 +1248,7 @@ mod tests {
         let mut tokens = 8u32.to_le_bytes().to_vec();
         tokens.extend(1u64.to_le_bytes());
         tokens.extend(gguf_string(&[0xff, 0xfe]));
-        assert!(check(&arch().kv("tokenizer.ggml.tokens", 9, &tokens).header()).is_ok());
+        assert!(check(&arch().kv("x.strings", 9, &tokens).header()).is_ok());
         // A top-level string value is decoded, and must be UTF-8.
         let bad = Builder::default().kv("general.name", 8, &gguf_string(&[0xff, 0xfe]));
         let e = check(&bad.header()).expect_err("not UTF-8");
@@ -788,7 +1264,7 @@ mod tests {
             for _ in 0..present {
                 v.extend(0u64.to_le_bytes());
             }
-            arch().kv("tokenizer.ggml.tokens", 9, &v).header()
+            arch().kv("x.strings", 9, &v).header()
         };
         assert!(check(&array(5, 5)).is_ok());
         let e = check(&array(6, 5)).expect_err("one too many");
@@ -853,7 +1329,7 @@ mod tests {
                 .tensor("w", &[32], 0, offset)
                 .file(64, 256)
         };
-        let s = check(&aligned(64, 64)).expect("valid");
+        let s = check(&aligned(64, 0)).expect("valid");
         assert_eq!((s.alignment, s.data_offset % 64), (64, 0));
         let e = check(&aligned(64, 32)).expect_err("32 is not aligned to 64");
         assert!(e.problem.contains("not aligned to 64"), "{e:?}");
@@ -871,5 +1347,372 @@ mod tests {
             let e = check(&ranked(dims)).expect_err("bad rank");
             assert!(e.problem.contains("rank"), "{dims:?}: {e:?}");
         }
+    }
+
+    fn u32v(v: u32) -> Vec<u8> {
+        v.to_le_bytes().to_vec()
+    }
+
+    #[test]
+    fn duplicate_keys_and_tensor_names_are_refused_as_llama_cpp_refuses_them() {
+        let twice = arch().kv("general.name", 8, &gguf_string(b"a")).kv(
+            "general.name",
+            8,
+            &gguf_string(b"b"),
+        );
+        let e = check(&twice.header()).expect_err("duplicate key");
+        assert!(
+            e.problem
+                .contains("duplicate metadata key `general.name` (entries #1 and #2"),
+            "{e:?}"
+        );
+        let tensors = arch()
+            .tensor("w", &[32], 0, 0)
+            .tensor("w", &[32], 0, 128)
+            .file(32, 256);
+        let e = check(&tensors).expect_err("duplicate tensor");
+        assert!(
+            e.problem
+                .contains("duplicate tensor name `w` (tensors #0 and #1"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn names_are_bounded_before_they_are_read() {
+        // ggml's GGML_MAX_NAME is 64 with the NUL: 63 bytes load, 64 do not.
+        let name = |n: usize| arch().tensor(&"t".repeat(n), &[32], 0, 0).file(32, 128);
+        assert!(check(&name(63)).is_ok());
+        let e = check(&name(64)).expect_err("64-byte name");
+        assert!(
+            e.problem.contains("64 bytes long, more than the 63"),
+            "{e:?}"
+        );
+        // A key claiming 4 GiB in a small file: refused from its length alone, at once.
+        let mut f = b"GGUF".to_vec();
+        f.extend(3u32.to_le_bytes());
+        f.extend(0u64.to_le_bytes());
+        f.extend(1u64.to_le_bytes());
+        f.extend((1u64 << 32).to_le_bytes());
+        f.extend(vec![b'k'; 64]);
+        let e = check(&f).expect_err("huge key");
+        assert!(e.problem.contains("more than the 65535 bytes"), "{e:?}");
+        assert!(
+            e.problem.len() < 200,
+            "the message stays short: {}",
+            e.problem
+        );
+    }
+
+    #[test]
+    fn a_huge_string_value_is_checked_and_skipped_not_held() {
+        let big = vec![b'x'; (MAX_KEPT_STRING_BYTES + 1) as usize];
+        let f = arch()
+            .kv("tokenizer.chat_template", 8, &gguf_string(&big))
+            .header();
+        let s = check(&f).expect("valid");
+        assert_eq!(
+            s.get("tokenizer.chat_template"),
+            Some(&MetaValue::LongText {
+                len: MAX_KEPT_STRING_BYTES + 1
+            })
+        );
+        // One byte short: the skip is checked against the file like any read.
+        let e = check(&f[..f.len() - 1]).expect_err("truncated");
+        assert!(e.problem.contains("truncated"), "{e:?}");
+    }
+
+    #[test]
+    fn keys_llama_cpp_reads_with_typed_getters_must_have_their_type() {
+        // general.alignment: gguf_get_val_u32 aborts on any other type.
+        let e = check(
+            &arch()
+                .kv("general.alignment", 10, &64u64.to_le_bytes())
+                .header(),
+        )
+        .expect_err("u64 alignment");
+        assert!(
+            e.problem
+                .contains("`general.alignment` is u64, but llama.cpp reads it as u32"),
+            "{e:?}"
+        );
+        assert!(check(&arch().kv("general.alignment", 4, &u32v(64)).header()).is_ok());
+        // {arch}.context_length as a u64, or a string: llama_model_loader refuses the file.
+        let e = check(
+            &arch()
+                .kv("llama.context_length", 10, &4096u64.to_le_bytes())
+                .header(),
+        )
+        .expect_err("u64 context");
+        assert!(e.problem.contains("`llama.context_length` is u64"), "{e:?}");
+        assert!(check(&arch().kv("llama.context_length", 4, &u32v(4096)).header()).is_ok());
+        // Per-layer keys may be arrays of integers; an array of strings is refused.
+        let mut ints = 5u32.to_le_bytes().to_vec();
+        ints.extend(2u64.to_le_bytes());
+        ints.extend(u32v(8));
+        ints.extend(u32v(8));
+        assert!(check(&arch().kv("llama.attention.head_count", 9, &ints).header()).is_ok());
+        let mut strings = 8u32.to_le_bytes().to_vec();
+        strings.extend(1u64.to_le_bytes());
+        strings.extend(gguf_string(b"8"));
+        let e = check(
+            &arch()
+                .kv("llama.attention.head_count", 9, &strings)
+                .header(),
+        )
+        .expect_err("strings");
+        assert!(e.problem.contains("is an array of string"), "{e:?}");
+        // A key of another architecture is not read by llama.cpp, whatever its type.
+        assert!(
+            check(
+                &arch()
+                    .kv("qwen2.context_length", 10, &1u64.to_le_bytes())
+                    .header()
+            )
+            .is_ok()
+        );
+        // general.architecture itself must be a string.
+        let e = check(
+            &Builder::default()
+                .kv("general.architecture", 4, &u32v(1))
+                .header(),
+        )
+        .expect_err("number");
+        assert!(e.problem.contains("`general.architecture` is u32"), "{e:?}");
+    }
+
+    #[test]
+    fn tensor_data_lies_in_table_order_each_padded_to_the_alignment() {
+        // 32 f32 = 128 bytes, then 8 f32 = 32 bytes: offsets 0 and 128 are llama.cpp's layout.
+        let ok = arch()
+            .tensor("a", &[32], 0, 0)
+            .tensor("b", &[8], 0, 128)
+            .file(32, 160);
+        assert!(check(&ok).is_ok());
+        // The same data in the other order, or with a gap: refused, with the expected offset.
+        let swapped = arch()
+            .tensor("a", &[32], 0, 32)
+            .tensor("b", &[8], 0, 0)
+            .file(32, 160);
+        let e = check(&swapped).expect_err("swapped");
+        assert!(
+            e.problem
+                .contains("`a`'s data offset is 32, but the tensors before it end at 0"),
+            "{e:?}"
+        );
+        let gap = arch()
+            .tensor("a", &[32], 0, 0)
+            .tensor("b", &[8], 0, 160)
+            .file(32, 192);
+        let e = check(&gap).expect_err("gap");
+        assert!(e.problem.contains("end at 128"), "{e:?}");
+        // Padding: a 40-byte tensor is followed at 64 with alignment 32.
+        let padded = arch()
+            .tensor("a", &[10], 0, 0)
+            .tensor("b", &[8], 0, 64)
+            .file(32, 96);
+        assert!(check(&padded).is_ok());
+    }
+
+    #[test]
+    fn element_counts_stay_below_i64_max_as_ggml_counts_them() {
+        // 2^63 elements overflow ggml's int64_t although they fit a u64.
+        let e = check(&arch().tensor("a", &[1 << 31, 1 << 32], 0, 0).header())
+            .expect_err("2^63 elements");
+        assert!(e.problem.contains("dimensions overflow"), "{e:?}");
+    }
+
+    #[test]
+    fn any_header_is_judged_fast_whatever_it_claims() {
+        // Claimed counts and lengths far beyond the file: each is refused where the claim is
+        // made, from the claim and the file size alone (no loop over it, nothing allocated for
+        // it): the error's offset is the claim's, a few bytes into the file.
+        let claims: Vec<Vec<u8>> = vec![
+            {
+                let mut f = b"GGUF".to_vec();
+                f.extend(3u32.to_le_bytes());
+                f.extend(u64::MAX.to_le_bytes());
+                f.extend(u64::MAX.to_le_bytes());
+                f
+            },
+            {
+                let mut v = 0u32.to_le_bytes().to_vec();
+                v.extend(u64::MAX.to_le_bytes());
+                arch().kv("x.bytes", 9, &v).header()
+            },
+            {
+                let mut v = 8u32.to_le_bytes().to_vec();
+                v.extend((1u64 << 40).to_le_bytes());
+                arch().kv("tokenizer.ggml.tokens", 9, &v).header()
+            },
+            arch()
+                .kv("general.name", 8, &(1u64 << 50).to_le_bytes())
+                .header(),
+        ];
+        for f in claims {
+            let e = check(&f).expect_err("an impossible claim");
+            assert!(
+                e.offset <= 16 || e.offset + 16 >= f.len() as u64,
+                "{e:?} in {} bytes",
+                f.len()
+            );
+            assert!(e.problem.len() < 200, "{}", e.problem);
+        }
+    }
+
+    #[test]
+    fn a_vocabulary_with_a_repeated_token_is_refused_as_llama_cpp_aborts_on_it() {
+        let tokens = |words: &[&[u8]]| {
+            let mut v = 8u32.to_le_bytes().to_vec();
+            v.extend((words.len() as u64).to_le_bytes());
+            for w in words {
+                v.extend(gguf_string(w));
+            }
+            arch().kv("tokenizer.ggml.tokens", 9, &v).header()
+        };
+        assert!(check(&tokens(&[b"a", b"b", b"ab"])).is_ok());
+        let e = check(&tokens(&[b"a", b"b", b"a"])).expect_err("duplicate token");
+        assert!(
+            e.problem
+                .contains("tokens 0 and 2 of `tokenizer.ggml.tokens` are the same"),
+            "{e:?}"
+        );
+        // The scores must be f32 (llama.cpp asserts the element type).
+        let mut scores = 5u32.to_le_bytes().to_vec();
+        scores.extend(1u64.to_le_bytes());
+        scores.extend(u32v(1));
+        let e = check(&arch().kv("tokenizer.ggml.scores", 9, &scores).header())
+            .expect_err("i32 scores");
+        assert!(
+            e.problem
+                .contains("is an array of i32, but llama.cpp reads it as an array of f32"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_model_needs_the_keys_llama_cpp_cannot_load_without() {
+        let mut tokens = 8u32.to_le_bytes().to_vec();
+        tokens.extend(2u64.to_le_bytes());
+        tokens.extend(gguf_string(b"a"));
+        tokens.extend(gguf_string(b"b"));
+        let model = |skip: &str, scores: u64| {
+            let mut b = Builder::default();
+            for (key, ty, value) in [
+                ("general.architecture", 8u32, gguf_string(b"llama")),
+                ("llama.context_length", 4, u32v(4096)),
+                ("llama.embedding_length", 4, u32v(64)),
+                ("llama.block_count", 4, u32v(1)),
+                ("llama.attention.head_count", 4, u32v(4)),
+                (
+                    "llama.attention.layer_norm_rms_epsilon",
+                    6,
+                    1e-5f32.to_le_bytes().to_vec(),
+                ),
+                ("tokenizer.ggml.model", 8, gguf_string(b"gpt2")),
+                ("tokenizer.ggml.tokens", 9, tokens.clone()),
+            ] {
+                if key != skip {
+                    b = b.kv(key, ty, &value);
+                }
+            }
+            let mut s = 6u32.to_le_bytes().to_vec();
+            s.extend(scores.to_le_bytes());
+            for _ in 0..scores {
+                s.extend(0f32.to_le_bytes());
+            }
+            b.kv("tokenizer.ggml.scores", 9, &s)
+                .tensor("token_embd.weight", &[32], 0, 0)
+                .tensor("output_norm.weight", &[32], 0, 128)
+                .tensor("blk.0.attn_q.weight", &[32], 0, 256)
+                .file(32, 384)
+        };
+        let whole = model("", 2);
+        assert!(validate_model(&whole[..], whole.len() as u64).is_ok());
+        for key in [
+            "general.architecture",
+            "llama.context_length",
+            "llama.attention.layer_norm_rms_epsilon",
+            "tokenizer.ggml.tokens",
+        ] {
+            let f = model(key, 2);
+            // Well-formed, so the structural check passes; the model check does not.
+            assert!(check(&f).is_ok(), "{key}");
+            let e = validate_model(&f[..], f.len() as u64).expect_err(key);
+            assert!(
+                e.problem.contains(&format!("has no `{key}`")),
+                "{key}: {e:?}"
+            );
+        }
+        let f = model("", 3);
+        let e = validate_model(&f[..], f.len() as u64).expect_err("3 scores for 2 tokens");
+        assert!(
+            e.problem
+                .contains("`tokenizer.ggml.scores` has 3 entries for 2 tokens"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn every_layer_of_a_uniform_architecture_has_the_same_tensors() {
+        let model = |layers: u32, names: &[&str]| {
+            let mut tokens = 8u32.to_le_bytes().to_vec();
+            tokens.extend(1u64.to_le_bytes());
+            tokens.extend(gguf_string(b"a"));
+            let mut b = arch()
+                .kv("llama.context_length", 4, &u32v(4096))
+                .kv("llama.embedding_length", 4, &u32v(64))
+                .kv("llama.block_count", 4, &u32v(layers))
+                .kv("llama.attention.head_count", 4, &u32v(4))
+                .kv(
+                    "llama.attention.layer_norm_rms_epsilon",
+                    6,
+                    &1e-5f32.to_le_bytes(),
+                )
+                .kv("tokenizer.ggml.model", 8, &gguf_string(b"gpt2"))
+                .kv("tokenizer.ggml.tokens", 9, &tokens);
+            for (i, name) in names.iter().enumerate() {
+                b = b.tensor(name, &[32], 0, 128 * i as u64);
+            }
+            b.file(32, 128 * names.len())
+        };
+        let judge = |f: Vec<u8>| validate_model(&f[..], f.len() as u64);
+        let base = [
+            "token_embd.weight",
+            "output_norm.weight",
+            "blk.0.attn_k.weight",
+            "blk.1.attn_k.weight",
+        ];
+        assert!(judge(model(2, &base)).is_ok());
+        // One layer's tensor renamed: llama.cpp finds it missing.
+        let e = judge(model(
+            2,
+            &[
+                "token_embd.weight",
+                "output_norm.weight",
+                "blk.0.attn_k.weight",
+                "blk.1.attn_j.weight",
+            ],
+        ))
+        .expect_err("renamed");
+        assert!(
+            e.problem.contains("layer 1 has no `blk.1.attn_k.weight`"),
+            "{e:?}"
+        );
+        // A layer past block_count, an unknown global tensor, a missing embedding.
+        let e = judge(model(1, &base)).expect_err("layer 1 of 1");
+        assert!(e.problem.contains("names no layer of the 1"), "{e:?}");
+        let e = judge(model(
+            2,
+            &["token_embd.weight", "output_norm.weight", "outpux.weight"],
+        ))
+        .expect_err("unknown");
+        assert!(
+            e.problem
+                .contains("`outpux.weight` is none llama.cpp's `llama` uses"),
+            "{e:?}"
+        );
+        let e = judge(model(2, &["output_norm.weight"])).expect_err("no embedding");
+        assert!(e.problem.contains("no tensor `token_embd.weight`"), "{e:?}");
     }
 }

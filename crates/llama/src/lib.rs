@@ -151,6 +151,17 @@ impl LlamaCpp {
         })
     }
 
+    /// llama.cpp's own loader on `path`, with no validation of ours in front of it: what the
+    /// differential test compares the validator with. It may abort the process on a malformed
+    /// file, so only a child process calls it (`edgebench-gguf-probe`).
+    pub fn unvalidated_load(&self, path: &Path) -> Result<(), BackendError> {
+        let _guard = CREATE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.load_model(path, &LlamaModelParams::default().with_use_mmap(true))
+            .map(drop)
+    }
+
     /// The vocabulary of the model at `path`, loaded without its weights: the reference
     /// tokenizer whose ids every engine receives.
     pub fn vocabulary(&self, path: &Path) -> Result<LlamaVocabulary, BackendError> {
@@ -164,11 +175,7 @@ impl LlamaCpp {
         path: &Path,
         fallback_template: Option<&str>,
     ) -> Result<LlamaVocabulary, BackendError> {
-        if !path.is_file() {
-            return Err(BackendError::MissingModel {
-                path: path.to_owned(),
-            });
-        }
+        edgebench_backend::check_model_file(path)?;
         let _guard = CREATE
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -329,11 +336,7 @@ impl Backend for LlamaCpp {
         path: &Path,
         options: &LoadOptions,
     ) -> Result<Box<dyn Session + '_>, BackendError> {
-        if !path.is_file() {
-            return Err(BackendError::MissingModel {
-                path: path.to_owned(),
-            });
-        }
+        edgebench_backend::check_model_file(path)?;
         if let Some(what) = quantized_v_without_flash_attention(options) {
             return Err(BackendError::Unsupported {
                 engine: ENGINE,

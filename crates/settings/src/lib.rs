@@ -23,6 +23,8 @@ pub const BUSY_TIMEOUT_ENV: &str = "EDGEBENCH_BUSY_TIMEOUT_MS";
 pub const REQUIRE_MODELS_ENV: &str = "EDGEBENCH_REQUIRE_MODELS";
 /// The repository root, when the binaries run from elsewhere.
 pub const ROOT_ENV: &str = "EDGEBENCH_ROOT";
+/// `1`: scenarios may name datasets outside `<root>/datasets` (refused otherwise).
+pub const EXTERNAL_DATASETS_ENV: &str = "EDGEBENCH_EXTERNAL_DATASETS";
 
 /// Models directory: `EDGEBENCH_MODELS`, else `<root>/models`.
 #[must_use]
@@ -40,6 +42,13 @@ pub fn database(root: &Path) -> PathBuf {
 #[must_use]
 pub fn registry_file(root: &Path) -> PathBuf {
     root.join("models.toml")
+}
+
+/// The prompt sets' directory, `<root>/datasets`: where scenarios' datasets must live unless
+/// [`EXTERNAL_DATASETS_ENV`] allows others.
+#[must_use]
+pub fn datasets_dir(root: &Path) -> PathBuf {
+    root.join("datasets")
 }
 
 /// The scenario files' directory, `<root>/scenarios`.

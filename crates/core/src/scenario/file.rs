@@ -16,7 +16,8 @@ pub const SCENARIO_FORMAT: u32 = 1;
 #[serde(deny_unknown_fields)]
 pub struct ScenarioFile {
     /// Format version; must be 1.
-    pub format: u32,
+    #[schemars(with = "u32")]
+    pub format: Spanned<u32>,
     /// Scenario name, the first segment of every case name. Must match `[a-z0-9_]+`.
     #[schemars(with = "String")]
     pub name: Spanned<String>,
@@ -65,8 +66,8 @@ pub struct ScenarioFile {
     /// Seed for sampling and any randomised choice.
     pub seed: u64,
     /// Unmeasured warmup repetitions before measuring (default 1).
-    #[serde(default = "default_warmup")]
-    pub warmup: u32,
+    #[schemars(with = "Option<u32>")]
+    pub warmup: Option<Spanned<u32>>,
     /// Measured repetitions.
     #[schemars(with = "u32")]
     pub repetitions: Spanned<u32>,
@@ -97,7 +98,8 @@ pub struct ScenarioFile {
     /// Multiple-choice evaluation settings (category `accuracy` only). `dataset` is then the
     /// MMLU-format directory (`dev/` and `test/` of `<subject>_<split>.csv`), overridden at run
     /// time by `EDGEBENCH_MMLU`.
-    pub accuracy: Option<AccuracyFile>,
+    #[schemars(with = "Option<AccuracyFile>")]
+    pub accuracy: Option<Spanned<AccuracyFile>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -112,10 +114,6 @@ pub struct AccuracyFile {
     /// At most this many questions per subject, the first ones of each file (default: all).
     #[schemars(with = "Option<u32>")]
     pub questions_per_subject: Option<Spanned<u32>>,
-}
-
-fn default_warmup() -> u32 {
-    1
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -167,7 +165,8 @@ pub enum KvTypeName {
 #[serde(deny_unknown_fields)]
 pub struct SamplingFile {
     /// Temperature; 0 means greedy.
-    pub temperature: f32,
+    #[schemars(with = "f32")]
+    pub temperature: Spanned<f32>,
     /// Top-k cut before sampling (0 = off).
     #[serde(default)]
     pub top_k: u32,
@@ -185,11 +184,13 @@ pub struct ServingFile {
     pub admission_timeout_ms: Option<u64>,
     /// Open loop: requests arrive at this mean rate (Poisson, seeded by `seed`) whatever the
     /// server does. Default: closed loop, each client sends its next request when answered.
-    pub arrival_rate_per_s: Option<f64>,
+    #[schemars(with = "Option<f64>")]
+    pub arrival_rate_per_s: Option<Spanned<f64>>,
     /// Clients give up (cancel) a request this long after sending it (default: never).
     pub cancel_after_ms: Option<u64>,
     /// Relative weights of the priority classes among the requests (default: all normal).
-    pub priorities: Option<PrioritiesFile>,
+    #[schemars(with = "Option<PrioritiesFile>")]
+    pub priorities: Option<Spanned<PrioritiesFile>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -208,12 +209,14 @@ pub struct PrioritiesFile {
 pub struct StoppingFile {
     /// Stop once the 95% CI of the median generation rate is within this fraction of the
     /// median (0.01 = ±1%).
-    pub target_relative_ci: f64,
+    #[schemars(with = "f64")]
+    pub target_relative_ci: Spanned<f64>,
     /// Never run more measured repetitions than this.
     #[schemars(with = "u32")]
     pub max_repetitions: Spanned<u32>,
     /// Stop starting repetitions after this many seconds of measuring.
-    pub max_seconds: Option<f64>,
+    #[schemars(with = "Option<f64>")]
+    pub max_seconds: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -222,9 +225,9 @@ pub struct KvVariantFile {
     /// Variant name, the last segment of case names (`baseline`, `q8_0-fa`, ...).
     #[schemars(with = "String")]
     pub name: Spanned<String>,
-    /// Marks the variant other variants are compared against.
-    #[serde(default)]
-    pub baseline: bool,
+    /// Marks the variant other variants are compared against (default false).
+    #[schemars(with = "Option<bool>")]
+    pub baseline: Option<Spanned<bool>>,
     /// K-cache type; when absent, the engine's own default (llama.cpp: f16; candle: f32).
     pub type_k: Option<KvTypeName>,
     /// V-cache type; when absent, the engine's own default.

@@ -232,18 +232,6 @@ pub struct ScenarioSource {
     pub sha256: String,
 }
 
-/// Byte offset of the line that opens table `[name]` (0 when there is none).
-fn table_offset(text: &str, name: &str) -> usize {
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        if line.trim_start().starts_with(&format!("[{name}]")) {
-            return offset + (line.len() - line.trim_start().len());
-        }
-        offset += line.len();
-    }
-    0
-}
-
 /// A validated scenario. Every field has been checked against the registry and its own rules.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
@@ -251,6 +239,8 @@ pub struct Scenario {
     pub description: String,
     pub category: Category,
     pub dataset: String,
+    /// Where `dataset` is written in the scenario file, for errors found when it is opened.
+    pub dataset_location: Location,
     pub prompts: Option<u32>,
     /// Each model with the quantizations it runs, in file order.
     pub models: Vec<(String, Vec<String>)>,
@@ -409,21 +399,28 @@ impl Ctx<'_> {
     fn at<T>(&self, key: &str, v: &Spanned<T>, message: impl Into<String>) -> ScenarioError {
         self.invalid(key, v.span().start, message)
     }
+}
 
-    /// Offset of `key = ` at the start of a line, for keys whose value carries no span.
-    fn key_offset(&self, key: &str) -> usize {
-        let mut offset = 0;
-        for line in self.text.split_inclusive('\n') {
-            let t = line.trim_start();
-            if t.strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with('='))
-            {
-                return offset + (line.len() - t.len());
-            }
-            offset += line.len();
-        }
-        0
-    }
+/// The closest of `known` to `unknown`, when one is close enough to be a typo.
+#[must_use]
+pub fn closest<'a>(unknown: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .into_iter()
+        .map(|k| (strsim::normalized_damerau_levenshtein(unknown, k), k))
+        .filter(|(score, _)| *score >= 0.6)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`" and "unknown variant `x`, expected
+/// `a` or `b`": the expected name closest to `x`, if one is close.
+fn did_you_mean(message: &str) -> Option<String> {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("unknown variant `"))?;
+    let (unknown, rest) = rest.split_once('`')?;
+    let expected = rest.split('`').skip(1).step_by(2);
+    closest(unknown, expected).map(str::to_owned)
 }
 
 /// The key assigned on the line that contains `offset`, if that line is `key = value`.
@@ -469,20 +466,29 @@ pub fn parse_bytes(s: &str) -> Option<u64> {
         "gb" => 1e9,
         _ => return None,
     };
-    let bytes = num * mult;
-    (bytes.is_finite() && bytes >= 1.0).then(|| bytes.round() as u64)
+    let bytes = (num * mult).round();
+    // 2^64 and above would saturate to u64::MAX: an overflowing size is no size.
+    (bytes.is_finite() && bytes >= 1.0 && bytes < 18_446_744_073_709_551_616.0)
+        .then_some(bytes as u64)
 }
 
 impl Scenario {
     /// Parses and validates the scenario `text` read from `file` (the name used in messages).
     pub fn parse(file: &str, text: &str, registry: &Registry) -> Result<Self, ScenarioError> {
+        // A byte-order mark some editors write is no part of the TOML: positions are counted
+        // after it (it is invisible, so columns stay what the reader sees).
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let cx = Ctx { file, text };
         let raw: ScenarioFile = toml::from_str(text).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start);
+            let mut message = e.message().trim_end().to_owned();
+            if let Some(close) = did_you_mean(&message) {
+                message.push_str(&format!("; did you mean `{close}`?"));
+            }
             ScenarioError::Syntax {
                 location: Location::new(file, text, offset),
                 key: key_on_line(text, offset),
-                message: e.message().trim_end().to_owned(),
+                message,
             }
         })?;
         validate::validate(&cx, raw, registry)

@@ -214,13 +214,113 @@ fn broken_scenarios_name_file_line_and_key() {
         (
             "negative arrival rate",
             format!("{BASE}[serving]\narrival_rate_per_s = -2.0\n"),
-            "scenarios/demo.toml:15:1",
+            "scenarios/demo.toml:15:22",
             "key `serving.arrival_rate_per_s`",
+        ),
+        // The same key in every TOML form points at its own value.
+        (
+            "odd header spacing",
+            format!("{BASE}[ serving ]\narrival_rate_per_s = -2.0\n"),
+            "scenarios/demo.toml:15:22",
+            "key `serving.arrival_rate_per_s`",
+        ),
+        (
+            "inline table",
+            format!("{BASE}serving = {{ arrival_rate_per_s = -2.0 }}\n"),
+            "scenarios/demo.toml:14:34",
+            "key `serving.arrival_rate_per_s`",
+        ),
+        (
+            "dotted key",
+            format!("{BASE}serving.arrival_rate_per_s = -2.0\n"),
+            "scenarios/demo.toml:14:30",
+            "key `serving.arrival_rate_per_s`",
+        ),
+        (
+            "byte-order mark",
+            format!("\u{feff}{BASE}[serving]\narrival_rate_per_s = -2.0\n"),
+            "scenarios/demo.toml:15:22",
+            "key `serving.arrival_rate_per_s`",
+        ),
+        (
+            "second baseline in an array of tables",
+            format!(
+                "{BASE}[[kv]]\nname = \"a\"\nbaseline = true\n[[kv]]\nname = \"b\"\nbaseline = true\n"
+            ),
+            "scenarios/demo.toml:19:12",
+            "more than one variant is marked baseline",
+        ),
+        (
+            "accuracy as an inline table on a speed scenario",
+            format!("{BASE}accuracy = {{ few_shot = 1 }}\n"),
+            "scenarios/demo.toml:14:12",
+            "needs category = \"accuracy\"",
+        ),
+        (
+            "negative temperature, dotted",
+            format!("{BASE}sampling.temperature = -1.0\n"),
+            "scenarios/demo.toml:14:24",
+            "key `sampling.temperature`",
+        ),
+        (
+            "misspelt key",
+            format!("{BASE}contxt = 5\n"),
+            "scenarios/demo.toml:14:1",
+            "unknown field `contxt`, expected one of",
+        ),
+        (
+            "misspelt engine",
+            BASE.replace("[\"llama_cpp\"]", "[\"lama_cpp\"]"),
+            "scenarios/demo.toml:6:",
+            "did you mean `llama_cpp`?",
+        ),
+        (
+            "misspelt model",
+            BASE.replace("\"phi-b\"", "\"phi-c\""),
+            "scenarios/demo.toml:5:22",
+            "did you mean `phi-b`?",
+        ),
+        // Values bounded where only a mistake can be that large.
+        (
+            "huge concurrency",
+            BASE.replace("[1, 4]", "[1, 100000]"),
+            "scenarios/demo.toml:10:15",
+            "more than 256 simultaneous sequences",
+        ),
+        (
+            "repeated concurrency",
+            BASE.replace("[1, 4]", "[4, 4]"),
+            "scenarios/demo.toml:10:15",
+            "4 is listed twice (entries 1 and 2)",
+        ),
+        (
+            "huge repetitions",
+            BASE.replace("repetitions = 3", "repetitions = 4000000000"),
+            "scenarios/demo.toml:13:15",
+            "more than the limit of 100000",
+        ),
+        (
+            "huge warmup",
+            format!("{BASE}warmup = 4000000\n"),
+            "scenarios/demo.toml:14:10",
+            "more than the limit of 100000 warmup repetitions",
+        ),
+        (
+            "overflowing size",
+            format!("{BASE}memory_budget = \"99999999999999 GiB\"\n"),
+            "scenarios/demo.toml:14:17",
+            "(below 16 EiB)",
+        ),
+        (
+            "huge batch",
+            format!("{BASE}batch = 4000000000\n"),
+            "scenarios/demo.toml:14:9",
+            "more than the limit of 1048576 tokens",
         ),
         (
             "no priority weight",
             format!("{BASE}[serving.priorities]\nrealtime = 0\n"),
-            "scenarios/demo.toml:15:1",
+            "scenarios/demo.toml:14:1",
             "at least one priority class",
         ),
         (
@@ -343,4 +443,108 @@ fn parse_bytes_accepts_common_units() {
     assert_eq!(parse_bytes("1.5 GiB"), Some(3 << 29));
     assert_eq!(parse_bytes("12 parsecs"), None);
     assert_eq!(parse_bytes("0"), None);
+}
+
+/// A scenario with every table, for mutations to break.
+fn rich() -> String {
+    format!(
+        "{BASE}prompts = 2\nmemory_budget = \"4 GiB\"\n\n[sampling]\ntemperature = 0.5\n\n[serving]\nqueue_capacity = 4\narrival_rate_per_s = 3.0\npriorities = {{ realtime = 1, normal = 2 }}\n\n[stopping]\ntarget_relative_ci = 0.05\nmax_repetitions = 6\n\n[[kv]]\nname = \"base\"\nbaseline = true\n\n[[kv]]\nname = \"q8\"\ntype_k = \"q8_0\"\ntype_v = \"q8_0\"\nflash_attention = true\n"
+    )
+}
+
+#[test]
+fn random_mutations_never_panic_and_every_error_is_located_inside_the_file() {
+    let registry = registry();
+    let original = rich();
+    parse(&original).expect("the unmutated scenario is valid");
+    let pieces = [
+        "=",
+        "[",
+        "]",
+        "{",
+        "}",
+        "\"",
+        ",",
+        "\n",
+        "#",
+        "0",
+        "-1",
+        "1e99",
+        "4294967296",
+        "true",
+        "[[kv]]",
+        "[serving]",
+        "concurrency",
+        "contxt",
+        ".",
+        " ",
+        "\u{feff}",
+        "é",
+        "\t",
+    ];
+    // SplitMix64, seeded: the same mutations every run.
+    let mut state = 0x5CE7_A210_u64;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let (mut valid, mut refused) = (0, 0);
+    for _ in 0..4000 {
+        let mut text: Vec<char> = original.chars().collect();
+        for _ in 0..1 + next() % 3 {
+            let at = (next() % (text.len() as u64 + 1)) as usize;
+            match next() % 4 {
+                0 if at < text.len() => {
+                    text.remove(at);
+                }
+                1 => {
+                    let piece = pieces[(next() % pieces.len() as u64) as usize];
+                    for (i, c) in piece.chars().enumerate() {
+                        text.insert((at + i).min(text.len()), c);
+                    }
+                }
+                2 if at < text.len() => {
+                    // Swap two lines' worth: cut a span and paste it elsewhere.
+                    let end = (at + 1 + (next() % 40) as usize).min(text.len());
+                    let span: Vec<char> = text.drain(at..end).collect();
+                    let to = (next() % (text.len() as u64 + 1)) as usize;
+                    for (i, c) in span.into_iter().enumerate() {
+                        text.insert(to + i, c);
+                    }
+                }
+                _ if at < text.len() => {
+                    text[at] = pieces[(next() % pieces.len() as u64) as usize]
+                        .chars()
+                        .next()
+                        .unwrap_or('x');
+                }
+                _ => {}
+            }
+        }
+        let text: String = text.into_iter().collect();
+        let lines = text.lines().count().max(1);
+        let result = std::panic::catch_unwind(|| Scenario::parse("m.toml", &text, &registry));
+        match result {
+            Err(_) => panic!("parsing panicked on:\n{text}"),
+            Ok(Ok(s)) => {
+                valid += 1;
+                let _ = s.expand();
+            }
+            Ok(Err(e)) => {
+                refused += 1;
+                let loc = e.location();
+                assert!(
+                    loc.file == "m.toml" && (1..=lines + 1).contains(&loc.line) && loc.col >= 1,
+                    "{e} is not located inside the file:\n{text}"
+                );
+            }
+        }
+    }
+    assert!(
+        valid > 0 && refused > 1000,
+        "valid {valid}, refused {refused}"
+    );
 }

@@ -5,9 +5,57 @@ use super::file::{self, BackendName, DeviceName, KvTypeName, PromptFormatName, S
 use super::{
     Accuracy, BackendKind, Category, Ctx, Device, KvType, KvVariant, Pinned, PromptFormat,
     Sampling, Scenario, ScenarioError, ScenarioSource, Serving, Stopping, non_empty, parse_bytes,
-    positive, table_offset, valid_name, valid_variant_name,
+    positive, valid_name, valid_variant_name,
 };
 use crate::registry::Registry;
+use crate::text_pos::Location;
+
+/// The longest context a scenario may ask for (no GGUF model has a longer window).
+pub(super) const MAX_CONTEXT: u32 = 1 << 20;
+/// llama.cpp's `LLAMA_MAX_SEQ`: sequences one context can hold.
+pub(super) const MAX_SEQUENCES: u32 = 256;
+pub(super) const MAX_THREADS: u32 = 1024;
+/// More repetitions than this can only be a typo (and would run for days).
+pub(super) const MAX_REPETITIONS: u32 = 100_000;
+
+/// A matrix axis listing a value twice would expand into two cases of the same name.
+fn no_repeats(cx: &Ctx<'_>, key: &str, v: &toml::Spanned<Vec<u32>>) -> Result<(), ScenarioError> {
+    let list = v.get_ref();
+    if let Some((i, x)) = list
+        .iter()
+        .enumerate()
+        .find(|(i, x)| list[..*i].contains(x))
+    {
+        return Err(cx.at(
+            key,
+            v,
+            format!(
+                "{x} is listed twice (entries {} and {}): both would be the same case",
+                list.iter().position(|y| y == x).unwrap_or(0) + 1,
+                i + 1
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `v` at most `max`, else an error at its position.
+fn at_most(
+    cx: &Ctx<'_>,
+    key: &str,
+    v: &toml::Spanned<u32>,
+    max: u32,
+    unit: &str,
+) -> Result<(), ScenarioError> {
+    if *v.get_ref() > max {
+        return Err(cx.at(
+            key,
+            v,
+            format!("{} is more than the limit of {max} {unit}", v.get_ref()),
+        ));
+    }
+    Ok(())
+}
 
 /// The lengths and counts of the matrix.
 struct Lengths {
@@ -54,6 +102,7 @@ pub(super) fn validate(
         name: raw.name.into_inner(),
         description: raw.description,
         category: raw.category,
+        dataset_location: Location::new(cx.file, cx.text, raw.dataset.span().start),
         dataset: raw.dataset.into_inner(),
         prompts,
         models,
@@ -66,7 +115,7 @@ pub(super) fn validate(
         threads: raw.threads.into_inner(),
         batch,
         seed: raw.seed,
-        warmup: raw.warmup,
+        warmup: raw.warmup.as_ref().map_or(1, |w| *w.get_ref()),
         repetitions,
         memory_budget,
         memory_budget_source,
@@ -86,13 +135,13 @@ pub(super) fn validate(
 
 /// `format`, `name` and `dataset`.
 fn header(cx: &Ctx<'_>, raw: &ScenarioFile) -> Result<(), ScenarioError> {
-    if raw.format != file::SCENARIO_FORMAT {
-        return Err(cx.invalid(
+    if *raw.format.get_ref() != file::SCENARIO_FORMAT {
+        return Err(cx.at(
             "format",
-            cx.key_offset("format"),
+            &raw.format,
             format!(
                 "scenario format {} is not supported (this build reads format {})",
-                raw.format,
+                raw.format.get_ref(),
                 file::SCENARIO_FORMAT
             ),
         ));
@@ -126,7 +175,9 @@ fn models(
                 "models",
                 m,
                 format!(
-                    "unknown model `{id}`; models.toml knows: {}",
+                    "unknown model `{id}`;{} models.toml knows: {}",
+                    super::closest(id, registry.ids())
+                        .map_or(String::new(), |c| format!(" did you mean `{c}`?")),
                     registry.ids().join(", ")
                 ),
             ));
@@ -169,7 +220,20 @@ fn models(
     }
     if let Some(qs) = &raw.quantizations {
         non_empty(cx, "quantizations", qs)?;
-        for q in qs.get_ref() {
+        for (i, q) in qs.get_ref().iter().enumerate() {
+            if qs.get_ref()[..i]
+                .iter()
+                .any(|p| p.get_ref().eq_ignore_ascii_case(q.get_ref()))
+            {
+                return Err(cx.at(
+                    "quantizations",
+                    q,
+                    format!(
+                        "`{}` is listed twice: both would be the same case",
+                        q.get_ref()
+                    ),
+                ));
+            }
             let used = models
                 .iter()
                 .any(|(_, have)| have.iter().any(|h| h.eq_ignore_ascii_case(q.get_ref())));
@@ -212,6 +276,13 @@ fn backends(cx: &Ctx<'_>, raw: &ScenarioFile) -> Result<Vec<BackendKind>, Scenar
 /// `repetitions` and `prompts`.
 fn lengths(cx: &Ctx<'_>, raw: &ScenarioFile) -> Result<Lengths, ScenarioError> {
     let context = positive(cx, "context", &raw.context)?;
+    at_most(
+        cx,
+        "context",
+        &raw.context,
+        MAX_CONTEXT,
+        "tokens (1M: no GGUF model has a longer window)",
+    )?;
     let prompt_tokens = positive(cx, "prompt_tokens", &raw.prompt_tokens)?;
     let generate_tokens = positive(cx, "generate_tokens", &raw.generate_tokens)?;
     if u64::from(prompt_tokens) + u64::from(generate_tokens) > u64::from(context) {
@@ -231,6 +302,19 @@ fn lengths(cx: &Ctx<'_>, raw: &ScenarioFile) -> Result<Lengths, ScenarioError> {
             "every concurrency must be at least 1",
         ));
     }
+    no_repeats(cx, "concurrency", &raw.concurrency)?;
+    if let Some(&c) = raw
+        .concurrency
+        .get_ref()
+        .iter()
+        .find(|&&c| c > MAX_SEQUENCES)
+    {
+        return Err(cx.at(
+            "concurrency",
+            &raw.concurrency,
+            format!("{c} is more than {MAX_SEQUENCES} simultaneous sequences (llama.cpp's LLAMA_MAX_SEQ)"),
+        ));
+    }
     non_empty(cx, "threads", &raw.threads)?;
     if raw.threads.get_ref().contains(&0) {
         return Err(cx.at(
@@ -239,11 +323,32 @@ fn lengths(cx: &Ctx<'_>, raw: &ScenarioFile) -> Result<Lengths, ScenarioError> {
             "every thread count must be at least 1",
         ));
     }
+    no_repeats(cx, "threads", &raw.threads)?;
+    if let Some(&t) = raw.threads.get_ref().iter().find(|&&t| t > MAX_THREADS) {
+        return Err(cx.at(
+            "threads",
+            &raw.threads,
+            format!("{t} threads is more than {MAX_THREADS}"),
+        ));
+    }
     let batch = match &raw.batch {
-        Some(b) => positive(cx, "batch", b)?,
+        Some(b) => {
+            at_most(cx, "batch", b, MAX_CONTEXT, "tokens")?;
+            positive(cx, "batch", b)?
+        }
         None => 512,
     };
     let repetitions = positive(cx, "repetitions", &raw.repetitions)?;
+    at_most(
+        cx,
+        "repetitions",
+        &raw.repetitions,
+        MAX_REPETITIONS,
+        "repetitions",
+    )?;
+    if let Some(w) = &raw.warmup {
+        at_most(cx, "warmup", w, MAX_REPETITIONS, "warmup repetitions")?;
+    }
     let prompts = match &raw.prompts {
         Some(p) => Some(positive(cx, "prompts", p)?),
         None => None,
@@ -267,8 +372,8 @@ fn memory(cx: &Ctx<'_>, raw: &ScenarioFile) -> Result<(Option<u64>, String), Sce
                 "memory_budget",
                 b,
                 format!(
-                    "`{}` is not a size like \"4 GiB\" or \"512 MiB\"",
-                    b.get_ref()
+                    "`{}` is not a size like \"4 GiB\" or \"512 MiB\" (below 16 EiB)",
+                    b.get_ref().chars().take(40).collect::<String>()
                 ),
             )
         })?),
@@ -312,28 +417,40 @@ fn serving(cx: &Ctx<'_>, table: Option<&file::ServingFile>) -> Result<Serving, S
         None => Serving::default(),
         Some(f) => {
             let slots = match &f.slots {
-                Some(v) => Some(positive(cx, "serving.slots", v)?),
+                Some(v) => {
+                    at_most(
+                        cx,
+                        "serving.slots",
+                        v,
+                        MAX_SEQUENCES,
+                        "sequences (llama.cpp's LLAMA_MAX_SEQ)",
+                    )?;
+                    Some(positive(cx, "serving.slots", v)?)
+                }
                 None => None,
             };
-            if let Some(rate) = f.arrival_rate_per_s
-                && !(rate.is_finite() && rate > 0.0)
+            if let Some(rate) = &f.arrival_rate_per_s
+                && !(rate.get_ref().is_finite() && *rate.get_ref() > 0.0)
             {
-                return Err(cx.invalid(
+                return Err(cx.at(
                     "serving.arrival_rate_per_s",
-                    cx.key_offset("arrival_rate_per_s"),
-                    format!("{rate} must be a positive number of requests per second"),
+                    rate,
+                    format!(
+                        "{} must be a positive number of requests per second",
+                        rate.get_ref()
+                    ),
                 ));
             }
-            let priorities = f
-                .priorities
-                .as_ref()
-                .map_or([0, 1, 0], |p| [p.realtime, p.normal, p.batch]);
-            if priorities == [0, 0, 0] {
-                return Err(cx.invalid(
+            let priorities = f.priorities.as_ref().map_or([0, 1, 0], |p| {
+                let p = p.get_ref();
+                [p.realtime, p.normal, p.batch]
+            });
+            if priorities == [0, 0, 0]
+                && let Some(table) = &f.priorities
+            {
+                return Err(cx.at(
                     "serving.priorities",
-                    cx.key_offset("realtime")
-                        .max(cx.key_offset("normal"))
-                        .max(cx.key_offset("batch")),
+                    table,
                     "at least one priority class needs a weight above 0",
                 ));
             }
@@ -341,7 +458,7 @@ fn serving(cx: &Ctx<'_>, table: Option<&file::ServingFile>) -> Result<Serving, S
                 slots,
                 queue_capacity: f.queue_capacity,
                 admission_timeout_ms: f.admission_timeout_ms,
-                arrival_rate_per_s: f.arrival_rate_per_s,
+                arrival_rate_per_s: f.arrival_rate_per_s.as_ref().map(|r| *r.get_ref()),
                 cancel_after_ms: f.cancel_after_ms,
                 priorities,
             }
@@ -358,16 +475,21 @@ fn stopping(
     Ok(match table {
         None => None,
         Some(f) => {
-            if !(f.target_relative_ci.is_finite() && f.target_relative_ci > 0.0) {
-                return Err(cx.invalid(
+            let target = *f.target_relative_ci.get_ref();
+            if !(target.is_finite() && target > 0.0) {
+                return Err(cx.at(
                     "stopping.target_relative_ci",
-                    cx.key_offset("target_relative_ci"),
-                    format!(
-                        "{} must be a positive fraction such as 0.01",
-                        f.target_relative_ci
-                    ),
+                    &f.target_relative_ci,
+                    format!("{target} must be a positive fraction such as 0.01"),
                 ));
             }
+            at_most(
+                cx,
+                "stopping.max_repetitions",
+                &f.max_repetitions,
+                MAX_REPETITIONS,
+                "repetitions",
+            )?;
             let max_repetitions = *f.max_repetitions.get_ref();
             if max_repetitions < repetitions {
                 return Err(cx.at(
@@ -378,19 +500,19 @@ fn stopping(
                     ),
                 ));
             }
-            if let Some(s) = f.max_seconds
-                && !(s.is_finite() && s > 0.0)
+            if let Some(s) = &f.max_seconds
+                && !(s.get_ref().is_finite() && *s.get_ref() > 0.0)
             {
-                return Err(cx.invalid(
+                return Err(cx.at(
                     "stopping.max_seconds",
-                    cx.key_offset("max_seconds"),
-                    format!("{s} must be a positive number of seconds"),
+                    s,
+                    format!("{} must be a positive number of seconds", s.get_ref()),
                 ));
             }
             Some(Stopping {
-                target_relative_ci: f.target_relative_ci,
+                target_relative_ci: target,
                 max_repetitions,
-                max_seconds: f.max_seconds,
+                max_seconds: f.max_seconds.as_ref().map(|s| *s.get_ref()),
             })
         }
     })
@@ -424,14 +546,15 @@ fn accuracy(cx: &Ctx<'_>, raw: &ScenarioFile) -> Result<Option<Accuracy>, Scenar
             questions_per_subject: None,
         }),
         (None, _) => None,
-        (Some(_), category) if category != Category::Accuracy => {
-            return Err(cx.invalid(
+        (Some(table), category) if category != Category::Accuracy => {
+            return Err(cx.at(
                 "accuracy",
-                table_offset(cx.text, "accuracy"),
+                table,
                 "an [accuracy] table needs category = \"accuracy\"",
             ));
         }
         (Some(f), _) => {
+            let f = f.get_ref();
             if let Some(subjects) = &f.subjects
                 && subjects.get_ref().is_empty()
             {
@@ -455,18 +578,20 @@ fn accuracy(cx: &Ctx<'_>, raw: &ScenarioFile) -> Result<Option<Accuracy>, Scenar
 fn sampling(cx: &Ctx<'_>, table: Option<&file::SamplingFile>) -> Result<Sampling, ScenarioError> {
     Ok(match table {
         None => Sampling::Greedy,
-        Some(s) if s.temperature == 0.0 => Sampling::Greedy,
-        Some(s) if s.temperature > 0.0 && s.temperature.is_finite() => Sampling::Temperature {
-            temperature: s.temperature,
-            top_k: s.top_k,
+        Some(s) => match *s.temperature.get_ref() {
+            t if t == 0.0 => Sampling::Greedy,
+            t if t > 0.0 && t.is_finite() => Sampling::Temperature {
+                temperature: t,
+                top_k: s.top_k,
+            },
+            t => {
+                return Err(cx.at(
+                    "sampling.temperature",
+                    &s.temperature,
+                    format!("temperature {t} must be a finite number ≥ 0"),
+                ));
+            }
         },
-        Some(s) => {
-            return Err(cx.invalid(
-                "sampling.temperature",
-                cx.key_offset("temperature"),
-                format!("temperature {} must be a finite number ≥ 0", s.temperature),
-            ));
-        }
     })
 }
 
@@ -501,7 +626,7 @@ fn kv(
         };
         let variant = KvVariant {
             name: name.clone(),
-            baseline: v.baseline,
+            baseline: v.baseline.as_ref().is_some_and(|b| *b.get_ref()),
             type_k: kv_type(v.type_k.unwrap_or_default()),
             type_v: kv_type(v.type_v.unwrap_or_default()),
             flash_attention: v.flash_attention.unwrap_or(false),
@@ -530,9 +655,15 @@ fn kv(
         0 if !kv.is_empty() => kv[0].baseline = true,
         0 | 1 => {}
         _ => {
+            // Points at the second `baseline = true`.
+            let second = variants
+                .iter()
+                .filter_map(|v| v.baseline.as_ref().filter(|b| *b.get_ref()))
+                .nth(1)
+                .map_or(0, |b| b.span().start);
             return Err(cx.invalid(
                 "kv.baseline",
-                cx.key_offset("baseline"),
+                second,
                 "more than one variant is marked baseline",
             ));
         }
