@@ -144,11 +144,8 @@ pub fn compare(
     candidate: &dyn Backend,
     plan: &ParityPlan,
 ) -> Result<ModelParity, RunError> {
-    // Like every path that opens a model: no engine sees a malformed file.
-    edgebench_gguf::validate_file(path).map_err(|e| RunError::Case {
-        case: format!("parity {} {quant}", entry.id),
-        message: e.to_string(),
-    })?;
+    // No validation here: the vocabulary and both engines' loads validate the file first
+    // (`edgebench_backend::check_model_file`), naming it and the byte offset.
     let model_id = runner.register_model(entry, quant, path)?;
     let vocabulary = reference_vocabulary(path)?;
     let bos = vocabulary.tokenize("", true)?.first().copied();
