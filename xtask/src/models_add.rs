@@ -107,7 +107,7 @@ pub fn architecture(summary: &Summary) -> Result<ArchFacts, String> {
         _ => optional("vocab_size")
             .ok_or("no `tokenizer.ggml.tokens` array to count the vocabulary")?,
     };
-    let has = |tensor: &str| summary.tensor_names.iter().any(|n| n == tensor);
+    let has = |tensor: &str| summary.tensor_names().any(|n| n == tensor);
     let rotary = optional("rope.dimension_count");
     Ok(ArchFacts {
         layers,

@@ -16,7 +16,7 @@ fn validation(c: &mut Criterion) {
     let tensors: Vec<(String, u64)> = (0..250)
         .map(|i| (format!("blk.{i}.ffn_up.weight"), 262_144))
         .collect();
-    let (header, data) = synthetic::f32_header("synthetic", &tensors);
+    let (header, data) = synthetic::f32_header("gpt2", &tensors);
     let mut file = std::fs::File::create(&path).expect("create");
     file.write_all(&header).expect("write header");
     file.set_len(header.len() as u64 + data).expect("extend");

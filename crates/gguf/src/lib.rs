@@ -7,7 +7,9 @@
 //! Errors name the file (from [`validate_file`]) and the byte offset where the problem is.
 
 mod getters;
+pub mod llama_names;
 mod model;
+mod shapes;
 
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -80,10 +82,28 @@ pub struct Summary {
     pub architecture: Option<String>,
     /// Every metadata entry in file order: scalars and strings as read, arrays by their length.
     pub metadata: Vec<(String, MetaValue)>,
-    /// Every tensor's name, in table order.
-    pub tensor_names: Vec<String>,
+    /// Every tensor-table entry, in table order.
+    pub tensors: Vec<TensorInfo>,
     /// Where the metadata ends and the tensor table begins.
     pub metadata_end: u64,
+}
+
+/// One tensor-table entry as [`Summary`] keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorInfo {
+    pub name: String,
+    /// ggml's `ne`: the first dimension is the row length.
+    pub dims: Vec<u64>,
+    pub ggml_type: u32,
+    /// Where the entry's rank is in the file (what a message about its shape points at).
+    pub entry_offset: u64,
+}
+
+impl Summary {
+    /// Every tensor's name, in table order.
+    pub fn tensor_names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.iter().map(|t| t.name.as_str())
+    }
 }
 
 /// One metadata value as [`Summary`] keeps it.
@@ -559,7 +579,7 @@ pub fn validate<R: Read>(reader: R, len: u64) -> Result<Summary, Defect> {
     }
     drop(types);
     let metadata_end = c.offset;
-    let mut tensors: Vec<(String, u64, u64, u64)> =
+    let mut tensors: Vec<(TensorInfo, u64, u64, u64)> =
         Vec::with_capacity(tensor_count.min(1 << 16) as usize);
     let mut tensor_names = std::collections::HashMap::new();
     for i in 0..tensor_count {
@@ -579,6 +599,7 @@ pub fn validate<R: Read>(reader: R, len: u64) -> Result<Summary, Defect> {
             });
         }
         let at = c.offset;
+        let rank_at = at;
         let n_dims = c.u32(&format!("rank of tensor `{name}`"))?;
         if n_dims == 0 || n_dims > MAX_DIMS {
             return Err(Defect {
@@ -587,7 +608,7 @@ pub fn validate<R: Read>(reader: R, len: u64) -> Result<Summary, Defect> {
             });
         }
         let mut elements: u64 = 1;
-        let mut first_dim = 0;
+        let mut dims = Vec::with_capacity(n_dims as usize);
         for d in 0..n_dims {
             let at = c.offset;
             let dim = c.u64(&format!("dimension {d} of tensor `{name}`"))?;
@@ -597,9 +618,7 @@ pub fn validate<R: Read>(reader: R, len: u64) -> Result<Summary, Defect> {
                     problem: format!("tensor `{name}` has dimension {d} = 0"),
                 });
             }
-            if d == 0 {
-                first_dim = dim;
-            }
+            dims.push(dim);
             // ggml counts elements in an int64_t: the product must stay below i64::MAX.
             elements = elements
                 .checked_mul(dim)
@@ -615,6 +634,7 @@ pub fn validate<R: Read>(reader: R, len: u64) -> Result<Summary, Defect> {
             offset: at,
             problem: format!("tensor `{name}` has unknown ggml type {ty}"),
         })?;
+        let first_dim = dims[0];
         if first_dim % block != 0 {
             return Err(Defect {
                 offset: at,
@@ -639,14 +659,20 @@ pub fn validate<R: Read>(reader: R, len: u64) -> Result<Summary, Defect> {
                 ),
             });
         }
-        tensors.push((name, at, offset, bytes));
+        let info = TensorInfo {
+            name,
+            dims,
+            ggml_type: ty,
+            entry_offset: rank_at,
+        };
+        tensors.push((info, at, offset, bytes));
     }
     let data_offset = c.offset.div_ceil(alignment) * alignment;
     let data_len = len.saturating_sub(data_offset);
     // llama.cpp (gguf.cpp) lays tensor data out in table order, each tensor padded to the
     // alignment, and refuses a file whose offsets say otherwise.
     let mut expected_offset: u64 = 0;
-    for (name, at, offset, bytes) in &tensors {
+    for (TensorInfo { name, .. }, at, offset, bytes) in &tensors {
         if *offset != expected_offset {
             return Err(Defect {
                 offset: *at,
@@ -665,7 +691,7 @@ pub fn validate<R: Read>(reader: R, len: u64) -> Result<Summary, Defect> {
             })?;
     }
     let mut data_bytes = 0;
-    for (name, at, offset, bytes) in &tensors {
+    for (TensorInfo { name, .. }, at, offset, bytes) in &tensors {
         let end = offset.checked_add(*bytes).filter(|e| *e <= data_len).ok_or_else(|| Defect {
             offset: *at,
             problem: format!(
@@ -684,7 +710,7 @@ pub fn validate<R: Read>(reader: R, len: u64) -> Result<Summary, Defect> {
         architecture,
         metadata,
         metadata_end,
-        tensor_names: tensors.into_iter().map(|(name, ..)| name).collect(),
+        tensors: tensors.into_iter().map(|(info, ..)| info).collect(),
     })
 }
 
@@ -699,6 +725,7 @@ pub fn validate_model<R: Read>(reader: R, len: u64) -> Result<Summary, Defect> {
         summary.metadata_end,
     )?;
     model::layer_tensors(&summary)?;
+    shapes::tensor_shapes(&summary)?;
     Ok(summary)
 }
 

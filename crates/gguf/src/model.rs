@@ -1,10 +1,13 @@
 //! What llama.cpp needs of a model beyond a well-formed file: the keys it refuses to load
 //! without, vocabulary arrays of one length, and the tensors of uniform-layer architectures.
 
+use crate::llama_names::{
+    ARCHITECTURES, BPE_PRE_TOKENIZERS, BPE_TOKENIZER_MODELS, TOKENIZER_MODELS,
+};
 use crate::{Defect, MetaValue, Summary, shown};
 
 /// The architecture families whose hyperparameters llama.cpp requires an RMS-norm epsilon for.
-const RMS_NORM_ARCHS: &[&str] = &["llama", "qwen2", "qwen3", "gemma3", "phi3", "mistral"];
+const RMS_NORM_ARCHS: &[&str] = &["llama", "qwen2", "qwen3", "gemma3", "phi3"];
 
 /// What llama.cpp refuses a file without (`key not found in model`, `cannot find tokenizer
 /// vocab`), and vocabulary arrays whose lengths disagree (it indexes the scores and token types
@@ -28,6 +31,18 @@ pub(crate) fn required_keys(
     if arch.is_empty() {
         return Err(missing("general.architecture"));
     }
+    let unknown = |what: &str, value: &str, known: &[&str]| Defect {
+        offset: at,
+        problem: format!(
+            "{what} `{}` is none of the {} llama.cpp knows (it refuses the file){}",
+            shown(value),
+            known.len(),
+            closest(value, known).map_or(String::new(), |c| format!("; did you mean `{c}`?"))
+        ),
+    };
+    if !ARCHITECTURES.contains(&arch) {
+        return Err(unknown("architecture", arch, ARCHITECTURES));
+    }
     let mut required: Vec<String> = [
         "context_length",
         "embedding_length",
@@ -45,6 +60,23 @@ pub(crate) fn required_keys(
     for key in &required {
         if get(key).is_none() {
             return Err(missing(key));
+        }
+    }
+    let text_of = |key: &str| match get(key) {
+        Some(MetaValue::Text(text)) => Some(text.as_str()),
+        _ => None,
+    };
+    if let Some(tokenizer) = text_of("tokenizer.ggml.model") {
+        if !TOKENIZER_MODELS.contains(&tokenizer) {
+            return Err(unknown("tokenizer model", tokenizer, TOKENIZER_MODELS));
+        }
+        // llama.cpp reads a pre-tokenizer for BPE vocabularies only; empty means `default`.
+        if BPE_TOKENIZER_MODELS.contains(&tokenizer)
+            && let Some(pre) = text_of("tokenizer.ggml.pre")
+            && !pre.is_empty()
+            && BPE_PRE_TOKENIZERS.binary_search(&pre).is_err()
+        {
+            return Err(unknown("pre-tokenizer", pre, BPE_PRE_TOKENIZERS));
         }
     }
     let len_of = |key: &str| match get(key) {
@@ -70,7 +102,7 @@ pub(crate) fn required_keys(
 
 /// Architectures whose every layer holds the same tensors, and the tensors outside the layers
 /// llama.cpp knows for them (`token_embd` and `output_norm` required).
-const UNIFORM_ARCHS: &[&str] = &["llama", "qwen2", "qwen3", "gemma3", "phi3", "mistral"];
+const UNIFORM_ARCHS: &[&str] = &["llama", "qwen2", "qwen3", "gemma3", "phi3"];
 const GLOBAL_TENSORS: &[&str] = &[
     "token_embd.weight",
     "output_norm.weight",
@@ -102,7 +134,7 @@ pub(crate) fn layer_tensors(summary: &Summary) -> Result<(), Defect> {
         problem,
     };
     let mut per_layer: Vec<std::collections::BTreeSet<&str>> = Vec::new();
-    for name in &summary.tensor_names {
+    for name in summary.tensor_names() {
         if let Some(rest) = name.strip_prefix("blk.") {
             let (index, suffix) = rest.split_once('.').unwrap_or((rest, ""));
             let layer = index
@@ -120,7 +152,7 @@ pub(crate) fn layer_tensors(summary: &Summary) -> Result<(), Defect> {
                 per_layer.resize_with(layer + 1, Default::default);
             }
             per_layer[layer].insert(suffix);
-        } else if !GLOBAL_TENSORS.contains(&name.as_str()) {
+        } else if !GLOBAL_TENSORS.contains(&name) {
             return Err(refuse(format!(
                 "tensor `{}` is none llama.cpp's `{arch}` uses (it refuses a tensor it does not use)",
                 shown(name)
@@ -128,7 +160,7 @@ pub(crate) fn layer_tensors(summary: &Summary) -> Result<(), Defect> {
         }
     }
     for required in ["token_embd.weight", "output_norm.weight"] {
-        if !summary.tensor_names.iter().any(|n| n == required) {
+        if !summary.tensor_names().any(|n| n == required) {
             return Err(refuse(format!(
                 "no tensor `{required}` (llama.cpp's `{arch}` needs it)"
             )));
@@ -150,4 +182,14 @@ pub(crate) fn layer_tensors(summary: &Summary) -> Result<(), Defect> {
         }
     }
     Ok(())
+}
+
+/// The known name closest to `value`, when one is close enough to be a typo.
+fn closest<'a>(value: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(value, k), *k))
+        .filter(|(score, _)| *score > 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
 }

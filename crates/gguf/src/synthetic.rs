@@ -2,7 +2,9 @@
 
 /// A GGUF v3 header and tensor table for F32 tensors of the given element counts, padded to
 /// the default alignment; the tensor data (`4 × Σ elements` bytes) follows it. The metadata
-/// holds the keys a model needs (architecture, hyperparameters, a one-token vocabulary).
+/// holds the keys a model needs (architecture, hyperparameters, a one-token vocabulary). Name an
+/// architecture llama.cpp knows whose tensor table the validator does not mirror (`gpt2`): the
+/// tensors are only counts of elements.
 /// Returns the header and the data size.
 #[must_use]
 pub fn f32_header(architecture: &str, tensors: &[(String, u64)]) -> (Vec<u8>, u64) {

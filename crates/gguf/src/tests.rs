@@ -143,6 +143,16 @@ impl Builder {
     }
 }
 
+/// `tensors` as f32, laid out one after another at 32-byte alignment, then the file.
+fn laid_out(mut b: Builder, tensors: &[(&str, &[u64])]) -> Vec<u8> {
+    let mut offset = 0;
+    for (name, dims) in tensors {
+        b = b.tensor(name, dims, 0, offset);
+        offset += (dims.iter().product::<u64>() * 4).div_ceil(32) * 32;
+    }
+    b.file(32, offset as usize)
+}
+
 fn check(f: &[u8]) -> Result<Summary, Defect> {
     validate(f, f.len() as u64)
 }
@@ -593,7 +603,7 @@ fn a_model_needs_the_keys_llama_cpp_cannot_load_without() {
         for (key, ty, value) in [
             ("general.architecture", 8u32, gguf_string(b"llama")),
             ("llama.context_length", 4, u32v(4096)),
-            ("llama.embedding_length", 4, u32v(64)),
+            ("llama.embedding_length", 4, u32v(32)),
             ("llama.block_count", 4, u32v(1)),
             ("llama.attention.head_count", 4, u32v(4)),
             (
@@ -613,11 +623,14 @@ fn a_model_needs_the_keys_llama_cpp_cannot_load_without() {
         for _ in 0..scores {
             s.extend(0f32.to_le_bytes());
         }
-        b.kv("tokenizer.ggml.scores", 9, &s)
-            .tensor("token_embd.weight", &[32], 0, 0)
-            .tensor("output_norm.weight", &[32], 0, 128)
-            .tensor("blk.0.attn_q.weight", &[32], 0, 256)
-            .file(32, 384)
+        laid_out(
+            b.kv("tokenizer.ggml.scores", 9, &s),
+            &[
+                ("token_embd.weight", &[32, 2]),
+                ("output_norm.weight", &[32]),
+                ("blk.0.attn_q.weight", &[32, 32]),
+            ],
+        )
     };
     let whole = model("", 2);
     assert!(validate_model(&whole[..], whole.len() as u64).is_ok());
@@ -651,9 +664,9 @@ fn every_layer_of_a_uniform_architecture_has_the_same_tensors() {
         let mut tokens = 8u32.to_le_bytes().to_vec();
         tokens.extend(1u64.to_le_bytes());
         tokens.extend(gguf_string(b"a"));
-        let mut b = arch()
+        let b = arch()
             .kv("llama.context_length", 4, &u32v(4096))
-            .kv("llama.embedding_length", 4, &u32v(64))
+            .kv("llama.embedding_length", 4, &u32v(32))
             .kv("llama.block_count", 4, &u32v(layers))
             .kv("llama.attention.head_count", 4, &u32v(4))
             .kv(
@@ -663,10 +676,18 @@ fn every_layer_of_a_uniform_architecture_has_the_same_tensors() {
             )
             .kv("tokenizer.ggml.model", 8, &gguf_string(b"gpt2"))
             .kv("tokenizer.ggml.tokens", 9, &tokens);
-        for (i, name) in names.iter().enumerate() {
-            b = b.tensor(name, &[32], 0, 128 * i as u64);
-        }
-        b.file(32, 128 * names.len())
+        let shaped: Vec<(&str, &[u64])> = names
+            .iter()
+            .map(|&name| {
+                let dims: &[u64] = match name {
+                    "token_embd.weight" => &[32, 1],
+                    n if n.starts_with("blk.") => &[32, 32],
+                    _ => &[32],
+                };
+                (name, dims)
+            })
+            .collect();
+        laid_out(b, &shaped)
     };
     let judge = |f: Vec<u8>| validate_model(&f[..], f.len() as u64);
     let base = [
@@ -706,4 +727,251 @@ fn every_layer_of_a_uniform_architecture_has_the_same_tensors() {
     );
     let e = judge(model(2, &["output_norm.weight"])).expect_err("no embedding");
     assert!(e.problem.contains("no tensor `token_embd.weight`"), "{e:?}");
+}
+
+/// A one-layer `llama` of embedding 32, 4 heads (2 for keys and values), 1 token, with the
+/// given extra metadata and tensors (name, shape) after the required ones.
+fn tiny_llama(extra_kv: &[(&str, u32, Vec<u8>)], tensors: &[(&str, &[u64])]) -> Vec<u8> {
+    let mut tokens = 8u32.to_le_bytes().to_vec();
+    tokens.extend(1u64.to_le_bytes());
+    tokens.extend(gguf_string(b"a"));
+    let mut b = arch()
+        .kv("llama.context_length", 4, &u32v(4096))
+        .kv("llama.embedding_length", 4, &u32v(32))
+        .kv("llama.block_count", 4, &u32v(1))
+        .kv("llama.attention.head_count", 4, &u32v(4))
+        .kv("llama.attention.head_count_kv", 4, &u32v(2))
+        .kv("llama.feed_forward_length", 4, &u32v(64))
+        .kv(
+            "llama.attention.layer_norm_rms_epsilon",
+            6,
+            &1e-5f32.to_le_bytes(),
+        )
+        .kv("tokenizer.ggml.tokens", 9, &tokens);
+    for (key, ty, value) in extra_kv {
+        b = b.kv(key, *ty, value);
+    }
+    laid_out(b, tensors)
+}
+
+const TINY_LLAMA_TENSORS: [(&str, &[u64]); 9] = [
+    ("token_embd.weight", &[32, 1]),
+    ("output_norm.weight", &[32]),
+    ("blk.0.attn_norm.weight", &[32]),
+    ("blk.0.attn_q.weight", &[32, 32]),
+    ("blk.0.attn_k.weight", &[32, 16]),
+    ("blk.0.attn_v.weight", &[32, 16]),
+    ("blk.0.attn_output.weight", &[32, 32]),
+    ("blk.0.ffn_gate.weight", &[32, 64]),
+    ("blk.0.ffn_down.weight", &[64, 32]),
+];
+
+fn text_kv(key: &str, value: &str) -> (&'static str, u32, Vec<u8>) {
+    (key.to_owned().leak(), 8, gguf_string(value.as_bytes()))
+}
+
+#[test]
+fn tensor_shapes_follow_the_hyperparameters_as_llama_cpp_creates_them() {
+    let judge = |f: Vec<u8>| validate_model(&f[..], f.len() as u64);
+    let gpt2 = [text_kv("tokenizer.ggml.model", "gpt2")];
+    judge(tiny_llama(&gpt2, &TINY_LLAMA_TENSORS)).expect("consistent shapes");
+    // Each tensor in turn one row short: llama.cpp's check_tensor_dims refuses every one.
+    for (i, (name, dims)) in TINY_LLAMA_TENSORS.iter().enumerate() {
+        let mut wrong: Vec<u64> = dims.to_vec();
+        wrong[0] -= 1;
+        let mut tensors = TINY_LLAMA_TENSORS.to_vec();
+        tensors[i] = (name, &wrong);
+        let e = judge(tiny_llama(&gpt2, &tensors)).expect_err(name);
+        assert!(
+            e.problem.contains(&format!("tensor `{name}` has shape"))
+                && e.problem.contains(&format!("{dims:?}")),
+            "{name}: {e:?}"
+        );
+    }
+    // A trailing dimension of 1 is the same ggml shape; another rank is not.
+    let mut tensors = TINY_LLAMA_TENSORS.to_vec();
+    tensors[1] = ("output_norm.weight", &[32, 1]);
+    judge(tiny_llama(&gpt2, &tensors)).expect("[32, 1] is [32]");
+    tensors[1] = ("output_norm.weight", &[32, 2]);
+    judge(tiny_llama(&gpt2, &tensors)).expect_err("[32, 2]");
+    // A corrupted hyperparameter moves the expected shapes: the key length says 16 per head.
+    let e = judge(tiny_llama(
+        &[
+            text_kv("tokenizer.ggml.model", "gpt2"),
+            ("llama.attention.key_length", 4, u32v(16)),
+        ],
+        &TINY_LLAMA_TENSORS,
+    ))
+    .expect_err("key_length");
+    assert!(
+        e.problem
+            .contains("tensor `blk.0.attn_q.weight` has shape [32, 32], but the hyperparameters make it [32, 64]"),
+        "{e:?}"
+    );
+    // llama's rotary dimension must be the head size.
+    let e = judge(tiny_llama(
+        &[
+            text_kv("tokenizer.ggml.model", "gpt2"),
+            ("llama.rope.dimension_count", 4, u32v(6)),
+        ],
+        &TINY_LLAMA_TENSORS,
+    ))
+    .expect_err("n_rot");
+    assert!(e.problem.contains("invalid n_rot"), "{e:?}");
+}
+
+#[test]
+fn names_llama_cpp_does_not_know_are_refused_with_the_closest_one() {
+    let judge = |f: Vec<u8>| validate_model(&f[..], f.len() as u64);
+    let e = judge(tiny_llama(
+        &[text_kv("tokenizer.ggml.model", "gtp2")],
+        &TINY_LLAMA_TENSORS,
+    ))
+    .expect_err("tokenizer");
+    assert!(
+        e.problem.contains("tokenizer model `gtp2` is none of the")
+            && e.problem.contains("did you mean `gpt2`?"),
+        "{e:?}"
+    );
+    let e = judge(tiny_llama(
+        &[
+            text_kv("tokenizer.ggml.model", "gpt2"),
+            text_kv("tokenizer.ggml.pre", "smolm"),
+        ],
+        &TINY_LLAMA_TENSORS,
+    ))
+    .expect_err("pre-tokenizer");
+    assert!(
+        e.problem.contains("pre-tokenizer `smolm`") && e.problem.contains("`smollm`"),
+        "{e:?}"
+    );
+    // Known, empty (llama.cpp's `default`), or on a vocabulary that is not BPE: accepted.
+    for (model, pre) in [("gpt2", "smollm"), ("gpt2", ""), ("llama", "anything")] {
+        judge(tiny_llama(
+            &[
+                text_kv("tokenizer.ggml.model", model),
+                text_kv("tokenizer.ggml.pre", pre),
+            ],
+            &TINY_LLAMA_TENSORS,
+        ))
+        .unwrap_or_else(|e| panic!("{model}/{pre}: {e:?}"));
+    }
+    // An architecture string one letter off.
+    let mut tokens = 8u32.to_le_bytes().to_vec();
+    tokens.extend(1u64.to_le_bytes());
+    tokens.extend(gguf_string(b"a"));
+    let f = Builder::default()
+        .kv("general.architecture", 8, &gguf_string(b"qwen4"))
+        .kv("qwen4.context_length", 4, &u32v(64))
+        .file(32, 0);
+    let e = judge(f).expect_err("architecture");
+    assert!(
+        e.problem.contains("architecture `qwen4` is none of the")
+            && e.problem.contains("did you mean"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn the_name_lists_are_as_the_validator_searches_them() {
+    use crate::llama_names::{
+        ARCHITECTURES, BPE_PRE_TOKENIZERS, BPE_TOKENIZER_MODELS, TOKENIZER_MODELS,
+    };
+    assert!(
+        BPE_PRE_TOKENIZERS.is_sorted(),
+        "binary search needs sorted pre-tokenizers"
+    );
+    assert!(
+        BPE_TOKENIZER_MODELS
+            .iter()
+            .all(|m| TOKENIZER_MODELS.contains(m))
+    );
+    for arch in crate::shapes::SHAPED_ARCHS {
+        assert!(ARCHITECTURES.contains(arch), "{arch}");
+    }
+}
+
+/// The name lists are those of the llama.cpp the workspace links: read back out of the
+/// `llama-cpp-sys-2` sources cargo extracted (found with `cargo metadata`), so upgrading
+/// llama.cpp fails here until `llama_names` is copied again.
+#[test]
+fn the_name_lists_are_the_vendored_llama_cpp_s() {
+    use crate::llama_names::{ARCHITECTURES, BPE_PRE_TOKENIZERS, TOKENIZER_MODELS};
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let manifest = metadata["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|p| p["name"] == "llama-cpp-sys-2")
+        .and_then(|p| p["manifest_path"].as_str())
+        .expect("llama-cpp-sys-2 is a dependency of the workspace");
+    let src = std::path::Path::new(manifest)
+        .parent()
+        .expect("crate dir")
+        .join("llama.cpp/src");
+    let read = |file: &str| {
+        std::fs::read_to_string(src.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+    };
+    // Every quoted name in the LLM_ARCH_NAMES table but the `(unknown)` placeholder.
+    let arch = read("llama-arch.cpp");
+    let table = &arch[arch.find("LLM_ARCH_NAMES = {").expect("LLM_ARCH_NAMES")..];
+    let table = &table[..table.find("};").expect("table end")];
+    let quoted = |text: &str| -> Vec<String> {
+        text.split('"')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    let vendored: Vec<String> = quoted(table)
+        .into_iter()
+        .filter(|n| n != "(unknown)")
+        .collect();
+    assert_eq!(vendored, ARCHITECTURES, "llama_names::ARCHITECTURES");
+    // The pre-tokenizers between the BPE branch's first check and its refusal.
+    let vocab = read("llama-vocab.cpp");
+    let start = vocab
+        .find("if (tokenizer_pre.empty())")
+        .expect("pre-tokenizer branch");
+    let end = start
+        + vocab[start..]
+            .find("unknown pre-tokenizer type")
+            .expect("refusal");
+    let compared = |text: &str, variable: &str| -> Vec<String> {
+        let mut names: Vec<String> = text
+            .split(&format!("{variable} == \""))
+            .skip(1)
+            .map(|rest| rest.split('"').next().unwrap_or_default().to_owned())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    };
+    assert_eq!(
+        compared(&vocab[start..end], "tokenizer_pre"),
+        BPE_PRE_TOKENIZERS,
+        "llama_names::BPE_PRE_TOKENIZERS"
+    );
+    // The tokenizer models between the first check and the refusal of any other.
+    let start = vocab
+        .find("if (tokenizer_model == \"no_vocab\"")
+        .expect("tokenizer branch");
+    let end = start + vocab[start..].find("unknown tokenizer:").expect("refusal");
+    let mut known: Vec<&str> = TOKENIZER_MODELS.to_vec();
+    known.sort_unstable();
+    assert_eq!(
+        compared(&vocab[start..end], "tokenizer_model"),
+        known,
+        "llama_names::TOKENIZER_MODELS"
+    );
 }

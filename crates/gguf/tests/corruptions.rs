@@ -203,7 +203,7 @@ fn validation_of_a_250_mb_file_reads_only_its_header() {
     let tensors: Vec<(String, u64)> = (0..250)
         .map(|i| (format!("blk.{i}.ffn_up.weight"), 262_144))
         .collect();
-    let (header, data) = edgebench_gguf::synthetic::f32_header("synthetic", &tensors);
+    let (header, data) = edgebench_gguf::synthetic::f32_header("gpt2", &tensors);
     assert!(data >= 250 << 20);
     let dir = tempfile_dir();
     let path = dir.join("sparse-250mb.gguf");
