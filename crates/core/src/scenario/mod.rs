@@ -455,20 +455,25 @@ pub fn parse_bytes(s: &str) -> Option<u64> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let num: f64 = num.parse().ok()?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "kb" => 1e3,
-        "mb" => 1e6,
-        "gb" => 1e9,
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
         _ => return None,
     };
-    let bytes = (num * mult).round();
+    // Whole numbers exactly (a byte count past 2^53 is no float); fractions through f64.
+    if let Ok(whole) = num.parse::<u64>() {
+        return whole.checked_mul(mult).filter(|&b| b >= 1);
+    }
+    let num: f64 = num.parse().ok()?;
+    let bytes = (num * mult as f64).round();
     // 2^64 and above would saturate to u64::MAX: an overflowing size is no size.
-    (bytes.is_finite() && bytes >= 1.0 && bytes < 18_446_744_073_709_551_616.0)
+    (1.0..18_446_744_073_709_551_616.0)
+        .contains(&bytes)
         .then_some(bytes as u64)
 }
 
@@ -556,6 +561,9 @@ fn positive(cx: &Ctx<'_>, key: &str, v: &Spanned<u32>) -> Result<u32, ScenarioEr
 }
 
 mod validate;
+mod write;
 
+#[cfg(test)]
+mod roundtrip_tests;
 #[cfg(test)]
 mod tests;

@@ -443,6 +443,11 @@ fn parse_bytes_accepts_common_units() {
     assert_eq!(parse_bytes("1.5 GiB"), Some(3 << 29));
     assert_eq!(parse_bytes("12 parsecs"), None);
     assert_eq!(parse_bytes("0"), None);
+    // Whole byte counts are exact past 2^53, and overflow is refused, never saturated.
+    assert_eq!(parse_bytes("9007199254740993"), Some(9_007_199_254_740_993));
+    assert_eq!(parse_bytes("18446744073709551615"), Some(u64::MAX));
+    assert_eq!(parse_bytes("18446744073709551616"), None);
+    assert_eq!(parse_bytes("17179869184 GiB"), None);
 }
 
 /// A scenario with every table, for mutations to break.

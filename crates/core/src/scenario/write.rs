@@ -1,0 +1,224 @@
+//! A validated [`Scenario`] written back as a scenario file: the canonical form (every value
+//! the scenario resolved to, one table per section). Parsing it against the same registry
+//! gives the same scenario and so the same cases; the round-trip property test holds it to that.
+
+use std::fmt::Write as _;
+
+use super::{KvVariant, Sampling, Scenario, Serving};
+use crate::registry::Registry;
+
+/// A TOML basic string.
+fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn list<T>(items: &[T], show: impl Fn(&T) -> String) -> String {
+    let shown: Vec<String> = items.iter().map(show).collect();
+    format!("[{}]", shown.join(", "))
+}
+
+/// A float as TOML reads it back bit for bit (Rust's shortest round-trip form, always with a
+/// decimal point or exponent).
+fn float(x: f64) -> String {
+    format!("{x:?}")
+}
+
+/// One list of quantizations that gives each model, after the registry filters it, exactly
+/// its own list in its own order: the per-model lists merged (each is in the order of the one
+/// list they came from, so a merge exists), first appearance breaking ties.
+fn merged_quantizations(models: &[(String, Vec<String>)]) -> Vec<String> {
+    let mut nodes: Vec<&str> = Vec::new();
+    for (_, quants) in models {
+        for q in quants {
+            if !nodes.contains(&q.as_str()) {
+                nodes.push(q);
+            }
+        }
+    }
+    let index = |q: &str| nodes.iter().position(|n| *n == q).unwrap_or(0);
+    let mut before: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    for (_, quants) in models {
+        for pair in quants.windows(2) {
+            before[index(&pair[1])].push(index(&pair[0]));
+        }
+    }
+    let mut placed = vec![false; nodes.len()];
+    let mut order = Vec::with_capacity(nodes.len());
+    while order.len() < nodes.len() {
+        let next = (0..nodes.len())
+            .find(|&i| !placed[i] && before[i].iter().all(|&b| placed[b]))
+            // Contradictory orders cannot come from one list; keep going rather than loop.
+            .or_else(|| (0..nodes.len()).find(|&i| !placed[i]))
+            .unwrap_or(0);
+        placed[next] = true;
+        order.push(nodes[next].to_owned());
+    }
+    order
+}
+
+fn serving_table(out: &mut String, s: &Serving) {
+    out.push_str("\n[serving]\n");
+    if let Some(slots) = s.slots {
+        let _ = writeln!(out, "slots = {slots}");
+    }
+    if let Some(capacity) = s.queue_capacity {
+        let _ = writeln!(out, "queue_capacity = {capacity}");
+    }
+    if let Some(ms) = s.admission_timeout_ms {
+        let _ = writeln!(out, "admission_timeout_ms = {ms}");
+    }
+    if let Some(rate) = s.arrival_rate_per_s {
+        let _ = writeln!(out, "arrival_rate_per_s = {}", float(rate));
+    }
+    if let Some(ms) = s.cancel_after_ms {
+        let _ = writeln!(out, "cancel_after_ms = {ms}");
+    }
+    let [realtime, normal, batch] = s.priorities;
+    let _ = writeln!(
+        out,
+        "priorities = {{ realtime = {realtime}, normal = {normal}, batch = {batch} }}"
+    );
+}
+
+fn kv_table(out: &mut String, k: &KvVariant) {
+    out.push_str("\n[[kv]]\n");
+    let _ = writeln!(out, "name = {}", quoted(&k.name));
+    if k.baseline {
+        out.push_str("baseline = true\n");
+    }
+    if k.pinned.cache_types {
+        let _ = writeln!(out, "type_k = {}", quoted(k.type_k.as_str()));
+        let _ = writeln!(out, "type_v = {}", quoted(k.type_v.as_str()));
+    }
+    if k.pinned.flash_attention {
+        let _ = writeln!(out, "flash_attention = {}", k.flash_attention);
+    }
+    if k.pinned.mmap {
+        let _ = writeln!(out, "mmap = {}", k.mmap);
+    }
+    if let Some(cap) = k.context_cap {
+        let _ = writeln!(out, "context_cap = {cap}");
+    }
+}
+
+impl Scenario {
+    /// The scenario as a scenario file: [`Scenario::parse`] against the same `registry` reads
+    /// it back to an equal scenario, its source aside.
+    #[must_use]
+    pub fn to_toml(&self, registry: &Registry) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "format = {}", super::file::SCENARIO_FORMAT);
+        let _ = writeln!(out, "name = {}", quoted(&self.name));
+        let _ = writeln!(out, "description = {}", quoted(&self.description));
+        let _ = writeln!(out, "category = {}", quoted(self.category.as_str()));
+        let _ = writeln!(out, "dataset = {}", quoted(&self.dataset));
+        if let Some(prompts) = self.prompts {
+            let _ = writeln!(out, "prompts = {prompts}");
+        }
+        let _ = writeln!(out, "models = {}", list(&self.models, |(id, _)| quoted(id)));
+        // Every model on all its files, in the registry's order, is what no list says (the
+        // models' orders may disagree, which no one list could say).
+        let every_file = self.models.iter().all(|(id, quants)| {
+            registry
+                .get(id)
+                .is_some_and(|entry| entry.files.iter().map(|f| &f.quant).eq(quants.iter()))
+        });
+        if !every_file {
+            let _ = writeln!(
+                out,
+                "quantizations = {}",
+                list(&merged_quantizations(&self.models), |q| quoted(q))
+            );
+        }
+        let _ = writeln!(
+            out,
+            "backends = {}",
+            list(&self.backends, |b| quoted(b.as_str()))
+        );
+        let _ = writeln!(out, "device = {}", quoted(self.device.as_str()));
+        let _ = writeln!(out, "context = {}", self.context);
+        let _ = writeln!(out, "prompt_tokens = {}", self.prompt_tokens);
+        let _ = writeln!(out, "generate_tokens = {}", self.generate_tokens);
+        let _ = writeln!(
+            out,
+            "concurrency = {}",
+            list(&self.concurrency, u32::to_string)
+        );
+        let _ = writeln!(out, "threads = {}", list(&self.threads, u32::to_string));
+        let _ = writeln!(out, "batch = {}", self.batch);
+        let _ = writeln!(out, "seed = {}", self.seed);
+        let _ = writeln!(out, "warmup = {}", self.warmup);
+        let _ = writeln!(out, "repetitions = {}", self.repetitions);
+        if let Some(bytes) = self.memory_budget {
+            // The budget a device profile set is written as the profile, which sets it again
+            // (and names itself in skip messages).
+            match self
+                .memory_budget_source
+                .split('`')
+                .nth(1)
+                .filter(|_| self.memory_budget_source != "memory_budget")
+            {
+                Some(profile) => {
+                    let _ = writeln!(out, "device_profile = {}", quoted(profile));
+                }
+                None => {
+                    let _ = writeln!(out, "memory_budget = \"{bytes}\"");
+                }
+            }
+        }
+        if let Some(format) = self.prompt_format {
+            let _ = writeln!(out, "prompt_format = {}", quoted(format.as_str()));
+        }
+        if let Sampling::Temperature { temperature, top_k } = self.sampling {
+            let _ = writeln!(
+                out,
+                "\n[sampling]\ntemperature = {}\ntop_k = {top_k}",
+                float(f64::from(temperature))
+            );
+        }
+        if self.serving != Serving::default() {
+            serving_table(&mut out, &self.serving);
+        }
+        if let Some(stopping) = &self.stopping {
+            let _ = writeln!(
+                out,
+                "\n[stopping]\ntarget_relative_ci = {}\nmax_repetitions = {}",
+                float(stopping.target_relative_ci),
+                stopping.max_repetitions
+            );
+            if let Some(seconds) = stopping.max_seconds {
+                let _ = writeln!(out, "max_seconds = {}", float(seconds));
+            }
+        }
+        if let Some(accuracy) = &self.accuracy {
+            let _ = writeln!(out, "\n[accuracy]\nfew_shot = {}", accuracy.few_shot);
+            if let Some(subjects) = &accuracy.subjects {
+                let _ = writeln!(out, "subjects = {}", list(subjects, |s| quoted(s)));
+            }
+            if let Some(n) = accuracy.questions_per_subject {
+                let _ = writeln!(out, "questions_per_subject = {n}");
+            }
+        }
+        if self.kv_declared {
+            for variant in &self.kv {
+                kv_table(&mut out, variant);
+            }
+        }
+        out
+    }
+}
