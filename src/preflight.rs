@@ -83,7 +83,9 @@ pub fn readiness(case: &Case, registry: &Registry, models_dir: &Path) -> Readine
         return Readiness::Skip(reason);
     }
     // No engine, not even the refusal check that reads metadata, sees a malformed file.
-    if let Err(e) = edgebench_gguf::validate_file(&model_path) {
+    // (Validated once per process while the file is unchanged: the harness checks each
+    // model once, not once per case.)
+    if let Err(e) = edgebench_backend::check_model_file(&model_path) {
         return Readiness::Invalid(e.to_string());
     }
     if let Some(reason) = backend.refuses(&model_path, &load_options(case)) {

@@ -36,8 +36,9 @@ fn run() -> Result<CaseReport> {
         "edgebench-case reads a JSON case request on stdin (it is started by the scenario harness)",
     )?;
     let (case, entry) = request.case().map_err(|e| anyhow!(e))?;
-    // The file may have changed since the parent looked: no engine sees a malformed one.
-    edgebench_gguf::validate_file(&request.model_path)
+    // The file may have changed since the parent looked: no engine sees a malformed one. (The
+    // vocabulary and the engine's load check it again, free: once per process.)
+    edgebench_backend::check_model_file(&request.model_path)
         .map_err(|e| anyhow!("case {}: {e}", case.name))?;
     let models_dir = edgebench::paths::models_dir(&request.root);
     let mut runner = Runner::open(&request.root, &models_dir, &request.db)?;

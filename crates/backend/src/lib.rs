@@ -199,18 +199,48 @@ pub enum BackendError {
 /// What every engine does before it opens a model file: the file exists and its GGUF header
 /// and tensor table pass the validator (llama.cpp aborts and candle panics on some malformed
 /// files; the validator names the file and the byte offset instead).
+///
+/// A file is validated once per process while its length and modification time stay the same
+/// (Gemma's 262k-token vocabulary takes a quarter of a second to check, and a case opens its
+/// model up to three times: preflight, vocabulary, engine); a changed file is validated again.
 pub fn check_model_file(path: &Path) -> Result<(), BackendError> {
-    if !path.is_file() {
+    static VALIDATED: std::sync::Mutex<Vec<(std::path::PathBuf, u64, std::time::SystemTime)>> =
+        std::sync::Mutex::new(Vec::new());
+    let Ok(metadata) = std::fs::metadata(path).and_then(|m| {
+        if m.is_file() {
+            Ok(m)
+        } else {
+            Err(std::io::Error::other("not a file"))
+        }
+    }) else {
         return Err(BackendError::MissingModel {
             path: path.to_owned(),
         });
+    };
+    let stamp = (metadata.len(), metadata.modified().ok());
+    let seen = |list: &[(std::path::PathBuf, u64, std::time::SystemTime)]| {
+        list.iter()
+            .any(|(p, len, modified)| p == path && (*len, Some(*modified)) == stamp)
+    };
+    if seen(
+        &VALIDATED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    ) {
+        return Ok(());
     }
-    edgebench_gguf::validate_file(path)
-        .map(|_| ())
-        .map_err(|e| BackendError::InvalidModel {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })
+    edgebench_gguf::validate_file(path).map_err(|e| BackendError::InvalidModel {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if let (len, Some(modified)) = stamp {
+        let mut list = VALIDATED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        list.retain(|(p, ..)| p != path);
+        list.push((path.to_owned(), len, modified));
+    }
+    Ok(())
 }
 
 /// A model's vocabulary: text to token ids and back. The harness tokenizes every prompt once,
@@ -530,5 +560,26 @@ mod tests {
         );
         assert_eq!(log_softmax_at(&l, 3), None);
         assert_eq!(log_softmax_at(&l, -1), None);
+    }
+
+    /// The once-per-process memo never hides a change: a file cut short after it passed is
+    /// refused, and a missing one is named as missing.
+    #[test]
+    fn a_model_file_that_changes_after_it_passed_is_checked_again() {
+        let tensors: Vec<(String, u64)> = vec![("token_embd.weight".into(), 64)];
+        let (header, data) = edgebench_gguf::synthetic::f32_header("gpt2", &tensors);
+        let path = std::env::temp_dir().join(format!("edgebench-memo-{}.gguf", std::process::id()));
+        let mut file = header.clone();
+        file.resize(header.len() + data as usize, 0);
+        std::fs::write(&path, &file).expect("write");
+        super::check_model_file(&path).expect("valid");
+        super::check_model_file(&path).expect("still valid");
+        file.truncate(file.len() - 8);
+        std::fs::write(&path, &file).expect("truncate");
+        let e = super::check_model_file(&path).expect_err("cut short");
+        assert!(e.to_string().contains("truncated"), "{e}");
+        std::fs::remove_file(&path).expect("remove");
+        let e = super::check_model_file(&path).expect_err("gone");
+        assert!(matches!(e, super::BackendError::MissingModel { .. }), "{e}");
     }
 }
