@@ -2,6 +2,13 @@
 //! smoke mode, lengthened to `max_repetitions` when adaptive stopping is switched off.
 
 use edgebench_core::Case;
+use edgebench_core::scenario::BackendKind;
+
+/// candle's CPU prefill runs at about 14 tokens/s on these models here (llama.cpp's: 150 to
+/// 320), so a 1,536- or 3,584-token smoke prompt took candle 2 to 4 minutes a case; in smoke
+/// mode its prompts keep their last this many tokens (long prompts on candle are proved by the
+/// backend tests past Gemma's sliding window; measured runs keep the scenario's length).
+pub const SMOKE_CANDLE_PROMPT_TOKENS: u32 = 384;
 
 /// How this invocation runs cases.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -32,6 +39,9 @@ pub struct RunPlan {
     /// At least this many measured repetitions (adaptive stopping may add more).
     pub repetitions: u32,
     pub prompts: usize,
+    /// Prompts keep at most their last this many tokens: the scenario's `prompt_tokens`, or
+    /// less in smoke mode on candle ([`SMOKE_CANDLE_PROMPT_TOKENS`]).
+    pub prompt_tokens: u32,
 }
 
 #[must_use]
@@ -43,6 +53,11 @@ pub fn plan(case: &Case, mode: Mode) -> RunPlan {
             warmup: 0,
             repetitions: 1,
             prompts: prompts.min(case.concurrency.max(1) as usize),
+            prompt_tokens: if case.backend == BackendKind::Candle {
+                s.prompt_tokens.min(SMOKE_CANDLE_PROMPT_TOKENS)
+            } else {
+                s.prompt_tokens
+            },
         }
     } else {
         RunPlan {
@@ -52,6 +67,51 @@ pub fn plan(case: &Case, mode: Mode) -> RunPlan {
                 _ => s.repetitions,
             },
             prompts,
+            prompt_tokens: s.prompt_tokens,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Mode, SMOKE_CANDLE_PROMPT_TOKENS, plan};
+    use edgebench_core::scenario::BackendKind;
+    use edgebench_core::{Registry, Scenario};
+
+    #[test]
+    fn smoke_mode_runs_once_and_shortens_only_candle_prompts() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let read = |f: &str| std::fs::read_to_string(root.join(f)).expect(f);
+        let registry = Registry::parse("models.toml", &read("models.toml")).expect("registry");
+        let scenario = Scenario::parse(
+            "scenarios/kv_cache.toml",
+            &read("scenarios/kv_cache.toml"),
+            &registry,
+        )
+        .expect("scenario");
+        let long = scenario.prompt_tokens;
+        assert!(
+            long > SMOKE_CANDLE_PROMPT_TOKENS,
+            "the scenario's prompts are long"
+        );
+        let smoke = Mode {
+            smoke: true,
+            ..Mode::default()
+        };
+        let cases = scenario.expand();
+        for backend in [BackendKind::LlamaCpp, BackendKind::Candle] {
+            let case = cases
+                .iter()
+                .find(|c| c.backend == backend)
+                .expect("a case per engine");
+            let quick = plan(case, smoke);
+            assert_eq!((quick.warmup, quick.repetitions), (0, 1));
+            let expected = match backend {
+                BackendKind::Candle => SMOKE_CANDLE_PROMPT_TOKENS,
+                BackendKind::LlamaCpp => long,
+            };
+            assert_eq!(quick.prompt_tokens, expected, "{backend}");
+            assert_eq!(plan(case, Mode::default()).prompt_tokens, long, "{backend}");
         }
     }
 }

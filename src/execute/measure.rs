@@ -100,7 +100,7 @@ pub fn measure(
         prompt_format,
         s.category,
         &prompts,
-        s.prompt_tokens,
+        plan.prompt_tokens,
     )?;
     let priorities = schedule::priority_mix(requests.len(), s.serving.priorities);
     let work: Vec<WorkItem> = requests

@@ -1,10 +1,9 @@
 //! The GGUF validator against llama.cpp's own loader, file by file: seeded corruptions of the
 //! real small models and of a twin, each judged by the validator and by llama.cpp's loader in a
 //! child process (`edgebench-gguf-probe`; an abort kills the child only). Asserted: no file the
-//! validator accepts makes llama.cpp crash. The goal beyond that, no accepted file that
-//! llama.cpp refuses, is measured, not yet met: such files are printed with llama.cpp's reason
-//! (tensor shapes against the hyperparameters are not mirrored yet; `docs/methodology.md`).
-//! Files the validator refuses but llama.cpp loads are counted with the validator's reasons.
+//! validator accepts makes llama.cpp crash, refuse it or hang. Files the validator refuses but
+//! llama.cpp loads are counted with the validator's reasons (`docs/methodology.md` says why each
+//! class is refused).
 //! The confusion matrix is printed (and kept in `docs/methodology.md`).
 //!
 //! `EDGEBENCH_DIFFERENTIAL_N` sets the corruptions per file (default 500; 100 in the CI smoke
@@ -133,7 +132,7 @@ fn corrupt(rng: &mut Rng, header: &[u8], len: u64) -> (String, Vec<u8>, u64) {
 }
 
 #[test]
-fn the_validator_accepts_nothing_llama_cpp_crashes_on() {
+fn the_validator_accepts_nothing_llama_cpp_refuses_or_crashes_on() {
     let per_file: usize = std::env::var("EDGEBENCH_DIFFERENTIAL_N")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -156,7 +155,6 @@ fn the_validator_accepts_nothing_llama_cpp_crashes_on() {
     let mut matrix: BTreeMap<(String, bool, Loader), usize> = BTreeMap::new();
     let mut stricter: BTreeMap<String, usize> = BTreeMap::new();
     let mut failures = Vec::new();
-    let mut refused_anyway = Vec::new();
     for (label, path) in &files {
         let summary = edgebench_gguf::validate_file(path).expect("the original is valid");
         assert_eq!(
@@ -189,9 +187,6 @@ fn the_validator_accepts_nothing_llama_cpp_crashes_on() {
                 .or_default() += 1;
             match (&verdict, loader) {
                 (Ok(_), Loader::Loaded) => {}
-                (Ok(_), Loader::Refused) => refused_anyway.push(format!(
-                    "{label} #{i} ({what}): the validator accepts it, llama.cpp refuses it: {said}"
-                )),
                 (Ok(_), other) => failures.push(format!(
                     "{label} #{i} ({what}): the validator accepts it, llama.cpp {other:?}: {said}"
                 )),
@@ -232,10 +227,6 @@ fn the_validator_accepts_nothing_llama_cpp_crashes_on() {
                 n(Loader::TimedOut)
             );
         }
-    }
-    println!("\naccepted by the validator, refused by llama.cpp (the gap still open):");
-    for line in &refused_anyway {
-        println!("- {}", line.chars().take(300).collect::<String>());
     }
     println!("\nrefused by the validator, loaded by llama.cpp, by reason:");
     for (reason, n) in &stricter {
