@@ -151,22 +151,8 @@ pub fn id_from_file_name(path: &Path) -> String {
     if id.is_empty() { "model".into() } else { id }
 }
 
-/// A TOML basic string.
-fn quoted(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04X}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+/// A TOML basic string (the scenario writer's escaping).
+use edgebench_core::scenario::toml_string as quoted;
 
 /// The `[[model]]` entry for a file, as text for models.toml.
 #[allow(clippy::too_many_arguments)]

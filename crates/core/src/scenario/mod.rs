@@ -562,6 +562,7 @@ fn positive(cx: &Ctx<'_>, key: &str, v: &Spanned<u32>) -> Result<u32, ScenarioEr
 
 mod validate;
 mod write;
+pub use write::toml_string;
 
 #[cfg(test)]
 mod roundtrip_tests;

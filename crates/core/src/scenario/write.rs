@@ -7,16 +7,15 @@ use std::fmt::Write as _;
 use super::{KvVariant, Sampling, Scenario, Serving};
 use crate::registry::Registry;
 
-/// A TOML basic string.
-fn quoted(s: &str) -> String {
+/// `s` as a TOML basic string: quotes, backslashes and control characters escaped.
+#[must_use]
+pub fn toml_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
             c if c.is_control() => {
                 let _ = write!(out, "\\u{:04X}", c as u32);
             }
@@ -97,13 +96,13 @@ fn serving_table(out: &mut String, s: &Serving) {
 
 fn kv_table(out: &mut String, k: &KvVariant) {
     out.push_str("\n[[kv]]\n");
-    let _ = writeln!(out, "name = {}", quoted(&k.name));
+    let _ = writeln!(out, "name = {}", toml_string(&k.name));
     if k.baseline {
         out.push_str("baseline = true\n");
     }
     if k.pinned.cache_types {
-        let _ = writeln!(out, "type_k = {}", quoted(k.type_k.as_str()));
-        let _ = writeln!(out, "type_v = {}", quoted(k.type_v.as_str()));
+        let _ = writeln!(out, "type_k = {}", toml_string(k.type_k.as_str()));
+        let _ = writeln!(out, "type_v = {}", toml_string(k.type_v.as_str()));
     }
     if k.pinned.flash_attention {
         let _ = writeln!(out, "flash_attention = {}", k.flash_attention);
@@ -123,14 +122,18 @@ impl Scenario {
     pub fn to_toml(&self, registry: &Registry) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "format = {}", super::file::SCENARIO_FORMAT);
-        let _ = writeln!(out, "name = {}", quoted(&self.name));
-        let _ = writeln!(out, "description = {}", quoted(&self.description));
-        let _ = writeln!(out, "category = {}", quoted(self.category.as_str()));
-        let _ = writeln!(out, "dataset = {}", quoted(&self.dataset));
+        let _ = writeln!(out, "name = {}", toml_string(&self.name));
+        let _ = writeln!(out, "description = {}", toml_string(&self.description));
+        let _ = writeln!(out, "category = {}", toml_string(self.category.as_str()));
+        let _ = writeln!(out, "dataset = {}", toml_string(&self.dataset));
         if let Some(prompts) = self.prompts {
             let _ = writeln!(out, "prompts = {prompts}");
         }
-        let _ = writeln!(out, "models = {}", list(&self.models, |(id, _)| quoted(id)));
+        let _ = writeln!(
+            out,
+            "models = {}",
+            list(&self.models, |(id, _)| toml_string(id))
+        );
         // Every model on all its files, in the registry's order, is what no list says (the
         // models' orders may disagree, which no one list could say).
         let every_file = self.models.iter().all(|(id, quants)| {
@@ -142,15 +145,15 @@ impl Scenario {
             let _ = writeln!(
                 out,
                 "quantizations = {}",
-                list(&merged_quantizations(&self.models), |q| quoted(q))
+                list(&merged_quantizations(&self.models), |q| toml_string(q))
             );
         }
         let _ = writeln!(
             out,
             "backends = {}",
-            list(&self.backends, |b| quoted(b.as_str()))
+            list(&self.backends, |b| toml_string(b.as_str()))
         );
-        let _ = writeln!(out, "device = {}", quoted(self.device.as_str()));
+        let _ = writeln!(out, "device = {}", toml_string(self.device.as_str()));
         let _ = writeln!(out, "context = {}", self.context);
         let _ = writeln!(out, "prompt_tokens = {}", self.prompt_tokens);
         let _ = writeln!(out, "generate_tokens = {}", self.generate_tokens);
@@ -174,7 +177,7 @@ impl Scenario {
                 .filter(|_| self.memory_budget_source != "memory_budget")
             {
                 Some(profile) => {
-                    let _ = writeln!(out, "device_profile = {}", quoted(profile));
+                    let _ = writeln!(out, "device_profile = {}", toml_string(profile));
                 }
                 None => {
                     let _ = writeln!(out, "memory_budget = \"{bytes}\"");
@@ -182,7 +185,7 @@ impl Scenario {
             }
         }
         if let Some(format) = self.prompt_format {
-            let _ = writeln!(out, "prompt_format = {}", quoted(format.as_str()));
+            let _ = writeln!(out, "prompt_format = {}", toml_string(format.as_str()));
         }
         if let Sampling::Temperature { temperature, top_k } = self.sampling {
             let _ = writeln!(
@@ -208,7 +211,7 @@ impl Scenario {
         if let Some(accuracy) = &self.accuracy {
             let _ = writeln!(out, "\n[accuracy]\nfew_shot = {}", accuracy.few_shot);
             if let Some(subjects) = &accuracy.subjects {
-                let _ = writeln!(out, "subjects = {}", list(subjects, |s| quoted(s)));
+                let _ = writeln!(out, "subjects = {}", list(subjects, |s| toml_string(s)));
             }
             if let Some(n) = accuracy.questions_per_subject {
                 let _ = writeln!(out, "questions_per_subject = {n}");
