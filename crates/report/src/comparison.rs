@@ -96,7 +96,7 @@ fn select<'a>(dataset: &'a Dataset, selector: &str) -> Result<(String, Vec<&'a R
     }
 }
 
-const METRICS: &[(&str, fn(&crate::data::Samples) -> &Vec<f64>, bool)] = &[
+const METRICS: &[(&str, crate::sections::regressions::SampleGetter, bool)] = &[
     ("generation t/s", |s| &s.generation_tokens_per_s, true),
     ("TTFT ms", |s| &s.ttft_ms, false),
     ("ms per token", |s| &s.tpot_ms, false),

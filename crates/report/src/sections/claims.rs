@@ -180,7 +180,7 @@ pub fn claims_section(
                 bandwidth: Cell {
                     text: format!("{} GB/s", num(b / GB)),
                     provenance: Provenance::Claimed,
-                    detail: format!("{}", p.source),
+                    detail: p.source.to_string(),
                     ..Cell::default()
                 },
             })

@@ -77,7 +77,6 @@ pub(crate) fn ratio_cell(baseline: &[f64], variant: &[f64], what: &str) -> Cell 
                 )),
                 r.verdict.as_str()
             ),
-            ..Cell::default()
         },
     }
 }

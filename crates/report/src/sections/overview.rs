@@ -209,7 +209,6 @@ pub fn overview(runs: &[&Run], registry: &Registry) -> OverviewSection {
                             run.case.backend,
                             &run.id[..run.id.len().min(8)]
                         ),
-                        ..Cell::default()
                     }
                 }
                 None => Cell::none("no accuracy runs in this database"),
