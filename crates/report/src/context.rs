@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// Bumped when a field changes meaning or disappears (`report.json` readers check it).
-pub const REPORT_CONTEXT_VERSION: u32 = 2;
+pub const REPORT_CONTEXT_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -303,6 +303,8 @@ pub struct FailureRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct RegressionSection {
     pub test: String,
+    /// How generation speed is judged when a case has enough history.
+    pub history_test: String,
     pub baseline: String,
     pub threshold_pct: Option<f64>,
     pub rows: Vec<RegressionRow>,
@@ -327,4 +329,7 @@ pub struct RegressionRow {
     pub change_pct: f64,
     pub ci: String,
     pub verdict: String,
+    /// What the verdict rests on: the case's history on this device, or (labelled, when the
+    /// history is too short) the two runs alone.
+    pub basis: String,
 }

@@ -688,3 +688,64 @@ fn a_first_run_of_a_case_is_listed_as_the_baseline_of_the_next() {
             .all(|f| f.generation.text.ends_with("t/s"))
     );
 }
+
+#[test]
+fn with_enough_history_generation_speed_is_judged_against_it_and_a_real_step_is_flagged() {
+    // 40 nights of 5 cases, each night's speed drifting 0–4% (the generator's sawtooth): the
+    // two-run test sees the drift; the history calls it noise. Then case 0 slows by 20% for
+    // its last 3 nights: the history flags it.
+    let spec = edgebench_store::synthetic::HistorySpec {
+        runs: 200,
+        cases: 5,
+        requests_per_run: 5,
+        latencies_per_request: 40,
+        seed: 4,
+    };
+    let judge = |runs: &[edgebench_store::synthetic::GeneratedRun]| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("lab.sqlite");
+        let mut store = edgebench_store::Store::open(&db).expect("open");
+        edgebench_store::synthetic::write_runs(&mut store, runs).expect("write");
+        drop(store);
+        let dataset = data::load(&db).expect("load");
+        build_context(&dataset, &common::inputs(), &Selection::default(), "x", "t")
+            .expect("context")
+            .regressions
+    };
+    let steady = edgebench_store::synthetic::generate(&spec);
+    let r = judge(&steady);
+    let speed: Vec<_> = r
+        .rows
+        .iter()
+        .filter(|r| r.metric == "generation tokens/s")
+        .collect();
+    assert!(!speed.is_empty());
+    for row in &speed {
+        assert!(row.basis.starts_with("history of "), "{row:?}");
+        assert_ne!(row.verdict, "regressed", "{row:?}");
+    }
+    assert!(r.history_test.contains("CUSUM"));
+    let last_night = steady.iter().map(|g| g.night).max().expect("nights");
+    let mut stepped = steady.clone();
+    for run in stepped
+        .iter_mut()
+        .filter(|g| g.case == 0 && g.night > last_night - 3)
+    {
+        for row in &mut run.rows {
+            row.decode_ns = row.decode_ns * 5 / 4;
+        }
+    }
+    let r = judge(&stepped);
+    let flagged: Vec<_> = r
+        .rows
+        .iter()
+        .filter(|r| r.metric == "generation tokens/s" && r.verdict == "regressed")
+        .collect();
+    assert_eq!(flagged.len(), 1, "{:#?}", r.rows);
+    assert!(flagged[0].change_pct < -15.0, "{:?}", flagged[0]);
+    assert!(
+        flagged[0].basis.starts_with("history of "),
+        "{:?}",
+        flagged[0]
+    );
+}

@@ -10,9 +10,67 @@ pub(crate) const REGRESSION_METRICS: &[(&str, SampleGetter, bool)] = &[
     ("ms per token", |s| &s.tpot_ms, false),
 ];
 
+/// The run medians of generation speed of `current`'s case on its device and model, oldest
+/// first, up to and including `current`.
+fn generation_history(current: &Run, history: &[&Run]) -> Vec<f64> {
+    let model_hash = |r: &Run| r.model.as_ref().map(|m| m.sha256.clone());
+    let mut runs: Vec<&&Run> = history
+        .iter()
+        .filter(|r| {
+            r.case.name == current.case.name
+                && r.device_id == current.device_id
+                && model_hash(r) == model_hash(current)
+                && r.started_at_ms <= current.started_at_ms
+        })
+        .collect();
+    runs.sort_by_key(|r| (r.started_at_ms, r.id.clone()));
+    runs.iter()
+        .filter_map(|r| stats::summarize(&r.samples.generation_tokens_per_s).map(|s| s.median))
+        .collect()
+}
+
+/// The history verdict on generation speed, when the history is long enough: (verdict, change
+/// % against the reference median, basis).
+fn history_verdict(current: &Run, history: &[&Run]) -> Result<(String, f64, String), String> {
+    let series = generation_history(current, history);
+    let config = edgebench_core::history::HistoryConfig::default();
+    let evidence = match edgebench_core::history::judge(&series, &config) {
+        edgebench_core::history::HistoryVerdict::NotEnoughHistory { need, .. } => {
+            return Err(format!(
+                "two runs only: a history verdict needs {} runs of the case here, it has {}",
+                need + config.lookback,
+                series.len()
+            ));
+        }
+        edgebench_core::history::HistoryVerdict::Steady(e) => ("noise", e),
+        edgebench_core::history::HistoryVerdict::Regression { evidence, .. } => {
+            ("regressed", evidence)
+        }
+        edgebench_core::history::HistoryVerdict::Improvement { evidence, .. } => {
+            ("improved", evidence)
+        }
+    };
+    let (verdict, e) = evidence;
+    let newest = series.last().copied().unwrap_or(e.reference_median);
+    let change = ((newest / e.reference_median - 1.0) * 100.0 * 10.0).round() / 10.0;
+    Ok((
+        verdict.to_owned(),
+        change,
+        format!(
+            "history of {} runs: reference {} ±{:.1}%, z {:.1}; smallest step flagged within 3 runs {:.0}%",
+            series.len(),
+            num(e.reference_median),
+            100.0 * e.spread / e.reference_median,
+            e.z,
+            100.0 * e.detectable_step
+        ),
+    ))
+}
+
 pub fn regressions(
     pairs: &[(&Run, &Run)],
     current: &[&Run],
+    history: &[&Run],
     baseline: String,
     threshold_pct: Option<f64>,
 ) -> RegressionSection {
@@ -48,7 +106,7 @@ pub fn regressions(
             } else {
                 r.verdict == Verdict::Lower
             };
-            let verdict = if worse {
+            let two_runs = if worse {
                 "regressed"
             } else if better {
                 "improved"
@@ -56,6 +114,18 @@ pub fn regressions(
                 "too few samples"
             } else {
                 "noise"
+            };
+            let mut change_pct = ((r.ratio - 1.0) * 100.0 * 10.0).round() / 10.0;
+            let (verdict, basis) = if *metric == "generation tokens/s" {
+                match history_verdict(current, history) {
+                    Ok((verdict, change, basis)) => {
+                        change_pct = change;
+                        (verdict, basis)
+                    }
+                    Err(basis) => (two_runs.to_owned(), basis),
+                }
+            } else {
+                (two_runs.to_owned(), "two runs".to_owned())
             };
             rows.push(RegressionRow {
                 case: current.case.name.clone(),
@@ -70,11 +140,12 @@ pub fn regressions(
                     num(r.variant.median),
                     &current.id[..current.id.len().min(8)]
                 ),
-                change_pct: ((r.ratio - 1.0) * 100.0 * 10.0).round() / 10.0,
+                change_pct,
                 ci: r.ci.map_or("—".into(), |ci| {
                     format!("[{:.3}, {:.3}]", ci.low, ci.high)
                 }),
-                verdict: verdict.into(),
+                verdict,
+                basis,
             });
         }
     }
@@ -94,6 +165,7 @@ pub fn regressions(
         .count();
     RegressionSection {
         test: "ratio of medians (current ÷ baseline) with a 95% percentile-bootstrap CI, 2000 resamples per side; regressed/improved only when the whole interval lies on the worse/better side of 1, else noise".into(),
+        history_test: "generation speed, once a case has 8 earlier runs on this device and model: the newest run median against the median and robust spread (1.4826 × MAD) of up to 30 runs before the last 5, by CUSUM over the last 5 (allowance 0.5, threshold 6 spreads); fewer runs fall back to the two-run test, labelled".into(),
         baseline,
         threshold_pct,
         rows,
