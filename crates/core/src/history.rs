@@ -154,16 +154,12 @@ pub fn judge(series: &[f64], config: &HistoryConfig) -> HistoryVerdict {
 mod tests {
     use super::*;
 
-    /// SplitMix64 and Box–Muller: seeded noise, the same every run.
-    struct Noise(u64);
+    /// The core's seeded generator with Box–Muller: the same noise every run.
+    struct Noise(crate::stats::SplitMix64);
 
     impl Noise {
         fn uniform(&mut self) -> f64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+            (self.0.next_u64() >> 11) as f64 / (1u64 << 53) as f64
         }
 
         fn normal(&mut self) -> f64 {
@@ -194,7 +190,7 @@ mod tests {
     #[test]
     fn one_outlier_night_moves_neither_the_reference_nor_the_verdict() {
         let config = HistoryConfig::default();
-        let mut noise = Noise(1);
+        let mut noise = Noise(crate::stats::SplitMix64::new(1));
         let mut series: Vec<f64> = (0..40).map(|_| night(&mut noise, 100.0, 0.02)).collect();
         series[20] = 30.0; // a night the machine was shared
         let HistoryVerdict::Steady(evidence) = judge(&series, &config) else {
@@ -221,7 +217,7 @@ mod tests {
     #[test]
     fn a_step_is_dated_at_the_night_it_happened() {
         let config = HistoryConfig::default();
-        let mut noise = Noise(2);
+        let mut noise = Noise(crate::stats::SplitMix64::new(2));
         let mut series: Vec<f64> = (0..30).map(|_| night(&mut noise, 100.0, 0.01)).collect();
         series.extend((0..3).map(|_| night(&mut noise, 85.0, 0.01)));
         match judge(&series, &config) {
@@ -243,7 +239,7 @@ mod tests {
     /// share of series flagged by the third night after the step.
     fn simulate(relative_spread: f64, seed: u64) -> (f64, f64) {
         let config = HistoryConfig::default();
-        let mut noise = Noise(seed);
+        let mut noise = Noise(crate::stats::SplitMix64::new(seed));
         let (series_count, nights) = (200, 140);
         let mut false_alerts = 0;
         let mut judged = 0;
@@ -293,7 +289,7 @@ mod tests {
         // the evidence says so.
         let (false_per_100, _) = simulate(0.06, 14);
         assert!(false_per_100 <= 1.0, "{false_per_100}");
-        let mut noise = Noise(15);
+        let mut noise = Noise(crate::stats::SplitMix64::new(15));
         let series: Vec<f64> = (0..40).map(|_| night(&mut noise, 1000.0, 0.06)).collect();
         let HistoryVerdict::Steady(evidence) = judge(&series, &HistoryConfig::default()) else {
             panic!("unchanged");
