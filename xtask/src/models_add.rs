@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use edgebench_core::Registry;
+// A TOML basic string: the scenario writer's escaping.
+use edgebench_core::scenario::toml_string as quoted;
 use edgebench_gguf::{MetaValue, Summary};
 
 /// The architecture facts `models.toml` records, read from a GGUF file's metadata.
@@ -150,9 +152,6 @@ pub fn id_from_file_name(path: &Path) -> String {
         .collect();
     if id.is_empty() { "model".into() } else { id }
 }
-
-/// A TOML basic string (the scenario writer's escaping).
-use edgebench_core::scenario::toml_string as quoted;
 
 /// The `[[model]]` entry for a file, as text for models.toml.
 #[allow(clippy::too_many_arguments)]

@@ -204,41 +204,37 @@ pub enum BackendError {
 /// (Gemma's 262k-token vocabulary takes a quarter of a second to check, and a case opens its
 /// model up to three times: preflight, vocabulary, engine); a changed file is validated again.
 pub fn check_model_file(path: &Path) -> Result<(), BackendError> {
-    static VALIDATED: std::sync::Mutex<Vec<(std::path::PathBuf, u64, std::time::SystemTime)>> =
-        std::sync::Mutex::new(Vec::new());
-    let Ok(metadata) = std::fs::metadata(path).and_then(|m| {
-        if m.is_file() {
-            Ok(m)
-        } else {
-            Err(std::io::Error::other("not a file"))
-        }
-    }) else {
-        return Err(BackendError::MissingModel {
-            path: path.to_owned(),
-        });
-    };
-    let stamp = (metadata.len(), metadata.modified().ok());
-    let seen = |list: &[(std::path::PathBuf, u64, std::time::SystemTime)]| {
-        list.iter()
-            .any(|(p, len, modified)| p == path && (*len, Some(*modified)) == stamp)
-    };
-    if seen(
-        &VALIDATED
+    type Stamp = (std::path::PathBuf, u64, std::time::SystemTime);
+    static VALIDATED: std::sync::Mutex<Vec<Stamp>> = std::sync::Mutex::new(Vec::new());
+    let validated = || {
+        VALIDATED
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    ) {
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    let metadata = match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => m,
+        _ => {
+            return Err(BackendError::MissingModel {
+                path: path.to_owned(),
+            });
+        }
+    };
+    // Without a modification time a change could not be seen: such a file is always checked.
+    let stamp = metadata
+        .modified()
+        .ok()
+        .map(|modified| (path.to_owned(), metadata.len(), modified));
+    if stamp.as_ref().is_some_and(|s| validated().contains(s)) {
         return Ok(());
     }
     edgebench_gguf::validate_file(path).map_err(|e| BackendError::InvalidModel {
         path: path.to_owned(),
         reason: e.to_string(),
     })?;
-    if let (len, Some(modified)) = stamp {
-        let mut list = VALIDATED
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(stamp) = stamp {
+        let mut list = validated();
         list.retain(|(p, ..)| p != path);
-        list.push((path.to_owned(), len, modified));
+        list.push(stamp);
     }
     Ok(())
 }

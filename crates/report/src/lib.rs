@@ -237,10 +237,7 @@ pub fn build_context(
         regressions: sections::regressions(
             &pairs,
             &current,
-            &all.iter()
-                .copied()
-                .filter(|r| measured(r))
-                .collect::<Vec<_>>(),
+            &candidates.collect::<Vec<_>>(),
             baseline_text,
             selection.fail_on_regression_pct,
         ),

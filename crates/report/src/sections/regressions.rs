@@ -29,12 +29,20 @@ fn generation_history(current: &Run, history: &[&Run]) -> Vec<f64> {
         .collect()
 }
 
-/// The history verdict on generation speed, when the history is long enough: (verdict, change
-/// % against the reference median, basis).
-fn history_verdict(current: &Run, history: &[&Run]) -> Result<(String, f64, String), String> {
+/// The history verdict on generation speed, when the history is long enough.
+struct FromHistory {
+    verdict: String,
+    reference: String,
+    change_pct: f64,
+    basis: String,
+}
+
+/// [`FromHistory`] for `current`, or why its history is too short (the basis of the two-run
+/// verdict instead).
+fn history_verdict(current: &Run, history: &[&Run]) -> Result<FromHistory, String> {
     let series = generation_history(current, history);
     let config = edgebench_core::history::HistoryConfig::default();
-    let evidence = match edgebench_core::history::judge(&series, &config) {
+    let (verdict, e) = match edgebench_core::history::judge(&series, &config) {
         edgebench_core::history::HistoryVerdict::NotEnoughHistory { need, .. } => {
             return Err(format!(
                 "two runs only: a history verdict needs {} runs of the case here, it has {}",
@@ -50,13 +58,17 @@ fn history_verdict(current: &Run, history: &[&Run]) -> Result<(String, f64, Stri
             ("improved", evidence)
         }
     };
-    let (verdict, e) = evidence;
     let newest = series.last().copied().unwrap_or(e.reference_median);
     let change = ((newest / e.reference_median - 1.0) * 100.0 * 10.0).round() / 10.0;
-    Ok((
-        verdict.to_owned(),
-        change,
-        format!(
+    Ok(FromHistory {
+        verdict: verdict.to_owned(),
+        reference: format!(
+            "{} (reference of {} runs)",
+            num(e.reference_median),
+            series.len() - 1
+        ),
+        change_pct: change,
+        basis: format!(
             "history of {} runs: reference {} ±{:.1}%, z {:.1}; smallest step flagged within 3 runs {:.0}%",
             series.len(),
             num(e.reference_median),
@@ -64,7 +76,7 @@ fn history_verdict(current: &Run, history: &[&Run]) -> Result<(String, f64, Stri
             e.z,
             100.0 * e.detectable_step
         ),
-    ))
+    })
 }
 
 pub fn regressions(
@@ -115,26 +127,25 @@ pub fn regressions(
             } else {
                 "noise"
             };
-            let mut change_pct = ((r.ratio - 1.0) * 100.0 * 10.0).round() / 10.0;
-            let (verdict, basis) = if *metric == "generation tokens/s" {
-                match history_verdict(current, history) {
-                    Ok((verdict, change, basis)) => {
-                        change_pct = change;
-                        (verdict, basis)
-                    }
-                    Err(basis) => (two_runs.to_owned(), basis),
-                }
+            let two_run_baseline = format!(
+                "{} (run {})",
+                num(r.baseline.median),
+                &base.id[..base.id.len().min(8)]
+            );
+            let two_run_change = ((r.ratio - 1.0) * 100.0 * 10.0).round() / 10.0;
+            let judged = if *metric == "generation tokens/s" {
+                history_verdict(current, history)
             } else {
-                (two_runs.to_owned(), "two runs".to_owned())
+                Err("two runs".to_owned())
+            };
+            let (verdict, baseline, change_pct, basis) = match judged {
+                Ok(h) => (h.verdict, h.reference, h.change_pct, h.basis),
+                Err(basis) => (two_runs.to_owned(), two_run_baseline, two_run_change, basis),
             };
             rows.push(RegressionRow {
                 case: current.case.name.clone(),
                 metric: (*metric).into(),
-                baseline: format!(
-                    "{} (run {})",
-                    num(r.baseline.median),
-                    &base.id[..base.id.len().min(8)]
-                ),
+                baseline,
                 current: format!(
                     "{} (run {})",
                     num(r.variant.median),
