@@ -748,4 +748,10 @@ fn with_enough_history_generation_speed_is_judged_against_it_and_a_real_step_is_
         "{:?}",
         flagged[0]
     );
+    // Its baseline column is the reference the change is measured against, not one run.
+    assert!(
+        flagged[0].baseline.contains("(reference of "),
+        "{:?}",
+        flagged[0]
+    );
 }
