@@ -17,37 +17,10 @@ use crate::catalog::Catalog;
 use crate::outcome::CaseReport;
 use crate::plan::Mode;
 
-/// Environment switch for testing containment: `abort:<text>` makes a child whose case name
-/// contains `<text>` abort right after loading its model, as a crashing engine would;
-/// `pause:<text>:<ms>` holds it there for `ms` milliseconds.
-pub const FAULT_ENV: &str = "EDGEBENCH_INJECT_FAULT";
-
 /// Marks the child's one line of JSON on stdout.
 const REPORT_PREFIX: &str = "EDGEBENCH_CASE_REPORT ";
 /// How much of a crashed child's stderr is kept.
 const STDERR_TAIL_BYTES: usize = 4096;
-
-/// Aborts (or pauses) the process if [`FAULT_ENV`] asks for it for `case_name`.
-pub fn inject_fault_if_asked(case_name: &str) {
-    if let Ok(spec) = std::env::var(FAULT_ENV)
-        && let Some(pattern) = spec.strip_prefix("abort:")
-        && case_name.contains(pattern)
-    {
-        eprintln!("edgebench: {FAULT_ENV} aborts case {case_name}");
-        std::process::abort();
-    }
-    // `pause:PATTERN:MS` holds the case after loading, so a test can act on the database while
-    // the run is `running` (lock it, say).
-    if let Ok(spec) = std::env::var(FAULT_ENV)
-        && let Some((pattern, ms)) = spec
-            .strip_prefix("pause:")
-            .and_then(|rest| rest.rsplit_once(':'))
-        && case_name.contains(pattern)
-        && let Ok(ms) = ms.parse::<u64>()
-    {
-        std::thread::sleep(std::time::Duration::from_millis(ms));
-    }
-}
 
 /// Version of [`CaseRequest`]; a child refuses any other.
 pub const CASE_REQUEST_FORMAT: u32 = 1;
@@ -178,7 +151,7 @@ pub struct ChildCase<'a> {
     /// The `edgebench-case` executable.
     pub exe: &'a Path,
     pub request: &'a CaseRequest,
-    /// More environment for the child, e.g. [`FAULT_ENV`] in tests.
+    /// More environment for the child, e.g. [`crate::fault::FAULT_ENV`] in tests.
     pub env: &'a [(&'a str, &'a str)],
 }
 

@@ -13,6 +13,7 @@ pub mod engines;
 pub mod error;
 pub mod execute;
 pub mod fallback;
+pub mod fault;
 pub mod fingerprint;
 pub mod host;
 pub mod isolate;

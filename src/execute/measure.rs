@@ -115,7 +115,10 @@ pub fn measure(
     let load_start = Instant::now();
     let mut session = backend.load(model_path, &options)?;
     let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
-    crate::isolate::inject_fault_if_asked(&case.name);
+    crate::fault::inject_fault_if_asked(&case.name);
+    if let Some(fraction) = crate::fault::decode_slowdown(&case.name) {
+        session = crate::fault::slowed(session, fraction);
+    }
 
     let mut served_requests = Vec::new();
     let rapl = device_facts::Rapl::open();

@@ -86,3 +86,75 @@ pub fn greedy(session: &mut dyn Session, prompt: &[i32], n: usize) -> Vec<i32> {
     }
     out
 }
+
+/// The child process the harness runs each case in.
+pub const CASE_EXE: &str = env!("CARGO_BIN_EXE_edgebench-case");
+
+/// The request the harness sends for case `name` in smoke mode, with the model file its
+/// preflight finds.
+pub fn smoke_request(
+    name: &str,
+    run_id: &str,
+    db: &std::path::Path,
+) -> edgebench::isolate::CaseRequest {
+    let smoke = edgebench::plan::Mode {
+        smoke: true,
+        fixed_stopping: false,
+    };
+    case_request(name, run_id, db, smoke)
+}
+
+/// The request the harness sends for case `name` in `mode`, with the model file its preflight
+/// finds.
+pub fn case_request(
+    name: &str,
+    run_id: &str,
+    db: &std::path::Path,
+    mode: edgebench::plan::Mode,
+) -> edgebench::isolate::CaseRequest {
+    let catalog = catalog::Catalog::load(&edgebench::paths::root()).expect("catalog");
+    request_in(&catalog, name, run_id, db, mode)
+}
+
+/// [`case_request`] for a case of `catalog` (which a test may have added scenarios to).
+pub fn request_in(
+    catalog: &catalog::Catalog,
+    name: &str,
+    run_id: &str,
+    db: &std::path::Path,
+    mode: edgebench::plan::Mode,
+) -> edgebench::isolate::CaseRequest {
+    use edgebench::preflight::{Readiness, readiness};
+    let root = &catalog.root;
+    let case = catalog
+        .cases
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no case {name}"));
+    let models_dir = edgebench::paths::models_dir(root);
+    let Readiness::Ready { model_path } = readiness(case, &catalog.registry, &models_dir) else {
+        panic!("{name} is not ready here")
+    };
+    let (size, sha256) = edgebench::host::model_file_hash(&model_path).expect("hash");
+    edgebench::isolate::CaseRequest::new(
+        catalog,
+        case,
+        (&model_path, size, &sha256),
+        run_id,
+        "it-test",
+        db,
+        mode,
+    )
+}
+
+/// `request` run by [`CASE_EXE`] with `env` added to its environment.
+pub fn child_case<'a>(
+    request: &'a edgebench::isolate::CaseRequest,
+    env: &'a [(&'a str, &'a str)],
+) -> edgebench::isolate::ChildCase<'a> {
+    edgebench::isolate::ChildCase {
+        exe: std::path::Path::new(CASE_EXE),
+        request,
+        env,
+    }
+}

@@ -6,52 +6,13 @@ use crate::common;
 
 use std::path::Path;
 
-use edgebench::catalog::Catalog;
-use edgebench::isolate::{CaseRequest, ChildCase, ChildError, FAULT_ENV, run_in_child};
-use edgebench::plan::Mode;
-use edgebench::preflight::{Readiness, readiness};
+use edgebench::fault::FAULT_ENV;
+use edgebench::isolate::{ChildError, run_in_child};
 use edgebench::store::{RunStatus, Store};
 
-const EXE: &str = env!("CARGO_BIN_EXE_edgebench-case");
+use common::{child_case as child, smoke_request as request};
+
 const CASE: &str = "code_generation::phi-4-mini-twin16::Q4_0::llama_cpp::c1";
-
-/// The request the harness sends for case `name` in smoke mode, with the model file its
-/// preflight finds.
-fn request(name: &str, run_id: &str, db: &Path) -> CaseRequest {
-    let root = edgebench::paths::root();
-    let catalog = Catalog::load(&root).expect("catalog");
-    let case = catalog
-        .cases
-        .iter()
-        .find(|c| c.name == name)
-        .unwrap_or_else(|| panic!("no case {name}"));
-    let models_dir = edgebench::paths::models_dir(&root);
-    let Readiness::Ready { model_path } = readiness(case, &catalog.registry, &models_dir) else {
-        panic!("{name} is not ready here")
-    };
-    let (size, sha256) = edgebench::host::model_file_hash(&model_path).expect("hash");
-    let mode = Mode {
-        smoke: true,
-        fixed_stopping: false,
-    };
-    CaseRequest::new(
-        &catalog,
-        case,
-        (&model_path, size, &sha256),
-        run_id,
-        "crash-test",
-        db,
-        mode,
-    )
-}
-
-fn child<'a>(request: &'a CaseRequest, env: &'a [(&'a str, &'a str)]) -> ChildCase<'a> {
-    ChildCase {
-        exe: Path::new(EXE),
-        request,
-        env,
-    }
-}
 
 #[test]
 fn an_aborting_case_fails_alone_and_is_stored_as_aborted() {
@@ -274,7 +235,7 @@ fn a_read_only_results_database_is_named_and_the_run_lands_in_the_fallback_file(
     let model = case_root.join("model.gguf");
     std::fs::copy(&req.model_path, &model).expect("copy model");
     let exe = dir.path().join("edgebench-case");
-    std::fs::copy(EXE, &exe).expect("copy executable");
+    std::fs::copy(common::CASE_EXE, &exe).expect("copy executable");
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     req.root = case_root;
     req.model_path = model;

@@ -9,6 +9,7 @@ mod backends;
 mod broken_scenarios;
 mod crash_containment;
 mod differential;
+mod nightly_slowdown;
 mod parity;
 mod prompts;
 mod tidy;

@@ -29,12 +29,19 @@ pub struct HistoryConfig {
     /// The spread never counts as smaller than this fraction of the median (a run of identical
     /// medians would otherwise make every wobble an alert).
     pub min_relative_spread: f64,
+    /// A night counts at most this many spreads in the CUSUM (a Huber-clipped CUSUM): one
+    /// night far out cannot raise an alert by itself, however far.
+    pub clip: f64,
+    /// The newest this many nights must all lie off the reference on the same side: one night
+    /// far out (another job on the machine) is no regression until the next confirms it.
+    pub confirm: usize,
 }
 
 impl Default for HistoryConfig {
-    /// 30 reference nights (at least 8), the last 5 nights judged, allowance 0.5 σ and
-    /// threshold 6 σ: without a change, under 1 false alert per 100 nights in the simulation
-    /// below; a step of 4 σ is flagged within 3 nights nine times in ten.
+    /// 30 reference nights (at least 8), the last 5 nights judged, allowance 0.5 σ, threshold
+    /// 6 σ, two nights to confirm: without a change, under 1 false alert per 100 nights in the
+    /// simulation below, outlier nights included; a step of 4 σ is flagged within 3 nights nine
+    /// times in ten.
     fn default() -> Self {
         Self {
             window: 30,
@@ -43,6 +50,8 @@ impl Default for HistoryConfig {
             allowance: 0.5,
             threshold: 6.0,
             min_relative_spread: 0.005,
+            clip: 3.0,
+            confirm: 2,
         }
     }
 }
@@ -120,6 +129,7 @@ pub fn judge(series: &[f64], config: &HistoryConfig) -> HistoryVerdict {
         if up == 0.0 {
             up_since = i;
         }
+        let z = z.clamp(-config.clip, config.clip);
         down = (down - z - config.allowance).max(0.0);
         up = (up + z - config.allowance).max(0.0);
     }
@@ -131,10 +141,12 @@ pub fn judge(series: &[f64], config: &HistoryConfig) -> HistoryVerdict {
         cusum_up: up,
         detectable_step: (config.threshold / 3.0 + config.allowance) * spread / center.abs(),
     };
-    // The newest night must still be off the reference: a lone bad night a few nights back
-    // leaves the CUSUM high but is no standing regression once the series has recovered.
-    let still_low = evidence.z < -2.0 * config.allowance;
-    let still_high = evidence.z > 2.0 * config.allowance;
+    // The newest nights must all still be off the reference: a lone bad night leaves the
+    // CUSUM high, but it is no standing regression until the next night confirms it, nor once
+    // the series has recovered.
+    let newest = &series[n.saturating_sub(config.confirm.max(1))..];
+    let still_low = newest.iter().all(|&v| z_of(v) < -2.0 * config.allowance);
+    let still_high = newest.iter().all(|&v| z_of(v) > 2.0 * config.allowance);
     if down > config.threshold && still_low {
         HistoryVerdict::Regression {
             since: down_since,
@@ -172,6 +184,20 @@ mod tests {
         level * (relative_spread * noise.normal()).exp()
     }
 
+    /// Share of nights another job slows by 10–30% (measured here: one night in 14 of the
+    /// nightly test's real runs fell 22% below its neighbours).
+    const OUTLIER_NIGHTS: f64 = 0.05;
+
+    /// A night with the heavy tail a shared machine adds.
+    fn shared_night(noise: &mut Noise, level: f64, relative_spread: f64) -> f64 {
+        let v = night(noise, level, relative_spread);
+        if noise.uniform() < OUTLIER_NIGHTS {
+            v * (0.9 - 0.2 * noise.uniform())
+        } else {
+            v
+        }
+    }
+
     fn flags_drop(verdict: &HistoryVerdict) -> bool {
         matches!(verdict, HistoryVerdict::Regression { .. })
     }
@@ -201,8 +227,12 @@ mod tests {
             "{evidence:?}"
         );
         assert!(evidence.spread < 3.0, "{evidence:?}");
-        // The same outlier as the newest night: one night is not enough for the CUSUM at 6 σ
-        // unless it is far out, and this one is.
+        // The same outlier as the newest night: far out, but a night counts 3 spreads at most,
+        // so neither one nor two such nights are a regression yet; a third is.
+        series.push(30.0);
+        assert!(!flags_drop(&judge(&series, &config)));
+        series.push(30.0);
+        assert!(!flags_drop(&judge(&series, &config)));
         series.push(30.0);
         assert!(flags_drop(&judge(&series, &config)));
         // Two normal nights later the series has recovered: steady again.
@@ -234,9 +264,10 @@ mod tests {
         ));
     }
 
-    /// The simulation the docs quote: series of lognormal nights at a given between-run spread.
-    /// Unchanged: the false alerts per 100 nights judged. Stepped down by 10% at night 40: the
-    /// share of series flagged by the third night after the step.
+    /// The simulation the docs quote: series of lognormal nights at a given between-run spread,
+    /// 5% of them outliers 10–30% slow. Unchanged: the false alerts per 100 nights judged.
+    /// Stepped down by 10% at night 40: the share of series flagged by the third night after
+    /// the step.
     fn simulate(relative_spread: f64, seed: u64) -> (f64, f64) {
         let config = HistoryConfig::default();
         let mut noise = Noise(crate::stats::SplitMix64::new(seed));
@@ -245,7 +276,7 @@ mod tests {
         let mut judged = 0;
         for _ in 0..series_count {
             let series: Vec<f64> = (0..nights)
-                .map(|_| night(&mut noise, 1000.0, relative_spread))
+                .map(|_| shared_night(&mut noise, 1000.0, relative_spread))
                 .collect();
             for end in 40..=nights {
                 judged += 1;
@@ -257,7 +288,7 @@ mod tests {
             let series: Vec<f64> = (0..43)
                 .map(|i| {
                     let level = if i >= 40 { 900.0 } else { 1000.0 };
-                    night(&mut noise, level, relative_spread)
+                    shared_night(&mut noise, level, relative_spread)
                 })
                 .collect();
             detected +=

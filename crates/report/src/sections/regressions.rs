@@ -10,9 +10,9 @@ pub(crate) const REGRESSION_METRICS: &[(&str, SampleGetter, bool)] = &[
     ("ms per token", |s| &s.tpot_ms, false),
 ];
 
-/// The run medians of generation speed of `current`'s case on its device and model, oldest
-/// first, up to and including `current`.
-fn generation_history(current: &Run, history: &[&Run]) -> Vec<f64> {
+/// The run medians of one metric of `current`'s case on its device and model, oldest first, up
+/// to and including `current`.
+fn metric_history(current: &Run, history: &[&Run], get: SampleGetter) -> Vec<f64> {
     let model_hash = |r: &Run| r.model.as_ref().map(|m| m.sha256.clone());
     let mut runs: Vec<&&Run> = history
         .iter()
@@ -25,11 +25,11 @@ fn generation_history(current: &Run, history: &[&Run]) -> Vec<f64> {
         .collect();
     runs.sort_by_key(|r| (r.started_at_ms, r.id.clone()));
     runs.iter()
-        .filter_map(|r| stats::summarize(&r.samples.generation_tokens_per_s).map(|s| s.median))
+        .filter_map(|r| stats::summarize(get(&r.samples)).map(|s| s.median))
         .collect()
 }
 
-/// The history verdict on generation speed, when the history is long enough.
+/// The history verdict on one metric, when the history is long enough.
 struct FromHistory {
     verdict: String,
     reference: String,
@@ -37,42 +37,52 @@ struct FromHistory {
     basis: String,
 }
 
-/// [`FromHistory`] for `current`, or why its history is too short (the basis of the two-run
-/// verdict instead).
-fn history_verdict(current: &Run, history: &[&Run]) -> Result<FromHistory, String> {
-    let series = generation_history(current, history);
-    let config = edgebench_core::history::HistoryConfig::default();
-    let (verdict, e) = match edgebench_core::history::judge(&series, &config) {
-        edgebench_core::history::HistoryVerdict::NotEnoughHistory { need, .. } => {
+/// [`FromHistory`] for `current`'s metric `get` (`higher` is better), or why its history is
+/// too short (the basis of the two-run verdict instead).
+fn history_verdict(
+    current: &Run,
+    history: &[&Run],
+    get: SampleGetter,
+    higher: bool,
+) -> Result<FromHistory, String> {
+    use edgebench_core::history::{HistoryConfig, HistoryVerdict, judge};
+    let series = metric_history(current, history, get);
+    let config = HistoryConfig::default();
+    // The judge flags drops as regressions; a time that rises is a regression too, so it judges
+    // the negated series (median and MAD only change sign).
+    let oriented: Vec<f64> = if higher {
+        series.clone()
+    } else {
+        series.iter().map(|v| -v).collect()
+    };
+    let (verdict, e) = match judge(&oriented, &config) {
+        HistoryVerdict::NotEnoughHistory { need, .. } => {
             return Err(format!(
                 "two runs only: a history verdict needs {} runs of the case here, it has {}",
                 need + config.lookback,
                 series.len()
             ));
         }
-        edgebench_core::history::HistoryVerdict::Steady(e) => ("noise", e),
-        edgebench_core::history::HistoryVerdict::Regression { evidence, .. } => {
-            ("regressed", evidence)
-        }
-        edgebench_core::history::HistoryVerdict::Improvement { evidence, .. } => {
-            ("improved", evidence)
-        }
+        HistoryVerdict::Steady(e) => ("noise", e),
+        HistoryVerdict::Regression { evidence, .. } => ("regressed", evidence),
+        HistoryVerdict::Improvement { evidence, .. } => ("improved", evidence),
     };
-    let newest = series.last().copied().unwrap_or(e.reference_median);
-    let change = ((newest / e.reference_median - 1.0) * 100.0 * 10.0).round() / 10.0;
+    let reference = e.reference_median.abs();
+    let newest = series.last().copied().unwrap_or(reference);
+    let change = ((newest / reference - 1.0) * 100.0 * 10.0).round() / 10.0;
     Ok(FromHistory {
         verdict: verdict.to_owned(),
         reference: format!(
             "{} (reference of {} runs)",
-            num(e.reference_median),
+            num(reference),
             series.len() - 1
         ),
         change_pct: change,
         basis: format!(
             "history of {} runs: reference {} ±{:.1}%, z {:.1}; smallest step flagged within 3 runs {:.0}%",
             series.len(),
-            num(e.reference_median),
-            100.0 * e.spread / e.reference_median,
+            num(reference),
+            100.0 * e.spread / reference,
             e.z,
             100.0 * e.detectable_step
         ),
@@ -133,11 +143,7 @@ pub fn regressions(
                 &base.id[..base.id.len().min(8)]
             );
             let two_run_change = ((r.ratio - 1.0) * 100.0 * 10.0).round() / 10.0;
-            let judged = if *metric == "generation tokens/s" {
-                history_verdict(current, history)
-            } else {
-                Err("two runs".to_owned())
-            };
+            let judged = history_verdict(current, history, *get, *higher);
             let (verdict, baseline, change_pct, basis) = match judged {
                 Ok(h) => (h.verdict, h.reference, h.change_pct, h.basis),
                 Err(basis) => (two_runs.to_owned(), two_run_baseline, two_run_change, basis),
@@ -176,7 +182,7 @@ pub fn regressions(
         .count();
     RegressionSection {
         test: "ratio of medians (current ÷ baseline) with a 95% percentile-bootstrap CI, 2000 resamples per side; regressed/improved only when the whole interval lies on the worse/better side of 1, else noise".into(),
-        history_test: "generation speed, once a case has 8 earlier runs on this device and model: the newest run median against the median and robust spread (1.4826 × MAD) of up to 30 runs before the last 5, by CUSUM over the last 5 (allowance 0.5, threshold 6 spreads); fewer runs fall back to the two-run test, labelled".into(),
+        history_test: "each metric, once a case has 13 runs on this device and model (8 reference runs before the last 5): the newest run median against the median and robust spread (1.4826 × MAD) of up to 30 runs before the last 5, by CUSUM over the last 5 (allowance 0.5, threshold 6 spreads); fewer runs fall back to the two-run test, labelled".into(),
         baseline,
         threshold_pct,
         rows,
