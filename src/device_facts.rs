@@ -70,6 +70,52 @@ pub fn triad(array_bytes: usize, repetitions: usize, seed: u64) -> Triad {
     }
 }
 
+/// Array size and seed of the probe beside each case: the device probe's, so the two agree.
+pub const PROBE_ARRAY_BYTES: usize = 96 << 20;
+pub const PROBE_SEED: u64 = 20_261_125;
+/// Repetitions of the probe before a case and again after it.
+pub const PROBE_REPETITIONS: usize = 3;
+
+/// The bandwidth probe's repetitions around one case: before it and after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeBeside {
+    pub repetitions_bytes_per_s: Vec<f64>,
+}
+
+impl ProbeBeside {
+    /// The probe's repetitions before a case.
+    #[must_use]
+    pub fn before() -> Self {
+        Self {
+            repetitions_bytes_per_s: triad(PROBE_ARRAY_BYTES, PROBE_REPETITIONS, PROBE_SEED)
+                .repetitions,
+        }
+    }
+
+    /// Adds the repetitions after the case.
+    pub fn and_after(&mut self) {
+        self.repetitions_bytes_per_s
+            .extend(triad(PROBE_ARRAY_BYTES, PROBE_REPETITIONS, PROBE_SEED).repetitions);
+    }
+
+    #[must_use]
+    pub fn median(&self) -> f64 {
+        let mut sorted = self.repetitions_bytes_per_s.clone();
+        sorted.sort_by(f64::total_cmp);
+        edgebench_core::stats::percentile_sorted(&sorted, 50.0)
+    }
+
+    #[must_use]
+    pub fn row(&self) -> edgebench_store::ProbeRow {
+        let r = &self.repetitions_bytes_per_s;
+        edgebench_store::ProbeRow {
+            n: r.len() as u32,
+            min_bytes_per_s: r.iter().copied().fold(f64::INFINITY, f64::min),
+            max_bytes_per_s: r.iter().copied().fold(0.0, f64::max),
+        }
+    }
+}
+
 /// User + system CPU time of this process so far, in milliseconds (Linux `/proc/self/stat`,
 /// whose tick is the fixed user-space `USER_HZ` of 100).
 #[must_use]

@@ -220,6 +220,7 @@ fn measured(m: Measured, seed: u64) -> Recorded {
             decode_steps_ns: r.decode_steps_ns,
             bandwidth_bytes_per_s: r.bandwidth_bytes_per_s,
             fraction: r.fraction,
+            probe: r.probe,
         }),
         ..passed(&m.session, m.stop_reason, metrics)
     };

@@ -227,13 +227,20 @@ impl Runner {
             }
             Err(e) => return Err(e.into()),
         };
+        // A measured case gets the bandwidth probe beside it, before and after: the roofline
+        // share rests on the bandwidth of the minutes it ran in, with that probe's spread.
+        // Smoke runs are no measurements and use the device's one-off probe.
+        let mut probe = (!self.mode.smoke).then(device_facts::ProbeBeside::before);
         let inputs = execute::Inputs {
             root: &self.root,
             mode: self.mode,
             plan,
-            bandwidth_bytes_per_s: self
-                .store
-                .device_measurement(self.device_id, device_facts::TRIAD_KIND)?,
+            bandwidth_bytes_per_s: match &probe {
+                Some(p) => Some(p.median()),
+                None => self
+                    .store
+                    .device_measurement(self.device_id, device_facts::TRIAD_KIND)?,
+            },
         };
         let finished = |end, requests, answers| FinishedRun {
             run: &new_run,
@@ -244,7 +251,12 @@ impl Runner {
             answers,
         };
         match execute::execute(inputs, case, entry, model_path) {
-            Ok(outcome) => {
+            Ok(mut outcome) => {
+                if let (Some(probe), execute::RunOutcome::Measured(m)) = (&mut probe, &mut outcome)
+                {
+                    probe.and_after();
+                    m.roofline = m.roofline.map(|r| r.against(probe));
+                }
                 let recorded = record::outcome(outcome, s.seed);
                 fallback::store_run(
                     &mut self.store,

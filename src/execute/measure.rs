@@ -47,6 +47,24 @@ pub struct Roofline {
     pub decode_steps_ns: u64,
     pub bandwidth_bytes_per_s: f64,
     pub fraction: f64,
+    /// The probe beside the case `bandwidth_bytes_per_s` is the median of, when there was one.
+    pub probe: Option<edgebench_store::ProbeRow>,
+}
+
+impl Roofline {
+    /// The same decode measured against the probe beside the case (its median).
+    #[must_use]
+    pub fn against(self, probe: &crate::device_facts::ProbeBeside) -> Self {
+        let bandwidth = probe.median();
+        Self {
+            bandwidth_bytes_per_s: bandwidth,
+            fraction: self.decode_bytes_read as f64
+                / (self.decode_steps_ns as f64 / 1e9)
+                / bandwidth,
+            probe: Some(probe.row()),
+            ..self
+        }
+    }
 }
 
 /// Energy over the measured repetitions and where the figure comes from (`rapl`, or an
@@ -265,6 +283,7 @@ fn roofline(
         decode_steps_ns: decode_ns,
         bandwidth_bytes_per_s: bandwidth,
         fraction: bytes / (decode_ns as f64 / 1e9) / bandwidth,
+        probe: None,
     })
 }
 

@@ -127,6 +127,22 @@ fn night(
         })
         .expect("date the run");
     assert_eq!(dated, 1);
+    // A measured run carries the bandwidth probe measured beside it, before and after.
+    let (n, low, high, median): (u32, f64, f64, f64) = rusqlite::Connection::open(&db)
+        .and_then(|c| {
+            c.query_row(
+                "SELECT bandwidth_probe_n, bandwidth_probe_min, bandwidth_probe_max,
+                        bandwidth_bytes_per_s FROM runs WHERE id = ?1",
+                [&run_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+        })
+        .expect("the probe beside the run");
+    assert_eq!(n, 6);
+    assert!(
+        low <= median && median <= high && low > 0.0,
+        "{low} {median} {high}"
+    );
     db
 }
 
@@ -259,7 +275,9 @@ fn nightly_catches_a_real_decode_slowdown_from_history_and_passes_unchanged_nigh
             let decode_regressed = rows.iter().any(|r| {
                 (r["metric"] == "generation tokens/s" || r["metric"] == "ms per token")
                     && r["verdict"] == "regressed"
-                    && r["basis"].as_str().is_some_and(|b| b.starts_with("history of"))
+                    && r["basis"]
+                        .as_str()
+                        .is_some_and(|b| b.starts_with("history of"))
             });
             assert!(decode_regressed, "{rows:?}");
             assert!(

@@ -71,6 +71,10 @@ pub enum Command {
     /// Run the suite into a local database, ingest it into SHARED, compare each case with the
     /// previous night on this device (exit 2 on a regression)
     Nightly(NightlyArgs),
+    /// Measure the between-run spread of chosen cases: re-run them as separate processes N
+    /// times, store each case's spread of run medians and what the nightly verdicts make of it
+    /// in simulation (shown in the report's regression section)
+    Calibrate(CalibrateArgs),
     /// Compare two runs, or two invocations case by case, in the terminal: B ÷ A with the
     /// report's statistics (ratio of medians, 95% bootstrap CI)
     Compare {
@@ -151,6 +155,21 @@ pub struct ExportArgs {
     /// File to write (default: standard output)
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Harness processes to run (each runs every chosen case once, measured)
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(3..))]
+    pub runs: u32,
+    /// Run nothing: calibrate from the measured runs already stored since this day
+    #[arg(long, value_name = "DAY")]
+    pub from_runs_since: Option<jiff::civil::Date>,
+    /// The cases whose name contains one of these (required unless --from-runs-since)
+    #[arg(required_unless_present = "from_runs_since")]
+    pub filters: Vec<String>,
 }
 
 #[derive(Debug, Args)]

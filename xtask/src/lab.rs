@@ -10,7 +10,7 @@ use edgebench_report::{Baseline, Selection as ReportSelection};
 use edgebench_store::Store;
 use edgebench_store::exchange::{self, Selection};
 
-fn database(root: &Path, db: &DbArg) -> PathBuf {
+pub(crate) fn database(root: &Path, db: &DbArg) -> PathBuf {
     db.db.clone().unwrap_or_else(|| crate::database(root))
 }
 

@@ -1,6 +1,7 @@
 //! Project automation: `cargo xtask <command>`. See `cargo xtask help`.
 
 mod anchor;
+mod calibrate;
 mod cli;
 mod lab;
 mod models;
@@ -51,6 +52,7 @@ fn main() -> Result<()> {
             lab::NightlyOutcome::Regressed(_) => std::process::exit(report::REGRESSION_EXIT),
             lab::NightlyOutcome::CasesFailed => bail!("some cases failed (see above)"),
         },
+        C::Calibrate(args) => calibrate::calibrate(&root, &args),
         C::Compare { db, a, b } => {
             report::compare(&db.db.unwrap_or_else(|| database(&root)), &a, &b)
         }
@@ -98,11 +100,11 @@ pub(crate) fn project_root() -> PathBuf {
 
 pub(crate) use edgebench_settings::{database, models_dir};
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
-fn run(cmd: &mut Command) -> Result<()> {
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     // The command, not its environment (a case list can be kilobytes long).
     let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy()).collect();
     eprintln!(
@@ -163,9 +165,11 @@ fn bench(root: &Path, all: bool, filters: &[String]) -> Result<()> {
     build_announced(root)?;
     let mut cmd = cargo();
     cmd.current_dir(root)
-        .args(["test", "--test", "scenarios", "--"])
-        .args(filters)
+        .args(["test", "--test", "scenarios"])
         .env(settings::DB_ENV, &db);
+    if !filters.is_empty() {
+        cmd.env(settings::CASES_ENV, containing_any(filters));
+    }
     if default_suite {
         eprintln!(
             "default suite: {} (`cargo xtask bench --all` runs every case)",
@@ -202,6 +206,16 @@ fn bench(root: &Path, all: bool, filters: &[String]) -> Result<()> {
     outcome
 }
 
+/// Case globs (`EDGEBENCH_CASES`) for the cases whose name contains one of `filters`: libtest
+/// takes a single filter, the globs any number.
+pub(crate) fn containing_any(filters: &[String]) -> String {
+    filters
+        .iter()
+        .map(|f| format!("*{f}*"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// A binary of the root package as `cargo test` builds it for the integration tests.
 fn test_build_binary(root: &Path, name: &str) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -213,7 +227,7 @@ fn test_build_binary(root: &Path, name: &str) -> PathBuf {
 /// Builds the scenario harness (and the binaries it runs) before running it, saying so: the
 /// first build compiles llama.cpp and candle and is silent for minutes inside their build
 /// scripts. Cargo's own output goes to a log file, named on failure.
-fn build_announced(root: &Path) -> Result<()> {
+pub(crate) fn build_announced(root: &Path) -> Result<()> {
     let log = setup::log_file("build")?;
     let fresh = !test_build_binary(root, "edgebench-case").exists();
     eprintln!(

@@ -456,3 +456,87 @@ fn nightly_runs_the_suite_into_a_local_file_and_a_failed_case_fails_the_night() 
         "the night was ingested though a case failed"
     );
 }
+
+#[test]
+fn calibrate_stores_each_cases_between_run_spread_and_the_report_shows_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("lab.sqlite");
+    let store = Store::open(&db).expect("open");
+    // Ten runs of unchanged code whose medians move by a few percent.
+    for (i, wobble) in [0.0, 2.0, -1.5, 1.0, -2.5, 0.5, 3.0, -1.0, 1.5, -0.5]
+        .into_iter()
+        .enumerate()
+    {
+        let local = night(
+            dir.path(),
+            &format!("c{i}"),
+            "eeee5555",
+            i as i64,
+            100.0 + wobble,
+        );
+        store.ingest(&local).expect("ingest");
+    }
+    drop(store);
+    let o = xtask()
+        .args(["calibrate", "--from-runs-since", "2026-11-01", "--db"])
+        .arg(&db)
+        .arg("nightly-case")
+        .output()
+        .expect("calibrate");
+    // The filter is on case names: this one matches none.
+    assert!(
+        !o.status.success() && text(&o).contains("no measured runs"),
+        "{}",
+        text(&o)
+    );
+    let o = xtask()
+        .args(["calibrate", "--from-runs-since", "2026-11-01", "--db"])
+        .arg(&db)
+        .arg("code_generation::phi")
+        .output()
+        .expect("calibrate");
+    assert!(o.status.success(), "{}", text(&o));
+    let table = text(&o);
+    let generation = table
+        .lines()
+        .find(|l| l.contains("| generation tokens/s | 10 |"))
+        .unwrap_or_else(|| panic!("{table}"));
+    // Decode time ±3% → generation speed a few percent apart; the simulation ran.
+    assert!(generation.contains('%'), "{generation}");
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    let (rows, spread, simulated): (i64, f64, Option<f64>) = conn
+        .query_row(
+            "SELECT COUNT(*), MAX(robust_spread), MIN(false_alerts_per_100) FROM calibrations",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("calibrations");
+    assert_eq!(rows, 3, "one per regression metric");
+    assert!(spread > 0.0 && spread < 0.1, "{spread}");
+    assert!(simulated.is_some());
+
+    let out = dir.path().join("report");
+    let o = xtask()
+        .args(["report", "--db"])
+        .arg(&db)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("report");
+    assert!(o.status.success(), "{}", text(&o));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).expect("json"))
+            .expect("parse");
+    let shown = json["regressions"]["calibrations"]
+        .as_array()
+        .expect("array");
+    assert_eq!(shown.len(), 3, "{shown:?}");
+
+    // Nothing to calibrate and nothing named: a usage error that says what is missing.
+    let o = xtask().args(["calibrate"]).output().expect("calibrate");
+    assert!(
+        o.status.code() == Some(1) && text(&o).contains("<FILTERS>"),
+        "{}",
+        text(&o)
+    );
+}

@@ -162,6 +162,146 @@ pub fn judge(series: &[f64], config: &HistoryConfig) -> HistoryVerdict {
     }
 }
 
+/// The spread of run medians across runs of unchanged code: what a calibration measures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BetweenRuns {
+    pub runs: usize,
+    pub median: f64,
+    /// 1.4826 × MAD ÷ median: the robust standard deviation the verdicts use, relative.
+    pub robust_spread: f64,
+    /// Standard deviation ÷ mean (outliers count fully here).
+    pub cv: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// [`BetweenRuns`] of `run_medians`; `None` below 2 finite values.
+#[must_use]
+pub fn between_runs(run_medians: &[f64]) -> Option<BetweenRuns> {
+    let mut values: Vec<f64> = run_medians
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
+    if values.len() < 2 {
+        return None;
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let center = median(&mut values);
+    let mut deviations: Vec<f64> = values.iter().map(|v| (v - center).abs()).collect();
+    let mad = median(&mut deviations);
+    Some(BetweenRuns {
+        runs: values.len(),
+        median: center,
+        robust_spread: 1.4826 * mad / center.abs(),
+        cv: sd / mean.abs(),
+        min: values[0],
+        max: values[values.len() - 1],
+    })
+}
+
+/// What [`simulate`] found: how often unchanged series raise an alert, how often a step down
+/// is flagged in time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Simulation {
+    pub series: usize,
+    /// Nights judged without any change (each series from its 41st night on).
+    pub nights_judged: usize,
+    pub false_alerts_per_100: f64,
+    /// The injected step, as a fraction of the level (0.1: 10% slower).
+    pub step: f64,
+    /// Share of stepped series flagged by the third night after the step.
+    pub detected_within_3: f64,
+}
+
+/// A standard normal draw (Box–Muller).
+fn standard_normal(rng: &mut crate::stats::SplitMix64) -> f64 {
+    let mut uniform = || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    let (u, v) = (uniform().max(1e-300), uniform());
+    (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+}
+
+/// Nights of history before the judged ones in [`simulate`], and nights per unchanged series.
+const SIMULATED_HISTORY: usize = 40;
+const SIMULATED_NIGHTS: usize = 140;
+
+/// Judges `series` simulated series of nights drawn by `night` (a value around its level,
+/// as a run median of a benchmark would be): unchanged, and stepped down by `step` after
+/// [`SIMULATED_HISTORY`] nights.
+pub fn simulate(
+    night: &mut dyn FnMut() -> f64,
+    config: &HistoryConfig,
+    series: usize,
+    step: f64,
+) -> Simulation {
+    let flags_drop = |s: &[f64]| matches!(judge(s, config), HistoryVerdict::Regression { .. });
+    let (mut false_alerts, mut judged) = (0usize, 0usize);
+    for _ in 0..series {
+        let values: Vec<f64> = (0..SIMULATED_NIGHTS).map(|_| night()).collect();
+        for end in SIMULATED_HISTORY..=SIMULATED_NIGHTS {
+            judged += 1;
+            false_alerts += usize::from(flags_drop(&values[..end]));
+        }
+    }
+    let mut detected = 0usize;
+    for _ in 0..series {
+        let values: Vec<f64> = (0..SIMULATED_HISTORY + 3)
+            .map(|i| {
+                let v = night();
+                if i >= SIMULATED_HISTORY {
+                    v * (1.0 - step)
+                } else {
+                    v
+                }
+            })
+            .collect();
+        detected += usize::from(
+            (SIMULATED_HISTORY + 1..=SIMULATED_HISTORY + 3).any(|end| flags_drop(&values[..end])),
+        );
+    }
+    Simulation {
+        series,
+        nights_judged: judged,
+        false_alerts_per_100: 100.0 * false_alerts as f64 / judged.max(1) as f64,
+        step,
+        detected_within_3: detected as f64 / series.max(1) as f64,
+    }
+}
+
+/// [`simulate`] with nights resampled from measured run medians (a calibration's): the
+/// measured spread and its tails, outliers included, without assuming a distribution. The
+/// bootstrap is smoothed (each draw plus Gaussian noise of Silverman's bandwidth): drawing 40
+/// nights from a dozen values repeats each one, and a reference made of repeats has a MAD of 0,
+/// a spread no real series shows. `None` below 3 medians.
+#[must_use]
+pub fn simulate_resampled(
+    run_medians: &[f64],
+    config: &HistoryConfig,
+    step: f64,
+    seed: u64,
+) -> Option<Simulation> {
+    if run_medians.len() < 3 {
+        return None;
+    }
+    let n = run_medians.len() as f64;
+    let mean = run_medians.iter().sum::<f64>() / n;
+    let sd = (run_medians.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let mut sorted = run_medians.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let iqr = crate::stats::percentile_sorted(&sorted, 75.0)
+        - crate::stats::percentile_sorted(&sorted, 25.0);
+    let spread = if iqr > 0.0 { sd.min(iqr / 1.34) } else { sd };
+    let bandwidth = 0.9 * spread * n.powf(-0.2);
+    let mut rng = crate::stats::SplitMix64::new(seed);
+    let mut night = || {
+        let v = run_medians[rng.below(run_medians.len())];
+        v + bandwidth * standard_normal(&mut rng)
+    };
+    Some(simulate(&mut night, config, 200, step))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,8 +315,7 @@ mod tests {
         }
 
         fn normal(&mut self) -> f64 {
-            let (u, v) = (self.uniform().max(1e-300), self.uniform());
-            (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+            standard_normal(&mut self.0)
         }
     }
 
@@ -200,6 +339,20 @@ mod tests {
 
     fn flags_drop(verdict: &HistoryVerdict) -> bool {
         matches!(verdict, HistoryVerdict::Regression { .. })
+    }
+
+    #[test]
+    fn between_run_spread_is_robust_and_the_cv_is_not() {
+        let b = between_runs(&[100.0, 102.0, 98.0, 101.0, 99.0, 50.0]).expect("spread");
+        assert_eq!((b.runs, b.min, b.max), (6, 50.0, 102.0));
+        assert!((b.median - 99.5).abs() < 1e-9, "{b:?}");
+        // MAD 1.5 → 2.2% of the median; the outlier puts the CV past 20%.
+        assert!(
+            (b.robust_spread - 1.4826 * 1.5 / 99.5).abs() < 1e-9,
+            "{b:?}"
+        );
+        assert!(b.cv > 0.2, "{b:?}");
+        assert_eq!(between_runs(&[1.0]), None);
     }
 
     #[test]
@@ -269,35 +422,32 @@ mod tests {
     /// Stepped down by 10% at night 40: the share of series flagged by the third night after
     /// the step.
     fn simulate(relative_spread: f64, seed: u64) -> (f64, f64) {
-        let config = HistoryConfig::default();
         let mut noise = Noise(crate::stats::SplitMix64::new(seed));
-        let (series_count, nights) = (200, 140);
-        let mut false_alerts = 0;
-        let mut judged = 0;
-        for _ in 0..series_count {
-            let series: Vec<f64> = (0..nights)
-                .map(|_| shared_night(&mut noise, 1000.0, relative_spread))
-                .collect();
-            for end in 40..=nights {
-                judged += 1;
-                false_alerts += usize::from(flags_drop(&judge(&series[..end], &config)));
-            }
-        }
-        let mut detected = 0;
-        for _ in 0..series_count {
-            let series: Vec<f64> = (0..43)
-                .map(|i| {
-                    let level = if i >= 40 { 900.0 } else { 1000.0 };
-                    shared_night(&mut noise, level, relative_spread)
-                })
-                .collect();
-            detected +=
-                usize::from((41..=43).any(|end| flags_drop(&judge(&series[..end], &config))));
-        }
-        (
-            100.0 * false_alerts as f64 / judged as f64,
-            detected as f64 / series_count as f64,
-        )
+        let mut draw = || shared_night(&mut noise, 1000.0, relative_spread);
+        let s = super::simulate(&mut draw, &HistoryConfig::default(), 200, 0.1);
+        (s.false_alerts_per_100, s.detected_within_3)
+    }
+
+    #[test]
+    fn resampled_medians_are_simulated_and_too_few_are_refused() {
+        let config = HistoryConfig::default();
+        assert_eq!(simulate_resampled(&[1.0, 2.0], &config, 0.1, 1), None);
+        let mut noise = Noise(crate::stats::SplitMix64::new(21));
+        let tight: Vec<f64> = (0..12).map(|_| night(&mut noise, 100.0, 0.01)).collect();
+        let s = simulate_resampled(&tight, &config, 0.1, 1).expect("simulated");
+        assert!(
+            s.false_alerts_per_100 <= 1.0 && s.detected_within_3 >= 0.9,
+            "{s:?}"
+        );
+        // Medians 20% apart half the time: a 10% step hides in that.
+        let bimodal: Vec<f64> = (0..12)
+            .map(|i| if i % 2 == 0 { 100.0 } else { 80.0 })
+            .collect();
+        let s = simulate_resampled(&bimodal, &config, 0.1, 1).expect("simulated");
+        assert!(
+            s.detected_within_3 < 0.5 && s.false_alerts_per_100 <= 1.0,
+            "{s:?}"
+        );
     }
 
     #[test]

@@ -311,6 +311,26 @@ pub struct RegressionSection {
     pub regressed_beyond_threshold: usize,
     /// Current runs with no baseline to compare with: they become the baseline of the next run.
     pub first_runs: Vec<FirstRunRow>,
+    /// The between-run spread of calibrated cases (`cargo xtask calibrate`), latest per case,
+    /// metric and device.
+    pub calibrations: Vec<CalibrationRow>,
+}
+
+/// A case's between-run spread of one metric on one device, measured by re-running it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CalibrationRow {
+    pub case: String,
+    pub metric: String,
+    pub device: String,
+    pub calibrated_on: String,
+    /// Median of the run medians, measured (n runs, each in its own process).
+    pub median: Cell,
+    pub robust_spread_pct: f64,
+    pub cv_pct: f64,
+    pub range: String,
+    /// Simulated from the run medians; `None` below 3 runs.
+    pub false_alerts_per_100: Option<f64>,
+    pub detected_within_3_pct: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -332,4 +352,7 @@ pub struct RegressionRow {
     /// What the verdict rests on: the case's history on this device, or (labelled, when the
     /// history is too short) the two runs alone.
     pub basis: String,
+    /// A flagged history verdict's plot: the runs, the reference band and the change point
+    /// (empty otherwise).
+    pub history_svg: String,
 }

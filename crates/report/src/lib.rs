@@ -96,7 +96,10 @@ pub struct Selection {
     pub fail_on_regression_pct: Option<f64>,
 }
 
-pub(crate) fn measured(r: &Run) -> bool {
+/// Whether `r` is a measurement (passed, measured mode, with a model): what reports, nightly
+/// verdicts and calibrations are made of.
+#[must_use]
+pub fn measured(r: &Run) -> bool {
     r.status == edgebench_store::RunStatus::Passed
         && r.mode == edgebench_store::RunMode::Measure
         && r.model.is_some()
@@ -238,6 +241,7 @@ pub fn build_context(
             &pairs,
             &current,
             &candidates.collect::<Vec<_>>(),
+            (&dataset.calibrations, &dataset.devices),
             baseline_text,
             selection.fail_on_regression_pct,
         ),

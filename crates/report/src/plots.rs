@@ -154,3 +154,81 @@ pub fn lines(
     }
     svg
 }
+
+/// A case's nightly history: each night's value, the reference band (median ± `band`
+/// spreads, shaded, with the median as a line) and, when the verdict dated one, the night the
+/// change began (a vertical line; that night and the later ones drawn in red).
+pub fn history(
+    title: &str,
+    y_label: &str,
+    values: &[f64],
+    reference: (f64, f64),
+    band: f64,
+    change_at: Option<usize>,
+) -> String {
+    let (median, spread) = reference;
+    let finite = values.iter().copied().filter(|v| v.is_finite());
+    let (lo, hi) = finite
+        .chain([median - band * spread, median + band * spread])
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if values.is_empty() || !(lo.is_finite() && hi.is_finite()) {
+        return String::new();
+    }
+    let pad = ((hi - lo) * 0.1).max(hi.abs() * 1e-3);
+    let (lo, hi) = (lo - pad, hi + pad);
+    let nights = values.len() as f64;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (560, 240)).into_drawing_area();
+        if root.fill(&WHITE).is_err() {
+            return String::new();
+        }
+        let Ok(mut chart) = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 14))
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(60)
+            .build_cartesian_2d(-0.5..nights - 0.5, lo..hi)
+        else {
+            return String::new();
+        };
+        let _ = chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_desc("run (oldest first)")
+            .y_desc(y_label)
+            .draw();
+        let band_color = color(0).mix(0.15);
+        let _ = chart.draw_series(std::iter::once(Rectangle::new(
+            [
+                (-0.5, median - band * spread),
+                (nights - 0.5, median + band * spread),
+            ],
+            band_color.filled(),
+        )));
+        let _ = chart.draw_series(LineSeries::new(
+            [(-0.5, median), (nights - 0.5, median)],
+            color(0).stroke_width(1),
+        ));
+        let _ = chart.draw_series(LineSeries::new(
+            values.iter().enumerate().map(|(i, v)| (i as f64, *v)),
+            BLACK.mix(0.4).stroke_width(1),
+        ));
+        let changed = |i: usize| change_at.is_some_and(|c| i >= c);
+        let _ = chart.draw_series(values.iter().enumerate().map(|(i, v)| {
+            let c = if changed(i) { color(3) } else { BLACK };
+            Circle::new((i as f64, *v), 3, c.filled())
+        }));
+        if let Some(c) = change_at {
+            let x = c as f64 - 0.5;
+            let _ = chart.draw_series(LineSeries::new(
+                [(x, lo), (x, hi)],
+                color(3).stroke_width(2),
+            ));
+        }
+        let _ = root.present();
+    }
+    svg
+}

@@ -1,6 +1,7 @@
 //! The report over a real SQLite database written by the real store.
 
 mod common;
+mod verdicts;
 
 use edgebench_report::{Baseline, Selection, build_context, data, write_report};
 
@@ -516,6 +517,16 @@ fn every_run_shows_its_roofline_share_and_harness_overhead() {
         .find(|r| r.model.contains("twin") && r.roofline.text == "130%")
         .expect("twin row");
     assert!(twin.note.contains("cache"), "{}", twin.note);
+    // The probe beside each run: its spread next to the share, too wide on the twins' runs.
+    assert_eq!(gemma.roofline.spread, "probe ±5%");
+    assert!(
+        gemma.roofline.detail.contains("6 repetitions"),
+        "{:?}",
+        gemma.roofline
+    );
+    assert!(!gemma.note.contains("probe spread"), "{}", gemma.note);
+    assert_eq!(twin.roofline.spread, "probe ±20%");
+    assert!(twin.note.contains("probe spread 40%"), "{}", twin.note);
     let html = edgebench_report::render::html(&ctx).expect("html");
     assert!(html.contains("id=\"runs-table\"") && html.contains("0.9950"));
 }
@@ -753,5 +764,18 @@ fn with_enough_history_generation_speed_is_judged_against_it_and_a_real_step_is_
         flagged[0].baseline.contains("(reference of "),
         "{:?}",
         flagged[0]
+    );
+    // Flagged, so plotted: the runs as points, the band, the change point in red.
+    let svg = &flagged[0].history_svg;
+    assert!(
+        svg.starts_with("<svg") && svg.contains("since run"),
+        "{svg}"
+    );
+    assert!(svg.contains("#D62728"), "the change is drawn in red");
+    assert!(
+        r.rows
+            .iter()
+            .filter(|r| r.verdict == "noise")
+            .all(|r| r.history_svg.is_empty())
     );
 }

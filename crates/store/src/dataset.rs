@@ -77,6 +77,9 @@ pub struct Run {
     pub roofline_fraction: Option<f64>,
     /// The triad bandwidth the roofline fraction was taken against.
     pub bandwidth_bytes_per_s: Option<f64>,
+    /// The probe beside the run its bandwidth is the median of (schema 10; `None` before, and
+    /// for smoke runs, which use the device's one-off probe).
+    pub bandwidth_probe: Option<crate::ProbeRow>,
     /// `edgebench`, or `imported:<tool>` for runs brought in from another tool's output.
     pub origin: String,
     /// Per measured repetition, the harness's and the engine's timing of the same phases.
@@ -181,12 +184,30 @@ pub struct Parity {
     pub max_vocab_diff: Option<f64>,
 }
 
+/// The latest calibration of one metric of a case on a device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Calibration {
+    pub device_id: i64,
+    pub case_name: String,
+    pub metric: String,
+    pub calibrated_at_ms: i64,
+    pub runs: u32,
+    pub median: f64,
+    pub robust_spread: f64,
+    pub cv: f64,
+    pub min: f64,
+    pub max: f64,
+    pub false_alerts_per_100: Option<f64>,
+    pub detected_within_3: Option<f64>,
+}
+
 /// Everything a report is built from.
 #[derive(Debug, Clone, Default)]
 pub struct Dataset {
     pub runs: Vec<Run>,
     pub devices: Vec<Device>,
     pub parity: Vec<Parity>,
+    pub calibrations: Vec<Calibration>,
     pub schema_version: u32,
 }
 
@@ -243,6 +264,7 @@ pub fn load(db: &Path) -> Result<Dataset, DatasetError> {
             runs: load_runs(&migrated).map_err(sql)?,
             devices: load_devices(&migrated).map_err(sql)?,
             parity: load_parity(&migrated).map_err(sql)?,
+            calibrations: load_calibrations(&migrated).map_err(sql)?,
             schema_version: SCHEMA_VERSION,
         });
     }
@@ -250,6 +272,7 @@ pub fn load(db: &Path) -> Result<Dataset, DatasetError> {
         runs: load_runs(&conn).map_err(sql)?,
         devices: load_devices(&conn).map_err(sql)?,
         parity: load_parity(&conn).map_err(sql)?,
+        calibrations: load_calibrations(&conn).map_err(sql)?,
         schema_version: version,
     })
 }
@@ -265,7 +288,8 @@ fn load_runs(conn: &Connection) -> rusqlite::Result<Vec<Run>> {
                 c.threads, c.context, c.prompt_tokens, c.generate_tokens, c.kv_variant,
                 c.kv_baseline, c.type_k, c.type_v, c.flash_attention, c.mmap,
                 m.registry_id, m.label, m.origin, m.quant, m.size_bytes, m.sha256,
-                r.bandwidth_bytes_per_s, r.origin, r.phase_timings, r.prompt_format
+                r.bandwidth_bytes_per_s, r.origin, r.phase_timings, r.prompt_format,
+                r.bandwidth_probe_n, r.bandwidth_probe_min, r.bandwidth_probe_max
          FROM runs r JOIN cases c ON c.id = r.case_id LEFT JOIN models m ON m.id = r.model_id
          ORDER BY r.started_at_ms, r.id",
     )?;
@@ -303,6 +327,14 @@ fn load_runs(conn: &Connection) -> rusqlite::Result<Vec<Run>> {
                 kv_storage: r.get(20)?,
                 scheduling: r.get(21)?,
                 prompt_format: r.get(48)?,
+                bandwidth_probe: match (r.get(49)?, r.get(50)?, r.get(51)?) {
+                    (Some(n), Some(min), Some(max)) => Some(crate::ProbeRow {
+                        n,
+                        min_bytes_per_s: min,
+                        max_bytes_per_s: max,
+                    }),
+                    _ => None,
+                },
                 case: CaseInfo {
                     name: r.get(22)?,
                     scenario: r.get(23)?,
@@ -446,6 +478,36 @@ fn load_devices(conn: &Connection) -> rusqlite::Result<Vec<Device>> {
             .optional()?;
     }
     Ok(devices)
+}
+
+fn load_calibrations(conn: &Connection) -> rusqlite::Result<Vec<Calibration>> {
+    // The latest calibration per device, case and metric.
+    let mut stmt = conn.prepare(
+        "SELECT c.device_id, c.case_name, c.metric, c.calibrated_at_ms, c.runs, c.median,
+                c.robust_spread, c.cv, c.min, c.max, c.false_alerts_per_100, c.detected_within_3
+         FROM calibrations c
+         WHERE c.calibrated_at_ms = (SELECT MAX(d.calibrated_at_ms) FROM calibrations d
+                                     WHERE d.device_id = c.device_id AND d.case_key = c.case_key
+                                       AND d.metric = c.metric)
+         ORDER BY c.case_name, c.metric, c.device_id",
+    )?;
+    stmt.query_map([], |r| {
+        Ok(Calibration {
+            device_id: r.get(0)?,
+            case_name: r.get(1)?,
+            metric: r.get(2)?,
+            calibrated_at_ms: r.get(3)?,
+            runs: r.get(4)?,
+            median: r.get(5)?,
+            robust_spread: r.get(6)?,
+            cv: r.get(7)?,
+            min: r.get(8)?,
+            max: r.get(9)?,
+            false_alerts_per_100: r.get(10)?,
+            detected_within_3: r.get(11)?,
+        })
+    })?
+    .collect()
 }
 
 fn load_parity(conn: &Connection) -> rusqlite::Result<Vec<Parity>> {

@@ -154,6 +154,16 @@ pub struct RooflineRow {
     pub decode_steps_ns: u64,
     pub bandwidth_bytes_per_s: f64,
     pub fraction: f64,
+    /// The probe beside the case the bandwidth is the median of, when there was one.
+    pub probe: Option<ProbeRow>,
+}
+
+/// Storage row: the bandwidth probe's repetitions beside one case (`runs.bandwidth_probe_*`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProbeRow {
+    pub n: u32,
+    pub min_bytes_per_s: f64,
+    pub max_bytes_per_s: f64,
 }
 
 /// Storage row: one metric's summary in one run.
@@ -242,6 +252,27 @@ pub struct ParityRow {
     pub reference_top1: Option<i64>,
     pub candidate_top1: Option<i64>,
     pub created_at_ms: i64,
+}
+
+/// Storage row: the between-run spread of one metric of a case on a device (`calibrations`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalibrationRow {
+    pub device_id: i64,
+    pub case_key: String,
+    pub case_name: String,
+    pub model_sha256: Option<String>,
+    pub metric: String,
+    pub calibrated_at_ms: i64,
+    pub runs: u32,
+    pub median: f64,
+    pub robust_spread: f64,
+    pub cv: f64,
+    pub min: f64,
+    pub max: f64,
+    pub false_alerts_per_100: Option<f64>,
+    pub detected_within_3: Option<f64>,
+    /// JSON: run ids, run medians, simulation seed and size.
+    pub details: String,
 }
 
 /// A finished run with every row it refers to, for [`Store::record_whole_run`].

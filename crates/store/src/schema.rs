@@ -41,6 +41,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0009_2026-12-01_prompt_format",
         include_str!("../migrations/0009_2026-12-01_prompt_format.sql"),
     ),
+    (
+        "0010_2026-12-01_calibrations_probe",
+        include_str!("../migrations/0010_2026-12-01_calibrations_probe.sql"),
+    ),
 ];
 
 /// Schema version this build writes.

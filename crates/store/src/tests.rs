@@ -158,6 +158,7 @@ fn a_run_stores_every_sample_atomically() {
             decode_steps_ns: 10,
             bandwidth_bytes_per_s: 2e11,
             fraction: 0.5,
+            probe: None,
         }),
         metrics: vec![MetricRow {
             metric: "ttft_ms".into(),

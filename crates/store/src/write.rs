@@ -208,7 +208,8 @@ impl Store {
                          estimated_peak_bytes = ?14, cpu_time_ms = ?15, energy_j = ?16, energy_source = ?17,
                          stop_reason = ?18, decode_bytes_read = ?19, decode_steps_ns = ?20,
                          bandwidth_bytes_per_s = ?21, roofline_fraction = ?22, phase_timings = ?23,
-                         prompt_format = ?24
+                         prompt_format = ?24, bandwidth_probe_n = ?25, bandwidth_probe_min = ?26,
+                         bandwidth_probe_max = ?27
                      WHERE id = ?1",
                     params![
                         run_id,
@@ -234,7 +235,10 @@ impl Store {
                         end.roofline.map(|r| r.bandwidth_bytes_per_s),
                         end.roofline.map(|r| r.fraction),
                         end.phase_timings,
-                        end.effective.as_ref().and_then(|e| e.prompt_format.clone())
+                        end.effective.as_ref().and_then(|e| e.prompt_format.clone()),
+                        end.roofline.and_then(|r| r.probe).map(|p| p.n),
+                        end.roofline.and_then(|r| r.probe).map(|p| p.min_bytes_per_s),
+                        end.roofline.and_then(|r| r.probe).map(|p| p.max_bytes_per_s)
                     ],
                 )
                 .map_err(err("record the end of a run"))?;
@@ -333,6 +337,36 @@ impl Store {
             )
             .map(|_| ())
             .map_err(self.query_err("insert a device measurement"))
+    }
+
+    /// Records one calibration (a case's between-run spread of one metric).
+    pub fn insert_calibration(&self, c: &CalibrationRow) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO calibrations (device_id, case_key, case_name, model_sha256, metric,
+                     calibrated_at_ms, runs, median, robust_spread, cv, min, max,
+                     false_alerts_per_100, detected_within_3, details)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                params![
+                    c.device_id,
+                    c.case_key,
+                    c.case_name,
+                    c.model_sha256,
+                    c.metric,
+                    c.calibrated_at_ms,
+                    c.runs,
+                    c.median,
+                    c.robust_spread,
+                    c.cv,
+                    c.min,
+                    c.max,
+                    c.false_alerts_per_100,
+                    c.detected_within_3,
+                    c.details
+                ],
+            )
+            .map(|_| ())
+            .map_err(self.query_err("insert a calibration"))
     }
 
     /// Records one parity comparison.

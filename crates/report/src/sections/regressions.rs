@@ -3,8 +3,8 @@
 use super::prelude::*;
 
 /// Metrics compared for regressions: name, samples, whether higher is better.
-pub(crate) type SampleGetter = fn(&Samples) -> &Vec<f64>;
-pub(crate) const REGRESSION_METRICS: &[(&str, SampleGetter, bool)] = &[
+pub type SampleGetter = fn(&Samples) -> &Vec<f64>;
+pub const REGRESSION_METRICS: &[(&str, SampleGetter, bool)] = &[
     ("generation tokens/s", |s| &s.generation_tokens_per_s, true),
     ("ttft ms", |s| &s.ttft_ms, false),
     ("ms per token", |s| &s.tpot_ms, false),
@@ -35,15 +35,16 @@ struct FromHistory {
     reference: String,
     change_pct: f64,
     basis: String,
+    /// The history plot of a flagged series (empty when steady).
+    svg: String,
 }
 
-/// [`FromHistory`] for `current`'s metric `get` (`higher` is better), or why its history is
-/// too short (the basis of the two-run verdict instead).
+/// [`FromHistory`] for `current`'s `metric` read by `get` (`higher` is better), or why its
+/// history is too short (the basis of the two-run verdict instead).
 fn history_verdict(
     current: &Run,
     history: &[&Run],
-    get: SampleGetter,
-    higher: bool,
+    (metric, get, higher): (&str, SampleGetter, bool),
 ) -> Result<FromHistory, String> {
     use edgebench_core::history::{HistoryConfig, HistoryVerdict, judge};
     let series = metric_history(current, history, get);
@@ -55,7 +56,7 @@ fn history_verdict(
     } else {
         series.iter().map(|v| -v).collect()
     };
-    let (verdict, e) = match judge(&oriented, &config) {
+    let (verdict, e, since) = match judge(&oriented, &config) {
         HistoryVerdict::NotEnoughHistory { need, .. } => {
             return Err(format!(
                 "two runs only: a history verdict needs {} runs of the case here, it has {}",
@@ -63,11 +64,23 @@ fn history_verdict(
                 series.len()
             ));
         }
-        HistoryVerdict::Steady(e) => ("noise", e),
-        HistoryVerdict::Regression { evidence, .. } => ("regressed", evidence),
-        HistoryVerdict::Improvement { evidence, .. } => ("improved", evidence),
+        HistoryVerdict::Steady(e) => ("noise", e, None),
+        HistoryVerdict::Regression { since, evidence } => ("regressed", evidence, Some(since)),
+        HistoryVerdict::Improvement { since, evidence } => ("improved", evidence, Some(since)),
     };
     let reference = e.reference_median.abs();
+    // Flagged series get their plot: the band is the clip (a night counts at most that many
+    // spreads), the red line the night the change began.
+    let svg = since.map_or_else(String::new, |since| {
+        crate::plots::history(
+            &format!("{verdict} since run {}", since + 1),
+            metric,
+            &series,
+            (reference, e.spread),
+            config.clip,
+            Some(since),
+        )
+    });
     let newest = series.last().copied().unwrap_or(reference);
     let change = ((newest / reference - 1.0) * 100.0 * 10.0).round() / 10.0;
     Ok(FromHistory {
@@ -86,13 +99,58 @@ fn history_verdict(
             e.z,
             100.0 * e.detectable_step
         ),
+        svg,
     })
 }
 
+/// The calibrations of devices that have runs in `history` (the report's selection).
+fn calibration_rows(
+    calibrations: &[edgebench_store::dataset::Calibration],
+    devices: &[edgebench_store::dataset::Device],
+    history: &[&Run],
+) -> Vec<CalibrationRow> {
+    calibrations
+        .iter()
+        .filter(|c| history.iter().any(|r| r.device_id == c.device_id))
+        .map(|c| CalibrationRow {
+            case: c.case_name.clone(),
+            metric: c.metric.clone(),
+            device: devices
+                .iter()
+                .find(|d| d.id == c.device_id)
+                .map_or_else(|| format!("device {}", c.device_id), |d| d.hostname.clone()),
+            calibrated_on: jiff::Timestamp::from_millisecond(c.calibrated_at_ms)
+                .map_or_else(|_| c.calibrated_at_ms.to_string(), |t| {
+                    t.strftime("%Y-%m-%d").to_string()
+                }),
+            median: Cell {
+                text: num(c.median),
+                spread: format!("±{:.1}%", 100.0 * c.robust_spread),
+                provenance: Provenance::Measured,
+                detail: format!(
+                    "median of {} run medians, each run in its own process; ± is the robust spread (1.4826 × MAD)",
+                    c.runs
+                ),
+            },
+            robust_spread_pct: (1000.0 * c.robust_spread).round() / 10.0,
+            cv_pct: (1000.0 * c.cv).round() / 10.0,
+            range: format!("{} – {}", num(c.min), num(c.max)),
+            false_alerts_per_100: c.false_alerts_per_100.map(|v| (v * 100.0).round() / 100.0),
+            detected_within_3_pct: c.detected_within_3.map(|v| (v * 1000.0).round() / 10.0),
+        })
+        .collect()
+}
+
+/// The regression section. `history` is every measured run of the selection (the verdicts'
+/// series and the calibrated devices).
 pub fn regressions(
     pairs: &[(&Run, &Run)],
     current: &[&Run],
     history: &[&Run],
+    calibration: (
+        &[edgebench_store::dataset::Calibration],
+        &[edgebench_store::dataset::Device],
+    ),
     baseline: String,
     threshold_pct: Option<f64>,
 ) -> RegressionSection {
@@ -143,10 +201,16 @@ pub fn regressions(
                 &base.id[..base.id.len().min(8)]
             );
             let two_run_change = ((r.ratio - 1.0) * 100.0 * 10.0).round() / 10.0;
-            let judged = history_verdict(current, history, *get, *higher);
-            let (verdict, baseline, change_pct, basis) = match judged {
-                Ok(h) => (h.verdict, h.reference, h.change_pct, h.basis),
-                Err(basis) => (two_runs.to_owned(), two_run_baseline, two_run_change, basis),
+            let judged = history_verdict(current, history, (metric, *get, *higher));
+            let (verdict, baseline, change_pct, basis, history_svg) = match judged {
+                Ok(h) => (h.verdict, h.reference, h.change_pct, h.basis, h.svg),
+                Err(basis) => (
+                    two_runs.to_owned(),
+                    two_run_baseline,
+                    two_run_change,
+                    basis,
+                    String::new(),
+                ),
             };
             rows.push(RegressionRow {
                 case: current.case.name.clone(),
@@ -163,6 +227,7 @@ pub fn regressions(
                 }),
                 verdict,
                 basis,
+                history_svg,
             });
         }
     }
@@ -188,5 +253,6 @@ pub fn regressions(
         rows,
         regressed_beyond_threshold,
         first_runs,
+        calibrations: calibration_rows(calibration.0, calibration.1, history),
     }
 }

@@ -96,6 +96,34 @@ pub(crate) fn prompt_format(r: &Run) -> String {
     }
 }
 
+/// A probe beside a run whose repetitions spread wider than this share of their median
+/// ((max − min) ÷ median) measured a machine whose bandwidth moved while the case ran: the
+/// roofline share is shown but flagged as not to be trusted.
+pub const PROBE_SPREAD_LIMIT: f64 = 0.25;
+
+/// The probe's spread beside `r`: (spread, text for the cell, note when too wide).
+fn probe_spread(r: &Run, bandwidth: f64) -> Option<(f64, String, String)> {
+    let p = r.bandwidth_probe?;
+    let spread = (p.max_bytes_per_s - p.min_bytes_per_s) / bandwidth;
+    let text = format!(
+        "median of the probe beside the run, {} repetitions before and after it: {}–{} GB/s, spread {:.0}%",
+        p.n,
+        num(p.min_bytes_per_s / GB),
+        num(p.max_bytes_per_s / GB),
+        100.0 * spread
+    );
+    let note = if spread > PROBE_SPREAD_LIMIT {
+        format!(
+            "probe spread {:.0}%: the bandwidth moved by more than {:.0}% around this run, so its roofline share is not to be trusted",
+            100.0 * spread,
+            100.0 * PROBE_SPREAD_LIMIT
+        )
+    } else {
+        String::new()
+    };
+    Some((spread, text, note))
+}
+
 /// One row per run: speed, % of the bandwidth roofline and harness overhead.
 pub fn runs(runs: &[&Run], devices: &[Device]) -> RunSection {
     let mut rows: Vec<(String, u32, String, String, RunRow)> = runs
@@ -120,17 +148,27 @@ pub fn runs(runs: &[&Run], devices: &[Device]) -> RunSection {
                         .filter(|_| f > 0.0 && r.case.concurrency == 1)
                         .map(|g| format!("; bound ≈ {} t/s (median ÷ fraction)", num(g.median / f)))
                         .unwrap_or_default();
+                    let probe = probe_spread(r, bw);
+                    let (spread, source, probe_note) = probe.map_or_else(
+                        || (String::new(), "the device's one-off probe".to_owned(), String::new()),
+                        |(s, text, note)| (format!("probe ±{:.0}%", 50.0 * s), text, note),
+                    );
+                    let note = [probe_note, roofline_note(r, f, cores)]
+                        .into_iter()
+                        .filter(|n| !n.is_empty())
+                        .collect::<Vec<_>>()
+                        .join("; ");
                     (
                         Cell {
                             text: format!("{:.0}%", f * 100.0),
+                            spread,
                             provenance: Provenance::Projected,
                             detail: format!(
-                                "bytes the decode steps had to read ÷ their measured time ÷ the device's measured triad bandwidth {} GB/s{bound}",
+                                "bytes the decode steps had to read ÷ their measured time ÷ the measured triad bandwidth {} GB/s ({source}){bound}",
                                 num(bw / GB)
                             ),
-                            ..Cell::default()
                         },
-                        roofline_note(r, f, cores),
+                        note,
                     )
                 }
                 _ => (

@@ -264,6 +264,13 @@ fn write_run(
                     decode_steps_ns: 2_000_000_000,
                     bandwidth_bytes_per_s: 20e9,
                     fraction: if m.origin == "twin" { 1.3 } else { 0.5 },
+                    // The twins' probe moved 40% around their runs (flagged), the real
+                    // models' 10%.
+                    probe: Some(edgebench_store::ProbeRow {
+                        n: 6,
+                        min_bytes_per_s: 19e9,
+                        max_bytes_per_s: if m.origin == "twin" { 27e9 } else { 21e9 },
+                    }),
                 }),
                 metrics: vec![
                     metric("generation_tokens_per_s", "tokens/s", aggregate),

@@ -71,6 +71,20 @@ impl Store {
                     &["device_id", "kind", "measured_at_ms"],
                 )?
             }
+            Record::Calibration {
+                device,
+                calibration,
+            } => {
+                let device_id = upsert(&tx, source, "devices", "fingerprint", device)?;
+                insert_unless_present(
+                    &tx,
+                    source,
+                    "calibrations",
+                    calibration,
+                    &[("device_id", Value::from(device_id))],
+                    &["device_id", "case_key", "metric", "calibrated_at_ms"],
+                )?
+            }
             Record::Parity { model, parity } => {
                 let model_id = upsert(&tx, source, "models", "sha256", model)?;
                 insert_unless_present(

@@ -3,8 +3,8 @@
 //! The interchange format (documented in `docs/formats.md`) is one JSON object per line. The
 //! first line is a header naming the format, its version and the schema version of the database
 //! it came from. Each later line is one self-contained record: a run with its device, model,
-//! case, requests, token latencies and metric summaries; a device measurement with its device;
-//! or a parity row with its model. Records carry no surrogate ids (`devices.id`, `runs.case_id`,
+//! case, requests, token latencies and metric summaries; a device measurement or a calibration
+//! with its device; or a parity row with its model. Records carry no surrogate ids (`devices.id`, `runs.case_id`,
 //! ...): rows are tied together by natural keys (device fingerprint, model sha256, case key, run
 //! id), which is what makes ingest idempotent across databases.
 //!
@@ -44,6 +44,11 @@ pub enum Record {
     Parity {
         model: Columns,
         parity: Columns,
+    },
+    /// A case's between-run spread on a device (schema 10).
+    Calibration {
+        device: Columns,
+        calibration: Columns,
     },
 }
 

@@ -107,6 +107,26 @@ pub(crate) fn read_records(
                 measurement,
             });
         }
+        let calibrations: Vec<(i64, i64)> = conn
+            .prepare(
+                "SELECT id, device_id FROM calibrations
+                 WHERE (?1 IS NULL OR calibrated_at_ms >= ?1)
+                   AND (?2 IS NULL OR calibrated_at_ms < ?2)
+                 ORDER BY calibrated_at_ms, id",
+            )?
+            .query_map(
+                rusqlite::params![selection.since_ms, selection.until_ms],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .collect::<Result<_, _>>()?;
+        for (id, device_id) in calibrations {
+            let mut calibration = one_row(conn, "calibrations", "id", id)?;
+            calibration.remove("device_id");
+            records.push(Record::Calibration {
+                device: one_row(conn, "devices", "id", device_id)?,
+                calibration,
+            });
+        }
         let parity: Vec<(i64, i64)> = conn
             .prepare(
                 "SELECT id, model_id FROM parity
