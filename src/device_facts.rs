@@ -106,14 +106,22 @@ impl ProbeBeside {
     }
 
     #[must_use]
-    pub fn row(&self) -> edgebench_store::ProbeRow {
+    pub fn spread(&self) -> ProbeSpread {
         let r = &self.repetitions_bytes_per_s;
-        edgebench_store::ProbeRow {
+        ProbeSpread {
             n: r.len() as u32,
             min_bytes_per_s: r.iter().copied().fold(f64::INFINITY, f64::min),
             max_bytes_per_s: r.iter().copied().fold(0.0, f64::max),
         }
     }
+}
+
+/// How far a probe's repetitions spread: their count and extremes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProbeSpread {
+    pub n: u32,
+    pub min_bytes_per_s: f64,
+    pub max_bytes_per_s: f64,
 }
 
 /// User + system CPU time of this process so far, in milliseconds (Linux `/proc/self/stat`,

@@ -220,7 +220,11 @@ fn measured(m: Measured, seed: u64) -> Recorded {
             decode_steps_ns: r.decode_steps_ns,
             bandwidth_bytes_per_s: r.bandwidth_bytes_per_s,
             fraction: r.fraction,
-            probe: r.probe,
+            probe: r.probe.map(|p| edgebench_store::ProbeRow {
+                n: p.n,
+                min_bytes_per_s: p.min_bytes_per_s,
+                max_bytes_per_s: p.max_bytes_per_s,
+            }),
         }),
         ..passed(&m.session, m.stop_reason, metrics)
     };

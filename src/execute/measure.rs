@@ -48,7 +48,7 @@ pub struct Roofline {
     pub bandwidth_bytes_per_s: f64,
     pub fraction: f64,
     /// The probe beside the case `bandwidth_bytes_per_s` is the median of, when there was one.
-    pub probe: Option<edgebench_store::ProbeRow>,
+    pub probe: Option<crate::device_facts::ProbeSpread>,
 }
 
 impl Roofline {
@@ -61,7 +61,7 @@ impl Roofline {
             fraction: self.decode_bytes_read as f64
                 / (self.decode_steps_ns as f64 / 1e9)
                 / bandwidth,
-            probe: Some(probe.row()),
+            probe: Some(probe.spread()),
             ..self
         }
     }
