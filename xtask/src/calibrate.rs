@@ -109,9 +109,9 @@ pub fn calibrate(root: &Path, args: &CalibrateArgs) -> Result<()> {
             };
             store.insert_calibration(&row)?;
             println!(
-                "| {case_name} | {metric} | {} | {:.1} | {:.1}% | {:.1}% | {} | {} |",
+                "| {case_name} | {metric} | {} | {} | {:.1}% | {:.1}% | {} | {} |",
                 spread.runs,
-                spread.median,
+                significant(spread.median),
                 100.0 * spread.robust_spread,
                 100.0 * spread.cv,
                 simulation.map_or("—".into(), |s| format!("{:.2}", s.false_alerts_per_100)),
@@ -147,6 +147,15 @@ fn run_rounds(root: &Path, db: &Path, args: &CalibrateArgs) -> Result<()> {
         crate::run(&mut cmd)?;
     }
     Ok(())
+}
+
+/// Four significant digits or so: tokens/s in the thousands, milliseconds per token below 1.
+fn significant(v: f64) -> String {
+    match v.abs() {
+        a if a >= 100.0 => format!("{v:.0}"),
+        a if a >= 1.0 => format!("{v:.2}"),
+        _ => format!("{v:.4}"),
+    }
 }
 
 fn case_key(store: &Store, run_id: &str) -> Result<String> {

@@ -32,14 +32,14 @@ pub struct HistoryConfig {
     /// A night counts at most this many spreads in the CUSUM (a Huber-clipped CUSUM): one
     /// night far out cannot raise an alert by itself, however far.
     pub clip: f64,
-    /// The newest this many nights must all lie off the reference on the same side: one night
-    /// far out (another job on the machine) is no regression until the next confirms it.
+    /// The newest this many nights must all lie off the reference on the same side: a night or
+    /// two far out (another job on the machine) are no regression until the next confirms it.
     pub confirm: usize,
 }
 
 impl Default for HistoryConfig {
     /// 30 reference nights (at least 8), the last 5 nights judged, allowance 0.5 σ, threshold
-    /// 6 σ, two nights to confirm: without a change, under 1 false alert per 100 nights in the
+    /// 6 σ, three nights to confirm: without a change, under 1 false alert per 100 nights in the
     /// simulation below, outlier nights included; a step of 4 σ is flagged within 3 nights nine
     /// times in ten.
     fn default() -> Self {
@@ -51,7 +51,7 @@ impl Default for HistoryConfig {
             threshold: 6.0,
             min_relative_spread: 0.005,
             clip: 3.0,
-            confirm: 2,
+            confirm: 3,
         }
     }
 }

@@ -247,7 +247,7 @@ pub fn regressions(
         .count();
     RegressionSection {
         test: "ratio of medians (current ÷ baseline) with a 95% percentile-bootstrap CI, 2000 resamples per side; regressed/improved only when the whole interval lies on the worse/better side of 1, else noise".into(),
-        history_test: "each metric, once a case has 13 runs on this device and model (8 reference runs before the last 5): the newest run median against the median and robust spread (1.4826 × MAD) of up to 30 runs before the last 5, by CUSUM over the last 5 (allowance 0.5, threshold 6 spreads); fewer runs fall back to the two-run test, labelled".into(),
+        history_test: "each metric, once a case has 13 runs on this device and model (8 reference runs before the last 5): the newest run median against the median and robust spread (1.4826 × MAD) of up to 30 runs before the last 5, by CUSUM over the last 5 (allowance 0.5, threshold 6 spreads, a run counting 3 spreads at most), with the newest 3 runs all more than a spread off; fewer runs fall back to the two-run test, labelled".into(),
         baseline,
         threshold_pct,
         rows,
