@@ -187,6 +187,65 @@ impl Rapl {
     }
 }
 
+/// Mean current frequency of the CPUs that expose one, in MHz
+/// (`/sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq`, kHz); `None` where none does (VMs).
+#[must_use]
+pub fn cpu_mhz() -> Option<f64> {
+    let entries = std::fs::read_dir("/sys/devices/system/cpu").ok()?;
+    let khz: Vec<f64> = entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("cpu") && name[3..].chars().all(|c| c.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("cpufreq/scaling_cur_freq")).ok())
+        .filter_map(|t| t.trim().parse::<f64>().ok())
+        .collect();
+    (!khz.is_empty()).then(|| khz.iter().sum::<f64>() / khz.len() as f64 / 1e3)
+}
+
+/// Every readable thermal zone's temperature in °C, by its type (`/sys/class/thermal`; a
+/// repeated type gets its zone number appended). Empty where the host exposes none.
+#[must_use]
+pub fn temperatures_c() -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir("/sys/class/thermal") else {
+        return out;
+    };
+    for e in entries.filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("thermal_zone") {
+            continue;
+        }
+        let Some(milli) = std::fs::read_to_string(e.path().join("temp"))
+            .ok()
+            .and_then(|t| t.trim().parse::<f64>().ok())
+        else {
+            continue;
+        };
+        let kind = std::fs::read_to_string(e.path().join("type"))
+            .map_or_else(|_| name.clone(), |t| t.trim().to_owned());
+        let key = if out.contains_key(&kind) {
+            format!("{kind}:{}", &name["thermal_zone".len()..])
+        } else {
+            kind
+        };
+        out.insert(key, milli / 1e3);
+    }
+    out
+}
+
+/// The hottest thermal zone, in °C.
+#[must_use]
+pub fn hottest_c() -> Option<f64> {
+    temperatures_c().into_values().reduce(f64::max)
+}
+
+/// Kind name of the device's idle temperature in `device_measurements` (the hottest zone when
+/// the device's first database was opened, before any case ran): what a cool-down waits for.
+pub const IDLE_TEMPERATURE_KIND: &str = "idle_temperature_c";
+
 #[cfg(test)]
 mod tests {
     use super::*;

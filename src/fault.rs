@@ -11,7 +11,9 @@ use edgebench_backend::{
 /// The switch: `abort:<text>` makes a case whose name contains `<text>` abort right after
 /// loading its model, as a crashing engine would; `pause:<text>:<ms>` holds it there for `ms`
 /// milliseconds; `slow-decode:<text>:<fraction>` makes every decode step take 1 ÷ (1 −
-/// fraction) times as long (tokens/s lower by that fraction) by waiting after it.
+/// fraction) times as long (tokens/s lower by that fraction) by waiting after it, and
+/// `slow-decode:<text>:<fraction>@<seconds>` does so from `seconds` after loading on (a
+/// throttle schedule for the sustained detector).
 pub const FAULT_ENV: &str = "EDGEBENCH_INJECT_FAULT";
 
 fn spec() -> Option<String> {
@@ -42,36 +44,53 @@ pub fn inject_fault_if_asked(case_name: &str) {
     }
 }
 
-/// The decode slowdown [`FAULT_ENV`] asks for `case_name`, as a fraction in (0, 1).
+/// A decode slowdown: tokens/s lower by `fraction`, from `after` on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Slowdown {
+    pub fraction: f64,
+    pub after: Duration,
+}
+
+/// The decode slowdown [`FAULT_ENV`] asks for `case_name`.
 #[must_use]
-pub fn decode_slowdown(case_name: &str) -> Option<f64> {
+pub fn decode_slowdown(case_name: &str) -> Option<Slowdown> {
     parse_slowdown(&spec()?, case_name)
 }
 
-fn parse_slowdown(spec: &str, case_name: &str) -> Option<f64> {
-    let fraction: f64 = matching_value(spec, "slow-decode:", case_name)?
-        .parse()
-        .ok()?;
-    (fraction > 0.0 && fraction < 1.0).then_some(fraction)
+fn parse_slowdown(spec: &str, case_name: &str) -> Option<Slowdown> {
+    let value = matching_value(spec, "slow-decode:", case_name)?;
+    let (fraction, after) = match value.split_once('@') {
+        Some((f, s)) => (f, s.parse::<f64>().ok().filter(|s| *s >= 0.0)?),
+        None => (value.as_str(), 0.0),
+    };
+    let fraction: f64 = fraction.parse().ok()?;
+    (fraction > 0.0 && fraction < 1.0).then(|| Slowdown {
+        fraction,
+        after: Duration::from_secs_f64(after),
+    })
 }
 
-/// `session` with every decode step slowed by `fraction` of its speed (see [`FAULT_ENV`]);
-/// the harness times the step around this wrapper, so the sleep is measured as decoding.
-pub fn slowed<'a>(session: Box<dyn Session + 'a>, fraction: f64) -> Box<dyn Session + 'a> {
+/// `session` with every decode step slowed as `slowdown` says (see [`FAULT_ENV`]); the
+/// harness times the step around this wrapper, so the wait is measured as decoding.
+pub fn slowed<'a>(session: Box<dyn Session + 'a>, slowdown: Slowdown) -> Box<dyn Session + 'a> {
     eprintln!(
-        "edgebench: {FAULT_ENV} slows decoding by {:.0}%",
-        fraction * 100.0
+        "edgebench: {FAULT_ENV} slows decoding by {:.0}% after {:.0} s",
+        slowdown.fraction * 100.0,
+        slowdown.after.as_secs_f64()
     );
     Box::new(SlowDecode {
         inner: session,
-        extra_per_step: fraction / (1.0 - fraction),
+        extra_per_step: slowdown.fraction / (1.0 - slowdown.fraction),
+        from: Instant::now() + slowdown.after,
     })
 }
 
 struct SlowDecode<'a> {
     inner: Box<dyn Session + 'a>,
-    /// Sleep after a step, as a multiple of the step's own time.
+    /// Wait after a step, as a multiple of the step's own time.
     extra_per_step: f64,
+    /// Steps before this instant run at full speed.
+    from: Instant,
 }
 
 impl Session for SlowDecode<'_> {
@@ -81,6 +100,9 @@ impl Session for SlowDecode<'_> {
     fn decode_step(&mut self, inputs: &[(SeqId, TokenId)]) -> Result<Vec<TokenId>, BackendError> {
         let start = Instant::now();
         let out = self.inner.decode_step(inputs)?;
+        if start < self.from {
+            return Ok(out);
+        }
         // Spins: a step of a small model takes less than `sleep`'s own overshoot.
         let until = start.elapsed().mul_f64(1.0 + self.extra_per_step);
         while start.elapsed() < until {
@@ -115,10 +137,21 @@ mod tests {
     #[test]
     fn the_slowdown_applies_to_matching_cases_with_a_fraction_below_one() {
         let case = "code_generation::phi::Q4_0::llama_cpp::c1";
+        let at = |fraction: f64, after: f64| {
+            Some(Slowdown {
+                fraction,
+                after: Duration::from_secs_f64(after),
+            })
+        };
         assert_eq!(
             parse_slowdown("slow-decode:phi::Q4_0:0.25", case),
-            Some(0.25)
+            at(0.25, 0.0)
         );
+        assert_eq!(
+            parse_slowdown("slow-decode:phi:0.3@10", case),
+            at(0.3, 10.0)
+        );
+        assert_eq!(parse_slowdown("slow-decode:phi:0.3@-1", case), None);
         assert_eq!(parse_slowdown("slow-decode:mimo:0.25", case), None);
         assert_eq!(parse_slowdown("slow-decode:phi:1.5", case), None);
         assert_eq!(parse_slowdown("slow-decode:phi:x", case), None);

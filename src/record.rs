@@ -9,7 +9,7 @@ use edgebench_core::scenario::Sampling;
 use edgebench_core::{Case, ModelEntry};
 use edgebench_store::{
     AnswerRow, CaseRow, EffectiveRow, MetricRow, ModelRow, RequestRow, RooflineRow, RunEndRow,
-    RunMode, RunStatus,
+    RunMode, RunStatus, SustainedRow,
 };
 
 use crate::accuracy::ScoredQuestion;
@@ -17,6 +17,7 @@ use crate::execute::RunOutcome;
 use crate::execute::accuracy::Scored;
 use crate::execute::measure::{Measured, ServedRequest, rate};
 use crate::execute::serving::{Outcome, StepTotals};
+use crate::execute::sustained::{CooldownRecord, SustainedRun};
 use crate::execute::{SessionFacts, serving};
 use crate::host::{self, now_ms};
 use crate::outcome::{AccuracyReport, CaseReport};
@@ -100,6 +101,7 @@ pub fn run_mode(mode: crate::plan::Mode) -> RunMode {
 #[must_use]
 pub fn failed(error: String, estimated_peak_bytes: Option<u64>) -> RunEndRow {
     RunEndRow {
+        sustained: None,
         status: RunStatus::Failed,
         ended_at_ms: now_ms(),
         error: Some(error),
@@ -125,12 +127,86 @@ pub fn outcome(outcome: RunOutcome, seed: u64) -> Recorded {
     match outcome {
         RunOutcome::Measured(m) => measured(m, seed),
         RunOutcome::Scored(s) => scored(s, seed),
+        RunOutcome::Sustained(s) => sustained(s, seed),
+    }
+}
+
+/// Version of `runs.sustained`'s JSON (migration 0011).
+pub const SUSTAINED_SERIES_FORMAT: u32 = 1;
+
+fn sustained(s: SustainedRun, seed: u64) -> Recorded {
+    let rates: Vec<f64> = s.samples.iter().map(|x| x.tokens_per_s).collect();
+    let metrics: Vec<MetricRow> =
+        measure::summarize_metric("generation_tokens_per_s", "tokens/s", &rates, seed)
+            .map(|m| MetricRow::from_summary(&m))
+            .into_iter()
+            .collect();
+    let series = serde_json::json!({
+        "format": SUSTAINED_SERIES_FORMAT,
+        "interval_s": crate::execute::sustained::INTERVAL_S,
+        "seconds": s.seconds,
+        "decoded_tokens": s.decoded_tokens,
+        "baseline_window_s": s.throttle.baseline_window_s,
+        "rolling_window_s": s.throttle.rolling_window_s,
+        "samples": s.samples.iter().map(|x| serde_json::json!({
+            "t_s": x.t_s, "tokens_per_s": x.tokens_per_s, "cpu_mhz": x.cpu_mhz, "temps_c": x.temps_c,
+        })).collect::<Vec<_>>(),
+    });
+    let cooldown = s.cooldown.as_ref().map(|c| {
+        match c {
+            CooldownRecord::Skipped(reason) => serde_json::json!({ "skipped": reason }),
+            CooldownRecord::Waited {
+                config,
+                idle_c,
+                start_c,
+                end_c,
+                waited_s,
+                reached,
+            } => serde_json::json!({
+                "max_seconds": config.max_seconds, "margin_c": config.margin_c,
+                "idle_c": idle_c, "start_c": start_c, "end_c": end_c,
+                "waited_s": waited_s, "reached": reached,
+            }),
+        }
+        .to_string()
+    });
+    let median = metrics.first().map_or(0.0, |m| m.median);
+    let report = CaseReport {
+        run_id: String::new(),
+        measured_requests: 0,
+        measured_repetitions: s.samples.len() as u32,
+        generation_tokens_per_s: median,
+        prefill_tokens_per_s: 0.0,
+        rejected: 0,
+        stop_reason: StopReason::TimeBudget,
+        roofline_fraction: None,
+        estimated_peak_bytes: s.session.estimate.total(),
+        peak_rss_bytes: s.session.peak_rss_bytes,
+        first_output: String::new(),
+        first_output_tokens: s.first_output_tokens.clone(),
+        accuracy: None,
+    };
+    let end = RunEndRow {
+        sustained: Some(SustainedRow {
+            series: series.to_string(),
+            throttle_onset_s: s.throttle.onset_s,
+            steady_state_ratio: s.throttle.steady_state_ratio,
+            cooldown,
+        }),
+        ..passed(&s.session, StopReason::TimeBudget, metrics)
+    };
+    Recorded {
+        end,
+        requests: Vec::new(),
+        answers: Vec::new(),
+        report,
     }
 }
 
 /// The end row of a passed run, from what the session reported.
 fn passed(session: &SessionFacts, stop_reason: StopReason, metrics: Vec<MetricRow>) -> RunEndRow {
     RunEndRow {
+        sustained: None,
         status: RunStatus::Passed,
         ended_at_ms: now_ms(),
         error: None,
@@ -210,6 +286,7 @@ fn measured(m: Measured, seed: u64) -> Recorded {
         .to_string()
     });
     let end = RunEndRow {
+        sustained: None,
         engine_counters: counters,
         phase_timings: (!phases.is_empty())
             .then(|| serde_json::to_string(phases).ok())

@@ -88,6 +88,22 @@ impl Runner {
                 measured_at_ms: now_ms(),
             })?;
         }
+        if let Some(idle) = device_facts::hottest_c()
+            && store
+                .device_measurement(device_id, device_facts::IDLE_TEMPERATURE_KIND)?
+                .is_none()
+        {
+            store.insert_device_measurement(&edgebench_store::DeviceMeasurementRow {
+                device_id,
+                kind: device_facts::IDLE_TEMPERATURE_KIND.into(),
+                value: idle,
+                median: idle,
+                n: 1,
+                details: serde_json::json!({ "zones_c": device_facts::temperatures_c() })
+                    .to_string(),
+                measured_at_ms: now_ms(),
+            })?;
+        }
         Ok((store, device_id))
     }
 
@@ -241,6 +257,9 @@ impl Runner {
                     .store
                     .device_measurement(self.device_id, device_facts::TRIAD_KIND)?,
             },
+            idle_temperature_c: self
+                .store
+                .device_measurement(self.device_id, device_facts::IDLE_TEMPERATURE_KIND)?,
         };
         let finished = |end, requests, answers| FinishedRun {
             run: &new_run,

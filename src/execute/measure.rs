@@ -91,10 +91,10 @@ pub struct Measured {
 }
 
 /// A prompt tokenized once for every engine.
-struct Request {
+pub(crate) struct Request {
     prompt_id: String,
     /// Token ids per turn.
-    turns: Vec<Vec<TokenId>>,
+    pub(crate) turns: Vec<Vec<TokenId>>,
 }
 
 pub fn measure(
@@ -134,8 +134,8 @@ pub fn measure(
     let mut session = backend.load(model_path, &options)?;
     let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
     crate::fault::inject_fault_if_asked(&case.name);
-    if let Some(fraction) = crate::fault::decode_slowdown(&case.name) {
-        session = crate::fault::slowed(session, fraction);
+    if let Some(slowdown) = crate::fault::decode_slowdown(&case.name) {
+        session = crate::fault::slowed(session, slowdown);
     }
 
     let mut served_requests = Vec::new();
@@ -353,7 +353,10 @@ pub(crate) fn keep_last_tokens(ids: &mut Vec<TokenId>, max: usize, bos: Option<T
 
 /// The format this case's prompts take: the scenario's, else the model's own default (`chat`
 /// exactly when its file carries a chat template). `chat` on a model without one is an error.
-fn prompt_format(vocabulary: &dyn Vocabulary, case: &Case) -> Result<PromptFormat, RunError> {
+pub(crate) fn prompt_format(
+    vocabulary: &dyn Vocabulary,
+    case: &Case,
+) -> Result<PromptFormat, RunError> {
     let probe = [ChatMessage {
         role: "user",
         content: "hi",
@@ -463,7 +466,7 @@ fn chat_prompt_within(
 
 /// Tokenizes every prompt once. Single-turn prompts longer than `max_tokens` keep their last
 /// tokens (long-context questions come last), after the BOS token if the model adds one.
-fn tokenize(
+pub(crate) fn tokenize(
     vocabulary: &dyn Vocabulary,
     format: PromptFormat,
     category: Category,

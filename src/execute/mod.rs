@@ -4,10 +4,12 @@
 //! - `serving`: the serving loop (scheduler, continuous batching) on one engine session.
 //! - `measure`: speed cases, repetitions with adaptive stopping, counters, energy, roofline.
 //! - `accuracy`: multiple-choice cases scored by log-likelihood.
+//! - `sustained`: one sequence decoding for minutes, sampled at 1 Hz, judged for throttling.
 
 pub mod accuracy;
 pub mod measure;
 pub mod serving;
+pub mod sustained;
 
 use std::path::Path;
 
@@ -39,6 +41,7 @@ pub struct SessionFacts {
 pub enum RunOutcome {
     Measured(measure::Measured),
     Scored(accuracy::Scored),
+    Sustained(sustained::SustainedRun),
 }
 
 /// What a case needs from around it: where the project lives, how this invocation runs, and
@@ -49,6 +52,9 @@ pub struct Inputs<'a> {
     pub mode: Mode,
     pub plan: RunPlan,
     pub bandwidth_bytes_per_s: Option<f64>,
+    /// The device's idle temperature (the hottest zone when its database was first opened),
+    /// for a sustained case's cool-down.
+    pub idle_temperature_c: Option<f64>,
 }
 
 /// Runs `case` on the model at `model_path`.
@@ -60,6 +66,8 @@ pub fn execute(
 ) -> Result<RunOutcome, RunError> {
     if case.scenario.category == Category::Accuracy {
         accuracy::score(inputs, case, entry, model_path).map(RunOutcome::Scored)
+    } else if case.scenario.sustained.is_some() {
+        sustained::run(inputs, case, entry, model_path).map(RunOutcome::Sustained)
     } else {
         measure::measure(inputs, case, entry, model_path).map(RunOutcome::Measured)
     }

@@ -12,4 +12,5 @@ mod differential;
 mod nightly_slowdown;
 mod parity;
 mod prompts;
+mod sustained;
 mod tidy;

@@ -131,6 +131,7 @@ fn night(dir: &Path, name: &str, fingerprint: &str, night: i64, decode_ms: f64) 
         .finish_run(
             &id,
             &RunEndRow {
+                sustained: None,
                 status: RunStatus::Passed,
                 ended_at_ms: started_at_ms + 1000,
                 error: None,

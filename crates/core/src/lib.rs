@@ -20,6 +20,7 @@ pub mod scenario;
 pub mod schedule;
 pub mod stats;
 pub mod text_pos;
+pub mod throttle;
 pub mod twin;
 
 pub use registry::{ModelEntry, ModelFile, Registry, RegistryError};

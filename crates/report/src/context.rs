@@ -59,6 +59,7 @@ pub struct ReportContext {
     pub kv: KvSection,
     pub backends: BackendSection,
     pub runs: RunSection,
+    pub sustained: SustainedSection,
     pub claims: ClaimSection,
     pub roi: RoiSection,
     pub devices: DeviceSection,
@@ -298,6 +299,31 @@ pub struct FailureRow {
     pub status: String,
     pub error: String,
     pub stderr_tail: String,
+}
+
+/// Sustained decode: each sustained run's curve and what the throttle detector found.
+#[derive(Debug, Clone, Serialize)]
+pub struct SustainedSection {
+    pub rule: String,
+    pub rows: Vec<SustainedRunRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SustainedRunRow {
+    pub case: String,
+    pub model: String,
+    pub seconds: f64,
+    pub samples: usize,
+    /// Medians of the first and last windows, measured.
+    pub first: Cell,
+    pub last: Cell,
+    pub steady_state_ratio: Option<f64>,
+    /// "none" or the onset in seconds.
+    pub onset: String,
+    pub cpu_mhz: String,
+    pub hottest_c: String,
+    pub cooldown: String,
+    pub plot_svg: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -229,6 +229,7 @@ pub fn build_context(
         kv: sections::kv(&current, &inputs.registry),
         backends: sections::backends(&current, &dataset.parity),
         runs: sections::runs(&current, &dataset.devices),
+        sustained: sections::sustained(&current),
         claims: sections::claims_section(
             &inputs.claims,
             &inputs.registry,

@@ -232,3 +232,56 @@ pub fn history(
     }
     svg
 }
+
+/// A sustained run's tokens/s against time, the onset threshold as a dashed line and the
+/// throttle onset, when there was one, as a red vertical line.
+pub fn sustained(
+    title: &str,
+    points: &[(f64, f64)],
+    threshold: f64,
+    onset_s: Option<f64>,
+) -> String {
+    let Some(t_max) = points.iter().map(|p| p.0).reduce(f64::max) else {
+        return String::new();
+    };
+    let y_max = points.iter().map(|p| p.1).fold(threshold, f64::max) * 1.1;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 300)).into_drawing_area();
+        if root.fill(&WHITE).is_err() {
+            return String::new();
+        }
+        let Ok(mut chart) = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 14))
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..t_max.max(1.0), 0.0..y_max.max(1.0))
+        else {
+            return String::new();
+        };
+        let _ = chart
+            .configure_mesh()
+            .x_desc("seconds decoding")
+            .y_desc("tokens/s (1 s windows)")
+            .draw();
+        let _ = chart.draw_series(LineSeries::new(
+            points.iter().copied(),
+            color(0).stroke_width(2),
+        ));
+        let _ = chart.draw_series(DashedLineSeries::new(
+            [(0.0, threshold), (t_max, threshold)],
+            6,
+            4,
+            BLACK.mix(0.5).stroke_width(1),
+        ));
+        if let Some(t) = onset_s {
+            let _ = chart.draw_series(LineSeries::new(
+                [(t, 0.0), (t, y_max)],
+                color(3).stroke_width(2),
+            ));
+        }
+        let _ = root.present();
+    }
+    svg
+}

@@ -25,6 +25,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("claims.html", include_str!("../templates/claims.html")),
     ("roi.html", include_str!("../templates/roi.html")),
     ("runs.html", include_str!("../templates/runs.html")),
+    (
+        "sustained.html",
+        include_str!("../templates/sustained.html"),
+    ),
     ("devices.html", include_str!("../templates/devices.html")),
     (
         "regressions.html",
@@ -95,6 +99,11 @@ pub fn html(c: &ReportContext) -> Result<String, ReportError> {
             "runs",
             "Every run: roofline and harness overhead",
             section(&env, "runs.html", &c.runs)?,
+        ),
+        (
+            "sustained",
+            "Sustained decode and throttling",
+            section(&env, "sustained.html", &c.sustained)?,
         ),
         (
             "claims",

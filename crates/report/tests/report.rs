@@ -406,6 +406,7 @@ fn an_accuracy_run_fills_the_overview_accuracy_cell_as_measured() {
         .finish_run(
             "accuracy-run-1",
             &RunEndRow {
+                sustained: None,
                 status: RunStatus::Passed,
                 ended_at_ms: 20,
                 error: None,

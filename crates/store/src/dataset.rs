@@ -80,6 +80,8 @@ pub struct Run {
     /// The probe beside the run its bandwidth is the median of (schema 10; `None` before, and
     /// for smoke runs, which use the device's one-off probe).
     pub bandwidth_probe: Option<crate::ProbeRow>,
+    /// A sustained run's series (schema 11).
+    pub sustained: Option<SustainedSeries>,
     /// `edgebench`, or `imported:<tool>` for runs brought in from another tool's output.
     pub origin: String,
     /// Per measured repetition, the harness's and the engine's timing of the same phases.
@@ -182,6 +184,57 @@ pub struct Parity {
     pub agreeing_tokens: u32,
     pub max_top10_diff: Option<f64>,
     pub max_vocab_diff: Option<f64>,
+}
+
+/// A sustained run's 1 Hz series and what the throttle detector found (`runs.sustained`,
+/// format 1, and the columns beside it).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SustainedSeries {
+    pub seconds: f64,
+    pub baseline_window_s: f64,
+    pub rolling_window_s: f64,
+    /// (seconds since decoding began, tokens/s).
+    pub points: Vec<(f64, f64)>,
+    pub cpu_mhz: Vec<Option<f64>>,
+    /// The hottest thermal zone at each sample, °C.
+    pub hottest_c: Vec<Option<f64>>,
+    pub throttle_onset_s: Option<f64>,
+    pub steady_state_ratio: Option<f64>,
+    /// The cool-down record (JSON), when the scenario asked for one.
+    pub cooldown: Option<String>,
+}
+
+impl SustainedSeries {
+    /// The series from its JSON; `None` for another format or a malformed one.
+    #[must_use]
+    pub fn parse(json: &str) -> Option<Self> {
+        let v: serde_json::Value = serde_json::from_str(json).ok()?;
+        if v["format"].as_u64()? != 1 {
+            return None;
+        }
+        let samples = v["samples"].as_array()?;
+        Some(Self {
+            seconds: v["seconds"].as_f64()?,
+            baseline_window_s: v["baseline_window_s"].as_f64()?,
+            rolling_window_s: v["rolling_window_s"].as_f64()?,
+            points: samples
+                .iter()
+                .filter_map(|s| Some((s["t_s"].as_f64()?, s["tokens_per_s"].as_f64()?)))
+                .collect(),
+            cpu_mhz: samples.iter().map(|s| s["cpu_mhz"].as_f64()).collect(),
+            hottest_c: samples
+                .iter()
+                .map(|s| {
+                    s["temps_c"].as_object().and_then(|t| {
+                        t.values()
+                            .filter_map(serde_json::Value::as_f64)
+                            .reduce(f64::max)
+                    })
+                })
+                .collect(),
+            ..Self::default()
+        })
+    }
 }
 
 /// The latest calibration of one metric of a case on a device.
@@ -289,7 +342,8 @@ fn load_runs(conn: &Connection) -> rusqlite::Result<Vec<Run>> {
                 c.kv_baseline, c.type_k, c.type_v, c.flash_attention, c.mmap,
                 m.registry_id, m.label, m.origin, m.quant, m.size_bytes, m.sha256,
                 r.bandwidth_bytes_per_s, r.origin, r.phase_timings, r.prompt_format,
-                r.bandwidth_probe_n, r.bandwidth_probe_min, r.bandwidth_probe_max
+                r.bandwidth_probe_n, r.bandwidth_probe_min, r.bandwidth_probe_max,
+                r.sustained, r.throttle_onset_s, r.steady_state_ratio, r.cooldown
          FROM runs r JOIN cases c ON c.id = r.case_id LEFT JOIN models m ON m.id = r.model_id
          ORDER BY r.started_at_ms, r.id",
     )?;
@@ -335,6 +389,16 @@ fn load_runs(conn: &Connection) -> rusqlite::Result<Vec<Run>> {
                     }),
                     _ => None,
                 },
+                // Written by this tool; an unreadable series is treated as absent.
+                sustained: r
+                    .get::<_, Option<String>>(52)?
+                    .and_then(|json| SustainedSeries::parse(&json))
+                    .map(|mut s| {
+                        s.throttle_onset_s = r.get(53).ok().flatten();
+                        s.steady_state_ratio = r.get(54).ok().flatten();
+                        s.cooldown = r.get(55).ok().flatten();
+                        s
+                    }),
                 case: CaseInfo {
                     name: r.get(22)?,
                     scenario: r.get(23)?,

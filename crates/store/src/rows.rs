@@ -145,6 +145,18 @@ pub struct RunEndRow {
     pub roofline: Option<RooflineRow>,
     /// Summaries of the measured samples, one per metric.
     pub metrics: Vec<MetricRow>,
+    /// A sustained run's series and throttle figures.
+    pub sustained: Option<SustainedRow>,
+}
+
+/// Storage row: a sustained run's 1 Hz series (JSON, migration 0011) and what the throttle
+/// detector found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SustainedRow {
+    pub series: String,
+    pub throttle_onset_s: Option<f64>,
+    pub steady_state_ratio: Option<f64>,
+    pub cooldown: Option<String>,
 }
 
 /// Storage row: how close the decode steps came to the memory-bandwidth limit.

@@ -45,6 +45,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0010_2026-12-01_calibrations_probe",
         include_str!("../migrations/0010_2026-12-01_calibrations_probe.sql"),
     ),
+    (
+        "0011_2026-12-01_sustained",
+        include_str!("../migrations/0011_2026-12-01_sustained.sql"),
+    ),
 ];
 
 /// Schema version this build writes.

@@ -219,6 +219,7 @@ pub fn generate(spec: &HistorySpec) -> Vec<GeneratedRun> {
                 started_at_ms,
                 rows,
                 end: RunEndRow {
+                    sustained: None,
                     status: RunStatus::Passed,
                     ended_at_ms: started_at_ms + 60_000,
                     error: None,

@@ -133,6 +133,7 @@ fn a_run_stores_every_sample_atomically() {
     store.begin_run(&run).expect("begin");
     assert_eq!(store.count_runs(RunStatus::Running).expect("count"), 1);
     let end = RunEndRow {
+        sustained: None,
         status: RunStatus::Passed,
         ended_at_ms: 2,
         error: None,

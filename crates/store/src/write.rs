@@ -209,7 +209,8 @@ impl Store {
                          stop_reason = ?18, decode_bytes_read = ?19, decode_steps_ns = ?20,
                          bandwidth_bytes_per_s = ?21, roofline_fraction = ?22, phase_timings = ?23,
                          prompt_format = ?24, bandwidth_probe_n = ?25, bandwidth_probe_min = ?26,
-                         bandwidth_probe_max = ?27
+                         bandwidth_probe_max = ?27, sustained = ?28, throttle_onset_s = ?29,
+                         steady_state_ratio = ?30, cooldown = ?31
                      WHERE id = ?1",
                     params![
                         run_id,
@@ -238,7 +239,11 @@ impl Store {
                         end.effective.as_ref().and_then(|e| e.prompt_format.clone()),
                         end.roofline.and_then(|r| r.probe).map(|p| p.n),
                         end.roofline.and_then(|r| r.probe).map(|p| p.min_bytes_per_s),
-                        end.roofline.and_then(|r| r.probe).map(|p| p.max_bytes_per_s)
+                        end.roofline.and_then(|r| r.probe).map(|p| p.max_bytes_per_s),
+                        end.sustained.as_ref().map(|s| s.series.clone()),
+                        end.sustained.as_ref().and_then(|s| s.throttle_onset_s),
+                        end.sustained.as_ref().and_then(|s| s.steady_state_ratio),
+                        end.sustained.as_ref().and_then(|s| s.cooldown.clone())
                     ],
                 )
                 .map_err(err("record the end of a run"))?;

@@ -95,11 +95,30 @@ pub struct ScenarioFile {
     /// KV-cache variants; when absent a single default (f16 K/V, no flash attention, mmap on).
     #[serde(default)]
     pub kv: Vec<KvVariantFile>,
+    /// Sustained decode: generate continuously for `seconds`, recording tokens/s, CPU
+    /// frequency and temperatures at 1 Hz, to find throttling. Replaces the repetitions.
+    #[schemars(with = "Option<SustainedFile>")]
+    pub sustained: Option<Spanned<SustainedFile>>,
     /// Multiple-choice evaluation settings (category `accuracy` only). `dataset` is then the
     /// MMLU-format directory (`dev/` and `test/` of `<subject>_<split>.csv`), overridden at run
     /// time by `EDGEBENCH_MMLU`.
     #[schemars(with = "Option<AccuracyFile>")]
     pub accuracy: Option<Spanned<AccuracyFile>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SustainedFile {
+    /// How long to generate (default 600 s; smoke runs cap it at 20 s).
+    #[schemars(with = "Option<u32>")]
+    pub seconds: Option<Spanned<u32>>,
+    /// Before the case, wait at most this long for the hottest thermal zone to come back
+    /// within `cooldown_margin_c` of the device's idle temperature (default: no cool-down).
+    #[schemars(with = "Option<u32>")]
+    pub cooldown_max_seconds: Option<Spanned<u32>>,
+    /// The margin of the cool-down, in °C (default 2).
+    #[schemars(with = "Option<f64>")]
+    pub cooldown_margin_c: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

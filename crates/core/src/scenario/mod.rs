@@ -217,6 +217,24 @@ pub struct Stopping {
     pub max_seconds: Option<f64>,
 }
 
+/// Sustained decode (see `SustainedFile`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sustained {
+    pub seconds: u32,
+    pub cooldown: Option<Cooldown>,
+}
+
+/// Waiting for the device to cool before a case.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cooldown {
+    pub max_seconds: u32,
+    pub margin_c: f64,
+}
+
+/// Default length of a sustained run, and the cap in smoke runs (the CI case).
+pub const SUSTAINED_DEFAULT_SECONDS: u32 = 600;
+pub const SUSTAINED_SMOKE_SECONDS: u32 = 20;
+
 /// Multiple-choice evaluation settings (see `AccuracyFile`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accuracy {
@@ -269,6 +287,8 @@ pub struct Scenario {
     pub kv_declared: bool,
     /// Set exactly when the category is `accuracy`.
     pub accuracy: Option<Accuracy>,
+    /// A sustained-decode scenario.
+    pub sustained: Option<Sustained>,
     pub source: ScenarioSource,
 }
 
@@ -343,6 +363,10 @@ impl Case {
                 .map(|a| format!("|accuracy:{a:?}"))
                 .unwrap_or_default(),
         );
+        let text = match &s.sustained {
+            Some(sustained) => format!("{text}|sustained:{sustained:?}"),
+            None => text,
+        };
         // Only a declared format is part of the key (keys of older cases stay equal); the format
         // a run resolved to is stored with the run, and runs of different formats are never
         // compared with each other.

@@ -3,9 +3,9 @@
 
 use super::file::{self, BackendName, DeviceName, KvTypeName, PromptFormatName, ScenarioFile};
 use super::{
-    Accuracy, BackendKind, Category, Ctx, Device, KvType, KvVariant, Pinned, PromptFormat,
-    Sampling, Scenario, ScenarioError, ScenarioSource, Serving, Stopping, non_empty, parse_bytes,
-    positive, valid_name, valid_variant_name,
+    Accuracy, BackendKind, Category, Cooldown, Ctx, Device, KvType, KvVariant, Pinned,
+    PromptFormat, Sampling, Scenario, ScenarioError, ScenarioSource, Serving, Stopping, Sustained,
+    non_empty, parse_bytes, positive, valid_name, valid_variant_name,
 };
 use crate::registry::Registry;
 use crate::text_pos::Location;
@@ -87,6 +87,7 @@ pub(super) fn validate(
     let serving = serving(cx, raw.serving.as_ref())?;
     let stopping = stopping(cx, raw.stopping.as_ref(), repetitions)?;
     let accuracy = accuracy(cx, &raw)?;
+    let sustained = sustained(cx, &raw)?;
     let prompt_format = prompt_format(cx, &raw)?;
     let sampling = sampling(cx, raw.sampling.as_ref())?;
     let kv_declared = !raw.kv.is_empty();
@@ -126,6 +127,7 @@ pub(super) fn validate(
         kv,
         kv_declared,
         accuracy,
+        sustained,
         source: ScenarioSource {
             file: cx.file.to_owned(),
             sha256: crate::sha256_hex(cx.text.as_bytes()),
@@ -572,6 +574,52 @@ fn accuracy(cx: &Ctx<'_>, raw: &ScenarioFile) -> Result<Option<Accuracy>, Scenar
             })
         }
     })
+}
+
+/// The `[sustained]` table.
+fn sustained(cx: &Ctx<'_>, raw: &ScenarioFile) -> Result<Option<Sustained>, ScenarioError> {
+    let Some(table) = &raw.sustained else {
+        return Ok(None);
+    };
+    if raw.category == Category::Accuracy {
+        return Err(cx.at(
+            "sustained",
+            table,
+            "a sustained scenario generates; category \"accuracy\" scores and cannot have one",
+        ));
+    }
+    let f = table.get_ref();
+    let seconds = match &f.seconds {
+        Some(s) if !(1..=86_400).contains(s.get_ref()) => {
+            return Err(cx.at("sustained.seconds", s, "must be 1 to 86400 (a day)"));
+        }
+        Some(s) => *s.get_ref(),
+        None => crate::scenario::SUSTAINED_DEFAULT_SECONDS,
+    };
+    if let (None, Some(margin)) = (&f.cooldown_max_seconds, &f.cooldown_margin_c) {
+        return Err(cx.at(
+            "sustained.cooldown_margin_c",
+            margin,
+            "a margin without `cooldown_max_seconds` does nothing; set both",
+        ));
+    }
+    let cooldown = match &f.cooldown_max_seconds {
+        None => None,
+        Some(max) => {
+            let margin_c = match &f.cooldown_margin_c {
+                Some(m) if !(*m.get_ref() > 0.0 && m.get_ref().is_finite()) => {
+                    return Err(cx.at("sustained.cooldown_margin_c", m, "must be above 0 °C"));
+                }
+                Some(m) => *m.get_ref(),
+                None => 2.0,
+            };
+            Some(Cooldown {
+                max_seconds: *max.get_ref(),
+                margin_c,
+            })
+        }
+    };
+    Ok(Some(Sustained { seconds, cooldown }))
 }
 
 /// The `[sampling]` table.

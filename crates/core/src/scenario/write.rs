@@ -208,6 +208,17 @@ impl Scenario {
                 let _ = writeln!(out, "max_seconds = {}", float(seconds));
             }
         }
+        if let Some(sustained) = &self.sustained {
+            let _ = writeln!(out, "\n[sustained]\nseconds = {}", sustained.seconds);
+            if let Some(c) = sustained.cooldown {
+                let _ = writeln!(
+                    out,
+                    "cooldown_max_seconds = {}\ncooldown_margin_c = {}",
+                    c.max_seconds,
+                    float(c.margin_c)
+                );
+            }
+        }
         if let Some(accuracy) = &self.accuracy {
             let _ = writeln!(out, "\n[accuracy]\nfew_shot = {}", accuracy.few_shot);
             if let Some(subjects) = &accuracy.subjects {

@@ -13,6 +13,7 @@ pub mod overview;
 pub mod regressions;
 pub mod roi;
 pub mod runs;
+pub mod sustained;
 
 pub use backends::backends;
 pub use categories::categories;
@@ -26,6 +27,7 @@ pub use overview::overview;
 pub use regressions::regressions;
 pub use roi::roi;
 pub use runs::runs;
+pub use sustained::sustained;
 
 /// What every section module uses: the core's rules, the report's data and context types, and
 /// the shared helpers of its sibling modules.

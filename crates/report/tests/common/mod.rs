@@ -224,6 +224,7 @@ fn write_run(
         .finish_run(
             &run_id,
             &RunEndRow {
+                sustained: None,
                 status: RunStatus::Passed,
                 ended_at_ms: started + 10,
                 error: None,
