@@ -8,19 +8,21 @@ use edgebench_core::registry::Origin;
 use edgebench_core::scenario::Sampling;
 use edgebench_core::{Case, ModelEntry};
 use edgebench_store::{
-    AnswerRow, CaseRow, EffectiveRow, MetricRow, ModelRow, RequestRow, RooflineRow, RunEndRow,
-    RunMode, RunStatus, SustainedRow,
+    AnswerRow, CaseRow, EffectiveRow, GoodputRow, MetricRow, ModelRow, RequestRow, RooflineRow,
+    RunEndRow, RunMode, RunStatus, SustainedRow,
 };
 
 use crate::accuracy::ScoredQuestion;
 use crate::execute::RunOutcome;
 use crate::execute::accuracy::Scored;
+use crate::execute::goodput::GoodputRun;
 use crate::execute::measure::{Measured, ServedRequest, rate};
 use crate::execute::serving::{Outcome, StepTotals};
 use crate::execute::sustained::{CooldownRecord, SustainedRun};
 use crate::execute::{SessionFacts, serving};
 use crate::host::{self, now_ms};
 use crate::outcome::{AccuracyReport, CaseReport};
+use edgebench_core::goodput::SweepEnd;
 
 /// A run's rows, ready for the store, and its report.
 #[derive(Debug)]
@@ -102,6 +104,7 @@ pub fn run_mode(mode: crate::plan::Mode) -> RunMode {
 pub fn failed(error: String, estimated_peak_bytes: Option<u64>) -> RunEndRow {
     RunEndRow {
         sustained: None,
+        goodput: None,
         status: RunStatus::Failed,
         ended_at_ms: now_ms(),
         error: Some(error),
@@ -128,6 +131,60 @@ pub fn outcome(outcome: RunOutcome, seed: u64) -> Recorded {
         RunOutcome::Measured(m) => measured(m, seed),
         RunOutcome::Scored(s) => scored(s, seed),
         RunOutcome::Sustained(s) => sustained(s, seed),
+        RunOutcome::Goodput(g) => goodput(g),
+    }
+}
+
+/// Version of `runs.goodput`'s JSON (migration 0012).
+pub const GOODPUT_SWEEP_FORMAT: u32 = 1;
+
+fn goodput(g: GoodputRun) -> Recorded {
+    let targets = g.targets;
+    let sweep = serde_json::json!({
+        "format": GOODPUT_SWEEP_FORMAT,
+        "targets": { "ttft_ms": targets.ttft_ms, "tpot_ms": targets.tpot_ms, "share": targets.share },
+        "preset": g.preset,
+        "end": match g.end {
+            SweepEnd::Resolved => "resolved",
+            SweepEnd::MaxSteps => "max_steps",
+            SweepEnd::TimeBudget => "time_budget",
+        },
+        "points": g.points.iter().map(|p| serde_json::json!({
+            "rate_per_s": p.rate_per_s, "requests": p.requests, "met_share": p.met_share,
+            "passed": p.passed, "ttft_p50_ms": p.ttft_p50_ms, "ttft_p90_ms": p.ttft_p90_ms,
+            "tpot_p50_ms": p.tpot_p50_ms, "tpot_p90_ms": p.tpot_p90_ms,
+        })).collect::<Vec<_>>(),
+    });
+    let report = CaseReport {
+        run_id: String::new(),
+        measured_requests: g.points.iter().map(|p| p.requests).sum(),
+        measured_repetitions: g.points.len() as u32,
+        generation_tokens_per_s: 0.0,
+        prefill_tokens_per_s: 0.0,
+        rejected: 0,
+        stop_reason: StopReason::Fixed,
+        roofline_fraction: None,
+        estimated_peak_bytes: g.session.estimate.total(),
+        peak_rss_bytes: g.session.peak_rss_bytes,
+        first_output: g.goodput_per_s.map_or_else(
+            || "no rate met the targets".into(),
+            |r| format!("goodput {r:.3} requests/s"),
+        ),
+        first_output_tokens: Vec::new(),
+        accuracy: None,
+    };
+    let end = RunEndRow {
+        goodput: Some(GoodputRow {
+            sweep: sweep.to_string(),
+            goodput_per_s: g.goodput_per_s,
+        }),
+        ..passed(&g.session, StopReason::Fixed, Vec::new())
+    };
+    Recorded {
+        end,
+        requests: Vec::new(),
+        answers: Vec::new(),
+        report,
     }
 }
 
@@ -207,6 +264,7 @@ fn sustained(s: SustainedRun, seed: u64) -> Recorded {
 fn passed(session: &SessionFacts, stop_reason: StopReason, metrics: Vec<MetricRow>) -> RunEndRow {
     RunEndRow {
         sustained: None,
+        goodput: None,
         status: RunStatus::Passed,
         ended_at_ms: now_ms(),
         error: None,
@@ -287,6 +345,7 @@ fn measured(m: Measured, seed: u64) -> Recorded {
     });
     let end = RunEndRow {
         sustained: None,
+        goodput: None,
         engine_counters: counters,
         phase_timings: (!phases.is_empty())
             .then(|| serde_json::to_string(phases).ok())

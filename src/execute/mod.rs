@@ -5,8 +5,10 @@
 //! - `measure`: speed cases, repetitions with adaptive stopping, counters, energy, roofline.
 //! - `accuracy`: multiple-choice cases scored by log-likelihood.
 //! - `sustained`: one sequence decoding for minutes, sampled at 1 Hz, judged for throttling.
+//! - `goodput`: the open loop at a sweep of arrival rates against latency targets.
 
 pub mod accuracy;
+pub mod goodput;
 pub mod measure;
 pub mod serving;
 pub mod sustained;
@@ -42,6 +44,7 @@ pub enum RunOutcome {
     Measured(measure::Measured),
     Scored(accuracy::Scored),
     Sustained(sustained::SustainedRun),
+    Goodput(goodput::GoodputRun),
 }
 
 /// What a case needs from around it: where the project lives, how this invocation runs, and
@@ -66,6 +69,8 @@ pub fn execute(
 ) -> Result<RunOutcome, RunError> {
     if case.scenario.category == Category::Accuracy {
         accuracy::score(inputs, case, entry, model_path).map(RunOutcome::Scored)
+    } else if case.scenario.goodput.is_some() {
+        goodput::run(inputs, case, entry, model_path).map(RunOutcome::Goodput)
     } else if case.scenario.sustained.is_some() {
         sustained::run(inputs, case, entry, model_path).map(RunOutcome::Sustained)
     } else {

@@ -1,4 +1,4 @@
-//! Sustained decode with a real engine in a real child process: a throttle injected 10 s into a
+//! Sustained decode and goodput with a real engine in a real child process. A throttle injected 10 s into a
 //! 20 s run (decoding 50% slower from then on, the fault switch's schedule) is found by the
 //! detector, and the run stores its 1 Hz series. The onset's exact second is the unit tests'
 //! business (`edgebench_core::throttle`): this VM's own speed wanders by 5–40% within 20 s,
@@ -46,4 +46,40 @@ fn an_injected_throttle_is_found_after_it_began_and_the_series_is_stored() {
     let ratio = ratio.expect("ratio");
     assert!(ratio < 0.8, "the last window runs at half speed: {ratio}");
     eprintln!("injected at 10 s: onset {onset:.0} s, steady-state ratio {ratio:.2}");
+}
+
+#[test]
+fn a_goodput_sweep_serves_its_rates_and_stores_them() {
+    if common::model("mimo-7b-twin16", "Q4_0").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("results.sqlite");
+    let case = "goodput::mimo-7b-twin16::Q4_0::llama_cpp::c4";
+    let request = smoke_request(case, "goodput-run", &db);
+    run_in_child(&child_case(&request, &[])).expect("the case passes");
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    let sweep: String = conn
+        .query_row(
+            "SELECT goodput FROM runs WHERE id = 'goodput-run'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the sweep");
+    let sweep = edgebench::store::dataset::GoodputSweep::parse(&sweep).expect("format 1");
+    // Smoke: two rates from the scenario's start, doubled, 4 requests each, every request
+    // accounted for.
+    let rates: Vec<f64> = sweep.points.iter().map(|p| p.rate_per_s).collect();
+    assert_eq!(rates, [8.0, 16.0]);
+    assert!(
+        sweep
+            .points
+            .iter()
+            .all(|p| p.requests == 4 && (0.0..=1.0).contains(&p.met_share))
+    );
+    assert_eq!(sweep.end, "max_steps");
+    assert_eq!(
+        (sweep.ttft_ms, sweep.tpot_ms, sweep.share),
+        (500.0, 30.0, 0.9)
+    );
 }

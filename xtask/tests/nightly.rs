@@ -132,6 +132,7 @@ fn night(dir: &Path, name: &str, fingerprint: &str, night: i64, decode_ms: f64) 
             &id,
             &RunEndRow {
                 sustained: None,
+                goodput: None,
                 status: RunStatus::Passed,
                 ended_at_ms: started_at_ms + 1000,
                 error: None,

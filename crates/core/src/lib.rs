@@ -8,6 +8,7 @@ pub mod claims;
 pub mod compare;
 pub mod device_profile;
 pub mod glob;
+pub mod goodput;
 pub mod history;
 pub mod measure;
 pub mod mmlu;

@@ -60,6 +60,7 @@ pub struct ReportContext {
     pub backends: BackendSection,
     pub runs: RunSection,
     pub sustained: SustainedSection,
+    pub goodput: GoodputSection,
     pub claims: ClaimSection,
     pub roi: RoiSection,
     pub devices: DeviceSection,
@@ -299,6 +300,36 @@ pub struct FailureRow {
     pub status: String,
     pub error: String,
     pub stderr_tail: String,
+}
+
+/// Goodput: each sweep's highest passing rate, and its latencies against the rate.
+#[derive(Debug, Clone, Serialize)]
+pub struct GoodputSection {
+    pub rule: String,
+    pub rows: Vec<GoodputRunRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GoodputRunRow {
+    pub case: String,
+    pub model: String,
+    pub targets: String,
+    pub goodput: Cell,
+    pub end: String,
+    pub points: Vec<GoodputPointRow>,
+    pub plot_svg: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GoodputPointRow {
+    pub rate_per_s: String,
+    pub requests: u64,
+    pub met_pct: f64,
+    pub passed: bool,
+    pub ttft_p50_ms: String,
+    pub ttft_p90_ms: String,
+    pub tpot_p50_ms: String,
+    pub tpot_p90_ms: String,
 }
 
 /// Sustained decode: each sustained run's curve and what the throttle detector found.

@@ -230,6 +230,7 @@ pub fn build_context(
         backends: sections::backends(&current, &dataset.parity),
         runs: sections::runs(&current, &dataset.devices),
         sustained: sections::sustained(&current),
+        goodput: sections::goodput(&current),
         claims: sections::claims_section(
             &inputs.claims,
             &inputs.registry,

@@ -29,6 +29,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         "sustained.html",
         include_str!("../templates/sustained.html"),
     ),
+    ("goodput.html", include_str!("../templates/goodput.html")),
     ("devices.html", include_str!("../templates/devices.html")),
     (
         "regressions.html",
@@ -99,6 +100,11 @@ pub fn html(c: &ReportContext) -> Result<String, ReportError> {
             "runs",
             "Every run: roofline and harness overhead",
             section(&env, "runs.html", &c.runs)?,
+        ),
+        (
+            "goodput",
+            "Goodput under latency targets",
+            section(&env, "goodput.html", &c.goodput)?,
         ),
         (
             "sustained",

@@ -1,7 +1,7 @@
 //! The report over a real SQLite database written by the real store.
 
 mod common;
-mod verdicts;
+mod lab;
 
 use edgebench_report::{Baseline, Selection, build_context, data, write_report};
 
@@ -407,6 +407,7 @@ fn an_accuracy_run_fills_the_overview_accuracy_cell_as_measured() {
             "accuracy-run-1",
             &RunEndRow {
                 sustained: None,
+                goodput: None,
                 status: RunStatus::Passed,
                 ended_at_ms: 20,
                 error: None,

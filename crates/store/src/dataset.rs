@@ -82,6 +82,8 @@ pub struct Run {
     pub bandwidth_probe: Option<crate::ProbeRow>,
     /// A sustained run's series (schema 11).
     pub sustained: Option<SustainedSeries>,
+    /// A goodput sweep (schema 12).
+    pub goodput: Option<GoodputSweep>,
     /// `edgebench`, or `imported:<tool>` for runs brought in from another tool's output.
     pub origin: String,
     /// Per measured repetition, the harness's and the engine's timing of the same phases.
@@ -237,6 +239,65 @@ impl SustainedSeries {
     }
 }
 
+/// A goodput sweep (`runs.goodput`, format 1, and `runs.goodput_per_s`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GoodputSweep {
+    pub ttft_ms: f64,
+    pub tpot_ms: f64,
+    pub share: f64,
+    pub preset: Option<String>,
+    pub end: String,
+    pub points: Vec<GoodputPoint>,
+    pub goodput_per_s: Option<f64>,
+}
+
+/// One rate of a goodput sweep.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GoodputPoint {
+    pub rate_per_s: f64,
+    pub requests: u64,
+    pub met_share: f64,
+    pub passed: bool,
+    pub ttft_p50_ms: Option<f64>,
+    pub ttft_p90_ms: Option<f64>,
+    pub tpot_p50_ms: Option<f64>,
+    pub tpot_p90_ms: Option<f64>,
+}
+
+impl GoodputSweep {
+    /// The sweep from its JSON; `None` for another format or a malformed one.
+    #[must_use]
+    pub fn parse(json: &str) -> Option<Self> {
+        let v: serde_json::Value = serde_json::from_str(json).ok()?;
+        if v["format"].as_u64()? != 1 {
+            return None;
+        }
+        let t = &v["targets"];
+        Some(Self {
+            ttft_ms: t["ttft_ms"].as_f64()?,
+            tpot_ms: t["tpot_ms"].as_f64()?,
+            share: t["share"].as_f64()?,
+            preset: v["preset"].as_str().map(str::to_owned),
+            end: v["end"].as_str()?.to_owned(),
+            points: v["points"]
+                .as_array()?
+                .iter()
+                .map(|p| GoodputPoint {
+                    rate_per_s: p["rate_per_s"].as_f64().unwrap_or_default(),
+                    requests: p["requests"].as_u64().unwrap_or_default(),
+                    met_share: p["met_share"].as_f64().unwrap_or_default(),
+                    passed: p["passed"].as_bool().unwrap_or_default(),
+                    ttft_p50_ms: p["ttft_p50_ms"].as_f64(),
+                    ttft_p90_ms: p["ttft_p90_ms"].as_f64(),
+                    tpot_p50_ms: p["tpot_p50_ms"].as_f64(),
+                    tpot_p90_ms: p["tpot_p90_ms"].as_f64(),
+                })
+                .collect(),
+            goodput_per_s: None,
+        })
+    }
+}
+
 /// The latest calibration of one metric of a case on a device.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Calibration {
@@ -343,7 +404,8 @@ fn load_runs(conn: &Connection) -> rusqlite::Result<Vec<Run>> {
                 m.registry_id, m.label, m.origin, m.quant, m.size_bytes, m.sha256,
                 r.bandwidth_bytes_per_s, r.origin, r.phase_timings, r.prompt_format,
                 r.bandwidth_probe_n, r.bandwidth_probe_min, r.bandwidth_probe_max,
-                r.sustained, r.throttle_onset_s, r.steady_state_ratio, r.cooldown
+                r.sustained, r.throttle_onset_s, r.steady_state_ratio, r.cooldown,
+                r.goodput, r.goodput_per_s
          FROM runs r JOIN cases c ON c.id = r.case_id LEFT JOIN models m ON m.id = r.model_id
          ORDER BY r.started_at_ms, r.id",
     )?;
@@ -398,6 +460,13 @@ fn load_runs(conn: &Connection) -> rusqlite::Result<Vec<Run>> {
                         s.steady_state_ratio = r.get(54).ok().flatten();
                         s.cooldown = r.get(55).ok().flatten();
                         s
+                    }),
+                goodput: r
+                    .get::<_, Option<String>>(56)?
+                    .and_then(|json| GoodputSweep::parse(&json))
+                    .map(|mut g| {
+                        g.goodput_per_s = r.get(57).ok().flatten();
+                        g
                     }),
                 case: CaseInfo {
                     name: r.get(22)?,

@@ -147,6 +147,15 @@ pub struct RunEndRow {
     pub metrics: Vec<MetricRow>,
     /// A sustained run's series and throttle figures.
     pub sustained: Option<SustainedRow>,
+    /// A goodput sweep's rates and result.
+    pub goodput: Option<GoodputRow>,
+}
+
+/// Storage row: a goodput sweep (JSON, migration 0012) and the goodput it found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoodputRow {
+    pub sweep: String,
+    pub goodput_per_s: Option<f64>,
 }
 
 /// Storage row: a sustained run's 1 Hz series (JSON, migration 0011) and what the throttle

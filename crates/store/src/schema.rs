@@ -49,6 +49,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0011_2026-12-01_sustained",
         include_str!("../migrations/0011_2026-12-01_sustained.sql"),
     ),
+    (
+        "0012_2026-12-01_goodput",
+        include_str!("../migrations/0012_2026-12-01_goodput.sql"),
+    ),
 ];
 
 /// Schema version this build writes.

@@ -220,6 +220,7 @@ pub fn generate(spec: &HistorySpec) -> Vec<GeneratedRun> {
                 rows,
                 end: RunEndRow {
                     sustained: None,
+                    goodput: None,
                     status: RunStatus::Passed,
                     ended_at_ms: started_at_ms + 60_000,
                     error: None,

@@ -134,6 +134,7 @@ fn a_run_stores_every_sample_atomically() {
     assert_eq!(store.count_runs(RunStatus::Running).expect("count"), 1);
     let end = RunEndRow {
         sustained: None,
+        goodput: None,
         status: RunStatus::Passed,
         ended_at_ms: 2,
         error: None,

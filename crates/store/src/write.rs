@@ -210,7 +210,7 @@ impl Store {
                          bandwidth_bytes_per_s = ?21, roofline_fraction = ?22, phase_timings = ?23,
                          prompt_format = ?24, bandwidth_probe_n = ?25, bandwidth_probe_min = ?26,
                          bandwidth_probe_max = ?27, sustained = ?28, throttle_onset_s = ?29,
-                         steady_state_ratio = ?30, cooldown = ?31
+                         steady_state_ratio = ?30, cooldown = ?31, goodput = ?32, goodput_per_s = ?33
                      WHERE id = ?1",
                     params![
                         run_id,
@@ -243,7 +243,9 @@ impl Store {
                         end.sustained.as_ref().map(|s| s.series.clone()),
                         end.sustained.as_ref().and_then(|s| s.throttle_onset_s),
                         end.sustained.as_ref().and_then(|s| s.steady_state_ratio),
-                        end.sustained.as_ref().and_then(|s| s.cooldown.clone())
+                        end.sustained.as_ref().and_then(|s| s.cooldown.clone()),
+                        end.goodput.as_ref().map(|g| g.sweep.clone()),
+                        end.goodput.as_ref().and_then(|g| g.goodput_per_s)
                     ],
                 )
                 .map_err(err("record the end of a run"))?;

@@ -102,6 +102,7 @@ fn request(i: u32, latencies: usize) -> RequestRow {
 fn end(started: i64) -> RunEndRow {
     RunEndRow {
         sustained: None,
+        goodput: None,
         status: RunStatus::Passed,
         ended_at_ms: started + 5,
         error: None,

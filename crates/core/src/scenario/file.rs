@@ -95,6 +95,10 @@ pub struct ScenarioFile {
     /// KV-cache variants; when absent a single default (f16 K/V, no flash attention, mmap on).
     #[serde(default)]
     pub kv: Vec<KvVariantFile>,
+    /// Goodput: sweep the open loop's arrival rate to find the highest rate at which the
+    /// targets are met. Replaces the repetitions; `[serving]` still sets slots and queue.
+    #[schemars(with = "Option<GoodputFile>")]
+    pub goodput: Option<Spanned<GoodputFile>>,
     /// Sustained decode: generate continuously for `seconds`, recording tokens/s, CPU
     /// frequency and temperatures at 1 Hz, to find throttling. Replaces the repetitions.
     #[schemars(with = "Option<SustainedFile>")]
@@ -104,6 +108,34 @@ pub struct ScenarioFile {
     /// time by `EDGEBENCH_MMLU`.
     #[schemars(with = "Option<AccuracyFile>")]
     pub accuracy: Option<Spanned<AccuracyFile>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GoodputFile {
+    /// `interactive` (TTFT 500 ms, TPOT 30 ms) or `conversational` (2000 ms, 100 ms); or give
+    /// `ttft_ms` and `tpot_ms` instead.
+    #[schemars(with = "Option<String>")]
+    pub preset: Option<Spanned<String>>,
+    #[schemars(with = "Option<f64>")]
+    pub ttft_ms: Option<Spanned<f64>>,
+    #[schemars(with = "Option<f64>")]
+    pub tpot_ms: Option<Spanned<f64>>,
+    /// Share of requests that must meet both targets (default 0.9).
+    #[schemars(with = "Option<f64>")]
+    pub share: Option<Spanned<f64>>,
+    /// First arrival rate of the sweep, requests/s (default 1).
+    #[schemars(with = "Option<f64>")]
+    pub start_rate_per_s: Option<Spanned<f64>>,
+    /// Requests served at each rate (default 16, prompts repeated).
+    #[schemars(with = "Option<u32>")]
+    pub requests_per_rate: Option<Spanned<u32>>,
+    /// At most this many rates (default 8).
+    #[schemars(with = "Option<u32>")]
+    pub max_steps: Option<Spanned<u32>>,
+    /// Stop starting new rates after this many seconds of sweeping (default 120).
+    #[schemars(with = "Option<f64>")]
+    pub max_seconds: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

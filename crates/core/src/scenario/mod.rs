@@ -217,6 +217,17 @@ pub struct Stopping {
     pub max_seconds: Option<f64>,
 }
 
+/// A goodput sweep (see `GoodputFile`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Goodput {
+    /// The preset the targets came from, if any.
+    pub preset: Option<String>,
+    pub targets: crate::goodput::Targets,
+    pub sweep: crate::goodput::SweepConfig,
+    pub requests_per_rate: u32,
+    pub max_seconds: f64,
+}
+
 /// Sustained decode (see `SustainedFile`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sustained {
@@ -289,6 +300,8 @@ pub struct Scenario {
     pub accuracy: Option<Accuracy>,
     /// A sustained-decode scenario.
     pub sustained: Option<Sustained>,
+    /// A goodput scenario.
+    pub goodput: Option<Goodput>,
     pub source: ScenarioSource,
 }
 
@@ -365,6 +378,10 @@ impl Case {
         );
         let text = match &s.sustained {
             Some(sustained) => format!("{text}|sustained:{sustained:?}"),
+            None => text,
+        };
+        let text = match &s.goodput {
+            Some(goodput) => format!("{text}|goodput:{goodput:?}"),
             None => text,
         };
         // Only a declared format is part of the key (keys of older cases stay equal); the format

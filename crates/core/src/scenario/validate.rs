@@ -3,12 +3,13 @@
 
 use super::file::{self, BackendName, DeviceName, KvTypeName, PromptFormatName, ScenarioFile};
 use super::{
-    Accuracy, BackendKind, Category, Cooldown, Ctx, Device, KvType, KvVariant, Pinned,
+    Accuracy, BackendKind, Category, Cooldown, Ctx, Device, Goodput, KvType, KvVariant, Pinned,
     PromptFormat, Sampling, Scenario, ScenarioError, ScenarioSource, Serving, Stopping, Sustained,
     non_empty, parse_bytes, positive, valid_name, valid_variant_name,
 };
 use crate::registry::Registry;
 use crate::text_pos::Location;
+use toml::Spanned;
 
 /// The longest context a scenario may ask for (no GGUF model has a longer window).
 pub(super) const MAX_CONTEXT: u32 = 1 << 20;
@@ -88,6 +89,7 @@ pub(super) fn validate(
     let stopping = stopping(cx, raw.stopping.as_ref(), repetitions)?;
     let accuracy = accuracy(cx, &raw)?;
     let sustained = sustained(cx, &raw)?;
+    let goodput = goodput(cx, &raw)?;
     let prompt_format = prompt_format(cx, &raw)?;
     let sampling = sampling(cx, raw.sampling.as_ref())?;
     let kv_declared = !raw.kv.is_empty();
@@ -128,6 +130,7 @@ pub(super) fn validate(
         kv_declared,
         accuracy,
         sustained,
+        goodput,
         source: ScenarioSource {
             file: cx.file.to_owned(),
             sha256: crate::sha256_hex(cx.text.as_bytes()),
@@ -574,6 +577,92 @@ fn accuracy(cx: &Ctx<'_>, raw: &ScenarioFile) -> Result<Option<Accuracy>, Scenar
             })
         }
     })
+}
+
+/// The `[goodput]` table.
+fn goodput(cx: &Ctx<'_>, raw: &ScenarioFile) -> Result<Option<Goodput>, ScenarioError> {
+    use crate::goodput::{PRESETS, SweepConfig, Targets};
+    let Some(table) = &raw.goodput else {
+        return Ok(None);
+    };
+    if raw.category == Category::Accuracy || raw.sustained.is_some() {
+        return Err(cx.at(
+            "goodput",
+            table,
+            "a goodput sweep serves requests; it can't be an accuracy or a sustained scenario",
+        ));
+    }
+    let f = table.get_ref();
+    let positive_f64 =
+        |key: &str, v: &Option<Spanned<f64>>| -> Result<Option<f64>, ScenarioError> {
+            match v {
+                Some(x) if !(*x.get_ref() > 0.0 && x.get_ref().is_finite()) => {
+                    Err(cx.at(&format!("goodput.{key}"), x, "must be a positive number"))
+                }
+                Some(x) => Ok(Some(*x.get_ref())),
+                None => Ok(None),
+            }
+        };
+    let (ttft, tpot) = (
+        positive_f64("ttft_ms", &f.ttft_ms)?,
+        positive_f64("tpot_ms", &f.tpot_ms)?,
+    );
+    let (preset, mut targets) = match (&f.preset, ttft, tpot) {
+        (Some(p), None, None) => {
+            let name = p.get_ref();
+            let Some(t) = crate::goodput::preset(name) else {
+                let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+                return Err(cx.at(
+                    "goodput.preset",
+                    p,
+                    format!("unknown preset `{name}`; one of: {}", names.join(", ")),
+                ));
+            };
+            (Some(name.clone()), t)
+        }
+        (None, Some(ttft_ms), Some(tpot_ms)) => (
+            None,
+            Targets {
+                ttft_ms,
+                tpot_ms,
+                share: 0.9,
+            },
+        ),
+        _ => {
+            return Err(cx.at(
+                "goodput",
+                table,
+                "give either `preset` or both `ttft_ms` and `tpot_ms`",
+            ));
+        }
+    };
+    if let Some(share) = &f.share {
+        let v = *share.get_ref();
+        if !(v > 0.0 && v <= 1.0) {
+            return Err(cx.at("goodput.share", share, "must be above 0 and at most 1"));
+        }
+        targets.share = v;
+    }
+    let count = |key: &str, v: &Option<Spanned<u32>>, default: u32| match v {
+        Some(x) if *x.get_ref() == 0 => {
+            Err(cx.at(&format!("goodput.{key}"), x, "must be at least 1"))
+        }
+        Some(x) => Ok(*x.get_ref()),
+        None => Ok(default),
+    };
+    let defaults = SweepConfig::default();
+    Ok(Some(Goodput {
+        preset,
+        targets,
+        sweep: SweepConfig {
+            start_rate_per_s: positive_f64("start_rate_per_s", &f.start_rate_per_s)?
+                .unwrap_or(defaults.start_rate_per_s),
+            max_steps: count("max_steps", &f.max_steps, defaults.max_steps as u32)? as usize,
+            resolution: defaults.resolution,
+        },
+        requests_per_rate: count("requests_per_rate", &f.requests_per_rate, 16)?,
+        max_seconds: positive_f64("max_seconds", &f.max_seconds)?.unwrap_or(120.0),
+    }))
 }
 
 /// The `[sustained]` table.

@@ -208,6 +208,31 @@ impl Scenario {
                 let _ = writeln!(out, "max_seconds = {}", float(seconds));
             }
         }
+        if let Some(g) = &self.goodput {
+            let _ = writeln!(out, "\n[goodput]");
+            match &g.preset {
+                Some(p) => {
+                    let _ = writeln!(out, "preset = {}", toml_string(p));
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "ttft_ms = {}\ntpot_ms = {}",
+                        float(g.targets.ttft_ms),
+                        float(g.targets.tpot_ms)
+                    );
+                }
+            }
+            let _ = writeln!(
+                out,
+                "share = {}\nstart_rate_per_s = {}\nrequests_per_rate = {}\nmax_steps = {}\nmax_seconds = {}",
+                float(g.targets.share),
+                float(g.sweep.start_rate_per_s),
+                g.requests_per_rate,
+                g.sweep.max_steps,
+                float(g.max_seconds)
+            );
+        }
         if let Some(sustained) = &self.sustained {
             let _ = writeln!(out, "\n[sustained]\nseconds = {}", sustained.seconds);
             if let Some(c) = sustained.cooldown {

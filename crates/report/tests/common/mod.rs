@@ -225,6 +225,7 @@ fn write_run(
             &run_id,
             &RunEndRow {
                 sustained: None,
+                goodput: None,
                 status: RunStatus::Passed,
                 ended_at_ms: started + 10,
                 error: None,
