@@ -402,6 +402,36 @@ fn broken_scenarios_name_file_line_and_key() {
             "key `memory_budget`",
         ),
         (
+            "unknown goodput preset",
+            format!("{BASE}[goodput]\npreset = \"snappy\"\n"),
+            "scenarios/demo.toml:15:10",
+            "unknown preset `snappy`; one of: interactive, conversational",
+        ),
+        (
+            "goodput preset and explicit targets",
+            format!("{BASE}[goodput]\npreset = \"interactive\"\nttft_ms = 100.0\n"),
+            "scenarios/demo.toml:14:1",
+            "give either `preset` or both `ttft_ms` and `tpot_ms`",
+        ),
+        (
+            "goodput share above 1",
+            format!("{BASE}goodput = {{ preset = \"interactive\", share = 1.5 }}\n"),
+            "scenarios/demo.toml:14:",
+            "key `goodput.share`: must be above 0 and at most 1",
+        ),
+        (
+            "a sustained run of 0 s",
+            format!("{BASE}[sustained]\nseconds = 0\n"),
+            "scenarios/demo.toml:15:11",
+            "key `sustained.seconds`: must be 1 to 86400",
+        ),
+        (
+            "a cool-down margin without its bound",
+            format!("{BASE}[sustained]\ncooldown_margin_c = 2.0\n"),
+            "scenarios/demo.toml:15:21",
+            "set both",
+        ),
+        (
             "bad format",
             BASE.replace("format = 1", "format = 2"),
             "scenarios/demo.toml:1:1",
