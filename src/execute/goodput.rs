@@ -12,11 +12,11 @@ use edgebench_core::goodput::{self, RatePoint, RequestLatency, SweepEnd};
 use edgebench_core::schedule::{self, SchedulerConfig};
 use edgebench_core::{Case, ModelEntry};
 
-use super::measure::{prompt_format, tokenize};
+use super::measure::tokenize;
 use super::serving::{self, Arrivals, MonotonicClock, Outcome, ServeConfig, WorkItem};
-use super::{Inputs, SessionFacts, case_error};
+use super::{Inputs, Prepared, SessionFacts, case_error};
 use crate::error::RunError;
-use crate::{dataset, device_facts, engines, host, preflight};
+use crate::{dataset, device_facts};
 
 /// Each rate serves at least this long a stream of arrivals.
 pub const SECONDS_PER_RATE: f64 = 2.0;
@@ -64,14 +64,10 @@ pub fn run(
         .ok_or_else(|| case_error(case, "not a goodput scenario"))?;
     let prompts = dataset::load(&inputs.root.join(&s.dataset))?;
     let prompts = &prompts[..prompts.len().min(inputs.plan.prompts.max(1))];
-    let backend = engines::engine(case.backend).map_err(|m| case_error(case, m))?;
-    let options = preflight::load_options(case);
-    let estimate = preflight::estimated_memory(backend, case, entry, model_path);
-    let vocabulary = engines::reference_vocabulary_for(model_path, entry.chat_template.as_deref())?;
-    let format = prompt_format(vocabulary.as_ref(), case)?;
+    let prepared = Prepared::new(case, entry, model_path)?;
     let requests = tokenize(
-        vocabulary.as_ref(),
-        format,
+        prepared.vocabulary.as_ref(),
+        prepared.format,
         s.category,
         prompts,
         s.prompt_tokens,
@@ -106,14 +102,7 @@ pub fn run(
             .collect()
     };
 
-    host::reset_peak_rss();
-    let load_start = Instant::now();
-    let mut session = backend.load(model_path, &options)?;
-    let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
-    crate::fault::inject_fault_if_asked(&case.name);
-    if let Some(slowdown) = crate::fault::decode_slowdown(&case.name) {
-        session = crate::fault::slowed(session, slowdown);
-    }
+    let (mut session, load_ms) = prepared.load(case, model_path)?;
     let cpu_before = device_facts::process_cpu_ms();
     let started = Instant::now();
     let mut points: Vec<RatePoint> = Vec::new();
@@ -150,23 +139,12 @@ pub fn run(
     let cpu_time_ms = cpu_before
         .zip(device_facts::process_cpu_ms())
         .map(|(a, b)| b - a);
-    let memory = session.memory();
-    let effective = session.effective();
-    drop(session);
     Ok(GoodputRun {
         targets: g.targets,
         preset: g.preset.clone(),
         goodput_per_s: goodput::goodput(&points),
         points,
         end,
-        session: SessionFacts {
-            load_ms,
-            memory,
-            effective,
-            cpu_time_ms,
-            peak_rss_bytes: host::peak_rss_bytes(),
-            estimate,
-            prompt_format: Some(format),
-        },
+        session: prepared.facts(session, load_ms, cpu_time_ms),
     })
 }

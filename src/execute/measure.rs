@@ -15,10 +15,10 @@ use edgebench_core::{Case, ModelEntry};
 use super::serving::{
     self, Arrivals, MonotonicClock, ServeConfig, ServeError, Served, StepTotals, WorkItem,
 };
-use super::{Inputs, SessionFacts, case_error};
+use super::{Inputs, Prepared, SessionFacts, case_error};
 use crate::dataset::{self, Prompt};
+use crate::device_facts;
 use crate::error::RunError;
-use crate::{device_facts, engines, host, preflight};
 
 /// Power assumed per fully busy core when RAPL can't be read: a round figure for a laptop or
 /// phone big core; energy computed from it is stored as an estimate, never as a measurement.
@@ -108,14 +108,11 @@ pub fn measure(
     let prompts = dataset::load(&inputs.root.join(&s.dataset))?;
     let prompts: Vec<Prompt> = prompts.into_iter().take(plan.prompts).collect();
 
-    let backend = engines::engine(case.backend).map_err(|m| case_error(case, m))?;
-    let options = preflight::load_options(case);
-    let estimate = preflight::estimated_memory(backend, case, entry, model_path);
-    let vocabulary = engines::reference_vocabulary_for(model_path, entry.chat_template.as_deref())?;
-    let prompt_format = prompt_format(vocabulary.as_ref(), case)?;
+    let prepared = Prepared::new(case, entry, model_path)?;
+    let vocabulary = prepared.vocabulary.as_ref();
     let requests = tokenize(
-        vocabulary.as_ref(),
-        prompt_format,
+        vocabulary,
+        prepared.format,
         s.category,
         &prompts,
         plan.prompt_tokens,
@@ -129,14 +126,7 @@ pub fn measure(
             turns: r.turns.clone(),
         })
         .collect();
-    host::reset_peak_rss();
-    let load_start = Instant::now();
-    let mut session = backend.load(model_path, &options)?;
-    let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
-    crate::fault::inject_fault_if_asked(&case.name);
-    if let Some(slowdown) = crate::fault::decode_slowdown(&case.name) {
-        session = crate::fault::slowed(session, slowdown);
-    }
+    let (mut session, load_ms) = prepared.load(case, model_path)?;
 
     let mut served_requests = Vec::new();
     let rapl = device_facts::Rapl::open();
@@ -165,7 +155,7 @@ pub fn measure(
             let texts = served
                 .turns
                 .iter()
-                .map(|t| vocabulary.detokenize(visible_tokens(vocabulary.as_ref(), &t.tokens)))
+                .map(|t| vocabulary.detokenize(visible_tokens(vocabulary, &t.tokens)))
                 .collect::<Result<Vec<_>, _>>()?;
             served_requests.push(ServedRequest {
                 repetition: measured_repetition,
@@ -231,13 +221,14 @@ pub fn measure(
             ),
         }),
     };
-    let memory = session.memory();
-    let effective = session.effective();
-    drop(session);
+    let kv_bytes_per_token = prepared
+        .backend
+        .kv_bytes_per_token(&entry.arch, &prepared.options);
+    let session = prepared.facts(session, load_ms, cpu_time_ms);
     let roofline = inputs.bandwidth_bytes_per_s.and_then(|bandwidth| {
         roofline(
-            backend.kv_bytes_per_token(&entry.arch, &options),
-            memory.weights_bytes,
+            kv_bytes_per_token,
+            session.memory.weights_bytes,
             &measured_steps,
             bandwidth,
         )
@@ -247,15 +238,7 @@ pub fn measure(
         steps: measured_steps,
         phases,
         stop_reason,
-        session: SessionFacts {
-            load_ms,
-            memory,
-            effective,
-            cpu_time_ms,
-            peak_rss_bytes: host::peak_rss_bytes(),
-            estimate,
-            prompt_format: Some(prompt_format),
-        },
+        session,
         energy,
         roofline,
     })

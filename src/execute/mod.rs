@@ -38,6 +38,74 @@ pub struct SessionFacts {
     pub prompt_format: Option<PromptFormat>,
 }
 
+/// What a generating case (speed, sustained, goodput) prepares before its model loads: the
+/// engine, its load options, the memory estimate, the reference vocabulary and the prompt
+/// format.
+pub(crate) struct Prepared {
+    pub backend: &'static dyn edgebench_backend::Backend,
+    pub options: edgebench_backend::LoadOptions,
+    pub estimate: MemoryEstimate,
+    pub vocabulary: Box<dyn edgebench_backend::Vocabulary>,
+    pub format: PromptFormat,
+}
+
+impl Prepared {
+    pub(crate) fn new(
+        case: &Case,
+        entry: &ModelEntry,
+        model_path: &Path,
+    ) -> Result<Self, RunError> {
+        let backend = crate::engines::engine(case.backend).map_err(|m| case_error(case, m))?;
+        let vocabulary =
+            crate::engines::reference_vocabulary_for(model_path, entry.chat_template.as_deref())?;
+        Ok(Self {
+            backend,
+            options: crate::preflight::load_options(case),
+            estimate: crate::preflight::estimated_memory(backend, case, entry, model_path),
+            format: measure::prompt_format(vocabulary.as_ref(), case)?,
+            vocabulary,
+        })
+    }
+
+    /// Loads the model (peak RSS reset first) with the fault switches applied; the session and
+    /// the load time in ms.
+    pub(crate) fn load(
+        &self,
+        case: &Case,
+        model_path: &Path,
+    ) -> Result<(Box<dyn edgebench_backend::Session + 'static>, f64), RunError> {
+        crate::host::reset_peak_rss();
+        let start = std::time::Instant::now();
+        let mut session = self.backend.load(model_path, &self.options)?;
+        let load_ms = start.elapsed().as_secs_f64() * 1e3;
+        crate::fault::inject_fault_if_asked(&case.name);
+        if let Some(slowdown) = crate::fault::decode_slowdown(&case.name) {
+            session = crate::fault::slowed(session, slowdown);
+        }
+        Ok((session, load_ms))
+    }
+
+    /// The session's facts once the case is done with it (the session is dropped).
+    pub(crate) fn facts(
+        self,
+        session: Box<dyn edgebench_backend::Session + '_>,
+        load_ms: f64,
+        cpu_time_ms: Option<f64>,
+    ) -> SessionFacts {
+        let (memory, effective) = (session.memory(), session.effective());
+        drop(session);
+        SessionFacts {
+            load_ms,
+            memory,
+            effective,
+            cpu_time_ms,
+            peak_rss_bytes: crate::host::peak_rss_bytes(),
+            estimate: self.estimate,
+            prompt_format: Some(self.format),
+        }
+    }
+}
+
 /// Everything a case's execution produced, before any storage mapping.
 #[derive(Debug, Clone)]
 pub enum RunOutcome {

@@ -13,10 +13,10 @@ use edgebench_core::scenario::{Cooldown, SUSTAINED_SMOKE_SECONDS};
 use edgebench_core::throttle::{self, Throttle};
 use edgebench_core::{Case, ModelEntry};
 
-use super::measure::{prompt_format, tokenize};
-use super::{Inputs, SessionFacts, case_error};
+use super::measure::tokenize;
+use super::{Inputs, Prepared, SessionFacts, case_error};
 use crate::error::RunError;
-use crate::{dataset, device_facts, engines, host, preflight};
+use crate::{dataset, device_facts};
 
 /// Seconds between samples.
 pub const INTERVAL_S: f64 = 1.0;
@@ -97,14 +97,10 @@ pub fn run(
         sustained.seconds
     };
     let prompts = dataset::load(&inputs.root.join(&s.dataset))?;
-    let backend = engines::engine(case.backend).map_err(|m| case_error(case, m))?;
-    let options = preflight::load_options(case);
-    let estimate = preflight::estimated_memory(backend, case, entry, model_path);
-    let vocabulary = engines::reference_vocabulary_for(model_path, entry.chat_template.as_deref())?;
-    let format = prompt_format(vocabulary.as_ref(), case)?;
+    let prepared = Prepared::new(case, entry, model_path)?;
     let requests = tokenize(
-        vocabulary.as_ref(),
-        format,
+        prepared.vocabulary.as_ref(),
+        prepared.format,
         s.category,
         &prompts[..prompts.len().min(1)],
         s.prompt_tokens,
@@ -121,14 +117,7 @@ pub fn run(
     let cooldown = sustained
         .cooldown
         .map(|c| cool_down(c, inputs.idle_temperature_c));
-    host::reset_peak_rss();
-    let load_start = Instant::now();
-    let mut session = backend.load(model_path, &options)?;
-    let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
-    crate::fault::inject_fault_if_asked(&case.name);
-    if let Some(slowdown) = crate::fault::decode_slowdown(&case.name) {
-        session = crate::fault::slowed(session, slowdown);
-    }
+    let (mut session, load_ms) = prepared.load(case, model_path)?;
 
     let cpu_before = device_facts::process_cpu_ms();
     let mut samples = Vec::new();
@@ -171,24 +160,13 @@ pub fn run(
         .zip(device_facts::process_cpu_ms())
         .map(|(a, b)| b - a);
     let rates: Vec<f64> = samples.iter().map(|s| s.tokens_per_s).collect();
-    let memory = session.memory();
-    let effective = session.effective();
-    drop(session);
     Ok(SustainedRun {
         throttle: throttle::analyze(&rates, INTERVAL_S),
         samples,
         cooldown,
         seconds,
         decoded_tokens: decoded,
-        session: SessionFacts {
-            load_ms,
-            memory,
-            effective,
-            cpu_time_ms,
-            peak_rss_bytes: host::peak_rss_bytes(),
-            estimate,
-            prompt_format: Some(format),
-        },
+        session: prepared.facts(session, load_ms, cpu_time_ms),
         first_output_tokens,
     })
 }

@@ -146,6 +146,9 @@ pub(crate) const DEFAULT_SUITE: &[&str] = &[
     "kv_cache::smollm2-135m::*::llama_cpp::c1::q8_0-fa",
     "code_generation::smollm2-135m::*::candle::*",
     "mmlu_quick::*",
+    // About 20 s: the report's goodput section (the sustained run takes 10 minutes and is
+    // `cargo xtask bench sustained_decode`).
+    "goodput::mimo-7b-twin16::*",
 ];
 
 /// The models the default suite compares across engines (`edgebench-parity`): the one it
