@@ -716,7 +716,7 @@ fn sampling(cx: &Ctx<'_>, table: Option<&file::SamplingFile>) -> Result<Sampling
     Ok(match table {
         None => Sampling::Greedy,
         Some(s) => match *s.temperature.get_ref() {
-            t if t == 0.0 => Sampling::Greedy,
+            0.0 => Sampling::Greedy,
             t if t > 0.0 && t.is_finite() => Sampling::Temperature {
                 temperature: t,
                 top_k: s.top_k,
