@@ -602,6 +602,7 @@ fn positive(cx: &Ctx<'_>, key: &str, v: &Spanned<u32>) -> Result<u32, ScenarioEr
 }
 
 mod validate;
+mod workloads;
 mod write;
 pub use write::toml_string;
 
