@@ -86,7 +86,8 @@ pub struct Evidence {
     pub detectable_step: f64,
 }
 
-fn median(values: &mut [f64]) -> f64 {
+/// The median of `values` (sorted in place); not for an empty slice.
+pub(crate) fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
     if n % 2 == 1 {

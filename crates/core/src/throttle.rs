@@ -27,18 +27,10 @@ pub struct Throttle {
 /// The rolling median must stay above this share of the first window's.
 pub const ONSET_SHARE: f64 = 0.95;
 
+/// The median of the finite values, `None` without any.
 fn median(values: &[f64]) -> Option<f64> {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
+    (!v.is_empty()).then(|| crate::history::median(&mut v))
 }
 
 /// Judges `rates` (tokens/s, one sample per `interval_s`, oldest first).

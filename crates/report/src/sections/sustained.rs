@@ -13,19 +13,20 @@ fn range(values: impl Iterator<Item = f64>, unit: &str) -> String {
     }
 }
 
-fn window_median(points: &[(f64, f64)], seconds: f64, from_end: bool) -> Cell {
+/// The rates of the first (or last) `seconds` of the run.
+fn window(points: &[(f64, f64)], seconds: f64, from_end: bool) -> Vec<f64> {
     let n = points.len();
     let k = points
         .iter()
         .filter(|p| p.0 <= seconds + 1e-9)
         .count()
         .clamp(1, n.max(1));
-    let window: Vec<f64> = if from_end {
-        points[n - k..].iter().map(|p| p.1).collect()
+    let part = if from_end {
+        &points[n - k..]
     } else {
-        points[..k].iter().map(|p| p.1).collect()
+        &points[..k]
     };
-    measured(&window, "t/s", "tokens/s samples at 1 Hz")
+    part.iter().map(|p| p.1).collect()
 }
 
 /// What a cool-down record says, in words.
@@ -60,16 +61,11 @@ pub fn sustained(runs: &[&Run]) -> SustainedSection {
         .filter_map(|r| r.sustained.as_ref().map(|s| (r, s)))
         .filter(|(_, s)| !s.points.is_empty())
         .map(|(r, s)| {
-            let first = window_median(&s.points, s.baseline_window_s, false);
-            let last = window_median(&s.points, s.baseline_window_s, true);
-            let first_median = stats::summarize(
-                &s.points
-                    .iter()
-                    .take_while(|p| p.0 <= s.baseline_window_s + 1e-9)
-                    .map(|p| p.1)
-                    .collect::<Vec<_>>(),
-            )
-            .map_or(0.0, |m| m.median);
+            let first_window = window(&s.points, s.baseline_window_s, false);
+            let first_median = stats::summarize(&first_window).map_or(0.0, |m| m.median);
+            let rates = "tokens/s samples at 1 Hz";
+            let first = measured(&first_window, "t/s", rates);
+            let last = measured(&window(&s.points, s.baseline_window_s, true), "t/s", rates);
             SustainedRunRow {
                 case: r.case.name.clone(),
                 model: r.model.as_ref().map_or_else(
