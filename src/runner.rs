@@ -243,10 +243,14 @@ impl Runner {
             }
             Err(e) => return Err(e.into()),
         };
-        // A measured case gets the bandwidth probe beside it, before and after: the roofline
-        // share rests on the bandwidth of the minutes it ran in, with that probe's spread.
-        // Smoke runs are no measurements and use the device's one-off probe.
-        let mut probe = (!self.mode.smoke).then(device_facts::ProbeBeside::before);
+        // A measured speed case gets the bandwidth probe beside it, before and after: the
+        // roofline share rests on the bandwidth of the minutes it ran in, with that probe's
+        // spread. Smoke runs are no measurements, and scored, sustained and goodput cases have
+        // no roofline: they keep the device's one-off probe.
+        let has_roofline = s.category != edgebench_core::scenario::Category::Accuracy
+            && s.sustained.is_none()
+            && s.goodput.is_none();
+        let mut probe = (!self.mode.smoke && has_roofline).then(device_facts::ProbeBeside::before);
         let inputs = execute::Inputs {
             root: &self.root,
             mode: self.mode,
