@@ -8,7 +8,7 @@ use edgebench_core::scenario::BackendKind;
 /// 320), so a 1,536- or 3,584-token smoke prompt took candle 2 to 4 minutes a case; in smoke
 /// mode its prompts keep their last this many tokens (long prompts on candle are proved by the
 /// backend tests past Gemma's sliding window; measured runs keep the scenario's length).
-pub const SMOKE_CANDLE_PROMPT_TOKENS: u32 = 384;
+pub const SMOKE_CANDLE_PROMPT_TOKENS: u32 = 128;
 
 /// How this invocation runs cases.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
