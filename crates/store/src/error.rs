@@ -45,6 +45,59 @@ pub enum StoreError {
         action: &'static str,
         source: rusqlite::Error,
     },
+    #[error("cannot {action} in database {}: {message}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        action: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    PgTarget(#[from] crate::postgres::TargetError),
+    #[error(
+        "cannot {action} on PostgreSQL {target}: {}",
+        crate::postgres::describe(source)
+    )]
+    Pg {
+        target: String,
+        action: &'static str,
+        source: Box<postgres::Error>,
+    },
+    #[error("TLS for PostgreSQL {target}: {message}")]
+    PgTls { target: String, message: String },
+    #[error("cannot {action} on PostgreSQL {target}: {message}")]
+    PgValue {
+        target: String,
+        action: &'static str,
+        message: String,
+    },
+    #[error(
+        "PostgreSQL {target} has schema version {found}, newer than this build's {supported}; update edgebench"
+    )]
+    PgTooNew {
+        target: String,
+        found: u32,
+        supported: u32,
+    },
+    #[error(
+        "PostgreSQL {target} has schema version {found}, older than this build's {supported}; \
+         migrate it as its owner with `cargo xtask db migrate --db …`"
+    )]
+    PgOlder {
+        target: String,
+        found: u32,
+        supported: u32,
+    },
+    #[error(
+        "migration {name} failed on PostgreSQL {target}: {}",
+        crate::postgres::describe(source)
+    )]
+    PgMigrate {
+        target: String,
+        name: &'static str,
+        source: Box<postgres::Error>,
+    },
+    #[error("{what} is a PostgreSQL database; {why}")]
+    NotSqlite { what: String, why: &'static str },
 }
 
 impl StoreError {
@@ -59,7 +112,17 @@ impl StoreError {
             Self::Open { source, .. }
             | Self::Migrate { source, .. }
             | Self::Query { source, .. } => source.sqlite_error_code(),
-            Self::TooNew { .. } | Self::UnknownRun { .. } => return false,
+            Self::TooNew { .. }
+            | Self::UnknownRun { .. }
+            | Self::Unreadable { .. }
+            | Self::PgTarget(_)
+            | Self::PgTooNew { .. }
+            | Self::PgOlder { .. }
+            | Self::PgValue { .. }
+            | Self::NotSqlite { .. } => return false,
+            // The server down, unreachable, refusing the role, or out of space: the run waits
+            // in its local file.
+            Self::Pg { .. } | Self::PgTls { .. } | Self::PgMigrate { .. } => return true,
         };
         matches!(
             code,

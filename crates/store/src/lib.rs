@@ -1,4 +1,5 @@
-//! The SQLite results database.
+//! The results database: SQLite on each machine, PostgreSQL for the device lab's shared store
+//! ([`postgres`]); [`Location`] says which one a `--db` names.
 //!
 //! The schema is versioned with `PRAGMA user_version` and migrated by ordered SQL files in
 //! `migrations/`. The row types here are the storage format: they are deliberately separate from
@@ -14,15 +15,19 @@ pub mod dataset;
 mod error;
 pub mod exchange;
 pub mod llama_bench;
+mod location;
+pub mod postgres;
 mod read;
 mod recover;
 mod rows;
 mod schema;
+pub mod sql;
 pub mod synthetic;
 pub mod table;
 mod write;
 
 pub use error::StoreError;
+pub use location::{AnyStore, Location};
 pub use rows::*;
 pub use schema::SCHEMA_VERSION;
 

@@ -4,7 +4,7 @@
 use crate::*;
 
 /// Ordered migrations; entry `i` moves the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[(&str, &str)] = &[
+pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0001_2026-11-25_init",
         include_str!("../migrations/0001_2026-11-25_init.sql"),

@@ -2,14 +2,23 @@
 //! interrupted ingest leaves whole records only and running it again adds what is missing.
 
 use super::*;
+use crate::sql::{Lite, Sql, SqlError};
 
 impl Store {
     /// The records `selection` picks from this database, header first.
     pub fn export(&self, selection: &Selection) -> Result<Vec<Record>, StoreError> {
-        read_records(self.connection(), selection).map_err(|source| StoreError::Query {
-            path: self.path().to_owned(),
-            action: "export runs",
-            source,
+        let version = self.schema_version()?;
+        read_records(&mut Lite(self.connection()), selection, version).map_err(|e| match e {
+            SqlError::Sqlite(source) => StoreError::Query {
+                path: self.path().to_owned(),
+                action: "export runs",
+                source,
+            },
+            other => StoreError::Unreadable {
+                path: self.path().to_owned(),
+                action: "export runs",
+                message: other.to_string(),
+            },
         })
     }
 
@@ -35,12 +44,16 @@ impl Store {
             // Lock errors are retried with the whole record's transaction; a malformed record is not.
             let outcome = self.with_retry(|s| match s.ingest_one(source, record) {
                 Ok(outcome) => Ok(Ok(outcome)),
-                Err(Ingest::Sql(e)) => Err(lock_or(
+                Err(Ingest::Sql(SqlError::Sqlite(e))) => Err(lock_or(
                     s.path(),
                     s.options.busy_timeout,
                     e,
                     "ingest a record",
                 )),
+                Err(Ingest::Sql(other)) => Ok(Err(ExchangeError::BadValue {
+                    path: source.to_owned(),
+                    message: other.to_string(),
+                })),
                 Err(Ingest::Exchange(e)) => Ok(Err(e)),
             })??;
             summary.count(outcome);
@@ -53,71 +66,82 @@ impl Store {
         let tx = rusqlite::Transaction::new_unchecked(
             self.connection(),
             rusqlite::TransactionBehavior::Immediate,
-        )?;
-        let outcome = match record {
-            Record::Header(_) => IngestOutcome::AlreadyPresent,
-            Record::Run(run) => ingest_run(&tx, source, run)?,
-            Record::DeviceMeasurement {
-                device,
-                measurement,
-            } => {
-                let device_id = upsert(&tx, source, "devices", "fingerprint", device)?;
-                insert_unless_present(
-                    &tx,
-                    source,
-                    "device_measurements",
-                    measurement,
-                    &[("device_id", Value::from(device_id))],
-                    &["device_id", "kind", "measured_at_ms"],
-                )?
-            }
-            Record::Calibration {
-                device,
-                calibration,
-            } => {
-                let device_id = upsert(&tx, source, "devices", "fingerprint", device)?;
-                insert_unless_present(
-                    &tx,
-                    source,
-                    "calibrations",
-                    calibration,
-                    &[("device_id", Value::from(device_id))],
-                    &["device_id", "case_key", "metric", "calibrated_at_ms"],
-                )?
-            }
-            Record::Parity { model, parity } => {
-                let model_id = upsert(&tx, source, "models", "sha256", model)?;
-                insert_unless_present(
-                    &tx,
-                    source,
-                    "parity",
-                    parity,
-                    &[("model_id", Value::from(model_id))],
-                    &[
-                        "invocation",
-                        "model_id",
-                        "reference_backend",
-                        "candidate_backend",
-                        "prompt_set",
-                        "prompt_id",
-                        "created_at_ms",
-                    ],
-                )?
-            }
-        };
-        tx.commit()?;
+        )
+        .map_err(|e| Ingest::Sql(e.into()))?;
+        let outcome = ingest_record(&mut Lite(&tx), source, record)?;
+        tx.commit().map_err(|e| Ingest::Sql(e.into()))?;
         Ok(outcome)
     }
 }
 
-/// Ingest's internal error: SQL errors stay typed so lock errors are retried.
+/// Ingests one record inside the caller's transaction, on either database.
+pub(crate) fn ingest_record(
+    db: &mut dyn Sql,
+    source: &Path,
+    record: &Record,
+) -> Result<IngestOutcome, Ingest> {
+    Ok(match record {
+        Record::Header(_) => IngestOutcome::AlreadyPresent,
+        Record::Run(run) => ingest_run(db, source, run)?,
+        Record::DeviceMeasurement {
+            device,
+            measurement,
+        } => {
+            let device_id = upsert(db, source, "devices", "fingerprint", device)?;
+            insert_unless_present(
+                db,
+                source,
+                "device_measurements",
+                measurement,
+                &[("device_id", Value::from(device_id))],
+                &["device_id", "kind", "measured_at_ms"],
+            )?
+        }
+        Record::Calibration {
+            device,
+            calibration,
+        } => {
+            let device_id = upsert(db, source, "devices", "fingerprint", device)?;
+            insert_unless_present(
+                db,
+                source,
+                "calibrations",
+                calibration,
+                &[("device_id", Value::from(device_id))],
+                &["device_id", "case_key", "metric", "calibrated_at_ms"],
+            )?
+        }
+        Record::Parity { model, parity } => {
+            let model_id = upsert(db, source, "models", "sha256", model)?;
+            insert_unless_present(
+                db,
+                source,
+                "parity",
+                parity,
+                &[("model_id", Value::from(model_id))],
+                &[
+                    "invocation",
+                    "model_id",
+                    "reference_backend",
+                    "candidate_backend",
+                    "prompt_set",
+                    "prompt_id",
+                    "created_at_ms",
+                ],
+            )?
+        }
+    })
+}
+
+/// Ingest's internal error: SQL errors stay typed so lock errors and races are retried.
+#[derive(Debug)]
 pub(crate) enum Ingest {
-    Sql(rusqlite::Error),
+    Sql(SqlError),
     Exchange(ExchangeError),
 }
 
-impl From<rusqlite::Error> for Ingest {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<SqlError> for Ingest {
+    fn from(e: SqlError) -> Self {
         Self::Sql(e)
     }
 }
@@ -128,15 +152,16 @@ impl From<ExchangeError> for Ingest {
     }
 }
 
-/// Inserts `columns` (plus `extra`) into `table`; every column must exist in this build.
+/// Inserts `columns` (plus `extra`) into `table`; every column must exist in this build. The
+/// new row's `id` when `table` has one.
 pub(crate) fn insert(
-    conn: &Connection,
+    db: &mut dyn Sql,
     source: &Path,
     table: &'static str,
     columns: &Columns,
     extra: &[(&str, Value)],
-) -> Result<i64, Ingest> {
-    let writable = writable_columns(conn, table)?;
+) -> Result<Option<i64>, Ingest> {
+    let writable = db.writable_columns(table)?;
     let mut names = Vec::new();
     let mut values = Vec::new();
     for (name, value) in columns
@@ -153,25 +178,39 @@ pub(crate) fn insert(
             .into());
         }
         names.push(name);
-        values.push(to_sql(value));
+        values.push(value.clone());
     }
     let placeholders = (1..=names.len())
-        .map(|i| format!("?{i}"))
+        .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ");
-    conn.execute(
-        &format!(
-            "INSERT INTO {table} ({}) VALUES ({placeholders})",
-            names.join(", ")
-        ),
-        params_from_iter(values),
-    )?;
-    Ok(conn.last_insert_rowid())
+    let sql = format!(
+        "INSERT INTO {table} ({}) VALUES ({placeholders})",
+        names.join(", ")
+    );
+    if SURROGATE_KEYED.contains(&table) {
+        let id = db.scalar(&format!("{sql} RETURNING id"), &values)?;
+        Ok(Some(crate::sql::int("id", &id.unwrap_or(Value::Null))?))
+    } else {
+        db.execute(&sql, &values)?;
+        Ok(None)
+    }
 }
+
+/// Tables whose rows are keyed by a generated `id` (the others by natural keys).
+const SURROGATE_KEYED: [&str; 7] = [
+    "devices",
+    "models",
+    "cases",
+    "requests",
+    "parity",
+    "device_measurements",
+    "calibrations",
+];
 
 /// The id of the row whose `key` equals the record's, inserting the record if there is none.
 pub(crate) fn upsert(
-    conn: &Connection,
+    db: &mut dyn Sql,
     source: &Path,
     table: &'static str,
     key: &'static str,
@@ -182,20 +221,19 @@ pub(crate) fn upsert(
         table,
         column: key,
     })?;
-    let existing: Option<i64> = rusqlite::OptionalExtension::optional(conn.query_row(
-        &format!("SELECT id FROM {table} WHERE {key} = ?1"),
-        [to_sql(value)],
-        |r| r.get(0),
-    ))?;
+    let existing = db.scalar(
+        &format!("SELECT id FROM {table} WHERE {key} = $1"),
+        std::slice::from_ref(value),
+    )?;
     match existing {
-        Some(id) => Ok(id),
-        None => insert(conn, source, table, columns, &[]),
+        Some(id) => Ok(crate::sql::int("id", &id)?),
+        None => Ok(insert(db, source, table, columns, &[])?.unwrap_or_default()),
     }
 }
 
 /// Inserts a row unless one with the same `identity` columns exists.
 pub(crate) fn insert_unless_present(
-    conn: &Connection,
+    db: &mut dyn Sql,
     source: &Path,
     table: &'static str,
     columns: &Columns,
@@ -214,28 +252,31 @@ pub(crate) fn insert_unless_present(
                 table,
                 column: key,
             })?;
-        values.push(to_sql(value));
+        values.push(value.clone());
     }
     let condition = identity
         .iter()
         .enumerate()
-        .map(|(i, k)| format!("{k} IS ?{}", i + 1))
+        .map(|(i, k)| format!("{k} IS NOT DISTINCT FROM ${}", i + 1))
         .collect::<Vec<_>>()
         .join(" AND ");
-    let present: bool = conn.query_row(
-        &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE {condition})"),
-        params_from_iter(values),
-        |r| r.get(0),
+    let present = db.scalar(
+        &format!("SELECT 1 FROM {table} WHERE {condition} LIMIT 1"),
+        &values,
     )?;
-    if present {
+    if present.is_some() {
         return Ok(IngestOutcome::AlreadyPresent);
     }
-    insert(conn, source, table, columns, extra)?;
+    insert(db, source, table, columns, extra)?;
     Ok(IngestOutcome::Added)
 }
 
+/// Rows of token latencies per INSERT: one statement per request would cost a round trip per
+/// request on PostgreSQL (3 parameters each, far below both databases' limits).
+const LATENCY_ROWS_PER_INSERT: usize = 500;
+
 pub(crate) fn ingest_run(
-    conn: &Connection,
+    db: &mut dyn Sql,
     source: &Path,
     record: &RunRecord,
 ) -> Result<IngestOutcome, Ingest> {
@@ -254,37 +295,29 @@ pub(crate) fn ingest_run(
         .get("status")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let existing: Option<String> = rusqlite::OptionalExtension::optional(conn.query_row(
-        "SELECT status FROM runs WHERE id = ?1",
-        [&run_id],
-        |r| r.get(0),
-    ))?;
-    let outcome = match existing.as_deref() {
+    let existing = db.scalar(
+        "SELECT status FROM runs WHERE id = $1",
+        &[Value::from(run_id.as_str())],
+    )?;
+    let outcome = match existing.as_ref().and_then(Value::as_str) {
         None => IngestOutcome::Added,
         // A lost run (left `running`, or marked aborted when its writer vanished) gives way to
         // the same run finished elsewhere; anything else already present stays as it is.
         Some("running" | "aborted") if matches!(incoming_status, "passed" | "failed") => {
-            conn.execute("DELETE FROM run_metrics WHERE run_id = ?1", [&run_id])?;
-            conn.execute("DELETE FROM answers WHERE run_id = ?1", [&run_id])?;
-            conn.execute(
-                "DELETE FROM token_latencies WHERE request_id IN (SELECT id FROM requests WHERE run_id = ?1)",
-                [&run_id],
-            )?;
-            conn.execute("DELETE FROM requests WHERE run_id = ?1", [&run_id])?;
-            conn.execute("DELETE FROM runs WHERE id = ?1", [&run_id])?;
+            db.discard_incomplete_run(&run_id)?;
             IngestOutcome::Completed
         }
         Some(_) => return Ok(IngestOutcome::AlreadyPresent),
     };
-    let device_id = upsert(conn, source, "devices", "fingerprint", &record.device)?;
+    let device_id = upsert(db, source, "devices", "fingerprint", &record.device)?;
     let model_id = record
         .model
         .as_ref()
-        .map(|m| upsert(conn, source, "models", "sha256", m))
+        .map(|m| upsert(db, source, "models", "sha256", m))
         .transpose()?;
-    let case_id = upsert(conn, source, "cases", "case_key", &record.case)?;
+    let case_id = upsert(db, source, "cases", "case_key", &record.case)?;
     insert(
-        conn,
+        db,
         source,
         "runs",
         &record.run,
@@ -294,37 +327,54 @@ pub(crate) fn ingest_run(
             ("model_id", model_id.map_or(Value::Null, Value::from)),
         ],
     )?;
-    let mut latency = conn
-        .prepare_cached("INSERT INTO token_latencies (request_id, idx, ns) VALUES (?1, ?2, ?3)")?;
+    let run = Value::from(run_id);
     for request in &record.requests {
         let request_id = insert(
-            conn,
+            db,
             source,
             "requests",
             &request.columns,
-            &[("run_id", Value::from(run_id.clone()))],
-        )?;
-        for (idx, ns) in request.token_latencies_ns.iter().enumerate() {
-            latency.execute(rusqlite::params![request_id, idx as i64, ns])?;
+            &[("run_id", run.clone())],
+        )?
+        .unwrap_or_default();
+        for (chunk_index, chunk) in request
+            .token_latencies_ns
+            .chunks(LATENCY_ROWS_PER_INSERT)
+            .enumerate()
+        {
+            let first = chunk_index * LATENCY_ROWS_PER_INSERT;
+            let rows = (0..chunk.len())
+                .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let values: Vec<Value> = chunk
+                .iter()
+                .enumerate()
+                .flat_map(|(i, ns)| {
+                    [
+                        Value::from(request_id),
+                        Value::from((first + i) as i64),
+                        Value::from(*ns),
+                    ]
+                })
+                .collect();
+            db.execute(
+                &format!("INSERT INTO token_latencies (request_id, idx, ns) VALUES {rows}"),
+                &values,
+            )?;
         }
     }
     for metric in &record.metrics {
         insert(
-            conn,
+            db,
             source,
             "run_metrics",
             metric,
-            &[("run_id", Value::from(run_id.clone()))],
+            &[("run_id", run.clone())],
         )?;
     }
     for answer in &record.answers {
-        insert(
-            conn,
-            source,
-            "answers",
-            answer,
-            &[("run_id", Value::from(run_id.clone()))],
-        )?;
+        insert(db, source, "answers", answer, &[("run_id", run.clone())])?;
     }
     Ok(outcome)
 }

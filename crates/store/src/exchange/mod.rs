@@ -17,10 +17,11 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use rusqlite::types::{Value as SqlValue, ValueRef};
-use rusqlite::{Connection, OpenFlags, params_from_iter};
+use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::sql::{Sql, SqlError};
 use crate::{SCHEMA_VERSION, Store, StoreError, lock_or};
 
 /// Name of the interchange format, in every export's header line.
@@ -111,7 +112,7 @@ pub struct IngestSummary {
 }
 
 impl IngestSummary {
-    fn count(&mut self, outcome: IngestOutcome) {
+    pub(crate) fn count(&mut self, outcome: IngestOutcome) {
         match outcome {
             IngestOutcome::Added => self.added += 1,
             IngestOutcome::Completed => self.completed += 1,
@@ -175,6 +176,8 @@ pub enum ExchangeError {
         table: &'static str,
         column: String,
     },
+    #[error("{}: a value does not fit its column: {message}", path.display())]
+    BadValue { path: PathBuf, message: String },
     #[error("{}: a {table} record lacks its key column `{column}`", path.display())]
     MissingKey {
         path: PathBuf,
@@ -228,48 +231,47 @@ pub(crate) fn writable_columns(
 
 /// Every column of each row `sql` returns, minus `skip` (surrogate ids) and generated columns.
 pub(crate) fn read_rows(
-    conn: &Connection,
+    db: &mut dyn Sql,
     table: &str,
     sql: &str,
-    params: &[&dyn rusqlite::ToSql],
+    params: &[Value],
     skip: &[&str],
-) -> rusqlite::Result<Vec<Columns>> {
-    let writable = writable_columns(conn, table)?;
-    let mut stmt = conn.prepare(sql)?;
-    let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
-    let mut rows = stmt.query(params)?;
+) -> Result<Vec<Columns>, SqlError> {
+    let writable = db.writable_columns(table)?;
     let mut out = Vec::new();
-    while let Some(row) = rows.next()? {
+    db.each_row(sql, params, &mut |names, values| {
         let mut cols = Columns::new();
-        for (i, name) in names.iter().enumerate() {
+        for (name, value) in names.iter().zip(values) {
             if skip.contains(&name.as_str()) || !writable.contains(name) {
                 continue;
             }
-            cols.insert(name.clone(), to_json(row.get_ref(i)?));
+            cols.insert(name.clone(), value.clone());
         }
         out.push(cols);
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 
 pub(crate) fn one_row(
-    conn: &Connection,
+    db: &mut dyn Sql,
     table: &str,
     key: &str,
     id: i64,
-) -> rusqlite::Result<Columns> {
+) -> Result<Columns, SqlError> {
     read_rows(
-        conn,
+        db,
         table,
-        &format!("SELECT * FROM {table} WHERE {key} = ?1"),
-        &[&id],
+        &format!("SELECT * FROM {table} WHERE {key} = $1"),
+        &[Value::from(id)],
         &["id"],
     )?
     .pop()
-    .ok_or(rusqlite::Error::QueryReturnedNoRows)
+    .ok_or_else(|| SqlError::NoRow(format!("in {table} with {key} = {id}")))
 }
 
 mod ingest;
+pub(crate) use ingest::{Ingest, ingest_record};
 mod read;
 mod summary;
 

@@ -1,86 +1,103 @@
 //! Reading records: from a database (an older one through a migrated private copy) or a JSON
 //! lines export.
 
-use super::*;
+use std::collections::BTreeMap;
 
-/// Reads every record `selection` picks from an open connection, header first.
+use super::*;
+use crate::sql::Lite;
+
+/// Reads every record `selection` picks from an open database, header first.
 pub(crate) fn read_records(
-    conn: &Connection,
+    db: &mut dyn Sql,
     selection: &Selection,
-) -> rusqlite::Result<Vec<Record>> {
-    let schema_version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    schema_version: u32,
+) -> Result<Vec<Record>, SqlError> {
     let mut records = vec![Record::Header(Header {
         format: EXCHANGE_FORMAT.to_owned(),
         version: EXCHANGE_VERSION,
         schema_version,
         exported_at_ms: now_ms(),
     })];
-    let mut ids = conn.prepare(
+    let opt = |v: Option<i64>| v.map_or(Value::Null, Value::from);
+    let window = [opt(selection.since_ms), opt(selection.until_ms)];
+    let runs = db.rows(
         "SELECT id, case_id, device_id, model_id FROM runs
-         WHERE (?1 IS NULL OR id = ?1) AND (?2 IS NULL OR started_at_ms >= ?2)
-           AND (?3 IS NULL OR started_at_ms < ?3)
+         WHERE (CAST($1 AS TEXT) IS NULL OR id = CAST($1 AS TEXT)) AND (CAST($2 AS BIGINT) IS NULL OR started_at_ms >= CAST($2 AS BIGINT))
+           AND (CAST($3 AS BIGINT) IS NULL OR started_at_ms < CAST($3 AS BIGINT))
          ORDER BY started_at_ms, id",
+        &[
+            selection.run_id.clone().map_or(Value::Null, Value::from),
+            window[0].clone(),
+            window[1].clone(),
+        ],
     )?;
-    let runs: Vec<(String, i64, i64, Option<i64>)> = ids
-        .query_map(
-            rusqlite::params![selection.run_id, selection.since_ms, selection.until_ms],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )?
-        .collect::<Result<_, _>>()?;
-    let mut latencies =
-        conn.prepare("SELECT ns FROM token_latencies WHERE request_id = ?1 ORDER BY idx")?;
-    for (run_id, case_id, device_id, model_id) in runs {
+    for row in runs {
+        let run_id = row[0].clone();
+        let id_of = |i: usize, name: &str| crate::sql::int(name, &row[i]);
+        let (case_id, device_id) = (id_of(1, "case_id")?, id_of(2, "device_id")?);
+        let model_id = match &row[3] {
+            Value::Null => None,
+            v => Some(crate::sql::int("model_id", v)?),
+        };
         let run = read_rows(
-            conn,
+            db,
             "runs",
-            "SELECT * FROM runs WHERE id = ?1",
-            &[&run_id],
+            "SELECT * FROM runs WHERE id = $1",
+            std::slice::from_ref(&run_id),
             &["case_id", "device_id", "model_id"],
         )?
         .pop()
-        .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-        let request_ids: Vec<i64> = conn
-            .prepare("SELECT id FROM requests WHERE run_id = ?1 ORDER BY id")?
-            .query_map([&run_id], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
+        .ok_or_else(|| SqlError::NoRow(format!("in runs with id = {run_id}")))?;
         let request_rows = read_rows(
-            conn,
+            db,
             "requests",
-            "SELECT * FROM requests WHERE run_id = ?1 ORDER BY id",
-            &[&run_id],
-            &["id", "run_id"],
+            "SELECT * FROM requests WHERE run_id = $1 ORDER BY id",
+            std::slice::from_ref(&run_id),
+            &["run_id"],
+        )?;
+        let mut latencies: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+        db.each_row(
+            "SELECT t.request_id, t.ns FROM token_latencies t JOIN requests q ON q.id = t.request_id
+             WHERE q.run_id = $1 ORDER BY t.request_id, t.idx",
+            std::slice::from_ref(&run_id),
+            &mut |_, v| {
+                latencies
+                    .entry(crate::sql::int("request_id", &v[0])?)
+                    .or_default()
+                    .push(crate::sql::int("ns", &v[1])?);
+                Ok(())
+            },
         )?;
         let mut requests = Vec::with_capacity(request_rows.len());
-        for (columns, id) in request_rows.into_iter().zip(request_ids) {
-            let token_latencies_ns = latencies
-                .query_map([id], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
+        for mut columns in request_rows {
+            let id = crate::sql::int("id", columns.get("id").unwrap_or(&Value::Null))?;
+            columns.remove("id");
             requests.push(RequestRecord {
                 columns,
-                token_latencies_ns,
+                token_latencies_ns: latencies.remove(&id).unwrap_or_default(),
             });
         }
         let metrics = read_rows(
-            conn,
+            db,
             "run_metrics",
-            "SELECT * FROM run_metrics WHERE run_id = ?1 ORDER BY metric",
-            &[&run_id],
+            "SELECT * FROM run_metrics WHERE run_id = $1 ORDER BY metric",
+            std::slice::from_ref(&run_id),
             &["run_id"],
         )?;
         let answers = read_rows(
-            conn,
+            db,
             "answers",
-            "SELECT * FROM answers WHERE run_id = ?1 ORDER BY subject, question_index",
-            &[&run_id],
+            "SELECT * FROM answers WHERE run_id = $1 ORDER BY subject, question_index",
+            std::slice::from_ref(&run_id),
             &["run_id"],
         )?;
         records.push(Record::Run(Box::new(RunRecord {
             answers,
-            device: one_row(conn, "devices", "id", device_id)?,
+            device: one_row(db, "devices", "id", device_id)?,
             model: model_id
-                .map(|id| one_row(conn, "models", "id", id))
+                .map(|id| one_row(db, "models", "id", id))
                 .transpose()?,
-            case: one_row(conn, "cases", "id", case_id)?,
+            case: one_row(db, "cases", "id", case_id)?,
             run,
             requests,
             metrics,
@@ -88,63 +105,39 @@ pub(crate) fn read_records(
     }
     // Device measurements and parity rows have no run; a run selection leaves them out.
     if selection.run_id.is_none() {
-        let measurements: Vec<(i64, i64)> = conn
-            .prepare(
-                "SELECT id, device_id FROM device_measurements
-                 WHERE (?1 IS NULL OR measured_at_ms >= ?1) AND (?2 IS NULL OR measured_at_ms < ?2)
-                 ORDER BY measured_at_ms, id",
-            )?
-            .query_map(
-                rusqlite::params![selection.since_ms, selection.until_ms],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?
-            .collect::<Result<_, _>>()?;
-        for (id, device_id) in measurements {
-            let mut measurement = one_row(conn, "device_measurements", "id", id)?;
-            measurement.remove("device_id");
-            records.push(Record::DeviceMeasurement {
-                device: one_row(conn, "devices", "id", device_id)?,
-                measurement,
-            });
-        }
-        let calibrations: Vec<(i64, i64)> = conn
-            .prepare(
-                "SELECT id, device_id FROM calibrations
-                 WHERE (?1 IS NULL OR calibrated_at_ms >= ?1)
-                   AND (?2 IS NULL OR calibrated_at_ms < ?2)
-                 ORDER BY calibrated_at_ms, id",
-            )?
-            .query_map(
-                rusqlite::params![selection.since_ms, selection.until_ms],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?
-            .collect::<Result<_, _>>()?;
-        for (id, device_id) in calibrations {
-            let mut calibration = one_row(conn, "calibrations", "id", id)?;
-            calibration.remove("device_id");
-            records.push(Record::Calibration {
-                device: one_row(conn, "devices", "id", device_id)?,
-                calibration,
-            });
-        }
-        let parity: Vec<(i64, i64)> = conn
-            .prepare(
-                "SELECT id, model_id FROM parity
-                 WHERE (?1 IS NULL OR created_at_ms >= ?1) AND (?2 IS NULL OR created_at_ms < ?2)
-                 ORDER BY created_at_ms, id",
-            )?
-            .query_map(
-                rusqlite::params![selection.since_ms, selection.until_ms],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?
-            .collect::<Result<_, _>>()?;
-        for (id, model_id) in parity {
-            let mut row = one_row(conn, "parity", "id", id)?;
-            row.remove("model_id");
-            records.push(Record::Parity {
-                model: one_row(conn, "models", "id", model_id)?,
-                parity: row,
-            });
+        for (table, time, owner) in [
+            ("device_measurements", "measured_at_ms", "device_id"),
+            ("calibrations", "calibrated_at_ms", "device_id"),
+            ("parity", "created_at_ms", "model_id"),
+        ] {
+            let rows = db.rows(
+                &format!(
+                    "SELECT id, {owner} FROM {table}
+                     WHERE (CAST($1 AS BIGINT) IS NULL OR {time} >= CAST($1 AS BIGINT)) AND (CAST($2 AS BIGINT) IS NULL OR {time} < CAST($2 AS BIGINT))
+                     ORDER BY {time}, id"
+                ),
+                &window,
+            )?;
+            for row in rows {
+                let id = crate::sql::int("id", &row[0])?;
+                let owner_id = crate::sql::int(owner, &row[1])?;
+                let mut columns = one_row(db, table, "id", id)?;
+                columns.remove(owner);
+                records.push(match table {
+                    "device_measurements" => Record::DeviceMeasurement {
+                        device: one_row(db, "devices", "id", owner_id)?,
+                        measurement: columns,
+                    },
+                    "calibrations" => Record::Calibration {
+                        device: one_row(db, "devices", "id", owner_id)?,
+                        calibration: columns,
+                    },
+                    _ => Record::Parity {
+                        model: one_row(db, "models", "id", owner_id)?,
+                        parity: columns,
+                    },
+                });
+            }
         }
     }
     Ok(records)
@@ -272,8 +265,16 @@ pub fn read_database(path: &Path, selection: &Selection) -> Result<Vec<Record>, 
             supported: SCHEMA_VERSION,
         });
     }
+    let unreadable = |e: SqlError| match e {
+        SqlError::Sqlite(source) => sql(source),
+        other => ExchangeError::Store(StoreError::Unreadable {
+            path: path.to_owned(),
+            action: "read runs",
+            message: other.to_string(),
+        }),
+    };
     if found == SCHEMA_VERSION {
-        return read_records(&source, selection).map_err(sql);
+        return read_records(&mut Lite(&source), selection, found).map_err(unreadable);
     }
     let copy = migrated_copy(&source, path)?;
     drop(source);
@@ -284,7 +285,7 @@ pub fn read_database(path: &Path, selection: &Selection) -> Result<Vec<Record>, 
             ..crate::OpenOptions::default()
         },
     )?;
-    read_records(migrated.connection(), selection).map_err(sql)
+    read_records(&mut Lite(migrated.connection()), selection, SCHEMA_VERSION).map_err(unreadable)
 }
 
 /// A private, migrated copy of an older database, deleted when dropped: whoever only reads an

@@ -1,0 +1,430 @@
+//! Reading the dataset, once for both databases: portable SQL over [`Sql`], a few bulk queries
+//! (one per table, not one per run or request: a round trip each would dominate on a server),
+//! and every order that depends on text sorted here, byte-wise, so a server's collation can't
+//! reorder a report.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+
+use serde_json::Value;
+
+use super::*;
+use crate::sql::{Sql, SqlError, mismatch};
+
+/// One row's values with typed, column-naming accessors.
+struct Cells<'a> {
+    names: &'a [String],
+    values: &'a [Value],
+}
+
+impl Cells<'_> {
+    fn name(&self, i: usize) -> &str {
+        self.names.get(i).map_or("?", String::as_str)
+    }
+
+    fn value(&self, i: usize) -> &Value {
+        self.values.get(i).unwrap_or(&Value::Null)
+    }
+
+    fn opt_i64(&self, i: usize) -> Result<Option<i64>, SqlError> {
+        match self.value(i) {
+            Value::Null => Ok(None),
+            v => crate::sql::int(self.name(i), v).map(Some),
+        }
+    }
+
+    fn i64(&self, i: usize) -> Result<i64, SqlError> {
+        self.opt_i64(i)?
+            .ok_or_else(|| mismatch(self.name(i), self.value(i), "an integer"))
+    }
+
+    fn u32(&self, i: usize) -> Result<u32, SqlError> {
+        let v = self.i64(i)?;
+        u32::try_from(v).map_err(|_| mismatch(self.name(i), self.value(i), "a 32-bit count"))
+    }
+
+    fn opt_u64(&self, i: usize) -> Result<Option<u64>, SqlError> {
+        Ok(self.opt_i64(i)?.map(|v| v.max(0) as u64))
+    }
+
+    fn bool(&self, i: usize) -> Result<bool, SqlError> {
+        Ok(self.i64(i)? != 0)
+    }
+
+    fn opt_f64(&self, i: usize) -> Result<Option<f64>, SqlError> {
+        match self.value(i) {
+            Value::Null => Ok(None),
+            v => v
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| mismatch(self.name(i), v, "a number")),
+        }
+    }
+
+    fn f64(&self, i: usize) -> Result<f64, SqlError> {
+        self.opt_f64(i)?
+            .ok_or_else(|| mismatch(self.name(i), self.value(i), "a number"))
+    }
+
+    fn opt_text(&self, i: usize) -> Result<Option<String>, SqlError> {
+        match self.value(i) {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(s.clone())),
+            v => Err(mismatch(self.name(i), v, "text")),
+        }
+    }
+
+    fn text(&self, i: usize) -> Result<String, SqlError> {
+        self.opt_text(i)?
+            .ok_or_else(|| mismatch(self.name(i), self.value(i), "text"))
+    }
+
+    /// One of the store's named values (a status, a mode): an unknown name is an error naming
+    /// the column's value, never compared as a string later.
+    fn named<T: FromStr>(&self, i: usize) -> Result<T, SqlError> {
+        let text = self.text(i)?;
+        text.parse()
+            .map_err(|_| mismatch(self.name(i), self.value(i), "a known name"))
+    }
+}
+
+/// Calls `f` with each row of `sql` as [`Cells`].
+fn each(
+    db: &mut dyn Sql,
+    sql: &str,
+    mut f: impl FnMut(&Cells<'_>) -> Result<(), SqlError>,
+) -> Result<(), SqlError> {
+    db.each_row(sql, &[], &mut |names, values| f(&Cells { names, values }))
+}
+
+/// Every run, device, parity aggregate and latest calibration of a database at this build's
+/// schema.
+pub(crate) fn load_with(db: &mut dyn Sql, schema_version: u32) -> Result<Dataset, SqlError> {
+    Ok(Dataset {
+        runs: load_runs(db)?,
+        devices: load_devices(db)?,
+        parity: load_parity(db)?,
+        calibrations: load_calibrations(db)?,
+        schema_version,
+    })
+}
+
+fn run_from(r: &Cells<'_>) -> Result<Run, SqlError> {
+    let registry_id = r.opt_text(39)?;
+    Ok(Run {
+        id: r.text(0)?,
+        invocation: r.text(1)?,
+        status: r.named(2)?,
+        mode: r.named(3)?,
+        started_at_ms: r.i64(4)?,
+        git_commit: r.text(5)?,
+        error: r.opt_text(6)?,
+        stderr_tail: r.opt_text(7)?,
+        device_id: r.i64(8)?,
+        load_ms: r.opt_f64(9)?,
+        kv_cache_bytes: r.opt_u64(10)?,
+        weights_bytes: r.opt_u64(11)?,
+        peak_rss_bytes: r.opt_u64(12)?,
+        estimated_peak_bytes: r.opt_u64(13)?,
+        memory_estimate_error_pct: r.opt_f64(14)?,
+        cpu_time_ms: r.opt_f64(15)?,
+        energy_j: r.opt_f64(16)?,
+        energy_source: r.opt_text(17)?,
+        stop_reason: r.opt_text(18)?,
+        roofline_fraction: r.opt_f64(19)?,
+        bandwidth_bytes_per_s: r.opt_f64(45)?,
+        origin: r.text(46)?,
+        // Written by this tool; an unreadable value is treated as absent.
+        phases: r
+            .opt_text(47)?
+            .and_then(|json| overhead::parse(&json).ok())
+            .unwrap_or_default(),
+        kv_storage: r.opt_text(20)?,
+        scheduling: r.opt_text(21)?,
+        prompt_format: r.opt_text(48)?,
+        bandwidth_probe: match (r.opt_i64(49)?, r.opt_f64(50)?, r.opt_f64(51)?) {
+            (Some(n), Some(min), Some(max)) => Some(crate::ProbeRow {
+                n: u32::try_from(n).unwrap_or(u32::MAX),
+                min_bytes_per_s: min,
+                max_bytes_per_s: max,
+            }),
+            _ => None,
+        },
+        // Written by this tool; an unreadable series is treated as absent.
+        sustained: match r
+            .opt_text(52)?
+            .and_then(|json| SustainedSeries::parse(&json))
+        {
+            Some(mut s) => {
+                s.throttle_onset_s = r.opt_f64(53)?;
+                s.steady_state_ratio = r.opt_f64(54)?;
+                s.cooldown = r.opt_text(55)?;
+                Some(s)
+            }
+            None => None,
+        },
+        goodput: match r.opt_text(56)?.and_then(|json| GoodputSweep::parse(&json)) {
+            Some(mut g) => {
+                g.goodput_per_s = r.opt_f64(57)?;
+                Some(g)
+            }
+            None => None,
+        },
+        case: CaseInfo {
+            name: r.text(22)?,
+            scenario: r.text(23)?,
+            category: r.text(24)?,
+            model: r.text(25)?,
+            quant: r.text(26)?,
+            backend: r.named(27)?,
+            concurrency: r.u32(28)?,
+            threads: r.u32(29)?,
+            context: r.u32(30)?,
+            prompt_tokens: r.u32(31)?,
+            generate_tokens: r.u32(32)?,
+            kv_variant: r.text(33)?,
+            kv_baseline: r.bool(34)?,
+            type_k: r.text(35)?,
+            type_v: r.text(36)?,
+            flash_attention: r.bool(37)?,
+            mmap: r.bool(38)?,
+        },
+        model: match registry_id {
+            Some(registry_id) => Some(ModelInfo {
+                registry_id,
+                label: r.text(40)?,
+                origin: r.text(41)?,
+                quant: r.text(42)?,
+                size_bytes: r.i64(43)?.max(0) as u64,
+                sha256: r.text(44)?,
+            }),
+            None => None,
+        },
+        metrics: BTreeMap::new(),
+        samples: Samples::default(),
+    })
+}
+
+fn load_runs(db: &mut dyn Sql) -> Result<Vec<Run>, SqlError> {
+    let mut runs = Vec::new();
+    each(
+        db,
+        "SELECT r.id, r.invocation, r.status, r.mode, r.started_at_ms, r.git_commit, r.error,
+                r.stderr_tail, r.device_id, r.load_ms, r.kv_cache_bytes, r.weights_bytes,
+                r.peak_rss_bytes, r.estimated_peak_bytes, r.memory_estimate_error_pct,
+                r.cpu_time_ms, r.energy_j, r.energy_source, r.stop_reason, r.roofline_fraction,
+                r.kv_storage, r.scheduling,
+                c.name, c.scenario, c.category, c.model, c.quant, c.backend, c.concurrency,
+                c.threads, c.context, c.prompt_tokens, c.generate_tokens, c.kv_variant,
+                c.kv_baseline, c.type_k, c.type_v, c.flash_attention, c.mmap,
+                m.registry_id, m.label, m.origin, m.quant, m.size_bytes, m.sha256,
+                r.bandwidth_bytes_per_s, r.origin, r.phase_timings, r.prompt_format,
+                r.bandwidth_probe_n, r.bandwidth_probe_min, r.bandwidth_probe_max,
+                r.sustained, r.throttle_onset_s, r.steady_state_ratio, r.cooldown,
+                r.goodput, r.goodput_per_s
+         FROM runs r JOIN cases c ON c.id = r.case_id LEFT JOIN models m ON m.id = r.model_id",
+        |r| {
+            runs.push(run_from(r)?);
+            Ok(())
+        },
+    )?;
+    runs.sort_by(|a, b| (a.started_at_ms, &a.id).cmp(&(b.started_at_ms, &b.id)));
+    let passed: HashMap<String, usize> = runs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.status == RunStatus::Passed)
+        .map(|(i, r)| (r.id.clone(), i))
+        .collect();
+
+    each(
+        db,
+        "SELECT run_id, metric, unit, n, median, p90, p95, p99, ci_low, ci_high FROM run_metrics",
+        |r| {
+            if let Some(&i) = passed.get(&r.text(0)?) {
+                let ci = r.opt_f64(8)?.zip(r.opt_f64(9)?);
+                runs[i].metrics.insert(
+                    r.text(1)?,
+                    Metric {
+                        unit: r.text(2)?,
+                        n: r.u32(3)?,
+                        median: r.f64(4)?,
+                        p90: r.f64(5)?,
+                        p95: r.f64(6)?,
+                        p99: r.f64(7)?,
+                        ci,
+                    },
+                );
+            }
+            Ok(())
+        },
+    )?;
+
+    // Every inter-token gap of measured, completed requests, by request.
+    let mut gaps: HashMap<i64, Vec<f64>> = HashMap::new();
+    each(
+        db,
+        "SELECT t.request_id, t.ns FROM token_latencies t
+         JOIN requests q ON q.id = t.request_id JOIN runs r ON r.id = q.run_id
+         WHERE r.status = 'passed' AND q.warmup = 0 AND q.status = 'completed'
+         ORDER BY t.request_id, t.idx",
+        |r| {
+            gaps.entry(r.i64(0)?)
+                .or_default()
+                .push(r.i64(1)? as f64 / 1e6);
+            Ok(())
+        },
+    )?;
+    let ms = |ns: i64| ns as f64 / 1e6;
+    each(
+        db,
+        "SELECT q.run_id, q.id, q.status, q.turn, q.generated_tokens, q.ttft_ns, q.decode_ns,
+                q.e2e_ns, q.queue_ns
+         FROM requests q JOIN runs r ON r.id = q.run_id
+         WHERE r.status = 'passed' AND q.warmup = 0 ORDER BY q.id",
+        |r| {
+            let Some(&i) = passed.get(&r.text(0)?) else {
+                return Ok(());
+            };
+            let (id, status, turn, generated) = (r.i64(1)?, r.text(2)?, r.u32(3)?, r.u32(4)?);
+            let (ttft, decode, e2e, queue) = (r.i64(5)?, r.i64(6)?, r.i64(7)?, r.i64(8)?);
+            let s = &mut runs[i].samples;
+            if turn == 0 {
+                s.requests += 1;
+                s.queue_wait_ms.push(ms(queue));
+                if status == "queue_full" || status == "admission_timeout" {
+                    s.rejected += 1;
+                }
+            }
+            if status != "completed" {
+                return Ok(());
+            }
+            s.generated_tokens += u64::from(generated);
+            s.ttft_ms.push(ms(ttft));
+            s.e2e_ms.push(ms(e2e));
+            if generated > 1 && decode > 0 {
+                s.generation_tokens_per_s
+                    .push(f64::from(generated - 1) / (decode as f64 / 1e9));
+            }
+            s.tpot_ms.extend(gaps.remove(&id).unwrap_or_default());
+            Ok(())
+        },
+    )?;
+    Ok(runs)
+}
+
+fn load_devices(db: &mut dyn Sql) -> Result<Vec<Device>, SqlError> {
+    let mut devices = Vec::new();
+    each(
+        db,
+        "SELECT id, fingerprint, hostname, cpu_model, cores_logical, ram_bytes, os, kernel,
+                engine_builds, build_profile FROM devices ORDER BY id",
+        |r| {
+            devices.push(Device {
+                id: r.i64(0)?,
+                fingerprint: r.text(1)?,
+                hostname: r.text(2)?,
+                cpu_model: r.text(3)?,
+                cores_logical: r.u32(4)?,
+                ram_bytes: r.i64(5)?.max(0) as u64,
+                os: r.text(6)?,
+                kernel: r.text(7)?,
+                engine_builds: r.text(8)?,
+                build_profile: r.text(9)?,
+                triad_bytes_per_s: None,
+            });
+            Ok(())
+        },
+    )?;
+    // The latest bandwidth measurement of each device.
+    let mut latest: HashMap<i64, f64> = HashMap::new();
+    each(
+        db,
+        "SELECT device_id, value FROM device_measurements
+         WHERE kind = 'triad_bandwidth_bytes_per_s' ORDER BY measured_at_ms, id",
+        |r| {
+            latest.insert(r.i64(0)?, r.f64(1)?);
+            Ok(())
+        },
+    )?;
+    for d in &mut devices {
+        d.triad_bytes_per_s = latest.get(&d.id).copied();
+    }
+    Ok(devices)
+}
+
+fn load_calibrations(db: &mut dyn Sql) -> Result<Vec<Calibration>, SqlError> {
+    // The latest calibration per device, case and metric.
+    let mut out = Vec::new();
+    each(
+        db,
+        "SELECT c.device_id, c.case_name, c.metric, c.calibrated_at_ms, c.runs, c.median,
+                c.robust_spread, c.cv, c.min, c.max, c.false_alerts_per_100, c.detected_within_3
+         FROM calibrations c
+         WHERE c.calibrated_at_ms = (SELECT MAX(d.calibrated_at_ms) FROM calibrations d
+                                     WHERE d.device_id = c.device_id AND d.case_key = c.case_key
+                                       AND d.metric = c.metric)",
+        |r| {
+            out.push(Calibration {
+                device_id: r.i64(0)?,
+                case_name: r.text(1)?,
+                metric: r.text(2)?,
+                calibrated_at_ms: r.i64(3)?,
+                runs: r.u32(4)?,
+                median: r.f64(5)?,
+                robust_spread: r.f64(6)?,
+                cv: r.f64(7)?,
+                min: r.f64(8)?,
+                max: r.f64(9)?,
+                false_alerts_per_100: r.opt_f64(10)?,
+                detected_within_3: r.opt_f64(11)?,
+            });
+            Ok(())
+        },
+    )?;
+    out.sort_by(|a, b| {
+        (&a.case_name, &a.metric, a.device_id).cmp(&(&b.case_name, &b.metric, b.device_id))
+    });
+    Ok(out)
+}
+
+fn load_parity(db: &mut dyn Sql) -> Result<Vec<Parity>, SqlError> {
+    // The latest invocation per model and candidate engine.
+    let mut out = Vec::new();
+    each(
+        db,
+        "SELECT m.label, m.quant, p.candidate_backend, p.reference_backend,
+                CAST(SUM(CASE WHEN p.prompt_set != 'fixed' THEN 1 ELSE 0 END) AS BIGINT),
+                CAST(SUM(CASE WHEN p.prompt_set != 'fixed' THEN p.first_token_match ELSE 0 END) AS BIGINT),
+                CAST(SUM(p.compared_tokens) AS BIGINT), CAST(SUM(p.agreeing_tokens) AS BIGINT),
+                MAX(p.top10_abs_logprob_diff), MAX(p.max_abs_logprob_diff)
+         FROM parity p JOIN models m ON m.id = p.model_id
+         WHERE p.invocation = (SELECT q.invocation FROM parity q WHERE q.model_id = p.model_id
+                               AND q.candidate_backend = p.candidate_backend
+                               ORDER BY q.created_at_ms DESC LIMIT 1)
+         GROUP BY p.model_id, m.label, m.quant, p.candidate_backend, p.reference_backend",
+        |r| {
+            out.push(Parity {
+                model_label: r.text(0)?,
+                quant: r.text(1)?,
+                candidate: r.text(2)?,
+                reference: r.text(3)?,
+                first_token_prompts: r.u32(4)?,
+                first_token_matches: r.u32(5)?,
+                compared_tokens: r.u32(6)?,
+                agreeing_tokens: r.u32(7)?,
+                max_top10_diff: r.opt_f64(8)?,
+                max_vocab_diff: r.opt_f64(9)?,
+            });
+            Ok(())
+        },
+    )?;
+    out.sort_by(|a, b| {
+        (&a.model_label, &a.quant, &a.candidate, &a.reference).cmp(&(
+            &b.model_label,
+            &b.quant,
+            &b.candidate,
+            &b.reference,
+        ))
+    });
+    Ok(out)
+}

@@ -1,0 +1,400 @@
+//! The store's read API for reports: every run with its case, model, device and raw samples, as
+//! plain values. Opened read-only; an older database is read through a migrated private copy,
+//! a newer one refused. The report crate speaks no SQL of its own: the schema is known here, in
+//! the store, only.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use edgebench_core::overhead::{self, RepetitionPhases};
+use rusqlite::{Connection, OpenFlags};
+
+use edgebench_core::scenario::BackendKind;
+use std::path::PathBuf;
+
+use crate::sql::{Lite, SqlError};
+use crate::{RunMode, RunStatus, SCHEMA_VERSION, StoreError};
+
+mod load;
+pub(crate) use load::load_with;
+
+/// Why a results database can't be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    #[error("no results database at {}; run `cargo xtask bench` first or pass --db", .0.display())]
+    NoDatabase(PathBuf),
+    #[error("reading {}: {source}", db.display())]
+    Sql {
+        db: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("{} has schema version {found}; this build reads up to {supported}: update edgebench", db.display())]
+    NewerSchema {
+        db: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("reading {}: {message}", db.display())]
+    Value { db: PathBuf, message: String },
+    #[error("{source}")]
+    Store { db: String, source: Box<StoreError> },
+    #[error("migrating {}: {source}", db.display())]
+    Migrate {
+        db: PathBuf,
+        source: Box<StoreError>,
+    },
+}
+
+/// One run, flattened with its case, model and device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub id: String,
+    pub invocation: String,
+    pub status: RunStatus,
+    pub mode: RunMode,
+    pub started_at_ms: i64,
+    pub git_commit: String,
+    pub error: Option<String>,
+    pub stderr_tail: Option<String>,
+    pub case: CaseInfo,
+    pub model: Option<ModelInfo>,
+    pub device_id: i64,
+    pub load_ms: Option<f64>,
+    pub kv_cache_bytes: Option<u64>,
+    pub weights_bytes: Option<u64>,
+    pub peak_rss_bytes: Option<u64>,
+    pub estimated_peak_bytes: Option<u64>,
+    pub memory_estimate_error_pct: Option<f64>,
+    pub cpu_time_ms: Option<f64>,
+    pub energy_j: Option<f64>,
+    pub energy_source: Option<String>,
+    pub stop_reason: Option<String>,
+    pub roofline_fraction: Option<f64>,
+    /// The triad bandwidth the roofline fraction was taken against.
+    pub bandwidth_bytes_per_s: Option<f64>,
+    /// The probe beside the run its bandwidth is the median of (schema 10; `None` before, and
+    /// for smoke runs, which use the device's one-off probe).
+    pub bandwidth_probe: Option<crate::ProbeRow>,
+    /// A sustained run's series (schema 11).
+    pub sustained: Option<SustainedSeries>,
+    /// A goodput sweep (schema 12).
+    pub goodput: Option<GoodputSweep>,
+    /// `edgebench`, or `imported:<tool>` for runs brought in from another tool's output.
+    pub origin: String,
+    /// Per measured repetition, the harness's and the engine's timing of the same phases.
+    pub phases: Vec<RepetitionPhases>,
+    pub kv_storage: Option<String>,
+    pub scheduling: Option<String>,
+    /// `chat` or `raw`; `None` for runs stored before it was recorded (they were raw) and for
+    /// imported ones.
+    pub prompt_format: Option<String>,
+    pub metrics: BTreeMap<String, Metric>,
+    pub samples: Samples,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseInfo {
+    pub name: String,
+    pub scenario: String,
+    pub category: String,
+    pub model: String,
+    pub quant: String,
+    /// The engine (llama-bench imports are llama.cpp). The category stays text: imported runs
+    /// carry llama-bench's test kinds (`llama-bench pp`), which are no scenario category.
+    pub backend: BackendKind,
+    pub concurrency: u32,
+    pub threads: u32,
+    pub context: u32,
+    pub prompt_tokens: u32,
+    pub generate_tokens: u32,
+    pub kv_variant: String,
+    pub kv_baseline: bool,
+    pub type_k: String,
+    pub type_v: String,
+    pub flash_attention: bool,
+    pub mmap: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    pub registry_id: String,
+    pub label: String,
+    pub origin: String,
+    pub quant: String,
+    pub size_bytes: u64,
+    pub sha256: String,
+}
+
+/// A stored per-metric summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    pub unit: String,
+    pub n: u32,
+    pub median: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub ci: Option<(f64, f64)>,
+}
+
+/// Raw measured samples of one run (warmups left out).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Samples {
+    /// Per completed request (turn): generated tokens after the first ÷ decode time.
+    pub generation_tokens_per_s: Vec<f64>,
+    pub ttft_ms: Vec<f64>,
+    pub e2e_ms: Vec<f64>,
+    /// Every inter-token gap of completed requests.
+    pub tpot_ms: Vec<f64>,
+    /// Per request (first turn), rejected ones included.
+    pub queue_wait_ms: Vec<f64>,
+    pub rejected: u32,
+    pub requests: u32,
+    pub generated_tokens: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Device {
+    pub id: i64,
+    pub fingerprint: String,
+    pub hostname: String,
+    pub cpu_model: String,
+    pub cores_logical: u32,
+    pub ram_bytes: u64,
+    pub os: String,
+    pub kernel: String,
+    pub engine_builds: String,
+    pub build_profile: String,
+    pub triad_bytes_per_s: Option<f64>,
+}
+
+/// Parity of one model, aggregated over the latest parity invocation for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parity {
+    pub model_label: String,
+    pub quant: String,
+    pub candidate: String,
+    pub reference: String,
+    pub first_token_prompts: u32,
+    pub first_token_matches: u32,
+    pub compared_tokens: u32,
+    pub agreeing_tokens: u32,
+    pub max_top10_diff: Option<f64>,
+    pub max_vocab_diff: Option<f64>,
+}
+
+/// A sustained run's 1 Hz series and what the throttle detector found (`runs.sustained`,
+/// format 1, and the columns beside it).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SustainedSeries {
+    pub seconds: f64,
+    pub baseline_window_s: f64,
+    pub rolling_window_s: f64,
+    /// (seconds since decoding began, tokens/s).
+    pub points: Vec<(f64, f64)>,
+    pub cpu_mhz: Vec<Option<f64>>,
+    /// The hottest thermal zone at each sample, °C.
+    pub hottest_c: Vec<Option<f64>>,
+    pub throttle_onset_s: Option<f64>,
+    pub steady_state_ratio: Option<f64>,
+    /// The cool-down record (JSON), when the scenario asked for one.
+    pub cooldown: Option<String>,
+}
+
+impl SustainedSeries {
+    /// The series from its JSON; `None` for another format or a malformed one.
+    #[must_use]
+    pub fn parse(json: &str) -> Option<Self> {
+        let v: serde_json::Value = serde_json::from_str(json).ok()?;
+        if v["format"].as_u64()? != 1 {
+            return None;
+        }
+        let samples = v["samples"].as_array()?;
+        Some(Self {
+            seconds: v["seconds"].as_f64()?,
+            baseline_window_s: v["baseline_window_s"].as_f64()?,
+            rolling_window_s: v["rolling_window_s"].as_f64()?,
+            points: samples
+                .iter()
+                .filter_map(|s| Some((s["t_s"].as_f64()?, s["tokens_per_s"].as_f64()?)))
+                .collect(),
+            cpu_mhz: samples.iter().map(|s| s["cpu_mhz"].as_f64()).collect(),
+            hottest_c: samples
+                .iter()
+                .map(|s| {
+                    s["temps_c"].as_object().and_then(|t| {
+                        t.values()
+                            .filter_map(serde_json::Value::as_f64)
+                            .reduce(f64::max)
+                    })
+                })
+                .collect(),
+            ..Self::default()
+        })
+    }
+}
+
+/// A goodput sweep (`runs.goodput`, format 1, and `runs.goodput_per_s`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GoodputSweep {
+    pub ttft_ms: f64,
+    pub tpot_ms: f64,
+    pub share: f64,
+    pub preset: Option<String>,
+    pub end: String,
+    pub points: Vec<GoodputPoint>,
+    pub goodput_per_s: Option<f64>,
+}
+
+/// One rate of a goodput sweep.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GoodputPoint {
+    pub rate_per_s: f64,
+    pub requests: u64,
+    pub met_share: f64,
+    pub passed: bool,
+    pub ttft_p50_ms: Option<f64>,
+    pub ttft_p90_ms: Option<f64>,
+    pub tpot_p50_ms: Option<f64>,
+    pub tpot_p90_ms: Option<f64>,
+}
+
+impl GoodputSweep {
+    /// The sweep from its JSON; `None` for another format or a malformed one.
+    #[must_use]
+    pub fn parse(json: &str) -> Option<Self> {
+        let v: serde_json::Value = serde_json::from_str(json).ok()?;
+        if v["format"].as_u64()? != 1 {
+            return None;
+        }
+        let t = &v["targets"];
+        Some(Self {
+            ttft_ms: t["ttft_ms"].as_f64()?,
+            tpot_ms: t["tpot_ms"].as_f64()?,
+            share: t["share"].as_f64()?,
+            preset: v["preset"].as_str().map(str::to_owned),
+            end: v["end"].as_str()?.to_owned(),
+            points: v["points"]
+                .as_array()?
+                .iter()
+                .map(|p| GoodputPoint {
+                    rate_per_s: p["rate_per_s"].as_f64().unwrap_or_default(),
+                    requests: p["requests"].as_u64().unwrap_or_default(),
+                    met_share: p["met_share"].as_f64().unwrap_or_default(),
+                    passed: p["passed"].as_bool().unwrap_or_default(),
+                    ttft_p50_ms: p["ttft_p50_ms"].as_f64(),
+                    ttft_p90_ms: p["ttft_p90_ms"].as_f64(),
+                    tpot_p50_ms: p["tpot_p50_ms"].as_f64(),
+                    tpot_p90_ms: p["tpot_p90_ms"].as_f64(),
+                })
+                .collect(),
+            goodput_per_s: None,
+        })
+    }
+}
+
+/// The latest calibration of one metric of a case on a device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Calibration {
+    pub device_id: i64,
+    pub case_name: String,
+    pub metric: String,
+    pub calibrated_at_ms: i64,
+    pub runs: u32,
+    pub median: f64,
+    pub robust_spread: f64,
+    pub cv: f64,
+    pub min: f64,
+    pub max: f64,
+    pub false_alerts_per_100: Option<f64>,
+    pub detected_within_3: Option<f64>,
+}
+
+/// Everything a report is built from.
+#[derive(Debug, Clone, Default)]
+pub struct Dataset {
+    pub runs: Vec<Run>,
+    pub devices: Vec<Device>,
+    pub parity: Vec<Parity>,
+    pub calibrations: Vec<Calibration>,
+    pub schema_version: u32,
+}
+
+/// Opens `db` read-only; a missing file is an error naming it (a report never creates a
+/// database).
+pub fn open(db: &Path) -> Result<Connection, DatasetError> {
+    if !db.exists() {
+        return Err(DatasetError::NoDatabase(db.to_path_buf()));
+    }
+    let conn =
+        Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|source| {
+            DatasetError::Sql {
+                db: db.to_path_buf(),
+                source,
+            }
+        })?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|source| DatasetError::Sql {
+            db: db.to_path_buf(),
+            source,
+        })?;
+    Ok(conn)
+}
+
+/// Reads every run, device and parity row. Databases older than this build are read as far as
+/// their schema goes; newer ones are refused.
+pub fn load(db: &Path) -> Result<Dataset, DatasetError> {
+    let conn = open(db)?;
+    let sql = |source| DatasetError::Sql {
+        db: db.to_path_buf(),
+        source,
+    };
+    let version: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(sql)?;
+    if version > SCHEMA_VERSION {
+        return Err(DatasetError::NewerSchema {
+            db: db.to_path_buf(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    let read = |conn: &Connection, version| {
+        load_with(&mut Lite(conn), version).map_err(|e| match e {
+            SqlError::Sqlite(source) => DatasetError::Sql {
+                db: db.to_path_buf(),
+                source,
+            },
+            other => DatasetError::Value {
+                db: db.to_path_buf(),
+                message: other.to_string(),
+            },
+        })
+    };
+    if version < SCHEMA_VERSION {
+        // An older database: read a migrated private copy. A report never writes to the file
+        // it reads (it may be a lab's shared database, or someone else's).
+        let copy =
+            crate::exchange::migrated_copy(&conn, db).map_err(|source| DatasetError::Migrate {
+                db: db.to_path_buf(),
+                source: Box::new(source),
+            })?;
+        drop(conn);
+        let migrated = open(copy.path())?;
+        return read(&migrated, SCHEMA_VERSION);
+    }
+    read(&conn, version)
+}
+
+/// Reads the dataset at `location`: a SQLite file ([`load`]) or a PostgreSQL database.
+pub fn load_from(location: &crate::Location) -> Result<Dataset, DatasetError> {
+    match location {
+        crate::Location::Sqlite(path) => load(path),
+        crate::Location::Postgres(target) => crate::postgres::PgStore::connect_read_only(target)
+            .and_then(|mut store| store.dataset())
+            .map_err(|source| DatasetError::Store {
+                db: target.to_string(),
+                source: Box::new(source),
+            }),
+    }
+}

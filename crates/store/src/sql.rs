@@ -1,0 +1,234 @@
+//! The few SQL operations export, ingest and the report's reader need, over either database the
+//! store speaks: SQLite (`rusqlite`) or PostgreSQL (`postgres`). Written once against [`Sql`],
+//! those paths cannot drift apart between the two. Values travel as JSON values (the
+//! interchange format's own: integer, real, text, null); statements use `$1`, `$2`, ...
+//! placeholders, rewritten to SQLite's `?1` by its side.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::Value;
+
+/// An error of one statement, from either database, or a value of an unexpected type.
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{}", crate::postgres::describe(.0))]
+    Postgres(#[from] postgres::Error),
+    #[error("no row {0}")]
+    NoRow(String),
+    #[error("column `{column}` holds {found}, expected {expected}")]
+    Type {
+        column: String,
+        found: String,
+        expected: &'static str,
+    },
+}
+
+impl SqlError {
+    /// Whether another writer held a lock the statement needed (SQLite's BUSY/LOCKED) or a
+    /// concurrent transaction made this one fail (PostgreSQL: a unique key taken meanwhile, a
+    /// serialization failure, a deadlock): the whole transaction may be run again.
+    #[must_use]
+    pub fn is_retryable_conflict(&self) -> bool {
+        match self {
+            Self::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
+            Self::Postgres(e) => e.code().is_some_and(|c| {
+                use postgres::error::SqlState as S;
+                [
+                    S::UNIQUE_VIOLATION,
+                    S::T_R_SERIALIZATION_FAILURE,
+                    S::T_R_DEADLOCK_DETECTED,
+                ]
+                .contains(c)
+            }),
+            Self::Type { .. } | Self::NoRow(_) => false,
+        }
+    }
+}
+
+/// One row handed to [`Sql::each_row`]: column names and values, by position.
+pub type RowFn<'f> = dyn FnMut(&[String], &[Value]) -> Result<(), SqlError> + 'f;
+
+/// A connection (or a transaction on one) that runs the store's portable statements.
+pub trait Sql {
+    /// Calls `f` on every row `sql` returns.
+    fn each_row(&mut self, sql: &str, params: &[Value], f: &mut RowFn<'_>) -> Result<(), SqlError>;
+
+    /// Runs a statement that returns no rows; the number of rows it changed.
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, SqlError>;
+
+    /// Columns of `table` that can be written (generated columns are derived, never copied).
+    fn writable_columns(&mut self, table: &str) -> Result<BTreeSet<String>, SqlError>;
+
+    /// Deletes the run `run_id` if it never finished (`running` or `aborted`), with its
+    /// requests, samples and metrics (by the schema's cascades); a finished run stays.
+    fn discard_incomplete_run(&mut self, run_id: &str) -> Result<(), SqlError>;
+
+    /// Every row of `sql`, each as its values.
+    fn rows(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, SqlError> {
+        let mut out = Vec::new();
+        self.each_row(sql, params, &mut |_, values| {
+            out.push(values.to_vec());
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The first column of the first row, if there is a row.
+    fn scalar(&mut self, sql: &str, params: &[Value]) -> Result<Option<Value>, SqlError> {
+        let mut out = None;
+        self.each_row(sql, params, &mut |_, values| {
+            if out.is_none() {
+                out = values.first().cloned();
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+/// Reads a JSON value as an integer (SQLite hands booleans back as integers, PostgreSQL as
+/// booleans: both are accepted).
+pub fn int(column: &str, v: &Value) -> Result<i64, SqlError> {
+    match v {
+        Value::Number(n) => n.as_i64().ok_or_else(|| mismatch(column, v, "an integer")),
+        Value::Bool(b) => Ok(i64::from(*b)),
+        _ => Err(mismatch(column, v, "an integer")),
+    }
+}
+
+pub(crate) fn mismatch(column: &str, v: &Value, expected: &'static str) -> SqlError {
+    SqlError::Type {
+        column: column.to_owned(),
+        found: match v {
+            Value::Null => "NULL".to_owned(),
+            other => format!("{other}"),
+        },
+        expected,
+    }
+}
+
+/// SQLite's side: placeholders `$n` become `?n`.
+#[derive(Debug)]
+pub struct Lite<'c>(pub &'c rusqlite::Connection);
+
+fn sqlite_placeholders(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
+impl Sql for Lite<'_> {
+    fn each_row(&mut self, sql: &str, params: &[Value], f: &mut RowFn<'_>) -> Result<(), SqlError> {
+        let mut stmt = self.0.prepare_cached(&sqlite_placeholders(sql))?;
+        let names: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+        let mut rows = stmt.query(rusqlite::params_from_iter(
+            params.iter().map(crate::exchange::to_sql),
+        ))?;
+        let mut values = Vec::with_capacity(names.len());
+        while let Some(row) = rows.next()? {
+            values.clear();
+            for i in 0..names.len() {
+                values.push(crate::exchange::to_json(row.get_ref(i)?));
+            }
+            f(&names, &values)?;
+        }
+        Ok(())
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, SqlError> {
+        let mut stmt = self.0.prepare_cached(&sqlite_placeholders(sql))?;
+        Ok(stmt.execute(rusqlite::params_from_iter(
+            params.iter().map(crate::exchange::to_sql),
+        ))? as u64)
+    }
+
+    fn writable_columns(&mut self, table: &str) -> Result<BTreeSet<String>, SqlError> {
+        Ok(crate::exchange::writable_columns(self.0, table)?)
+    }
+
+    fn discard_incomplete_run(&mut self, run_id: &str) -> Result<(), SqlError> {
+        // Children go by the schema's ON DELETE CASCADE (foreign keys are on in every store
+        // connection; stated again here for connections opened elsewhere).
+        self.0.execute_batch("PRAGMA foreign_keys = ON")?;
+        self.0.execute(
+            "DELETE FROM runs WHERE id = ?1 AND status IN ('running', 'aborted')",
+            [run_id],
+        )?;
+        Ok(())
+    }
+}
+
+/// PostgreSQL's side, over a client or a transaction, with its prepared statements cached per
+/// connection (a statement's parameter types come from the server, which knows the columns).
+pub struct Pg<'c, C: postgres::GenericClient> {
+    pub client: &'c mut C,
+    pub statements: &'c mut HashMap<String, postgres::Statement>,
+}
+
+impl<C: postgres::GenericClient> std::fmt::Debug for Pg<'_, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pg")
+            .field("statements", &self.statements.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: postgres::GenericClient> Pg<'_, C> {
+    fn statement(&mut self, sql: &str) -> Result<postgres::Statement, SqlError> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        self.statements.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+}
+
+impl<C: postgres::GenericClient> Sql for Pg<'_, C> {
+    fn each_row(&mut self, sql: &str, params: &[Value], f: &mut RowFn<'_>) -> Result<(), SqlError> {
+        let stmt = self.statement(sql)?;
+        let bound = crate::postgres::bind(&stmt, params)?;
+        let names: Vec<String> = stmt.columns().iter().map(|c| c.name().to_owned()).collect();
+        let rows = self.client.query(&stmt, &crate::postgres::refs(&bound))?;
+        let mut values = Vec::with_capacity(names.len());
+        for row in rows {
+            values.clear();
+            for i in 0..names.len() {
+                values.push(crate::postgres::to_json(&row, i, &names[i])?);
+            }
+            f(&names, &values)?;
+        }
+        Ok(())
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, SqlError> {
+        let stmt = self.statement(sql)?;
+        let bound = crate::postgres::bind(&stmt, params)?;
+        Ok(self.client.execute(&stmt, &crate::postgres::refs(&bound))?)
+    }
+
+    fn writable_columns(&mut self, table: &str) -> Result<BTreeSet<String>, SqlError> {
+        let rows = self.rows(
+            "SELECT column_name::text FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name = $1 AND is_generated = 'NEVER'",
+            &[Value::from(table)],
+        )?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| r.into_iter().next()?.as_str().map(str::to_owned))
+            .collect())
+    }
+
+    fn discard_incomplete_run(&mut self, run_id: &str) -> Result<(), SqlError> {
+        // A function owned by the schema's owner: the lab's writer role may discard an
+        // unfinished run this way, and has no DELETE on any table (history is never rewritten).
+        self.execute(
+            "SELECT edgebench_discard_incomplete_run($1)",
+            &[Value::from(run_id)],
+        )?;
+        Ok(())
+    }
+}
