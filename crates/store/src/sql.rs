@@ -161,28 +161,36 @@ impl Sql for Lite<'_> {
     }
 }
 
-/// PostgreSQL's side, over a client or a transaction, with its prepared statements cached per
-/// connection (a statement's parameter types come from the server, which knows the columns).
+/// What a PostgreSQL connection remembers between statements: prepared statements (their
+/// parameter types come from the server, which knows the columns) and each table's writable
+/// columns (information_schema is slow to ask on every insert). Cleared after a migration.
+#[derive(Debug, Default)]
+pub struct PgCache {
+    pub statements: HashMap<String, postgres::Statement>,
+    pub columns: HashMap<String, BTreeSet<String>>,
+}
+
+/// PostgreSQL's side, over a client or a transaction.
 pub struct Pg<'c, C: postgres::GenericClient> {
     pub client: &'c mut C,
-    pub statements: &'c mut HashMap<String, postgres::Statement>,
+    pub cache: &'c mut PgCache,
 }
 
 impl<C: postgres::GenericClient> std::fmt::Debug for Pg<'_, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pg")
-            .field("statements", &self.statements.len())
+            .field("statements", &self.cache.statements.len())
             .finish_non_exhaustive()
     }
 }
 
 impl<C: postgres::GenericClient> Pg<'_, C> {
     fn statement(&mut self, sql: &str) -> Result<postgres::Statement, SqlError> {
-        if let Some(s) = self.statements.get(sql) {
+        if let Some(s) = self.cache.statements.get(sql) {
             return Ok(s.clone());
         }
         let s = self.client.prepare(sql)?;
-        self.statements.insert(sql.to_owned(), s.clone());
+        self.cache.statements.insert(sql.to_owned(), s.clone());
         Ok(s)
     }
 }
@@ -211,15 +219,20 @@ impl<C: postgres::GenericClient> Sql for Pg<'_, C> {
     }
 
     fn writable_columns(&mut self, table: &str) -> Result<BTreeSet<String>, SqlError> {
+        if let Some(columns) = self.cache.columns.get(table) {
+            return Ok(columns.clone());
+        }
         let rows = self.rows(
             "SELECT column_name::text FROM information_schema.columns
              WHERE table_schema = current_schema() AND table_name = $1 AND is_generated = 'NEVER'",
             &[Value::from(table)],
         )?;
-        Ok(rows
+        let columns: BTreeSet<String> = rows
             .into_iter()
             .filter_map(|r| r.into_iter().next()?.as_str().map(str::to_owned))
-            .collect())
+            .collect();
+        self.cache.columns.insert(table.to_owned(), columns.clone());
+        Ok(columns)
     }
 
     fn discard_incomplete_run(&mut self, run_id: &str) -> Result<(), SqlError> {

@@ -3,14 +3,13 @@
 //! [`crate::sql::Sql`]), the same report reader. Cases still write to a local SQLite file;
 //! `nightly` and `ingest` move finished runs here, one transaction per run.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use postgres::types::{ToSql, Type};
 use serde_json::Value;
 
 use crate::exchange::{ExchangeError, IngestSummary, Record, Selection};
-use crate::sql::{Pg, Sql, SqlError, mismatch};
+use crate::sql::{Pg, PgCache, Sql, SqlError, mismatch};
 use crate::{RunStatus, SCHEMA_VERSION, StoreError};
 
 mod schema;
@@ -23,7 +22,7 @@ pub use target::{PgTarget, TargetError, TlsMode, is_connection_string};
 /// connecting role owns it).
 pub struct PgStore {
     client: postgres::Client,
-    statements: HashMap<String, postgres::Statement>,
+    cache: PgCache,
     target: PgTarget,
 }
 
@@ -84,7 +83,7 @@ impl PgStore {
             })?;
         Ok(Self {
             client,
-            statements: HashMap::new(),
+            cache: PgCache::default(),
             target: target.clone(),
         })
     }
@@ -144,7 +143,7 @@ impl PgStore {
     fn sql(&mut self) -> Pg<'_, postgres::Client> {
         Pg {
             client: &mut self.client,
-            statements: &mut self.statements,
+            cache: &mut self.cache,
         }
     }
 
@@ -221,7 +220,7 @@ impl PgStore {
         let outcome = crate::exchange::ingest_record(
             &mut Pg {
                 client: &mut tx,
-                statements: &mut self.statements,
+                cache: &mut self.cache,
             },
             source,
             record,

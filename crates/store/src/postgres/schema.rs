@@ -133,7 +133,7 @@ impl PgStore {
             .map_err(pg("create edgebench_discard_incomplete_run"))?;
         tx.commit().map_err(pg("commit a migration"))?;
         // Statements prepared before the tables changed may describe old columns.
-        self.statements.clear();
+        self.cache = crate::sql::PgCache::default();
         Ok(())
     }
 

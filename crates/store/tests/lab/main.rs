@@ -1,6 +1,7 @@
-//! The shared-database guarantees of the device lab, with real processes on local files:
-//! concurrent writers, SIGKILL at random points, interrupted ingest, schema refusals, a locked
-//! database, and llama-bench import.
+//! The shared-database guarantees of the device lab, with real processes: on local SQLite files
+//! (concurrent writers, SIGKILL at random points, interrupted ingest, schema refusals, a locked
+//! database, llama-bench import) and on a real PostgreSQL server the tests start themselves
+//! ([`on_postgres`]).
 //!
 //! Child processes are this test binary run again with `DEVICE_LAB_CHILD` set: the
 //! `child_process_entry` test then plays the part named there and exits.
@@ -15,6 +16,9 @@ use edgebench_store::{
     CaseRow, DeviceRow, MetricRow, ModelRow, NewRunRow, OpenOptions, RequestRow, RunEndRow,
     RunStatus, SCHEMA_VERSION, Store, StoreError, local_host,
 };
+
+mod cluster;
+mod on_postgres;
 
 const CHILD_ENV: &str = "DEVICE_LAB_CHILD";
 
@@ -233,6 +237,13 @@ fn child_process_entry() {
                     Duration::from_millis(u64::from(i % 3)),
                 );
             }
+        }
+        "pg_ingest" => {
+            let target: edgebench_store::postgres::PgTarget =
+                arg("CONNINFO").parse().expect("connection string");
+            let source = PathBuf::from(arg("SOURCE"));
+            let mut store = edgebench_store::postgres::PgStore::connect(&target).expect("connect");
+            store.ingest(&source).expect("ingest");
         }
         "ingest" => {
             let source = PathBuf::from(arg("SOURCE"));
