@@ -35,6 +35,14 @@ fn main() -> ExitCode {
     };
     let models_dir = paths::models_dir(&root);
     let db = paths::database(&root);
+    if edgebench_store::postgres::is_connection_string(&db.to_string_lossy()) {
+        eprintln!(
+            "error: EDGEBENCH_DB names a PostgreSQL database; cases write to a local SQLite file \
+             (unset EDGEBENCH_DB or point it at a file), and `cargo xtask nightly --db <conninfo>` \
+             or `cargo xtask ingest --db <conninfo> FILE` moves the runs there"
+        );
+        return ExitCode::from(2);
+    }
     // EDGEBENCH_SMOKE=1 (set by `cargo xtask test`) runs each case once to check it works;
     // such runs are stored as `mode = 'smoke'` and are not measurements.
     let mode = Mode::from_env();

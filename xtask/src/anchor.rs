@@ -315,7 +315,7 @@ pub fn llama_bench(
                 crate::lab::import_llama_bench(
                     root,
                     &crate::cli::DbArg {
-                        db: Some(db.clone()),
+                        db: Some(db.display().to_string()),
                     },
                     Some(host.clone()),
                     std::slice::from_ref(&json),

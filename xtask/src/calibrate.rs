@@ -21,7 +21,12 @@ const STEP: f64 = 0.1;
 const SIMULATION_SEED: u64 = 20_261_201;
 
 pub fn calibrate(root: &Path, args: &CalibrateArgs) -> Result<()> {
-    let db = crate::lab::database(root, &args.db);
+    let db = crate::lab::database(
+        root,
+        &args.db,
+        "calibration runs cases, which write a local SQLite file: calibrate locally, then \
+         `cargo xtask ingest` the file",
+    )?;
     let since_ms = match args.from_runs_since {
         Some(day) => day_start_ms(day),
         None => {

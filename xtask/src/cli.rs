@@ -90,7 +90,8 @@ pub enum Command {
         #[command(subcommand)]
         which: AnchorCommand,
     },
-    /// Install the system packages the build and tests need (cmake, libclang-dev, chromium)
+    /// Install the system packages the build and tests need (cmake, libclang-dev, chromium,
+    /// libssl-dev, openssl, postgresql)
     Setup,
     /// Model files: fetch the real small models, write the twins, list what is present
     Models {
@@ -99,14 +100,43 @@ pub enum Command {
     },
     /// Regenerate scenarios/schema.json from the scenario format
     Schema,
+    /// The lab's PostgreSQL database: migrate it, create its roles
+    Db {
+        #[command(subcommand)]
+        which: DbCommand,
+    },
 }
 
-/// `--db PATH`, defaulting to `EDGEBENCH_DB` or results/edgebench.sqlite.
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Bring the schema to this build's version (as the database's owner; `nightly` and
+    /// `ingest` do it too when they connect as the owner)
+    Migrate {
+        /// A PostgreSQL connection string
+        #[arg(long, value_name = "CONNINFO")]
+        db: String,
+    },
+    /// Create the writer role (inserts runs, may not update or delete) and the read-only
+    /// reporter role, as the database's owner; set their passwords with psql's \password
+    Roles {
+        /// A PostgreSQL connection string
+        #[arg(long, value_name = "CONNINFO")]
+        db: String,
+        #[arg(long, default_value = edgebench_store::postgres::WRITER_ROLE)]
+        writer: String,
+        #[arg(long, default_value = edgebench_store::postgres::REPORTER_ROLE)]
+        reporter: String,
+    },
+}
+
+/// `--db PATH|CONNINFO`, defaulting to `EDGEBENCH_DB` or results/edgebench.sqlite.
 #[derive(Debug, Args)]
 pub struct DbArg {
-    /// Results database (default: EDGEBENCH_DB, else results/edgebench.sqlite)
-    #[arg(long)]
-    pub db: Option<PathBuf>,
+    /// Results database: a SQLite file, or a PostgreSQL connection string (`postgres://…` or
+    /// `host=… dbname=…`; the password from PGPASSWORD or ~/.pgpass). Default: EDGEBENCH_DB,
+    /// else results/edgebench.sqlite
+    #[arg(long, value_name = "PATH|CONNINFO")]
+    pub db: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -174,9 +204,10 @@ pub struct CalibrateArgs {
 
 #[derive(Debug, Args)]
 pub struct NightlyArgs {
-    /// The shared database
-    #[arg(long)]
-    pub db: PathBuf,
+    /// The shared database: a PostgreSQL connection string (a lab), or a SQLite file on this
+    /// host
+    #[arg(long, value_name = "CONNINFO|PATH")]
+    pub db: String,
     /// Comma-separated case globs (`*` any text, `?` one character)
     #[arg(long, value_name = "GLOB[,GLOB]")]
     pub scenarios: Option<String>,

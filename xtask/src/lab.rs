@@ -7,21 +7,31 @@ use anyhow::{Context, Result, bail};
 
 use crate::cli::{DbArg, ExportArgs, ExportFormat, NightlyArgs, day_start_ms};
 use edgebench_report::{Baseline, Selection as ReportSelection};
-use edgebench_store::Store;
 use edgebench_store::exchange::{self, Selection};
+use edgebench_store::postgres::PgStore;
+use edgebench_store::{AnyStore, Location, Store};
 
-pub(crate) fn database(root: &Path, db: &DbArg) -> PathBuf {
-    db.db.clone().unwrap_or_else(|| crate::database(root))
+/// Where `--db` (else `EDGEBENCH_DB`, else results/edgebench.sqlite) points.
+pub(crate) fn location(root: &Path, db: &DbArg) -> Result<Location> {
+    match &db.db {
+        Some(text) => Ok(Location::parse(text)?),
+        None => Ok(Location::parse(&crate::database(root).to_string_lossy())?),
+    }
+}
+
+/// The SQLite file a command that works on local files only needs.
+pub(crate) fn database(root: &Path, db: &DbArg, why: &'static str) -> Result<PathBuf> {
+    Ok(location(root, db)?.sqlite(why)?.to_path_buf())
 }
 
 /// `cargo xtask ingest`: merges databases or exports into the shared database.
 pub fn ingest(root: &Path, db: &DbArg, sources: &[PathBuf]) -> Result<()> {
-    let db = database(root, db);
-    let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    let location = location(root, db)?;
+    let mut store = AnyStore::open(&location).with_context(|| format!("opening {location}"))?;
     for source in sources {
         let summary = store
             .ingest(source)
-            .with_context(|| format!("ingesting {} into {}", source.display(), db.display()))?;
+            .with_context(|| format!("ingesting {} into {location}", source.display()))?;
         println!("{}: {summary}", source.display());
     }
     Ok(())
@@ -29,9 +39,11 @@ pub fn ingest(root: &Path, db: &DbArg, sources: &[PathBuf]) -> Result<()> {
 
 /// `cargo xtask export`: runs as JSON lines (re-ingestable), CSV or Markdown.
 pub fn export(root: &Path, args: &ExportArgs) -> Result<()> {
-    let db = database(root, &args.db);
-    if !db.exists() {
-        bail!("no results database at {}", db.display());
+    let db = location(root, &args.db)?;
+    if let Location::Sqlite(path) = &db
+        && !path.exists()
+    {
+        bail!("no results database at {}", path.display());
     }
     let selection = Selection {
         run_id: args.run.clone(),
@@ -39,16 +51,18 @@ pub fn export(root: &Path, args: &ExportArgs) -> Result<()> {
         // --until is inclusive of its day.
         until_ms: args.until.map(|day| day_start_ms(day) + 86_400_000),
     };
-    let records = exchange::read_database(&db, &selection)?;
+    let records = match &db {
+        Location::Sqlite(path) => exchange::read_database(path, &selection)?,
+        Location::Postgres(target) => PgStore::connect_read_only(target)?.export(&selection)?,
+    };
     let runs = records
         .iter()
         .filter(|r| matches!(r, exchange::Record::Run(_)))
         .count();
     if runs == 0 && selection.run_id.is_some() {
         bail!(
-            "run `{}` is not in {}",
+            "run `{}` is not in {db}",
             selection.run_id.unwrap_or_default(),
-            db.display()
         );
     }
     let mut out: Box<dyn std::io::Write> = match &args.out {
@@ -62,7 +76,7 @@ pub fn export(root: &Path, args: &ExportArgs) -> Result<()> {
         ExportFormat::Csv => exchange::write_csv(&records, &mut out)?,
         ExportFormat::Md => exchange::write_markdown(&records, &mut out)?,
     }
-    eprintln!("exported {runs} run(s) from {}", db.display());
+    eprintln!("exported {runs} run(s) from {db}");
     Ok(())
 }
 
@@ -73,14 +87,14 @@ pub fn import_llama_bench(
     host: Option<String>,
     files: &[PathBuf],
 ) -> Result<()> {
-    let db = database(root, db);
+    let db = location(root, db)?;
     let host = host.unwrap_or_else(edgebench_store::local_host);
-    let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    let mut store = AnyStore::open(&db).with_context(|| format!("opening {db}"))?;
     for source in files {
         let records = edgebench_store::llama_bench::read(source, &host)?;
         let summary = store
             .ingest_records(source, &records)
-            .with_context(|| format!("importing {} into {}", source.display(), db.display()))?;
+            .with_context(|| format!("importing {} into {db}", source.display()))?;
         println!(
             "{}: {summary} (origin {})",
             source.display(),
@@ -103,7 +117,7 @@ pub enum NightlyOutcome {
 /// `cargo xtask nightly`: run the suite into a local database, ingest it into the shared one,
 /// compare with the previous night on this device.
 pub fn nightly(root: &Path, args: &NightlyArgs) -> Result<NightlyOutcome> {
-    let shared = args.db.clone();
+    let shared = Location::parse(&args.db)?;
     let threshold = args.fail_on_regression;
     let stamp = format!(
         "{}-{}-{}",
@@ -148,24 +162,18 @@ pub fn nightly(root: &Path, args: &NightlyArgs) -> Result<NightlyOutcome> {
             local.display()
         );
     }
-    let summary = Store::open(&shared)
+    let summary = AnyStore::open(&shared)
         .map_err(anyhow::Error::from)
-        .and_then(|store| Ok(store.ingest(&local)?))
+        .and_then(|mut store| Ok(store.ingest(&local)?))
         .with_context(|| {
             format!(
-                "ingesting into the shared database {}; tonight's results are kept in {} \
-                 (retry with `cargo xtask ingest --db {} {}`)",
-                shared.display(),
+                "ingesting into the shared database {shared}; tonight's results are kept in {} \
+                 (retry with `cargo xtask ingest --db <the same> {}`)",
                 local.display(),
-                shared.display(),
                 local.display()
             )
         })?;
-    println!(
-        "ingested {} into {}: {summary}",
-        local.display(),
-        shared.display()
-    );
+    println!("ingested {} into {shared}: {summary}", local.display());
 
     // Compare each case's newest run with its previous one on this device (the report's
     // statistics: ratio of medians with a bootstrap CI).
@@ -204,4 +212,38 @@ pub fn nightly(root: &Path, args: &NightlyArgs) -> Result<NightlyOutcome> {
     } else {
         NightlyOutcome::CasesFailed
     })
+}
+
+/// `cargo xtask db migrate|roles`: the lab's PostgreSQL database, as its owner.
+pub fn db(which: crate::cli::DbCommand) -> Result<()> {
+    use crate::cli::DbCommand as D;
+    let target = |text: &str| -> Result<edgebench_store::postgres::PgTarget> {
+        match Location::parse(text)? {
+            Location::Postgres(target) => Ok(target),
+            Location::Sqlite(path) => bail!(
+                "{} is not a PostgreSQL connection string (a SQLite file migrates when opened)",
+                path.display()
+            ),
+        }
+    };
+    match which {
+        D::Migrate { db } => {
+            let target = target(&db)?;
+            let mut store = PgStore::connect(&target)?;
+            println!("{target}: schema version {}", store.schema_version()?);
+        }
+        D::Roles {
+            db,
+            writer,
+            reporter,
+        } => {
+            let target = target(&db)?;
+            PgStore::connect(&target)?.create_roles(&writer, &reporter)?;
+            println!(
+                "{target}: roles {writer} (insert runs; no update or delete) and {reporter} \
+                 (read only) ready; set their passwords with psql: \\password {writer}"
+            );
+        }
+    }
+    Ok(())
 }

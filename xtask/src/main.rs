@@ -31,7 +31,7 @@ fn main() -> Result<()> {
         C::Bench { all, filters } => bench(&root, all, &filters),
         C::Test { all, extra } => test(&root, all, &extra),
         C::Report(args) => {
-            let args = report::Args::from_cli(&root, args);
+            let args = report::Args::from_cli(&root, args)?;
             let regressed = report::report_with(&root, &args, true)?;
             if regressed > 0 {
                 eprintln!(
@@ -53,9 +53,8 @@ fn main() -> Result<()> {
             lab::NightlyOutcome::CasesFailed => bail!("some cases failed (see above)"),
         },
         C::Calibrate(args) => calibrate::calibrate(&root, &args),
-        C::Compare { db, a, b } => {
-            report::compare(&db.db.unwrap_or_else(|| database(&root)), &a, &b)
-        }
+        C::Compare { db, a, b } => report::compare(&lab::location(&root, &db)?, &a, &b),
+        C::Db { which } => lab::db(which),
         C::Anchor { which } => match which {
             cli::AnchorCommand::Counters(args) => anchor::counters(&root, &args),
             cli::AnchorCommand::LlamaBench {
@@ -155,6 +154,11 @@ pub(crate) const DEFAULT_SUITE: &[&str] = &[
 /// also measures on candle.
 pub(crate) const PARITY_MODELS: &[&str] = &["smollm2-135m:Q4_1"];
 
+/// Why EDGEBENCH_DB can't name PostgreSQL for commands that run cases.
+pub(crate) const CASES_WRITE_LOCALLY: &str = "cases write to a local SQLite file (unset \
+     EDGEBENCH_DB or point it at a file); `cargo xtask nightly --db <conninfo>` or `cargo xtask \
+     ingest --db <conninfo> FILE` moves the runs into PostgreSQL";
+
 /// The main job on the embedded defaults: the default suite (or every case with `--all`, or
 /// the cases matching FILTER) on every model present, synthetic or real, written to the
 /// results database, then the report.
@@ -162,7 +166,9 @@ fn bench(root: &Path, all: bool, filters: &[String]) -> Result<()> {
     setup::ensure_build_tools()?;
     models::fetch_all(root)?;
     models::twins(root)?;
-    let db = database(root);
+    let db = lab::location(&root.to_path_buf(), &cli::DbArg { db: None })?
+        .sqlite(CASES_WRITE_LOCALLY)?
+        .to_path_buf();
     let default_suite =
         !all && filters.is_empty() && std::env::var_os(settings::CASES_ENV).is_none();
     build_announced(root)?;
@@ -201,7 +207,7 @@ fn bench(root: &Path, all: bool, filters: &[String]) -> Result<()> {
         started.elapsed().as_secs_f64() / 60.0
     );
     let args = report::Args {
-        db,
+        db: edgebench_store::Location::Sqlite(db),
         out: root.join("results/report"),
         selection: edgebench_report::Selection::default(),
     };

@@ -10,7 +10,7 @@ pub const REGRESSION_EXIT: i32 = 2;
 
 #[derive(Debug)]
 pub struct Args {
-    pub db: PathBuf,
+    pub db: edgebench_store::Location,
     pub out: PathBuf,
     pub selection: Selection,
 }
@@ -18,21 +18,21 @@ pub struct Args {
 impl Args {
     /// The report's inputs from the command line, with the defaults filled in.
     #[must_use]
-    pub fn from_cli(root: &Path, args: crate::cli::ReportArgs) -> Self {
+    pub fn from_cli(root: &Path, args: crate::cli::ReportArgs) -> Result<Self> {
         let baseline = match (args.baseline, args.since) {
             (Some(run), _) => Baseline::Run(run),
             (None, Some(day)) => Baseline::Since(crate::cli::day_start_ms(day)),
             (None, None) => Baseline::default(),
         };
-        Self {
-            db: args.db.db.unwrap_or_else(|| crate::database(root)),
+        Ok(Self {
+            db: crate::lab::location(root, &args.db)?,
             out: args.out.unwrap_or_else(|| root.join("results/report")),
             selection: Selection {
                 baseline,
                 device: args.device,
                 fail_on_regression_pct: args.fail_on_regression,
             },
-        }
+        })
     }
 }
 
@@ -61,8 +61,13 @@ pub fn report_with(root: &Path, args: &Args, print_overview: bool) -> Result<usi
     let (cf, ct) = read(root, "datasets/claims.toml")?;
     let (of, ot) = read(root, "datasets/roi.toml")?;
     let inputs = Inputs::parse((&rf, &rt), (&cf, &ct), (&of, &ot))?;
-    let written =
-        edgebench_report::write_report(&args.db, &args.out, &inputs, &args.selection, &now_utc())?;
+    let written = edgebench_report::write_report_at(
+        &args.db,
+        &args.out,
+        &inputs,
+        &args.selection,
+        &now_utc(),
+    )?;
     if print_overview {
         println!("\n{}", written.overview_text);
     }
@@ -81,8 +86,8 @@ pub fn report_with(root: &Path, args: &Args, print_overview: bool) -> Result<usi
 }
 
 /// `cargo xtask compare A B`: prints B ÷ A per case and metric as an aligned table.
-pub fn compare(db: &Path, a: &str, b: &str) -> Result<()> {
-    let dataset = edgebench_report::data::load(db)?;
+pub fn compare(db: &edgebench_store::Location, a: &str, b: &str) -> Result<()> {
+    let dataset = edgebench_report::data::load_from(db)?;
     let c = edgebench_report::comparison::compare(&dataset, a, b, edgebench_report::SEED)?;
     println!("A: {}\nB: {}\n", c.a, c.b);
     if c.rows.is_empty() {

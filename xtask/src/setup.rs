@@ -2,6 +2,7 @@
 //! generates bindings with bindgen, which needs libclang; the report's browser test opens the
 //! report in Debian's headless `chromium` (never a tool's own browser download).
 
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Result, bail};
@@ -79,6 +80,17 @@ pub fn ensure_build_tools() -> Result<()> {
     if chromium().is_none() {
         missing.push("chromium");
     }
+    // The PostgreSQL client links the platform's OpenSSL (native-tls); the tests start a
+    // throwaway PostgreSQL server and make its TLS certificate with `openssl`.
+    if !has_openssl_dev() {
+        missing.extend(["libssl-dev", "pkg-config"]);
+    }
+    if !Path::new("/usr/bin/openssl").is_file() {
+        missing.push("openssl");
+    }
+    if !has_postgresql_server() {
+        missing.push("postgresql");
+    }
     if missing.is_empty() {
         return Ok(());
     }
@@ -114,6 +126,26 @@ pub fn ensure_build_tools() -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn has_openssl_dev() -> bool {
+    ["/usr/include/openssl/ssl.h"]
+        .iter()
+        .any(|p| Path::new(p).is_file())
+        && Command::new("pkg-config")
+            .args(["--exists", "openssl"])
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+/// Debian's server binaries (`initdb`, `pg_ctl`) under /usr/lib/postgresql/<version>/bin.
+fn has_postgresql_server() -> bool {
+    std::fs::read_dir("/usr/lib/postgresql")
+        .map(|dirs| {
+            dirs.filter_map(Result::ok)
+                .any(|d| d.path().join("bin/initdb").is_file())
+        })
+        .unwrap_or(false)
 }
 
 /// `target/logs/<name>.log` under the project, created empty.

@@ -107,9 +107,10 @@ pub fn measured(r: &Run) -> bool {
 
 /// The latest measured run of each case (and device) among `runs`.
 fn latest_per_case<'a>(runs: impl Iterator<Item = &'a Run>) -> Vec<&'a Run> {
-    let mut by_case: std::collections::BTreeMap<(String, i64), &Run> = Default::default();
+    // Keyed by fingerprint, not id: the order must not depend on which host ingested first.
+    let mut by_case: std::collections::BTreeMap<(String, String), &Run> = Default::default();
     for r in runs {
-        let key = (r.case.name.clone(), r.device_id);
+        let key = (r.case.name.clone(), r.device_fingerprint.clone());
         if by_case
             .get(&key)
             .is_none_or(|old| old.started_at_ms <= r.started_at_ms)
@@ -262,7 +263,7 @@ pub struct Written {
     pub overview_text: String,
 }
 
-/// Loads `db`, builds the context and writes the four files into `out`.
+/// Loads the SQLite file `db`, builds the context and writes the four files into `out`.
 pub fn write_report(
     db: &Path,
     out: &Path,
@@ -270,14 +271,25 @@ pub fn write_report(
     selection: &Selection,
     generated_at: &str,
 ) -> Result<Written, ReportError> {
-    let dataset = data::load(db)?;
-    let context = build_context(
-        &dataset,
+    write_report_at(
+        &edgebench_store::Location::Sqlite(db.to_path_buf()),
+        out,
         inputs,
         selection,
-        &db.display().to_string(),
         generated_at,
-    )?;
+    )
+}
+
+/// [`write_report`] from a results database at `db`: a SQLite file or a PostgreSQL database.
+pub fn write_report_at(
+    db: &edgebench_store::Location,
+    out: &Path,
+    inputs: &Inputs,
+    selection: &Selection,
+    generated_at: &str,
+) -> Result<Written, ReportError> {
+    let dataset = data::load_from(db)?;
+    let context = build_context(&dataset, inputs, selection, &db.to_string(), generated_at)?;
     let current: Vec<&Run> = latest_per_case(dataset.runs.iter().filter(|r| measured(r)));
     let write = |name: &str, contents: String| -> Result<PathBuf, ReportError> {
         let path = out.join(name);

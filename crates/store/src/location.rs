@@ -71,6 +71,18 @@ impl AnyStore {
         }
     }
 
+    /// See [`Store::ingest_records`].
+    pub fn ingest_records(
+        &mut self,
+        source: &Path,
+        records: &[Record],
+    ) -> Result<IngestSummary, ExchangeError> {
+        match self {
+            Self::Sqlite(s) => s.ingest_records(source, records),
+            Self::Postgres(p) => p.ingest_records(source, records),
+        }
+    }
+
     /// See [`Store::export`].
     pub fn export(&mut self, selection: &Selection) -> Result<Vec<Record>, StoreError> {
         match self {

@@ -121,6 +121,7 @@ fn run_from(r: &Cells<'_>) -> Result<Run, SqlError> {
         error: r.opt_text(6)?,
         stderr_tail: r.opt_text(7)?,
         device_id: r.i64(8)?,
+        device_fingerprint: r.text(58)?,
         load_ms: r.opt_f64(9)?,
         kv_cache_bytes: r.opt_u64(10)?,
         weights_bytes: r.opt_u64(11)?,
@@ -221,8 +222,9 @@ fn load_runs(db: &mut dyn Sql) -> Result<Vec<Run>, SqlError> {
                 r.bandwidth_bytes_per_s, r.origin, r.phase_timings, r.prompt_format,
                 r.bandwidth_probe_n, r.bandwidth_probe_min, r.bandwidth_probe_max,
                 r.sustained, r.throttle_onset_s, r.steady_state_ratio, r.cooldown,
-                r.goodput, r.goodput_per_s
-         FROM runs r JOIN cases c ON c.id = r.case_id LEFT JOIN models m ON m.id = r.model_id",
+                r.goodput, r.goodput_per_s, d.fingerprint
+         FROM runs r JOIN cases c ON c.id = r.case_id LEFT JOIN models m ON m.id = r.model_id
+              JOIN devices d ON d.id = r.device_id",
         |r| {
             runs.push(run_from(r)?);
             Ok(())
@@ -317,7 +319,7 @@ fn load_devices(db: &mut dyn Sql) -> Result<Vec<Device>, SqlError> {
     each(
         db,
         "SELECT id, fingerprint, hostname, cpu_model, cores_logical, ram_bytes, os, kernel,
-                engine_builds, build_profile FROM devices ORDER BY id",
+                engine_builds, build_profile FROM devices",
         |r| {
             devices.push(Device {
                 id: r.i64(0)?,
@@ -349,6 +351,8 @@ fn load_devices(db: &mut dyn Sql) -> Result<Vec<Device>, SqlError> {
     for d in &mut devices {
         d.triad_bytes_per_s = latest.get(&d.id).copied();
     }
+    // By natural key: ids depend on which host's ingest came first.
+    devices.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
     Ok(devices)
 }
 
@@ -358,7 +362,8 @@ fn load_calibrations(db: &mut dyn Sql) -> Result<Vec<Calibration>, SqlError> {
     each(
         db,
         "SELECT c.device_id, c.case_name, c.metric, c.calibrated_at_ms, c.runs, c.median,
-                c.robust_spread, c.cv, c.min, c.max, c.false_alerts_per_100, c.detected_within_3
+                c.robust_spread, c.cv, c.min, c.max, c.false_alerts_per_100, c.detected_within_3,
+                (SELECT d.fingerprint FROM devices d WHERE d.id = c.device_id)
          FROM calibrations c
          WHERE c.calibrated_at_ms = (SELECT MAX(d.calibrated_at_ms) FROM calibrations d
                                      WHERE d.device_id = c.device_id AND d.case_key = c.case_key
@@ -377,12 +382,17 @@ fn load_calibrations(db: &mut dyn Sql) -> Result<Vec<Calibration>, SqlError> {
                 max: r.f64(9)?,
                 false_alerts_per_100: r.opt_f64(10)?,
                 detected_within_3: r.opt_f64(11)?,
+                device_fingerprint: r.text(12)?,
             });
             Ok(())
         },
     )?;
     out.sort_by(|a, b| {
-        (&a.case_name, &a.metric, a.device_id).cmp(&(&b.case_name, &b.metric, b.device_id))
+        (&a.case_name, &a.metric, &a.device_fingerprint).cmp(&(
+            &b.case_name,
+            &b.metric,
+            &b.device_fingerprint,
+        ))
     });
     Ok(out)
 }

@@ -59,6 +59,9 @@ pub struct Run {
     pub case: CaseInfo,
     pub model: Option<ModelInfo>,
     pub device_id: i64,
+    /// The device's natural key: orders and groups that must not depend on which host's
+    /// ingest came first (ids do) use it.
+    pub device_fingerprint: String,
     pub load_ms: Option<f64>,
     pub kv_cache_bytes: Option<u64>,
     pub weights_bytes: Option<u64>,
@@ -297,6 +300,7 @@ impl GoodputSweep {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Calibration {
     pub device_id: i64,
+    pub device_fingerprint: String,
     pub case_name: String,
     pub metric: String,
     pub calibrated_at_ms: i64,

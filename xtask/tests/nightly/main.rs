@@ -3,6 +3,10 @@
 //! measured beforehand (`--results-from`), so the test needs no engine; the suite step is
 //! `cargo test --test scenarios`, which a test cannot start while cargo runs it.
 
+#[path = "../../../crates/store/tests/lab/cluster.rs"]
+mod cluster;
+mod on_postgres;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
