@@ -36,7 +36,8 @@ pub enum Command {
         filters: Vec<String>,
     },
     /// Install what is missing, fetch the small models, run every test (what CI runs); the
-    /// scenario smoke pass runs one case per scenario file × engine × model family × KV variant
+    /// scenario smoke pass runs one case per scenario file × engine × model family, and each
+    /// further KV variant once per file × engine
     Test {
         /// Run every scenario case in the smoke pass
         #[arg(long)]

@@ -276,7 +276,8 @@ pub(crate) fn build_announced(root: &Path) -> Result<()> {
 /// Every test of the workspace, with the real models required (a missing model fails). The
 /// scenario harness runs in smoke mode (each case once: tests check that a case works on each
 /// backend; measuring is `bench`'s job), over one case per scenario file × engine × model
-/// family × KV variant ([`smoke::selection`]); `--all` runs every case.
+/// family, and each further KV variant once per file × engine ([`smoke::selection`]); `--all`
+/// runs every case.
 fn test(root: &Path, all: bool, extra: &[String]) -> Result<()> {
     setup::ensure_build_tools()?;
     models::fetch_all(root)?;
@@ -294,8 +295,8 @@ fn test(root: &Path, all: bool, extra: &[String]) -> Result<()> {
         let registry = models::registry(root)?;
         let cases = smoke::selection(root, &registry, &models_dir(root))?;
         eprintln!(
-            "scenario smoke pass: {} cases, one per scenario file × engine × model family × KV \
-             variant (`cargo xtask test --all` runs every case)",
+            "scenario smoke pass: {} cases, one per scenario file × engine × model family, each \
+             further KV variant once per file × engine (`cargo xtask test --all` runs every case)",
             cases.len()
         );
         cmd.env(settings::CASES_ENV, cases.join(","));

@@ -1,6 +1,11 @@
 //! Report rendering from a device lab's history: a generated database of 1,000 runs holding 10⁶
 //! raw samples (token latencies), loaded, built and written as `cargo xtask report` does
-//! (`cargo bench -p edgebench-report`). Goal: ≤ 2 s on a 2-core machine.
+//! (`cargo bench -p edgebench-report`). Goal: ≤ 2 s on a 2-core machine, from SQLite and, when
+//! PostgreSQL's server binaries are installed, from a throwaway PostgreSQL server holding the
+//! same runs (ingested through `PgStore`, as `nightly` does).
+
+#[path = "../../store/tests/lab/cluster.rs"]
+mod cluster;
 
 use std::time::Instant;
 
@@ -72,6 +77,38 @@ fn render(c: &mut Criterion) {
             .measured_runs
         });
     });
+    if let Some(server) = cluster::Cluster::start() {
+        let conninfo = server.create_database("lab");
+        let target: edgebench_store::postgres::PgTarget = conninfo.parse().expect("conninfo");
+        let ingest = Instant::now();
+        let mut pg = edgebench_store::postgres::PgStore::connect(&target).expect("connect");
+        pg.ingest(&db).expect("ingest into PostgreSQL");
+        eprintln!(
+            "ingested the fixture into PostgreSQL in {:.1} s (one writer)",
+            ingest.elapsed().as_secs_f64()
+        );
+        let location = edgebench_store::Location::Postgres(target);
+        g.bench_function("from PostgreSQL, 10^6 samples: load + build + write", |b| {
+            b.iter(|| {
+                edgebench_report::write_report_at(
+                    &location,
+                    &out,
+                    &inputs,
+                    &Selection::default(),
+                    "2026-01-01T00:00:00Z",
+                )
+                .expect("report")
+            });
+        });
+        g.bench_function("from PostgreSQL, 10^6 samples: load only", |b| {
+            b.iter(|| {
+                edgebench_report::data::load_from(&location)
+                    .expect("load")
+                    .runs
+                    .len()
+            });
+        });
+    }
     g.finish();
 }
 

@@ -150,9 +150,8 @@ impl Sql for Lite<'_> {
     }
 
     fn discard_incomplete_run(&mut self, run_id: &str) -> Result<(), SqlError> {
-        // Children go by the schema's ON DELETE CASCADE (foreign keys are on in every store
-        // connection; stated again here for connections opened elsewhere).
-        self.0.execute_batch("PRAGMA foreign_keys = ON")?;
+        // Children go by the schema's ON DELETE CASCADE: every store connection turns foreign
+        // keys on when it opens (`Store::configure`; the pragma is a no-op inside a transaction).
         self.0.execute(
             "DELETE FROM runs WHERE id = ?1 AND status IN ('running', 'aborted')",
             [run_id],

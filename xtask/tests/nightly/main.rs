@@ -366,7 +366,7 @@ fn llama_bench_output_is_imported_through_xtask_and_bad_arguments_are_named() {
     assert!(
         o.status.code() == Some(1)
             && text(&o).contains("required arguments were not provided")
-            && text(&o).contains("--db <DB>"),
+            && text(&o).contains("--db <CONNINFO|PATH>"),
         "{}",
         text(&o)
     );
