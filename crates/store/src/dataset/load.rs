@@ -261,21 +261,13 @@ fn load_runs(db: &mut dyn Sql) -> Result<Vec<Run>, SqlError> {
         },
     )?;
 
-    // Every inter-token gap of measured, completed requests, by request.
-    let mut gaps: HashMap<i64, Vec<f64>> = HashMap::new();
-    each(
-        db,
-        "SELECT t.request_id, t.ns FROM token_latencies t
-         JOIN requests q ON q.id = t.request_id JOIN runs r ON r.id = q.run_id
-         WHERE r.status = 'passed' AND q.warmup = 0 AND q.status = 'completed'
-         ORDER BY t.request_id, t.idx",
-        |r| {
-            gaps.entry(r.i64(0)?)
-                .or_default()
-                .push(r.i64(1)? as f64 / 1e6);
-            Ok(())
-        },
-    )?;
+    // Measured requests in id order, kept until their gaps are read.
+    struct Request {
+        run: usize,
+        id: i64,
+        completed: bool,
+    }
+    let mut requests: Vec<Request> = Vec::new();
     let ms = |ns: i64| ns as f64 / 1e6;
     each(
         db,
@@ -297,20 +289,46 @@ fn load_runs(db: &mut dyn Sql) -> Result<Vec<Run>, SqlError> {
                     s.rejected += 1;
                 }
             }
-            if status != "completed" {
-                return Ok(());
+            let completed = status == "completed";
+            if completed {
+                s.generated_tokens += u64::from(generated);
+                s.ttft_ms.push(ms(ttft));
+                s.e2e_ms.push(ms(e2e));
+                if generated > 1 && decode > 0 {
+                    s.generation_tokens_per_s
+                        .push(f64::from(generated - 1) / (decode as f64 / 1e9));
+                }
             }
-            s.generated_tokens += u64::from(generated);
-            s.ttft_ms.push(ms(ttft));
-            s.e2e_ms.push(ms(e2e));
-            if generated > 1 && decode > 0 {
-                s.generation_tokens_per_s
-                    .push(f64::from(generated - 1) / (decode as f64 / 1e9));
-            }
-            s.tpot_ms.extend(gaps.remove(&id).unwrap_or_default());
+            requests.push(Request {
+                run: i,
+                id,
+                completed,
+            });
             Ok(())
         },
     )?;
+    // Every inter-token gap of those requests. One scan of the table in whatever order the
+    // database keeps it (no join, no sort: the largest table by far), ordered here.
+    let wanted: HashMap<i64, usize> = requests
+        .iter()
+        .enumerate()
+        .filter(|(_, q)| q.completed)
+        .map(|(k, q)| (q.id, k))
+        .collect();
+    let mut gaps: Vec<Vec<(i64, f64)>> = vec![Vec::new(); requests.len()];
+    each(db, "SELECT request_id, idx, ns FROM token_latencies", |r| {
+        if let Some(&k) = wanted.get(&r.i64(0)?) {
+            gaps[k].push((r.i64(1)?, ms(r.i64(2)?)));
+        }
+        Ok(())
+    })?;
+    for (q, mut g) in requests.iter().zip(gaps) {
+        g.sort_unstable_by_key(|&(idx, _)| idx);
+        runs[q.run]
+            .samples
+            .tpot_ms
+            .extend(g.into_iter().map(|(_, ms)| ms));
+    }
     Ok(runs)
 }
 
