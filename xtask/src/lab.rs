@@ -219,7 +219,7 @@ pub fn db(which: crate::cli::DbCommand) -> Result<()> {
     use crate::cli::DbCommand as D;
     let target = |text: &str| -> Result<edgebench_store::postgres::PgTarget> {
         match Location::parse(text)? {
-            Location::Postgres(target) => Ok(target),
+            Location::Postgres(target) => Ok(*target),
             Location::Sqlite(path) => bail!(
                 "{} is not a PostgreSQL connection string (a SQLite file migrates when opened)",
                 path.display()

@@ -166,7 +166,7 @@ fn bench(root: &Path, all: bool, filters: &[String]) -> Result<()> {
     setup::ensure_build_tools()?;
     models::fetch_all(root)?;
     models::twins(root)?;
-    let db = lab::location(&root.to_path_buf(), &cli::DbArg { db: None })?
+    let db = lab::location(root, &cli::DbArg { db: None })?
         .sqlite(CASES_WRITE_LOCALLY)?
         .to_path_buf();
     let default_suite =

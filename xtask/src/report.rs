@@ -17,7 +17,6 @@ pub struct Args {
 
 impl Args {
     /// The report's inputs from the command line, with the defaults filled in.
-    #[must_use]
     pub fn from_cli(root: &Path, args: crate::cli::ReportArgs) -> Result<Self> {
         let baseline = match (args.baseline, args.since) {
             (Some(run), _) => Baseline::Run(run),

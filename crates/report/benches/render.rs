@@ -87,7 +87,7 @@ fn render(c: &mut Criterion) {
             "ingested the fixture into PostgreSQL in {:.1} s (one writer)",
             ingest.elapsed().as_secs_f64()
         );
-        let location = edgebench_store::Location::Postgres(target);
+        let location = edgebench_store::Location::Postgres(Box::new(target));
         g.bench_function("from PostgreSQL, 10^6 samples: load + build + write", |b| {
             b.iter(|| {
                 edgebench_report::write_report_at(

@@ -12,14 +12,14 @@ use crate::{Store, StoreError};
 #[derive(Debug, Clone)]
 pub enum Location {
     Sqlite(PathBuf),
-    Postgres(PgTarget),
+    Postgres(Box<PgTarget>),
 }
 
 impl Location {
     /// `s` as a PostgreSQL connection string ([`is_connection_string`]) or a file path.
     pub fn parse(s: &str) -> Result<Self, StoreError> {
         if is_connection_string(s) {
-            Ok(Self::Postgres(s.parse()?))
+            Ok(Self::Postgres(Box::new(s.parse()?)))
         } else {
             Ok(Self::Sqlite(PathBuf::from(s)))
         }

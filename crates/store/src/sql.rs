@@ -123,7 +123,7 @@ fn sqlite_placeholders(sql: &str) -> String {
 impl Sql for Lite<'_> {
     fn each_row(&mut self, sql: &str, params: &[Value], f: &mut RowFn<'_>) -> Result<(), SqlError> {
         let mut stmt = self.0.prepare_cached(&sqlite_placeholders(sql))?;
-        let names: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+        let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
         let mut rows = stmt.query(rusqlite::params_from_iter(
             params.iter().map(crate::exchange::to_sql),
         ))?;
@@ -203,8 +203,8 @@ impl<C: postgres::GenericClient> Sql for Pg<'_, C> {
         let mut values = Vec::with_capacity(names.len());
         for row in rows {
             values.clear();
-            for i in 0..names.len() {
-                values.push(crate::postgres::to_json(&row, i, &names[i])?);
+            for (i, name) in names.iter().enumerate() {
+                values.push(crate::postgres::to_json(&row, i, name)?);
             }
             f(&names, &values)?;
         }
