@@ -22,7 +22,8 @@ pub struct Cluster {
 /// `/usr/lib/postgresql/<version>/bin` (Debian's layout).
 fn binaries() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("EDGEBENCH_PG_BIN") {
-        return Some(PathBuf::from(dir));
+        let dir = PathBuf::from(dir);
+        return dir.join("initdb").is_file().then_some(dir);
     }
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .ok()?
