@@ -116,20 +116,35 @@ impl ByteBpe {
         self.tokens.len() as u32
     }
 
-    /// The `tokenizer.ggml.*` keys llama.cpp reads.
+    /// The `tokenizer.ggml.*` keys llama.cpp reads, for a model whose vocabulary has `vocab`
+    /// rows: a full-size twin keeps the real model's vocabulary width (the output matrix is
+    /// what decode reads most), so the trained tokens are followed by unused placeholders that
+    /// the tokenizer never produces (token type 5, llama.cpp's `UNUSED`).
     #[must_use]
-    pub fn gguf_metadata(&self) -> Vec<(String, Value)> {
+    pub fn gguf_metadata(&self, vocab: u32) -> Vec<(String, Value)> {
         let eot = self.tokens.len() as u32 - 1;
-        let types: Vec<Value> = (0..self.tokens.len())
-            .map(|i| Value::I32(if i as u32 == eot { 3 } else { 1 }))
+        let unused = (self.vocab_size()..vocab.max(self.vocab_size()))
+            .map(|i| Value::String(format!("<|twin_unused_{i}|>")));
+        let types: Vec<Value> = (0..vocab.max(self.vocab_size()))
+            .map(|i| {
+                Value::I32(match i {
+                    i if i == eot => 3,
+                    i if i > eot => 5,
+                    _ => 1,
+                })
+            })
+            .collect();
+        let tokens: Vec<Value> = self
+            .tokens
+            .iter()
+            .cloned()
+            .map(Value::String)
+            .chain(unused)
             .collect();
         vec![
             ("tokenizer.ggml.model".into(), Value::String("gpt2".into())),
             ("tokenizer.ggml.pre".into(), Value::String("gpt-2".into())),
-            (
-                "tokenizer.ggml.tokens".into(),
-                Value::Array(self.tokens.iter().cloned().map(Value::String).collect()),
-            ),
+            ("tokenizer.ggml.tokens".into(), Value::Array(tokens)),
             ("tokenizer.ggml.token_type".into(), Value::Array(types)),
             (
                 "tokenizer.ggml.merges".into(),
