@@ -15,7 +15,7 @@ use edgebench::core::{Scenario, twin};
 use edgebench::engines::reference_vocabulary;
 use edgebench::preflight::{Readiness, readiness};
 use edgebench::runner::Runner;
-use edgebench_twins::{TWIN_QUANTS, build_tokenizer, write_twin};
+use edgebench_twins::{TWIN_QUANTS, Twin, WriteOptions, build_tokenizer, write_twin};
 
 fn scenario_text(model: &str, quant: &str, backend: &str) -> String {
     // candle prefills these models at about 15 tokens/s here: its prompts keep their last 32
@@ -308,7 +308,14 @@ backend_test!(every_twin_runs_at_every_quantization, |backend| {
         );
         for quant in TWIN_QUANTS {
             let path = dir.path().join(format!("{real}-{quant}.gguf"));
-            write_twin(&path, &arch, real, quant, 42, &tok).expect("write twin");
+            let twin = Twin {
+                arch: &arch,
+                name: real,
+                quant,
+                seed: 42,
+                tokenizer: &tok,
+            };
+            write_twin(&path, &twin, &WriteOptions::default()).expect("write twin");
             let options = LoadOptions {
                 context: 256,
                 ..LoadOptions::default()

@@ -122,7 +122,7 @@ fn case_names_select_as_users_expect() {
 fn registry_twins_match_the_scaling_rule_and_are_labelled() {
     use edgebench::core::registry::Origin;
     let registry = catalog::load_registry(&edgebench::paths::root()).expect("registry");
-    let mut twins = 0;
+    let (mut twins, mut full_size) = (0, 0);
     for m in registry.models().filter(|m| m.origin == Origin::Twin) {
         twins += 1;
         let real = registry
@@ -131,9 +131,22 @@ fn registry_twins_match_the_scaling_rule_and_are_labelled() {
         let scale = m.twin_scale.expect("scale");
         let expected = edgebench::core::twin::scaled(&real.arch, scale, m.arch.vocab);
         assert_eq!(m.arch, expected, "{}: facts differ from twin::scaled", m.id);
-        assert_eq!(m.label(), format!("{} (twin 1/{scale})", real.id));
+        let label = m.label();
+        if scale == 1 {
+            assert_eq!(
+                label,
+                format!("{} (full-size twin, random weights)", real.id)
+            );
+            full_size += 1;
+        } else {
+            assert_eq!(label, format!("{} (twin 1/{scale})", real.id));
+        }
     }
-    assert!(twins >= 2, "MiMo and Phi-4 twins are registered");
+    assert!(twins >= 4, "MiMo and Phi-4 twins are registered");
+    assert_eq!(
+        full_size, 2,
+        "MiMo and Phi-4 full-size twins are registered"
+    );
 }
 
 /// Every `.rs` file under `dir` (recursively), sorted.

@@ -135,7 +135,7 @@ pub fn calibrate(root: &Path, args: &CalibrateArgs) -> Result<()> {
 fn run_rounds(root: &Path, db: &Path, args: &CalibrateArgs) -> Result<()> {
     crate::setup::ensure_build_tools()?;
     crate::models::fetch_all(root)?;
-    crate::models::twins(root)?;
+    crate::twins::twins(root)?;
     crate::build_announced(root)?;
     for round in 1..=args.runs {
         eprintln!("calibration run {round}/{}", args.runs);

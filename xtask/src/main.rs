@@ -9,6 +9,7 @@ mod models_add;
 mod report;
 mod setup;
 mod smoke;
+mod twins;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -66,7 +67,18 @@ fn main() -> Result<()> {
         C::Setup => setup::ensure_build_tools(),
         C::Models { which } => match which {
             cli::ModelsCommand::Fetch => models::fetch_all(&root).map(|_| ()),
-            cli::ModelsCommand::Twins => models::twins(&root).map(|_| ()),
+            cli::ModelsCommand::Twins {
+                full_size,
+                delete_full_size,
+            } => {
+                if delete_full_size {
+                    twins::delete_full_size(&root)
+                } else if full_size {
+                    twins::full_size(&root, None).map(|_| ())
+                } else {
+                    twins::twins(&root).map(|_| ())
+                }
+            }
             cli::ModelsCommand::List => models::list(&root),
             cli::ModelsCommand::Add { file, id, quant } => {
                 let added = models_add::add(
@@ -165,7 +177,14 @@ pub(crate) const CASES_WRITE_LOCALLY: &str = "cases write to a local SQLite file
 fn bench(root: &Path, all: bool, filters: &[String]) -> Result<()> {
     setup::ensure_build_tools()?;
     models::fetch_all(root)?;
-    models::twins(root)?;
+    twins::twins(root)?;
+    if !filters.is_empty() {
+        // Full-size twins are written on demand, for the cases a filter names.
+        let wanted = twins::wanted_by(root, filters)?;
+        if !wanted.is_empty() {
+            twins::full_size(root, Some(&wanted))?;
+        }
+    }
     let db = lab::location(root, &cli::DbArg { db: None })?
         .sqlite(CASES_WRITE_LOCALLY)?
         .to_path_buf();
@@ -281,7 +300,7 @@ pub(crate) fn build_announced(root: &Path) -> Result<()> {
 fn test(root: &Path, all: bool, extra: &[String]) -> Result<()> {
     setup::ensure_build_tools()?;
     models::fetch_all(root)?;
-    models::twins(root)?;
+    twins::twins(root)?;
     // Tests write their runs to a scratch database, never to the user's results.
     let db = root.join("target/test-results/edgebench.sqlite");
     let mut cmd = cargo();

@@ -14,24 +14,8 @@ use edgebench_core::{Case, Registry, Scenario};
 /// The case names the smoke pass runs ([`pick`]), preferring cases whose model file is
 /// present under `models_dir` (an absent one is reported as ignored with the reason).
 pub fn selection(root: &Path, registry: &Registry, models_dir: &Path) -> Result<Vec<String>> {
-    let mut files: Vec<_> = std::fs::read_dir(root.join("scenarios"))
-        .context("reading scenarios/")?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    files.sort();
     let mut chosen = Vec::new();
-    for path in files {
-        let name = format!(
-            "scenarios/{}",
-            path.file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default()
-        );
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let cases = Scenario::parse(&name, &text, registry)?.expand();
+    for cases in scenario_cases(root, registry)? {
         chosen.extend(pick(&cases, registry, |case| {
             registry
                 .get(&case.model)
@@ -42,6 +26,38 @@ pub fn selection(root: &Path, registry: &Registry, models_dir: &Path) -> Result<
         }));
     }
     Ok(chosen)
+}
+
+/// Every case of every scenario file.
+pub fn all_cases(root: &Path, registry: &Registry) -> Result<Vec<Case>> {
+    Ok(scenario_cases(root, registry)?
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+/// The cases of each scenario file, files in name order.
+fn scenario_cases(root: &Path, registry: &Registry) -> Result<Vec<Vec<Case>>> {
+    let mut files: Vec<_> = std::fs::read_dir(root.join("scenarios"))
+        .context("reading scenarios/")?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for path in files {
+        let name = format!(
+            "scenarios/{}",
+            path.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        );
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        out.push(Scenario::parse(&name, &text, registry)?.expand());
+    }
+    Ok(out)
 }
 
 /// What a smoke pick covers: a family on the file's first KV variant, or a further KV variant

@@ -157,10 +157,18 @@ impl ModelEntry {
             .find(|f| f.quant.eq_ignore_ascii_case(quant))
     }
 
-    /// The label every stored run and report row carries, e.g. `mimo-7b (twin 1/16)`.
+    /// A twin at scale 1: the real architecture with random weights.
+    #[must_use]
+    pub fn is_full_size_twin(&self) -> bool {
+        self.origin == Origin::Twin && self.twin_scale == Some(1)
+    }
+
+    /// The label every stored run and report row carries, e.g. `mimo-7b (twin 1/16)`, or
+    /// `mimo-7b (full-size twin, random weights)` at scale 1: never the real model's name alone.
     #[must_use]
     pub fn label(&self) -> String {
         match (self.origin, &self.twin_of, self.twin_scale) {
+            (Origin::Twin, Some(of), Some(1)) => format!("{of} (full-size twin, random weights)"),
             (Origin::Twin, Some(of), Some(scale)) => format!("{of} (twin 1/{scale})"),
             (Origin::Twin, _, _) => format!("{} (twin)", self.id),
             (Origin::Real, _, _) => self.id.clone(),

@@ -15,10 +15,16 @@ fn round_up(x: u32, to: u32) -> u32 {
 /// The architecture of the twin of `real` at divisor `scale` for a tokenizer of `vocab` tokens:
 /// layers ÷ scale (at least 2), kv heads ÷ scale (at least 1) with the real q:kv ratio kept,
 /// heads of [`TWIN_HEAD_DIM`], hidden = heads × head_dim as in the real models, and the real
-/// ffn:hidden ratio rounded to a multiple of 32.
+/// ffn:hidden ratio rounded to a multiple of 32. Scale 1 is the full-size twin: the real
+/// architecture itself, vocabulary and context included (its tokenizer is padded to the width).
 #[must_use]
 pub fn scaled(real: &Architecture, scale: u32, vocab: u32) -> Architecture {
-    let scale = scale.max(1);
+    if scale <= 1 {
+        return Architecture {
+            params: None,
+            ..real.clone()
+        };
+    }
     let ratio = real.heads / real.kv_heads.max(1);
     let kv_heads = (real.kv_heads / scale).max(1);
     let heads = kv_heads * ratio;
@@ -99,6 +105,8 @@ mod tests {
         assert_eq!(t.heads / t.kv_heads, 4, "GQA 4:1 as 32/8");
         assert_eq!(t.ffn, 352, "11008/4096 × 128 = 344, rounded up to 32");
         assert!(t.qkv_bias && !t.tied_embeddings);
+        let full = scaled(&mimo(), 1, 512);
+        assert_eq!(full, mimo(), "scale 1 is the real architecture");
         let t4 = scaled(&mimo(), 4, 512);
         assert_eq!((t4.layers, t4.kv_heads, t4.heads), (9, 2, 8));
     }

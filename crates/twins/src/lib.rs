@@ -7,6 +7,7 @@
 //! whatever the model's size. Same seed and config → byte-identical file, whatever the thread
 //! count.
 
+mod kblocks;
 mod recipe;
 mod stream;
 mod tokenizer;
@@ -18,8 +19,8 @@ use candle_core::quantized::GgmlDType;
 use candle_core::quantized::gguf_file::Value;
 use edgebench_core::registry::Architecture;
 
-pub use recipe::{FileQuant, TWIN_QUANTS};
 use recipe::Role;
+pub use recipe::{FileQuant, K_QUANTS, TWIN_QUANTS};
 pub use stream::Progress;
 pub use tokenizer::{ByteBpe, build_tokenizer};
 
@@ -154,7 +155,10 @@ fn metadata(a: &Architecture, name: &str, tok: &ByteBpe, quant: FileQuant) -> Ve
             Value::String(arch.to_owned()),
         ),
         ("general.name".to_owned(), Value::String(name.to_owned())),
-        ("general.file_type".to_owned(), Value::U32(quant.file_type())),
+        (
+            "general.file_type".to_owned(),
+            Value::U32(quant.file_type()),
+        ),
         (k("context_length"), Value::U32(a.context)),
         (k("embedding_length"), Value::U32(a.hidden)),
         (k("feed_forward_length"), Value::U32(a.ffn)),
@@ -290,7 +294,11 @@ pub fn record_path(path: &Path) -> PathBuf {
 
 /// Writes `twin` to `path` (atomically, via a temporary file) and records its sha256 and recipe
 /// beside it.
-pub fn write_twin(path: &Path, twin: &Twin<'_>, opts: &WriteOptions<'_>) -> Result<Written, TwinError> {
+pub fn write_twin(
+    path: &Path,
+    twin: &Twin<'_>,
+    opts: &WriteOptions<'_>,
+) -> Result<Written, TwinError> {
     let started = Instant::now();
     let layout = twin.layout()?;
     let io = |source| TwinError::Io {
@@ -333,7 +341,11 @@ pub fn write_twin(path: &Path, twin: &Twin<'_>, opts: &WriteOptions<'_>) -> Resu
 
 /// The file at `path` if it is this twin (the recipe recorded beside it is this one and the
 /// file's sha256 is the one recorded), else writes it.
-pub fn ensure_twin(path: &Path, twin: &Twin<'_>, opts: &WriteOptions<'_>) -> Result<Written, TwinError> {
+pub fn ensure_twin(
+    path: &Path,
+    twin: &Twin<'_>,
+    opts: &WriteOptions<'_>,
+) -> Result<Written, TwinError> {
     let started = Instant::now();
     if let Some(sha256) = recorded_match(path, twin)? {
         return Ok(Written {

@@ -15,8 +15,10 @@ use candle_core::quantized::GgmlDType;
 
 use crate::TwinError;
 
-/// Quantizations twins are written in.
-pub const TWIN_QUANTS: &[&str] = &["F16", "Q8_0", "Q4_0", "Q4_K_M"];
+/// Quantizations any twin can be written in.
+pub const TWIN_QUANTS: &[&str] = &["F16", "Q8_0", "Q4_0"];
+/// Quantizations that need rows of whole 256-value blocks (full-size twins have them).
+pub const K_QUANTS: &[&str] = &["Q4_K_M"];
 
 /// A file quantization a twin can be written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +55,9 @@ impl FileQuant {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {
     /// `token_embd`; `tied` when it is also the output matrix.
-    Embedding { tied: bool },
+    Embedding {
+        tied: bool,
+    },
     Output,
     Query,
     Key,
@@ -123,7 +127,9 @@ mod tests {
         let chosen: Vec<u32> = (0..36).filter(|&l| more_bits(l, 36)).collect();
         assert_eq!(
             chosen,
-            vec![0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 31, 32, 33, 34, 35]
+            vec![
+                0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 31, 32, 33, 34, 35
+            ]
         );
         let q = FileQuant::Q4KM;
         assert_eq!(Role::Down.dtype(q, 0, 36), GgmlDType::Q6K);

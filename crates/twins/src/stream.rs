@@ -32,7 +32,7 @@ impl Rng {
         Rng(mix.next_u64() ^ seed)
     }
 
-    fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -201,14 +201,28 @@ fn rows_cols(s: &Spec) -> (usize, usize) {
     }
 }
 
-fn chunk_bytes(seed: u64, specs: &[Spec], placed: &[Placed], c: Chunk) -> Result<Vec<u8>, TwinError> {
+fn chunk_bytes(
+    seed: u64,
+    specs: &[Spec],
+    placed: &[Placed],
+    c: Chunk,
+) -> Result<Vec<u8>, TwinError> {
     let (s, p) = (&specs[c.tensor], &placed[c.tensor]);
     let (_, cols) = rows_cols(s);
     let n = c.rows * cols;
     let mut rng = Rng::for_chunk(seed, c.tensor, c.chunk);
+    if crate::kblocks::generated(p.dtype) {
+        let mut bytes = crate::kblocks::blocks(p.dtype, n / p.dtype.block_size(), p.std, &mut rng);
+        if c.last {
+            bytes.resize(bytes.len() + pad(p.bytes) as usize, 0);
+        }
+        return Ok(bytes);
+    }
     let values: Vec<f32> = match s.kind {
         Kind::Norm => vec![1.0; n],
-        Kind::Bias => (0..n).map(|_| rng.normal(crate::recipe::BIAS_STD)).collect(),
+        Kind::Bias => (0..n)
+            .map(|_| rng.normal(crate::recipe::BIAS_STD))
+            .collect(),
         Kind::Matrix(_) => (0..n).map(|_| rng.normal(p.std)).collect(),
     };
     let mut bytes = if p.dtype == GgmlDType::F32 {

@@ -78,7 +78,11 @@ fn same_seed_same_bytes_for_any_thread_count_and_counts_match_projection() {
         let w3 = write_twin(&path(3), &twin(&a, "Q8_0", 8, &tok), &threads(2)).expect("write");
         let bytes = |i| std::fs::read(path(i)).expect("read");
         assert_eq!(bytes(1), bytes(2), "{arch}: same seed, 1 vs 3 threads");
-        assert_ne!(bytes(1), bytes(3), "{arch}: another seed changes the weights");
+        assert_ne!(
+            bytes(1),
+            bytes(3),
+            "{arch}: another seed changes the weights"
+        );
         assert_eq!(w1.sha256, edgebench_core::sha256_hex(&bytes(1)));
         assert_eq!(w1.sha256, w2.sha256);
         assert_ne!(w1.sha256, w3.sha256);
@@ -131,12 +135,15 @@ fn every_quantization_passes_the_validator_and_dequantizes_to_the_intended_sprea
     let dir = tempfile::tempdir().expect("tempdir");
     for arch in ["qwen2", "phi3"] {
         let a = k_quant_sized(arch);
-        for quant in TWIN_QUANTS {
+        for quant in TWIN_QUANTS.iter().chain(K_QUANTS) {
             let path = dir.path().join(format!("{arch}-{quant}.gguf"));
             write_twin(&path, &twin(&a, quant, 3, &tok), &threads(2)).expect("write");
             let summary = edgebench_gguf::validate_file(&path)
                 .unwrap_or_else(|e| panic!("{arch} {quant}: {e}"));
-            assert_eq!(summary.tensor_count as usize, specs(&a).expect("specs").len());
+            assert_eq!(
+                summary.tensor_count as usize,
+                specs(&a).expect("specs").len()
+            );
             // The vocabulary is padded to the architecture's width.
             let mut f = std::fs::File::open(&path).expect("open");
             let content = gguf_file::Content::read(&mut f).expect("candle reads it");
@@ -145,25 +152,37 @@ fn every_quantization_passes_the_validator_and_dequantizes_to_the_intended_sprea
                 .expect("vec")
                 .len();
             assert_eq!(tokens, 700, "{arch} {quant}");
-            // Dequantized, a projection has the spread 1/√fan_in the recipe intends.
+            // Dequantized, a projection has the spread 1/√fan_in the recipe intends, and so has
+            // the embedding (1/√hidden) and a Q6_K `ffn_down` of layer 0 (Q4_K_M), scaled by
+            // 1/√(2·layers): Q4_0/Q8_0/F16 quantized by candle, k-quants generated directly.
             let name = if arch == "phi3" {
                 "blk.0.attn_qkv.weight"
             } else {
                 "blk.0.attn_q.weight"
             };
-            let t = content
-                .tensor(&mut f, name, &candle_core::Device::Cpu)
-                .expect("tensor")
-                .dequantize(&candle_core::Device::Cpu)
-                .expect("dequantize");
-            let v: Vec<f32> = t.flatten_all().expect("flat").to_vec1().expect("vec");
-            let rms = (v.iter().map(|x| x * x).sum::<f32>() / v.len() as f32).sqrt();
-            let want = 1.0 / 16.0;
-            assert!(
-                (rms / want - 1.0).abs() < 0.1,
-                "{arch} {quant}: rms {rms} vs {want}"
-            );
-            assert!(v.iter().all(|x| x.is_finite()));
+            for (tensor, want) in [
+                (name, 1.0 / 16.0),
+                ("token_embd.weight", 1.0 / 16.0),
+                ("blk.0.ffn_down.weight", 1.0 / (512f32.sqrt() * 2.0)),
+            ] {
+                let t = content
+                    .tensor(&mut f, tensor, &candle_core::Device::Cpu)
+                    .expect("tensor")
+                    .dequantize(&candle_core::Device::Cpu)
+                    .expect("dequantize");
+                let v: Vec<f32> = t.flatten_all().expect("flat").to_vec1().expect("vec");
+                let rms = (v.iter().map(|x| x * x).sum::<f32>() / v.len() as f32).sqrt();
+                let mean = v.iter().sum::<f32>() / v.len() as f32;
+                assert!(
+                    (rms / want - 1.0).abs() < 0.1,
+                    "{arch} {quant} {tensor}: rms {rms} vs {want}"
+                );
+                assert!(
+                    mean.abs() < 0.05 * want,
+                    "{arch} {quant} {tensor}: mean {mean}"
+                );
+                assert!(v.iter().all(|x| x.is_finite()));
+            }
         }
     }
 }
@@ -172,13 +191,17 @@ fn every_quantization_passes_the_validator_and_dequantizes_to_the_intended_sprea
 fn k_quants_refuse_rows_that_are_not_whole_blocks() {
     let tok = build_tokenizer(255);
     let a = twin::scaled(&real("qwen2"), 16, tok.vocab_size());
-    let err = twin(&a, "Q4_K_M", 1, &tok).file_size().expect_err("128-wide rows");
+    let err = twin(&a, "Q4_K_M", 1, &tok)
+        .file_size()
+        .expect_err("128-wide rows");
     let msg = err.to_string();
     assert!(
         msg.contains("token_embd.weight") && msg.contains(&format!("{} wide", a.hidden)),
         "{msg}"
     );
-    let err = twin(&a, "Q5_1", 1, &tok).file_size().expect_err("unknown quant");
+    let err = twin(&a, "Q5_1", 1, &tok)
+        .file_size()
+        .expect_err("unknown quant");
     assert!(err.to_string().contains("Q5_1"), "{err}");
 }
 
@@ -223,7 +246,8 @@ fn progress_reaches_the_file_size() {
         threads: Some(2),
         progress: Some(&report),
     };
-    let w = write_twin(&dir.path().join("q.gguf"), &twin(&a, "F16", 1, &tok), &opts).expect("write");
+    let w =
+        write_twin(&dir.path().join("q.gguf"), &twin(&a, "F16", 1, &tok), &opts).expect("write");
     let (done, total) = *last.lock().expect("lock");
     assert_eq!((done, total), (w.bytes, w.bytes));
 }
