@@ -82,3 +82,16 @@ pub fn token_digest(tokens: &[TokenId]) -> String {
     let bytes: Vec<u8> = tokens.iter().flat_map(|t| t.to_le_bytes()).collect();
     edgebench_core::sha256_hex(&bytes)
 }
+
+/// This host's physical memory (bytes), the memory guard's budget when a scenario sets none.
+#[must_use]
+pub fn total_memory_bytes() -> Option<u64> {
+    use sysinfo::{MemoryRefreshKind, RefreshKind, System};
+    static TOTAL: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *TOTAL.get_or_init(|| {
+        let sys = System::new_with_specifics(
+            RefreshKind::nothing().with_memory(MemoryRefreshKind::nothing().with_ram()),
+        );
+        sys.ok().map(|s| s.total_memory()).filter(|&b| b > 0)
+    })
+}

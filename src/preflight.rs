@@ -94,7 +94,8 @@ pub fn readiness(case: &Case, registry: &Registry, models_dir: &Path) -> Readine
     Readiness::Ready { model_path }
 }
 
-/// The memory guard: why `case` would not fit its scenario's budget, with the arithmetic.
+/// The memory guard: why `case` would not fit its scenario's budget, with the arithmetic. A
+/// scenario without `memory_budget` or `device_profile` is held to this host's memory.
 #[must_use]
 pub fn over_budget(
     backend: &dyn Backend,
@@ -103,19 +104,26 @@ pub fn over_budget(
     model_path: &Path,
 ) -> Option<String> {
     let s = &case.scenario;
-    let budget = s.memory_budget?;
+    let (budget, source) = match s.memory_budget {
+        Some(b) => (b, s.memory_budget_source.clone()),
+        None => {
+            let total = crate::host::total_memory_bytes()?;
+            (total, format!("this host's memory ({} MiB)", total >> 20))
+        }
+    };
     let m = estimated_memory(backend, case, entry, model_path);
     (m.total() > budget).then(|| {
         format!(
-            "estimated memory {} MiB (weights {} MiB + KV {} MiB for {} × {} tokens + compute buffers {} MiB) exceeds {} MiB, the budget set by {}",
+            "estimated memory {} MiB (weights {} MiB + KV {} MiB for {} × {} tokens at {:.0} KiB per token + compute buffers {} MiB) exceeds {} MiB, the budget set by {}",
             m.total() >> 20,
             m.weights >> 20,
             m.kv >> 20,
             case.slots(),
             case.context(),
+            m.kv as f64 / (f64::from(case.context()) * f64::from(case.slots())).max(1.0) / 1024.0,
             m.compute >> 20,
             budget >> 20,
-            s.memory_budget_source
+            source
         )
     })
 }
@@ -123,7 +131,7 @@ pub fn over_budget(
 /// Memory a case needs, projected before anything is loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryEstimate {
-    /// The weights file.
+    /// The weights file (projected from the parameter count while it is absent).
     pub weights: u64,
     /// KV cache for `context × slots` tokens at the engine's cache type (candle keeps f32).
     pub kv: u64,
@@ -146,7 +154,18 @@ pub fn estimated_memory(
     entry: &ModelEntry,
     model_path: &Path,
 ) -> MemoryEstimate {
-    let weights = std::fs::metadata(model_path).map_or(0, |m| m.len());
+    // The file's size; before a file is here (a refusal that saves a 4 GB download), the
+    // projection from the architecture's parameter count at the quantization's bits per weight.
+    let weights = std::fs::metadata(model_path).map_or_else(
+        |_| {
+            let params = entry
+                .arch
+                .params
+                .unwrap_or_else(|| edgebench_core::twin::parameter_count(&entry.arch));
+            projection::weight_bytes(params, &case.quant).unwrap_or(0)
+        },
+        |m| m.len(),
+    );
     let tokens = f64::from(case.context()) * f64::from(case.slots());
     let kv_per_token = backend.kv_bytes_per_token(&entry.arch, &load_options(case));
     MemoryEstimate {

@@ -36,17 +36,19 @@ pub fn kv_bytes(
         as u64
 }
 
-/// Rough bytes of an engine's compute buffers for one forward pass of `batch` tokens over
-/// `context` positions, in f32: activations (hidden × 4 + ffn × 2 per token), the attention
-/// scores without flash attention (heads × context per token) and the output logits (vocab per
-/// token). An estimate to compare with measured peak RSS, not a model of any engine's allocator.
+/// Rough bytes of an engine's compute buffers that a forward pass of `batch` tokens over
+/// `context` positions touches, in f32: activations (hidden × 4 + ffn × 2 per token), the
+/// attention scores without flash attention (heads × context per token) and one row of output
+/// logits (vocab). llama.cpp reserves logits for every token of a batch but writes only the
+/// rows it outputs (the last prompt token's), and untouched pages never count in RSS: counting
+/// vocab × batch overestimated gemma3-270m (262,144-token vocabulary) by 105%. An estimate to
+/// compare with measured peak RSS, not a model of any engine's allocator.
 #[must_use]
 pub fn compute_buffer_bytes(arch: &Architecture, batch: u32, context: u32) -> u64 {
     let per_token = u64::from(arch.hidden) * 4
         + u64::from(arch.ffn) * 2
-        + u64::from(arch.heads) * u64::from(context)
-        + u64::from(arch.vocab);
-    4 * u64::from(batch) * per_token
+        + u64::from(arch.heads) * u64::from(context);
+    4 * (u64::from(batch) * per_token + u64::from(arch.vocab))
 }
 
 /// Bits per weight of a GGUF weight quantization, counting block scales (llama.cpp's layouts:

@@ -1,10 +1,11 @@
-//! K-quant blocks generated directly instead of quantized from floats.
+//! Quantized blocks generated directly instead of quantized from floats.
 //!
 //! candle's k-quant quantizers search for the best scales block by block (about 3 MB/s here:
-//! 25 minutes for one 7B Q4_K_M file). Random weights need no search: a block of uniformly
-//! random quants with one fixed sub-block scale and min dequantizes to uniformly distributed
-//! values of the intended mean 0 and spread, and decode reads and multiplies exactly the bytes a
-//! quantized real model's block holds. Layouts are ggml's `block_q4_K`, `block_q5_K` and
+//! 25 minutes for one 7B Q4_K_M file), and even its Q4_0/Q8_0 quantizers wrote 36 MB/s. Random
+//! weights need no search: a block of uniformly random quants with one fixed scale (and min)
+//! dequantizes to uniformly distributed values of the intended mean 0 and spread, and decode
+//! reads and multiplies exactly the bytes a quantized real model's block holds. Layouts are
+//! ggml's `block_q4_0`, `block_q8_0` (32 values per block), `block_q4_K`, `block_q5_K` and
 //! `block_q6_K` (256 values per block).
 
 use candle_core::quantized::GgmlDType;
@@ -12,9 +13,12 @@ use half::f16;
 
 use crate::stream::Rng;
 
-/// Whether `dtype` is generated here rather than quantized by candle.
+/// Whether `dtype` is generated here rather than quantized by candle (F16 and F32 are).
 pub(crate) fn generated(dtype: GgmlDType) -> bool {
-    matches!(dtype, GgmlDType::Q4K | GgmlDType::Q5K | GgmlDType::Q6K)
+    matches!(
+        dtype,
+        GgmlDType::Q4_0 | GgmlDType::Q8_0 | GgmlDType::Q4K | GgmlDType::Q5K | GgmlDType::Q6K
+    )
 }
 
 /// Standard deviation of a uniform integer on 0..levels.
@@ -32,6 +36,11 @@ fn random_bytes(rng: &mut Rng, out: &mut Vec<u8>, n: usize) {
     }
 }
 
+/// `d` or `−d`, even odds.
+fn signed(rng: &mut Rng, d: f32) -> f32 {
+    if rng.next_u64() & 1 == 0 { d } else { -d }
+}
+
 /// The packed 6-bit sub-block scales and mins of Q4_K/Q5_K with every scale and min 1.
 const UNIT_SCALES: [u8; 12] = [1, 1, 1, 1, 1, 1, 1, 1, 0x11, 0x11, 0x11, 0x11];
 
@@ -41,6 +50,26 @@ pub(crate) fn blocks(dtype: GgmlDType, blocks: usize, std: f32, rng: &mut Rng) -
     let mut out = Vec::with_capacity(blocks * dtype.type_size());
     for _ in 0..blocks {
         match dtype {
+            // value = d·(q − 8), q uniform on 0..16 (16 bytes of nibbles). q − 8 averages −½, so
+            // d's sign is random per block, as in real files (ggml divides by the signed extreme).
+            GgmlDType::Q4_0 => {
+                let d = signed(rng, std / uniform_std(16));
+                out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+                random_bytes(rng, &mut out, 16);
+            }
+            // value = d·q, q uniform on −127..=127 (a byte, −128 folded onto −127 as ggml never
+            // writes it).
+            GgmlDType::Q8_0 => {
+                let d = std / uniform_std(255);
+                out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+                let start = out.len();
+                random_bytes(rng, &mut out, 32);
+                for b in &mut out[start..] {
+                    if *b == 0x80 {
+                        *b = 0x81;
+                    }
+                }
+            }
             // value = d·scale·q − dmin·min with scale = min = 1 and q uniform on 0..2^bits:
             // d = std / σ(q), dmin = d · mean(q).
             GgmlDType::Q4K | GgmlDType::Q5K => {
@@ -62,7 +91,7 @@ pub(crate) fn blocks(dtype: GgmlDType, blocks: usize, std: f32, rng: &mut Rng) -
             GgmlDType::Q6K => {
                 random_bytes(rng, &mut out, 128 + 64);
                 out.extend_from_slice(&[1u8; 16]);
-                let d = std / uniform_std(64);
+                let d = signed(rng, std / uniform_std(64));
                 out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
             }
             _ => unreachable!("only k-quants are generated"),

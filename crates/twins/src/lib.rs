@@ -26,7 +26,7 @@ pub use tokenizer::{ByteBpe, build_tokenizer};
 
 /// Bumped whenever the bytes a recipe produces change, so a file written by older code is never
 /// taken for a current one.
-pub const WRITER_VERSION: u32 = 2;
+pub const WRITER_VERSION: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TwinError {
