@@ -9,6 +9,7 @@ mod backends;
 mod broken_scenarios;
 mod crash_containment;
 mod differential;
+mod full_size;
 mod nightly_slowdown;
 mod parity;
 mod prompts;

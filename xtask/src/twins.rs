@@ -152,8 +152,7 @@ pub fn full_size(root: &Path, wanted: Option<&[(String, String)]>) -> Result<Vec
         let t = twin(model, quant, &label, &tokenizer);
         let size = t.file_size()?;
         paths.push(dest.clone());
-        let record = edgebench_twins::record_path(&dest);
-        let present = std::fs::metadata(&dest).is_ok_and(|m| m.len() == size) && record.exists();
+        let present = edgebench_twins::is_recorded(&dest, &t)?;
         todo.push((*model, *quant, dest, size, present));
     }
     let need: u64 = todo.iter().filter(|t| !t.4).map(|t| t.3).sum();

@@ -358,7 +358,15 @@ pub fn ensure_twin(
     write_twin(path, twin, opts)
 }
 
-fn recorded_match(path: &Path, twin: &Twin<'_>) -> Result<Option<String>, TwinError> {
+/// Whether the file at `path` is recorded as this twin and has its size (its hash is checked by
+/// [`ensure_twin`]): what a plan of the writing to do can ask without reading gigabytes.
+pub fn is_recorded(path: &Path, twin: &Twin<'_>) -> Result<bool, TwinError> {
+    Ok(recorded(path, twin)?.is_some())
+}
+
+/// The recorded sha256 of `path` when its record names this twin's recipe and its size is this
+/// twin's.
+fn recorded(path: &Path, twin: &Twin<'_>) -> Result<Option<String>, TwinError> {
     let Ok(record) = std::fs::read_to_string(record_path(path)) else {
         return Ok(None);
     };
@@ -379,6 +387,13 @@ fn recorded_match(path: &Path, twin: &Twin<'_>) -> Result<Option<String>, TwinEr
     if std::fs::metadata(path).map_or(0, |m| m.len()) != size {
         return Ok(None);
     }
+    Ok(Some(sha))
+}
+
+fn recorded_match(path: &Path, twin: &Twin<'_>) -> Result<Option<String>, TwinError> {
+    let Some(sha) = recorded(path, twin)? else {
+        return Ok(None);
+    };
     let actual = stream::sha256_file(path).map_err(|source| TwinError::Io {
         path: path.display().to_string(),
         source,

@@ -56,17 +56,35 @@ pub(crate) fn reference_runs<'a>(runs: &[&'a Run], id: &str) -> Vec<&'a Run> {
         .collect()
 }
 
-/// The MiMo and Phi-4 column indexes of the same origin, for winner and difference columns.
+/// What follows the family prefix of a registry id (`-twin16`, `-full-twin`, or `` for the real
+/// models): MiMo and Phi-4 are paired only at the same scale.
+fn scale_suffix(registry_id: &str) -> &str {
+    registry_id
+        .strip_prefix("mimo-7b")
+        .or_else(|| registry_id.strip_prefix("phi-4-mini"))
+        .unwrap_or(registry_id)
+}
+
+/// The MiMo and Phi-4 column indexes of the same origin and scale (real with real, 1/16 twin
+/// with 1/16 twin, full-size twin with full-size twin), for winner and difference columns.
 pub(crate) fn seed_pairs(columns: &[(String, ModelColumn)]) -> Vec<(usize, usize, String)> {
     let mut pairs = Vec::new();
-    for origin in ["real", "twin"] {
-        let find = |fam: &str| {
-            columns
-                .iter()
-                .position(|(id, c)| family(id) == Some(fam) && c.origin == origin)
-        };
-        if let (Some(m), Some(p)) = (find("mimo"), find("phi")) {
-            pairs.push((m, p, origin.to_string()));
+    for (m, (mimo, column)) in columns.iter().enumerate() {
+        if family(mimo) != Some("mimo") {
+            continue;
+        }
+        let partner = columns.iter().position(|(id, c)| {
+            family(id) == Some("phi")
+                && c.origin == column.origin
+                && scale_suffix(id) == scale_suffix(mimo)
+        });
+        if let Some(p) = partner {
+            let what = match (column.origin.as_str(), scale_suffix(mimo)) {
+                ("real", _) => "real".to_owned(),
+                (_, "-full-twin") => "full-size twins".to_owned(),
+                (origin, _) => origin.to_owned(),
+            };
+            pairs.push((m, p, what));
         }
     }
     pairs

@@ -2,6 +2,113 @@
 
 use super::prelude::*;
 
+/// Whether a column's bytes per token are the real model's: real files and full-size twins.
+fn real_dimensions(registry: &Registry, id: &str, origin: &str) -> bool {
+    origin == "real" || registry.get(id).is_some_and(|m| m.is_full_size_twin())
+}
+
+/// The measured roofline share of each column's reference runs, then for every device profile
+/// with a published bandwidth the decode speed that share projects there: share × bandwidth ÷
+/// bytes read per token (the model file). 1/16 twins get no projection: their bytes per token
+/// are not the real model's.
+fn phone_projections(
+    columns: &[(String, ModelColumn)],
+    refs: &[Vec<&Run>],
+    registry: &Registry,
+) -> Vec<OverviewRow> {
+    let shares: Vec<Option<stats::Summary>> = refs
+        .iter()
+        .map(|rs| {
+            let f: Vec<f64> = rs.iter().filter_map(|r| r.roofline_fraction).collect();
+            stats::summarize(&f)
+        })
+        .collect();
+    let sizes: Vec<Option<u64>> = refs
+        .iter()
+        .map(|rs| rs.iter().filter_map(|r| r.model.as_ref()).map(|m| m.size_bytes).min())
+        .collect();
+    let mut rows = vec![OverviewRow {
+        metric: "Roofline share of decode (one stream, llama.cpp, baseline KV)".into(),
+        cells: shares
+            .iter()
+            .map(|s| match s {
+                None => Cell::none("no run with a bandwidth probe"),
+                Some(s) => Cell {
+                    text: format!("{:.0}%", 100.0 * s.median),
+                    provenance: Provenance::Measured,
+                    detail: format!(
+                        "median over n={} runs (range {:.0}–{:.0}%): bytes read per decode step ÷ step time ÷ this device's measured bandwidth",
+                        s.n,
+                        100.0 * s.min,
+                        100.0 * s.max
+                    ),
+                    ..Cell::default()
+                },
+            })
+            .collect(),
+        winner: "—".into(),
+    }];
+    for profile in device_profile::PROFILES {
+        let Some(bandwidth) = profile.bandwidth_bytes_per_s else {
+            continue;
+        };
+        let mut values = Vec::new();
+        let cells = columns
+            .iter()
+            .enumerate()
+            .map(|(i, (id, c))| {
+                if !real_dimensions(registry, id, &c.origin) {
+                    values.push(None);
+                    return Cell::none("a 1/16 twin reads far fewer bytes per token than the real model: see its full-size twin");
+                }
+                let (Some(share), Some(size)) = (&shares[i], sizes[i]) else {
+                    values.push(None);
+                    return Cell::none("no measured roofline share");
+                };
+                if size > profile.ram_bytes {
+                    values.push(None);
+                    return Cell {
+                        text: "does not fit".into(),
+                        provenance: Provenance::Projected,
+                        detail: format!(
+                            "the weights alone ({}) exceed {}'s {} of RAM",
+                            bytes(size as f64),
+                            profile.label,
+                            bytes(profile.ram_bytes as f64)
+                        ),
+                        ..Cell::default()
+                    };
+                }
+                let tps = share.median * bandwidth / size as f64;
+                values.push(Some(tps));
+                Cell {
+                    text: format!("{tps:.1} t/s"),
+                    provenance: Provenance::Projected,
+                    detail: format!(
+                        "measured roofline share {:.0}% (median of n={} runs here) × {:.1} GB/s ({}) ÷ {} read per token; the physical bound (share 100%) is {:.1} t/s",
+                        100.0 * share.median,
+                        share.n,
+                        bandwidth / GB,
+                        profile.source,
+                        bytes(size as f64),
+                        bandwidth / size as f64
+                    ),
+                    ..Cell::default()
+                }
+            })
+            .collect();
+        rows.push(OverviewRow {
+            metric: format!(
+                "Generation tokens/s projected to {} (this device's roofline share × its bandwidth ÷ bytes per token)",
+                profile.label
+            ),
+            cells,
+            winner: winner(columns, &values, true),
+        });
+    }
+    rows
+}
+
 pub fn overview(runs: &[&Run], registry: &Registry) -> OverviewSection {
     let columns = model_columns(runs);
     let mut rows = Vec::new();
@@ -27,6 +134,8 @@ pub fn overview(runs: &[&Run], registry: &Registry) -> OverviewSection {
             true,
         ),
     });
+
+    rows.extend(phone_projections(&columns, &refs, registry));
 
     // Memory footprint.
     let rss: Vec<Vec<f64>> = refs
@@ -227,6 +336,6 @@ pub fn overview(runs: &[&Run], registry: &Registry) -> OverviewSection {
     OverviewSection {
         columns: columns.into_iter().map(|(_, c)| c).collect(),
         rows,
-        winner_rule: "The winner compares MiMo with Phi-4 of the same origin only (twins with twins, real files with real files), on medians; a twin's number is never a real model's.".into(),
+        winner_rule: "The winner compares MiMo with Phi-4 of the same origin and scale only (1/16 twins with 1/16 twins, full-size twins with full-size twins, real files with real files), on medians; a twin's number is never a real model's. Full-size twins have the real architectures, dimensions and vocabularies with random weights: their speed and memory are the real models', their text is not.".into(),
     }
 }
