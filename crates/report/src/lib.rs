@@ -237,6 +237,7 @@ pub fn build_context(
             &inputs.registry,
             roi_best,
             &dataset.devices,
+            &current,
         ),
         roi,
         devices: sections::devices(dataset, &all),

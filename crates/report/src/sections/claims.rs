@@ -55,6 +55,7 @@ pub(crate) fn check_claim(
     c: &ClaimFile,
     registry: &Registry,
     roi_best: Option<f64>,
+    shares: &BTreeMap<String, stats::Summary>,
 ) -> (String, &'static str, String) {
     let impossible = |b: claims::Bound| {
         (
@@ -82,8 +83,24 @@ pub(crate) fn check_claim(
                 impossible(b)
             } else {
                 let upper = claims::decode_rate_bound(hi, c.weights_gb.unwrap_or(0.0) * GB, arch, c.context.unwrap_or(512), c.concurrency.unwrap_or(1), bw);
-                let verdict = if upper.physics == Physics::Impossible { "partly impossible (the upper end)" } else { "not reproducible here (device not in the lab); physically possible" };
-                (verdict.into(), if upper.physics == Physics::Impossible { "impossible" } else { "possible" }, format!("{}; bandwidth: {}", upper.arithmetic, profile.map_or("", |p| p.source)))
+                let arithmetic = format!("{}; bandwidth: {}", upper.arithmetic, profile.map_or("", |p| p.source));
+                if upper.physics == Physics::Impossible {
+                    return ("partly impossible (the upper end)".into(), "impossible", arithmetic);
+                }
+                // Re-judged at the efficiency measured here on the model's full-size twin.
+                let weights = c.weights_gb.unwrap_or(0.0) * GB;
+                match c.model.as_deref().and_then(|m| shares.get(m)).filter(|_| weights > 0.0) {
+                    Some(share) => {
+                        let projected = share.median * bw / weights;
+                        let within = lo <= projected;
+                        (
+                            if within { "physically possible; within the projection at this lab's measured efficiency" } else { "physically possible; above the projection at this lab's measured efficiency" }.into(),
+                            if within { "possible" } else { "not-reproduced" },
+                            format!("{arithmetic}; projected: the full-size twin's measured roofline share {:.0}% (median of n={} runs here) × {:.1} GB/s ÷ {:.2} GB = {projected:.1} t/s (a projection: a phone's efficiency differs from this machine's)", 100.0 * share.median, share.n, bw / GB, weights / GB),
+                        )
+                    }
+                    None => ("not reproducible here (device not in the lab); physically possible".into(), "possible", arithmetic),
+                }
             }
         }
         (ClaimKind::Footprint, _, Some(params)) => match claims::footprint_bound(c.gb.unwrap_or(0.0) * GB, params, c.precision.as_deref().unwrap_or("")) {
@@ -140,17 +157,36 @@ pub(crate) fn check_claim(
     }
 }
 
+/// The median roofline share of each real model's full-size twin (one stream, llama.cpp, baseline
+/// KV), keyed by the real model's id.
+fn full_size_shares(runs: &[&Run], registry: &Registry) -> BTreeMap<String, stats::Summary> {
+    let mut out = BTreeMap::new();
+    for m in registry.models().filter(|m| m.is_full_size_twin()) {
+        let Some(real) = &m.twin_of else { continue };
+        let f: Vec<f64> = reference_runs(runs, &m.id)
+            .iter()
+            .filter_map(|r| r.roofline_fraction)
+            .collect();
+        if let Some(s) = stats::summarize(&f) {
+            out.insert(real.clone(), s);
+        }
+    }
+    out
+}
+
 pub fn claims_section(
     claims: &ClaimsFile,
     registry: &Registry,
     roi_best: Option<f64>,
     devices: &[Device],
+    runs: &[&Run],
 ) -> ClaimSection {
+    let shares = full_size_shares(runs, registry);
     let rows: Vec<ClaimRow> = claims
         .claim
         .iter()
         .map(|c| {
-            let (verdict, class, arithmetic) = check_claim(c, registry, roi_best);
+            let (verdict, class, arithmetic) = check_claim(c, registry, roi_best, &shares);
             let source = claims
                 .source
                 .iter()

@@ -25,10 +25,15 @@ fn phone_projections(
         .collect();
     let sizes: Vec<Option<u64>> = refs
         .iter()
-        .map(|rs| rs.iter().filter_map(|r| r.model.as_ref()).map(|m| m.size_bytes).min())
+        .map(|rs| {
+            rs.iter()
+                .filter_map(|r| r.model.as_ref())
+                .map(|m| m.size_bytes)
+                .min()
+        })
         .collect();
     let mut rows = vec![OverviewRow {
-        metric: "Roofline share of decode (one stream, llama.cpp, baseline KV)".into(),
+        metric: "Roofline share of decode (llama.cpp, one stream)".into(),
         cells: shares
             .iter()
             .map(|s| match s {
@@ -98,10 +103,7 @@ fn phone_projections(
             })
             .collect();
         rows.push(OverviewRow {
-            metric: format!(
-                "Generation tokens/s projected to {} (this device's roofline share × its bandwidth ÷ bytes per token)",
-                profile.label
-            ),
+            metric: format!("Projected t/s, {}", profile.label),
             cells,
             winner: winner(columns, &values, true),
         });
