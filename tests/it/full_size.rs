@@ -213,3 +213,59 @@ backend_test!(
         }
     }
 );
+
+/// The memory guard at full size, from the shipped scenarios: Phi-4-mini's 128K context with an
+/// f16 cache (16 GiB of KV alone) is refused on an 8 GiB phone with the arithmetic; MiMo-7B at
+/// 16K fits a 24 GiB host. Weights are projected from the parameter count when the file is
+/// absent, so this holds on a machine without the full-size files.
+#[test]
+fn the_memory_guard_refuses_128k_on_a_phone_and_fits_16k_on_a_24_gib_host() {
+    let root = edgebench::paths::root();
+    let catalog = catalog::Catalog::load(&root).expect("catalog");
+    let models_dir = edgebench::paths::models_dir(&root);
+    let llama = common::engine(BackendKind::LlamaCpp);
+    let case = |name: &str| {
+        catalog
+            .cases
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no case {name}"))
+    };
+    let path_of = |c: &edgebench::core::Case| {
+        let entry = catalog.registry.get(&c.model).expect("entry");
+        (
+            entry,
+            models_dir.join(&entry.file(&c.quant).expect("file").path),
+        )
+    };
+
+    let phi = case("full_size_long_128k::phi-4-mini-full-twin::Q4_K_M::llama_cpp::c1");
+    let (entry, path) = path_of(phi);
+    let estimate = edgebench::preflight::estimated_memory(llama, phi, entry, &path);
+    // 32 layers × 2 (K and V) × 8 kv heads × 128 × 2 bytes = 128 KiB per token, × 131,072.
+    assert_eq!(estimate.kv, 16 << 30, "f16 KV at 128K is 16 GiB");
+    let reason = edgebench::preflight::over_budget(llama, phi, entry, &path)
+        .expect("refused on an 8 GiB phone");
+    for part in [
+        "KV 16384 MiB",
+        "1 × 131072 tokens",
+        "128 KiB per token",
+        "galaxy-s24",
+        "8192 MiB",
+    ] {
+        assert!(reason.contains(part), "{part} missing from: {reason}");
+    }
+
+    let mimo = case("full_size_long_16k::mimo-7b-full-twin::Q4_K_M::llama_cpp::c1::f16-fa");
+    let (entry, path) = path_of(mimo);
+    let estimate = edgebench::preflight::estimated_memory(llama, mimo, entry, &path);
+    let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+    assert!(
+        gib(estimate.total()) < 24.0 && gib(estimate.weights) > 4.0,
+        "MiMo-7B Q4_K_M at 16K: {:.1} GiB (weights {:.1}, KV {:.1}, compute {:.1})",
+        gib(estimate.total()),
+        gib(estimate.weights),
+        gib(estimate.kv),
+        gib(estimate.compute)
+    );
+}
