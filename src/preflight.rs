@@ -131,7 +131,8 @@ pub fn over_budget(
 /// Memory a case needs, projected before anything is loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryEstimate {
-    /// The weights file (projected from the parameter count while it is absent).
+    /// The weights file (projected from the parameter count while it is absent), plus what the
+    /// engine keeps beside it (`Backend::extra_weight_bytes`: llama.cpp's repacked copies).
     pub weights: u64,
     /// KV cache for `context × slots` tokens at the engine's cache type (candle keeps f32).
     pub kv: u64,
@@ -169,7 +170,7 @@ pub fn estimated_memory(
     let tokens = f64::from(case.context()) * f64::from(case.slots());
     let kv_per_token = backend.kv_bytes_per_token(&entry.arch, &load_options(case));
     MemoryEstimate {
-        weights,
+        weights: weights + backend.extra_weight_bytes(model_path, &load_options(case)),
         kv: (kv_per_token * tokens).round() as u64,
         compute: projection::compute_buffer_bytes(
             &entry.arch,

@@ -308,6 +308,12 @@ pub trait Backend {
     fn kv_bytes_per_token(&self, arch: &Architecture, options: &LoadOptions) -> f64 {
         kv_bytes_per_token(arch, options.type_k, options.type_v)
     }
+    /// Bytes of weights this engine keeps resident beyond the file's own pages when it loads
+    /// `model` as `options` ask (the memory guard's estimate); may read the file's tensor table.
+    /// Default: none.
+    fn extra_weight_bytes(&self, _model: &Path, _options: &LoadOptions) -> u64 {
+        0
+    }
     /// Why this engine can't run `model` as `options` ask, if it can't; checked before loading
     /// so such cases are reported as ignored, never run as something else. May read the file's
     /// metadata.
