@@ -91,12 +91,13 @@ pub(crate) fn check_claim(
                 let weights = c.weights_gb.unwrap_or(0.0) * GB;
                 match c.model.as_deref().and_then(|m| shares.get(m)).filter(|_| weights > 0.0) {
                     Some(share) => {
-                        let projected = share.median * bw / weights;
+                        // Never above the physical bound, whatever the probe read.
+                        let projected = share.median.min(1.0) * bw / weights;
                         let within = lo <= projected;
                         (
                             if within { "physically possible; within the projection at this lab's measured efficiency" } else { "physically possible; above the projection at this lab's measured efficiency" }.into(),
                             if within { "possible" } else { "not-reproduced" },
-                            format!("{arithmetic}; projected: the full-size twin's measured roofline share {:.0}% (median of n={} runs here) × {:.1} GB/s ÷ {:.2} GB = {projected:.1} t/s (a projection: a phone's efficiency differs from this machine's)", 100.0 * share.median, share.n, bw / GB, weights / GB),
+                            format!("{arithmetic}; projected: the full-size twin's measured roofline share {:.0}%{} (median of n={} runs here) × {:.1} GB/s ÷ {:.2} GB = {projected:.1} t/s (a projection: a phone's efficiency differs from this machine's)", 100.0 * share.median, if share.median > 1.0 { ", capped at 100%" } else { "" }, share.n, bw / GB, weights / GB),
                         )
                     }
                     None => ("not reproducible here (device not in the lab); physically possible".into(), "possible", arithmetic),
