@@ -132,10 +132,11 @@ mod tests {
     fn every_file_engine_family_and_kv_variant_is_covered_once_by_a_runnable_case() {
         let root = crate::project_root();
         let registry = crate::models::registry(&root).expect("registry");
-        // Pretend only the twins are present (the real MiMo/Phi files never are here), the Phi
-        // twin's file the smaller.
+        // Pretend only the 1/16 twins are present (the real MiMo/Phi files never are here, nor
+        // the full-size twins in CI), the Phi twin's file the smaller.
         let size = |case: &Case| match case.model.as_str() {
             "phi-4-mini-twin16" => Some(1),
+            m if m.contains("full-twin") => None,
             m if m.contains("twin") => Some(2),
             _ => None,
         };
@@ -204,7 +205,9 @@ mod tests {
             variants.len(),
             "one case per variant"
         );
-        for c in &picked_variants {
+        // (A file whose models are all absent, like the full-size ones in CI, reports its
+        // variants as ignored.)
+        for c in picked_variants.iter().filter(|c| size(c).is_some()) {
             assert_eq!(
                 c.model, "phi-4-mini-twin16",
                 "{}: the smallest file",
