@@ -75,7 +75,7 @@ pub(crate) enum Role {
 /// llama.cpp's `use_more_bits`: the first and last eighth of the layers, and every third between.
 fn more_bits(layer: u32, layers: u32) -> bool {
     let eighth = layers / 8;
-    layer < eighth || layer >= 7 * layers / 8 || (layer >= eighth && (layer - eighth) % 3 == 2)
+    layer < eighth || layer >= 7 * layers / 8 || (layer - eighth) % 3 == 2
 }
 
 impl Role {
