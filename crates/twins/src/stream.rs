@@ -72,7 +72,8 @@ fn ggml_type_id(dtype: GgmlDType) -> u32 {
         GgmlDType::Q4K => 12,
         GgmlDType::Q5K => 13,
         GgmlDType::Q6K => 14,
-        // Never chosen by the recipe; 0 would be wrong but is caught by the validator tests.
+        // The recipe chooses only the types above; an id no ggml type has makes every GGUF
+        // reader (ours included) refuse the file instead of misreading it.
         _ => u32::MAX,
     }
 }
