@@ -1,6 +1,8 @@
 //! The engines this build has, behind the `Backend` trait. This is the **only** module of the
-//! pipeline that names an engine's own types (llama.cpp, candle; a future HTTP engine lands
-//! here too): everything else asks a `&dyn Backend`. `tests/it/tidy.rs` guards it.
+//! pipeline that names an engine's own types (llama.cpp, candle, the HTTP client): everything
+//! else asks a `&dyn Backend`. `tests/it/tidy.rs` guards it. The hybrid engine is not a
+//! `Backend` of its own: it is an execution mode (`execute::hybrid`) over the on-device engine
+//! (llama.cpp, which `engine(Hybrid)` answers with) and an HTTP endpoint ([`cloud`]).
 
 use std::path::Path;
 
@@ -13,13 +15,26 @@ pub fn engine(kind: BackendKind) -> Result<&'static dyn Backend, String> {
             .map(|b| b as &dyn Backend)
             .map_err(|e| e.to_string()),
         BackendKind::Candle => Ok(edgebench_candle::Candle::global() as &dyn Backend),
+        BackendKind::Http => Ok(&HTTP as &dyn Backend),
+        BackendKind::Hybrid => engine(BackendKind::LlamaCpp),
     }
+}
+
+/// The HTTP engine, with llama.cpp's reading of the GGUF vocabulary as its reference.
+static HTTP: edgebench_http::Http = edgebench_http::Http::new(reference_vocabulary);
+
+/// A blocking client for an endpoint (the hybrid engine's cloud side).
+pub fn cloud(
+    base_url: &str,
+    endpoint: &edgebench_core::scenario::Endpoint,
+) -> Result<edgebench_http::Remote, edgebench_http::HttpError> {
+    edgebench_http::Remote::new(base_url, endpoint)
 }
 
 /// Every engine this build can start, for the device fingerprint.
 #[must_use]
 pub fn available() -> Vec<&'static dyn Backend> {
-    [BackendKind::LlamaCpp, BackendKind::Candle]
+    [BackendKind::LlamaCpp, BackendKind::Candle, BackendKind::Http]
         .into_iter()
         .filter_map(|k| engine(k).ok())
         .collect()

@@ -24,6 +24,7 @@ pub mod plan;
 pub mod preflight;
 pub mod record;
 pub mod runner;
+pub mod serve;
 
 pub use edgebench_backend as backend;
 pub use edgebench_core as core;

@@ -48,6 +48,12 @@ pub fn load_options(case: &Case) -> LoadOptions {
             (s.prompt_tokens + s.generate_tokens).min(case.context())
         },
         continues_prefill: multi_turn,
+        generate_tokens: s.generate_tokens,
+        // The model id a server is asked for defaults to the registry id.
+        endpoint: s.endpoint.clone().map(|mut e| {
+            e.model.get_or_insert_with(|| case.model.clone());
+            e
+        }),
     }
 }
 
@@ -79,7 +85,11 @@ pub fn readiness(case: &Case, registry: &Registry, models_dir: &Path) -> Readine
             entry.obtain
         ));
     }
-    if let Some(reason) = over_budget(backend, case, entry, &model_path) {
+    // The hybrid engine answers a memory-guard refusal with its cloud: it checks the guard
+    // itself and records the fallback.
+    if case.backend != edgebench_core::scenario::BackendKind::Hybrid
+        && let Some(reason) = over_budget(backend, case, entry, &model_path)
+    {
         return Readiness::Skip(reason);
     }
     // No engine, not even the refusal check that reads metadata, sees a malformed file.
@@ -106,6 +116,8 @@ pub fn over_budget(
     let s = &case.scenario;
     let (budget, source) = match s.memory_budget {
         Some(b) => (b, s.memory_budget_source.clone()),
+        // A server elsewhere is not bounded by this host's memory.
+        None if backend.is_remote() => return None,
         None => {
             let total = crate::host::total_memory_bytes()?;
             (total, format!("this host's memory ({} MiB)", total >> 20))

@@ -16,6 +16,7 @@ use crate::accuracy::ScoredQuestion;
 use crate::execute::RunOutcome;
 use crate::execute::accuracy::Scored;
 use crate::execute::goodput::GoodputRun;
+use crate::execute::hybrid::{HybridRequest, HybridRun, Source};
 use crate::execute::measure::{Measured, ServedRequest, rate};
 use crate::execute::serving::{Outcome, StepTotals};
 use crate::execute::sustained::{CooldownRecord, SustainedRun};
@@ -105,6 +106,7 @@ pub fn failed(error: String, estimated_peak_bytes: Option<u64>) -> RunEndRow {
     RunEndRow {
         sustained: None,
         goodput: None,
+        endpoint: None,
         status: RunStatus::Failed,
         ended_at_ms: now_ms(),
         error: Some(error),
@@ -132,6 +134,115 @@ pub fn outcome(outcome: RunOutcome, seed: u64) -> Recorded {
         RunOutcome::Scored(s) => scored(s, seed),
         RunOutcome::Sustained(s) => sustained(s, seed),
         RunOutcome::Goodput(g) => goodput(g),
+        RunOutcome::Hybrid(h) => hybrid(h, seed),
+    }
+}
+
+/// Version of `runs.endpoint`'s JSON (migration 0013).
+pub const ENDPOINT_FORMAT: u32 = 1;
+
+fn remote_json(r: &edgebench_backend::RemoteFacts) -> String {
+    serde_json::json!({
+        "format": ENDPOINT_FORMAT,
+        "url": r.url,
+        "api": r.api,
+        "model": r.model,
+        "streaming": r.streaming,
+        "token_counts": r.token_counts.as_str(),
+        "usage_tokens": r.usage_tokens,
+        "content_chunks": r.content_chunks,
+        "server": serde_json::from_str::<serde_json::Value>(&r.server).unwrap_or(serde_json::Value::Null),
+        "device_profile": r.device_profile,
+    })
+    .to_string()
+}
+
+fn hybrid(h: HybridRun, seed: u64) -> Recorded {
+    let rows: Vec<RequestRow> = h
+        .requests
+        .iter()
+        .map(|q| RequestRow {
+            repetition: q.repetition,
+            warmup: q.warmup,
+            request_index: q.index,
+            prompt_id: q.prompt_id.clone(),
+            turn: 0,
+            seq: 0,
+            prompt_tokens: q.prompt_tokens,
+            generated_tokens: q.generated_tokens,
+            queue_ns: 0,
+            prefill_ns: q.ttft_ns.unwrap_or(0),
+            ttft_ns: q.ttft_ns.unwrap_or(0),
+            decode_ns: q.e2e_ns.saturating_sub(q.ttft_ns.unwrap_or(q.e2e_ns)),
+            e2e_ns: q.e2e_ns,
+            reset_ns: 0,
+            status: if q.source == Source::Unanswered { "failed".into() } else { "completed".into() },
+            priority: "normal".into(),
+            sent_ns: q.sent_ns,
+            output_sha256: edgebench_core::sha256_hex(q.text.as_bytes()),
+            output_text: q.text.clone(),
+            token_latencies_ns: q.token_gaps_ns.clone(),
+            source: Some(q.source.as_str().into()),
+            fallback_reason: q.fallback_reason.clone(),
+            fallback_ns: q.fallback_ns,
+            cost_usd: Some(q.cost_usd),
+            error: q.error.clone(),
+        })
+        .collect();
+    let measured: Vec<&HybridRequest> = h.requests.iter().filter(|q| !q.warmup).collect();
+    let ms = |f: &dyn Fn(&HybridRequest) -> Option<u64>| -> Vec<f64> {
+        measured.iter().filter_map(|q| f(q)).map(|ns| ns as f64 / 1e6).collect()
+    };
+    let metrics: Vec<MetricRow> = [
+        ("ttft_ms", ms(&|q| q.ttft_ns)),
+        ("e2e_ms", ms(&|q| (q.source != Source::Unanswered).then_some(q.e2e_ns))),
+        ("fallback_ms", ms(&|q| q.fallback_ns)),
+    ]
+    .into_iter()
+    .filter_map(|(name, v)| measure::summarize_metric(name, "ms", &v, seed))
+    .map(|m| MetricRow::from_summary(&m))
+    .collect();
+    let on_device = measured.iter().filter(|q| q.source == Source::OnDevice).count();
+    let unanswered = measured.iter().filter(|q| q.source == Source::Unanswered).count();
+    let endpoint = serde_json::json!({
+        "format": ENDPOINT_FORMAT,
+        "hybrid": true,
+        "url": h.cloud_url,
+        "server": serde_json::from_str::<serde_json::Value>(&h.cloud_server).unwrap_or(serde_json::Value::Null),
+        "route": {"priority": h.route.priority.as_str(), "model": h.route.model, "price": h.route.price},
+        "price": {"name": h.price.name, "usd_per_million": h.price.usd_per_million, "source": h.price.source},
+        "ttft_budget_ms": h.ttft_budget_ms,
+        "device_refusal": h.device_refusal,
+    });
+    let report = CaseReport {
+        run_id: String::new(),
+        measured_requests: measured.len(),
+        measured_repetitions: 1,
+        generation_tokens_per_s: 0.0,
+        prefill_tokens_per_s: 0.0,
+        rejected: unanswered,
+        stop_reason: StopReason::Fixed,
+        roofline_fraction: None,
+        estimated_peak_bytes: h.session.estimate.total(),
+        peak_rss_bytes: h.session.peak_rss_bytes,
+        first_output: format!(
+            "{on_device}/{} on device, {} cloud, {unanswered} unanswered{}",
+            measured.len(),
+            measured.len() - on_device - unanswered,
+            h.device_refusal.as_ref().map(|r| format!(" (device refused: {r})")).unwrap_or_default()
+        ),
+        first_output_tokens: Vec::new(),
+        accuracy: None,
+    };
+    let end = RunEndRow {
+        endpoint: Some(endpoint.to_string()),
+        ..passed(&h.session, StopReason::Fixed, metrics)
+    };
+    Recorded {
+        end,
+        requests: rows,
+        answers: Vec::new(),
+        report,
     }
 }
 
@@ -265,6 +376,7 @@ fn passed(session: &SessionFacts, stop_reason: StopReason, metrics: Vec<MetricRo
     RunEndRow {
         sustained: None,
         goodput: None,
+        endpoint: session.remote.as_ref().map(remote_json),
         status: RunStatus::Passed,
         ended_at_ms: now_ms(),
         error: None,
@@ -346,6 +458,7 @@ fn measured(m: Measured, seed: u64) -> Recorded {
     let end = RunEndRow {
         sustained: None,
         goodput: None,
+        endpoint: None,
         engine_counters: counters,
         phase_timings: (!phases.is_empty())
             .then(|| serde_json::to_string(phases).ok())
@@ -501,6 +614,11 @@ fn scoring_request_row(index: usize, q: &ScoredQuestion, answer: &AnswerRow) -> 
         output_sha256: edgebench_core::sha256_hex(format!("{:?}", q.answer.logprobs).as_bytes()),
         output_text: format!("{} (answer {})", answer.predicted, answer.answer),
         token_latencies_ns: Vec::new(),
+        source: None,
+        fallback_reason: None,
+        fallback_ns: None,
+        cost_usd: None,
+        error: None,
     }
 }
 
@@ -529,6 +647,11 @@ fn request_rows(request: &ServedRequest) -> Vec<RequestRow> {
         output_sha256: host::token_digest(&[]),
         output_text: String::new(),
         token_latencies_ns: Vec::new(),
+        source: None,
+        fallback_reason: None,
+        fallback_ns: None,
+        cost_usd: None,
+        error: None,
     };
     if served.turns.is_empty() {
         return vec![base(0)];
@@ -548,6 +671,11 @@ fn request_rows(request: &ServedRequest) -> Vec<RequestRow> {
             output_sha256: host::token_digest(&t.tokens),
             output_text: text.clone(),
             token_latencies_ns: t.token_gaps_ns.clone(),
+            source: None,
+            fallback_reason: None,
+            fallback_ns: None,
+            cost_usd: None,
+            error: None,
             ..base(turn)
         })
         .collect()

@@ -67,6 +67,7 @@ pub fn score(
         estimate,
         // lm-evaluation-harness's MMLU prompt, as it is.
         prompt_format: Some(edgebench_core::scenario::PromptFormat::Raw),
+        remote: None,
     };
     Ok(Scored { questions, session })
 }

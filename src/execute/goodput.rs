@@ -64,7 +64,7 @@ pub fn run(
         .ok_or_else(|| case_error(case, "not a goodput scenario"))?;
     let prompts = dataset::load(&inputs.root.join(&s.dataset))?;
     let prompts = &prompts[..prompts.len().min(inputs.plan.prompts.max(1))];
-    let prepared = Prepared::new(case, entry, model_path)?;
+    let prepared = Prepared::new(inputs, case, entry, model_path)?;
     let requests = tokenize(
         prepared.vocabulary.as_ref(),
         prepared.format,

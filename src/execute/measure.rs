@@ -108,7 +108,7 @@ pub fn measure(
     let prompts = dataset::load(&inputs.root.join(&s.dataset))?;
     let prompts: Vec<Prompt> = prompts.into_iter().take(plan.prompts).collect();
 
-    let prepared = Prepared::new(case, entry, model_path)?;
+    let prepared = Prepared::new(inputs, case, entry, model_path)?;
     let vocabulary = prepared.vocabulary.as_ref();
     let requests = tokenize(
         vocabulary,

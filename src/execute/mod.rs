@@ -9,6 +9,7 @@
 
 pub mod accuracy;
 pub mod goodput;
+pub mod hybrid;
 pub mod measure;
 pub mod serving;
 pub mod sustained;
@@ -36,6 +37,8 @@ pub struct SessionFacts {
     pub estimate: MemoryEstimate,
     /// How the prompts reached the model (`None` where there were none to format).
     pub prompt_format: Option<PromptFormat>,
+    /// What an HTTP session learned about its server.
+    pub remote: Option<edgebench_backend::RemoteFacts>,
 }
 
 /// What a generating case (speed, sustained, goodput) prepares before its model loads: the
@@ -47,10 +50,13 @@ pub(crate) struct Prepared {
     pub estimate: MemoryEstimate,
     pub vocabulary: Box<dyn edgebench_backend::Vocabulary>,
     pub format: PromptFormat,
+    /// The server launched for an `[endpoint]` with `launch = true`; stopped when dropped.
+    pub _server: Option<crate::serve::launch::Launched>,
 }
 
 impl Prepared {
     pub(crate) fn new(
+        inputs: Inputs<'_>,
         case: &Case,
         entry: &ModelEntry,
         model_path: &Path,
@@ -58,9 +64,21 @@ impl Prepared {
         let backend = crate::engines::engine(case.backend).map_err(|m| case_error(case, m))?;
         let vocabulary =
             crate::engines::reference_vocabulary_for(model_path, entry.chat_template.as_deref())?;
+        let mut options = crate::preflight::load_options(case);
+        let mut server = None;
+        // An HTTP case's own server: launched now, its URL handed to the engine.
+        if case.backend == edgebench_core::scenario::BackendKind::Http
+            && let Some(endpoint) = options.endpoint.as_mut()
+        {
+            let (base, launched) =
+                hybrid::endpoint_base(inputs, case, entry, model_path, endpoint)?;
+            endpoint.target = edgebench_core::scenario::EndpointTarget::Url(base);
+            server = launched;
+        }
         Ok(Self {
             backend,
-            options: crate::preflight::load_options(case),
+            _server: server,
+            options,
             estimate: crate::preflight::estimated_memory(backend, case, entry, model_path),
             format: measure::prompt_format(vocabulary.as_ref(), case)?,
             vocabulary,
@@ -92,7 +110,7 @@ impl Prepared {
         load_ms: f64,
         cpu_time_ms: Option<f64>,
     ) -> SessionFacts {
-        let (memory, effective) = (session.memory(), session.effective());
+        let (memory, effective, remote) = (session.memory(), session.effective(), session.remote());
         drop(session);
         SessionFacts {
             load_ms,
@@ -102,6 +120,7 @@ impl Prepared {
             peak_rss_bytes: crate::host::peak_rss_bytes(),
             estimate: self.estimate,
             prompt_format: Some(self.format),
+            remote,
         }
     }
 }
@@ -113,6 +132,7 @@ pub enum RunOutcome {
     Scored(accuracy::Scored),
     Sustained(sustained::SustainedRun),
     Goodput(goodput::GoodputRun),
+    Hybrid(hybrid::HybridRun),
 }
 
 /// What a case needs from around it: where the project lives, how this invocation runs, and
@@ -135,7 +155,9 @@ pub fn execute(
     entry: &ModelEntry,
     model_path: &Path,
 ) -> Result<RunOutcome, RunError> {
-    if case.scenario.category == Category::Accuracy {
+    if case.backend == edgebench_core::scenario::BackendKind::Hybrid {
+        hybrid::run(inputs, case, entry, model_path).map(RunOutcome::Hybrid)
+    } else if case.scenario.category == Category::Accuracy {
         accuracy::score(inputs, case, entry, model_path).map(RunOutcome::Scored)
     } else if case.scenario.goodput.is_some() {
         goodput::run(inputs, case, entry, model_path).map(RunOutcome::Goodput)

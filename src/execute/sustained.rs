@@ -97,7 +97,7 @@ pub fn run(
         sustained.seconds
     };
     let prompts = dataset::load(&inputs.root.join(&s.dataset))?;
-    let prepared = Prepared::new(case, entry, model_path)?;
+    let prepared = Prepared::new(inputs, case, entry, model_path)?;
     let requests = tokenize(
         prepared.vocabulary.as_ref(),
         prepared.format,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 pub use edgebench_core::projection::kv_bytes_per_token;
 pub use edgebench_core::registry::Architecture;
-pub use edgebench_core::scenario::{BackendKind, Device, KvType, Pinned, Sampling};
+pub use edgebench_core::scenario::{BackendKind, Device, Endpoint, KvType, Pinned, Sampling};
 
 /// A token id in the model's own vocabulary. Both engines receive the same ids.
 pub type TokenId = i32;
@@ -43,6 +43,10 @@ pub struct LoadOptions {
     pub continues_prefill: bool,
     /// Let the engine print its own logs (off by default: llama.cpp prints ~150 KB per load).
     pub engine_logs: bool,
+    /// Tokens generated per turn: what an HTTP engine asks the server for (`max_tokens`).
+    pub generate_tokens: u32,
+    /// The server an HTTP engine drives (`[endpoint]`); `None` for in-process engines.
+    pub endpoint: Option<Endpoint>,
 }
 
 impl Default for LoadOptions {
@@ -62,6 +66,8 @@ impl Default for LoadOptions {
             positions_needed: 2048,
             continues_prefill: false,
             engine_logs: false,
+            generate_tokens: 64,
+            endpoint: None,
         }
     }
 }
@@ -84,6 +90,8 @@ pub enum WeightsLoading {
     Read,
     /// Copied once per parallel sequence (a model state that can't share its weights).
     ReadPerSequence,
+    /// Held by a server elsewhere (the HTTP engine).
+    Remote,
 }
 
 impl WeightsLoading {
@@ -94,6 +102,7 @@ impl WeightsLoading {
             Self::Mmap => "mmap",
             Self::Read => "read",
             Self::ReadPerSequence => "read, one copy per sequence",
+            Self::Remote => "remote",
         }
     }
 }
@@ -101,7 +110,7 @@ impl WeightsLoading {
 edgebench_core::named_enum!(
     WeightsLoading,
     "weights loading",
-    [Mmap, Read, ReadPerSequence]
+    [Mmap, Read, ReadPerSequence, Remote]
 );
 
 /// How a session serves parallel sequences.
@@ -111,6 +120,8 @@ pub enum Scheduling {
     Batched,
     /// One forward pass per sequence, in turn.
     RoundRobin,
+    /// Whatever the server does (the HTTP engine).
+    Server,
 }
 
 impl Scheduling {
@@ -120,11 +131,12 @@ impl Scheduling {
         match self {
             Self::Batched => "batched",
             Self::RoundRobin => "round-robin",
+            Self::Server => "server",
         }
     }
 }
 
-edgebench_core::named_enum!(Scheduling, "scheduling", [Batched, RoundRobin]);
+edgebench_core::named_enum!(Scheduling, "scheduling", [Batched, RoundRobin, Server]);
 
 /// What a session actually runs with, which may differ from the options where the scenario left
 /// a setting to the engine (candle keeps its KV cache in f32 and reads weights into memory).
@@ -145,6 +157,46 @@ pub struct EngineCounters {
     pub prompt_eval_tokens: u64,
     pub eval_ms: f64,
     pub eval_tokens: u64,
+}
+
+/// Where an HTTP session's tokens were counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenCounts {
+    /// The server's `usage` (`stream_options.include_usage`).
+    Usage,
+    /// The reference vocabulary, over the text the server sent (no `usage` came).
+    Vocabulary,
+}
+
+impl TokenCounts {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Usage => "usage",
+            Self::Vocabulary => "vocabulary",
+        }
+    }
+}
+
+/// What a session on a remote server learned about it, stored with the run (`runs.endpoint`).
+/// Never holds a credential: the URL has no user, password or query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteFacts {
+    pub url: String,
+    /// `completion` or `chat`.
+    pub api: String,
+    /// The model id the requests named.
+    pub model: String,
+    pub streaming: bool,
+    /// Where the token counts came from; `Vocabulary` as soon as one response lacked `usage`.
+    pub token_counts: TokenCounts,
+    /// Tokens the server's `usage` reported, and chunks that carried content, over the session.
+    pub usage_tokens: u64,
+    pub content_chunks: u64,
+    /// What the server says about itself: `/v1/models` and, for llama-server, `/props` (JSON).
+    pub server: String,
+    /// The declared device profile of the remote device.
+    pub device_profile: Option<String>,
 }
 
 /// Facts about the engine build, for the device fingerprint.
@@ -320,6 +372,10 @@ pub trait Backend {
     fn refuses(&self, _model: &Path, _options: &LoadOptions) -> Option<String> {
         None
     }
+    /// Whether the engine runs elsewhere (an HTTP server): this host's memory does not bound it.
+    fn is_remote(&self) -> bool {
+        false
+    }
     /// Loads `model` and creates a context sized by `options`.
     fn load(
         &self,
@@ -382,6 +438,10 @@ pub trait Session {
     /// The engine's own counters since the last reset of them, if it keeps any.
     fn counters(&mut self) -> Option<EngineCounters>;
     fn reset_counters(&mut self) {}
+    /// What a remote session learned about its server; `None` for in-process engines.
+    fn remote(&self) -> Option<RemoteFacts> {
+        None
+    }
 }
 
 /// `ln softmax(logits)[token]`, computed stably in f64; `None` for a token outside `logits`.

@@ -19,6 +19,7 @@ pub mod registry;
 pub mod roi;
 pub mod scenario;
 pub mod schedule;
+pub mod serve_faults;
 pub mod stats;
 pub mod text_pos;
 pub mod throttle;

@@ -408,6 +408,7 @@ fn an_accuracy_run_fills_the_overview_accuracy_cell_as_measured() {
             &RunEndRow {
                 sustained: None,
                 goodput: None,
+                endpoint: None,
                 status: RunStatus::Passed,
                 ended_at_ms: 20,
                 error: None,

@@ -149,6 +149,8 @@ pub struct RunEndRow {
     pub sustained: Option<SustainedRow>,
     /// A goodput sweep's rates and result.
     pub goodput: Option<GoodputRow>,
+    /// JSON: the remote server of an HTTP or hybrid run (migration 0013).
+    pub endpoint: Option<String>,
 }
 
 /// Storage row: a goodput sweep (JSON, migration 0012) and the goodput it found.
@@ -325,7 +327,7 @@ pub struct AnswerRow {
 }
 
 /// Storage row: one request's raw measurements.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RequestRow {
     pub repetition: u32,
     pub warmup: bool,
@@ -352,4 +354,12 @@ pub struct RequestRow {
     pub output_text: String,
     /// Time between consecutive generated tokens, in order.
     pub token_latencies_ns: Vec<u64>,
+    /// Hybrid runs: `on_device`, `cloud` or `unanswered` (migration 0013).
+    pub source: Option<String>,
+    pub fallback_reason: Option<String>,
+    /// From the decision to fall back to the cloud's first token.
+    pub fallback_ns: Option<u64>,
+    pub cost_usd: Option<f64>,
+    /// Why a request got no answer.
+    pub error: Option<String>,
 }

@@ -53,6 +53,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0012_2026-12-01_goodput",
         include_str!("../migrations/0012_2026-12-01_goodput.sql"),
     ),
+    (
+        "0013_2026-12-02_http",
+        include_str!("../migrations/0013_2026-12-02_http.sql"),
+    ),
 ];
 
 /// Schema version this build writes.

@@ -169,6 +169,11 @@ fn run_rows(
             output_sha256: format!("{i:064x}"),
             output_text: String::new(),
             token_latencies_ns: gaps,
+            source: None,
+            fallback_reason: None,
+            fallback_ns: None,
+            cost_usd: None,
+            error: None,
         });
     }
     let metrics = [
@@ -221,6 +226,7 @@ pub fn generate(spec: &HistorySpec) -> Vec<GeneratedRun> {
                 end: RunEndRow {
                     sustained: None,
                     goodput: None,
+                    endpoint: None,
                     status: RunStatus::Passed,
                     ended_at_ms: started_at_ms + 60_000,
                     error: None,

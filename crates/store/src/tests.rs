@@ -88,6 +88,11 @@ fn request(latencies: Vec<u64>) -> RequestRow {
         output_sha256: "d".into(),
         output_text: "hi".into(),
         token_latencies_ns: latencies,
+        source: None,
+        fallback_reason: None,
+        fallback_ns: None,
+        cost_usd: None,
+        error: None,
     }
 }
 
@@ -135,6 +140,7 @@ fn a_run_stores_every_sample_atomically() {
     let end = RunEndRow {
         sustained: None,
         goodput: None,
+        endpoint: None,
         status: RunStatus::Passed,
         ended_at_ms: 2,
         error: None,

@@ -161,8 +161,10 @@ impl Store {
                 .prepare(
                     "INSERT INTO requests (run_id, repetition, warmup, request_index, prompt_id, turn, seq,
                          prompt_tokens, generated_tokens, queue_ns, prefill_ns, ttft_ns, decode_ns, e2e_ns,
-                         output_sha256, output_text, reset_ns, status, priority, sent_ns)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+                         output_sha256, output_text, reset_ns, status, priority, sent_ns,
+                         source, fallback_reason, fallback_ns, cost_usd, error)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
+                             ?21, ?22, ?23, ?24, ?25)",
                 )
                 .map_err(err("prepare request insert"))?;
             let mut insert_latency = tx
@@ -190,7 +192,12 @@ impl Store {
                         to_i64(q.reset_ns),
                         q.status,
                         q.priority,
-                        to_i64(q.sent_ns)
+                        to_i64(q.sent_ns),
+                        q.source,
+                        q.fallback_reason,
+                        q.fallback_ns.map(to_i64),
+                        q.cost_usd,
+                        q.error
                     ])
                     .map_err(err("insert a request"))?;
                 let request_id = tx.last_insert_rowid();
@@ -210,7 +217,8 @@ impl Store {
                          bandwidth_bytes_per_s = ?21, roofline_fraction = ?22, phase_timings = ?23,
                          prompt_format = ?24, bandwidth_probe_n = ?25, bandwidth_probe_min = ?26,
                          bandwidth_probe_max = ?27, sustained = ?28, throttle_onset_s = ?29,
-                         steady_state_ratio = ?30, cooldown = ?31, goodput = ?32, goodput_per_s = ?33
+                         steady_state_ratio = ?30, cooldown = ?31, goodput = ?32, goodput_per_s = ?33,
+                         endpoint = ?34
                      WHERE id = ?1",
                     params![
                         run_id,
@@ -245,7 +253,8 @@ impl Store {
                         end.sustained.as_ref().and_then(|s| s.steady_state_ratio),
                         end.sustained.as_ref().and_then(|s| s.cooldown.clone()),
                         end.goodput.as_ref().map(|g| g.sweep.clone()),
-                        end.goodput.as_ref().and_then(|g| g.goodput_per_s)
+                        end.goodput.as_ref().and_then(|g| g.goodput_per_s),
+                        end.endpoint
                     ],
                 )
                 .map_err(err("record the end of a run"))?;

@@ -128,6 +128,11 @@ fn night(dir: &Path, name: &str, fingerprint: &str, night: i64, decode_ms: f64) 
                 output_sha256: "00".into(),
                 output_text: "fn main() {}".into(),
                 token_latencies_ns: vec![decode_ns / 32; 32],
+                source: None,
+                fallback_reason: None,
+                fallback_ns: None,
+                cost_usd: None,
+                error: None,
             }
         })
         .collect();
@@ -137,6 +142,7 @@ fn night(dir: &Path, name: &str, fingerprint: &str, night: i64, decode_ms: f64) 
             &RunEndRow {
                 sustained: None,
                 goodput: None,
+                endpoint: None,
                 status: RunStatus::Passed,
                 ended_at_ms: started_at_ms + 1000,
                 error: None,

@@ -108,6 +108,107 @@ pub struct ScenarioFile {
     /// time by `EDGEBENCH_MMLU`.
     #[schemars(with = "Option<AccuracyFile>")]
     pub accuracy: Option<Spanned<AccuracyFile>>,
+    /// The OpenAI-compatible server an `http` backend drives, or the cloud a `hybrid` backend
+    /// falls back to.
+    #[schemars(with = "Option<EndpointFile>")]
+    pub endpoint: Option<Spanned<EndpointFile>>,
+    /// The hybrid engine: on-device first (llama.cpp on this host), the `[endpoint]` when the
+    /// device fails, refuses or is too slow.
+    #[schemars(with = "Option<HybridFile>")]
+    pub hybrid: Option<Spanned<HybridFile>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointFile {
+    /// Base URL of the OpenAI API, e.g. `http://192.168.1.20:8080/v1` (a phone running
+    /// llama-server). Give either `url` or `launch`.
+    #[schemars(with = "Option<String>")]
+    pub url: Option<Spanned<String>>,
+    /// Start `edgebench serve` on 127.0.0.1 for the case (the case's model, or `launch_model`)
+    /// and stop it afterwards: how the tests run HTTP and hybrid cases on loopback.
+    #[serde(default)]
+    pub launch: bool,
+    /// Registry model the launched server serves (default: the case's model and quantization).
+    pub launch_model: Option<String>,
+    /// The model id sent to the server (default: the registry id).
+    pub model: Option<String>,
+    /// Name of the environment variable holding the API key (sent as a bearer token; never
+    /// stored, printed or reported).
+    pub api_key_env: Option<String>,
+    /// `completion` (`/v1/completions`, prompt as token ids: default) or `chat`
+    /// (`/v1/chat/completions`, the prompt as one user message; the server applies its template).
+    #[schemars(with = "Option<String>")]
+    pub api: Option<Spanned<String>>,
+    /// Stream with server-sent events (default true); false measures end-to-end latency only.
+    pub stream: Option<bool>,
+    /// Ask the server to ignore end-of-generation so every request yields exactly
+    /// `generate_tokens` (llama-server and edgebench serve honour it; default true).
+    pub ignore_eos: Option<bool>,
+    /// Connection timeout (default 5000 ms).
+    pub connect_timeout_ms: Option<u64>,
+    /// A whole request's limit (default 120000 ms).
+    pub request_timeout_ms: Option<u64>,
+    /// The longest wait for the next streamed chunk before the stream counts as stalled
+    /// (default 30000 ms).
+    pub stall_timeout_ms: Option<u64>,
+    /// The remote device: a profile name (`pixel-8`, `galaxy-s24`, ...) shown with the endpoint.
+    pub device_profile: Option<String>,
+    /// Faults the launched server injects (tests only; needs `launch`).
+    #[schemars(with = "Option<ServerFaultsFile>")]
+    pub faults: Option<Spanned<ServerFaultsFile>>,
+}
+
+/// Faults `edgebench serve` injects, chosen per request from a seeded sequence.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFaultsFile {
+    /// Added before every response's first byte.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Share of requests answered with HTTP 500.
+    #[serde(default)]
+    pub error_rate: f64,
+    /// Share answered with HTTP 429 and `Retry-After`.
+    #[serde(default)]
+    pub overload_rate: f64,
+    /// Share of streams cut (connection closed, no `[DONE]`) after `after_tokens` tokens.
+    #[serde(default)]
+    pub cut_rate: f64,
+    /// Share of streams that stall (stay open, send nothing) after `after_tokens` tokens.
+    #[serde(default)]
+    pub stall_rate: f64,
+    /// Share of streams whose next event after `after_tokens` tokens is not JSON.
+    #[serde(default)]
+    pub malformed_rate: f64,
+    /// Where cut, stalled and malformed streams go wrong (default 2).
+    pub after_tokens: Option<u32>,
+    /// The server aborts (as if killed) when this request arrives, counting from 1.
+    pub kill_at_request: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HybridFile {
+    /// Fall back when the on-device first token takes longer than this (default: no budget).
+    pub ttft_budget_ms: Option<f64>,
+    /// `speed`, `quality` or `cost` (default `cost`): picks the cloud model, as the seed does.
+    #[schemars(with = "Option<String>")]
+    pub priority: Option<Spanned<String>>,
+    /// The cloud models, one per priority that should have its own.
+    #[schemars(with = "Vec<CloudRouteFile>")]
+    pub cloud: Spanned<Vec<CloudRouteFile>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloudRouteFile {
+    /// `speed`, `quality` or `cost`.
+    pub priority: String,
+    /// The model id sent to the cloud endpoint.
+    pub model: String,
+    /// Its price: the `name` of a `[[cloud]]` entry of `datasets/roi.toml`.
+    pub price: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -191,6 +292,8 @@ pub enum PromptFormatName {
 pub enum BackendName {
     LlamaCpp,
     Candle,
+    Http,
+    Hybrid,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]

@@ -2,6 +2,7 @@
 //! [`Scenario`], and expanded into named [`Case`]s.
 
 pub mod file;
+pub mod remote;
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use crate::text_pos::{Location, line_col};
 use file::ScenarioFile;
 
 pub use file::Category;
+pub use remote::{Api, CloudPriority, CloudRoute, Endpoint, EndpointTarget, Hybrid, ServerFaults};
 
 crate::named_enum!(
     Category,
@@ -26,7 +28,7 @@ crate::named_enum!(
         Accuracy
     ]
 );
-crate::named_enum!(BackendKind, "backend", [LlamaCpp, Candle]);
+crate::named_enum!(BackendKind, "backend", [LlamaCpp, Candle, Http, Hybrid]);
 crate::named_enum!(PromptFormat, "prompt format", [Chat, Raw]);
 crate::named_enum!(Device, "device", [Cpu, Cuda, Metal, Vulkan]);
 crate::named_enum!(KvType, "KV cache type", [F16, Q8_0, Q4_0]);
@@ -80,6 +82,10 @@ impl PromptFormat {
 pub enum BackendKind {
     LlamaCpp,
     Candle,
+    /// Any OpenAI-compatible server (`[endpoint]`): llama-server on a phone, Ollama, a cloud.
+    Http,
+    /// On-device (llama.cpp) first, the `[endpoint]` as the cloud fallback (`[hybrid]`).
+    Hybrid,
 }
 
 impl BackendKind {
@@ -88,6 +94,8 @@ impl BackendKind {
         match self {
             Self::LlamaCpp => "llama_cpp",
             Self::Candle => "candle",
+            Self::Http => "http",
+            Self::Hybrid => "hybrid",
         }
     }
 }
@@ -302,6 +310,9 @@ pub struct Scenario {
     pub sustained: Option<Sustained>,
     /// A goodput scenario.
     pub goodput: Option<Goodput>,
+    /// The server an `http` backend drives or a `hybrid` one falls back to.
+    pub endpoint: Option<Endpoint>,
+    pub hybrid: Option<Hybrid>,
     pub source: ScenarioSource,
 }
 

@@ -90,6 +90,8 @@ pub(super) fn validate(
     let accuracy = accuracy(cx, &raw)?;
     let sustained = sustained(cx, &raw)?;
     let goodput = goodput(cx, &raw)?;
+    let endpoint = super::remote::endpoint(cx, &raw, &backends)?;
+    let hybrid = super::remote::hybrid(cx, &raw, &backends)?;
     let prompt_format = prompt_format(cx, &raw)?;
     let sampling = sampling(cx, raw.sampling.as_ref())?;
     let kv_declared = !raw.kv.is_empty();
@@ -131,6 +133,8 @@ pub(super) fn validate(
         accuracy,
         sustained,
         goodput,
+        endpoint,
+        hybrid,
         source: ScenarioSource {
             file: cx.file.to_owned(),
             sha256: crate::sha256_hex(cx.text.as_bytes()),
@@ -263,6 +267,8 @@ fn backends(cx: &Ctx<'_>, raw: &ScenarioFile) -> Result<Vec<BackendKind>, Scenar
         let kind = match b {
             BackendName::LlamaCpp => BackendKind::LlamaCpp,
             BackendName::Candle => BackendKind::Candle,
+            BackendName::Http => BackendKind::Http,
+            BackendName::Hybrid => BackendKind::Hybrid,
         };
         if backends.contains(&kind) {
             return Err(cx.at(

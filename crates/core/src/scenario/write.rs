@@ -253,11 +253,82 @@ impl Scenario {
                 let _ = writeln!(out, "questions_per_subject = {n}");
             }
         }
+        if let Some(e) = &self.endpoint {
+            endpoint_table(&mut out, e);
+        }
+        if let Some(h) = &self.hybrid {
+            let _ = writeln!(out, "\n[hybrid]\npriority = {}", toml_string(h.priority.as_str()));
+            if let Some(b) = h.ttft_budget_ms {
+                let _ = writeln!(out, "ttft_budget_ms = {}", float(b));
+            }
+            for r in &h.cloud {
+                let _ = writeln!(
+                    out,
+                    "\n[[hybrid.cloud]]\npriority = {}\nmodel = {}\nprice = {}",
+                    toml_string(r.priority.as_str()),
+                    toml_string(&r.model),
+                    toml_string(&r.price)
+                );
+            }
+        }
         if self.kv_declared {
             for variant in &self.kv {
                 kv_table(&mut out, variant);
             }
         }
         out
+    }
+}
+
+/// `[endpoint]` with every key it resolved to.
+fn endpoint_table(out: &mut String, e: &super::Endpoint) {
+    use super::EndpointTarget;
+    let _ = writeln!(out, "\n[endpoint]");
+    match &e.target {
+        EndpointTarget::Url(url) => {
+            let _ = writeln!(out, "url = {}", toml_string(url));
+        }
+        EndpointTarget::Launch { model } => {
+            let _ = writeln!(out, "launch = true");
+            if let Some(m) = model {
+                let _ = writeln!(out, "launch_model = {}", toml_string(m));
+            }
+        }
+    }
+    if let Some(m) = &e.model {
+        let _ = writeln!(out, "model = {}", toml_string(m));
+    }
+    if let Some(v) = &e.api_key_env {
+        let _ = writeln!(out, "api_key_env = {}", toml_string(v));
+    }
+    if let Some(d) = &e.device_profile {
+        let _ = writeln!(out, "device_profile = {}", toml_string(d));
+    }
+    let _ = writeln!(
+        out,
+        "api = {}\nstream = {}\nignore_eos = {}\nconnect_timeout_ms = {}\nrequest_timeout_ms = {}\nstall_timeout_ms = {}",
+        toml_string(e.api.as_str()),
+        e.stream,
+        e.ignore_eos,
+        e.connect_timeout_ms,
+        e.request_timeout_ms,
+        e.stall_timeout_ms
+    );
+    let f = &e.faults;
+    if f.any() {
+        let _ = writeln!(
+            out,
+            "\n[endpoint.faults]\nlatency_ms = {}\nerror_rate = {}\noverload_rate = {}\ncut_rate = {}\nstall_rate = {}\nmalformed_rate = {}\nafter_tokens = {}",
+            f.latency_ms,
+            float(f.error_rate),
+            float(f.overload_rate),
+            float(f.cut_rate),
+            float(f.stall_rate),
+            float(f.malformed_rate),
+            f.after_tokens
+        );
+        if let Some(k) = f.kill_at_request {
+            let _ = writeln!(out, "kill_at_request = {k}");
+        }
     }
 }

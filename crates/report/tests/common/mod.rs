@@ -194,6 +194,11 @@ fn write_run(
                 output_sha256: "d".into(),
                 output_text: format!("output of {}", m.label),
                 token_latencies_ns: gaps,
+                source: None,
+                fallback_reason: None,
+                fallback_ns: None,
+                cost_usd: None,
+                error: None,
             });
         }
     }
@@ -226,6 +231,7 @@ fn write_run(
             &RunEndRow {
                 sustained: None,
                 goodput: None,
+                endpoint: None,
                 status: RunStatus::Passed,
                 ended_at_ms: started + 10,
                 error: None,

@@ -100,6 +100,11 @@ fn request(i: u32, latencies: usize) -> RequestRow {
         output_sha256: format!("{i:064x}"),
         output_text: format!("output {i}"),
         token_latencies_ns: (0..latencies as u64).map(|k| 100 + k).collect(),
+        source: None,
+        fallback_reason: None,
+        fallback_ns: None,
+        cost_usd: None,
+        error: None,
     }
 }
 
@@ -107,6 +112,7 @@ fn end(started: i64) -> RunEndRow {
     RunEndRow {
         sustained: None,
         goodput: None,
+        endpoint: None,
         status: RunStatus::Passed,
         ended_at_ms: started + 5,
         error: None,
