@@ -108,7 +108,7 @@ mod tests {
             assert_eq!((quick.warmup, quick.repetitions), (0, 1));
             let expected = match backend {
                 BackendKind::Candle => SMOKE_CANDLE_PROMPT_TOKENS,
-                BackendKind::LlamaCpp => long,
+                _ => long,
             };
             assert_eq!(quick.prompt_tokens, expected, "{backend}");
             assert_eq!(plan(case, Mode::default()).prompt_tokens, long, "{backend}");

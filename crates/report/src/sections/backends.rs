@@ -14,6 +14,8 @@ pub fn backends(runs: &[&Run], parity: &[crate::data::Parity]) -> BackendSection
         match r.case.backend {
             BackendKind::LlamaCpp => e.0.push(r),
             BackendKind::Candle => e.1.push(r),
+            // Paired with in-process llama.cpp in the HTTP section; hybrid runs have their own.
+            BackendKind::Http | BackendKind::Hybrid => {}
         }
     }
     let rows = pairs
