@@ -69,8 +69,11 @@ fn a_goodput_sweep_serves_its_rates_and_stores_them() {
     let sweep = edgebench::store::dataset::GoodputSweep::parse(&sweep).expect("format 1");
     // Smoke: two rates from the scenario's start, doubled, 4 requests each, every request
     // accounted for.
+    // The second rate follows the first's verdict (doubled when it passed, halved when this
+    // busy machine missed the targets at 8/s): the rule, not the machine's speed, is checked.
     let rates: Vec<f64> = sweep.points.iter().map(|p| p.rate_per_s).collect();
-    assert_eq!(rates, [8.0, 16.0]);
+    let second = if sweep.points[0].passed { 16.0 } else { 4.0 };
+    assert_eq!(rates, [8.0, second], "{:?}", sweep.points);
     assert!(
         sweep
             .points

@@ -10,6 +10,7 @@ pub mod device_profile;
 pub mod glob;
 pub mod goodput;
 pub mod history;
+pub mod hybrid;
 pub mod measure;
 pub mod mmlu;
 pub mod names;

@@ -61,6 +61,7 @@ pub struct ReportContext {
     pub runs: RunSection,
     pub sustained: SustainedSection,
     pub goodput: GoodputSection,
+    pub remote: RemoteSection,
     pub claims: ClaimSection,
     pub roi: RoiSection,
     pub devices: DeviceSection,
@@ -412,4 +413,50 @@ pub struct RegressionRow {
     /// A flagged history verdict's plot: the runs, the reference band and the change point
     /// (empty otherwise).
     pub history_svg: String,
+}
+
+/// HTTP runs beside the same case in process, and hybrid runs with the seed's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct RemoteSection {
+    pub http: Vec<HttpRow>,
+    pub hybrid: Vec<HybridRow>,
+    /// The seed's production figures, shown as claims beside the measured ones.
+    pub claims: Vec<ClaimRowCell>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpRow {
+    pub case: String,
+    /// "<device profile> via <server> at <url>", and where token counts came from.
+    pub server: String,
+    pub http_rate: Cell,
+    pub in_process_rate: Cell,
+    /// HTTP ÷ in process.
+    pub ratio: Cell,
+    pub ttft_added: Cell,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HybridRow {
+    pub case: String,
+    pub cloud: String,
+    /// Why the device took no request at all (memory guard, load failure); empty when it did.
+    pub device_refusal: String,
+    pub on_device: Cell,
+    /// Answered by either side.
+    pub answered: Cell,
+    pub fallback_p50: Cell,
+    pub fallback_p95: Cell,
+    pub hybrid_cost: Cell,
+    pub cloud_cost: Cell,
+    pub device_cost: Cell,
+    pub savings: Cell,
+    /// `<reason kind>: <requests>`.
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClaimRowCell {
+    pub what: String,
+    pub cell: Cell,
 }

@@ -232,6 +232,7 @@ pub fn build_context(
         runs: sections::runs(&current, &dataset.devices),
         sustained: sections::sustained(&current),
         goodput: sections::goodput(&current),
+        remote: sections::remote(&current),
         claims: sections::claims_section(
             &inputs.claims,
             &inputs.registry,

@@ -30,6 +30,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/sustained.html"),
     ),
     ("goodput.html", include_str!("../templates/goodput.html")),
+    ("remote.html", include_str!("../templates/remote.html")),
     ("devices.html", include_str!("../templates/devices.html")),
     (
         "regressions.html",
@@ -105,6 +106,11 @@ pub fn html(c: &ReportContext) -> Result<String, ReportError> {
             "goodput",
             "Goodput under latency targets",
             section(&env, "goodput.html", &c.goodput)?,
+        ),
+        (
+            "remote",
+            "HTTP and hybrid (on device + cloud)",
+            section(&env, "remote.html", &c.remote)?,
         ),
         (
             "sustained",

@@ -122,6 +122,7 @@ fn run_from(r: &Cells<'_>) -> Result<Run, SqlError> {
         stderr_tail: r.opt_text(7)?,
         device_id: r.i64(8)?,
         device_fingerprint: r.text(58)?,
+        endpoint: r.opt_text(59)?,
         load_ms: r.opt_f64(9)?,
         kv_cache_bytes: r.opt_u64(10)?,
         weights_bytes: r.opt_u64(11)?,
@@ -222,7 +223,7 @@ fn load_runs(db: &mut dyn Sql) -> Result<Vec<Run>, SqlError> {
                 r.bandwidth_bytes_per_s, r.origin, r.phase_timings, r.prompt_format,
                 r.bandwidth_probe_n, r.bandwidth_probe_min, r.bandwidth_probe_max,
                 r.sustained, r.throttle_onset_s, r.steady_state_ratio, r.cooldown,
-                r.goodput, r.goodput_per_s, d.fingerprint
+                r.goodput, r.goodput_per_s, d.fingerprint, r.endpoint
          FROM runs r JOIN cases c ON c.id = r.case_id LEFT JOIN models m ON m.id = r.model_id
               JOIN devices d ON d.id = r.device_id",
         |r| {
@@ -272,7 +273,8 @@ fn load_runs(db: &mut dyn Sql) -> Result<Vec<Run>, SqlError> {
     each(
         db,
         "SELECT q.run_id, q.id, q.status, q.turn, q.generated_tokens, q.ttft_ns, q.decode_ns,
-                q.e2e_ns, q.queue_ns
+                q.e2e_ns, q.queue_ns, q.source, q.fallback_reason, q.fallback_ns, q.cost_usd,
+                q.error, q.prompt_tokens
          FROM requests q JOIN runs r ON r.id = q.run_id
          WHERE r.status = 'passed' AND q.warmup = 0 ORDER BY q.id",
         |r| {
@@ -282,6 +284,18 @@ fn load_runs(db: &mut dyn Sql) -> Result<Vec<Run>, SqlError> {
             let (id, status, turn, generated) = (r.i64(1)?, r.text(2)?, r.u32(3)?, r.u32(4)?);
             let (ttft, decode, e2e, queue) = (r.i64(5)?, r.i64(6)?, r.i64(7)?, r.i64(8)?);
             let s = &mut runs[i].samples;
+            if let Some(source) = r.opt_text(9)? {
+                s.hybrid.push(crate::dataset::HybridSample {
+                    ttft_ms: (source != "unanswered" || ttft > 0).then(|| ms(ttft)),
+                    source,
+                    fallback_reason: r.opt_text(10)?,
+                    e2e_ms: ms(e2e),
+                    fallback_ms: r.opt_i64(11)?.map(ms),
+                    tokens: u64::from(generated) + u64::from(r.u32(14)?),
+                    cost_usd: r.opt_f64(12)?.unwrap_or(0.0),
+                    error: r.opt_text(13)?,
+                });
+            }
             if turn == 0 {
                 s.requests += 1;
                 s.queue_wait_ms.push(ms(queue));

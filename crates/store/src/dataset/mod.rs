@@ -82,6 +82,8 @@ pub struct Run {
     pub sustained: Option<SustainedSeries>,
     /// A goodput sweep (schema 12).
     pub goodput: Option<GoodputSweep>,
+    /// JSON: the server of an HTTP run, or a hybrid run's cloud, route and price (schema 13).
+    pub endpoint: Option<String>,
     /// `edgebench`, or `imported:<tool>` for runs brought in from another tool's output.
     pub origin: String,
     /// Per measured repetition, the harness's and the engine's timing of the same phases.
@@ -154,6 +156,23 @@ pub struct Samples {
     pub rejected: u32,
     pub requests: u32,
     pub generated_tokens: u64,
+    /// Hybrid runs: every measured request with where it was answered (schema 13).
+    pub hybrid: Vec<HybridSample>,
+}
+
+/// One request of a hybrid run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HybridSample {
+    /// `on_device`, `cloud` or `unanswered`.
+    pub source: String,
+    pub fallback_reason: Option<String>,
+    pub ttft_ms: Option<f64>,
+    pub e2e_ms: f64,
+    pub fallback_ms: Option<f64>,
+    /// Prompt and generated tokens.
+    pub tokens: u64,
+    pub cost_usd: f64,
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
