@@ -458,7 +458,6 @@ fn measured(m: Measured, seed: u64) -> Recorded {
     let end = RunEndRow {
         sustained: None,
         goodput: None,
-        endpoint: None,
         engine_counters: counters,
         phase_timings: (!phases.is_empty())
             .then(|| serde_json::to_string(phases).ok())

@@ -13,5 +13,6 @@ mod full_size;
 mod nightly_slowdown;
 mod parity;
 mod prompts;
+mod serve;
 mod sustained;
 mod tidy;

@@ -301,6 +301,7 @@ fn test(root: &Path, all: bool, extra: &[String]) -> Result<()> {
     setup::ensure_build_tools()?;
     models::fetch_all(root)?;
     twins::twins(root)?;
+    setup::ensure_openai_client(root)?;
     // Tests write their runs to a scratch database, never to the user's results.
     let db = root.join("target/test-results/edgebench.sqlite");
     let mut cmd = cargo();

@@ -177,3 +177,45 @@ pub fn tail(log: &std::path::Path, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+/// Where the official `openai` Python client lives for the conformance test (never the
+/// system Python).
+pub const OPENAI_VENV: &str = "target/openai-venv";
+
+/// Creates the virtual environment with PyPI's `openai` client unless it is there already.
+pub fn ensure_openai_client(root: &Path) -> Result<()> {
+    let venv = root.join(OPENAI_VENV);
+    let python = venv.join("bin/python");
+    let has_client = || {
+        Command::new(&python)
+            .args(["-c", "import openai"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if has_client() {
+        return Ok(());
+    }
+    let log = log_file("openai-venv")?;
+    eprintln!("installing the openai Python client into {} (log: {})", venv.display(), log.display());
+    let ok = quiet(Command::new("python3").args(["-m", "venv"]).arg(&venv), &log)?
+        && quiet(
+            Command::new(&python).args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--progress-bar",
+                "off",
+                "openai>=1.40,<4",
+            ]),
+            &log,
+        )?;
+    if !ok || !has_client() {
+        bail!(
+            "could not install the openai client (python3 -m venv needs Debian's python3-venv); output in {}:\n{}",
+            log.display(),
+            tail(&log, 15)
+        );
+    }
+    Ok(())
+}

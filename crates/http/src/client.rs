@@ -308,7 +308,9 @@ impl Client {
                 usage_seen = Some(u);
             }
             let (text, token_ids, reason) = choice(&value, request.api);
-            if let Some(text) = text.filter(|t| !t.is_empty() || token_ids.is_some()) {
+            // The closing chunk carries only the finish reason: no token.
+            let carries_token = token_ids.as_ref().map_or(false, |ids| !ids.is_empty());
+            if let Some(text) = text.filter(|t| !t.is_empty() || carries_token) {
                 chunks += 1;
                 if events.send(Ok(Event::Content { text, token_ids, at })).is_err() {
                     return Ok(()); // nobody listens any more: drop the connection

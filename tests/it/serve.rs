@@ -1,0 +1,350 @@
+//! `edgebench serve` and the HTTP engine, on 127.0.0.1 only: the official `openai` Python client
+//! parses the server's answers; every fault the hybrid engine must survive gives a typed error
+//! (connection refused, HTTP 500 and 429, a cut, stalled or malformed stream, the server killed
+//! mid-run); 64 concurrent streams are all answered or refused with a status; an API key reaches
+//! no stored or printed byte.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use edgebench::core::scenario::{Api, Endpoint, EndpointTarget, ServerFaults};
+use edgebench::serve::launch::{LaunchSpec, Launched};
+use edgebench_http::{Event, HttpError, Prompt, Remote, Request};
+
+fn smollm2() -> Option<PathBuf> {
+    crate::common::model("smollm2-135m", "Q4_1")
+}
+
+fn spec(model: PathBuf, faults: ServerFaults) -> LaunchSpec {
+    LaunchSpec {
+        model_file: model,
+        model_id: "smollm2-135m".into(),
+        chat_template: None,
+        threads: 2,
+        context: 512,
+        slots: 2,
+        queue: None,
+        admission_timeout_ms: None,
+        faults,
+        seed: 7,
+    }
+}
+
+fn endpoint(stall_ms: u64) -> Endpoint {
+    Endpoint {
+        target: EndpointTarget::Launch { model: None },
+        model: None,
+        api_key_env: None,
+        api: Api::Completion,
+        stream: true,
+        ignore_eos: true,
+        connect_timeout_ms: 2_000,
+        request_timeout_ms: 30_000,
+        stall_timeout_ms: stall_ms,
+        device_profile: None,
+        faults: ServerFaults::default(),
+    }
+}
+
+fn request(api: Api, max_tokens: u32) -> Request {
+    Request {
+        model: "smollm2-135m".into(),
+        prompt: Prompt::Text("Write a function that adds two numbers.".into()),
+        api,
+        max_tokens,
+        stream: true,
+        ignore_eos: true,
+        temperature: 0.0,
+        seed: 1,
+    }
+}
+
+/// Every event of one request: the content chunks, then the usage or the error.
+fn collect(remote: &Remote, req: Request) -> (Vec<String>, Result<Option<u64>, HttpError>) {
+    let mut stream = remote.start(req);
+    let mut chunks = Vec::new();
+    loop {
+        match remote.next(&mut stream) {
+            Ok(Event::Content { text, .. }) => chunks.push(text),
+            Ok(Event::Finished { usage, .. }) => {
+                return (chunks, Ok(usage.map(|u| u.completion_tokens)));
+            }
+            Err(e) => return (chunks, Err(e)),
+        }
+    }
+}
+
+fn launch(model: PathBuf, faults: ServerFaults) -> Launched {
+    spec(model, faults).launch().expect("edgebench serve starts")
+}
+
+#[test]
+fn streams_and_whole_answers_carry_usage_and_the_models_list_names_the_model() {
+    let Some(model) = smollm2() else { return };
+    let server = launch(model, ServerFaults::default());
+    let remote = Remote::new(&server.base_url, &endpoint(10_000)).expect("client");
+    for api in [Api::Completion, Api::Chat] {
+        let (chunks, usage) = collect(&remote, request(api, 12));
+        assert_eq!(usage.expect("complete"), Some(12), "{api:?}");
+        assert_eq!(chunks.len(), 12, "{api:?}: one chunk per token");
+        let whole = collect(&remote, Request { stream: false, ..request(api, 12) });
+        assert_eq!(whole.1.expect("complete"), Some(12));
+        // Greedy and seeded: the whole answer is the stream's text.
+        assert_eq!(whole.0.concat(), chunks.concat(), "{api:?}");
+    }
+    let facts: serde_json::Value = serde_json::from_str(&remote.server_facts()).expect("json");
+    assert_eq!(facts.pointer("/models/data/0/id").and_then(|v| v.as_str()), Some("smollm2-135m"));
+    assert_eq!(facts.pointer("/props/engine").and_then(|v| v.as_str()), Some("llama_cpp"));
+}
+
+#[test]
+fn every_fault_is_a_typed_error_and_the_client_survives_it() {
+    let Some(model) = smollm2() else { return };
+    // Connection refused: a port that was free a moment ago.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let nobody = Remote::new(&format!("http://127.0.0.1:{port}/v1"), &endpoint(2_000)).expect("client");
+    let (_, r) = collect(&nobody, request(Api::Completion, 4));
+    assert!(matches!(r, Err(HttpError::Connect { .. })), "{r:?}");
+
+    let all = |f: fn(&mut ServerFaults)| {
+        let mut faults = ServerFaults { after_tokens: 3, ..ServerFaults::default() };
+        f(&mut faults);
+        faults
+    };
+    let cases: [(ServerFaults, &str); 5] = [
+        (all(|f| f.error_rate = 1.0), "http_5xx"),
+        (all(|f| f.overload_rate = 1.0), "http_429"),
+        (all(|f| f.cut_rate = 1.0), "cut"),
+        (all(|f| f.stall_rate = 1.0), "stalled"),
+        (all(|f| f.malformed_rate = 1.0), "malformed"),
+    ];
+    for (faults, kind) in cases {
+        let server = launch(model.clone(), faults);
+        let remote = Remote::new(&server.base_url, &endpoint(800)).expect("client");
+        for api in [Api::Completion, Api::Chat] {
+            let (chunks, r) = collect(&remote, request(api, 8));
+            let e = r.expect_err(kind);
+            assert_eq!(e.kind(), kind, "{e}");
+            if kind != "http_5xx" && kind != "http_429" {
+                assert_eq!(chunks.len(), 3, "{kind}: the tokens before the fault arrived");
+            }
+            if let HttpError::Status { status: 429, retry_after, .. } = &e {
+                assert_eq!(retry_after.as_deref(), Some("1"));
+            }
+        }
+    }
+
+    // Killed mid-run: two answers, then the third request finds the process gone, and the
+    // fourth finds nobody listening.
+    let server = launch(model, ServerFaults { kill_at_request: Some(3), ..ServerFaults::default() });
+    let remote = Remote::new(&server.base_url, &endpoint(2_000)).expect("client");
+    for _ in 0..2 {
+        assert_eq!(collect(&remote, request(Api::Completion, 4)).1.expect("served"), Some(4));
+    }
+    let (_, third) = collect(&remote, request(Api::Completion, 4));
+    assert!(matches!(third, Err(HttpError::Transport { .. } | HttpError::Cut { .. })), "{third:?}");
+    let (_, fourth) = collect(&remote, request(Api::Completion, 4));
+    assert!(matches!(fourth, Err(HttpError::Connect { .. })), "{fourth:?}");
+}
+
+#[test]
+fn sixty_four_concurrent_streams_are_each_answered_or_refused_with_a_status() {
+    let Some(model) = smollm2() else { return };
+    let mut s = spec(model, ServerFaults::default());
+    (s.slots, s.queue, s.admission_timeout_ms) = (4, Some(24), Some(3_000));
+    let server = s.launch().expect("server");
+    let base = server.base_url.clone();
+    let start = Instant::now();
+    let clients: Vec<_> = (0..64)
+        .map(|_| {
+            let base = base.clone();
+            std::thread::spawn(move || {
+                let remote = Remote::new(&base, &endpoint(10_000)).expect("client");
+                let sent = Instant::now();
+                let mut stream = remote.start(request(Api::Completion, 16));
+                let mut ttft = None;
+                loop {
+                    match remote.next(&mut stream) {
+                        Ok(Event::Content { at, .. }) => {
+                            ttft.get_or_insert(at.duration_since(sent));
+                        }
+                        Ok(Event::Finished { usage, .. }) => return Ok((ttft, usage)),
+                        Err(e) => return Err(e),
+                    }
+                }
+            })
+        })
+        .collect();
+    let results: Vec<_> = clients.into_iter().map(|c| c.join().expect("client thread")).collect();
+    let wall = start.elapsed();
+    let completed: Vec<Duration> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|(ttft, usage)| {
+            assert_eq!(usage.map(|u| u.completion_tokens), Some(16));
+            ttft.expect("a first token")
+        })
+        .collect();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Err(HttpError::Status { status: 429 | 503, retry_after: Some(_), .. })))
+        .count();
+    // Nothing lost: every client got its answer or a refusal with Retry-After.
+    assert_eq!(completed.len() + refused, 64, "{:?}", results.iter().filter(|r| r.is_err()).collect::<Vec<_>>());
+    assert!(!completed.is_empty());
+    // 4 slots + 24 queued is the most that can be held at once: the rest were turned away.
+    assert!(refused >= 64 - 28 - completed.len().saturating_sub(28), "{refused}");
+    let mut ttft: Vec<f64> = completed.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    ttft.sort_by(f64::total_cmp);
+    let p99 = ttft[((ttft.len() as f64 * 0.99).ceil() as usize).saturating_sub(1)];
+    println!(
+        "64 streaming clients: {} completed, {refused} refused, {:.1} completions/s, {:.0} tokens/s, TTFT p50 {:.0} ms p99 {p99:.0} ms",
+        completed.len(),
+        completed.len() as f64 / wall.as_secs_f64(),
+        (completed.len() * 16) as f64 / wall.as_secs_f64(),
+        ttft[ttft.len() / 2],
+    );
+}
+
+/// The official `openai` Python client (PyPI, in `target/openai-venv`, installed by
+/// `cargo xtask test`) drives the server: completions and chat, streamed and not.
+#[test]
+fn the_official_openai_client_parses_every_answer() {
+    let Some(model) = smollm2() else { return };
+    let python = edgebench::paths::root().join("target/openai-venv/bin/python");
+    if !python.is_file() {
+        assert!(
+            std::env::var("EDGEBENCH_REQUIRE_MODELS").is_err(),
+            "{} is missing: `cargo xtask test` installs it",
+            python.display()
+        );
+        eprintln!("skipping: no openai client at {}", python.display());
+        return;
+    }
+    let server = launch(model, ServerFaults::default());
+    let script = r#"
+import json, sys, openai
+c = openai.OpenAI(base_url=sys.argv[1], api_key="not-checked", max_retries=0)
+eos = {"ignore_eos": True}
+out = {"models": [m.id for m in c.models.list()]}
+r = c.completions.create(model="smollm2-135m", prompt="def add(a, b):", max_tokens=8, extra_body=eos)
+out["completion"] = {"text": r.choices[0].text, "tokens": r.usage.completion_tokens, "finish": r.choices[0].finish_reason}
+text, usage = [], None
+for ch in c.completions.create(model="smollm2-135m", prompt="def add(a, b):", max_tokens=8, stream=True,
+                               stream_options={"include_usage": True}, extra_body=eos):
+    if ch.choices and ch.choices[0].finish_reason is None: text.append(ch.choices[0].text)
+    if ch.usage: usage = ch.usage.completion_tokens
+out["completion_stream"] = {"text": "".join(text), "tokens": usage, "chunks": len(text)}
+msgs = [{"role": "user", "content": "Write a haiku about memory bandwidth."}]
+r = c.chat.completions.create(model="smollm2-135m", messages=msgs, max_tokens=8, extra_body=eos)
+out["chat"] = {"text": r.choices[0].message.content, "role": r.choices[0].message.role, "tokens": r.usage.completion_tokens}
+text, usage = [], None
+for ch in c.chat.completions.create(model="smollm2-135m", messages=msgs, max_tokens=8, stream=True,
+                                    stream_options={"include_usage": True}, extra_body=eos):
+    if ch.choices and ch.choices[0].delta.content is not None: text.append(ch.choices[0].delta.content)
+    if ch.usage: usage = ch.usage.completion_tokens
+out["chat_stream"] = {"text": "".join(text), "tokens": usage}
+print(json.dumps(out))
+"#;
+    let output = std::process::Command::new(&python)
+        .args(["-c", script, &server.base_url])
+        .output()
+        .expect("python runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON line");
+    assert_eq!(v["models"], serde_json::json!(["smollm2-135m"]));
+    for kind in ["completion", "completion_stream", "chat", "chat_stream"] {
+        assert_eq!(v[kind]["tokens"], 8, "{kind}: {v}");
+        assert!(!v[kind]["text"].as_str().unwrap_or_default().is_empty(), "{kind}: {v}");
+    }
+    assert_eq!(v["completion"]["finish"], "length");
+    assert_eq!(v["chat"]["role"], "assistant");
+    assert_eq!(v["completion_stream"]["chunks"], 8);
+    // Greedy: streaming changes the transport, not the answer.
+    assert_eq!(v["completion"]["text"], v["completion_stream"]["text"], "{v}");
+    assert_eq!(v["chat"]["text"], v["chat_stream"]["text"], "{v}");
+}
+
+/// An HTTP case run through the harness's child process with an API key in the environment:
+/// the key is sent, and found nowhere: not in the database, the child's stdout or stderr, nor
+/// the report rendered from that database.
+#[test]
+fn the_api_key_is_never_stored_printed_or_reported() {
+    if smollm2().is_none() {
+        return;
+    }
+    const KEY: &str = "sk-edgebench-test-9f2c1e7d5b3a";
+    let scenario = r#"format = 1
+name = "http_key"
+category = "code_generation"
+dataset = "datasets/code_generation.jsonl"
+prompts = 2
+models = ["smollm2-135m"]
+quantizations = ["Q4_1"]
+backends = ["http"]
+context = 256
+prompt_tokens = 64
+generate_tokens = 8
+concurrency = [1]
+threads = [2]
+seed = 1
+repetitions = 1
+
+[endpoint]
+launch = true
+api_key_env = "EDGEBENCH_TEST_API_KEY"
+"#;
+    let mut catalog = edgebench::catalog::Catalog::load(&edgebench::paths::root()).expect("catalog");
+    let parsed = edgebench::core::Scenario::parse("http_key.toml", scenario, &catalog.registry).expect("scenario");
+    catalog.cases.extend(parsed.expand());
+    catalog.scenario_texts.insert("http_key.toml".into(), scenario.into());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("results.sqlite");
+    let name = "http_key::smollm2-135m::Q4_1::http::c1";
+    // A measured run (not smoke), so the report shows it.
+    let request = crate::common::request_in(&catalog, name, "key-run", &db, edgebench::plan::Mode::default());
+    let output = std::process::Command::new(crate::common::CASE_EXE)
+        .env("EDGEBENCH_TEST_API_KEY", KEY)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            let json = serde_json::to_string(&request).expect("json");
+            child.stdin.take().expect("stdin").write_all(json.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("the case runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{stderr}");
+    let html = dir.path().join("report");
+    std::fs::create_dir_all(&html).expect("report dir");
+    let root = edgebench::paths::root();
+    let read = |rel: &str| (rel.to_owned(), std::fs::read_to_string(root.join(rel)).expect(rel));
+    let (r, c, o) = (read("models.toml"), read("datasets/claims.toml"), read("datasets/roi.toml"));
+    let inputs = edgebench_report::Inputs::parse((&r.0, &r.1), (&c.0, &c.1), (&o.0, &o.1)).expect("inputs");
+    let written = edgebench_report::write_report(&db, &html, &inputs, &edgebench_report::Selection::default(), "now")
+        .expect("report");
+    assert!(
+        std::fs::read_to_string(&written.index).expect("index").contains("http_key"),
+        "the report shows the HTTP run"
+    );
+    let mut haystacks = vec![("stdout", stdout.into_owned()), ("stderr", stderr.into_owned())];
+    haystacks.push(("database", String::from_utf8_lossy(&std::fs::read(&db).expect("db")).into_owned()));
+    for entry in std::fs::read_dir(&html).expect("report dir").flatten() {
+        haystacks.push(("report", String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap_or_default()).into_owned()));
+    }
+    for (what, text) in &haystacks {
+        assert!(!text.contains(KEY), "the key is in the {what}");
+    }
+    // The run happened over HTTP, with its endpoint stored (without credentials).
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    let endpoint: String = conn
+        .query_row("SELECT endpoint FROM runs WHERE id = 'key-run'", [], |r| r.get(0))
+        .expect("the endpoint");
+    assert!(endpoint.contains("\"url\":\"http://127.0.0.1:"), "{endpoint}");
+}
