@@ -23,12 +23,18 @@ pub fn engine(kind: BackendKind) -> Result<&'static dyn Backend, String> {
 /// The HTTP engine, with llama.cpp's reading of the GGUF vocabulary as its reference.
 static HTTP: edgebench_http::Http = edgebench_http::Http::new(reference_vocabulary);
 
-/// A blocking client for an endpoint (the hybrid engine's cloud side).
-pub fn cloud(
-    base_url: &str,
-    endpoint: &edgebench_core::scenario::Endpoint,
-) -> Result<edgebench_http::Remote, edgebench_http::HttpError> {
-    edgebench_http::Remote::new(base_url, endpoint)
+/// The HTTP engine's client, which the hybrid engine's cloud side drives request by request
+/// (answers of any length, text in and out: not the token-step `Session`).
+pub mod cloud {
+    pub use edgebench_http::{Event, HttpError, Prompt, Remote, Request, public_url};
+
+    /// A blocking client for `base_url` with `endpoint`'s timeouts and key.
+    pub fn connect(
+        base_url: &str,
+        endpoint: &edgebench_core::scenario::Endpoint,
+    ) -> Result<Remote, HttpError> {
+        Remote::new(base_url, endpoint)
+    }
 }
 
 /// Every engine this build can start, for the device fingerprint.

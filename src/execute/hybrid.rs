@@ -12,7 +12,7 @@ use std::time::Instant;
 use edgebench_backend::{Session, TokenCounts, Vocabulary};
 use edgebench_core::scenario::{CloudRoute, Endpoint, EndpointTarget, Hybrid};
 use edgebench_core::{Case, ModelEntry};
-use edgebench_http::{Event, Prompt, Remote, Request};
+use crate::engines::cloud::{Event, Prompt, Remote, Request};
 
 use super::{Inputs, Prepared, SessionFacts, case_error};
 use crate::dataset;
@@ -188,7 +188,7 @@ pub fn run(
         .ok_or_else(|| case_error(case, "[hybrid] names no cloud model"))?;
     let price = price(inputs.root, &route.price).map_err(|m| case_error(case, m))?;
     let (base, _server) = endpoint_base(inputs, case, entry, model_path, endpoint)?;
-    let cloud = crate::engines::cloud(&base, endpoint).map_err(|e| case_error(case, e.to_string()))?;
+    let cloud = crate::engines::cloud::connect(&base, endpoint).map_err(|e| case_error(case, e.to_string()))?;
     let cloud_server = cloud.server_facts();
 
     let plan = inputs.plan;
@@ -301,7 +301,7 @@ pub fn run(
         device_refusal,
         route,
         price,
-        cloud_url: edgebench_http::public_url(&base),
+        cloud_url: crate::engines::cloud::public_url(&base),
         cloud_server,
         ttft_budget_ms: hybrid.ttft_budget_ms,
     })

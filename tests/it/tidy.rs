@@ -190,6 +190,7 @@ fn only_the_engines_module_names_engine_types() {
     let engine_names = [
         "edgebench_llama",
         "edgebench_candle",
+        "edgebench_http",
         "llama_cpp_2",
         "llama_cpp_sys_2",
         "candle_core",
