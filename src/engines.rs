@@ -40,10 +40,14 @@ pub mod cloud {
 /// Every engine this build can start, for the device fingerprint.
 #[must_use]
 pub fn available() -> Vec<&'static dyn Backend> {
-    [BackendKind::LlamaCpp, BackendKind::Candle, BackendKind::Http]
-        .into_iter()
-        .filter_map(|k| engine(k).ok())
-        .collect()
+    [
+        BackendKind::LlamaCpp,
+        BackendKind::Candle,
+        BackendKind::Http,
+    ]
+    .into_iter()
+    .filter_map(|k| engine(k).ok())
+    .collect()
 }
 
 /// The tokenizer every engine's token ids come from: llama.cpp's, reading the GGUF's own

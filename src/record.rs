@@ -176,7 +176,11 @@ fn hybrid(h: HybridRun, seed: u64) -> Recorded {
             decode_ns: q.e2e_ns.saturating_sub(q.ttft_ns.unwrap_or(q.e2e_ns)),
             e2e_ns: q.e2e_ns,
             reset_ns: 0,
-            status: if q.source == Source::Unanswered { "failed".into() } else { "completed".into() },
+            status: if q.source == Source::Unanswered {
+                "failed".into()
+            } else {
+                "completed".into()
+            },
             priority: "normal".into(),
             sent_ns: q.sent_ns,
             output_sha256: edgebench_core::sha256_hex(q.text.as_bytes()),
@@ -191,19 +195,32 @@ fn hybrid(h: HybridRun, seed: u64) -> Recorded {
         .collect();
     let measured: Vec<&HybridRequest> = h.requests.iter().filter(|q| !q.warmup).collect();
     let ms = |f: &dyn Fn(&HybridRequest) -> Option<u64>| -> Vec<f64> {
-        measured.iter().filter_map(|q| f(q)).map(|ns| ns as f64 / 1e6).collect()
+        measured
+            .iter()
+            .filter_map(|q| f(q))
+            .map(|ns| ns as f64 / 1e6)
+            .collect()
     };
     let metrics: Vec<MetricRow> = [
         ("ttft_ms", ms(&|q| q.ttft_ns)),
-        ("e2e_ms", ms(&|q| (q.source != Source::Unanswered).then_some(q.e2e_ns))),
+        (
+            "e2e_ms",
+            ms(&|q| (q.source != Source::Unanswered).then_some(q.e2e_ns)),
+        ),
         ("fallback_ms", ms(&|q| q.fallback_ns)),
     ]
     .into_iter()
     .filter_map(|(name, v)| measure::summarize_metric(name, "ms", &v, seed))
     .map(|m| MetricRow::from_summary(&m))
     .collect();
-    let on_device = measured.iter().filter(|q| q.source == Source::OnDevice).count();
-    let unanswered = measured.iter().filter(|q| q.source == Source::Unanswered).count();
+    let on_device = measured
+        .iter()
+        .filter(|q| q.source == Source::OnDevice)
+        .count();
+    let unanswered = measured
+        .iter()
+        .filter(|q| q.source == Source::Unanswered)
+        .count();
     let endpoint = serde_json::json!({
         "format": ENDPOINT_FORMAT,
         "hybrid": true,
@@ -229,7 +246,10 @@ fn hybrid(h: HybridRun, seed: u64) -> Recorded {
             "{on_device}/{} on device, {} cloud, {unanswered} unanswered{}",
             measured.len(),
             measured.len() - on_device - unanswered,
-            h.device_refusal.as_ref().map(|r| format!(" (device refused: {r})")).unwrap_or_default()
+            h.device_refusal
+                .as_ref()
+                .map(|r| format!(" (device refused: {r})"))
+                .unwrap_or_default()
         ),
         first_output_tokens: Vec::new(),
         accuracy: None,

@@ -248,6 +248,11 @@ impl Runner {
         // spread. Smoke runs are no measurements, and scored, sustained and goodput cases have
         // no roofline: they keep the device's one-off probe.
         let has_roofline = s.category != edgebench_core::scenario::Category::Accuracy
+            && !matches!(
+                case.backend,
+                edgebench_core::scenario::BackendKind::Http
+                    | edgebench_core::scenario::BackendKind::Hybrid
+            )
             && s.sustained.is_none()
             && s.goodput.is_none();
         let mut probe = (!self.mode.smoke && has_roofline).then(device_facts::ProbeBeside::before);

@@ -14,7 +14,11 @@ use edgebench_core::scenario::ServerFaults;
 use edgebench_core::schedule::SchedulerConfig;
 
 #[derive(Parser)]
-#[command(name = "edgebench", version, about = "edgebench: reproducible on-device LLM benchmarks")]
+#[command(
+    name = "edgebench",
+    version,
+    about = "edgebench: reproducible on-device LLM benchmarks"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -105,7 +109,10 @@ fn main() -> ExitCode {
 
 fn run() -> Result<()> {
     let Command::Serve(s) = Cli::parse().command;
-    let backend: BackendKind = s.engine.parse().map_err(|e| anyhow::anyhow!("--engine: {e}"))?;
+    let backend: BackendKind = s
+        .engine
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--engine: {e}"))?;
     if matches!(backend, BackendKind::Http | BackendKind::Hybrid) {
         bail!("--engine must be an in-process engine (llama_cpp or candle)");
     }
@@ -115,20 +122,29 @@ fn run() -> Result<()> {
             let registry_path = edgebench::paths::registry_file(&root);
             let text = std::fs::read_to_string(&registry_path)
                 .with_context(|| format!("reading {}", registry_path.display()))?;
-            let registry = edgebench_core::Registry::parse(&registry_path.display().to_string(), &text)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let registry =
+                edgebench_core::Registry::parse(&registry_path.display().to_string(), &text)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
             let entry = registry
                 .get(id)
                 .with_context(|| format!("model `{id}` is not in {}", registry_path.display()))?;
             let file = match &s.quant {
-                Some(q) => entry.file(q).with_context(|| format!("model `{id}` lists no `{q}` file"))?,
-                None => entry.files.first().with_context(|| format!("model `{id}` lists no files"))?,
+                Some(q) => entry
+                    .file(q)
+                    .with_context(|| format!("model `{id}` lists no `{q}` file"))?,
+                None => entry
+                    .files
+                    .first()
+                    .with_context(|| format!("model `{id}` lists no files"))?,
             };
             let path = edgebench::paths::models_dir(&root).join(&file.path);
             (path, id.clone(), entry.chat_template.clone())
         }
         (None, Some(path)) => {
-            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             (path.clone(), stem, None)
         }
         _ => bail!("say what to serve: --model <registry id> or --model-file <gguf>"),

@@ -9,10 +9,10 @@
 use std::path::Path;
 use std::time::Instant;
 
+use crate::engines::cloud::{Event, Prompt, Remote, Request};
 use edgebench_backend::{Session, TokenCounts, Vocabulary};
 use edgebench_core::scenario::{CloudRoute, Endpoint, EndpointTarget, Hybrid};
 use edgebench_core::{Case, ModelEntry};
-use crate::engines::cloud::{Event, Prompt, Remote, Request};
 
 use super::{Inputs, Prepared, SessionFacts, case_error};
 use crate::dataset;
@@ -100,16 +100,24 @@ pub(crate) fn endpoint_base(
         EndpointTarget::Launch { model } => model,
     };
     let (file, model_id, template) = match model {
-        None => (model_path.to_owned(), entry.id.clone(), entry.chat_template.clone()),
+        None => (
+            model_path.to_owned(),
+            entry.id.clone(),
+            entry.chat_template.clone(),
+        ),
         Some(id) => {
             let registry_path = crate::paths::registry_file(inputs.root);
             let text = std::fs::read_to_string(&registry_path)
                 .map_err(|e| case_error(case, format!("{}: {e}", registry_path.display())))?;
-            let registry = edgebench_core::Registry::parse(&registry_path.display().to_string(), &text)
-                .map_err(|e| case_error(case, e.to_string()))?;
-            let other = registry
-                .get(id)
-                .ok_or_else(|| case_error(case, format!("endpoint.launch_model `{id}` is not in models.toml")))?;
+            let registry =
+                edgebench_core::Registry::parse(&registry_path.display().to_string(), &text)
+                    .map_err(|e| case_error(case, e.to_string()))?;
+            let other = registry.get(id).ok_or_else(|| {
+                case_error(
+                    case,
+                    format!("endpoint.launch_model `{id}` is not in models.toml"),
+                )
+            })?;
             let file = other
                 .file(&case.quant)
                 .or_else(|| other.files.first())
@@ -144,13 +152,19 @@ pub(crate) fn endpoint_base(
 fn price(root: &Path, name: &str) -> Result<Price, String> {
     let path = root.join("datasets/roi.toml");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let value: toml::Value = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let value: toml::Value =
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let clouds = value.get("cloud").and_then(toml::Value::as_array);
     let entry = clouds
         .into_iter()
         .flatten()
         .find(|c| c.get("name").and_then(toml::Value::as_str) == Some(name))
-        .ok_or_else(|| format!("{}: no [[cloud]] named `{name}` (hybrid.cloud's price)", path.display()))?;
+        .ok_or_else(|| {
+            format!(
+                "{}: no [[cloud]] named `{name}` (hybrid.cloud's price)",
+                path.display()
+            )
+        })?;
     Ok(Price {
         name: name.to_owned(),
         usd_per_million: entry
@@ -180,7 +194,10 @@ pub fn run(
 ) -> Result<HybridRun, RunError> {
     let s = &case.scenario;
     let (Some(hybrid), Some(endpoint)) = (&s.hybrid, &s.endpoint) else {
-        return Err(case_error(case, "a hybrid case needs [hybrid] and [endpoint]"));
+        return Err(case_error(
+            case,
+            "a hybrid case needs [hybrid] and [endpoint]",
+        ));
     };
     let route = hybrid
         .route()
@@ -188,7 +205,8 @@ pub fn run(
         .ok_or_else(|| case_error(case, "[hybrid] names no cloud model"))?;
     let price = price(inputs.root, &route.price).map_err(|m| case_error(case, m))?;
     let (base, _server) = endpoint_base(inputs, case, entry, model_path, endpoint)?;
-    let cloud = crate::engines::cloud::connect(&base, endpoint).map_err(|e| case_error(case, e.to_string()))?;
+    let cloud = crate::engines::cloud::connect(&base, endpoint)
+        .map_err(|e| case_error(case, e.to_string()))?;
     let cloud_server = cloud.server_facts();
 
     let plan = inputs.plan;
@@ -204,7 +222,11 @@ pub fn run(
     if device_refusal.is_none() {
         match Prepared::new(inputs, case, entry, model_path).and_then(|p| {
             let (session, load_ms) = p.load(case, model_path)?;
-            Ok(Device { prepared: p, session, load_ms })
+            Ok(Device {
+                prepared: p,
+                session,
+                load_ms,
+            })
         }) {
             Ok(d) => device = Some(d),
             Err(e) => device_refusal = Some(format!("load failed: {e}")),
@@ -267,7 +289,17 @@ pub fn run(
                     Err(reason) => record.fallback_reason = Some(reason),
                 }
             }
-            cloud_answer(&cloud, &route, &price, endpoint, prompt, s.generate_tokens, s.seed, start, &mut record);
+            cloud_answer(
+                &cloud,
+                &route,
+                &price,
+                endpoint,
+                prompt,
+                s.generate_tokens,
+                s.seed,
+                start,
+                &mut record,
+            );
             requests.push(record);
         }
         if inputs.mode.smoke && !warmup {
@@ -276,7 +308,11 @@ pub fn run(
     }
     let session = match device {
         Some(d) => {
-            let Device { prepared, session, load_ms } = d;
+            let Device {
+                prepared,
+                session,
+                load_ms,
+            } = d;
             prepared.facts(session, load_ms, None)
         }
         None => SessionFacts {
@@ -322,7 +358,9 @@ fn on_device(
     start: Instant,
 ) -> Result<Answer, String> {
     let vocabulary: &dyn Vocabulary = d.prepared.vocabulary.as_ref();
-    d.session.reset(0).map_err(|e| format!("engine error: {e}"))?;
+    d.session
+        .reset(0)
+        .map_err(|e| format!("engine error: {e}"))?;
     let first = d
         .session
         .prefill(&[(0, ids)])
@@ -340,7 +378,11 @@ fn on_device(
     let mut gaps_ns = Vec::new();
     let mut last = Instant::now();
     // A real app stops at the end of the answer.
-    while tokens.len() < generate as usize && !tokens.last().is_some_and(|&t| vocabulary.is_end_of_generation(t)) {
+    while tokens.len() < generate as usize
+        && !tokens
+            .last()
+            .is_some_and(|&t| vocabulary.is_end_of_generation(t))
+    {
         let next = d
             .session
             .decode_step(&[(0, tokens[tokens.len() - 1])])
@@ -350,7 +392,11 @@ fn on_device(
         tokens.push(next[0]);
     }
     tokens.retain(|&t| !vocabulary.is_end_of_generation(t));
-    Ok(Answer { ttft_ns, tokens, gaps_ns })
+    Ok(Answer {
+        ttft_ns,
+        tokens,
+        gaps_ns,
+    })
 }
 
 /// Sends the request to the cloud and fills `record` with what came back.
@@ -385,7 +431,9 @@ fn cloud_answer(
         match cloud.next(&mut stream) {
             Ok(Event::Content { text, at, .. }) => {
                 if let Some(l) = last {
-                    record.token_gaps_ns.push(at.duration_since(l).as_nanos() as u64);
+                    record
+                        .token_gaps_ns
+                        .push(at.duration_since(l).as_nanos() as u64);
                 } else {
                     record.ttft_ns = Some(at.duration_since(start).as_nanos() as u64);
                     record.fallback_ns = Some(at.duration_since(decided).as_nanos() as u64);

@@ -224,15 +224,20 @@ pub fn measure(
     let kv_bytes_per_token = prepared
         .backend
         .kv_bytes_per_token(&entry.arch, &prepared.options);
+    // A server elsewhere reads its weights from its own memory, not this host's.
+    let remote = prepared.backend.is_remote();
     let session = prepared.facts(session, load_ms, cpu_time_ms);
-    let roofline = inputs.bandwidth_bytes_per_s.and_then(|bandwidth| {
-        roofline(
-            kv_bytes_per_token,
-            session.memory.weights_bytes,
-            &measured_steps,
-            bandwidth,
-        )
-    });
+    let roofline = inputs
+        .bandwidth_bytes_per_s
+        .filter(|_| !remote)
+        .and_then(|bandwidth| {
+            roofline(
+                kv_bytes_per_token,
+                session.memory.weights_bytes,
+                &measured_steps,
+                bandwidth,
+            )
+        });
     Ok(Measured {
         requests: served_requests,
         steps: measured_steps,

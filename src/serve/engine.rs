@@ -13,7 +13,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use edgebench_backend::{BackendKind, ChatMessage, LoadOptions, TokenId};
-use edgebench_core::schedule::{Decision, Priority, Rejection, RequestId, Scheduler, SchedulerConfig};
+use edgebench_core::schedule::{
+    Decision, Priority, Rejection, RequestId, Scheduler, SchedulerConfig,
+};
 use tokio::sync::mpsc as async_mpsc;
 
 /// What a request sends as its prompt.
@@ -39,7 +41,10 @@ pub struct Job {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Piece {
     /// One generated token and the text it adds (possibly empty until a character completes).
-    Token { id: TokenId, text: String },
+    Token {
+        id: TokenId,
+        text: String,
+    },
     Done {
         prompt_tokens: u32,
         completion_tokens: u32,
@@ -48,7 +53,10 @@ pub enum Piece {
     },
     Rejected(Rejection),
     /// The request can't be served (bad prompt, engine error); the message says why.
-    Failed { message: String, client_error: bool },
+    Failed {
+        message: String,
+        client_error: bool,
+    },
 }
 
 /// How the engine thread is set up.
@@ -73,7 +81,11 @@ struct Active {
 
 /// Runs the engine until `jobs` is closed and every admitted request has ended. `ready` gets
 /// `Ok(())` once the model is loaded, or why it could not be.
-pub fn run(config: &EngineConfig, jobs: &mpsc::Receiver<Job>, ready: &mpsc::Sender<Result<(), String>>) {
+pub fn run(
+    config: &EngineConfig,
+    jobs: &mpsc::Receiver<Job>,
+    ready: &mpsc::Sender<Result<(), String>>,
+) {
     let setup = || -> Result<_, String> {
         let backend = crate::engines::engine(config.backend)?;
         let vocabulary = crate::engines::reference_vocabulary_for(
@@ -132,11 +144,13 @@ pub fn run(config: &EngineConfig, jobs: &mpsc::Receiver<Job>, ready: &mpsc::Send
         for job in incoming {
             let tokens = match tokenize(vocabulary.as_ref(), &job.prompt) {
                 Ok(t) if t.is_empty() => Err("the prompt is empty".to_owned()),
-                Ok(t) if t.len() as u64 + u64::from(job.max_tokens) > u64::from(context) => Err(format!(
-                    "prompt ({} tokens) + max_tokens ({}) exceed the server's context of {context} tokens",
-                    t.len(),
-                    job.max_tokens
-                )),
+                Ok(t) if t.len() as u64 + u64::from(job.max_tokens) > u64::from(context) => {
+                    Err(format!(
+                        "prompt ({} tokens) + max_tokens ({}) exceed the server's context of {context} tokens",
+                        t.len(),
+                        job.max_tokens
+                    ))
+                }
                 other => other,
             };
             let tokens = match tokens {
@@ -195,7 +209,10 @@ pub fn run(config: &EngineConfig, jobs: &mpsc::Receiver<Job>, ready: &mpsc::Send
                 }
                 Decision::TimedOut { request, .. } => {
                     if let Some(a) = active.remove(&request) {
-                        let _ = a.job.reply.send(Piece::Rejected(Rejection::AdmissionTimeout));
+                        let _ = a
+                            .job
+                            .reply
+                            .send(Piece::Rejected(Rejection::AdmissionTimeout));
                     }
                 }
             }
@@ -222,7 +239,13 @@ pub fn run(config: &EngineConfig, jobs: &mpsc::Receiver<Job>, ready: &mpsc::Send
                 Some(e) => Err(e),
                 None => session.prefill(&batch).map_err(|e| e.to_string()),
             };
-            step_results(&admitted, result, &mut active, vocabulary.as_ref(), &mut finished);
+            step_results(
+                &admitted,
+                result,
+                &mut active,
+                vocabulary.as_ref(),
+                &mut finished,
+            );
         }
         // One decode step of every generating request that wasn't just prefilled.
         let generating: Vec<RequestId> = active
@@ -235,11 +258,20 @@ pub fn run(config: &EngineConfig, jobs: &mpsc::Receiver<Job>, ready: &mpsc::Send
                 .iter()
                 .map(|id| {
                     let a = &active[id];
-                    (a.slot.unwrap_or_default(), a.generated.last().copied().unwrap_or(0))
+                    (
+                        a.slot.unwrap_or_default(),
+                        a.generated.last().copied().unwrap_or(0),
+                    )
                 })
                 .collect();
             let result = session.decode_step(&inputs).map_err(|e| e.to_string());
-            step_results(&generating, result, &mut active, vocabulary.as_ref(), &mut finished);
+            step_results(
+                &generating,
+                result,
+                &mut active,
+                vocabulary.as_ref(),
+                &mut finished,
+            );
         }
         for id in finished {
             let _ = scheduler.finish(id);
@@ -273,7 +305,9 @@ fn step_results(
         }
     };
     for (id, token) in ids.iter().zip(tokens) {
-        let Some(a) = active.get_mut(id) else { continue };
+        let Some(a) = active.get_mut(id) else {
+            continue;
+        };
         a.prefilled = true;
         let end_of_generation = vocabulary.is_end_of_generation(token);
         if end_of_generation && !a.job.ignore_eos {
@@ -292,9 +326,15 @@ fn step_results(
             .collect();
         let text = vocabulary.detokenize(&visible).unwrap_or_default();
         let trimmed = text.trim_end_matches('\u{fffd}');
-        let new = trimmed.strip_prefix(a.sent_text.as_str()).unwrap_or_default().to_owned();
+        let new = trimmed
+            .strip_prefix(a.sent_text.as_str())
+            .unwrap_or_default()
+            .to_owned();
         a.sent_text.push_str(&new);
-        let _ = a.job.reply.send(Piece::Token { id: token, text: new });
+        let _ = a.job.reply.send(Piece::Token {
+            id: token,
+            text: new,
+        });
         if a.generated.len() >= a.job.max_tokens as usize {
             let _ = a.job.reply.send(done(a, "length"));
             finished.push(*id);
@@ -317,7 +357,9 @@ fn tokenize(
     let size = vocabulary.size();
     match prompt {
         JobPrompt::Tokens(ids) => match ids.iter().find(|&&t| t < 0 || t as usize >= size) {
-            Some(bad) => Err(format!("token id {bad} is outside the {size}-token vocabulary")),
+            Some(bad) => Err(format!(
+                "token id {bad} is outside the {size}-token vocabulary"
+            )),
             None => Ok(ids.clone()),
         },
         JobPrompt::Text(text) => vocabulary.tokenize(text, true).map_err(|e| e.to_string()),
@@ -326,12 +368,19 @@ fn tokenize(
                 .iter()
                 .map(|(role, content)| ChatMessage { role, content })
                 .collect();
-            match vocabulary.render_chat(&messages, true).map_err(|e| e.to_string())? {
-                Some(text) => vocabulary.tokenize_chat(&text, true).map_err(|e| e.to_string()),
+            match vocabulary
+                .render_chat(&messages, true)
+                .map_err(|e| e.to_string())?
+            {
+                Some(text) => vocabulary
+                    .tokenize_chat(&text, true)
+                    .map_err(|e| e.to_string()),
                 // No template in the file: the messages' text, one per line.
                 None => {
                     let text: Vec<&str> = messages.iter().map(|m| m.content).collect();
-                    vocabulary.tokenize(&text.join("\n"), true).map_err(|e| e.to_string())
+                    vocabulary
+                        .tokenize(&text.join("\n"), true)
+                        .map_err(|e| e.to_string())
                 }
             }
         }

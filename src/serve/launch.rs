@@ -89,8 +89,14 @@ impl LaunchSpec {
         let f = &self.faults;
         opt("--chat-template", self.chat_template.clone());
         opt("--queue", self.queue.map(|q| q.to_string()));
-        opt("--admission-timeout-ms", self.admission_timeout_ms.map(|t| t.to_string()));
-        opt("--fault-latency-ms", (f.latency_ms > 0).then(|| f.latency_ms.to_string()));
+        opt(
+            "--admission-timeout-ms",
+            self.admission_timeout_ms.map(|t| t.to_string()),
+        );
+        opt(
+            "--fault-latency-ms",
+            (f.latency_ms > 0).then(|| f.latency_ms.to_string()),
+        );
         for (flag, share) in [
             ("--fault-error-rate", f.error_rate),
             ("--fault-overload-rate", f.overload_rate),
@@ -101,7 +107,10 @@ impl LaunchSpec {
             opt(flag, (share > 0.0).then(|| share.to_string()));
         }
         opt("--fault-after-tokens", Some(f.after_tokens.to_string()));
-        opt("--fault-kill-at-request", f.kill_at_request.map(|k| k.to_string()));
+        opt(
+            "--fault-kill-at-request",
+            f.kill_at_request.map(|k| k.to_string()),
+        );
         a
     }
 
@@ -123,11 +132,7 @@ impl LaunchSpec {
             stderr: "no stdout".into(),
         })?)
         .lines();
-        let base_url = lines.find_map(|l| {
-            l.ok()?
-                .strip_prefix("listening on ")
-                .map(str::to_owned)
-        });
+        let base_url = lines.find_map(|l| l.ok()?.strip_prefix("listening on ").map(str::to_owned));
         let Some(base_url) = base_url else {
             let _ = child.wait();
             let mut stderr = String::new();

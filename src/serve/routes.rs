@@ -113,7 +113,10 @@ fn parse(body: &Value, headers: &HeaderMap, kind: Kind) -> Result<Parsed, String
                 .ok_or("`messages` must be an array")?;
             let mut out = Vec::new();
             for m in messages {
-                let role = m.get("role").and_then(Value::as_str).ok_or("a message has no `role`")?;
+                let role = m
+                    .get("role")
+                    .and_then(Value::as_str)
+                    .ok_or("a message has no `role`")?;
                 let content = match m.get("content") {
                     Some(Value::String(s)) => s.clone(),
                     // Content parts: the text ones, joined.
@@ -134,12 +137,18 @@ fn parse(body: &Value, headers: &HeaderMap, kind: Kind) -> Result<Parsed, String
         .or_else(|| body.get("max_completion_tokens"))
         .and_then(Value::as_u64)
         .unwrap_or(16);
-    let max_tokens = u32::try_from(max_tokens).map_err(|_| "`max_tokens` is too large")?.max(1);
+    let max_tokens = u32::try_from(max_tokens)
+        .map_err(|_| "`max_tokens` is too large")?
+        .max(1);
     let priority_name = headers
         .get("x-edgebench-priority")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
-        .or_else(|| body.get("priority").and_then(Value::as_str).map(str::to_owned));
+        .or_else(|| {
+            body.get("priority")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
     let priority = match priority_name {
         None => Priority::Normal,
         Some(p) => p.parse::<Priority>().map_err(|e| e.to_string())?,
@@ -152,7 +161,10 @@ fn parse(body: &Value, headers: &HeaderMap, kind: Kind) -> Result<Parsed, String
             .pointer("/stream_options/include_usage")
             .and_then(Value::as_bool)
             .unwrap_or(false),
-        ignore_eos: body.get("ignore_eos").and_then(Value::as_bool).unwrap_or(false),
+        ignore_eos: body
+            .get("ignore_eos")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         priority,
     })
 }
@@ -170,7 +182,13 @@ async fn handle(
     }
     let Json(body) = match body {
         Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text(), "invalid_request_error"),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                e.body_text(),
+                "invalid_request_error",
+            );
+        }
     };
     let parsed = match parse(&body, &headers, kind) {
         Ok(p) => p,
@@ -182,7 +200,11 @@ async fn handle(
     let fault = pick(&state.faults, state.seed, n);
     match fault {
         Some(Fault::ServerError) => {
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "injected fault: server error", "server_error");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "injected fault: server error",
+                "server_error",
+            );
         }
         Some(Fault::Overloaded) => {
             return overloaded(StatusCode::TOO_MANY_REQUESTS, "injected fault: overloaded");
@@ -204,28 +226,54 @@ async fn handle(
         .and_then(|j| j.as_ref().map(|tx| tx.send(job).is_ok()))
         .unwrap_or(false);
     if !sent {
-        return overloaded(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down");
+        return overloaded(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down",
+        );
     }
     // The first piece decides the status: a refusal is an HTTP answer, not a broken stream.
     let first = match pieces.recv().await {
         Some(p) => p,
-        None => return error(StatusCode::INTERNAL_SERVER_ERROR, "the engine stopped", "server_error"),
+        None => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the engine stopped",
+                "server_error",
+            );
+        }
     };
     match &first {
         Piece::Rejected(Rejection::QueueFull) => {
             return overloaded(StatusCode::TOO_MANY_REQUESTS, "the queue is full");
         }
         Piece::Rejected(Rejection::AdmissionTimeout) => {
-            return overloaded(StatusCode::SERVICE_UNAVAILABLE, "no slot within the admission timeout");
+            return overloaded(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no slot within the admission timeout",
+            );
         }
-        Piece::Failed { message, client_error } => {
-            let status = if *client_error { StatusCode::BAD_REQUEST } else { StatusCode::INTERNAL_SERVER_ERROR };
+        Piece::Failed {
+            message,
+            client_error,
+        } => {
+            let status = if *client_error {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
             return error(status, message.clone(), "invalid_request_error");
         }
         _ => {}
     }
     let meta = Meta {
-        id: format!("{}-{n}", if kind == Kind::Chat { "chatcmpl" } else { "cmpl" }),
+        id: format!(
+            "{}-{n}",
+            if kind == Kind::Chat {
+                "chatcmpl"
+            } else {
+                "cmpl"
+            }
+        ),
         created: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
@@ -391,14 +439,26 @@ async fn whole(meta: Meta, first: Piece, mut pieces: mpsc::UnboundedReceiver<Pie
             Some(p) => p,
             None => match pieces.recv().await {
                 Some(p) => p,
-                None => return error(StatusCode::INTERNAL_SERVER_ERROR, "the engine stopped", "server_error"),
+                None => {
+                    return error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "the engine stopped",
+                        "server_error",
+                    );
+                }
             },
         };
         match piece {
             Piece::Token { text: t, .. } => text.push_str(&t),
-            Piece::Done { prompt_tokens, completion_tokens, finish_reason } => {
+            Piece::Done {
+                prompt_tokens,
+                completion_tokens,
+                finish_reason,
+            } => {
                 let choice = match meta.kind {
-                    Kind::Completion => json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish_reason}),
+                    Kind::Completion => {
+                        json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish_reason})
+                    }
                     Kind::Chat => json!({
                         "index": 0, "message": {"role": "assistant", "content": text},
                         "logprobs": null, "finish_reason": finish_reason,

@@ -75,7 +75,9 @@ fn collect(remote: &Remote, req: Request) -> (Vec<String>, Result<Option<u64>, H
 }
 
 fn launch(model: PathBuf, faults: ServerFaults) -> Launched {
-    spec(model, faults).launch().expect("edgebench serve starts")
+    spec(model, faults)
+        .launch()
+        .expect("edgebench serve starts")
 }
 
 #[test]
@@ -87,14 +89,26 @@ fn streams_and_whole_answers_carry_usage_and_the_models_list_names_the_model() {
         let (chunks, usage) = collect(&remote, request(api, 12));
         assert_eq!(usage.expect("complete"), Some(12), "{api:?}");
         assert_eq!(chunks.len(), 12, "{api:?}: one chunk per token");
-        let whole = collect(&remote, Request { stream: false, ..request(api, 12) });
+        let whole = collect(
+            &remote,
+            Request {
+                stream: false,
+                ..request(api, 12)
+            },
+        );
         assert_eq!(whole.1.expect("complete"), Some(12));
         // Greedy and seeded: the whole answer is the stream's text.
         assert_eq!(whole.0.concat(), chunks.concat(), "{api:?}");
     }
     let facts: serde_json::Value = serde_json::from_str(&remote.server_facts()).expect("json");
-    assert_eq!(facts.pointer("/models/data/0/id").and_then(|v| v.as_str()), Some("smollm2-135m"));
-    assert_eq!(facts.pointer("/props/engine").and_then(|v| v.as_str()), Some("llama_cpp"));
+    assert_eq!(
+        facts.pointer("/models/data/0/id").and_then(|v| v.as_str()),
+        Some("smollm2-135m")
+    );
+    assert_eq!(
+        facts.pointer("/props/engine").and_then(|v| v.as_str()),
+        Some("llama_cpp")
+    );
 }
 
 #[test]
@@ -105,12 +119,16 @@ fn every_fault_is_a_typed_error_and_the_client_survives_it() {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let nobody = Remote::new(&format!("http://127.0.0.1:{port}/v1"), &endpoint(2_000)).expect("client");
+    let nobody =
+        Remote::new(&format!("http://127.0.0.1:{port}/v1"), &endpoint(2_000)).expect("client");
     let (_, r) = collect(&nobody, request(Api::Completion, 4));
     assert!(matches!(r, Err(HttpError::Connect { .. })), "{r:?}");
 
     let all = |f: fn(&mut ServerFaults)| {
-        let mut faults = ServerFaults { after_tokens: 3, ..ServerFaults::default() };
+        let mut faults = ServerFaults {
+            after_tokens: 3,
+            ..ServerFaults::default()
+        };
         f(&mut faults);
         faults
     };
@@ -129,9 +147,18 @@ fn every_fault_is_a_typed_error_and_the_client_survives_it() {
             let e = r.expect_err(kind);
             assert_eq!(e.kind(), kind, "{e}");
             if kind != "http_5xx" && kind != "http_429" {
-                assert_eq!(chunks.len(), 3, "{kind}: the tokens before the fault arrived");
+                assert_eq!(
+                    chunks.len(),
+                    3,
+                    "{kind}: the tokens before the fault arrived"
+                );
             }
-            if let HttpError::Status { status: 429, retry_after, .. } = &e {
+            if let HttpError::Status {
+                status: 429,
+                retry_after,
+                ..
+            } = &e
+            {
                 assert_eq!(retry_after.as_deref(), Some("1"));
             }
         }
@@ -139,15 +166,35 @@ fn every_fault_is_a_typed_error_and_the_client_survives_it() {
 
     // Killed mid-run: two answers, then the third request finds the process gone, and the
     // fourth finds nobody listening.
-    let server = launch(model, ServerFaults { kill_at_request: Some(3), ..ServerFaults::default() });
+    let server = launch(
+        model,
+        ServerFaults {
+            kill_at_request: Some(3),
+            ..ServerFaults::default()
+        },
+    );
     let remote = Remote::new(&server.base_url, &endpoint(2_000)).expect("client");
     for _ in 0..2 {
-        assert_eq!(collect(&remote, request(Api::Completion, 4)).1.expect("served"), Some(4));
+        assert_eq!(
+            collect(&remote, request(Api::Completion, 4))
+                .1
+                .expect("served"),
+            Some(4)
+        );
     }
     let (_, third) = collect(&remote, request(Api::Completion, 4));
-    assert!(matches!(third, Err(HttpError::Transport { .. } | HttpError::Cut { .. })), "{third:?}");
+    assert!(
+        matches!(
+            third,
+            Err(HttpError::Transport { .. } | HttpError::Cut { .. })
+        ),
+        "{third:?}"
+    );
     let (_, fourth) = collect(&remote, request(Api::Completion, 4));
-    assert!(matches!(fourth, Err(HttpError::Connect { .. })), "{fourth:?}");
+    assert!(
+        matches!(fourth, Err(HttpError::Connect { .. })),
+        "{fourth:?}"
+    );
 }
 
 #[test]
@@ -178,7 +225,10 @@ fn sixty_four_concurrent_streams_are_each_answered_or_refused_with_a_status() {
             })
         })
         .collect();
-    let results: Vec<_> = clients.into_iter().map(|c| c.join().expect("client thread")).collect();
+    let results: Vec<_> = clients
+        .into_iter()
+        .map(|c| c.join().expect("client thread"))
+        .collect();
     let wall = start.elapsed();
     let completed: Vec<Duration> = results
         .iter()
@@ -190,13 +240,30 @@ fn sixty_four_concurrent_streams_are_each_answered_or_refused_with_a_status() {
         .collect();
     let refused = results
         .iter()
-        .filter(|r| matches!(r, Err(HttpError::Status { status: 429 | 503, retry_after: Some(_), .. })))
+        .filter(|r| {
+            matches!(
+                r,
+                Err(HttpError::Status {
+                    status: 429 | 503,
+                    retry_after: Some(_),
+                    ..
+                })
+            )
+        })
         .count();
     // Nothing lost: every client got its answer or a refusal with Retry-After.
-    assert_eq!(completed.len() + refused, 64, "{:?}", results.iter().filter(|r| r.is_err()).collect::<Vec<_>>());
+    assert_eq!(
+        completed.len() + refused,
+        64,
+        "{:?}",
+        results.iter().filter(|r| r.is_err()).collect::<Vec<_>>()
+    );
     assert!(!completed.is_empty());
     // 4 slots + 24 queued is the most that can be held at once: the rest were turned away.
-    assert!(refused >= 64 - 28 - completed.len().saturating_sub(28), "{refused}");
+    assert!(
+        refused >= 64 - 28 - completed.len().saturating_sub(28),
+        "{refused}"
+    );
     let mut ttft: Vec<f64> = completed.iter().map(|d| d.as_secs_f64() * 1e3).collect();
     ttft.sort_by(f64::total_cmp);
     let p99 = ttft[((ttft.len() as f64 * 0.99).ceil() as usize).saturating_sub(1)];
@@ -253,18 +320,28 @@ print(json.dumps(out))
         .args(["-c", script, &server.base_url])
         .output()
         .expect("python runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON line");
     assert_eq!(v["models"], serde_json::json!(["smollm2-135m"]));
     for kind in ["completion", "completion_stream", "chat", "chat_stream"] {
         assert_eq!(v[kind]["tokens"], 8, "{kind}: {v}");
-        assert!(!v[kind]["text"].as_str().unwrap_or_default().is_empty(), "{kind}: {v}");
+        assert!(
+            !v[kind]["text"].as_str().unwrap_or_default().is_empty(),
+            "{kind}: {v}"
+        );
     }
     assert_eq!(v["completion"]["finish"], "length");
     assert_eq!(v["chat"]["role"], "assistant");
     assert_eq!(v["completion_stream"]["chunks"], 8);
     // Greedy: streaming changes the transport, not the answer.
-    assert_eq!(v["completion"]["text"], v["completion_stream"]["text"], "{v}");
+    assert_eq!(
+        v["completion"]["text"], v["completion_stream"]["text"],
+        "{v}"
+    );
     assert_eq!(v["chat"]["text"], v["chat_stream"]["text"], "{v}");
 }
 
@@ -297,15 +374,25 @@ repetitions = 1
 launch = true
 api_key_env = "EDGEBENCH_TEST_API_KEY"
 "#;
-    let mut catalog = edgebench::catalog::Catalog::load(&edgebench::paths::root()).expect("catalog");
-    let parsed = edgebench::core::Scenario::parse("http_key.toml", scenario, &catalog.registry).expect("scenario");
+    let mut catalog =
+        edgebench::catalog::Catalog::load(&edgebench::paths::root()).expect("catalog");
+    let parsed = edgebench::core::Scenario::parse("http_key.toml", scenario, &catalog.registry)
+        .expect("scenario");
     catalog.cases.extend(parsed.expand());
-    catalog.scenario_texts.insert("http_key.toml".into(), scenario.into());
+    catalog
+        .scenario_texts
+        .insert("http_key.toml".into(), scenario.into());
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("results.sqlite");
     let name = "http_key::smollm2-135m::Q4_1::http::c1";
     // A measured run (not smoke), so the report shows it.
-    let request = crate::common::request_in(&catalog, name, "key-run", &db, edgebench::plan::Mode::default());
+    let request = crate::common::request_in(
+        &catalog,
+        name,
+        "key-run",
+        &db,
+        edgebench::plan::Mode::default(),
+    );
     let output = std::process::Command::new(crate::common::CASE_EXE)
         .env("EDGEBENCH_TEST_API_KEY", KEY)
         .stdin(std::process::Stdio::piped())
@@ -315,28 +402,62 @@ api_key_env = "EDGEBENCH_TEST_API_KEY"
         .and_then(|mut child| {
             use std::io::Write as _;
             let json = serde_json::to_string(&request).expect("json");
-            child.stdin.take().expect("stdin").write_all(json.as_bytes())?;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(json.as_bytes())?;
             child.wait_with_output()
         })
         .expect("the case runs");
-    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
     assert!(output.status.success(), "{stderr}");
     let html = dir.path().join("report");
     std::fs::create_dir_all(&html).expect("report dir");
     let root = edgebench::paths::root();
-    let read = |rel: &str| (rel.to_owned(), std::fs::read_to_string(root.join(rel)).expect(rel));
-    let (r, c, o) = (read("models.toml"), read("datasets/claims.toml"), read("datasets/roi.toml"));
-    let inputs = edgebench_report::Inputs::parse((&r.0, &r.1), (&c.0, &c.1), (&o.0, &o.1)).expect("inputs");
-    let written = edgebench_report::write_report(&db, &html, &inputs, &edgebench_report::Selection::default(), "now")
-        .expect("report");
+    let read = |rel: &str| {
+        (
+            rel.to_owned(),
+            std::fs::read_to_string(root.join(rel)).expect(rel),
+        )
+    };
+    let (r, c, o) = (
+        read("models.toml"),
+        read("datasets/claims.toml"),
+        read("datasets/roi.toml"),
+    );
+    let inputs =
+        edgebench_report::Inputs::parse((&r.0, &r.1), (&c.0, &c.1), (&o.0, &o.1)).expect("inputs");
+    let written = edgebench_report::write_report(
+        &db,
+        &html,
+        &inputs,
+        &edgebench_report::Selection::default(),
+        "now",
+    )
+    .expect("report");
     assert!(
-        std::fs::read_to_string(&written.index).expect("index").contains("http_key"),
+        std::fs::read_to_string(&written.index)
+            .expect("index")
+            .contains("http_key"),
         "the report shows the HTTP run"
     );
-    let mut haystacks = vec![("stdout", stdout.into_owned()), ("stderr", stderr.into_owned())];
-    haystacks.push(("database", String::from_utf8_lossy(&std::fs::read(&db).expect("db")).into_owned()));
+    let mut haystacks = vec![
+        ("stdout", stdout.into_owned()),
+        ("stderr", stderr.into_owned()),
+    ];
+    haystacks.push((
+        "database",
+        String::from_utf8_lossy(&std::fs::read(&db).expect("db")).into_owned(),
+    ));
     for entry in std::fs::read_dir(&html).expect("report dir").flatten() {
-        haystacks.push(("report", String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap_or_default()).into_owned()));
+        haystacks.push((
+            "report",
+            String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap_or_default()).into_owned(),
+        ));
     }
     for (what, text) in &haystacks {
         assert!(!text.contains(KEY), "the key is in the {what}");
@@ -344,7 +465,12 @@ api_key_env = "EDGEBENCH_TEST_API_KEY"
     // The run happened over HTTP, with its endpoint stored (without credentials).
     let conn = rusqlite::Connection::open(&db).expect("open");
     let endpoint: String = conn
-        .query_row("SELECT endpoint FROM runs WHERE id = 'key-run'", [], |r| r.get(0))
+        .query_row("SELECT endpoint FROM runs WHERE id = 'key-run'", [], |r| {
+            r.get(0)
+        })
         .expect("the endpoint");
-    assert!(endpoint.contains("\"url\":\"http://127.0.0.1:"), "{endpoint}");
+    assert!(
+        endpoint.contains("\"url\":\"http://127.0.0.1:"),
+        "{endpoint}"
+    );
 }

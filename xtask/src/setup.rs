@@ -196,20 +196,26 @@ pub fn ensure_openai_client(root: &Path) -> Result<()> {
         return Ok(());
     }
     let log = log_file("openai-venv")?;
-    eprintln!("installing the openai Python client into {} (log: {})", venv.display(), log.display());
-    let ok = quiet(Command::new("python3").args(["-m", "venv"]).arg(&venv), &log)?
-        && quiet(
-            Command::new(&python).args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--progress-bar",
-                "off",
-                "openai>=1.40,<4",
-            ]),
-            &log,
-        )?;
+    eprintln!(
+        "installing the openai Python client into {} (log: {})",
+        venv.display(),
+        log.display()
+    );
+    let ok = quiet(
+        Command::new("python3").args(["-m", "venv"]).arg(&venv),
+        &log,
+    )? && quiet(
+        Command::new(&python).args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--progress-bar",
+            "off",
+            "openai>=1.40,<4",
+        ]),
+        &log,
+    )?;
     if !ok || !has_client() {
         bail!(
             "could not install the openai client (python3 -m venv needs Debian's python3-venv); output in {}:\n{}",

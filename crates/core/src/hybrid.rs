@@ -53,8 +53,16 @@ impl Summary {
 pub fn summarize(served: &[Served], cloud_usd_per_million: f64) -> Summary {
     let on_device = served.iter().filter(|s| s.on_device).count();
     let cloud = served.iter().filter(|s| s.cloud).count();
-    let fallback_ms: Vec<f64> = served.iter().filter(|s| s.cloud).filter_map(|s| s.fallback_ms).collect();
-    let answered_tokens: u64 = served.iter().filter(|s| s.on_device || s.cloud).map(|s| s.tokens).sum();
+    let fallback_ms: Vec<f64> = served
+        .iter()
+        .filter(|s| s.cloud)
+        .filter_map(|s| s.fallback_ms)
+        .collect();
+    let answered_tokens: u64 = served
+        .iter()
+        .filter(|s| s.on_device || s.cloud)
+        .map(|s| s.tokens)
+        .sum();
     let cost: f64 = served.iter().map(|s| s.cost_usd).sum();
     let hybrid = (answered_tokens > 0).then(|| cost / answered_tokens as f64 * 1e6);
     let mut sorted = fallback_ms.clone();
@@ -81,7 +89,13 @@ mod tests {
 
     #[test]
     fn rates_latencies_and_savings_by_hand() {
-        let device = Served { on_device: true, cloud: false, fallback_ms: None, tokens: 100, cost_usd: 0.0 };
+        let device = Served {
+            on_device: true,
+            cloud: false,
+            fallback_ms: None,
+            tokens: 100,
+            cost_usd: 0.0,
+        };
         let cloud = |ms: f64| Served {
             on_device: false,
             cloud: true,
@@ -89,9 +103,21 @@ mod tests {
             tokens: 100,
             cost_usd: 100.0 * 0.35 / 1e6,
         };
-        let lost = Served { on_device: false, cloud: false, fallback_ms: None, tokens: 0, cost_usd: 0.0 };
-        let s = summarize(&[device, device, device, cloud(40.0), cloud(60.0), lost], 0.35);
-        assert_eq!((s.requests, s.on_device, s.cloud, s.unanswered), (6, 3, 2, 1));
+        let lost = Served {
+            on_device: false,
+            cloud: false,
+            fallback_ms: None,
+            tokens: 0,
+            cost_usd: 0.0,
+        };
+        let s = summarize(
+            &[device, device, device, cloud(40.0), cloud(60.0), lost],
+            0.35,
+        );
+        assert_eq!(
+            (s.requests, s.on_device, s.cloud, s.unanswered),
+            (6, 3, 2, 1)
+        );
         assert_eq!(s.on_device_rate(), Some(0.5));
         assert!((s.answered_rate().unwrap_or(0.0) - 5.0 / 6.0).abs() < 1e-12);
         // 2 of 5 answered requests' tokens paid: 40% of pure cloud, 60% saved.
@@ -99,6 +125,9 @@ mod tests {
         assert!((s.savings_vs_cloud.unwrap_or(0.0) - 0.6).abs() < 1e-12);
         assert_eq!(s.fallback_p50_ms, Some(50.0));
         let none = summarize(&[], 0.35);
-        assert_eq!((none.on_device_rate(), none.hybrid_usd_per_million), (None, None));
+        assert_eq!(
+            (none.on_device_rate(), none.hybrid_usd_per_million),
+            (None, None)
+        );
     }
 }

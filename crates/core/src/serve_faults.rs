@@ -62,7 +62,10 @@ mod tests {
             ..ServerFaults::default()
         };
         let picks: Vec<_> = (1..=10_000).map(|n| pick(&faults, 7, n)).collect();
-        let errors = picks.iter().filter(|p| **p == Some(Fault::ServerError)).count();
+        let errors = picks
+            .iter()
+            .filter(|p| **p == Some(Fault::ServerError))
+            .count();
         let cuts = picks
             .iter()
             .filter(|p| **p == Some(Fault::Cut { after_tokens: 3 }))

@@ -68,7 +68,9 @@ pub enum HttpError {
         retry_after: Option<String>,
         body: String,
     },
-    #[error("{url}: the stream ended after {chunks} chunk(s) without a finish reason or [DONE] (cut)")]
+    #[error(
+        "{url}: the stream ended after {chunks} chunk(s) without a finish reason or [DONE] (cut)"
+    )]
     Cut { url: String, chunks: u64 },
     #[error("{url}: no event for {ms} ms after {chunks} chunk(s) (stalled stream)")]
     Stalled { url: String, ms: u64, chunks: u64 },
@@ -131,9 +133,9 @@ impl Client {
     pub fn new(base: &str, endpoint: &Endpoint) -> Result<Self, HttpError> {
         let key = match &endpoint.api_key_env {
             None => None,
-            Some(var) => Some(std::env::var(var).map_err(|_| HttpError::MissingKey {
-                var: var.clone(),
-            })?),
+            Some(var) => {
+                Some(std::env::var(var).map_err(|_| HttpError::MissingKey { var: var.clone() })?)
+            }
         };
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(endpoint.connect_timeout_ms))
@@ -172,7 +174,11 @@ impl Client {
 
     /// Sends `request` and forwards its events to `events` until it finishes or fails (the
     /// failure is the last message). Returns when the response is over or `events` is closed.
-    pub async fn run(&self, request: Request, events: mpsc::UnboundedSender<Result<Event, HttpError>>) {
+    pub async fn run(
+        &self,
+        request: Request,
+        events: mpsc::UnboundedSender<Result<Event, HttpError>>,
+    ) {
         let url = self.url(request.api);
         let total = self.total;
         let outcome = tokio::time::timeout(total, self.exchange(&url, &request, &events)).await;
@@ -309,10 +315,17 @@ impl Client {
             }
             let (text, token_ids, reason) = choice(&value, request.api);
             // The closing chunk carries only the finish reason: no token.
-            let carries_token = token_ids.as_ref().map_or(false, |ids| !ids.is_empty());
+            let carries_token = token_ids.as_ref().is_some_and(|ids| !ids.is_empty());
             if let Some(text) = text.filter(|t| !t.is_empty() || carries_token) {
                 chunks += 1;
-                if events.send(Ok(Event::Content { text, token_ids, at })).is_err() {
+                if events
+                    .send(Ok(Event::Content {
+                        text,
+                        token_ids,
+                        at,
+                    }))
+                    .is_err()
+                {
                     return Ok(()); // nobody listens any more: drop the connection
                 }
             }
@@ -346,7 +359,11 @@ impl Client {
                 Err(e) => json!({"unavailable": root_cause(&e)}),
             }
         };
-        let root = self.base.strip_suffix("/v1").unwrap_or(&self.base).to_owned();
+        let root = self
+            .base
+            .strip_suffix("/v1")
+            .unwrap_or(&self.base)
+            .to_owned();
         let models = get(format!("{}/models", self.base)).await;
         let mut props = get(format!("{root}/props")).await;
         // llama-server's props repeat the whole chat template; the rest identifies the build.

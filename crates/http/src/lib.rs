@@ -86,7 +86,9 @@ impl Remote {
         let (tx, rx) = mpsc::unbounded_channel();
         let client = self.client.clone();
         let url = self.client.base().to_owned();
-        let task = self.runtime.spawn(async move { client.run(request, tx).await });
+        let task = self
+            .runtime
+            .spawn(async move { client.run(request, tx).await });
         Stream {
             events: rx,
             task,
@@ -202,16 +204,24 @@ impl Backend for Http {
         None
     }
 
-    fn load(&self, model: &Path, options: &LoadOptions) -> Result<Box<dyn Session + '_>, BackendError> {
-        let endpoint = options.endpoint.clone().ok_or_else(|| BackendError::Unsupported {
-            engine: ENGINE,
-            what: "a case without an [endpoint]".to_owned(),
-        })?;
+    fn load(
+        &self,
+        model: &Path,
+        options: &LoadOptions,
+    ) -> Result<Box<dyn Session + '_>, BackendError> {
+        let endpoint = options
+            .endpoint
+            .clone()
+            .ok_or_else(|| BackendError::Unsupported {
+                engine: ENGINE,
+                what: "a case without an [endpoint]".to_owned(),
+            })?;
         let EndpointTarget::Url(base) = &endpoint.target else {
             return Err(BackendError::Load {
                 engine: ENGINE,
                 path: model.to_owned(),
-                reason: "the endpoint was to be launched, but no server URL was handed over".to_owned(),
+                reason: "the endpoint was to be launched, but no server URL was handed over"
+                    .to_owned(),
             });
         };
         let load_error = |e: HttpError| BackendError::Load {
@@ -280,7 +290,11 @@ impl HttpSession {
     fn next_token(&mut self, seq: SeqId, step: &'static str) -> Result<TokenId, BackendError> {
         loop {
             let Some(flight) = self.sequences.get_mut(seq).and_then(Option::as_mut) else {
-                return Err(BackendError::step(ENGINE, step, format!("sequence {seq} has no request in flight")));
+                return Err(BackendError::step(
+                    ENGINE,
+                    step,
+                    format!("sequence {seq} has no request in flight"),
+                ));
             };
             if let Some(t) = flight.pending.pop_front() {
                 flight.last = t;
@@ -296,8 +310,14 @@ impl HttpSession {
                     ),
                 ));
             }
-            match self.remote.next(&mut flight.stream).map_err(|e| step_error(step, &e))? {
-                Event::Content { text, token_ids, .. } => {
+            match self
+                .remote
+                .next(&mut flight.stream)
+                .map_err(|e| step_error(step, &e))?
+            {
+                Event::Content {
+                    text, token_ids, ..
+                } => {
                     self.facts.content_chunks += 1;
                     let ids = match token_ids {
                         Some(ids) if !ids.is_empty() => ids,
@@ -368,7 +388,11 @@ impl Session for HttpSession {
         Ok(())
     }
 
-    fn prompt_logits(&mut self, _seq: SeqId, _prompt: &[TokenId]) -> Result<Vec<f32>, BackendError> {
+    fn prompt_logits(
+        &mut self,
+        _seq: SeqId,
+        _prompt: &[TokenId],
+    ) -> Result<Vec<f32>, BackendError> {
         Err(BackendError::Unsupported {
             engine: ENGINE,
             what: "logits (an OpenAI endpoint returns text)".to_owned(),

@@ -192,9 +192,10 @@ pub(super) fn endpoint(
     }
     let api = match &f.api {
         None => Api::Completion,
-        Some(a) => a.get_ref().parse::<Api>().map_err(|e| {
-            cx.at("endpoint.api", a, e.to_string())
-        })?,
+        Some(a) => a
+            .get_ref()
+            .parse::<Api>()
+            .map_err(|e| cx.at("endpoint.api", a, e.to_string()))?,
     };
     if let Some(var) = &f.api_key_env
         && (var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
@@ -216,6 +217,22 @@ pub(super) fn endpoint(
         }
         Some(t) => server_faults(cx, t)?,
     };
+    if let Some(name) = &f.device_profile
+        && crate::device_profile::find(name).is_none()
+    {
+        return Err(cx.at(
+            "endpoint.device_profile",
+            table,
+            format!(
+                "unknown device profile `{name}`; known: {}",
+                crate::device_profile::PROFILES
+                    .iter()
+                    .map(|p| p.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
     if raw.category == Category::MultiTurn || raw.category == Category::Accuracy {
         return Err(cx.at(
             "endpoint",
@@ -251,7 +268,9 @@ impl Endpoint {
                 return Err(cx.at(
                     "endpoint.url",
                     url,
-                    format!("`{u}` is not an http:// or https:// URL (e.g. http://192.168.1.20:8080/v1)"),
+                    format!(
+                        "`{u}` is not an http:// or https:// URL (e.g. http://192.168.1.20:8080/v1)"
+                    ),
                 ));
             }
         }
@@ -330,11 +349,7 @@ pub(super) fn hybrid(
             ));
         }
         (Some(t), false) => {
-            return Err(cx.at(
-                "hybrid",
-                t,
-                "a [hybrid] table needs `hybrid` in `backends`",
-            ));
+            return Err(cx.at("hybrid", t, "a [hybrid] table needs `hybrid` in `backends`"));
         }
         (Some(t), true) => t,
     };
@@ -349,7 +364,11 @@ pub(super) fn hybrid(
     if let Some(b) = f.ttft_budget_ms
         && !(b.is_finite() && b > 0.0)
     {
-        return Err(cx.at("hybrid.ttft_budget_ms", table, "must be a positive number of ms"));
+        return Err(cx.at(
+            "hybrid.ttft_budget_ms",
+            table,
+            "must be a positive number of ms",
+        ));
     }
     let priority = match &f.priority {
         None => CloudPriority::Cost,

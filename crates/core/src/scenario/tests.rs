@@ -583,3 +583,101 @@ fn random_mutations_never_panic_and_every_error_is_located_inside_the_file() {
         "valid {valid}, refused {refused}"
     );
 }
+
+#[test]
+fn endpoints_and_hybrid_tables_validate_with_their_keys_named() {
+    let http = BASE.replace(
+        r#"backends = ["llama_cpp"]"#,
+        r#"backends = ["llama_cpp", "http"]"#,
+    );
+    let ok = format!(
+        "{http}\n[endpoint]\nurl = \"http://192.168.1.20:8080/v1/\"\napi = \"chat\"\napi_key_env = \"PHONE_KEY\"\ndevice_profile = \"galaxy-s24\"\n"
+    );
+    let s = parse(&ok).expect("valid");
+    let e = s.endpoint.as_ref().expect("endpoint");
+    assert_eq!(
+        e.target,
+        EndpointTarget::Url("http://192.168.1.20:8080/v1".into())
+    );
+    assert_eq!((e.api, e.stream, e.ignore_eos), (Api::Chat, true, true));
+    assert!(names(&ok).iter().any(|n| n.contains("::http::c4")));
+    // Written back, it reads the same.
+    assert_eq!(
+        parse(&s.to_toml(&registry())).expect("round trip").endpoint,
+        s.endpoint
+    );
+    let err = |text: String| parse(&text).expect_err("invalid").to_string();
+    for (text, expected) in [
+        (http.clone(), "need an [endpoint] table"),
+        (
+            format!("{BASE}\n[endpoint]\nlaunch = true\n"),
+            "needs the `http` or `hybrid` backend",
+        ),
+        (
+            format!("{http}\n[endpoint]\nurl = \"ftp://x\"\n"),
+            "is not an http:// or https:// URL",
+        ),
+        (
+            format!("{http}\n[endpoint]\nurl = \"http://me:secret@host/v1\"\n"),
+            "credentials don't go in the URL",
+        ),
+        (
+            format!("{http}\n[endpoint]\nurl = \"http://h/v1\"\napi_key_env = \"sk-123 secret\"\n"),
+            "names an environment variable",
+        ),
+        (
+            format!("{http}\n[endpoint]\nurl = \"http://h/v1\"\napi = \"embeddings\"\n"),
+            "endpoint.api",
+        ),
+        (
+            format!(
+                "{http}\n[endpoint]\nurl = \"http://h/v1\"\n[endpoint.faults]\nerror_rate = 0.5\n"
+            ),
+            "need `launch = true`",
+        ),
+        (
+            format!(
+                "{http}\n[endpoint]\nlaunch = true\n[endpoint.faults]\nerror_rate = 0.7\ncut_rate = 0.6\n"
+            ),
+            "add up to",
+        ),
+        (
+            format!("{http}\n[endpoint]\nurl = \"http://h/v1\"\ndevice_profile = \"pixel-99\"\n"),
+            "unknown device profile `pixel-99`",
+        ),
+        (format!("{http}\n[endpoint]\n"), "say where the server is"),
+    ] {
+        let message = err(text);
+        assert!(message.contains(expected), "{message}");
+        assert!(message.starts_with("scenarios/demo.toml:"), "{message}");
+    }
+    let hybrid = BASE.replace(r#"backends = ["llama_cpp"]"#, r#"backends = ["hybrid"]"#);
+    let endpoint = "\n[endpoint]\nlaunch = true\n";
+    let cloud = "[[hybrid.cloud]]\npriority = \"quality\"\nmodel = \"gpt\"\nprice = \"OpenAI GPT-4.1\"\n[[hybrid.cloud]]\npriority = \"cost\"\nmodel = \"ds\"\nprice = \"DeepSeek V3.2\"\n";
+    let h = parse(&format!(
+        "{hybrid}{endpoint}\n[hybrid]\npriority = \"speed\"\nttft_budget_ms = 500\n{cloud}"
+    ))
+    .expect("valid")
+    .hybrid
+    .expect("hybrid");
+    // No speed route: the cost route, as the seed's getCloudModel falls back to its cheapest.
+    assert_eq!(h.route().map(|r| r.model.as_str()), Some("ds"));
+    for (text, expected) in [
+        (format!("{hybrid}{endpoint}"), "needs a [hybrid] table"),
+        (
+            format!("{hybrid}{endpoint}\n[hybrid]\npriority = \"fast\"\n{cloud}"),
+            "hybrid.priority",
+        ),
+        (
+            format!("{hybrid}{endpoint}\n[hybrid]\ncloud = []\n"),
+            "name at least one cloud model",
+        ),
+        (
+            format!("{hybrid}{endpoint}\n[hybrid]\nttft_budget_ms = -1\n{cloud}"),
+            "positive number of ms",
+        ),
+    ] {
+        let message = err(text);
+        assert!(message.contains(expected), "{message}");
+    }
+}

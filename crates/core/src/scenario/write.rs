@@ -257,7 +257,11 @@ impl Scenario {
             endpoint_table(&mut out, e);
         }
         if let Some(h) = &self.hybrid {
-            let _ = writeln!(out, "\n[hybrid]\npriority = {}", toml_string(h.priority.as_str()));
+            let _ = writeln!(
+                out,
+                "\n[hybrid]\npriority = {}",
+                toml_string(h.priority.as_str())
+            );
             if let Some(b) = h.ttft_budget_ms {
                 let _ = writeln!(out, "ttft_budget_ms = {}", float(b));
             }

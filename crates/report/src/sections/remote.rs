@@ -6,7 +6,8 @@ use super::prelude::*;
 use edgebench_core::hybrid::{self, Served};
 
 /// The seed's reported production figures for its `HybridInferenceService`.
-const SEED_HYBRID: &str = "seed article, hybrid_inference.ts (\"Kết quả production (tháng 6/2026)\")";
+const SEED_HYBRID: &str =
+    "seed article, hybrid_inference.ts (\"Kết quả production (tháng 6/2026)\")";
 
 fn claimed(text: &str) -> Cell {
     Cell {
@@ -42,7 +43,10 @@ fn server_of(r: &Run) -> String {
 pub fn remote(runs: &[&Run]) -> RemoteSection {
     // HTTP runs with the in-process llama.cpp run of the same case.
     let mut in_process: BTreeMap<String, &Run> = BTreeMap::new();
-    for r in runs.iter().filter(|r| r.case.backend == BackendKind::LlamaCpp) {
+    for r in runs
+        .iter()
+        .filter(|r| r.case.backend == BackendKind::LlamaCpp)
+    {
         in_process.insert(r.case.name.replace("::llama_cpp::", "::*::"), r);
     }
     let http = runs
@@ -98,8 +102,15 @@ fn hybrid_row(r: &Run) -> HybridRow {
         .as_deref()
         .and_then(|j| serde_json::from_str(j).ok())
         .unwrap_or_default();
-    let price = v.pointer("/price/usd_per_million").and_then(serde_json::Value::as_f64).unwrap_or(0.0);
-    let price_name = v.pointer("/price/name").and_then(|n| n.as_str()).unwrap_or("?").to_owned();
+    let price = v
+        .pointer("/price/usd_per_million")
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or(0.0);
+    let price_name = v
+        .pointer("/price/name")
+        .and_then(|n| n.as_str())
+        .unwrap_or("?")
+        .to_owned();
     let served: Vec<Served> = r
         .samples
         .hybrid
@@ -125,13 +136,11 @@ fn hybrid_row(r: &Run) -> HybridRow {
             *reasons.entry(format!("cloud failed: {kind}")).or_default() += 1;
         }
     }
-    let share = |k: usize| {
-        Cell {
-            text: format!("{:.0}%", 100.0 * k as f64 / s.requests.max(1) as f64),
-            spread: String::new(),
-            provenance: Provenance::Measured,
-            detail: format!("{k} of n={} measured requests", s.requests),
-        }
+    let share = |k: usize| Cell {
+        text: format!("{:.0}%", 100.0 * k as f64 / s.requests.max(1) as f64),
+        spread: String::new(),
+        provenance: Provenance::Measured,
+        detail: format!("{k} of n={} measured requests", s.requests),
     };
     let usd = |x: Option<f64>, detail: String| match x {
         Some(x) => Cell {
@@ -147,9 +156,15 @@ fn hybrid_row(r: &Run) -> HybridRow {
         cloud: format!(
             "{} (route `{}`, priced as {price_name} at ${price}/M)",
             v.get("url").and_then(|u| u.as_str()).unwrap_or("?"),
-            v.pointer("/route/model").and_then(|m| m.as_str()).unwrap_or("?"),
+            v.pointer("/route/model")
+                .and_then(|m| m.as_str())
+                .unwrap_or("?"),
         ),
-        device_refusal: v.get("device_refusal").and_then(|d| d.as_str()).unwrap_or("").to_owned(),
+        device_refusal: v
+            .get("device_refusal")
+            .and_then(|d| d.as_str())
+            .unwrap_or("")
+            .to_owned(),
         on_device: share(s.on_device),
         answered: share(s.on_device + s.cloud),
         fallback_p50: measured(&s.fallback_ms, "ms", "cloud fallbacks"),
@@ -158,16 +173,28 @@ fn hybrid_row(r: &Run) -> HybridRow {
                 text: format!("{} ms", num(p)),
                 spread: String::new(),
                 provenance: Provenance::Measured,
-                detail: format!("95th percentile of n={} cloud fallbacks (decision to first cloud token)", s.fallback_ms.len()),
+                detail: format!(
+                    "95th percentile of n={} cloud fallbacks (decision to first cloud token)",
+                    s.fallback_ms.len()
+                ),
             },
             None => Cell::none("no request fell back and was answered"),
         },
         hybrid_cost: usd(
             s.hybrid_usd_per_million,
-            format!("measured cost of the cloud answers ÷ every answered token × 10⁶ (prompt + completion tokens, as the seed's total_tokens × price); n={} requests", s.requests),
+            format!(
+                "measured cost of the cloud answers ÷ every answered token × 10⁶ (prompt + completion tokens, as the seed's total_tokens × price); n={} requests",
+                s.requests
+            ),
         ),
-        cloud_cost: usd(Some(price), format!("pure cloud: every token at {price_name}'s ${price}/M (datasets/roi.toml)")),
-        device_cost: usd(Some(0.0), "pure on-device: no per-token price (the device's cost is in the ROI section)".into()),
+        cloud_cost: usd(
+            Some(price),
+            format!("pure cloud: every token at {price_name}'s ${price}/M (datasets/roi.toml)"),
+        ),
+        device_cost: usd(
+            Some(0.0),
+            "pure on-device: no per-token price (the device's cost is in the ROI section)".into(),
+        ),
         savings: match s.savings_vs_cloud {
             Some(x) => Cell {
                 text: format!("{:.0}%", 100.0 * x),
@@ -177,6 +204,9 @@ fn hybrid_row(r: &Run) -> HybridRow {
             },
             None => Cell::none("no price or no answered tokens"),
         },
-        reasons: reasons.into_iter().map(|(k, n)| format!("{k}: {n}")).collect(),
+        reasons: reasons
+            .into_iter()
+            .map(|(k, n)| format!("{k}: {n}"))
+            .collect(),
     }
 }
