@@ -474,3 +474,70 @@ api_key_env = "EDGEBENCH_TEST_API_KEY"
         "{endpoint}"
     );
 }
+
+/// `scenarios/hybrid.toml` end to end, measured: SmolLM2 answers on the device; Gemma does not
+/// fit the budget, so the memory guard sends every request to the faulty loopback "cloud". No
+/// request is lost: each is stored with its source, and every unanswered one with the cloud's
+/// error. The report shows both runs beside the seed's claims.
+#[test]
+fn the_hybrid_scenario_records_every_request_and_the_report_shows_it() {
+    if smollm2().is_none() || crate::common::model("gemma3-270m", "Q4_K_M").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("results.sqlite");
+    let measure = edgebench::plan::Mode::default();
+    let cases = [
+        ("hybrid::smollm2-135m::Q4_1::hybrid::c1", "hybrid-device"),
+        ("hybrid::gemma3-270m::Q4_K_M::hybrid::c1", "hybrid-cloud"),
+    ];
+    for (case, run_id) in cases {
+        let request = crate::common::case_request(case, run_id, &db, measure);
+        edgebench::isolate::run_in_child(&crate::common::child_case(&request, &[])).expect("the case passes");
+    }
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    let rows = |run: &str| -> Vec<(String, Option<String>, Option<String>, f64)> {
+        let mut st = conn
+            .prepare("SELECT source, fallback_reason, error, cost_usd FROM requests WHERE run_id = ?1 ORDER BY request_index")
+            .expect("query");
+        st.query_map([run], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    // 8 prompts × 2 repetitions each, nothing lost.
+    let device = rows("hybrid-device");
+    assert_eq!(device.len(), 16);
+    assert!(device.iter().all(|(s, ..)| s == "on_device"), "{device:?}");
+    assert!(device.iter().all(|(_, _, _, cost)| *cost == 0.0));
+    let cloud = rows("hybrid-cloud");
+    assert_eq!(cloud.len(), 16);
+    for (source, reason, error, cost) in &cloud {
+        assert!(reason.as_deref().is_some_and(|r| r.starts_with("memory guard: estimated memory")), "{reason:?}");
+        match source.as_str() {
+            "cloud" => assert!(error.is_none() && *cost > 0.0, "{error:?} {cost}"),
+            "unanswered" => {
+                let e = error.as_deref().unwrap_or_default();
+                let kinds = ["http_5xx:", "http_429:", "cut:", "stalled:", "malformed:"];
+                assert!(kinds.iter().any(|k| e.starts_with(k)), "{e}");
+            }
+            other => panic!("a refused device answered: {other}"),
+        }
+    }
+    // The seeded faults (15% 500, 10% 429, 10% cut, 5% stalled, 10% malformed) hit some.
+    assert!(cloud.iter().any(|(s, ..)| s == "cloud") && cloud.iter().any(|(s, ..)| s == "unanswered"));
+
+    let html = dir.path().join("report");
+    std::fs::create_dir_all(&html).expect("report dir");
+    let root = edgebench::paths::root();
+    let read = |rel: &str| (rel.to_owned(), std::fs::read_to_string(root.join(rel)).expect(rel));
+    let (r, c, o) = (read("models.toml"), read("datasets/claims.toml"), read("datasets/roi.toml"));
+    let inputs = edgebench_report::Inputs::parse((&r.0, &r.1), (&c.0, &c.1), (&o.0, &o.1)).expect("inputs");
+    let written = edgebench_report::write_report(&db, &html, &inputs, &edgebench_report::Selection::default(), "now")
+        .expect("report");
+    let index = std::fs::read_to_string(&written.index).expect("index");
+    let table = index.split("hybrid-table").nth(1).expect("the hybrid table");
+    assert!(table.contains("100%"), "SmolLM2 answered every request on the device");
+    assert!(index.contains("The device took no request: memory guard"));
+    assert!(index.contains("87%") && index.contains("47 ms") && index.contains("73%"), "the seed's claims");
+}

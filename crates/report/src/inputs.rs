@@ -237,7 +237,7 @@ mod tests {
             include_str!("../../../datasets/roi.toml"),
         )
         .expect("roi");
-        assert_eq!(roi.cloud.len(), 4);
+        assert_eq!(roi.cloud.len(), 5);
     }
 
     #[test]
