@@ -160,6 +160,10 @@ pub(crate) const DEFAULT_SUITE: &[&str] = &[
     // About 20 s: the report's goodput section (the sustained run takes 10 minutes and is
     // `cargo xtask bench sustained_decode`).
     "goodput::mimo-7b-twin16::*",
+    // About 40 s: the HTTP section (SmolLM2 in process and over HTTP to edgebench serve on
+    // loopback, 1 and 4 clients) and the hybrid section (both cases of scenarios/hybrid.toml).
+    "http::smollm2-135m::*",
+    "hybrid::*",
 ];
 
 /// The models the default suite compares across engines (`edgebench-parity`): the one it
