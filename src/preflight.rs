@@ -101,6 +101,11 @@ pub fn readiness(case: &Case, registry: &Registry, models_dir: &Path) -> Readine
     if let Some(reason) = backend.refuses(&model_path, &load_options(case)) {
         return Readiness::Skip(reason);
     }
+    if case.backend == edgebench_core::scenario::BackendKind::Http
+        && let Some(reason) = s.endpoint.as_ref().and_then(unreachable)
+    {
+        return Readiness::Skip(reason);
+    }
     Readiness::Ready { model_path }
 }
 
@@ -192,4 +197,37 @@ pub fn estimated_memory(
             case.context(),
         ),
     }
+}
+
+/// Why nothing answers at an HTTP case's server, if nothing does: a phone that is off, a
+/// llama-server not started. A TCP connection is tried (at most 2 s); a launched server is
+/// started by the case itself.
+fn unreachable(endpoint: &edgebench_core::scenario::Endpoint) -> Option<String> {
+    use std::net::ToSocketAddrs;
+    let edgebench_core::scenario::EndpointTarget::Url(url) = &endpoint.target else {
+        return None;
+    };
+    let rest = url
+        .strip_prefix("http://")
+        .map(|r| (r, 80))
+        .or_else(|| url.strip_prefix("https://").map(|r| (r, 443)));
+    let (rest, default_port) = rest?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let address = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        authority.to_owned()
+    } else {
+        format!("{authority}:{default_port}")
+    };
+    let timeout = std::time::Duration::from_millis(endpoint.connect_timeout_ms.min(2_000));
+    let addresses = match address.to_socket_addrs() {
+        Ok(a) => a.collect::<Vec<_>>(),
+        Err(e) => return Some(format!("the endpoint {url} does not resolve: {e}")),
+    };
+    let reached = addresses
+        .iter()
+        .any(|a| std::net::TcpStream::connect_timeout(a, timeout).is_ok());
+    (!reached).then(|| format!("nothing answers at {url} (is the server running?)"))
 }

@@ -208,7 +208,10 @@ fn hybrid(h: HybridRun, seed: u64) -> Recorded {
             ms(&|q| (q.source != Source::Unanswered).then_some(q.e2e_ns)),
         ),
         // Fallbacks the cloud answered, as the report's fallback latency.
-        ("fallback_ms", ms(&|q| q.fallback_ns.filter(|_| q.source == Source::Cloud))),
+        (
+            "fallback_ms",
+            ms(&|q| q.fallback_ns.filter(|_| q.source == Source::Cloud)),
+        ),
     ]
     .into_iter()
     .filter_map(|(name, v)| measure::summarize_metric(name, "ms", &v, seed))

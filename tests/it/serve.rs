@@ -493,7 +493,8 @@ fn the_hybrid_scenario_records_every_request_and_the_report_shows_it() {
     ];
     for (case, run_id) in cases {
         let request = crate::common::case_request(case, run_id, &db, measure);
-        edgebench::isolate::run_in_child(&crate::common::child_case(&request, &[])).expect("the case passes");
+        edgebench::isolate::run_in_child(&crate::common::child_case(&request, &[]))
+            .expect("the case passes");
     }
     let conn = rusqlite::Connection::open(&db).expect("open");
     let rows = |run: &str| -> Vec<(String, Option<String>, Option<String>, f64)> {
@@ -513,7 +514,12 @@ fn the_hybrid_scenario_records_every_request_and_the_report_shows_it() {
     let cloud = rows("hybrid-cloud");
     assert_eq!(cloud.len(), 16);
     for (source, reason, error, cost) in &cloud {
-        assert!(reason.as_deref().is_some_and(|r| r.starts_with("memory guard: estimated memory")), "{reason:?}");
+        assert!(
+            reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("memory guard: estimated memory")),
+            "{reason:?}"
+        );
         match source.as_str() {
             "cloud" => assert!(error.is_none() && *cost > 0.0, "{error:?} {cost}"),
             "unanswered" => {
@@ -525,19 +531,46 @@ fn the_hybrid_scenario_records_every_request_and_the_report_shows_it() {
         }
     }
     // The seeded faults (15% 500, 10% 429, 10% cut, 5% stalled, 10% malformed) hit some.
-    assert!(cloud.iter().any(|(s, ..)| s == "cloud") && cloud.iter().any(|(s, ..)| s == "unanswered"));
+    assert!(
+        cloud.iter().any(|(s, ..)| s == "cloud") && cloud.iter().any(|(s, ..)| s == "unanswered")
+    );
 
     let html = dir.path().join("report");
     std::fs::create_dir_all(&html).expect("report dir");
     let root = edgebench::paths::root();
-    let read = |rel: &str| (rel.to_owned(), std::fs::read_to_string(root.join(rel)).expect(rel));
-    let (r, c, o) = (read("models.toml"), read("datasets/claims.toml"), read("datasets/roi.toml"));
-    let inputs = edgebench_report::Inputs::parse((&r.0, &r.1), (&c.0, &c.1), (&o.0, &o.1)).expect("inputs");
-    let written = edgebench_report::write_report(&db, &html, &inputs, &edgebench_report::Selection::default(), "now")
-        .expect("report");
+    let read = |rel: &str| {
+        (
+            rel.to_owned(),
+            std::fs::read_to_string(root.join(rel)).expect(rel),
+        )
+    };
+    let (r, c, o) = (
+        read("models.toml"),
+        read("datasets/claims.toml"),
+        read("datasets/roi.toml"),
+    );
+    let inputs =
+        edgebench_report::Inputs::parse((&r.0, &r.1), (&c.0, &c.1), (&o.0, &o.1)).expect("inputs");
+    let written = edgebench_report::write_report(
+        &db,
+        &html,
+        &inputs,
+        &edgebench_report::Selection::default(),
+        "now",
+    )
+    .expect("report");
     let index = std::fs::read_to_string(&written.index).expect("index");
-    let table = index.split("hybrid-table").nth(1).expect("the hybrid table");
-    assert!(table.contains("100%"), "SmolLM2 answered every request on the device");
+    let table = index
+        .split("hybrid-table")
+        .nth(1)
+        .expect("the hybrid table");
+    assert!(
+        table.contains("100%"),
+        "SmolLM2 answered every request on the device"
+    );
     assert!(index.contains("The device took no request: memory guard"));
-    assert!(index.contains("87%") && index.contains("47 ms") && index.contains("73%"), "the seed's claims");
+    assert!(
+        index.contains("87%") && index.contains("47 ms") && index.contains("73%"),
+        "the seed's claims"
+    );
 }

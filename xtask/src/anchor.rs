@@ -31,7 +31,7 @@ const SDIST_VERSION: &str = "0.3.36";
 const SDIST_SHA256: &str = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e";
 
 /// `model`'s first registry file: its quantization and where it lives.
-fn model_file(root: &Path, model: &str) -> Result<(String, PathBuf)> {
+pub(crate) fn model_file(root: &Path, model: &str) -> Result<(String, PathBuf)> {
     let registry = crate::models::registry(root)?;
     let file = registry
         .get(model)
@@ -166,6 +166,16 @@ fn linked_llama_cpp(root: &Path) -> String {
 
 /// llama-bench: the given binary, or one built from the pinned sdist under `target/anchor`.
 fn llama_bench_binary(root: &Path, given: Option<&Path>) -> Result<(PathBuf, String)> {
+    llama_cpp_tool(root, given, "llama-bench")
+}
+
+/// `tool` (`llama-bench` or `llama-server`): the given binary, or one built from the pinned
+/// sdist's vendored llama.cpp under `target/anchor`.
+pub(crate) fn llama_cpp_tool(
+    root: &Path,
+    given: Option<&Path>,
+    tool: &str,
+) -> Result<(PathBuf, String)> {
     if let Some(bin) = given {
         if !bin.is_file() {
             bail!("--bin {}: no such file", bin.display());
@@ -175,10 +185,10 @@ fn llama_bench_binary(root: &Path, given: Option<&Path>) -> Result<(PathBuf, Str
     let dir = root.join("target/anchor");
     let src = dir.join(format!("llama_cpp_python-{SDIST_VERSION}/vendor/llama.cpp"));
     let build = dir.join("build");
-    let bin = build.join("bin/llama-bench");
+    let bin = build.join("bin").join(tool);
     let described = |src: &Path| {
         format!(
-            "llama-bench from {SDIST_PACKAGE} {SDIST_VERSION} sdist's vendor/llama.cpp (ggml {}), built at {}",
+            "{tool} from {SDIST_PACKAGE} {SDIST_VERSION} sdist's vendor/llama.cpp (ggml {}), built at {}",
             ggml_version(src).unwrap_or_else(|| "unknown".into()),
             bin.display()
         )
@@ -234,7 +244,9 @@ fn llama_bench_binary(root: &Path, given: Option<&Path>) -> Result<(PathBuf, Str
                 "-DLLAMA_CURL=OFF",
                 "-DLLAMA_BUILD_TESTS=OFF",
                 "-DLLAMA_BUILD_EXAMPLES=OFF",
-                "-DLLAMA_BUILD_SERVER=OFF",
+                // llama-server for `anchor llama-server`; each command builds only its target.
+                "-DLLAMA_BUILD_SERVER=ON",
+                "-DLLAMA_OPENSSL=OFF",
                 "-DBUILD_SHARED_LIBS=OFF",
             ]),
     )?;
@@ -243,7 +255,7 @@ fn llama_bench_binary(root: &Path, given: Option<&Path>) -> Result<(PathBuf, Str
         Command::new("cmake")
             .arg("--build")
             .arg(&build)
-            .args(["--target", "llama-bench", "-j"])
+            .args(["--target", tool, "-j"])
             .arg(jobs.to_string()),
     )?;
     if !bin.is_file() {

