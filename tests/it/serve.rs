@@ -74,6 +74,33 @@ fn collect(remote: &Remote, req: Request) -> (Vec<String>, Result<Option<u64>, H
     }
 }
 
+/// The report of `db` written into `out` with the shipped inputs.
+fn report(db: &std::path::Path, out: &std::path::Path) -> edgebench_report::Written {
+    std::fs::create_dir_all(out).expect("report dir");
+    let root = edgebench::paths::root();
+    let read = |rel: &str| {
+        (
+            rel.to_owned(),
+            std::fs::read_to_string(root.join(rel)).expect(rel),
+        )
+    };
+    let (r, c, o) = (
+        read("models.toml"),
+        read("datasets/claims.toml"),
+        read("datasets/roi.toml"),
+    );
+    let inputs =
+        edgebench_report::Inputs::parse((&r.0, &r.1), (&c.0, &c.1), (&o.0, &o.1)).expect("inputs");
+    edgebench_report::write_report(
+        db,
+        out,
+        &inputs,
+        &edgebench_report::Selection::default(),
+        "now",
+    )
+    .expect("report")
+}
+
 fn launch(model: PathBuf, faults: ServerFaults) -> Launched {
     spec(model, faults)
         .launch()
@@ -416,29 +443,7 @@ api_key_env = "EDGEBENCH_TEST_API_KEY"
     );
     assert!(output.status.success(), "{stderr}");
     let html = dir.path().join("report");
-    std::fs::create_dir_all(&html).expect("report dir");
-    let root = edgebench::paths::root();
-    let read = |rel: &str| {
-        (
-            rel.to_owned(),
-            std::fs::read_to_string(root.join(rel)).expect(rel),
-        )
-    };
-    let (r, c, o) = (
-        read("models.toml"),
-        read("datasets/claims.toml"),
-        read("datasets/roi.toml"),
-    );
-    let inputs =
-        edgebench_report::Inputs::parse((&r.0, &r.1), (&c.0, &c.1), (&o.0, &o.1)).expect("inputs");
-    let written = edgebench_report::write_report(
-        &db,
-        &html,
-        &inputs,
-        &edgebench_report::Selection::default(),
-        "now",
-    )
-    .expect("report");
+    let written = report(&db, &html);
     assert!(
         std::fs::read_to_string(&written.index)
             .expect("index")
@@ -536,29 +541,7 @@ fn the_hybrid_scenario_records_every_request_and_the_report_shows_it() {
     );
 
     let html = dir.path().join("report");
-    std::fs::create_dir_all(&html).expect("report dir");
-    let root = edgebench::paths::root();
-    let read = |rel: &str| {
-        (
-            rel.to_owned(),
-            std::fs::read_to_string(root.join(rel)).expect(rel),
-        )
-    };
-    let (r, c, o) = (
-        read("models.toml"),
-        read("datasets/claims.toml"),
-        read("datasets/roi.toml"),
-    );
-    let inputs =
-        edgebench_report::Inputs::parse((&r.0, &r.1), (&c.0, &c.1), (&o.0, &o.1)).expect("inputs");
-    let written = edgebench_report::write_report(
-        &db,
-        &html,
-        &inputs,
-        &edgebench_report::Selection::default(),
-        "now",
-    )
-    .expect("report");
+    let written = report(&db, &html);
     let index = std::fs::read_to_string(&written.index).expect("index");
     let table = index
         .split("hybrid-table")
