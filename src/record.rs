@@ -428,7 +428,12 @@ fn passed(session: &SessionFacts, stop_reason: StopReason, metrics: Vec<MetricRo
 
 fn measured(m: Measured, seed: u64) -> Recorded {
     let rows: Vec<RequestRow> = m.requests.iter().flat_map(request_rows).collect();
-    let metrics = metric_rows(&rows, &m.steps, seed);
+    let mut metrics = metric_rows(&rows, &m.steps, seed);
+    // Without streaming a server's answer arrives whole: only its end-to-end latency is a
+    // measurement (its "first token" is the last, its "decode steps" read a buffer).
+    if m.session.remote.as_ref().is_some_and(|r| !r.streaming) {
+        metrics.retain(|row| row.metric == "e2e_ms");
+    }
     let median_of = |name: &str| {
         metrics
             .iter()

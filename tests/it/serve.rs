@@ -559,3 +559,42 @@ fn the_hybrid_scenario_records_every_request_and_the_report_shows_it() {
         "the seed's claims"
     );
 }
+
+/// SIGTERM while a stream is in flight: the stream still finishes whole (graceful shutdown),
+/// then the server is gone and a new request is refused.
+#[test]
+fn shutdown_lets_a_stream_in_flight_finish() {
+    let Some(model) = smollm2() else { return };
+    let mut server = launch(model, ServerFaults::default());
+    let remote = Remote::new(&server.base_url, &endpoint(30_000)).expect("client");
+    let mut stream = remote.start(request(Api::Completion, 48));
+    // The stream is under way before the signal.
+    assert!(matches!(
+        remote.next(&mut stream),
+        Ok(Event::Content { .. })
+    ));
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let mut tokens = 1;
+    let usage = loop {
+        match remote.next(&mut stream) {
+            Ok(Event::Content { .. }) => tokens += 1,
+            Ok(Event::Finished { usage, .. }) => break usage,
+            Err(e) => panic!("the stream in flight was cut by the shutdown after {tokens}: {e}"),
+        }
+    };
+    assert_eq!((tokens, usage.map(|u| u.completion_tokens)), (48, Some(48)));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.exit_status().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        server.exit_status().is_some_and(|s| s.success()),
+        "the server exits cleanly"
+    );
+    let (_, after) = collect(&remote, request(Api::Completion, 4));
+    assert!(matches!(after, Err(HttpError::Connect { .. })), "{after:?}");
+}
