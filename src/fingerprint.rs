@@ -92,3 +92,50 @@ pub fn collect(engines: &[EngineBuild]) -> DeviceRow {
         details,
     }
 }
+
+/// The fingerprint of a remote device: what its server says about itself (llama-server's
+/// `/props`, without the chat template) and the declared device profile, keyed with the
+/// endpoint's URL (never its credentials). Runs on it are stored against this device, so the
+/// report shows "<profile> via <server>" next to local runs.
+#[must_use]
+pub fn remote(url: &str, server_facts: &str, device_profile: Option<&str>) -> DeviceRow {
+    let facts: serde_json::Value = serde_json::from_str(server_facts).unwrap_or_default();
+    let props = facts.get("props").cloned().unwrap_or_default();
+    let server = props
+        .get("server")
+        .and_then(|s| s.as_str())
+        .map(str::to_owned)
+        .or_else(|| {
+            props
+                .get("build_info")
+                .and_then(|b| b.as_str())
+                .map(|b| format!("llama-server {b}"))
+        })
+        .unwrap_or_else(|| "an OpenAI-compatible server".to_owned());
+    let profile = device_profile.and_then(edgebench_core::device_profile::find);
+    let label = profile.map_or_else(|| "remote device".to_owned(), |p| p.label.to_owned());
+    let details = serde_json::json!({
+        "url": url, "device_profile": device_profile, "server": server, "props": props,
+    })
+    .to_string();
+    DeviceRow {
+        fingerprint: edgebench_core::sha256_hex(details.as_bytes()),
+        hostname: format!(
+            "{} via {server} at {url}",
+            device_profile.unwrap_or("remote")
+        ),
+        cpu_model: label,
+        cpu_features: String::new(),
+        cores_physical: None,
+        cores_logical: props
+            .pointer("/default_generation_settings/n_threads")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0) as u32,
+        ram_bytes: profile.map_or(0, |p| p.ram_bytes),
+        os: "remote".to_owned(),
+        kernel: "remote".to_owned(),
+        engine_builds: props.to_string(),
+        build_profile: "remote".to_owned(),
+        details,
+    }
+}

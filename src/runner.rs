@@ -215,11 +215,16 @@ impl Runner {
         let case_row = record::case_row(case);
         let s = &case.scenario;
         let plan = plan::plan(case, self.mode);
+        // A server elsewhere is the run's device (a launched one runs on this host).
+        let device_id = match remote_device(case) {
+            Some(row) => self.store.upsert_device(&row).unwrap_or(self.device_id),
+            None => self.device_id,
+        };
         let mut new_run = NewRunRow {
             id: run_id.to_owned(),
             invocation: self.invocation.clone(),
             case_id: 0,
-            device_id: self.device_id,
+            device_id,
             model_id: None,
             started_at_ms: now_ms(),
             tool_version: crate::TOOL_VERSION.into(),
@@ -314,4 +319,22 @@ impl Runner {
             }
         }
     }
+}
+
+/// The remote device an HTTP case runs on: its fingerprint from what the server says about
+/// itself and the declared profile. `None` for in-process engines, launched servers, and a
+/// server that does not answer (the run then fails with the reason).
+fn remote_device(case: &Case) -> Option<edgebench_store::DeviceRow> {
+    use edgebench_core::scenario::{BackendKind, EndpointTarget};
+    let endpoint = case.scenario.endpoint.as_ref()?;
+    let (BackendKind::Http, EndpointTarget::Url(url)) = (case.backend, &endpoint.target) else {
+        return None;
+    };
+    let client = crate::engines::cloud::connect(url, endpoint).ok()?;
+    let public = crate::engines::cloud::public_url(url);
+    Some(crate::fingerprint::remote(
+        &public,
+        &client.server_facts(),
+        endpoint.device_profile.as_deref(),
+    ))
 }

@@ -74,6 +74,104 @@ fn collect(remote: &Remote, req: Request) -> (Vec<String>, Result<Option<u64>, H
     }
 }
 
+/// Runs case `name` of the scenario `text` (added to the shipped catalog as `file`) in the
+/// harness's child process, measured (not smoke, so reports show it), with `env` added.
+fn run_inline_case(
+    (file, text): (&str, &str),
+    name: &str,
+    run_id: &str,
+    db: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (std::process::Output, String, String) {
+    let mut catalog =
+        edgebench::catalog::Catalog::load(&edgebench::paths::root()).expect("catalog");
+    let parsed = edgebench::core::Scenario::parse(file, text, &catalog.registry).expect("scenario");
+    catalog.cases.extend(parsed.expand());
+    catalog.scenario_texts.insert(file.into(), text.into());
+    let request =
+        crate::common::request_in(&catalog, name, run_id, db, edgebench::plan::Mode::default());
+    let output = std::process::Command::new(crate::common::CASE_EXE)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            let json = serde_json::to_string(&request).expect("json");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(json.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("the case runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    );
+    (output, stdout, stderr)
+}
+
+/// An HTTP case against a server at a URL (here edgebench serve on loopback, standing in for a
+/// phone's llama-server) runs on that remote device: its row comes from what the server says
+/// and the declared profile, and the report names it.
+#[test]
+fn a_server_at_a_url_is_the_runs_device() {
+    let Some(model) = smollm2() else { return };
+    let server = launch(model, ServerFaults::default());
+    let scenario = format!(
+        r#"format = 1
+name = "http_phone"
+category = "code_generation"
+dataset = "datasets/code_generation.jsonl"
+prompts = 2
+models = ["smollm2-135m"]
+quantizations = ["Q4_1"]
+backends = ["http"]
+context = 256
+prompt_tokens = 64
+generate_tokens = 8
+concurrency = [1]
+threads = [2]
+seed = 1
+repetitions = 1
+
+[endpoint]
+url = "{}"
+device_profile = "galaxy-s24"
+"#,
+        server.base_url
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("results.sqlite");
+    let name = "http_phone::smollm2-135m::Q4_1::http::c1";
+    let (output, _, stderr) =
+        run_inline_case(("http_phone.toml", &scenario), name, "phone-run", &db, &[]);
+    assert!(output.status.success(), "{stderr}");
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    let (hostname, ram, os): (String, i64, String) = conn
+        .query_row(
+            "SELECT d.hostname, d.ram_bytes, d.os FROM runs r JOIN devices d ON d.id = r.device_id WHERE r.id = 'phone-run'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("the run's device");
+    assert!(
+        hostname.starts_with("galaxy-s24 via edgebench serve at http://127.0.0.1:"),
+        "{hostname}"
+    );
+    assert_eq!((ram, os.as_str()), (8 << 30, "remote"));
+    let written = report(&db, &dir.path().join("report"));
+    let index = std::fs::read_to_string(&written.index).expect("index");
+    // (The page escapes the URL's slashes.)
+    assert!(
+        index.contains("galaxy-s24 via edgebench serve at http:"),
+        "the report names the remote device"
+    );
+}
+
 /// The report of `db` written into `out` with the shipped inputs.
 fn report(db: &std::path::Path, out: &std::path::Path) -> edgebench_report::Written {
     std::fs::create_dir_all(out).expect("report dir");
@@ -403,45 +501,15 @@ repetitions = 1
 launch = true
 api_key_env = "EDGEBENCH_TEST_API_KEY"
 "#;
-    let mut catalog =
-        edgebench::catalog::Catalog::load(&edgebench::paths::root()).expect("catalog");
-    let parsed = edgebench::core::Scenario::parse("http_key.toml", scenario, &catalog.registry)
-        .expect("scenario");
-    catalog.cases.extend(parsed.expand());
-    catalog
-        .scenario_texts
-        .insert("http_key.toml".into(), scenario.into());
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("results.sqlite");
     let name = "http_key::smollm2-135m::Q4_1::http::c1";
-    // A measured run (not smoke), so the report shows it.
-    let request = crate::common::request_in(
-        &catalog,
+    let (output, stdout, stderr) = run_inline_case(
+        ("http_key.toml", scenario),
         name,
         "key-run",
         &db,
-        edgebench::plan::Mode::default(),
-    );
-    let output = std::process::Command::new(crate::common::CASE_EXE)
-        .env("EDGEBENCH_TEST_API_KEY", KEY)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write as _;
-            let json = serde_json::to_string(&request).expect("json");
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(json.as_bytes())?;
-            child.wait_with_output()
-        })
-        .expect("the case runs");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
+        &[("EDGEBENCH_TEST_API_KEY", KEY)],
     );
     assert!(output.status.success(), "{stderr}");
     let html = dir.path().join("report");
@@ -452,10 +520,7 @@ api_key_env = "EDGEBENCH_TEST_API_KEY"
             .contains("http_key"),
         "the report shows the HTTP run"
     );
-    let mut haystacks = vec![
-        ("stdout", stdout.into_owned()),
-        ("stderr", stderr.into_owned()),
-    ];
+    let mut haystacks = vec![("stdout", stdout), ("stderr", stderr)];
     haystacks.push((
         "database",
         String::from_utf8_lossy(&std::fs::read(&db).expect("db")).into_owned(),
