@@ -14,6 +14,9 @@ use edgebench_backend::{Session, TokenCounts, Vocabulary};
 use edgebench_core::scenario::{CloudRoute, Endpoint, EndpointTarget, Hybrid};
 use edgebench_core::{Case, ModelEntry};
 
+use edgebench_core::schedule::Priority;
+
+use super::serving::{self, MonotonicClock, Outcome, WorkItem};
 use super::{Inputs, Prepared, SessionFacts, case_error};
 use crate::dataset;
 use crate::error::RunError;
@@ -249,21 +252,32 @@ pub fn run(
     let mut index = 0u32;
     for repetition in 0..repetitions {
         let warmup = repetition < plan.warmup;
-        for (p, prompt) in prompts.iter().enumerate() {
-            let start = Instant::now();
-            let sent_ns = run_start.elapsed().as_nanos() as u64;
+        // The device serves the whole repetition first, as the scenario's serving table says
+        // (clients, slots, queue, admission timeout); what it could not answer goes to the
+        // cloud after it, one request at a time.
+        let attempts: Vec<Attempt> = match (device.as_mut(), tokenized.as_ref()) {
+            (Some(d), Some(tokens)) => on_device(d, case, tokens, repetition, hybrid),
+            _ => prompts
+                .iter()
+                .map(|_| Attempt {
+                    result: Err(device_refusal.clone().unwrap_or_default()),
+                    spent_ns: 0,
+                })
+                .collect(),
+        };
+        for ((p, prompt), attempt) in prompts.iter().enumerate().zip(attempts) {
             let mut record = HybridRequest {
                 repetition: repetition.saturating_sub(plan.warmup),
                 warmup,
                 index,
                 prompt_id: prompt.id.clone(),
                 source: Source::OnDevice,
-                fallback_reason: device_refusal.clone(),
-                sent_ns,
+                fallback_reason: None,
+                sent_ns: run_start.elapsed().as_nanos() as u64,
                 ttft_ns: None,
                 e2e_ns: 0,
                 fallback_ns: None,
-                prompt_tokens: 0,
+                prompt_tokens: tokenized.as_ref().map_or(0, |t| t[p].turns[0].len() as u32),
                 generated_tokens: 0,
                 token_counts: None,
                 token_gaps_ns: Vec::new(),
@@ -272,22 +286,20 @@ pub fn run(
                 text: String::new(),
             };
             index += 1;
-            if let (Some(d), Some(tokens)) = (device.as_mut(), tokenized.as_ref()) {
-                let ids = &tokens[p].turns[0];
-                record.prompt_tokens = ids.len() as u32;
-                match on_device(d, ids, s.generate_tokens, hybrid, start) {
-                    Ok(answer) => {
-                        record.ttft_ns = Some(answer.ttft_ns);
-                        record.generated_tokens = answer.tokens.len() as u32;
-                        record.token_gaps_ns = answer.gaps_ns;
-                        record.token_counts = Some(TokenCounts::Vocabulary);
+            match attempt.result {
+                Ok(answer) => {
+                    record.ttft_ns = Some(answer.ttft_ns);
+                    record.e2e_ns = answer.e2e_ns;
+                    record.generated_tokens = answer.tokens.len() as u32;
+                    record.token_gaps_ns = answer.gaps_ns;
+                    record.token_counts = Some(TokenCounts::Vocabulary);
+                    if let Some(d) = &device {
                         record.text = d.prepared.vocabulary.detokenize(&answer.tokens)?;
-                        record.e2e_ns = start.elapsed().as_nanos() as u64;
-                        requests.push(record);
-                        continue;
                     }
-                    Err(reason) => record.fallback_reason = Some(reason),
+                    requests.push(record);
+                    continue;
                 }
+                Err(reason) => record.fallback_reason = Some(reason),
             }
             cloud_answer(
                 &cloud,
@@ -297,9 +309,12 @@ pub fn run(
                 prompt,
                 s.generate_tokens,
                 s.seed,
-                start,
+                Instant::now(),
                 &mut record,
             );
+            // The time the device took to fail is part of the user's wait.
+            record.e2e_ns += attempt.spent_ns;
+            record.ttft_ns = record.ttft_ns.map(|t| t + attempt.spent_ns);
             requests.push(record);
         }
         if inputs.mode.smoke && !warmup {
@@ -345,58 +360,87 @@ pub fn run(
 
 struct Answer {
     ttft_ns: u64,
+    e2e_ns: u64,
+    /// Up to the first end of generation.
     tokens: Vec<i32>,
     gaps_ns: Vec<u64>,
 }
 
-/// One request on the device: `Err` says why it must go to the cloud.
+/// What the device did with one request: its answer, or why it goes to the cloud, and how
+/// long the device held it before that.
+struct Attempt {
+    result: Result<Answer, String>,
+    spent_ns: u64,
+}
+
+/// One repetition's requests on the device, through the serving loop and its scheduler.
 fn on_device(
     d: &mut Device,
-    ids: &[i32],
-    generate: u32,
+    case: &Case,
+    tokens: &[super::measure::Request],
+    repetition: u32,
     hybrid: &Hybrid,
-    start: Instant,
-) -> Result<Answer, String> {
+) -> Vec<Attempt> {
+    let work: Vec<WorkItem> = tokens
+        .iter()
+        .map(|r| WorkItem {
+            priority: Priority::Normal,
+            turns: vec![r.turns[0].clone()],
+        })
+        .collect();
+    let config = super::measure::serve_config(case, work.len(), repetition);
+    let clock = MonotonicClock::start();
     let vocabulary: &dyn Vocabulary = d.prepared.vocabulary.as_ref();
-    d.session
-        .reset(0)
-        .map_err(|e| format!("engine error: {e}"))?;
-    let first = d
-        .session
-        .prefill(&[(0, ids)])
-        .map_err(|e| format!("engine error: {e}"))?;
-    let ttft_ns = start.elapsed().as_nanos() as u64;
-    if let Some(budget) = hybrid.ttft_budget_ms
-        && ttft_ns as f64 / 1e6 > budget
-    {
-        return Err(format!(
-            "TTFT over budget: {:.1} ms > {budget} ms",
-            ttft_ns as f64 / 1e6
-        ));
-    }
-    let mut tokens = vec![first[0]];
-    let mut gaps_ns = Vec::new();
-    let mut last = Instant::now();
-    // A real app stops at the end of the answer.
-    while tokens.len() < generate as usize
-        && !tokens
-            .last()
-            .is_some_and(|&t| vocabulary.is_end_of_generation(t))
-    {
-        let next = d
-            .session
-            .decode_step(&[(0, tokens[tokens.len() - 1])])
-            .map_err(|e| format!("engine error mid-answer: {e}"))?;
-        gaps_ns.push(last.elapsed().as_nanos() as u64);
-        last = Instant::now();
-        tokens.push(next[0]);
-    }
-    tokens.retain(|&t| !vocabulary.is_end_of_generation(t));
-    Ok(Answer {
-        ttft_ns,
-        tokens,
-        gaps_ns,
-    })
+    let budget_ns = hybrid.ttft_budget_ms.map(|ms| (ms * 1e6) as u64);
+    let served = match serving::serve(d.session.as_mut(), &clock, &work, &config) {
+        Ok(outcome) => outcome.served,
+        Err(e) => {
+            let reason = format!("engine error: {e}");
+            return work
+                .iter()
+                .map(|_| Attempt {
+                    result: Err(reason.clone()),
+                    spent_ns: 0,
+                })
+                .collect();
+        }
+    };
+    served
+        .iter()
+        .map(|q| match (q.outcome, q.turns.first()) {
+            (Outcome::Completed, Some(t)) => {
+                let ttft_ns = t.first_token_ns.saturating_sub(t.sent_ns);
+                match budget_ns.filter(|&b| ttft_ns > b) {
+                    // The app stops waiting at the budget and asks the cloud.
+                    Some(b) => Attempt {
+                        result: Err(format!(
+                            "TTFT over budget: {:.1} ms > {} ms",
+                            ttft_ns as f64 / 1e6,
+                            b as f64 / 1e6
+                        )),
+                        spent_ns: b,
+                    },
+                    None => Attempt {
+                        result: Ok(Answer {
+                            ttft_ns,
+                            e2e_ns: t.end_ns.saturating_sub(t.sent_ns),
+                            tokens: super::measure::visible_tokens(vocabulary, &t.tokens).to_vec(),
+                            gaps_ns: t.token_gaps_ns.clone(),
+                        }),
+                        spent_ns: 0,
+                    },
+                }
+            }
+            (Outcome::Rejected(r), _) => Attempt {
+                result: Err(format!("admission: {} on the device", r.as_str())),
+                spent_ns: q.queue_ns,
+            },
+            (outcome, _) => Attempt {
+                result: Err(format!("no answer on the device ({})", outcome.as_str())),
+                spent_ns: q.queue_ns,
+            },
+        })
+        .collect()
 }
 
 /// Sends the request to the cloud and fills `record` with what came back.

@@ -293,7 +293,7 @@ fn serve_error(case: &Case, e: ServeError) -> RunError {
 }
 
 /// How one repetition of `case` serves its `requests` requests.
-fn serve_config(case: &Case, requests: usize, repetition: u32) -> ServeConfig {
+pub(crate) fn serve_config(case: &Case, requests: usize, repetition: u32) -> ServeConfig {
     let s = &case.scenario;
     let serving = &s.serving;
     let ms = |v: u64| v.saturating_mul(1_000_000);
@@ -322,7 +322,10 @@ fn serve_config(case: &Case, requests: usize, repetition: u32) -> ServeConfig {
 }
 
 /// Generated tokens up to (not including) the first end-of-generation token.
-fn visible_tokens<'t>(vocabulary: &dyn Vocabulary, tokens: &'t [TokenId]) -> &'t [TokenId] {
+pub(crate) fn visible_tokens<'t>(
+    vocabulary: &dyn Vocabulary,
+    tokens: &'t [TokenId],
+) -> &'t [TokenId] {
     let end = tokens
         .iter()
         .position(|&t| vocabulary.is_end_of_generation(t))

@@ -561,6 +561,7 @@ fn the_hybrid_scenario_records_every_request_and_the_report_shows_it() {
     let measure = edgebench::plan::Mode::default();
     let cases = [
         ("hybrid::smollm2-135m::Q4_1::hybrid::c1", "hybrid-device"),
+        ("hybrid::smollm2-135m::Q4_1::hybrid::c4", "hybrid-queued"),
         ("hybrid::gemma3-270m::Q4_K_M::hybrid::c1", "hybrid-cloud"),
     ];
     for (case, run_id) in cases {
@@ -583,6 +584,20 @@ fn the_hybrid_scenario_records_every_request_and_the_report_shows_it() {
     assert_eq!(device.len(), 16);
     assert!(device.iter().all(|(s, ..)| s == "on_device"), "{device:?}");
     assert!(device.iter().all(|(_, _, _, cost)| *cost == 0.0));
+    // Four clients on one device slot: a request is answered on the device, or it waited past
+    // the admission timeout (or its first token past the budget) and went to the cloud.
+    let queued = rows("hybrid-queued");
+    assert_eq!(queued.len(), 16);
+    for (source, reason, ..) in &queued {
+        let why = reason.as_deref().unwrap_or_default();
+        match source.as_str() {
+            "on_device" => assert!(reason.is_none(), "{why}"),
+            _ => assert!(
+                why.starts_with("admission: ") || why.starts_with("TTFT over budget"),
+                "{why}"
+            ),
+        }
+    }
     let cloud = rows("hybrid-cloud");
     assert_eq!(cloud.len(), 16);
     for (source, reason, error, cost) in &cloud {
