@@ -113,11 +113,17 @@ fn main() -> ExitCode {
                     &db,
                     mode,
                 );
-                let report = isolate::run_in_child(&ChildCase {
+                let child = ChildCase {
                     exe: &child_exe,
                     request: &request,
                     env: &[],
-                })
+                };
+                // A hybrid case survives its on-device engine crashing: the cloud answers.
+                let report = if case.backend == edgebench::core::scenario::BackendKind::Hybrid {
+                    isolate::run_hybrid_in_child(&child, &host::new_run_id(&case))
+                } else {
+                    isolate::run_in_child(&child)
+                }
                 .map_err(|e| Failed::from(e.to_string()))?;
                 let preview: String = report.first_output.chars().take(60).collect();
                 println!(

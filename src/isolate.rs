@@ -237,6 +237,33 @@ pub fn run_in_child(case: &ChildCase<'_>) -> Result<CaseReport, ChildError> {
     })
 }
 
+/// Tells a hybrid case's child that its device is down, and why: every request goes to the
+/// cloud with that reason.
+pub const HYBRID_DEVICE_DOWN_ENV: &str = "EDGEBENCH_HYBRID_DEVICE_DOWN";
+
+/// [`run_in_child`]; for a hybrid case whose child crashed (its on-device engine took the
+/// process down), a second child under `retry_run_id` answers every request from the cloud with
+/// the crash as the fallback reason. The crashed run stays stored as aborted.
+pub fn run_hybrid_in_child(
+    case: &ChildCase<'_>,
+    retry_run_id: &str,
+) -> Result<CaseReport, ChildError> {
+    match run_in_child(case) {
+        Err(ChildError::Crashed { run_id, reason, .. }) => {
+            let why =
+                format!("the on-device process crashed ({reason}; run {run_id} stored as aborted)");
+            let mut again = case.request.clone();
+            again.run_id = retry_run_id.to_owned();
+            run_in_child(&ChildCase {
+                exe: case.exe,
+                request: &again,
+                env: &[(HYBRID_DEVICE_DOWN_ENV, why.as_str())],
+            })
+        }
+        other => other,
+    }
+}
+
 fn describe_exit(status: std::process::ExitStatus) -> String {
     #[cfg(unix)]
     {

@@ -219,8 +219,13 @@ pub fn run(
     // The device: the memory guard first (a refusal that saves a load), then the load.
     let backend = crate::engines::engine(case.backend).map_err(|m| case_error(case, m))?;
     let estimate = crate::preflight::estimated_memory(backend, case, entry, model_path);
-    let mut device_refusal = crate::preflight::over_budget(backend, case, entry, model_path)
-        .map(|r| format!("memory guard: {r}"));
+    // A previous child of this case crashed on the device: the parent says so.
+    let mut device_refusal = std::env::var(crate::isolate::HYBRID_DEVICE_DOWN_ENV)
+        .ok()
+        .or_else(|| {
+            crate::preflight::over_budget(backend, case, entry, model_path)
+                .map(|r| format!("memory guard: {r}"))
+        });
     let mut device = None;
     if device_refusal.is_none() {
         match Prepared::new(inputs, case, entry, model_path).and_then(|p| {

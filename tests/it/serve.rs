@@ -678,3 +678,58 @@ fn shutdown_lets_a_stream_in_flight_finish() {
     let (_, after) = collect(&remote, request(Api::Completion, 4));
     assert!(matches!(after, Err(HttpError::Connect { .. })), "{after:?}");
 }
+
+/// The on-device engine takes the hybrid case's process down (an injected abort after
+/// loading): the crashed run is stored as aborted, and a second child answers every request
+/// from the cloud with the crash as the reason, as the harness does.
+#[test]
+fn a_crash_on_the_device_falls_back_to_the_cloud() {
+    if smollm2().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("results.sqlite");
+    let case = "hybrid::smollm2-135m::Q4_1::hybrid::c1";
+    let request = crate::common::smoke_request(case, "crashed-run", &db);
+    let abort = format!("abort:{case}");
+    let child = edgebench::isolate::ChildCase {
+        exe: std::path::Path::new(crate::common::CASE_EXE),
+        request: &request,
+        env: &[(edgebench::fault::FAULT_ENV, abort.as_str())],
+    };
+    let report =
+        edgebench::isolate::run_hybrid_in_child(&child, "cloud-run").expect("the cloud answers");
+    assert!(
+        report.first_output.starts_with("0/"),
+        "{}",
+        report.first_output
+    );
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    let status: String = conn
+        .query_row(
+            "SELECT status FROM runs WHERE id = 'crashed-run'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the crashed run");
+    assert_eq!(status, "aborted");
+    let mut st = conn
+        .prepare("SELECT source, fallback_reason FROM requests WHERE run_id = 'cloud-run'")
+        .expect("query");
+    let rows: Vec<(String, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(rows.len(), report.measured_requests);
+    assert!(!rows.is_empty());
+    for (source, reason) in &rows {
+        assert!(source == "cloud" || source == "unanswered", "{source}");
+        assert!(
+            reason.starts_with(
+                "the on-device process crashed (the case process was killed by signal 6"
+            ),
+            "{reason}"
+        );
+    }
+}
