@@ -611,12 +611,34 @@ fn the_hybrid_scenario_records_every_request_and_the_report_shows_it() {
             "cloud" => assert!(error.is_none() && *cost > 0.0, "{error:?} {cost}"),
             "unanswered" => {
                 let e = error.as_deref().unwrap_or_default();
-                let kinds = ["http_5xx:", "http_429:", "cut:", "stalled:", "malformed:"];
+                let kinds = [
+                    "http_5xx:",
+                    "http_429:",
+                    "cut:",
+                    "stalled:",
+                    "malformed:",
+                    "transport:",
+                    "connect:",
+                ];
                 assert!(kinds.iter().any(|k| e.starts_with(k)), "{e}");
             }
             other => panic!("a refused device answered: {other}"),
         }
     }
+    // The cloud was killed at its 14th request: that one lost its connection, and the two
+    // after it found nobody listening.
+    let error = |i: usize| cloud[i].2.clone().unwrap_or_default();
+    assert!(
+        error(13).starts_with("transport:") || error(13).starts_with("cut:"),
+        "{}",
+        error(13)
+    );
+    assert!(
+        error(14).starts_with("connect:") && error(15).starts_with("connect:"),
+        "{} / {}",
+        error(14),
+        error(15)
+    );
     // The seeded faults (15% 500, 10% 429, 10% cut, 5% stalled, 10% malformed) hit some.
     assert!(
         cloud.iter().any(|(s, ..)| s == "cloud") && cloud.iter().any(|(s, ..)| s == "unanswered")
