@@ -121,28 +121,12 @@ fn run_inline_case(
 fn a_server_at_a_url_is_the_runs_device() {
     let Some(model) = smollm2() else { return };
     let server = launch(model, ServerFaults::default());
-    let scenario = format!(
-        r#"format = 1
-name = "http_phone"
-category = "code_generation"
-dataset = "datasets/code_generation.jsonl"
-prompts = 2
-models = ["smollm2-135m"]
-quantizations = ["Q4_1"]
-backends = ["http"]
-context = 256
-prompt_tokens = 64
-generate_tokens = 8
-concurrency = [1]
-threads = [2]
-seed = 1
-repetitions = 1
-
-[endpoint]
-url = "{}"
-device_profile = "galaxy-s24"
-"#,
-        server.base_url
+    let scenario = http_scenario(
+        "http_phone",
+        &format!(
+            "url = \"{}\"\ndevice_profile = \"galaxy-s24\"\n",
+            server.base_url
+        ),
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("results.sqlite");
@@ -170,6 +154,31 @@ device_profile = "galaxy-s24"
         index.contains("galaxy-s24 via edgebench serve at http:"),
         "the report names the remote device"
     );
+}
+
+/// A one-case HTTP scenario named `name` (SmolLM2, 2 prompts, 8 tokens) with `endpoint` as
+/// its `[endpoint]` table's body.
+fn http_scenario(name: &str, endpoint: &str) -> String {
+    format!(
+        r#"format = 1
+name = "{name}"
+category = "code_generation"
+dataset = "datasets/code_generation.jsonl"
+prompts = 2
+models = ["smollm2-135m"]
+quantizations = ["Q4_1"]
+backends = ["http"]
+context = 256
+prompt_tokens = 64
+generate_tokens = 8
+concurrency = [1]
+threads = [2]
+seed = 1
+repetitions = 1
+
+[endpoint]
+{endpoint}"#
+    )
 }
 
 /// The report of `db` written into `out` with the shipped inputs.
@@ -481,26 +490,10 @@ fn the_api_key_is_never_stored_printed_or_reported() {
         return;
     }
     const KEY: &str = "sk-edgebench-test-9f2c1e7d5b3a";
-    let scenario = r#"format = 1
-name = "http_key"
-category = "code_generation"
-dataset = "datasets/code_generation.jsonl"
-prompts = 2
-models = ["smollm2-135m"]
-quantizations = ["Q4_1"]
-backends = ["http"]
-context = 256
-prompt_tokens = 64
-generate_tokens = 8
-concurrency = [1]
-threads = [2]
-seed = 1
-repetitions = 1
-
-[endpoint]
-launch = true
-api_key_env = "EDGEBENCH_TEST_API_KEY"
-"#;
+    let scenario = &http_scenario(
+        "http_key",
+        "launch = true\napi_key_env = \"EDGEBENCH_TEST_API_KEY\"\n",
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("results.sqlite");
     let name = "http_key::smollm2-135m::Q4_1::http::c1";
