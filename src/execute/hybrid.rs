@@ -471,6 +471,7 @@ fn cloud_answer(
         stream: endpoint.stream,
         // A real app's answer ends where the model ends it.
         ignore_eos: false,
+        cache_prompt: endpoint.cache_prompt,
         temperature: 0.0,
         seed,
     });

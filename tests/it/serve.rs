@@ -38,6 +38,7 @@ fn endpoint(stall_ms: u64) -> Endpoint {
         api: Api::Completion,
         stream: true,
         ignore_eos: true,
+        cache_prompt: None,
         connect_timeout_ms: 2_000,
         request_timeout_ms: 30_000,
         stall_timeout_ms: stall_ms,
@@ -54,6 +55,7 @@ fn request(api: Api, max_tokens: u32) -> Request {
         max_tokens,
         stream: true,
         ignore_eos: true,
+        cache_prompt: None,
         temperature: 0.0,
         seed: 1,
     }

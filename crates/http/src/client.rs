@@ -27,6 +27,8 @@ pub struct Request {
     pub max_tokens: u32,
     pub stream: bool,
     pub ignore_eos: bool,
+    /// llama-server's `cache_prompt`, sent only when set.
+    pub cache_prompt: Option<bool>,
     /// 0: greedy.
     pub temperature: f32,
     pub seed: u64,
@@ -387,6 +389,9 @@ fn body(r: &Request) -> Value {
     }
     if r.ignore_eos {
         b["ignore_eos"] = json!(true);
+    }
+    if let Some(c) = r.cache_prompt {
+        b["cache_prompt"] = json!(c);
     }
     match (&r.prompt, r.api) {
         (Prompt::Tokens(ids), Api::Completion) => b["prompt"] = json!(ids),

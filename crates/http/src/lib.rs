@@ -359,6 +359,7 @@ impl Session for HttpSession {
                 max_tokens: self.options.generate_tokens,
                 stream: self.endpoint.stream,
                 ignore_eos: self.endpoint.ignore_eos,
+                cache_prompt: self.endpoint.cache_prompt,
                 temperature,
                 seed,
             });

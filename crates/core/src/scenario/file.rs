@@ -145,6 +145,10 @@ pub struct EndpointFile {
     /// Ask the server to ignore end-of-generation so every request yields exactly
     /// `generate_tokens` (llama-server and edgebench serve honour it; default true).
     pub ignore_eos: Option<bool>,
+    /// llama-server's `cache_prompt`: it reuses the KV cache of a slot's previous prompt, so a
+    /// repeated prompt skips its prefill. `false` measures every prefill. Sent only when set
+    /// (other servers may refuse the key).
+    pub cache_prompt: Option<bool>,
     /// Connection timeout (default 5000 ms).
     pub connect_timeout_ms: Option<u64>,
     /// A whole request's limit (default 120000 ms).

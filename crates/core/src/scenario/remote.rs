@@ -73,6 +73,8 @@ pub struct Endpoint {
     pub api: Api,
     pub stream: bool,
     pub ignore_eos: bool,
+    /// llama-server's `cache_prompt`, sent only when set.
+    pub cache_prompt: Option<bool>,
     pub connect_timeout_ms: u64,
     pub request_timeout_ms: u64,
     pub stall_timeout_ms: u64,
@@ -248,6 +250,7 @@ pub(super) fn endpoint(
         api,
         stream: f.stream.unwrap_or(true),
         ignore_eos: f.ignore_eos.unwrap_or(true),
+        cache_prompt: f.cache_prompt,
         connect_timeout_ms: timeout(f.connect_timeout_ms, DEFAULT_CONNECT_TIMEOUT_MS),
         request_timeout_ms: timeout(f.request_timeout_ms, DEFAULT_REQUEST_TIMEOUT_MS),
         stall_timeout_ms: timeout(f.stall_timeout_ms, DEFAULT_STALL_TIMEOUT_MS),

@@ -305,6 +305,9 @@ fn endpoint_table(out: &mut String, e: &super::Endpoint) {
     if let Some(v) = &e.api_key_env {
         let _ = writeln!(out, "api_key_env = {}", toml_string(v));
     }
+    if let Some(c) = e.cache_prompt {
+        let _ = writeln!(out, "cache_prompt = {c}");
+    }
     if let Some(d) = &e.device_profile {
         let _ = writeln!(out, "device_profile = {}", toml_string(d));
     }
