@@ -119,15 +119,10 @@ fn run() -> Result<()> {
     let root = edgebench::paths::root();
     let (model_path, default_id, template) = match (&s.model, &s.model_file) {
         (Some(id), None) => {
-            let registry_path = edgebench::paths::registry_file(&root);
-            let text = std::fs::read_to_string(&registry_path)
-                .with_context(|| format!("reading {}", registry_path.display()))?;
-            let registry =
-                edgebench_core::Registry::parse(&registry_path.display().to_string(), &text)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let registry = edgebench::catalog::load_registry(&root)?;
             let entry = registry
                 .get(id)
-                .with_context(|| format!("model `{id}` is not in {}", registry_path.display()))?;
+                .with_context(|| format!("model `{id}` is not in models.toml"))?;
             let file = match &s.quant {
                 Some(q) => entry
                     .file(q)

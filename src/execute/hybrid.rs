@@ -109,12 +109,8 @@ pub(crate) fn endpoint_base(
             entry.chat_template.clone(),
         ),
         Some(id) => {
-            let registry_path = crate::paths::registry_file(inputs.root);
-            let text = std::fs::read_to_string(&registry_path)
-                .map_err(|e| case_error(case, format!("{}: {e}", registry_path.display())))?;
-            let registry =
-                edgebench_core::Registry::parse(&registry_path.display().to_string(), &text)
-                    .map_err(|e| case_error(case, e.to_string()))?;
+            let registry = crate::catalog::load_registry(inputs.root)
+                .map_err(|e| case_error(case, e.to_string()))?;
             let other = registry.get(id).ok_or_else(|| {
                 case_error(
                     case,
