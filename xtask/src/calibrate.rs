@@ -11,7 +11,6 @@ use anyhow::{Context, Result, bail};
 
 use crate::cli::{CalibrateArgs, day_start_ms};
 use edgebench_core::history::{self, HistoryConfig};
-use edgebench_core::stats;
 use edgebench_report::data::Run;
 use edgebench_report::sections::regressions::REGRESSION_METRICS;
 use edgebench_store::{CalibrationRow, Store};
@@ -67,10 +66,11 @@ pub fn calibrate(root: &Path, args: &CalibrateArgs) -> Result<()> {
     for ((case_name, device_id, model_sha256), mut runs) in series {
         runs.sort_by_key(|r| (r.started_at_ms, r.id.clone()));
         let case_key = case_key(&store, &runs[0].id)?;
-        for (metric, get, higher) in REGRESSION_METRICS {
+        for m in REGRESSION_METRICS {
+            let (metric, higher) = (m.name, &m.higher_is_better);
             let medians: Vec<f64> = runs
                 .iter()
-                .filter_map(|r| stats::summarize(get(&r.samples)).map(|s| s.median))
+                .filter_map(|r| m.run_value(&r.samples))
                 .collect();
             let Some(spread) = history::between_runs(&medians) else {
                 continue;
@@ -91,7 +91,7 @@ pub fn calibrate(root: &Path, args: &CalibrateArgs) -> Result<()> {
                 case_key: case_key.clone(),
                 case_name: case_name.clone(),
                 model_sha256: model_sha256.clone(),
-                metric: (*metric).to_owned(),
+                metric: metric.to_owned(),
                 calibrated_at_ms,
                 runs: spread.runs as u32,
                 median: spread.median,
@@ -104,6 +104,7 @@ pub fn calibrate(root: &Path, args: &CalibrateArgs) -> Result<()> {
                 details: serde_json::json!({
                     "run_ids": runs.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
                     "run_medians": medians,
+                    "run_quantile": m.quantile,
                     "simulation": simulation.map(|s| serde_json::json!({
                         "seed": SIMULATION_SEED, "series": s.series,
                         "nights_judged": s.nights_judged, "step": s.step,

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// Bumped when a field changes meaning or disappears (`report.json` readers check it).
-pub const REPORT_CONTEXT_VERSION: u32 = 4;
+pub const REPORT_CONTEXT_VERSION: u32 = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -154,6 +154,8 @@ pub struct KvProjectedRow {
     pub device: String,
     pub kv_memory: String,
     pub decode_roofline: String,
+    /// Full-size twins: the roofline at the shares measured here (projected).
+    pub at_measured_share: Cell,
     pub detail: String,
 }
 

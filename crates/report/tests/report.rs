@@ -782,3 +782,69 @@ fn with_enough_history_generation_speed_is_judged_against_it_and_a_real_step_is_
             .all(|r| r.history_svg.is_empty())
     );
 }
+
+#[test]
+fn a_full_size_twins_kv_delta_is_projected_to_every_device_profile_at_the_shares_measured_here() {
+    let (_dir, db) = fixture();
+    common::write_full_size_kv(&db);
+    let dataset = data::load(&db).expect("load");
+    let ctx = build_context(&dataset, &common::inputs(), &Selection::default(), "x", "t")
+        .expect("context");
+    let profiles: Vec<_> = edgebench_core::device_profile::PROFILES
+        .iter()
+        .filter(|p| p.bandwidth_bytes_per_s.is_some())
+        .collect();
+    let full: Vec<_> = ctx
+        .kv
+        .projected
+        .iter()
+        .filter(|r| {
+            r.model.starts_with("phi-4-mini ") && r.variant.starts_with("f16/f16 → q8_0/q8_0")
+        })
+        .filter(|r| r.context == 512)
+        .collect();
+    assert_eq!(
+        full.len(),
+        profiles.len(),
+        "one row per device profile: {full:#?}"
+    );
+    for (row, profile) in full.iter().zip(&profiles) {
+        assert!(row.device.starts_with(profile.label), "{row:?}");
+        let cell = &row.at_measured_share;
+        assert_eq!(
+            cell.provenance,
+            edgebench_report::context::Provenance::Projected,
+            "{cell:?}"
+        );
+        // 60% and 45% of the roofline beside it: the variant ÷ baseline is 0.75 × the
+        // roofline ratio, which for q8_0 at 512 positions is a little above 1.
+        let speeds = |text: &str| -> Vec<f64> {
+            text.split(" t/s")
+                .next()
+                .expect("speeds")
+                .split(" → ")
+                .map(|v| v.replace(',', "").parse().expect("a speed"))
+                .collect()
+        };
+        let (measured, roofline) = (speeds(&cell.text), speeds(&row.decode_roofline));
+        let (base, var) = (measured[0], measured[1]);
+        assert!((base / roofline[0] - 0.6).abs() < 0.02, "{row:?}");
+        assert!((var / roofline[1] - 0.45).abs() < 0.02, "{row:?}");
+        assert!(
+            cell.detail.contains("60%") && cell.detail.contains("45%"),
+            "{cell:?}"
+        );
+    }
+    // A 1/16 twin's KV rows are projected too, but say why no measured share applies.
+    let twin = ctx
+        .kv
+        .projected
+        .iter()
+        .find(|r| r.context == 4096)
+        .expect("the 1/16 twins' KV rows");
+    assert_eq!(
+        twin.at_measured_share.provenance,
+        edgebench_report::context::Provenance::None,
+        "{twin:?}"
+    );
+}

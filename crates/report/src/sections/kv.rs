@@ -32,9 +32,6 @@ pub fn kv(runs: &[&Run], registry: &Registry) -> KvSection {
     let mut measured_rows = Vec::new();
     let mut projected = Vec::new();
     let mut projected_seen = BTreeSet::new();
-    let bw = device_profile::find("galaxy-s24")
-        .and_then(|p| p.bandwidth_bytes_per_s)
-        .unwrap_or(77e9);
     for (group, rs) in groups {
         let variants: BTreeSet<&str> = rs.iter().map(|r| r.case.kv_variant.as_str()).collect();
         if variants.len() < 2 {
@@ -112,59 +109,133 @@ pub fn kv(runs: &[&Run], registry: &Registry) -> KvSection {
             ) else {
                 continue;
             };
+            // A real file or a full-size twin reads the real model's bytes: project at the
+            // context it was measured at, with the roofline shares measured here. A 1/16 twin
+            // only says which options were run; its projection is the formula at a context of
+            // at least 4096.
+            let full_size = registry
+                .get(model_id(v0))
+                .is_some_and(|m| m.is_full_size_twin() || m.twin_of.is_none());
+            let context = if full_size {
+                v0.case.context
+            } else {
+                v0.case.context.max(4096)
+            };
             let key = format!(
-                "{real_id}/{}/{}/{}/{}",
-                v0.case.type_k, v0.case.type_v, v0.case.context, base.case.type_k
+                "{real_id}/{}/{}/{context}/{}",
+                v0.case.type_k, v0.case.type_v, base.case.type_k
             );
             if !projected_seen.insert(key) {
                 continue;
             }
             let params = twin::parameter_count(arch);
             let weights = projection::weight_bytes(params, "Q4_K_M").unwrap_or(0);
-            let context = v0.case.context.max(4096);
-            let p = compare::project_kv(
-                arch,
-                weights,
-                KvConfig {
-                    type_k: bk,
-                    type_v: bv,
-                },
-                KvConfig {
-                    type_k: vk,
-                    type_v: vv,
-                },
-                context,
-                1,
-                bw,
-            );
-            projected.push(KvProjectedRow {
-                model: format!("{real_id} (real size, Q4_K_M, projected)"),
-                variant: format!("{}/{} → {}/{}", base.case.type_k, base.case.type_v, v0.case.type_k, v0.case.type_v),
-                context,
-                device: "Galaxy S24 (77 GB/s)".into(),
-                kv_memory: format!(
-                    "{} → {} ({})",
-                    bytes(p.kv_bytes_baseline as f64),
-                    bytes(p.kv_bytes_variant as f64),
-                    pct(p.kv_bytes_variant as f64 / p.kv_bytes_baseline.max(1) as f64)
-                ),
-                decode_roofline: format!(
-                    "{} → {} t/s ({})",
-                    num(p.roofline_tokens_per_s_baseline),
-                    num(p.roofline_tokens_per_s_variant),
-                    pct(p.roofline_ratio())
-                ),
-                detail: format!(
-                    "{:.2} B parameters, weights {:.2} GB at Q4_K_M, context {context} (at least 4096)",
-                    params as f64 / GB,
-                    weights as f64 / GB
-                ),
-            });
+            let shares = full_size.then(|| (measured_share(&base_runs), measured_share(&var_runs)));
+            for profile in device_profile::PROFILES {
+                let Some(bandwidth) = profile.bandwidth_bytes_per_s else {
+                    continue;
+                };
+                let p = compare::project_kv(
+                    arch,
+                    weights,
+                    KvConfig {
+                        type_k: bk,
+                        type_v: bv,
+                    },
+                    KvConfig {
+                        type_k: vk,
+                        type_v: vv,
+                    },
+                    context,
+                    1,
+                    bandwidth,
+                );
+                projected.push(KvProjectedRow {
+                    model: format!("{real_id} (real size, Q4_K_M, projected)"),
+                    variant: format!(
+                        "{}/{} → {}/{}{}",
+                        base.case.type_k,
+                        base.case.type_v,
+                        v0.case.type_k,
+                        v0.case.type_v,
+                        if v0.case.flash_attention {
+                            ", flash"
+                        } else {
+                            ""
+                        }
+                    ),
+                    context,
+                    device: format!("{} ({:.1} GB/s)", profile.label, bandwidth / GB),
+                    kv_memory: format!(
+                        "{} → {} ({})",
+                        bytes(p.kv_bytes_baseline as f64),
+                        bytes(p.kv_bytes_variant as f64),
+                        pct(p.kv_bytes_variant as f64 / p.kv_bytes_baseline.max(1) as f64)
+                    ),
+                    decode_roofline: format!(
+                        "{} → {} t/s ({})",
+                        num(p.roofline_tokens_per_s_baseline),
+                        num(p.roofline_tokens_per_s_variant),
+                        pct(p.roofline_ratio())
+                    ),
+                    at_measured_share: at_measured_share(&p, shares, &group),
+                    detail: format!(
+                        "{:.2} B parameters, weights {:.2} GB at Q4_K_M, context {context}{}",
+                        params as f64 / GB,
+                        weights as f64 / GB,
+                        if full_size {
+                            " (as measured)"
+                        } else {
+                            " (at least 4096)"
+                        }
+                    ),
+                });
+            }
         }
     }
     KvSection {
         measured: measured_rows,
         projected,
         formula: compare::KvProjection::formula().into(),
+    }
+}
+
+/// The median roofline share of `runs` (those with a probe beside them).
+fn measured_share(runs: &[&Run]) -> Option<stats::Summary> {
+    let shares: Vec<f64> = runs.iter().filter_map(|r| r.roofline_fraction).collect();
+    stats::summarize(&shares)
+}
+
+/// The projection at the roofline shares the full-size twin's baseline and variant reached
+/// here, each capped at 100% (a share above it means the probe beside the run read low).
+fn at_measured_share(
+    p: &compare::KvProjection,
+    shares: Option<(Option<stats::Summary>, Option<stats::Summary>)>,
+    group: &str,
+) -> Cell {
+    let Some(shares) = shares else {
+        return Cell::none(
+            "a 1/16 twin's share says nothing of the real model: run the full-size twin",
+        );
+    };
+    let (Some(base), Some(var)) = shares else {
+        return Cell::none("no roofline share measured for both variants");
+    };
+    let (b, v) = (base.median.min(1.0), var.median.min(1.0));
+    let (tb, tv) = (
+        b * p.roofline_tokens_per_s_baseline,
+        v * p.roofline_tokens_per_s_variant,
+    );
+    Cell {
+        text: format!("{} → {} t/s ({})", num(tb), num(tv), pct(tv / tb)),
+        provenance: Provenance::Projected,
+        detail: format!(
+            "roofline share measured here on {group}: {:.0}% (n={}) → {:.0}% (n={}), capped at 100%, × the roofline beside it",
+            100.0 * base.median,
+            base.n,
+            100.0 * var.median,
+            var.n
+        ),
+        ..Cell::default()
     }
 }

@@ -2,17 +2,65 @@
 
 use super::prelude::*;
 
-/// Metrics compared for regressions: name, samples, whether higher is better.
 pub type SampleGetter = fn(&Samples) -> &Vec<f64>;
-pub const REGRESSION_METRICS: &[(&str, SampleGetter, bool)] = &[
-    ("generation tokens/s", |s| &s.generation_tokens_per_s, true),
-    ("ttft ms", |s| &s.ttft_ms, false),
-    ("ms per token", |s| &s.tpot_ms, false),
+
+/// A metric compared for regressions: its samples, which way is better, and the quantile of a
+/// run's samples that stands for the run.
+#[derive(Debug, Clone, Copy)]
+pub struct RegressionMetric {
+    pub name: &'static str,
+    pub samples: SampleGetter,
+    pub higher_is_better: bool,
+    /// 0.5: the run's median. The fastest decile of token gaps (0.1) is what a busy host
+    /// disturbs least: another job's slices delay some tokens of a run, a slower build every
+    /// token (docs/methodology.md, "History verdicts").
+    pub quantile: f64,
+}
+
+impl RegressionMetric {
+    /// The run's value: the [`Self::quantile`] of its samples.
+    #[must_use]
+    pub fn run_value(&self, samples: &Samples) -> Option<f64> {
+        let s = (self.samples)(samples);
+        if s.is_empty() || s.iter().any(|x| !x.is_finite()) {
+            return None;
+        }
+        let mut sorted = s.clone();
+        sorted.sort_by(f64::total_cmp);
+        Some(stats::percentile_sorted(&sorted, 100.0 * self.quantile))
+    }
+}
+
+pub const REGRESSION_METRICS: &[RegressionMetric] = &[
+    RegressionMetric {
+        name: "generation tokens/s",
+        samples: |s| &s.generation_tokens_per_s,
+        higher_is_better: true,
+        quantile: 0.5,
+    },
+    RegressionMetric {
+        name: "ttft ms",
+        samples: |s| &s.ttft_ms,
+        higher_is_better: false,
+        quantile: 0.5,
+    },
+    RegressionMetric {
+        name: "ms per token",
+        samples: |s| &s.tpot_ms,
+        higher_is_better: false,
+        quantile: 0.5,
+    },
+    RegressionMetric {
+        name: "ms per token, fastest decile",
+        samples: |s| &s.tpot_ms,
+        higher_is_better: false,
+        quantile: 0.1,
+    },
 ];
 
-/// The run medians of one metric of `current`'s case on its device and model, oldest first, up
+/// The run values of one metric of `current`'s case on its device and model, oldest first, up
 /// to and including `current`.
-fn metric_history(current: &Run, history: &[&Run], get: SampleGetter) -> Vec<f64> {
+fn metric_history(current: &Run, history: &[&Run], metric: &RegressionMetric) -> Vec<f64> {
     let model_hash = |r: &Run| r.model.as_ref().map(|m| m.sha256.clone());
     let mut runs: Vec<&&Run> = history
         .iter()
@@ -25,7 +73,7 @@ fn metric_history(current: &Run, history: &[&Run], get: SampleGetter) -> Vec<f64
         .collect();
     runs.sort_by_key(|r| (r.started_at_ms, r.id.clone()));
     runs.iter()
-        .filter_map(|r| stats::summarize(get(&r.samples)).map(|s| s.median))
+        .filter_map(|r| metric.run_value(&r.samples))
         .collect()
 }
 
@@ -39,15 +87,16 @@ struct FromHistory {
     svg: String,
 }
 
-/// [`FromHistory`] for `current`'s `metric` read by `get` (`higher` is better), or why its
-/// history is too short (the basis of the two-run verdict instead).
+/// [`FromHistory`] for `current`'s `metric`, or why its history is too short (the basis of the
+/// two-run verdict instead).
 fn history_verdict(
     current: &Run,
     history: &[&Run],
-    (metric, get, higher): (&str, SampleGetter, bool),
+    metric: &RegressionMetric,
 ) -> Result<FromHistory, String> {
     use edgebench_core::history::{HistoryConfig, HistoryVerdict, judge};
-    let series = metric_history(current, history, get);
+    let series = metric_history(current, history, metric);
+    let higher = metric.higher_is_better;
     let config = HistoryConfig::default();
     // The judge flags drops as regressions; a time that rises is a regression too, so it judges
     // the negated series (median and MAD only change sign).
@@ -74,7 +123,7 @@ fn history_verdict(
     let svg = since.map_or_else(String::new, |since| {
         crate::plots::history(
             &format!("{verdict} since run {}", since + 1),
-            metric,
+            metric.name,
             &series,
             (reference, e.spread),
             config.clip,
@@ -171,9 +220,15 @@ pub fn regressions(
     first_runs.sort_by(|a, b| a.case.cmp(&b.case));
     let mut rows = Vec::new();
     for (current, base) in pairs {
-        for (metric, get, higher) in REGRESSION_METRICS {
-            let Some(r) = compare::measured_ratio(get(&base.samples), get(&current.samples), SEED)
-            else {
+        for metric in REGRESSION_METRICS {
+            let get = metric.samples;
+            let higher = &metric.higher_is_better;
+            let Some(r) = compare::measured_ratio_at(
+                get(&base.samples),
+                get(&current.samples),
+                metric.quantile,
+                SEED,
+            ) else {
                 continue;
             };
             let worse = if *higher {
@@ -197,11 +252,11 @@ pub fn regressions(
             };
             let two_run_baseline = format!(
                 "{} (run {})",
-                num(r.baseline.median),
+                num(r.baseline_value),
                 &base.id[..base.id.len().min(8)]
             );
             let two_run_change = ((r.ratio - 1.0) * 100.0 * 10.0).round() / 10.0;
-            let judged = history_verdict(current, history, (metric, *get, *higher));
+            let judged = history_verdict(current, history, metric);
             let (verdict, baseline, change_pct, basis, history_svg) = match judged {
                 Ok(h) => (h.verdict, h.reference, h.change_pct, h.basis, h.svg),
                 Err(basis) => (
@@ -214,11 +269,11 @@ pub fn regressions(
             };
             rows.push(RegressionRow {
                 case: current.case.name.clone(),
-                metric: (*metric).into(),
+                metric: metric.name.into(),
                 baseline,
                 current: format!(
                     "{} (run {})",
-                    num(r.variant.median),
+                    num(r.variant_value),
                     &current.id[..current.id.len().min(8)]
                 ),
                 change_pct,
@@ -238,15 +293,15 @@ pub fn regressions(
                 && threshold_pct.is_none_or(|t| {
                     let higher = REGRESSION_METRICS
                         .iter()
-                        .find(|m| m.0 == r.metric)
-                        .is_some_and(|m| m.2);
+                        .find(|m| m.name == r.metric)
+                        .is_some_and(|m| m.higher_is_better);
                     let worse_by = if higher { -r.change_pct } else { r.change_pct };
                     worse_by > t
                 })
         })
         .count();
     RegressionSection {
-        test: "ratio of medians (current ÷ baseline) with a 95% percentile-bootstrap CI, 2000 resamples per side; regressed/improved only when the whole interval lies on the worse/better side of 1, else noise".into(),
+        test: "ratio of medians (current ÷ baseline; of the 10th percentiles for a fastest-decile metric) with a 95% percentile-bootstrap CI, 2000 resamples per side; regressed/improved only when the whole interval lies on the worse/better side of 1, else noise".into(),
         history_test: "each metric, once a case has 13 runs on this device and model (8 reference runs before the last 5): the newest run median against the median and robust spread (1.4826 × MAD) of up to 30 runs before the last 5, by CUSUM over the last 5 (allowance 0.5, threshold 6 spreads, a run counting 3 spreads at most), with the newest 3 runs all more than a spread off; fewer runs fall back to the two-run test, labelled".into(),
         baseline,
         threshold_pct,

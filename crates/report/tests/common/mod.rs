@@ -94,6 +94,8 @@ struct Spec<'a> {
     type_kv: &'a str,
     /// Speed factor relative to the model's base speed.
     factor: f64,
+    /// The run's roofline share, when not the fixture's default for the model's origin.
+    roofline_fraction: Option<f64>,
 }
 
 #[allow(clippy::too_many_arguments)] // a fixture: one call per run, every field spelled out
@@ -271,7 +273,11 @@ fn write_run(
                     decode_bytes_read: m.size * 90,
                     decode_steps_ns: 2_000_000_000,
                     bandwidth_bytes_per_s: 20e9,
-                    fraction: if m.origin == "twin" { 1.3 } else { 0.5 },
+                    fraction: spec.roofline_fraction.unwrap_or(if m.origin == "twin" {
+                        1.3
+                    } else {
+                        0.5
+                    }),
                     // The twins' probe moved 40% around their runs (flagged), the real
                     // models' 10%.
                     probe: Some(edgebench_store::ProbeRow {
@@ -343,6 +349,7 @@ pub fn write_fixture(path: &Path) {
             baseline: true,
             type_kv: "f16",
             factor: 1.0,
+            roofline_fraction: None,
         };
         let mut specs = vec![
             base("code_generation", "code_generation", "llama_cpp", 1),
@@ -458,4 +465,54 @@ pub fn write_fixture(path: &Path) {
             2001,
         )
         .expect("abort");
+}
+
+/// Adds to the fixture at `path` a full-size twin's KV comparison (Phi-4-mini, Q4_K_M): an f16
+/// baseline at roofline share 60% and a q8_0 variant at 45%, 10% slower.
+pub fn write_full_size_kv(path: &Path) {
+    let mut store = Store::open(path).expect("open");
+    let device_id = store
+        .connection()
+        .query_row("SELECT id FROM devices LIMIT 1", [], |r| r.get(0))
+        .expect("the fixture's device");
+    let m = Model {
+        registry_id: "phi-4-mini-full-twin",
+        label: "Phi-4-mini full-size twin (random weights)",
+        origin: "twin",
+        quant: "Q4_K_M",
+        tokens_per_s: 5.0,
+        size: 2_490_000_000,
+    };
+    let model_id = store
+        .upsert_model(&ModelRow {
+            sha256: edgebench_core::sha256_hex(m.registry_id.as_bytes()),
+            registry_id: m.registry_id.into(),
+            label: m.label.into(),
+            origin: m.origin.into(),
+            quant: m.quant.into(),
+            gguf_arch: "phi3".into(),
+            size_bytes: m.size,
+            path: format!("models/{}.gguf", m.registry_id),
+        })
+        .expect("model");
+    let mut rng = Lcg(11);
+    for (variant, baseline, type_kv, factor, share) in [
+        ("baseline", true, "f16", 1.0, 0.6),
+        ("q8_0-fa", false, "q8_0", 0.9, 0.45),
+    ] {
+        let spec = Spec {
+            scenario: "full_size_kv",
+            category: "kv_cache",
+            backend: "llama_cpp",
+            concurrency: 1,
+            variant,
+            baseline,
+            type_kv,
+            factor,
+            roofline_fraction: Some(share),
+        };
+        write_run(
+            &mut store, device_id, &m, model_id, &spec, "inv-full", 3000, &mut rng,
+        );
+    }
 }
