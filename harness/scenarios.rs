@@ -47,7 +47,10 @@ fn main() -> ExitCode {
     // such runs are stored as `mode = 'smoke'` and are not measurements.
     let mode = Mode::from_env();
     let smoke = mode.smoke;
-    let invocation = Arc::new(host::new_invocation_id());
+    // One night of `nightly --processes K` is K harness processes under one invocation id.
+    let invocation = Arc::new(host::invocation_id(
+        std::env::var(edgebench_settings::INVOCATION_ENV).ok(),
+    ));
     // Model files hashed once per invocation, not once per case process.
     let hashes: Arc<Mutex<HashMap<PathBuf, (u64, String)>>> = Arc::default();
     let child_exe = PathBuf::from(env!("CARGO_BIN_EXE_edgebench-case"));

@@ -35,6 +35,17 @@ pub fn new_invocation_id() -> String {
     unique_id("invocation")
 }
 
+/// The invocation a harness process stores its runs under: `given` (the value of
+/// `EDGEBENCH_INVOCATION`, which `nightly --processes K` sets to the night's id for each of its
+/// K processes) unless it is missing or blank, else a fresh one.
+#[must_use]
+pub fn invocation_id(given: Option<String>) -> String {
+    given
+        .map(|id| id.trim().to_owned())
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(new_invocation_id)
+}
+
 /// A fresh, globally unique run id for `case`.
 #[must_use]
 pub fn new_run_id(case: &Case) -> String {
@@ -94,4 +105,17 @@ pub fn total_memory_bytes() -> Option<u64> {
         );
         sys.ok().map(|s| s.total_memory()).filter(|&b| b > 0)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_given_invocation_is_kept_and_a_blank_or_missing_one_is_fresh() {
+        assert_eq!(invocation_id(Some("night-lab-1".into())), "night-lab-1");
+        let fresh = [invocation_id(None), invocation_id(Some("  ".into()))];
+        assert!(fresh.iter().all(|id| id.len() == 32), "{fresh:?}");
+        assert_ne!(fresh[0], fresh[1]);
+    }
 }

@@ -59,7 +59,7 @@ fn catalog() -> edgebench::catalog::Catalog {
     catalog.scenario_texts.insert(name.into(), SCENARIO.into());
     catalog
 }
-/// Nights before the first judged one: the history verdict needs 13 runs.
+/// Nights before the first judged one: the history verdict needs 13 nights.
 const REFERENCE_NIGHTS: usize = 13;
 const UNCHANGED_NIGHTS: usize = 2;
 /// Tokens/s lower by this fraction on the slowed nights.

@@ -221,6 +221,11 @@ pub struct NightlyArgs {
     /// Where the night's local database and reports go (default: results/nightly)
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Run the suite this many times, each case in its own process every time, as one night:
+    /// the history verdicts judge the median of a night's runs, which spread less than one
+    /// run (`cargo xtask calibrate` says how many processes a case needs)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub processes: u32,
 }
 
 #[derive(Debug, Subcommand)]

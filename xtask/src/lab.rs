@@ -2,6 +2,7 @@
 //! lab", and docs/formats.md for the file formats).
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
@@ -114,6 +115,28 @@ pub enum NightlyOutcome {
     CasesFailed,
 }
 
+/// The night's harness processes, `args.processes` of them, each writing into `local`. Every
+/// one stores its runs under the night's one invocation, so the verdicts take a case's runs of
+/// one night together (the median of K processes; a process's level is what varies most
+/// between runs here, docs/methodology.md "History verdicts").
+fn night_rounds(root: &Path, args: &NightlyArgs, local: &Path, stamp: &str) -> Vec<Command> {
+    let night = format!("night-{stamp}");
+    (0..args.processes)
+        .map(|_| {
+            let mut cmd = crate::cargo();
+            cmd.current_dir(root)
+                .args(["test", "--test", "scenarios"])
+                .env(edgebench_settings::DB_ENV, local)
+                .env(edgebench_settings::INVOCATION_ENV, &night)
+                .env(
+                    edgebench_settings::CASES_ENV,
+                    args.scenarios.as_deref().unwrap_or(""),
+                );
+            cmd
+        })
+        .collect()
+}
+
 /// `cargo xtask nightly`: run the suite into a local database, ingest it into the shared one,
 /// compare with the previous night on this device.
 pub fn nightly(root: &Path, args: &NightlyArgs) -> Result<NightlyOutcome> {
@@ -144,15 +167,18 @@ pub fn nightly(root: &Path, args: &NightlyArgs) -> Result<NightlyOutcome> {
             std::fs::create_dir_all(&out_root)
                 .with_context(|| format!("creating {}", out_root.display()))?;
             let local = out_root.join(format!("{stamp}.sqlite"));
-            let mut cmd = crate::cargo();
-            cmd.current_dir(root)
-                .args(["test", "--test", "scenarios"])
-                .env(edgebench_settings::DB_ENV, &local)
-                .env(
-                    edgebench_settings::CASES_ENV,
-                    args.scenarios.as_deref().unwrap_or(""),
-                );
-            let ok = crate::run(&mut cmd).is_ok();
+            let rounds = night_rounds(root, args, &local, &stamp);
+            let mut ok = true;
+            for (round, mut cmd) in rounds.into_iter().enumerate() {
+                if args.processes > 1 {
+                    eprintln!(
+                        "nightly: round {}/{} of night-{stamp}",
+                        round + 1,
+                        args.processes
+                    );
+                }
+                ok &= crate::run(&mut cmd).is_ok();
+            }
             (local, ok)
         }
     };
@@ -246,4 +272,46 @@ pub fn db(which: crate::cli::DbCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_night_of_three_processes_is_three_harness_runs_under_one_invocation() {
+        let args = NightlyArgs {
+            db: "lab.sqlite".into(),
+            scenarios: Some("code_generation::*".into()),
+            fail_on_regression: None,
+            results_from: None,
+            out: None,
+            processes: 3,
+        };
+        let local = Path::new("/tmp/night.sqlite");
+        let rounds = night_rounds(Path::new("."), &args, local, "lab-1-2");
+        assert_eq!(rounds.len(), 3);
+        let env = |cmd: &Command, key: &str| {
+            cmd.get_envs()
+                .find(|(k, _)| *k == key)
+                .and_then(|(_, v)| v)
+                .map(|v| v.to_string_lossy().into_owned())
+        };
+        for cmd in &rounds {
+            let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy()).collect();
+            assert_eq!(args, ["test", "--test", "scenarios"]);
+            assert_eq!(
+                env(cmd, edgebench_settings::INVOCATION_ENV).as_deref(),
+                Some("night-lab-1-2")
+            );
+            assert_eq!(
+                env(cmd, edgebench_settings::DB_ENV).as_deref(),
+                Some("/tmp/night.sqlite")
+            );
+            assert_eq!(
+                env(cmd, edgebench_settings::CASES_ENV).as_deref(),
+                Some("code_generation::*")
+            );
+        }
+    }
 }

@@ -42,10 +42,7 @@ crate::named_enum!(
 pub struct MeasuredRatio {
     pub baseline: Summary,
     pub variant: Summary,
-    /// The compared statistic of each side (the medians, unless a quantile was asked for).
-    pub baseline_value: f64,
-    pub variant_value: f64,
-    /// variant_value ÷ baseline_value.
+    /// median(variant) ÷ median(baseline).
     pub ratio: f64,
     pub ci: Option<Interval>,
     pub verdict: Verdict,
@@ -55,34 +52,15 @@ pub struct MeasuredRatio {
 /// samples or the baseline median is zero.
 #[must_use]
 pub fn measured_ratio(baseline: &[f64], variant: &[f64], seed: u64) -> Option<MeasuredRatio> {
-    measured_ratio_at(baseline, variant, 0.5, seed)
-}
-
-/// [`measured_ratio`] of the type-7 quantile `q` of each side (0.5: the medians); `ratio`,
-/// `baseline_value` and `variant_value` are that quantile's.
-#[must_use]
-pub fn measured_ratio_at(
-    baseline: &[f64],
-    variant: &[f64],
-    q: f64,
-    seed: u64,
-) -> Option<MeasuredRatio> {
     let b = stats::summarize(baseline)?;
     let v = stats::summarize(variant)?;
-    let at = |s: &[f64]| {
-        let mut sorted = s.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        stats::percentile_sorted(&sorted, 100.0 * q)
-    };
-    let (baseline_value, variant_value) = (at(baseline), at(variant));
-    if baseline_value == 0.0 || !(q > 0.0 && q < 1.0) {
+    if b.median == 0.0 {
         return None;
     }
     let ci = if baseline.len() >= 2 && variant.len() >= 2 {
-        stats::bootstrap_ratio_of_quantiles_ci(
+        stats::bootstrap_ratio_of_medians_ci(
             baseline,
             variant,
-            q,
             crate::measure::CI_LEVEL,
             crate::measure::RESAMPLES,
             seed,
@@ -97,9 +75,7 @@ pub fn measured_ratio_at(
         Some(_) => Verdict::NoDetectableChange,
     };
     Some(MeasuredRatio {
-        ratio: variant_value / baseline_value,
-        baseline_value,
-        variant_value,
+        ratio: v.median / b.median,
         baseline: b,
         variant: v,
         ci,

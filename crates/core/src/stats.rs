@@ -116,8 +116,7 @@ impl SplitMix64 {
 pub const RESAMPLING_LIMIT: usize = 10_000;
 
 /// The type-7 median of `buf` by selection (O(n)); reorders `buf`. Equals
-/// `percentile_sorted(sorted buf, 50.0)` exactly (the reference the resampler is tested against).
-#[cfg(test)]
+/// `percentile_sorted(sorted buf, 50.0)` exactly.
 fn median_in_place(buf: &mut [f64]) -> f64 {
     let n = buf.len();
     if n < 2 {
@@ -175,11 +174,6 @@ impl Resampler {
     /// Draws a resample (`n` draws of `rng.below(n)`, as a copied resample does) and returns
     /// its median, bit for bit what [`median_in_place`] returns for it.
     fn median(&mut self, rng: &mut SplitMix64) -> f64 {
-        self.quantile(rng, 0.5)
-    }
-
-    /// Draws a resample as [`Self::median`] does and returns its type-7 quantile `q`.
-    fn quantile(&mut self, rng: &mut SplitMix64, q: f64) -> f64 {
         let n = self.sorted.len();
         self.counts.fill(0);
         for _ in 0..n {
@@ -188,7 +182,7 @@ impl Resampler {
         if n < 2 {
             return self.sorted.first().copied().unwrap_or(f64::NAN);
         }
-        let rank = q * (n - 1) as f64;
+        let rank = 0.5 * (n - 1) as f64;
         let lo = rank.floor() as usize;
         let low = self.at(lo);
         if rank.ceil() as usize == lo {
@@ -254,25 +248,18 @@ pub fn normal_quantile(p: f64) -> f64 {
 /// with probability ≥ `level`. O(n log n), no resampling (`resamples = 0` in the result).
 #[must_use]
 pub fn order_statistic_median_ci(samples: &[f64], level: f64) -> Option<Interval> {
-    order_statistic_quantile_ci(samples, 0.5, level)
-}
-
-/// [`order_statistic_median_ci`] for the quantile `q` in (0, 1): the count below it is
-/// Binomial(n, q), so `l, u = n·q ∓ z·√(n·q·(1 − q))`.
-#[must_use]
-pub fn order_statistic_quantile_ci(samples: &[f64], q: f64, level: f64) -> Option<Interval> {
-    if samples.is_empty() || samples.iter().any(|x| !x.is_finite()) || !(q > 0.0 && q < 1.0) {
+    if samples.is_empty() || samples.iter().any(|x| !x.is_finite()) {
         return None;
     }
     let mut sorted = samples.to_vec();
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len() as f64;
     let z = normal_quantile(0.5 + level / 2.0);
-    let half = z * (n * q * (1.0 - q)).sqrt();
-    // 1-based ranks floor(n·q − half) and ceil(1 + n·q + half), clamped to the samples.
+    let half = z * n.sqrt() / 2.0;
+    // 1-based ranks floor(n/2 − half) and ceil(1 + n/2 + half), clamped to the samples.
     let last = sorted.len() - 1;
-    let low = ((n * q - half).floor() as usize).clamp(1, last + 1) - 1;
-    let high = ((1.0 + n * q + half).ceil() as usize).clamp(1, last + 1) - 1;
+    let low = ((n / 2.0 - half).floor() as usize).clamp(1, last + 1) - 1;
+    let high = ((1.0 + n / 2.0 + half).ceil() as usize).clamp(1, last + 1) - 1;
     Some(Interval {
         low: sorted[low],
         high: sorted[high],
@@ -328,32 +315,19 @@ pub fn bootstrap_ratio_of_medians_ci(
     resamples: usize,
     seed: u64,
 ) -> Option<Interval> {
-    bootstrap_ratio_of_quantiles_ci(baseline, variant, 0.5, level, resamples, seed)
-}
-
-/// [`bootstrap_ratio_of_medians_ci`] for the type-7 quantile `q` of each group.
-#[must_use]
-pub fn bootstrap_ratio_of_quantiles_ci(
-    baseline: &[f64],
-    variant: &[f64],
-    q: f64,
-    level: f64,
-    resamples: usize,
-    seed: u64,
-) -> Option<Interval> {
     let finite = |s: &[f64]| !s.is_empty() && s.iter().all(|x| x.is_finite());
-    if !finite(baseline) || !finite(variant) || resamples == 0 || !(q > 0.0 && q < 1.0) {
+    if !finite(baseline) || !finite(variant) || resamples == 0 {
         return None;
     }
     if baseline.len().max(variant.len()) > RESAMPLING_LIMIT {
-        return large_ratio_ci(baseline, variant, q, level);
+        return large_ratio_ci(baseline, variant, level);
     }
     let mut rng = SplitMix64::new(seed);
     let (mut base, mut var) = (Resampler::new(baseline), Resampler::new(variant));
     let mut ratios = Vec::with_capacity(resamples);
     for _ in 0..resamples {
-        let b = base.quantile(&mut rng, q);
-        let v = var.quantile(&mut rng, q);
+        let b = base.median(&mut rng);
+        let v = var.median(&mut rng);
         if b == 0.0 {
             return None;
         }
@@ -369,15 +343,13 @@ pub fn bootstrap_ratio_of_quantiles_ci(
     })
 }
 
-fn large_ratio_ci(baseline: &[f64], variant: &[f64], q: f64, level: f64) -> Option<Interval> {
+fn large_ratio_ci(baseline: &[f64], variant: &[f64], level: f64) -> Option<Interval> {
     let z = normal_quantile(0.5 + level / 2.0);
     let log_median_and_se = |s: &[f64]| {
-        let mut sorted = s.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        let value = percentile_sorted(&sorted, 100.0 * q);
-        let ci = order_statistic_quantile_ci(s, q, level)?;
-        (value > 0.0 && ci.low > 0.0)
-            .then(|| (value.ln(), (ci.high.ln() - ci.low.ln()) / (2.0 * z)))
+        let median = median_in_place(&mut s.to_vec());
+        let ci = order_statistic_median_ci(s, level)?;
+        (median > 0.0 && ci.low > 0.0)
+            .then(|| (median.ln(), (ci.high.ln() - ci.low.ln()) / (2.0 * z)))
     };
     let (b, se_b) = log_median_and_se(baseline)?;
     let (v, se_v) = log_median_and_se(variant)?;
@@ -728,36 +700,5 @@ mod tests {
         let one = summarize(&[3.0]).expect("one sample");
         assert!(close(one.stddev, 0.0) && close(one.p99, 3.0));
         assert!(close(percentile_sorted(&[0.0, 10.0], 25.0), 2.5));
-    }
-
-    #[test]
-    fn quantile_ratios_follow_a_scaled_copy_at_every_size() {
-        let mut rng = SplitMix64::new(7);
-        for n in [40usize, 20_000] {
-            let base: Vec<f64> = (0..n)
-                .map(|_| 10.0 + (rng.next_u64() % 1000) as f64 / 1000.0)
-                .collect();
-            let slower: Vec<f64> = base.iter().map(|x| x * 1.25).collect();
-            let ci = bootstrap_ratio_of_quantiles_ci(&base, &slower, 0.1, 0.95, 500, 3)
-                .expect("an interval");
-            assert!(
-                ci.low <= 1.25 && 1.25 <= ci.high && ci.low > 1.0,
-                "n = {n}: {ci:?}"
-            );
-            let same = bootstrap_ratio_of_quantiles_ci(&base, &base, 0.1, 0.95, 500, 3)
-                .expect("an interval");
-            assert!(same.low < 1.0 && same.high > 1.0, "n = {n}: {same:?}");
-        }
-        assert!(
-            bootstrap_ratio_of_quantiles_ci(&[1.0, 2.0], &[1.0, 2.0], 1.0, 0.95, 10, 1).is_none()
-        );
-        // The 10th percentile's interval holds it and lies below the median's.
-        let values: Vec<f64> = (0..1000).map(f64::from).collect();
-        let low = order_statistic_quantile_ci(&values, 0.1, 0.95).expect("interval");
-        let mid = order_statistic_median_ci(&values, 0.95).expect("interval");
-        assert!(
-            low.low <= 99.9 && 99.9 <= low.high && low.high < mid.low,
-            "{low:?} {mid:?}"
-        );
     }
 }

@@ -391,6 +391,8 @@ pub struct CalibrationRow {
     /// Simulated from the run medians; `None` below 3 runs.
     pub false_alerts_per_100: Option<f64>,
     pub detected_within_3_pct: Option<f64>,
+    /// "3", or why there is no number (`nightly --processes`).
+    pub processes_per_night: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -171,8 +171,11 @@ pub fn build_context(
                 .iter()
                 .filter_map(|c| {
                     latest_per_case(candidates.clone().filter(|r| {
+                        // Another night's: `nightly --processes K` stores K runs of a
+                        // case under one invocation.
                         r.case.name == c.case.name
                             && r.device_id == c.device_id
+                            && r.invocation != c.invocation
                             && r.started_at_ms < c.started_at_ms
                             && same_prompt_format(r, c)
                     }))
@@ -183,7 +186,8 @@ pub fn build_context(
             (
                 current,
                 pairs,
-                "each case's previous measured run on the same device".into(),
+                "each case's previous measured run on the same device, from another invocation"
+                    .into(),
             )
         }
         Baseline::Run(id) => {

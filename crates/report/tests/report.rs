@@ -848,3 +848,132 @@ fn a_full_size_twins_kv_delta_is_projected_to_every_device_profile_at_the_shares
         "{twin:?}"
     );
 }
+
+/// `spec`'s runs, each night measured by `processes` harness processes under the night's one
+/// invocation (as `nightly --processes K` stores them); process `k` of night `n` has an id
+/// starting `n{n:03}p{k}`.
+fn nights_of_processes(
+    spec: &edgebench_store::synthetic::HistorySpec,
+    processes: usize,
+) -> Vec<edgebench_store::synthetic::GeneratedRun> {
+    edgebench_store::synthetic::generate(spec)
+        .into_iter()
+        .flat_map(|run| {
+            (0..processes).map(move |k| {
+                let mut copy = run.clone();
+                copy.id = format!("n{:03}p{k}-{}", run.night, run.id);
+                let shift = 1_000 * k as i64;
+                copy.started_at_ms += shift;
+                copy.end.ended_at_ms += shift;
+                copy
+            })
+        })
+        .collect()
+}
+
+fn regressions_of(
+    runs: &[edgebench_store::synthetic::GeneratedRun],
+) -> edgebench_report::context::RegressionSection {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("lab.sqlite");
+    let mut store = edgebench_store::Store::open(&db).expect("open");
+    edgebench_store::synthetic::write_runs(&mut store, runs).expect("write");
+    drop(store);
+    let dataset = data::load(&db).expect("load");
+    build_context(&dataset, &common::inputs(), &Selection::default(), "x", "t")
+        .expect("context")
+        .regressions
+}
+
+#[test]
+fn a_nights_runs_count_as_their_median_so_one_disturbed_process_is_no_regression() {
+    let spec = edgebench_store::synthetic::HistorySpec {
+        runs: 200,
+        cases: 5,
+        requests_per_run: 5,
+        latencies_per_request: 40,
+        seed: 4,
+    };
+    let steady = nights_of_processes(&spec, 3);
+    let last_night = steady.iter().map(|g| g.night).max().expect("nights");
+    // Case 0's last 3 nights slowed by 20% in `slowed` of their 3 processes.
+    let slow = |slowed: usize| {
+        let mut runs = steady.clone();
+        for run in runs.iter_mut().filter(|g| {
+            g.case == 0
+                && g.night > last_night - 3
+                && (0..slowed).any(|k| g.id.starts_with(&format!("n{:03}p{k}", g.night)))
+        }) {
+            for row in &mut run.rows {
+                row.decode_ns = row.decode_ns * 5 / 4;
+            }
+        }
+        regressions_of(&runs)
+    };
+    let speed_rows = |r: &edgebench_report::context::RegressionSection| -> Vec<_> {
+        r.rows
+            .iter()
+            .filter(|row| row.metric == "generation tokens/s")
+            .cloned()
+            .collect()
+    };
+
+    let r = regressions_of(&steady);
+    let speed = speed_rows(&r);
+    assert_eq!(speed.len(), 5, "{:#?}", r.rows);
+    for row in &speed {
+        assert!(
+            row.basis.starts_with("history of 40 nights (120 runs)"),
+            "{row:?}"
+        );
+        assert_ne!(row.verdict, "regressed", "{row:?}");
+    }
+    assert!(r.history_test.contains("one invocation"));
+
+    // One process of three disturbed each night: the nights' medians did not move.
+    let one = slow(1);
+    assert!(
+        speed_rows(&one)
+            .iter()
+            .all(|row| row.verdict != "regressed"),
+        "{:#?}",
+        one.rows
+    );
+    // The whole night slower: flagged.
+    let all = slow(3);
+    let flagged: Vec<_> = speed_rows(&all)
+        .into_iter()
+        .filter(|row| row.verdict == "regressed")
+        .collect();
+    assert_eq!(flagged.len(), 1, "{:#?}", all.rows);
+    assert!(flagged[0].change_pct < -15.0, "{:?}", flagged[0]);
+}
+
+#[test]
+fn the_two_run_baseline_is_the_previous_nights_run_not_another_process_of_the_same_night() {
+    // 3 nights: too short a history, so every case is judged by the two-run test.
+    let spec = edgebench_store::synthetic::HistorySpec {
+        runs: 15,
+        cases: 5,
+        requests_per_run: 5,
+        latencies_per_request: 40,
+        seed: 4,
+    };
+    let r = regressions_of(&nights_of_processes(&spec, 3));
+    let speed: Vec<_> = r
+        .rows
+        .iter()
+        .filter(|row| row.metric == "generation tokens/s")
+        .collect();
+    assert_eq!(speed.len(), 5, "{:#?}", r.rows);
+    for row in speed {
+        assert!(row.current.contains("(run n002p2-"), "{row:?}");
+        assert!(row.baseline.contains("(run n001p2-"), "{row:?}");
+        assert!(!row.basis.starts_with("history of"), "{row:?}");
+    }
+    assert!(
+        r.baseline.contains("from another invocation"),
+        "{}",
+        r.baseline
+    );
+}

@@ -25,6 +25,9 @@ pub const REQUIRE_MODELS_ENV: &str = "EDGEBENCH_REQUIRE_MODELS";
 pub const ROOT_ENV: &str = "EDGEBENCH_ROOT";
 /// `1`: scenarios may name datasets outside `<root>/datasets` (refused otherwise).
 pub const EXTERNAL_DATASETS_ENV: &str = "EDGEBENCH_EXTERNAL_DATASETS";
+/// The invocation id the scenario harness stores its runs under (default: a fresh one). Set by
+/// `cargo xtask nightly --processes K` so its K rounds are one night to the verdicts.
+pub const INVOCATION_ENV: &str = "EDGEBENCH_INVOCATION";
 
 /// Models directory: `EDGEBENCH_MODELS`, else `<root>/models`.
 #[must_use]

@@ -1,33 +1,25 @@
 //! Runs against their baseline, judged by the bootstrap CI of the ratio of medians.
 
 use super::prelude::*;
+use edgebench_store::dataset::ProcessesPerNight;
 
 pub type SampleGetter = fn(&Samples) -> &Vec<f64>;
 
-/// A metric compared for regressions: its samples, which way is better, and the quantile of a
-/// run's samples that stands for the run.
+/// A metric compared for regressions: its samples and which way is better. A run stands for
+/// its median. (The fastest decile of token gaps was tried as a steadier run value and was not:
+/// on the calibrated series whole runs move, not some of their tokens; docs/methodology.md.)
 #[derive(Debug, Clone, Copy)]
 pub struct RegressionMetric {
     pub name: &'static str,
     pub samples: SampleGetter,
     pub higher_is_better: bool,
-    /// 0.5: the run's median. The fastest decile of token gaps (0.1) is what a busy host
-    /// disturbs least: another job's slices delay some tokens of a run, a slower build every
-    /// token (docs/methodology.md, "History verdicts").
-    pub quantile: f64,
 }
 
 impl RegressionMetric {
-    /// The run's value: the [`Self::quantile`] of its samples.
+    /// The run's value: the median of its samples.
     #[must_use]
     pub fn run_value(&self, samples: &Samples) -> Option<f64> {
-        let s = (self.samples)(samples);
-        if s.is_empty() || s.iter().any(|x| !x.is_finite()) {
-            return None;
-        }
-        let mut sorted = s.clone();
-        sorted.sort_by(f64::total_cmp);
-        Some(stats::percentile_sorted(&sorted, 100.0 * self.quantile))
+        stats::summarize((self.samples)(samples)).map(|s| s.median)
     }
 }
 
@@ -36,31 +28,23 @@ pub const REGRESSION_METRICS: &[RegressionMetric] = &[
         name: "generation tokens/s",
         samples: |s| &s.generation_tokens_per_s,
         higher_is_better: true,
-        quantile: 0.5,
     },
     RegressionMetric {
         name: "ttft ms",
         samples: |s| &s.ttft_ms,
         higher_is_better: false,
-        quantile: 0.5,
     },
     RegressionMetric {
         name: "ms per token",
         samples: |s| &s.tpot_ms,
         higher_is_better: false,
-        quantile: 0.5,
-    },
-    RegressionMetric {
-        name: "ms per token, fastest decile",
-        samples: |s| &s.tpot_ms,
-        higher_is_better: false,
-        quantile: 0.1,
     },
 ];
 
-/// The run values of one metric of `current`'s case on its device and model, oldest first, up
-/// to and including `current`.
-fn metric_history(current: &Run, history: &[&Run], metric: &RegressionMetric) -> Vec<f64> {
+/// One value per night of one metric of `current`'s case on its device and model, oldest
+/// first, up to and including `current`'s night, and how many runs they came from. A night is
+/// an invocation: its runs (`nightly --processes K` stores K per case) count as their median.
+fn metric_history(current: &Run, history: &[&Run], metric: &RegressionMetric) -> (Vec<f64>, usize) {
     let model_hash = |r: &Run| r.model.as_ref().map(|m| m.sha256.clone());
     let mut runs: Vec<&&Run> = history
         .iter()
@@ -72,9 +56,24 @@ fn metric_history(current: &Run, history: &[&Run], metric: &RegressionMetric) ->
         })
         .collect();
     runs.sort_by_key(|r| (r.started_at_ms, r.id.clone()));
-    runs.iter()
-        .filter_map(|r| metric.run_value(&r.samples))
-        .collect()
+    // Nights in the order of their first run.
+    let mut nights: Vec<(&str, Vec<f64>)> = Vec::new();
+    let mut counted = 0;
+    for r in runs {
+        let Some(v) = metric.run_value(&r.samples) else {
+            continue;
+        };
+        counted += 1;
+        match nights.iter_mut().find(|(inv, _)| *inv == r.invocation) {
+            Some((_, values)) => values.push(v),
+            None => nights.push((r.invocation.as_str(), vec![v])),
+        }
+    }
+    let series = nights
+        .into_iter()
+        .filter_map(|(_, values)| stats::summarize(&values).map(|s| s.median))
+        .collect();
+    (series, counted)
 }
 
 /// The history verdict on one metric, when the history is long enough.
@@ -95,8 +94,15 @@ fn history_verdict(
     metric: &RegressionMetric,
 ) -> Result<FromHistory, String> {
     use edgebench_core::history::{HistoryConfig, HistoryVerdict, judge};
-    let series = metric_history(current, history, metric);
+    let (series, runs) = metric_history(current, history, metric);
     let higher = metric.higher_is_better;
+    let nights = |n: usize| {
+        if runs == n {
+            format!("{n} nights")
+        } else {
+            format!("{n} nights ({runs} runs)")
+        }
+    };
     let config = HistoryConfig::default();
     // The judge flags drops as regressions; a time that rises is a regression too, so it judges
     // the negated series (median and MAD only change sign).
@@ -108,9 +114,9 @@ fn history_verdict(
     let (verdict, e, since) = match judge(&oriented, &config) {
         HistoryVerdict::NotEnoughHistory { need, .. } => {
             return Err(format!(
-                "two runs only: a history verdict needs {} runs of the case here, it has {}",
+                "two runs only: a history verdict needs {} nights (invocations) of the case here, it has {}",
                 need + config.lookback,
-                series.len()
+                nights(series.len())
             ));
         }
         HistoryVerdict::Steady(e) => ("noise", e, None),
@@ -141,8 +147,8 @@ fn history_verdict(
         ),
         change_pct: change,
         basis: format!(
-            "history of {} runs: reference {} ±{:.1}%, z {:.1}; smallest step flagged within 3 runs {:.0}%",
-            series.len(),
+            "history of {}: reference {} ±{:.1}%, z {:.1}; smallest step flagged within 3 nights {:.0}%",
+            nights(series.len()),
             num(reference),
             100.0 * e.spread / reference,
             e.z,
@@ -186,6 +192,18 @@ fn calibration_rows(
             range: format!("{} – {}", num(c.min), num(c.max)),
             false_alerts_per_100: c.false_alerts_per_100.map(|v| (v * 100.0).round() / 100.0),
             detected_within_3_pct: c.detected_within_3.map(|v| (v * 1000.0).round() / 10.0),
+            processes_per_night: match &c.processes_per_night {
+                ProcessesPerNight::NotSimulated => "—".to_owned(),
+                ProcessesPerNight::Needed(k) => k.to_string(),
+                ProcessesPerNight::MoreThan(sizes) => format!(
+                    "more than simulated ({})",
+                    sizes
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            },
         })
         .collect()
 }
@@ -223,12 +241,8 @@ pub fn regressions(
         for metric in REGRESSION_METRICS {
             let get = metric.samples;
             let higher = &metric.higher_is_better;
-            let Some(r) = compare::measured_ratio_at(
-                get(&base.samples),
-                get(&current.samples),
-                metric.quantile,
-                SEED,
-            ) else {
+            let Some(r) = compare::measured_ratio(get(&base.samples), get(&current.samples), SEED)
+            else {
                 continue;
             };
             let worse = if *higher {
@@ -252,7 +266,7 @@ pub fn regressions(
             };
             let two_run_baseline = format!(
                 "{} (run {})",
-                num(r.baseline_value),
+                num(r.baseline.median),
                 &base.id[..base.id.len().min(8)]
             );
             let two_run_change = ((r.ratio - 1.0) * 100.0 * 10.0).round() / 10.0;
@@ -273,7 +287,7 @@ pub fn regressions(
                 baseline,
                 current: format!(
                     "{} (run {})",
-                    num(r.variant_value),
+                    num(r.variant.median),
                     &current.id[..current.id.len().min(8)]
                 ),
                 change_pct,
@@ -301,8 +315,8 @@ pub fn regressions(
         })
         .count();
     RegressionSection {
-        test: "ratio of medians (current ÷ baseline; of the 10th percentiles for a fastest-decile metric) with a 95% percentile-bootstrap CI, 2000 resamples per side; regressed/improved only when the whole interval lies on the worse/better side of 1, else noise".into(),
-        history_test: "each metric, once a case has 13 runs on this device and model (8 reference runs before the last 5): the newest run median against the median and robust spread (1.4826 × MAD) of up to 30 runs before the last 5, by CUSUM over the last 5 (allowance 0.5, threshold 6 spreads, a run counting 3 spreads at most), with the newest 3 runs all more than a spread off; fewer runs fall back to the two-run test, labelled".into(),
+        test: "ratio of medians (current ÷ baseline) with a 95% percentile-bootstrap CI, 2000 resamples per side; regressed/improved only when the whole interval lies on the worse/better side of 1, else noise".into(),
+        history_test: "each metric, once a case has 13 nights on this device and model (8 reference nights before the last 5; a night is one invocation, and the runs of one night, `nightly --processes K`, count as the median of their medians): the newest night against the median and robust spread (1.4826 × MAD) of up to 30 nights before the last 5, by CUSUM over the last 5 (allowance 0.5, threshold 6 spreads, a night counting 3 spreads at most), with the newest 3 nights all more than a spread off; fewer nights fall back to the two-run test, labelled".into(),
         baseline,
         threshold_pct,
         rows,

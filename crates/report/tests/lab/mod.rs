@@ -43,6 +43,20 @@ fn calibrations_are_shown_latest_first_for_the_reported_devices() {
             .insert_calibration(&row(1_764_633_600_000, 0.5, 3))
             .is_err()
     );
+    // Night sizes simulated: the fewest that met the targets, or none of them did.
+    let sized = |metric: &str, needed: &str| CalibrationRow {
+        metric: metric.into(),
+        details: format!(
+            r#"{{"per_night": [{{"processes": 1}}, {{"processes": 3}}], "processes_per_night": {needed}}}"#
+        ),
+        ..row(1_764_633_600_000, 0.03, 12)
+    };
+    store
+        .insert_calibration(&sized("ttft ms", "3"))
+        .expect("sized");
+    store
+        .insert_calibration(&sized("ms per token", "null"))
+        .expect("none met");
     drop(store);
 
     let dataset = data::load(&db).expect("load");
@@ -55,8 +69,22 @@ fn calibrations_are_shown_latest_first_for_the_reported_devices() {
     )
     .expect("context");
     let rows = &ctx.regressions.calibrations;
-    assert_eq!(rows.len(), 1, "{rows:?}");
-    let c = &rows[0];
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let per_night = |metric: &str| {
+        rows.iter()
+            .find(|c| c.metric == metric)
+            .map(|c| c.processes_per_night.as_str())
+    };
+    assert_eq!(per_night("generation tokens/s"), Some("—"));
+    assert_eq!(per_night("ttft ms"), Some("3"));
+    assert_eq!(
+        per_night("ms per token"),
+        Some("more than simulated (1, 3)")
+    );
+    let c = rows
+        .iter()
+        .find(|c| c.metric == "generation tokens/s")
+        .expect("speed");
     assert_eq!((c.robust_spread_pct, c.cv_pct), (2.1, 5.0));
     assert_eq!(c.calibrated_on, "2025-12-02");
     assert_eq!(c.median.spread, "±2.1%");

@@ -388,6 +388,30 @@ fn load_devices(db: &mut dyn Sql) -> Result<Vec<Device>, SqlError> {
     Ok(devices)
 }
 
+/// What a calibration's `details` JSON says about processes per night: `per_night` lists the
+/// simulated night sizes and `processes_per_night` the fewest that met the targets (null when
+/// none did); calibrations before night sizes were simulated have neither.
+fn processes_per_night(details: &str) -> ProcessesPerNight {
+    let v: serde_json::Value = serde_json::from_str(details).unwrap_or_default();
+    let Some(sizes) = v.get("per_night").and_then(|p| p.as_array()) else {
+        return ProcessesPerNight::NotSimulated;
+    };
+    match v
+        .get("processes_per_night")
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|k| u32::try_from(k).ok())
+    {
+        Some(k) => ProcessesPerNight::Needed(k),
+        None => ProcessesPerNight::MoreThan(
+            sizes
+                .iter()
+                .filter_map(|s| s.get("processes")?.as_u64())
+                .filter_map(|k| u32::try_from(k).ok())
+                .collect(),
+        ),
+    }
+}
+
 fn load_calibrations(db: &mut dyn Sql) -> Result<Vec<Calibration>, SqlError> {
     // The latest calibration per device, case and metric.
     let mut out = Vec::new();
@@ -395,7 +419,7 @@ fn load_calibrations(db: &mut dyn Sql) -> Result<Vec<Calibration>, SqlError> {
         db,
         "SELECT c.device_id, c.case_name, c.metric, c.calibrated_at_ms, c.runs, c.median,
                 c.robust_spread, c.cv, c.min, c.max, c.false_alerts_per_100, c.detected_within_3,
-                (SELECT d.fingerprint FROM devices d WHERE d.id = c.device_id)
+                (SELECT d.fingerprint FROM devices d WHERE d.id = c.device_id), c.details
          FROM calibrations c
          WHERE c.calibrated_at_ms = (SELECT MAX(d.calibrated_at_ms) FROM calibrations d
                                      WHERE d.device_id = c.device_id AND d.case_key = c.case_key
@@ -415,6 +439,7 @@ fn load_calibrations(db: &mut dyn Sql) -> Result<Vec<Calibration>, SqlError> {
                 false_alerts_per_100: r.opt_f64(10)?,
                 detected_within_3: r.opt_f64(11)?,
                 device_fingerprint: r.text(12)?,
+                processes_per_night: processes_per_night(&r.text(13)?),
             });
             Ok(())
         },

@@ -331,6 +331,20 @@ pub struct Calibration {
     pub max: f64,
     pub false_alerts_per_100: Option<f64>,
     pub detected_within_3: Option<f64>,
+    /// The fewest processes per night (`nightly --processes`) whose median met both targets in
+    /// the simulation.
+    pub processes_per_night: ProcessesPerNight,
+}
+
+/// What a calibration's simulation said about the number of processes per night.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProcessesPerNight {
+    /// Calibrated before night sizes were simulated.
+    NotSimulated,
+    /// The fewest processes per night that met both targets.
+    Needed(u32),
+    /// None of these simulated night sizes met them.
+    MoreThan(Vec<u32>),
 }
 
 /// Everything a report is built from.
