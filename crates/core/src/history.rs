@@ -229,8 +229,9 @@ const SIMULATED_HISTORY: usize = 40;
 const SIMULATED_NIGHTS: usize = 140;
 
 /// Judges `series` simulated series of nights drawn by `night` (a value around its level,
-/// as a run median of a benchmark would be): unchanged, and stepped down by `step` after
-/// [`SIMULATED_HISTORY`] nights.
+/// as a run median of a benchmark would be): unchanged, and stepped down by `step` of its
+/// magnitude after [`SIMULATED_HISTORY`] nights (a negated time, as lower-is-better metrics
+/// are judged, by growing `step` more negative).
 pub fn simulate(
     night: &mut dyn FnMut() -> f64,
     config: &HistoryConfig,
@@ -252,7 +253,9 @@ pub fn simulate(
             .map(|i| {
                 let v = night();
                 if i >= SIMULATED_HISTORY {
-                    v * (1.0 - step)
+                    // Worse by `step` of its size: a negated time (a judged
+                    // lower-is-better metric) grows more negative.
+                    v - step * v.abs()
                 } else {
                     v
                 }
@@ -457,6 +460,21 @@ mod tests {
         let s = simulate_resampled(&bimodal, &config, 0.1, 1, 1).expect("simulated");
         assert!(
             s.detected_within_3 < 0.5 && s.false_alerts_per_100 <= 1.0,
+            "{s:?}"
+        );
+    }
+
+    #[test]
+    fn a_negated_time_series_detects_its_step_as_a_speed_series_does() {
+        // Lower-is-better metrics are judged negated; their simulated step must make them
+        // worse (a 10% longer time), not better.
+        let config = HistoryConfig::default();
+        let mut noise = Noise(crate::stats::SplitMix64::new(8));
+        let times: Vec<f64> = (0..12).map(|_| night(&mut noise, 10.0, 0.01)).collect();
+        let negated: Vec<f64> = times.iter().map(|t| -t).collect();
+        let s = simulate_resampled(&negated, &config, 0.1, 1, 1).expect("simulated");
+        assert!(
+            s.detected_within_3 >= 0.9 && s.false_alerts_per_100 <= 1.0,
             "{s:?}"
         );
     }
