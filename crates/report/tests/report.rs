@@ -715,19 +715,8 @@ fn with_enough_history_generation_speed_is_judged_against_it_and_a_real_step_is_
         latencies_per_request: 40,
         seed: 4,
     };
-    let judge = |runs: &[edgebench_store::synthetic::GeneratedRun]| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = dir.path().join("lab.sqlite");
-        let mut store = edgebench_store::Store::open(&db).expect("open");
-        edgebench_store::synthetic::write_runs(&mut store, runs).expect("write");
-        drop(store);
-        let dataset = data::load(&db).expect("load");
-        build_context(&dataset, &common::inputs(), &Selection::default(), "x", "t")
-            .expect("context")
-            .regressions
-    };
     let steady = edgebench_store::synthetic::generate(&spec);
-    let r = judge(&steady);
+    let r = regressions_of(&steady);
     let speed: Vec<_> = r
         .rows
         .iter()
@@ -749,7 +738,7 @@ fn with_enough_history_generation_speed_is_judged_against_it_and_a_real_step_is_
             row.decode_ns = row.decode_ns * 5 / 4;
         }
     }
-    let r = judge(&stepped);
+    let r = regressions_of(&stepped);
     let flagged: Vec<_> = r
         .rows
         .iter()
