@@ -703,18 +703,30 @@ fn a_first_run_of_a_case_is_listed_as_the_baseline_of_the_next() {
     );
 }
 
+/// `nights` nights of 5 cases from the lab generator (seed 4).
+fn five_case_history(nights: usize) -> edgebench_store::synthetic::HistorySpec {
+    edgebench_store::synthetic::HistorySpec {
+        runs: 5 * nights,
+        cases: 5,
+        requests_per_run: 5,
+        latencies_per_request: 40,
+        seed: 4,
+    }
+}
+
+/// Every decode step of `run` a quarter longer (tokens/s 20% lower).
+fn slow_decode_by_a_quarter(run: &mut edgebench_store::synthetic::GeneratedRun) {
+    for row in &mut run.rows {
+        row.decode_ns = row.decode_ns * 5 / 4;
+    }
+}
+
 #[test]
 fn with_enough_history_generation_speed_is_judged_against_it_and_a_real_step_is_flagged() {
     // 40 nights of 5 cases, each night's speed drifting 0–4% (the generator's sawtooth): the
     // two-run test sees the drift; the history calls it noise. Then case 0 slows by 20% for
     // its last 3 nights: the history flags it.
-    let spec = edgebench_store::synthetic::HistorySpec {
-        runs: 200,
-        cases: 5,
-        requests_per_run: 5,
-        latencies_per_request: 40,
-        seed: 4,
-    };
+    let spec = five_case_history(40);
     let steady = edgebench_store::synthetic::generate(&spec);
     let r = regressions_of(&steady);
     let speed: Vec<_> = r
@@ -734,9 +746,7 @@ fn with_enough_history_generation_speed_is_judged_against_it_and_a_real_step_is_
         .iter_mut()
         .filter(|g| g.case == 0 && g.night > last_night - 3)
     {
-        for row in &mut run.rows {
-            row.decode_ns = row.decode_ns * 5 / 4;
-        }
+        slow_decode_by_a_quarter(run);
     }
     let r = regressions_of(&stepped);
     let flagged: Vec<_> = r
@@ -876,13 +886,7 @@ fn regressions_of(
 
 #[test]
 fn a_nights_runs_count_as_their_median_so_one_disturbed_process_is_no_regression() {
-    let spec = edgebench_store::synthetic::HistorySpec {
-        runs: 200,
-        cases: 5,
-        requests_per_run: 5,
-        latencies_per_request: 40,
-        seed: 4,
-    };
+    let spec = five_case_history(40);
     let steady = nights_of_processes(&spec, 3);
     let last_night = steady.iter().map(|g| g.night).max().expect("nights");
     // Case 0's last 3 nights slowed by 20% in `slowed` of their 3 processes.
@@ -893,9 +897,7 @@ fn a_nights_runs_count_as_their_median_so_one_disturbed_process_is_no_regression
                 && g.night > last_night - 3
                 && (0..slowed).any(|k| g.id.starts_with(&format!("n{:03}p{k}", g.night)))
         }) {
-            for row in &mut run.rows {
-                row.decode_ns = row.decode_ns * 5 / 4;
-            }
+            slow_decode_by_a_quarter(run);
         }
         regressions_of(&runs)
     };
@@ -941,13 +943,7 @@ fn a_nights_runs_count_as_their_median_so_one_disturbed_process_is_no_regression
 #[test]
 fn the_two_run_baseline_is_the_previous_nights_run_not_another_process_of_the_same_night() {
     // 3 nights: too short a history, so every case is judged by the two-run test.
-    let spec = edgebench_store::synthetic::HistorySpec {
-        runs: 15,
-        cases: 5,
-        requests_per_run: 5,
-        latencies_per_request: 40,
-        seed: 4,
-    };
+    let spec = five_case_history(3);
     let r = regressions_of(&nights_of_processes(&spec, 3));
     let speed: Vec<_> = r
         .rows
