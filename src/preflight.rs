@@ -71,6 +71,11 @@ pub fn readiness(case: &Case, registry: &Registry, models_dir: &Path) -> Readine
     let Some(entry) = registry.get(&case.model) else {
         return Readiness::Skip(format!("model `{}` is not in models.toml", case.model));
     };
+    if s.category == Category::Accuracy
+        && let Some(reason) = entry.accuracy_refusal()
+    {
+        return Readiness::Skip(reason);
+    }
     let Some(file) = entry.file(&case.quant) else {
         return Readiness::Skip(format!(
             "model `{}` lists no `{}` file",

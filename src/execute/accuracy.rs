@@ -23,6 +23,10 @@ pub fn score(
     entry: &ModelEntry,
     model_path: &Path,
 ) -> Result<Scored, RunError> {
+    // The scorer itself refuses twins too, whatever called it (preflight ignores such cases).
+    if let Some(reason) = entry.accuracy_refusal() {
+        return Err(case_error(case, reason));
+    }
     let s = &case.scenario;
     let settings = s
         .accuracy

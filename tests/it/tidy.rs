@@ -313,3 +313,41 @@ fn architecture_md_mentions_every_crate_and_module() {
         missing.join(", ")
     );
 }
+
+/// One build: every workspace member depends on the hakari-managed workspace-hack crate, so
+/// `cargo xtask`, `cargo test --workspace` and the harness select the same features of every
+/// dependency (none is compiled twice); llama.cpp's crates and candle's accelerators stay out.
+#[test]
+fn every_member_depends_on_the_workspace_hack_and_the_hack_stays_portable() {
+    let root = edgebench::paths::root();
+    let mut manifests = vec![root.join("Cargo.toml"), root.join("xtask/Cargo.toml")];
+    for entry in std::fs::read_dir(root.join("crates")).expect("crates") {
+        let dir = entry.expect("entry").path();
+        if !dir.ends_with("workspace-hack") {
+            manifests.push(dir.join("Cargo.toml"));
+        }
+    }
+    let missing: Vec<String> = manifests
+        .iter()
+        .filter(|m| {
+            !std::fs::read_to_string(m)
+                .expect("manifest")
+                .lines()
+                .any(|l| l.starts_with("edgebench-workspace-hack = "))
+        })
+        .map(|m| m.display().to_string())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not depending on edgebench-workspace-hack (run `cargo hakari manage-deps`): {}",
+        missing.join(", ")
+    );
+    let hack = std::fs::read_to_string(root.join("crates/workspace-hack/Cargo.toml"))
+        .expect("hack manifest");
+    for banned in ["llama-cpp", "\"cuda\"", "\"metal\"", "cudarc"] {
+        assert!(
+            !hack.contains(banned),
+            "crates/workspace-hack/Cargo.toml names {banned}: see .config/hakari.toml's excludes"
+        );
+    }
+}

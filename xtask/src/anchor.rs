@@ -48,7 +48,7 @@ fn case_name(model: &str, quant: &str, threads: u32) -> String {
 }
 
 /// Runs the given anchor cases (each `--exact`) through the scenario harness into `db`.
-fn run_cases(root: &Path, db: &Path, cases: &[String]) -> Result<()> {
+pub(crate) fn run_cases(root: &Path, db: &Path, cases: &[String]) -> Result<()> {
     for case in cases {
         let mut cmd = crate::cargo();
         cmd.current_dir(root)
@@ -62,7 +62,7 @@ fn run_cases(root: &Path, db: &Path, cases: &[String]) -> Result<()> {
 }
 
 /// The latest passed measured run of `case` in `dataset`.
-fn latest<'a>(dataset: &'a data::Dataset, case: &str) -> Option<&'a Run> {
+pub(crate) fn latest<'a>(dataset: &'a data::Dataset, case: &str) -> Option<&'a Run> {
     dataset
         .runs
         .iter()
@@ -75,7 +75,7 @@ fn latest<'a>(dataset: &'a data::Dataset, case: &str) -> Option<&'a Run> {
 }
 
 /// `median [min, max] (n=N)` of `values`.
-fn spread(values: &[f64], digits: usize) -> String {
+pub(crate) fn spread(values: &[f64], digits: usize) -> String {
     match stats::summarize(values) {
         None => "—".into(),
         Some(s) => format!(
@@ -287,7 +287,7 @@ fn run_llama_bench(bin: &Path, model: &Path, threads: u32, out: &Path) -> Result
 }
 
 /// llama-bench's median tokens/s for its `pp`/`tg` test in a stored run.
-fn metric_median(run: &Run, metric: &str) -> Option<f64> {
+pub(crate) fn metric_median(run: &Run, metric: &str) -> Option<f64> {
     run.metrics.get(metric).map(|m| m.median)
 }
 

@@ -91,6 +91,16 @@ pub enum Command {
         #[command(subcommand)]
         which: AnchorCommand,
     },
+    /// Twin fidelity: each real small model and its random-weight copy, in alternating order
+    /// (ABBA) over rounds, on both engines; prints twin ÷ real per metric with its spread
+    Fidelity {
+        /// Rounds (each runs every pair twice, real and twin in alternating order)
+        #[arg(long, default_value_t = 2)]
+        rounds: u32,
+        /// Engines to pair on
+        #[arg(long, value_delimiter = ',', default_values_t = ["llama_cpp".to_string(), "candle".to_string()])]
+        engines: Vec<String>,
+    },
     /// Install the system packages the build and tests need (cmake, libclang-dev, chromium,
     /// libssl-dev, openssl, postgresql)
     Setup,
@@ -291,6 +301,16 @@ pub enum ModelsCommand {
         /// Remove the full-size twins instead
         #[arg(long, conflicts_with = "full_size")]
         delete_full_size: bool,
+    },
+    /// Write a random-weight copy of any GGUF: the same metadata, tokenizer, tensor names,
+    /// shapes and storage types, every tensor's data random with the scales a model is
+    /// initialised with (reused when already written from the same file)
+    TwinOf {
+        /// The GGUF file to copy
+        file: PathBuf,
+        /// Where to write the copy (default: models/twins/of/<file name>)
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Show every registry model and whether its files are present
     List,

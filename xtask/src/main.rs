@@ -4,6 +4,7 @@ mod anchor;
 mod anchor_server;
 mod calibrate;
 mod cli;
+mod fidelity;
 mod lab;
 mod models;
 mod models_add;
@@ -68,6 +69,7 @@ fn main() -> Result<()> {
                 anchor_server::llama_server(&root, &models, bin.as_deref())
             }
         },
+        C::Fidelity { rounds, engines } => fidelity::fidelity(&root, rounds, &engines),
         C::Setup => setup::ensure_build_tools(),
         C::Models { which } => match which {
             cli::ModelsCommand::Fetch => models::fetch_all(&root).map(|_| ()),
@@ -82,6 +84,23 @@ fn main() -> Result<()> {
                 } else {
                     twins::twins(&root).map(|_| ())
                 }
+            }
+            cli::ModelsCommand::TwinOf { file, out } => {
+                let dest = out.unwrap_or_else(|| {
+                    models_dir(&root)
+                        .join("twins/of")
+                        .join(file.file_name().unwrap_or_default())
+                });
+                let w = twins::twin_of(&file, &dest)?;
+                println!(
+                    "{} {} ({} bytes, sha256 {}): {}'s header with random weights",
+                    if w.reused { "reused" } else { "wrote" },
+                    dest.display(),
+                    w.bytes,
+                    w.sha256,
+                    file.display()
+                );
+                Ok(())
             }
             cli::ModelsCommand::List => models::list(&root),
             cli::ModelsCommand::Add { file, id, quant } => {
@@ -144,30 +163,41 @@ fn schema(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The default bench suite: small cases (adaptive stopping, short prompts) chosen so that every
-/// section of the report has data, within about 10 minutes of measuring on 2 cores after a warm
-/// build: the seed's categories (code generation, math, multi-turn) on every model present on
-/// llama.cpp, concurrency 1 and 4 on the twins, a KV baseline and a quantized-cache variant on
-/// a real small model, one model on both engines (with parity rows, [`PARITY_MODELS`]), MMLU on
-/// a subset, and the llama-bench anchor at 2 threads. `bench --all` runs every scenario case.
+/// The default bench suite, chosen so that every section of the report has data within about
+/// 12 minutes of measuring on 2 cores after a warm build. The headline: MiMo-7B and Phi-4-mini
+/// at their real size (full-size twins, Q4_K_M: math and multi-turn, short prompts, adaptive
+/// stopping; written once, about 7 GB). Beside it: the seed's categories on the real small
+/// models, concurrency 1 and 4 and a goodput sweep on the 1/16 twins (fixtures, kept out of the
+/// overview), a KV baseline and a quantized-cache variant on a real small model, one model on
+/// both engines (with parity rows, [`PARITY_MODELS`]), MMLU on a subset (real models only: a
+/// twin is refused), a short sustained-decode run, the HTTP and hybrid engines and the
+/// llama-bench anchor at 2 threads. `bench --all` runs every scenario case.
 pub(crate) const DEFAULT_SUITE: &[&str] = &[
+    "full_size_math::*::Q4_K_M::llama_cpp::*",
+    "full_size_multi_turn::*::Q4_K_M::llama_cpp::*",
     "anchor::*::t2",
-    "code_generation::*::llama_cpp::*",
-    "math_reasoning::*::llama_cpp::*",
-    "multi_turn::*::llama_cpp::*",
+    "code_generation::gemma3-270m::*::llama_cpp::*",
+    "code_generation::smollm2-135m::*::llama_cpp::*",
+    "math_reasoning::gemma3-270m::*::llama_cpp::*",
+    "math_reasoning::smollm2-135m::*::llama_cpp::*",
+    "multi_turn::gemma3-270m::*::llama_cpp::*",
+    "multi_turn::smollm2-135m::*::llama_cpp::*",
     "batch_concurrent::*twin16::*::llama_cpp::c1",
     "batch_concurrent::*twin16::*::llama_cpp::c4",
     "kv_cache::smollm2-135m::*::llama_cpp::c1::baseline",
     "kv_cache::smollm2-135m::*::llama_cpp::c1::q8_0-fa",
     "code_generation::smollm2-135m::*::candle::*",
-    "mmlu_quick::*",
-    // About 20 s: the report's goodput section (the sustained run takes 10 minutes and is
-    // `cargo xtask bench sustained_decode`).
+    "mmlu_quick::gemma3-270m::*",
+    "mmlu_quick::smollm2-135m::*",
+    // About 20 s: the report's goodput section.
     "goodput::mimo-7b-twin16::*",
     // About 40 s: the HTTP section (SmolLM2 in process and over HTTP to edgebench serve on
     // loopback, 1 and 4 clients) and the hybrid section (both cases of scenarios/hybrid.toml).
     "http::smollm2-135m::*",
     "hybrid::*",
+    // About 80 s: the sustained section (the 10-minute run is `cargo xtask bench
+    // sustained_decode`).
+    "sustained_quick::*",
 ];
 
 /// The models the default suite compares across engines (`edgebench-parity`): the one it
@@ -198,6 +228,16 @@ fn bench(root: &Path, all: bool, filters: &[String]) -> Result<()> {
         .to_path_buf();
     let default_suite =
         !all && filters.is_empty() && std::env::var_os(settings::CASES_ENV).is_none();
+    if default_suite {
+        // The headline pair at full size, written once. Refused (disk), the rest still runs
+        // and the overview says why it has no columns.
+        let wanted = twins::wanted_by_globs(root, DEFAULT_SUITE)?;
+        if let Err(e) = twins::full_size(root, Some(&wanted)) {
+            eprintln!(
+                "the headline (MiMo-7B vs Phi-4-mini at full size) will be missing from the overview: {e:#}"
+            );
+        }
+    }
     build_announced(root)?;
     let mut cmd = cargo();
     cmd.current_dir(root)

@@ -33,7 +33,44 @@ fn twin<'a>(model: &'a Model, quant: &'a str, label: &'a str, tok: &'a ByteBpe) 
 fn scaled_twins(registry: &Registry) -> impl Iterator<Item = &Model> {
     registry
         .models()
-        .filter(|m| m.origin == Origin::Twin && !m.is_full_size_twin())
+        .filter(|m| m.origin == Origin::Twin && m.twin_scale.is_some_and(|s| s > 1))
+}
+
+/// The random-weight copies of real files the registry lists (`copy_of_file`): (copy, its
+/// file, the real file it copies), for the real files present.
+fn copies_of_files<'a>(
+    registry: &'a Registry,
+    dir: &Path,
+) -> Vec<(&'a Model, &'a edgebench_core::registry::ModelFile, PathBuf)> {
+    let mut out = Vec::new();
+    for copy in registry.models().filter(|m| m.copy_of_file) {
+        let Some(real) = copy.twin_of.as_deref().and_then(|id| registry.get(id)) else {
+            continue;
+        };
+        for file in &copy.files {
+            if let Some(source) = real.file(&file.quant).map(|f| dir.join(&f.path))
+                && source.is_file()
+            {
+                out.push((copy, file, source));
+            }
+        }
+    }
+    out
+}
+
+/// Writes (or reuses) a random-weight copy of `source` at `dest`: `cargo xtask models twin-of`.
+pub fn twin_of(source: &Path, dest: &Path) -> Result<edgebench_twins::Written> {
+    let bar = ProgressBar::new(std::fs::metadata(source).map_or(0, |m| m.len()));
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {bar:24} {bytes}/{total_bytes} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("twin of {}", source.display()));
+    let progress = |done: u64, _total: u64| bar.set_position(done);
+    let w = edgebench_twins::ensure_twin_of(source, dest, TWIN_SEED, Some(&progress))
+        .with_context(|| format!("writing a random-weight copy of {}", source.display()))?;
+    bar.finish_and_clear();
+    Ok(w)
 }
 
 /// Writes (or reuses) every 1/16 twin file the registry lists.
@@ -64,6 +101,13 @@ pub fn twins(root: &Path) -> Result<Vec<PathBuf>> {
             written += usize::from(!w.reused);
             paths.push(dest);
         }
+    }
+    // The real small models' random-weight copies, for the twin-fidelity cases.
+    for (copy, file, source) in copies_of_files(&registry, &dir) {
+        let dest = dir.join(&file.path);
+        let w = twin_of(&source, &dest).with_context(|| format!("model `{}`", copy.id))?;
+        written += usize::from(!w.reused);
+        paths.push(dest);
     }
     eprintln!(
         "twins: {} files under {} ({written} written, {} unchanged)",
@@ -236,6 +280,21 @@ pub fn delete_full_size(root: &Path) -> Result<()> {
 
 /// The full-size twin files the cases whose names contain one of `filters` need.
 pub fn wanted_by(root: &Path, filters: &[String]) -> Result<Vec<(String, String)>> {
+    wanted_where(root, |name| {
+        filters.iter().any(|f| name.contains(f.as_str()))
+    })
+}
+
+/// The full-size twin files the cases matching one of the case globs `patterns` need.
+pub fn wanted_by_globs(root: &Path, patterns: &[&str]) -> Result<Vec<(String, String)>> {
+    wanted_where(root, |name| {
+        patterns
+            .iter()
+            .any(|p| edgebench_core::glob::matches(p, name))
+    })
+}
+
+fn wanted_where(root: &Path, selected: impl Fn(&str) -> bool) -> Result<Vec<(String, String)>> {
     let registry = registry(root)?;
     let mut wanted = Vec::new();
     for case in crate::smoke::all_cases(root, &registry)? {
@@ -243,8 +302,7 @@ pub fn wanted_by(root: &Path, filters: &[String]) -> Result<Vec<(String, String)
             .get(&case.model)
             .is_some_and(Model::is_full_size_twin);
         let pair = (case.model.clone(), case.quant.clone());
-        if full && filters.iter().any(|f| case.name.contains(f.as_str())) && !wanted.contains(&pair)
-        {
+        if full && selected(&case.name) && !wanted.contains(&pair) {
             wanted.push(pair);
         }
     }

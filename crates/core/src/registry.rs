@@ -38,6 +38,10 @@ pub mod file {
         /// For twins: the registry id of the real model this twin mirrors, and the scale divisor.
         pub twin_of: Option<String>,
         pub twin_scale: Option<u32>,
+        /// For a twin at scale 1: `true` when it is a random-weight copy of the real model's
+        /// own file (`cargo xtask models twin-of`), not written from the architecture.
+        #[serde(default)]
+        pub copy_of_file: bool,
         /// The name of one of llama.cpp's built-in chat templates (`gemma`, `chatml`, ...) for an
         /// instruct model whose GGUF file carries no `tokenizer.chat_template`.
         pub chat_template: Option<String>,
@@ -144,6 +148,8 @@ pub struct ModelEntry {
     pub arch: Architecture,
     pub twin_of: Option<String>,
     pub twin_scale: Option<u32>,
+    /// A random-weight copy of the real model's own file (same header, random data).
+    pub copy_of_file: bool,
     /// A llama.cpp built-in chat template for a file that carries none (`gemma`).
     pub chat_template: Option<String>,
     pub files: Vec<ModelFile>,
@@ -157,10 +163,26 @@ impl ModelEntry {
             .find(|f| f.quant.eq_ignore_ascii_case(quant))
     }
 
-    /// A twin at scale 1: the real architecture with random weights.
+    /// A twin at scale 1 written from the architecture: the real dimensions with random
+    /// weights (not a copy of a real file's header, [`Self::copy_of_file`]).
     #[must_use]
     pub fn is_full_size_twin(&self) -> bool {
-        self.origin == Origin::Twin && self.twin_scale == Some(1)
+        self.origin == Origin::Twin && self.twin_scale == Some(1) && !self.copy_of_file
+    }
+
+    /// Why this model is never scored for accuracy: a twin's weights are random, so its
+    /// answers mean nothing (a score near chance would read as a real model's).
+    #[must_use]
+    pub fn accuracy_refusal(&self) -> Option<String> {
+        (self.origin == Origin::Twin).then(|| {
+            format!(
+                "n/a (random weights): `{}` is a synthetic twin, whose answers mean nothing; accuracy is scored on real files only{}",
+                self.id,
+                self.twin_of
+                    .as_ref()
+                    .map_or(String::new(), |of| format!(" (put the real `{of}` file in place)"))
+            )
+        })
     }
 
     /// The label every stored run and report row carries, e.g. `mimo-7b (twin 1/16)`, or
@@ -168,6 +190,9 @@ impl ModelEntry {
     #[must_use]
     pub fn label(&self) -> String {
         match (self.origin, &self.twin_of, self.twin_scale) {
+            (Origin::Twin, Some(of), Some(1)) if self.copy_of_file => {
+                format!("{of} (twin of the real file, random weights)")
+            }
             (Origin::Twin, Some(of), Some(1)) => format!("{of} (full-size twin, random weights)"),
             (Origin::Twin, Some(of), Some(scale)) => format!("{of} (twin 1/{scale})"),
             (Origin::Twin, _, _) => format!("{} (twin)", self.id),
@@ -233,6 +258,12 @@ impl Registry {
             if origin == Origin::Twin && (m.twin_of.is_none() || m.twin_scale.is_none()) {
                 return Err(invalid("a twin needs `twin_of` and `twin_scale`".into()));
             }
+            if m.copy_of_file && (origin != Origin::Twin || m.twin_scale != Some(1)) {
+                return Err(invalid(
+                    "`copy_of_file` is for twins at `twin_scale = 1` (a copy of the real file)"
+                        .into(),
+                ));
+            }
             let a = &m.arch;
             if a.heads == 0 || a.kv_heads == 0 || a.heads % a.kv_heads != 0 {
                 return Err(invalid(format!(
@@ -290,6 +321,7 @@ impl Registry {
                 },
                 twin_of: m.twin_of.clone(),
                 twin_scale: m.twin_scale,
+                copy_of_file: m.copy_of_file,
                 chat_template: m.chat_template.clone(),
                 files,
             };
@@ -359,6 +391,27 @@ sha256 = "AB00000000000000000000000000000000000000000000000000000000000000"
         let bad_heads = SMALL.replace("kv_heads = 2", "kv_heads = 3");
         let e = Registry::parse("models.toml", &bad_heads).expect_err("bad heads");
         assert!(e.to_string().contains("model `tiny`"), "{e}");
+    }
+
+    #[test]
+    fn twins_are_refused_for_accuracy_and_real_files_are_not() {
+        let shipped = Registry::parse("models.toml", include_str!("../../../models.toml"))
+            .expect("shipped registry");
+        for id in ["mimo-7b-twin16", "phi-4-mini-full-twin"] {
+            let reason = shipped
+                .get(id)
+                .and_then(ModelEntry::accuracy_refusal)
+                .expect("a twin is refused");
+            assert!(reason.starts_with("n/a (random weights)"), "{reason}");
+            assert!(reason.contains(id), "{reason}");
+        }
+        for id in ["smollm2-135m", "gemma3-270m", "mimo-7b"] {
+            assert_eq!(
+                shipped.get(id).and_then(ModelEntry::accuracy_refusal),
+                None,
+                "{id}"
+            );
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// Bumped when a field changes meaning or disappears (`report.json` readers check it).
-pub const REPORT_CONTEXT_VERSION: u32 = 5;
+pub const REPORT_CONTEXT_VERSION: u32 = 6;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -54,6 +54,11 @@ pub struct ReportContext {
     pub selection: String,
     pub measured_runs: usize,
     pub overview: OverviewSection,
+    /// The real small models, like for like (same table shape as the overview).
+    pub small_models: OverviewSection,
+    pub projection_checks: ProjectionCheckSection,
+    pub seed_tables: SeedTableSection,
+    pub fidelity: FidelitySection,
     pub categories: CategorySection,
     pub concurrency: ConcurrencySection,
     pub kv: KvSection,
@@ -79,6 +84,73 @@ pub struct OverviewSection {
     pub columns: Vec<ModelColumn>,
     pub rows: Vec<OverviewRow>,
     pub winner_rule: String,
+    /// Why the table is empty, when it is (e.g. the full-size twins did not run).
+    pub note: String,
+}
+
+/// Published measurements of real models on real devices beside the projection fitted on the
+/// other measurements of their device class.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectionCheckSection {
+    pub rows: Vec<ProjectionCheckRow>,
+    pub fits: Vec<ClassFitRow>,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectionCheckRow {
+    pub measurement: String,
+    pub device: String,
+    pub model: String,
+    pub published: Cell,
+    pub projected: Cell,
+    /// Projection ÷ published; `None` when the class has no other measurement.
+    pub ratio: Option<f64>,
+    pub verdict: String,
+}
+
+/// The seed article's tables, one row per claim, with edgebench's answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedTableSection {
+    pub rows: Vec<SeedTableRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedTableRow {
+    /// `Overview` or `Per prompt category`.
+    pub table: String,
+    /// The seed's row (and device).
+    pub row: String,
+    pub model: String,
+    pub claimed: Cell,
+    pub answer: Cell,
+    pub verdict: String,
+    pub verdict_class: String,
+    pub arithmetic: String,
+}
+
+/// Twins vs real weights: twin ÷ real per case and engine.
+#[derive(Debug, Clone, Serialize)]
+pub struct FidelitySection {
+    pub rows: Vec<FidelityRow>,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FidelityRow {
+    pub model: String,
+    pub engine: String,
+    pub case: String,
+    pub prefill: Cell,
+    pub generation: Cell,
+    pub verdict: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassFitRow {
+    pub class: String,
+    pub profiles: String,
+    pub efficiency: Cell,
 }
 
 #[derive(Debug, Clone, Serialize)]

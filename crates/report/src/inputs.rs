@@ -16,6 +16,46 @@ pub struct ClaimsFile {
     pub source: Vec<SourceFile>,
     #[serde(default)]
     pub claim: Vec<ClaimFile>,
+    /// Groups of device profiles whose decode efficiency is fitted together.
+    #[serde(default)]
+    pub device_class: Vec<DeviceClassFile>,
+    /// Published llama.cpp measurements of real models on real devices: what phone
+    /// projections are fitted on and checked against.
+    #[serde(default)]
+    pub measurement: Vec<PublishedMeasurementFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceClassFile {
+    pub id: String,
+    pub label: String,
+    /// Device profiles (`edgebench_core::device_profile`) projected with this class's fit.
+    pub profiles: Vec<String>,
+}
+
+/// One published measurement: a real model file decoded by llama.cpp on a real device. Ranges
+/// are `[low, high]` (equal when the source gives one figure).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishedMeasurementFile {
+    pub id: String,
+    pub source: String,
+    #[serde(rename = "where")]
+    pub location: String,
+    pub device_class: String,
+    /// The device(s) measured, in words.
+    pub device: String,
+    /// The model family as models.toml names the real model (`phi-4-mini`), or another name.
+    pub model: String,
+    pub quant: String,
+    /// The file's size: the bytes read per decoded token.
+    pub weights_gb: f64,
+    /// The measured devices' peak DRAM bandwidth (vendor specifications).
+    pub bandwidth_gb_s: [f64; 2],
+    pub generation_tokens_per_s: [f64; 2],
+    #[serde(default)]
+    pub prefill_tokens_per_s: Option<[f64; 2]>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -40,6 +80,7 @@ pub enum ClaimKind {
     Accuracy,
     TurnLatency,
     DeviceCost,
+    QuantizationSupport,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -65,6 +106,8 @@ pub struct ClaimFile {
     pub percent: Option<f64>,
     pub ms: Option<f64>,
     pub usd_per_million: Option<f64>,
+    /// Weight formats a model is said to support (`INT4`, `INT8`, `GPTQ`).
+    pub formats: Option<Vec<String>>,
 }
 
 impl ClaimKind {
@@ -79,6 +122,7 @@ impl ClaimKind {
             Self::Accuracy => &["model", "benchmark", "percent"],
             Self::TurnLatency => &["model", "ms"],
             Self::DeviceCost => &["usd_per_million"],
+            Self::QuantizationSupport => &["model", "formats"],
         }
     }
 }
@@ -100,6 +144,7 @@ impl ClaimFile {
             "percent" => self.percent.is_some(),
             "ms" => self.ms.is_some(),
             "usd_per_million" => self.usd_per_million.is_some(),
+            "formats" => self.formats.is_some(),
             _ => false,
         }
     }
@@ -158,6 +203,54 @@ pub fn parse_claims(file: &str, text: &str) -> Result<ClaimsFile, ReportError> {
             return Err(bad(format!(
                 "claim `{}`: key `device`: unknown device profile `{device}`",
                 c.id
+            )));
+        }
+    }
+    for class in &parsed.device_class {
+        for profile in &class.profiles {
+            if edgebench_core::device_profile::find(profile).is_none() {
+                return Err(bad(format!(
+                    "device_class `{}`: key `profiles`: unknown device profile `{profile}`",
+                    class.id
+                )));
+            }
+        }
+    }
+    for m in &parsed.measurement {
+        if !ids.insert(m.id.as_str()) {
+            return Err(bad(format!("measurement `{}` appears twice", m.id)));
+        }
+        if !parsed.source.iter().any(|s| s.id == m.source) {
+            return Err(bad(format!(
+                "measurement `{}`: key `source`: no [[source]] with id `{}`",
+                m.id, m.source
+            )));
+        }
+        if !parsed.device_class.iter().any(|c| c.id == m.device_class) {
+            return Err(bad(format!(
+                "measurement `{}`: key `device_class`: no [[device_class]] with id `{}`",
+                m.id, m.device_class
+            )));
+        }
+        let ranges = [
+            ("bandwidth_gb_s", Some(m.bandwidth_gb_s)),
+            ("generation_tokens_per_s", Some(m.generation_tokens_per_s)),
+            ("prefill_tokens_per_s", m.prefill_tokens_per_s),
+        ];
+        for (key, range) in ranges {
+            if let Some([lo, hi]) = range
+                && !(lo.is_finite() && lo > 0.0 && hi >= lo)
+            {
+                return Err(bad(format!(
+                    "measurement `{}`: key `{key}` must be [low, high] with 0 < low <= high, got [{lo}, {hi}]",
+                    m.id
+                )));
+            }
+        }
+        if !(m.weights_gb.is_finite() && m.weights_gb > 0.0) {
+            return Err(bad(format!(
+                "measurement `{}`: key `weights_gb` must be a positive number",
+                m.id
             )));
         }
     }
@@ -232,6 +325,7 @@ mod tests {
         )
         .expect("claims");
         assert!(claims.claim.len() >= 20);
+        assert!(claims.measurement.len() >= 3 && claims.device_class.len() >= 2);
         let roi = parse_roi(
             "datasets/roi.toml",
             include_str!("../../../datasets/roi.toml"),
@@ -273,5 +367,33 @@ mod tests {
             .expect_err("negative")
             .to_string();
         assert!(err.contains("device.price_usd"), "{err}");
+    }
+
+    #[test]
+    fn published_measurements_name_their_class_and_sane_ranges() {
+        let base = "format = 1\n[[source]]\nid = \"s\"\ntitle = \"t\"\nwhere = \"w\"\n[[device_class]]\nid = \"android\"\nlabel = \"l\"\nprofiles = [\"galaxy-s24\"]\n";
+        let measurement = |class: &str, tps: &str| {
+            format!(
+                "{base}[[measurement]]\nid = \"m\"\nsource = \"s\"\nwhere = \"x\"\ndevice_class = \"{class}\"\ndevice = \"d\"\nmodel = \"phi-4-mini\"\nquant = \"Q4_0\"\nweights_gb = 2.3\nbandwidth_gb_s = [67.2, 84.8]\ngeneration_tokens_per_s = {tps}\n"
+            )
+        };
+        let ok = parse_claims("claims.toml", &measurement("android", "[9.5, 11.4]"))
+            .expect("valid measurement");
+        assert_eq!(ok.measurement.len(), 1);
+        let err = parse_claims("claims.toml", &measurement("ios", "[9.5, 11.4]"))
+            .expect_err("unknown class")
+            .to_string();
+        assert!(
+            err.contains("device_class") && err.contains("`ios`"),
+            "{err}"
+        );
+        let err = parse_claims("claims.toml", &measurement("android", "[11.4, 9.5]"))
+            .expect_err("reversed range")
+            .to_string();
+        assert!(err.contains("generation_tokens_per_s"), "{err}");
+        let err = parse_claims("claims.toml", &base.replace("galaxy-s24", "pixel-99"))
+            .expect_err("unknown profile")
+            .to_string();
+        assert!(err.contains("pixel-99"), "{err}");
     }
 }

@@ -5,13 +5,26 @@ use edgebench_store::table::{self, TableFormat};
 use minijinja::{Environment, context};
 
 use crate::ReportError;
-use crate::context::{Cell, Provenance, ReportContext};
+use crate::context::{Cell, OverviewSection, Provenance, ReportContext};
 use crate::data::Run;
 
 const TEMPLATES: &[(&str, &str)] = &[
     ("macros.html", include_str!("../templates/macros.html")),
     ("index.html", include_str!("../templates/index.html")),
     ("overview.html", include_str!("../templates/overview.html")),
+    (
+        "small_models.html",
+        include_str!("../templates/small_models.html"),
+    ),
+    (
+        "seed_tables.html",
+        include_str!("../templates/seed_tables.html"),
+    ),
+    ("fidelity.html", include_str!("../templates/fidelity.html")),
+    (
+        "projection_checks.html",
+        include_str!("../templates/projection_checks.html"),
+    ),
     (
         "categories.html",
         include_str!("../templates/categories.html"),
@@ -76,6 +89,26 @@ pub fn html(c: &ReportContext) -> Result<String, ReportError> {
             "overview",
             "Overview",
             section(&env, "overview.html", &c.overview)?,
+        ),
+        (
+            "seed_tables",
+            "The seed article's tables, answered",
+            section(&env, "seed_tables.html", &c.seed_tables)?,
+        ),
+        (
+            "fidelity",
+            "Twins vs real weights",
+            section(&env, "fidelity.html", &c.fidelity)?,
+        ),
+        (
+            "projection_checks",
+            "Projections checked against published measurements",
+            section(&env, "projection_checks.html", &c.projection_checks)?,
+        ),
+        (
+            "small_models",
+            "Real small models, like for like",
+            section(&env, "small_models.html", &c.small_models)?,
         ),
         (
             "categories",
@@ -229,8 +262,25 @@ fn cell_text(c: &Cell) -> String {
 /// value ± half the 95% CI, the provenance as a one-letter tag (m measured, p projected,
 /// c claimed, e estimated).
 pub fn terminal_overview(c: &ReportContext) -> String {
-    if c.overview.columns.is_empty() {
-        return "overview: no measured runs in the selection\n".into();
+    let mut text = aligned_model_table(&c.overview);
+    if !c.small_models.columns.is_empty() {
+        text.push_str("\nReal small models, like for like:\n");
+        text.push_str(&aligned_model_table(&c.small_models));
+    }
+    text.push_str(
+        "(m) measured: median ± half its 95% CI; (p) projected; (c) claimed. Twins are synthetic models with random weights, never the real ones.\n",
+    );
+    text
+}
+
+fn aligned_model_table(s: &OverviewSection) -> String {
+    if s.columns.is_empty() {
+        let why = if s.note.is_empty() {
+            "no measured runs in the selection"
+        } else {
+            s.note.as_str()
+        };
+        return format!("overview: {why}\n");
     }
     let tag = |p: Provenance| match p {
         Provenance::Measured => " (m)",
@@ -240,9 +290,9 @@ pub fn terminal_overview(c: &ReportContext) -> String {
         Provenance::None => "",
     };
     let mut header: Vec<&str> = vec!["metric"];
-    header.extend(c.overview.columns.iter().map(|m| m.label.as_str()));
+    header.extend(s.columns.iter().map(|m| m.label.as_str()));
     header.push("winner");
-    let rows = c.overview.rows.iter().map(|row| {
+    let rows = s.rows.iter().map(|row| {
         let mut cells = vec![row.metric.clone()];
         cells.extend(
             row.cells
@@ -254,11 +304,7 @@ pub fn terminal_overview(c: &ReportContext) -> String {
     });
     let mut out = Vec::new();
     let _ = table::write_table(TableFormat::Aligned, &header, rows, &mut out);
-    let mut text = String::from_utf8_lossy(&out).into_owned();
-    text.push_str(
-        "(m) measured: median ± half its 95% CI; (p) projected; (c) claimed. Twins are scaled-down synthetic models, never the real ones.\n",
-    );
-    text
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A markdown summary for pasting into a pull request.

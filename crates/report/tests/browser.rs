@@ -87,6 +87,11 @@ fn the_report_renders_in_headless_chromium() {
     );
     for id in [
         "overview-table",
+        "small-models-table",
+        "seed-tables-table",
+        "fidelity-table",
+        "projection-checks-table",
+        "class-fits-table",
         "category-table",
         "kv-table",
         "kv-projected-table",

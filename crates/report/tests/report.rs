@@ -60,7 +60,7 @@ fn sections_hold_what_the_database_holds() {
     let dataset = data::load(&db).expect("load");
     let ctx = build_context(&dataset, &common::inputs(), &Selection::default(), "x", "t")
         .expect("context");
-    // Overview: twins first, then the real small model and the oddly named one.
+    // Overview: MiMo and Phi-4 at their real dimensions only; the 1/16 twins are fixtures.
     let labels: Vec<&str> = ctx
         .overview
         .columns
@@ -68,18 +68,33 @@ fn sections_hold_what_the_database_holds() {
         .map(|c| c.label.as_str())
         .collect();
     assert_eq!(
-        labels[..2],
-        ["mimo-7b (twin 1/16)", "phi-4-mini (twin 1/16)"]
+        labels,
+        [
+            "mimo-7b (full-size twin, random weights)",
+            "phi-4-mini (full-size twin, random weights)"
+        ]
     );
-    // Phi's twin: 1500 t/s in most single-stream cases (one, code_generation, now 30% slower);
-    // the median of the pooled requests stays near 1500; MiMo's twin runs at 900.
+    assert!(ctx.overview.note.is_empty(), "{}", ctx.overview.note);
+    // The real small models have their own table (no twin there either).
+    let small: Vec<&str> = ctx
+        .small_models
+        .columns
+        .iter()
+        .map(|c| c.label.as_str())
+        .collect();
+    assert_eq!(
+        small,
+        [common::EVIL, "gemma3-270m"],
+        "ordered by registry id"
+    );
+    // Phi's full-size twin decodes at 8.8 t/s, MiMo's at 5.
     let speed = &ctx.overview.rows[0];
     let phi: f64 = speed.cells[1]
         .text
         .trim_end_matches(" t/s")
         .parse()
         .expect("number");
-    assert!((1400.0..1600.0).contains(&phi), "{:?}", speed.cells[1]);
+    assert!((8.0..9.6).contains(&phi), "{:?}", speed.cells[1]);
     // The provenance is a badge of its own; the detail says the rest, without repeating it.
     assert_eq!(
         speed.cells[1].provenance,
@@ -96,7 +111,7 @@ fn sections_hold_what_the_database_holds() {
         "{:?}",
         speed.cells[1]
     );
-    for row in &ctx.overview.rows {
+    for row in ctx.overview.rows.iter().chain(&ctx.small_models.rows) {
         for cell in &row.cells {
             for word in ["measured", "projected", "claimed", "estimated"] {
                 assert!(
@@ -108,7 +123,140 @@ fn sections_hold_what_the_database_holds() {
             }
         }
     }
-    assert_eq!(speed.winner, "phi-4-mini (twin 1/16)");
+    assert_eq!(speed.winner, "phi-4-mini (full-size twin, random weights)");
+    let row = |metric: &str| {
+        ctx.overview
+            .rows
+            .iter()
+            .find(|r| r.metric.starts_with(metric))
+            .unwrap_or_else(|| panic!("row {metric}"))
+    };
+    // Phone projections come from the device class's published fit, with an interval and the
+    // check against Phi-4-mini's own published measurement, which the fit cannot check
+    // independently (it is the class's only one); MiMo's cell says it has none.
+    let s24 = row("Projected t/s, Galaxy S24");
+    assert_eq!(
+        s24.cells[1].provenance,
+        edgebench_report::context::Provenance::Projected
+    );
+    assert!(s24.cells[1].spread.contains('–'), "{:?}", s24.cells[1]);
+    assert!(
+        s24.cells[1]
+            .detail
+            .contains("fitted on phi4-mini-q4_0-android")
+            && s24.cells[1]
+                .detail
+                .contains("nothing independent checks it"),
+        "{:?}",
+        s24.cells[1]
+    );
+    assert!(
+        s24.cells[0]
+            .detail
+            .contains("no published measurement of mimo-7b"),
+        "{:?}",
+        s24.cells[0]
+    );
+    // 77 GB/s × a 26–40% efficiency ÷ 2.49 GB: 8–12 t/s, not the seed's 35–42.
+    let projected: f64 = s24.cells[1]
+        .text
+        .trim_end_matches(" t/s")
+        .parse()
+        .expect("number");
+    assert!((8.0..12.5).contains(&projected), "{:?}", s24.cells[1]);
+    // Fit verdicts: MiMo fits a Galaxy S24 at 4K, not at 128K (beyond its 32K context).
+    let fits = row("Fits Galaxy S24");
+    assert!(
+        fits.cells[0].text.starts_with("4K ✓") && fits.cells[0].text.contains("128K n/a"),
+        "{:?}",
+        fits.cells[0]
+    );
+    assert!(fits.cells[1].text.contains("128K"), "{:?}", fits.cells[1]);
+    // No accuracy for random weights, and so no winner.
+    let accuracy = row("Accuracy (MMLU)");
+    assert!(
+        accuracy
+            .cells
+            .iter()
+            .all(|c| c.text == "n/a (random weights)"),
+        "{:?}",
+        accuracy.cells
+    );
+    assert_eq!(accuracy.winner, "—");
+    // The projection checks: the Apple class has two measurements, each checked against the
+    // other's fit; the Android one has only itself.
+    let checks = &ctx.projection_checks;
+    assert_eq!(checks.rows.len(), 3, "{:?}", checks.rows);
+    assert!(
+        checks
+            .rows
+            .iter()
+            .filter(|r| r.measurement.contains("m2max"))
+            .all(|r| r.ratio.is_some())
+    );
+    assert!(
+        checks
+            .rows
+            .iter()
+            .any(|r| r.measurement == "phi4-mini-q4_0-android" && r.ratio.is_none())
+    );
+    // The seed's two tables, every row for both models, each answered.
+    let seed = &ctx.seed_tables.rows;
+    assert_eq!(seed.len(), 32, "8 + 8 rows × 2 models: {seed:#?}");
+    assert_eq!(seed.iter().filter(|r| r.table == "Overview").count(), 16);
+    for r in seed {
+        assert_ne!(r.answer.text, "", "{r:?}");
+        assert_eq!(
+            r.claimed.provenance,
+            edgebench_report::context::Provenance::Claimed
+        );
+    }
+    let seed_row = |row: &str, model: &str| {
+        seed.iter()
+            .find(|r| r.row.starts_with(row) && r.model == model)
+            .unwrap_or_else(|| panic!("{row} {model}"))
+    };
+    let code = seed_row("Code Generation, Galaxy S24", "phi-4-mini");
+    assert_eq!(code.verdict, "physically impossible", "{code:?}");
+    assert_eq!(
+        code.answer.provenance,
+        edgebench_report::context::Provenance::Projected
+    );
+    assert!(
+        code.answer
+            .detail
+            .contains("measured here on this category at full size"),
+        "{code:?}"
+    );
+    assert_eq!(
+        seed_row("Accuracy", "mimo-7b").answer.text,
+        "n/a (random weights)"
+    );
+    let turn = seed_row("Multi-turn", "phi-4-mini");
+    assert_eq!(
+        turn.answer.provenance,
+        edgebench_report::context::Provenance::Measured,
+        "{turn:?}"
+    );
+    assert!(
+        seed_row("Quantization support", "phi-4-mini")
+            .arithmetic
+            .contains("GPTQ is not a format llama.cpp reads")
+    );
+    // Twins vs real weights: Gemma's copy decodes 1% slower than the real file, within 2%.
+    let fidelity = &ctx.fidelity.rows;
+    assert_eq!(fidelity.len(), 1, "{fidelity:?}");
+    assert_eq!(fidelity[0].model, "gemma3-270m Q4_K_M");
+    let g: f64 = fidelity[0].generation.text.parse().expect("ratio");
+    assert!((0.975..1.0).contains(&g), "{:?}", fidelity[0]);
+    assert_eq!(fidelity[0].verdict, "within 2%", "{:?}", fidelity[0]);
+    // The copy is a twin: it is in no model table.
+    assert!(
+        !ctx.small_models
+            .columns
+            .iter()
+            .any(|c| c.label.contains("twin"))
+    );
     // KV: the q8_0 variant halves the measured cache and is ~8% faster, with a verdict.
     let kv = ctx
         .kv
@@ -323,30 +471,30 @@ fn a_missing_database_is_an_error_naming_it() {
     assert!(!db.exists(), "a report never creates a database");
 }
 
-#[test]
-fn an_accuracy_run_fills_the_overview_accuracy_cell_as_measured() {
+/// Stores a passed MMLU run of `registry_id` (31.25% of 96 questions) in the database at `db`.
+fn insert_accuracy_run(db: &std::path::Path, registry_id: &str) {
     use edgebench_store::{CaseRow, MetricRow, NewRunRow, RunEndRow, RunStatus, Store};
-    let (_dir, db) = fixture();
-    let mut store = Store::open(&db).expect("open");
+    let mut store = Store::open(db).expect("open");
     let model_id = store
         .connection()
         .query_row(
-            "SELECT id FROM models WHERE registry_id = 'phi-4-mini-twin16'",
-            [],
+            "SELECT id FROM models WHERE registry_id = ?1",
+            [registry_id],
             |r| r.get(0),
         )
         .expect("model");
+    let run_id = format!("accuracy-run-{registry_id}");
     let device_id = store
         .connection()
         .query_row("SELECT id FROM devices LIMIT 1", [], |r| r.get(0))
         .expect("device");
     let case_id = store
         .upsert_case(&CaseRow {
-            case_key: "mmlu-case".into(),
-            name: "mmlu::phi-4-mini-twin16::Q4_0::llama_cpp::c1".into(),
+            case_key: format!("mmlu-case-{registry_id}"),
+            name: format!("mmlu::{registry_id}::Q4_0::llama_cpp::c1"),
             scenario: "mmlu".into(),
             category: "accuracy".into(),
-            model: "phi-4-mini-twin16".into(),
+            model: registry_id.into(),
             quant: "Q4_0".into(),
             backend: "llama_cpp".into(),
             device: "cpu".into(),
@@ -367,7 +515,7 @@ fn an_accuracy_run_fills_the_overview_accuracy_cell_as_measured() {
         .expect("case");
     store
         .begin_run(&NewRunRow {
-            id: "accuracy-run-1".into(),
+            id: run_id.clone(),
             invocation: "acc".into(),
             case_id,
             device_id,
@@ -404,7 +552,7 @@ fn an_accuracy_run_fills_the_overview_accuracy_cell_as_measured() {
     };
     store
         .finish_run(
-            "accuracy-run-1",
+            &run_id,
             &RunEndRow {
                 sustained: None,
                 goodput: None,
@@ -429,22 +577,33 @@ fn an_accuracy_run_fills_the_overview_accuracy_cell_as_measured() {
             &[],
         )
         .expect("finish");
+}
+
+#[test]
+fn an_accuracy_run_fills_a_real_models_accuracy_cell_and_a_twins_stays_n_a() {
+    let (_dir, db) = fixture();
+    insert_accuracy_run(&db, "gemma3-270m");
+    // A database may hold a twin's score (an older build scored twins): never shown.
+    insert_accuracy_run(&db, "phi-4-mini-full-twin");
     let dataset = data::load(&db).expect("load");
     let ctx = build_context(&dataset, &common::inputs(), &Selection::default(), "x", "t")
         .expect("context");
-    let row = ctx
-        .overview
-        .rows
-        .iter()
-        .find(|r| r.metric == "Accuracy (MMLU)")
-        .expect("accuracy row");
-    let phi = ctx
-        .overview
+    let accuracy = |section: &edgebench_report::context::OverviewSection| {
+        section
+            .rows
+            .iter()
+            .find(|r| r.metric == "Accuracy (MMLU)")
+            .expect("accuracy row")
+            .clone()
+    };
+    let small = accuracy(&ctx.small_models);
+    let gemma = ctx
+        .small_models
         .columns
         .iter()
-        .position(|c| c.label.starts_with("phi-4-mini (twin"))
-        .expect("phi column");
-    let cell = serde_json::to_value(&row.cells[phi]).expect("json");
+        .position(|c| c.label == "gemma3-270m")
+        .expect("gemma column");
+    let cell = serde_json::to_value(&small.cells[gemma]).expect("json");
     assert_eq!(
         (&cell["text"], &cell["spread"]),
         (&"31.2%".into(), &"±4.8".into()),
@@ -455,14 +614,22 @@ fn an_accuracy_run_fills_the_overview_accuracy_cell_as_measured() {
         cell.to_string().to_lowercase().contains("measured"),
         "{cell}"
     );
-    let mimo = ctx
+    let empty = serde_json::to_value(&small.cells[1 - gemma]).expect("json");
+    assert!(empty.to_string().contains("no accuracy runs"), "{empty}");
+    let headline = accuracy(&ctx.overview);
+    let phi = ctx
         .overview
         .columns
         .iter()
-        .position(|c| c.label.starts_with("mimo-7b (twin"))
-        .expect("mimo column");
-    let empty = serde_json::to_value(&row.cells[mimo]).expect("json");
-    assert!(empty.to_string().contains("no accuracy runs"), "{empty}");
+        .position(|c| c.label.starts_with("phi-4-mini (full-size twin"))
+        .expect("phi column");
+    assert_eq!(headline.cells[phi].text, "n/a (random weights)");
+    assert!(
+        headline.cells[phi].detail.contains("phi-4-mini-full-twin"),
+        "{:?}",
+        headline.cells[phi]
+    );
+    assert_eq!(headline.winner, "—");
 }
 
 #[test]
@@ -604,7 +771,10 @@ fn the_terminal_overview_is_an_aligned_table_with_value_spread_and_provenance() 
     )
     .expect("report");
     let text = &written.overview_text;
-    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with('|')).collect();
+    let (headline, small) = text
+        .split_once("Real small models, like for like:")
+        .expect("the small models' table follows the overview");
+    let lines: Vec<&str> = headline.lines().filter(|l| l.starts_with('|')).collect();
     assert!(lines.len() >= 7, "header, rule and rows: {text}");
     // Aligned: every table line has the same width in characters.
     let width = lines[0].chars().count();
@@ -612,7 +782,15 @@ fn the_terminal_overview_is_an_aligned_table_with_value_spread_and_provenance() 
         lines.iter().all(|l| l.chars().count() == width),
         "columns are padded to one width:\n{text}"
     );
-    assert!(lines[0].contains("mimo-7b (twin 1/16)") && lines[0].contains("winner"));
+    assert!(
+        lines[0].contains("mimo-7b (full-size twin, random weights)")
+            && lines[0].contains("winner")
+    );
+    assert!(
+        !text.contains("twin 1/16"),
+        "1/16 twins are fixtures: {text}"
+    );
+    assert!(small.contains("gemma3-270m"), "{small}");
     let speed = lines
         .iter()
         .find(|l| l.contains("Generation tokens/s"))
@@ -621,7 +799,10 @@ fn the_terminal_overview_is_an_aligned_table_with_value_spread_and_provenance() 
         speed.contains(" t/s ±") && speed.contains("(m)"),
         "value, spread and provenance tag: {speed}"
     );
-    assert!(text.contains("Twins are scaled-down"), "{text}");
+    assert!(
+        text.contains("Twins are synthetic models with random weights"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -17,7 +17,14 @@ use crate::stream::Rng;
 pub(crate) fn generated(dtype: GgmlDType) -> bool {
     matches!(
         dtype,
-        GgmlDType::Q4_0 | GgmlDType::Q8_0 | GgmlDType::Q4K | GgmlDType::Q5K | GgmlDType::Q6K
+        GgmlDType::Q4_0
+            | GgmlDType::Q4_1
+            | GgmlDType::Q5_0
+            | GgmlDType::Q5_1
+            | GgmlDType::Q8_0
+            | GgmlDType::Q4K
+            | GgmlDType::Q5K
+            | GgmlDType::Q6K
     )
 }
 
@@ -57,6 +64,27 @@ pub(crate) fn blocks(dtype: GgmlDType, blocks: usize, std: f32, rng: &mut Rng) -
                 out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
                 random_bytes(rng, &mut out, 16);
             }
+            // value = d·q + m, q uniform on 0..16: m centres the values on 0.
+            GgmlDType::Q4_1 => {
+                let d = std / uniform_std(16);
+                out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+                out.extend_from_slice(&f16::from_f32(-7.5 * d).to_le_bytes());
+                random_bytes(rng, &mut out, 16);
+            }
+            // value = d·(q − 16), q uniform on 0..32 (qh[4] holds the fifth bits), sign random
+            // per block as for Q4_0.
+            GgmlDType::Q5_0 => {
+                let d = signed(rng, std / uniform_std(32));
+                out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+                random_bytes(rng, &mut out, 4 + 16);
+            }
+            // value = d·q + m, q uniform on 0..32.
+            GgmlDType::Q5_1 => {
+                let d = std / uniform_std(32);
+                out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+                out.extend_from_slice(&f16::from_f32(-15.5 * d).to_le_bytes());
+                random_bytes(rng, &mut out, 4 + 16);
+            }
             // value = d·q, q uniform on −127..=127 (a byte, −128 folded onto −127 as ggml never
             // writes it).
             GgmlDType::Q8_0 => {
@@ -94,7 +122,7 @@ pub(crate) fn blocks(dtype: GgmlDType, blocks: usize, std: f32, rng: &mut Rng) -
                 let d = signed(rng, std / uniform_std(64));
                 out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
             }
-            _ => unreachable!("only k-quants are generated"),
+            _ => unreachable!("only the types `generated` names are generated"),
         }
     }
     debug_assert_eq!(out.len(), blocks * dtype.type_size());

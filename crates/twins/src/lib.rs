@@ -11,6 +11,7 @@ mod kblocks;
 mod recipe;
 mod stream;
 mod tokenizer;
+mod twin_of;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -23,6 +24,7 @@ use recipe::Role;
 pub use recipe::{FileQuant, K_QUANTS, TWIN_QUANTS};
 pub use stream::Progress;
 pub use tokenizer::{ByteBpe, build_tokenizer};
+pub use twin_of::ensure_twin_of;
 
 /// Bumped whenever the bytes a recipe produces change, so a file written by older code is never
 /// taken for a current one.
@@ -51,6 +53,12 @@ pub enum TwinError {
         name: String,
         source: candle_core::Error,
     },
+    #[error("cannot copy {path}: {message}")]
+    Source { path: String, message: String },
+    #[error(
+        "tensor `{tensor}` is stored as ggml type {ggml_type}, which the twin-of writer does not generate (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K)"
+    )]
+    SourceType { tensor: String, ggml_type: u32 },
     #[error("a worker generating `{0}` stopped without a result")]
     Worker(String),
     #[error("cannot write {path}: {source}")]

@@ -27,7 +27,7 @@ const CHUNK_VALUES: usize = 1 << 21;
 pub(crate) struct Rng(u64);
 
 impl Rng {
-    fn for_chunk(seed: u64, tensor: usize, chunk: usize) -> Self {
+    pub(crate) fn for_chunk(seed: u64, tensor: usize, chunk: usize) -> Self {
         let mut mix = Rng(seed ^ ((tensor as u64) << 32 | chunk as u64).rotate_left(17));
         Rng(mix.next_u64() ^ seed)
     }
@@ -42,7 +42,7 @@ impl Rng {
 
     /// Roughly normal (Irwin–Hall: the sum of four 16-bit uniforms from one draw), mean 0,
     /// standard deviation `std`; bounded at ±2√3·std, so no outlier dominates a block's scale.
-    fn normal(&mut self, std: f32) -> f32 {
+    pub(crate) fn normal(&mut self, std: f32) -> f32 {
         let r = self.next_u64();
         let s: u64 = (0..4).map(|i| (r >> (16 * i)) & 0xFFFF).sum();
         // Sum of 4 uniforms on [0, 1): mean 2, variance 1/3.

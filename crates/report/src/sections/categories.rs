@@ -2,8 +2,9 @@
 
 use super::prelude::*;
 
-pub fn categories(runs: &[&Run]) -> CategorySection {
-    let columns = model_columns(runs);
+/// MiMo vs Phi-4 at their real dimensions per category (1/16 twins are test fixtures).
+pub fn categories(runs: &[&Run], registry: &Registry) -> CategorySection {
+    let columns = headline_columns(runs, registry);
     let cats: BTreeSet<&str> = runs.iter().map(|r| r.case.category.as_str()).collect();
     let pairs = seed_pairs(&columns);
     let mut rows = Vec::new();

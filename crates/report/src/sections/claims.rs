@@ -47,15 +47,82 @@ pub(crate) fn claim_text(c: &ClaimFile) -> String {
             "on-device cost ${} per 1M tokens",
             num(c.usd_per_million.unwrap_or(0.0))
         ),
+        ClaimKind::QuantizationSupport => format!(
+            "quantizations {}",
+            c.formats.as_deref().unwrap_or_default().join(", ")
+        ),
     }
 }
 
 /// One claim's verdict: (verdict, css class, arithmetic).
+/// What a decode-rate claim is projected from: the published measurements' class fits and the
+/// roofline shares measured here on each real model's full-size twin.
+pub(crate) struct ProjectionInputs<'a> {
+    pub claims: &'a ClaimsFile,
+    pub shares: BTreeMap<String, stats::Summary>,
+}
+
+/// A decode rate projected to a claim's device, context and concurrency.
+pub(crate) struct DecodeProjection {
+    pub mid: f64,
+    pub low: f64,
+    pub high: f64,
+    pub arithmetic: String,
+}
+
+/// Efficiency × the physical bound at the claim's context and concurrency (`limit`, t/s per
+/// sequence): the class fit where the device has one, else this lab's measured share.
+pub(crate) fn decode_projection(
+    c: &ClaimFile,
+    inputs: &ProjectionInputs<'_>,
+    limit: f64,
+) -> Option<DecodeProjection> {
+    let device = c.device.as_deref()?;
+    let fit = projections::class_of(inputs.claims, device).and_then(|class| {
+        projections::class_efficiency(inputs.claims, &class.id, None).map(|f| (class, f))
+    });
+    if let Some((class, fit)) = fit {
+        let (mid, low, high) = (fit.mid() * limit, fit.low * limit, fit.high * limit);
+        return Some(DecodeProjection {
+            mid,
+            low,
+            high,
+            arithmetic: format!(
+                "{} efficiency {:.0}% ({:.0}–{:.0}%, fitted on {}) × the bound {limit:.1} t/s = {mid:.1} t/s ({low:.1}–{high:.1})",
+                class.label,
+                100.0 * fit.mid(),
+                100.0 * fit.low,
+                100.0 * fit.high,
+                fit.from.join(", ")
+            ),
+        });
+    }
+    let share = inputs.shares.get(c.model.as_deref()?)?;
+    // Never above the physical bound, whatever the probe read.
+    let used = share.median.min(1.0);
+    Some(DecodeProjection {
+        mid: used * limit,
+        low: share.min.min(1.0) * limit,
+        high: share.max.min(1.0) * limit,
+        arithmetic: format!(
+            "no published measurement for this device's class: the full-size twin's measured roofline share {:.0}%{} (median of n={} runs here) × the bound {limit:.1} t/s = {:.1} t/s (a phone's efficiency differs from this machine's)",
+            100.0 * share.median,
+            if share.median > 1.0 {
+                ", capped at 100%"
+            } else {
+                ""
+            },
+            share.n,
+            used * limit
+        ),
+    })
+}
+
 pub(crate) fn check_claim(
     c: &ClaimFile,
     registry: &Registry,
     roi_best: Option<f64>,
-    shares: &BTreeMap<String, stats::Summary>,
+    projection_inputs: &ProjectionInputs<'_>,
 ) -> (String, &'static str, String) {
     let impossible = |b: claims::Bound| {
         (
@@ -87,20 +154,19 @@ pub(crate) fn check_claim(
                 if upper.physics == Physics::Impossible {
                     return ("partly impossible (the upper end)".into(), "impossible", arithmetic);
                 }
-                // Re-judged at the efficiency measured here on the model's full-size twin.
+                // Re-judged at the device class's efficiency fitted on published measurements
+                // (else at the efficiency measured here on the model's full-size twin).
                 let weights = c.weights_gb.unwrap_or(0.0) * GB;
-                match c.model.as_deref().and_then(|m| shares.get(m)).filter(|_| weights > 0.0) {
-                    Some(share) => {
-                        // Never above the physical bound, whatever the probe read.
-                        let projected = share.median.min(1.0) * bw / weights;
-                        let within = lo <= projected;
+                match decode_projection(c, projection_inputs, upper.limit) {
+                    Some(p) if weights > 0.0 => {
+                        let within = lo <= p.high;
                         (
-                            if within { "physically possible; within the projection at this lab's measured efficiency" } else { "physically possible; above the projection at this lab's measured efficiency" }.into(),
+                            if within { "physically possible; within the projection" } else { "physically possible; above the projection" }.into(),
                             if within { "possible" } else { "not-reproduced" },
-                            format!("{arithmetic}; projected: the full-size twin's measured roofline share {:.0}%{} (median of n={} runs here) × {:.1} GB/s ÷ {:.2} GB = {projected:.1} t/s (a projection: a phone's efficiency differs from this machine's)", 100.0 * share.median, if share.median > 1.0 { ", capped at 100%" } else { "" }, share.n, bw / GB, weights / GB),
+                            format!("{arithmetic}; projected: {}", p.arithmetic),
                         )
                     }
-                    None => ("not reproducible here (device not in the lab); physically possible".into(), "possible", arithmetic),
+                    _ => ("not reproducible here (device not in the lab); physically possible".into(), "possible", arithmetic),
                 }
             }
         }
@@ -148,19 +214,44 @@ pub(crate) fn check_claim(
             let b = claims::kv_saving_bound(c.before_gb.unwrap_or(0.0) * GB, c.after_gb.unwrap_or(0.0) * GB, c.weights_gb.unwrap_or(0.0) * GB, arch);
             if b.physics == Physics::Impossible { impossible(b) } else { ("physically possible; not reproducible here".into(), "possible", b.arithmetic) }
         }
-        (ClaimKind::Accuracy, _, _) => ("not reproducible here".into(), "unknown", "no accuracy run of the real model here: MMLU needs the real model file (a twin's random weights score near chance, 25%, and say nothing of the real model's accuracy)".into()),
+        (ClaimKind::Accuracy, _, _) => ("not reproducible here".into(), "unknown", "no accuracy run of the real model here: MMLU needs the real model file (a twin has random weights and is never scored)".into()),
         (ClaimKind::TurnLatency, _, _) => ("not checkable".into(), "unknown", "the claim names no device, turn length or prompt; the overview shows measured multi-turn latency for the models present".into()),
         (ClaimKind::DeviceCost, _, _) => match roi_best {
             Some(best) => ("not reproduced".into(), "not-reproduced", format!("with the ROI inputs below, the cheapest measured model costs ${best:.2} per 1M tokens even at full capacity (device amortisation + energy); claimed ${:.2}", c.usd_per_million.unwrap_or(0.0))),
             None => ("not checkable".into(), "unknown", "no measured model to cost".into()),
         },
+        (ClaimKind::QuantizationSupport, _, _) => {
+            // What llama.cpp reads of each format, and which GGUF types this project runs.
+            let mut read = Vec::new();
+            let mut unread = Vec::new();
+            for f in c.formats.as_deref().unwrap_or_default() {
+                match f.to_ascii_uppercase().as_str() {
+                    "INT4" => read.push("INT4 as GGUF Q4_0 / Q4_K_M"),
+                    "INT8" => read.push("INT8 as GGUF Q8_0"),
+                    _ => unread.push(f.as_str()),
+                }
+            }
+            let arithmetic = format!(
+                "the full-size twins are written and run at {}{}",
+                read.join(", "),
+                if unread.is_empty() { String::new() } else { format!("; {} is not a format llama.cpp reads (GPTQ is a GPU checkpoint format for PyTorch runtimes, not GGUF)", unread.join(", ")) }
+            );
+            if unread.is_empty() {
+                ("reproduced".into(), "reproduced", arithmetic)
+            } else {
+                ("partly reproduced".into(), "not-reproduced", arithmetic)
+            }
+        }
         _ => ("not checkable".into(), "unknown", format!("model `{}` is not in models.toml", c.model.as_deref().unwrap_or("?"))),
     }
 }
 
 /// The median roofline share of each real model's full-size twin (one stream, llama.cpp, baseline
 /// KV), keyed by the real model's id.
-fn full_size_shares(runs: &[&Run], registry: &Registry) -> BTreeMap<String, stats::Summary> {
+pub(crate) fn full_size_shares(
+    runs: &[&Run],
+    registry: &Registry,
+) -> BTreeMap<String, stats::Summary> {
     let mut out = BTreeMap::new();
     for m in registry.models().filter(|m| m.is_full_size_twin()) {
         let Some(real) = &m.twin_of else { continue };
@@ -182,12 +273,15 @@ pub fn claims_section(
     devices: &[Device],
     runs: &[&Run],
 ) -> ClaimSection {
-    let shares = full_size_shares(runs, registry);
+    let inputs = ProjectionInputs {
+        claims,
+        shares: full_size_shares(runs, registry),
+    };
     let rows: Vec<ClaimRow> = claims
         .claim
         .iter()
         .map(|c| {
-            let (verdict, class, arithmetic) = check_claim(c, registry, roi_best, &shares);
+            let (verdict, class, arithmetic) = check_claim(c, registry, roi_best, &inputs);
             let source = claims
                 .source
                 .iter()

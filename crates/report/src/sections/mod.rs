@@ -6,15 +6,18 @@ pub mod categories;
 pub mod claims;
 pub mod concurrency;
 pub mod devices;
+pub mod fidelity;
 pub mod format;
 pub mod goodput;
 pub mod kv;
 pub mod models;
 pub mod overview;
+pub mod projections;
 pub mod regressions;
 pub mod remote;
 pub mod roi;
 pub mod runs;
+pub mod seed_tables;
 pub mod sustained;
 
 pub use backends::backends;
@@ -22,15 +25,18 @@ pub use categories::categories;
 pub use claims::claims_section;
 pub use concurrency::concurrency;
 pub use devices::devices;
+pub use fidelity::fidelity;
 pub use format::{bytes, measured, num};
 pub use goodput::goodput;
 pub use kv::kv;
 pub use models::model_columns;
-pub use overview::overview;
+pub use overview::{overview, small_models};
+pub use projections::projection_checks;
 pub use regressions::regressions;
 pub use remote::remote;
 pub use roi::roi;
 pub use runs::runs;
+pub use seed_tables::seed_tables;
 pub use sustained::sustained;
 
 /// What every section module uses: the core's rules, the report's data and context types, and
@@ -54,6 +60,7 @@ mod prelude {
     pub use super::categories::*;
     pub use super::format::*;
     pub use super::models::*;
+    pub use super::projections;
 
     pub use crate::SEED;
     pub const GB: f64 = 1e9;

@@ -38,6 +38,26 @@ pub fn model_columns(runs: &[&Run]) -> Vec<(String, ModelColumn)> {
     seen.into_iter().map(|((_, id), c)| (id, c)).collect()
 }
 
+/// The overview's columns: MiMo-7B and Phi-4-mini at their real dimensions (real files and
+/// full-size twins), never 1/16 twins (test fixtures).
+pub fn headline_columns(runs: &[&Run], registry: &Registry) -> Vec<(String, ModelColumn)> {
+    model_columns(runs)
+        .into_iter()
+        .filter(|(id, c)| {
+            family(id).is_some()
+                && (c.origin == "real" || registry.get(id).is_some_and(|m| m.is_full_size_twin()))
+        })
+        .collect()
+}
+
+/// The real models that are not MiMo or Phi-4 (the small ones the registry packages ship).
+pub fn small_real_columns(runs: &[&Run]) -> Vec<(String, ModelColumn)> {
+    model_columns(runs)
+        .into_iter()
+        .filter(|(id, c)| family(id).is_none() && c.origin == "real")
+        .collect()
+}
+
 pub(crate) fn model_id(r: &Run) -> &str {
     r.model.as_ref().map_or("", |m| m.registry_id.as_str())
 }

@@ -1,0 +1,91 @@
+//! `cargo xtask fidelity`: each real small model beside its random-weight copy (`copy_of_file`
+//! in models.toml), run through the scenario harness in ABBA order over rounds so drift over the
+//! session hits both alike, then twin ÷ real per metric with its spread over rounds.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use edgebench_report::data;
+
+use crate::anchor::{latest, metric_median, run_cases, spread};
+
+/// The fidelity scenarios: generation at depth 512 after a 512-token prefill, and at depth ≈0.
+const SCENARIOS: [&str; 2] = ["twin_fidelity", "twin_fidelity_short"];
+const METRICS: [&str; 2] = ["prefill_tokens_per_s", "generation_tokens_per_s"];
+
+pub fn fidelity(root: &Path, rounds: u32, engines: &[String]) -> Result<()> {
+    crate::setup::ensure_build_tools()?;
+    crate::models::fetch_all(root)?;
+    crate::twins::twins(root)?;
+    let registry = crate::models::registry(root)?;
+    let pairs: Vec<(String, String, String)> = registry
+        .models()
+        .filter(|m| m.copy_of_file)
+        .flat_map(|m| {
+            m.files.iter().filter_map(move |f| {
+                m.twin_of
+                    .clone()
+                    .map(|real| (real, m.id.clone(), f.quant.clone()))
+            })
+        })
+        .collect();
+    if pairs.is_empty() {
+        bail!("models.toml lists no random-weight copy of a real file (`copy_of_file = true`)");
+    }
+    crate::build_announced(root)?;
+    let db = crate::database(root);
+    // (real, engine, scenario, metric) → twin ÷ real, one per round.
+    let mut ratios: BTreeMap<(String, String, &str, &str), Vec<f64>> = BTreeMap::new();
+    for round in 0..rounds {
+        for scenario in SCENARIOS {
+            for (real, twin, quant) in &pairs {
+                for engine in engines {
+                    let name = |model: &str| format!("{scenario}::{model}::{quant}::{engine}::c1");
+                    let (a, b) = (name(real), name(twin));
+                    // Alternate which runs first: ABBA over rounds.
+                    let order = if round % 2 == 0 {
+                        [a.clone(), b.clone()]
+                    } else {
+                        [b.clone(), a.clone()]
+                    };
+                    run_cases(root, &db, &order)?;
+                    let dataset = data::load(&db)?;
+                    let real_run = latest(&dataset, &a)
+                        .with_context(|| format!("no passed run of {a} in {}", db.display()))?;
+                    let twin_run = latest(&dataset, &b)
+                        .with_context(|| format!("no passed run of {b} in {}", db.display()))?;
+                    for metric in METRICS {
+                        if let (Some(r), Some(t)) = (
+                            metric_median(real_run, metric),
+                            metric_median(twin_run, metric),
+                        ) {
+                            ratios
+                                .entry((real.clone(), engine.clone(), scenario, metric))
+                                .or_default()
+                                .push(t / r);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "\ntwin ÷ real per round ({rounds} rounds, ABBA order): median [min, max] (n); goal within 2% on llama.cpp\n"
+    );
+    println!(
+        "{:<16} {:<10} {:<22} {:<24} {:>32}",
+        "real model", "engine", "scenario", "metric", "twin ÷ real"
+    );
+    for ((real, engine, scenario, metric), values) in &ratios {
+        println!(
+            "{real:<16} {engine:<10} {scenario:<22} {metric:<24} {:>32}",
+            spread(values, 3)
+        );
+    }
+    println!(
+        "\nevery run is in {}; `cargo xtask report` shows the latest pair of each case in \"Twins vs real weights\"",
+        db.display()
+    );
+    Ok(())
+}
