@@ -132,7 +132,17 @@ fn registry_twins_match_the_scaling_rule_and_are_labelled() {
         let expected = edgebench::core::twin::scaled(&real.arch, scale, m.arch.vocab);
         assert_eq!(m.arch, expected, "{}: facts differ from twin::scaled", m.id);
         let label = m.label();
-        if scale == 1 {
+        if m.copy_of_file {
+            // A copy of the real file: the real facts, the real file's quantizations.
+            assert_eq!(m.arch, real.arch, "{}", m.id);
+            assert_eq!(
+                label,
+                format!("{} (twin of the real file, random weights)", real.id)
+            );
+            for f in &m.files {
+                assert!(real.file(&f.quant).is_some(), "{}: {}", m.id, f.quant);
+            }
+        } else if scale == 1 {
             assert_eq!(
                 label,
                 format!("{} (full-size twin, random weights)", real.id)

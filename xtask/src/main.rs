@@ -195,6 +195,11 @@ pub(crate) const DEFAULT_SUITE: &[&str] = &[
     // loopback, 1 and 4 clients) and the hybrid section (both cases of scenarios/hybrid.toml).
     "http::smollm2-135m::*",
     "hybrid::*",
+    // About 2 min: the twins-vs-real-weights table (each real small model beside its
+    // random-weight copy, llama.cpp, at depth 512 and ≈0; `cargo xtask fidelity` alternates
+    // them over rounds on both engines).
+    "twin_fidelity::*::llama_cpp::*",
+    "twin_fidelity_short::*::llama_cpp::*",
     // About 80 s: the sustained section (the 10-minute run is `cargo xtask bench
     // sustained_decode`).
     "sustained_quick::*",
