@@ -34,7 +34,19 @@ fn main() -> ExitCode {
         }
     };
     let models_dir = paths::models_dir(&root);
-    let db = paths::database(&root);
+    // EDGEBENCH_CASES (set by `cargo xtask nightly --scenarios`): comma-separated globs over
+    // case names, on top of libtest's own substring filter.
+    let selected = std::env::var(edgebench_settings::CASES_ENV).unwrap_or_default();
+    // A plain `cargo test` (no filter, no case list, no database named) is a test run, not a
+    // benchmark: each case runs once (smoke) into a scratch database under target/, never into
+    // the user's results. Naming cases (a filter, EDGEBENCH_CASES) or a database measures.
+    let target = edgebench_settings::harness_target(
+        &root,
+        args.filter.is_some(),
+        &selected,
+        std::env::var_os(edgebench_settings::DB_ENV).as_deref(),
+    );
+    let (db, plain_test) = (target.database, target.plain_test);
     if edgebench_store::postgres::is_connection_string(&db.to_string_lossy()) {
         eprintln!(
             "error: EDGEBENCH_DB names a PostgreSQL database; cases write to a local SQLite file \
@@ -45,8 +57,18 @@ fn main() -> ExitCode {
     }
     // EDGEBENCH_SMOKE=1 (set by `cargo xtask test`) runs each case once to check it works;
     // such runs are stored as `mode = 'smoke'` and are not measurements.
-    let mode = Mode::from_env();
+    let mode = Mode {
+        smoke: Mode::from_env().smoke || plain_test,
+        ..Mode::from_env()
+    };
     let smoke = mode.smoke;
+    if plain_test && !args.list {
+        eprintln!(
+            "no case named (no filter, EDGEBENCH_CASES or EDGEBENCH_DB): each case runs once (smoke) into {}; `cargo test --test scenarios -- FILTER` or `cargo xtask bench` measures into {}",
+            db.display(),
+            paths::database(&root).display()
+        );
+    }
     // One night of `nightly --processes K` is K harness processes under one invocation id.
     let invocation = Arc::new(host::invocation_id(
         std::env::var(edgebench_settings::INVOCATION_ENV).ok(),
@@ -55,9 +77,6 @@ fn main() -> ExitCode {
     let hashes: Arc<Mutex<HashMap<PathBuf, (u64, String)>>> = Arc::default();
     let child_exe = PathBuf::from(env!("CARGO_BIN_EXE_edgebench-case"));
 
-    // EDGEBENCH_CASES (set by `cargo xtask nightly --scenarios`): comma-separated globs over
-    // case names, on top of libtest's own substring filter.
-    let selected = std::env::var(edgebench_settings::CASES_ENV).unwrap_or_default();
     let catalog = Arc::new(catalog);
     let chosen: Vec<_> = catalog
         .cases

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use edgebench_backend::BackendError;
 use edgebench_store::StoreError;
 
-use crate::dataset::DatasetError;
+use crate::prompt_set::DatasetError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {

@@ -7,7 +7,6 @@
 
 pub mod accuracy;
 pub mod catalog;
-pub mod dataset;
 pub mod device_facts;
 pub mod engines;
 pub mod error;
@@ -22,6 +21,7 @@ pub mod parity;
 pub mod paths;
 pub mod plan;
 pub mod preflight;
+pub mod prompt_set;
 pub mod record;
 pub mod runner;
 pub mod serve;

@@ -17,11 +17,11 @@ use edgebench_backend::{Backend, LoadOptions, TokenId};
 use edgebench_core::ModelEntry;
 use edgebench_store::ParityRow;
 
-use crate::dataset::Prompt;
 use crate::engines::reference_vocabulary;
 use crate::error::RunError;
 use crate::execute::measure::keep_last_tokens;
 use crate::host::now_ms;
+use crate::prompt_set::Prompt;
 use crate::runner::Runner;
 
 /// The fixed prompt whose last-position distributions are compared.
@@ -112,12 +112,12 @@ pub const PROMPT_SETS: &[&str] = &[
 pub fn standard_plan(
     root: &Path,
     prompts_per_set: Option<usize>,
-) -> Result<ParityPlan, crate::dataset::DatasetError> {
+) -> Result<ParityPlan, crate::prompt_set::DatasetError> {
     let prompt_sets = PROMPT_SETS
         .iter()
         .map(|s| {
             let file = format!("datasets/{s}.jsonl");
-            let mut prompts = crate::dataset::load(&root.join(&file))?;
+            let mut prompts = crate::prompt_set::load(&root.join(&file))?;
             if let Some(n) = prompts_per_set {
                 prompts.truncate(n);
             }

@@ -16,7 +16,7 @@ use super::measure::tokenize;
 use super::serving::{self, Arrivals, MonotonicClock, Outcome, ServeConfig, WorkItem};
 use super::{Inputs, Prepared, SessionFacts, case_error};
 use crate::error::RunError;
-use crate::{dataset, device_facts};
+use crate::{device_facts, prompt_set};
 
 /// Each rate serves at least this long a stream of arrivals.
 pub const SECONDS_PER_RATE: f64 = 2.0;
@@ -62,7 +62,7 @@ pub fn run(
         .goodput
         .clone()
         .ok_or_else(|| case_error(case, "not a goodput scenario"))?;
-    let prompts = dataset::load(&inputs.root.join(&s.dataset))?;
+    let prompts = prompt_set::load(&inputs.root.join(&s.dataset))?;
     let prompts = &prompts[..prompts.len().min(inputs.plan.prompts.max(1))];
     let prepared = Prepared::new(inputs, case, entry, model_path)?;
     let requests = tokenize(

@@ -18,9 +18,9 @@ use edgebench_core::schedule::Priority;
 
 use super::serving::{self, MonotonicClock, Outcome, WorkItem};
 use super::{Inputs, Prepared, SessionFacts, case_error};
-use crate::dataset;
 use crate::error::RunError;
 use crate::preflight::MemoryEstimate;
+use crate::prompt_set;
 use crate::serve::launch::{LaunchSpec, Launched};
 
 /// Where a request was answered.
@@ -209,8 +209,8 @@ pub fn run(
     let cloud_server = cloud.server_facts();
 
     let plan = inputs.plan;
-    let prompts = dataset::load(&inputs.root.join(&s.dataset))?;
-    let prompts: Vec<dataset::Prompt> = prompts.into_iter().take(plan.prompts).collect();
+    let prompts = prompt_set::load(&inputs.root.join(&s.dataset))?;
+    let prompts: Vec<prompt_set::Prompt> = prompts.into_iter().take(plan.prompts).collect();
 
     // The device: the memory guard first (a refusal that saves a load), then the load.
     let backend = crate::engines::engine(case.backend).map_err(|m| case_error(case, m))?;
@@ -451,7 +451,7 @@ fn cloud_answer(
     route: &CloudRoute,
     price: &Price,
     endpoint: &Endpoint,
-    prompt: &dataset::Prompt,
+    prompt: &prompt_set::Prompt,
     generate: u32,
     seed: u64,
     start: Instant,

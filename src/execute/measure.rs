@@ -16,9 +16,9 @@ use super::serving::{
     self, Arrivals, MonotonicClock, ServeConfig, ServeError, Served, StepTotals, WorkItem,
 };
 use super::{Inputs, Prepared, SessionFacts, case_error};
-use crate::dataset::{self, Prompt};
 use crate::device_facts;
 use crate::error::RunError;
+use crate::prompt_set::{self, Prompt};
 
 /// Power assumed per fully busy core when RAPL can't be read: a round figure for a laptop or
 /// phone big core; energy computed from it is stored as an estimate, never as a measurement.
@@ -105,7 +105,7 @@ pub fn measure(
 ) -> Result<Measured, RunError> {
     let s = &case.scenario;
     let plan = inputs.plan;
-    let prompts = dataset::load(&inputs.root.join(&s.dataset))?;
+    let prompts = prompt_set::load(&inputs.root.join(&s.dataset))?;
     let prompts: Vec<Prompt> = prompts.into_iter().take(plan.prompts).collect();
 
     let prepared = Prepared::new(inputs, case, entry, model_path)?;

@@ -16,7 +16,7 @@ use edgebench_core::{Case, ModelEntry};
 use super::measure::tokenize;
 use super::{Inputs, Prepared, SessionFacts, case_error};
 use crate::error::RunError;
-use crate::{dataset, device_facts};
+use crate::{device_facts, prompt_set};
 
 /// Seconds between samples.
 pub const INTERVAL_S: f64 = 1.0;
@@ -96,7 +96,7 @@ pub fn run(
     } else {
         sustained.seconds
     };
-    let prompts = dataset::load(&inputs.root.join(&s.dataset))?;
+    let prompts = prompt_set::load(&inputs.root.join(&s.dataset))?;
     let prepared = Prepared::new(inputs, case, entry, model_path)?;
     let requests = tokenize(
         prepared.vocabulary.as_ref(),

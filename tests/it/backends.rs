@@ -469,7 +469,8 @@ fn candle_gemma3_agrees_with_llama_cpp_past_the_sliding_window() {
         return;
     };
     let root = edgebench::paths::root();
-    let doc = edgebench::dataset::load(&root.join("datasets/long_context.jsonl")).expect("dataset");
+    let doc =
+        edgebench::prompt_set::load(&root.join("datasets/long_context.jsonl")).expect("dataset");
     let vocab = reference_vocabulary(&path).expect("vocabulary");
     let mut prompt = vocab.tokenize(&doc[0].turns[0], true).expect("tokenize");
     prompt.truncate(560);

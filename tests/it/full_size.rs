@@ -53,7 +53,7 @@ fn assert_healthy(what: &str, logits: &[f32]) {
 
 fn plan(root: &Path) -> ParityPlan {
     let mut prompts =
-        edgebench::dataset::load(&root.join("datasets/code_generation.jsonl")).expect("prompts");
+        edgebench::prompt_set::load(&root.join("datasets/code_generation.jsonl")).expect("prompts");
     prompts.truncate(2);
     ParityPlan {
         prompt_sets: vec![("datasets/code_generation.jsonl".into(), prompts)],
@@ -181,8 +181,8 @@ backend_test!(
     twin_logits_stay_finite_and_normal_through_a_long_context,
     |backend| {
         let root = edgebench::paths::root();
-        let vocab_doc =
-            edgebench::dataset::load(&root.join("datasets/long_context.jsonl")).expect("documents");
+        let vocab_doc = edgebench::prompt_set::load(&root.join("datasets/long_context.jsonl"))
+            .expect("documents");
         for (id, quant) in [("mimo-7b-twin16", "Q4_0"), ("phi-4-mini-twin16", "Q4_0")] {
             let Some(path) = common::model(id, quant) else {
                 continue;

@@ -220,3 +220,60 @@ fn gemma_without_a_template_in_its_file_is_prompted_with_the_one_models_toml_nam
         );
     }
 }
+
+/// A file whose chat template llama.cpp cannot apply fails with a message that names the file,
+/// the reason and the two ways out, not llama.cpp's bare `ffi error -1`.
+#[test]
+fn an_unrenderable_chat_template_names_the_file_the_reason_and_the_way_out() {
+    let Some(real) = model("smollm2-135m", "Q4_1") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("broken-template.gguf");
+    let mut bytes = std::fs::read(&real).expect("read");
+    // Blank the template in place (same length, so every offset stays valid): a template of
+    // spaces matches none of llama.cpp's built-in renderings.
+    let key = b"tokenizer.chat_template";
+    let at = bytes
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("SmolLM2 carries a chat template")
+        + key.len();
+    let value_type = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    assert_eq!(value_type, 8, "a string");
+    let len = u64::from_le_bytes(bytes[at + 4..at + 12].try_into().expect("8 bytes")) as usize;
+    bytes[at + 12..at + 12 + len].fill(b' ');
+    std::fs::write(&path, &bytes).expect("write");
+    let vocabulary = reference_vocabulary(&path).expect("the vocabulary loads");
+    let err = vocabulary
+        .render_chat(
+            &[edgebench::backend::ChatMessage {
+                role: "user",
+                content: "hello",
+            }],
+            true,
+        )
+        .expect_err("an unrenderable template");
+    let message = err.to_string();
+    for part in [
+        path.display().to_string(),
+        "tokenizer.chat_template".into(),
+        "chat_template = \"chatml\"".into(),
+        "prompt_format = \"raw\"".into(),
+    ] {
+        assert!(message.contains(&part), "missing `{part}`: {message}");
+    }
+    // The same file's own template, restored, renders.
+    let fine = reference_vocabulary(&real).expect("vocabulary");
+    assert!(
+        fine.render_chat(
+            &[edgebench::backend::ChatMessage {
+                role: "user",
+                content: "hello",
+            }],
+            true,
+        )
+        .expect("renders")
+        .is_some()
+    );
+}

@@ -338,7 +338,16 @@ fn every_fault_is_a_typed_error_and_the_client_survives_it() {
 #[test]
 fn sixty_four_concurrent_streams_are_each_answered_or_refused_with_a_status() {
     let Some(model) = smollm2() else { return };
-    let mut s = spec(model, ServerFaults::default());
+    // Every request waits 500 ms before it reaches the scheduler, so the 64 arrive there as
+    // one burst (their connections spread over far less than a request's generation time),
+    // whatever the machine's speed: 4 slots + 24 queued hold 28, the rest must be refused.
+    let mut s = spec(
+        model,
+        ServerFaults {
+            latency_ms: 500,
+            ..ServerFaults::default()
+        },
+    );
     (s.slots, s.queue, s.admission_timeout_ms) = (4, Some(24), Some(3_000));
     let server = s.launch().expect("server");
     let base = server.base_url.clone();
@@ -397,10 +406,20 @@ fn sixty_four_concurrent_streams_are_each_answered_or_refused_with_a_status() {
         results.iter().filter(|r| r.is_err()).collect::<Vec<_>>()
     );
     assert!(!completed.is_empty());
-    // 4 slots + 24 queued is the most that can be held at once: the rest were turned away.
+    // 4 slots + 24 queued is the most that can be held at once: the rest were turned away, and
+    // the queue-full refusal (429) did run.
     assert!(
         refused >= 64 - 28 - completed.len().saturating_sub(28),
         "{refused}"
+    );
+    let queue_full = results
+        .iter()
+        .filter(|r| matches!(r, Err(HttpError::Status { status: 429, .. })))
+        .count();
+    assert!(
+        queue_full > 0,
+        "a burst of 64 against 28 places must meet a full queue: no 429 among {refused} refusals, {} completed",
+        completed.len()
     );
     let mut ttft: Vec<f64> = completed.iter().map(|d| d.as_secs_f64() * 1e3).collect();
     ttft.sort_by(f64::total_cmp);

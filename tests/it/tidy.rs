@@ -2,7 +2,7 @@
 
 use edgebench::catalog::{self, Catalog};
 use edgebench::core::scenario::Category;
-use edgebench::dataset;
+use edgebench::prompt_set;
 
 #[test]
 fn scenario_json_schema_is_fresh() {
@@ -55,7 +55,7 @@ fn every_shipped_scenario_and_dataset_is_valid() {
             categories.push(s.category);
             continue;
         }
-        let prompts = dataset::load(&root.join(&s.dataset)).unwrap_or_else(|e| panic!("{e}"));
+        let prompts = prompt_set::load(&root.join(&s.dataset)).unwrap_or_else(|e| panic!("{e}"));
         if s.category != Category::LongContext && s.category != Category::KvCache {
             assert!(
                 prompts.len() >= 12,
@@ -232,7 +232,7 @@ fn only_record_maps_a_run_to_store_rows() {
         "src/plan.rs",
         "src/accuracy.rs",
         "src/engines.rs",
-        "src/dataset.rs",
+        "src/prompt_set.rs",
     ];
     let mut files: Vec<std::path::PathBuf> = upstream.iter().map(|f| root.join(f)).collect();
     files.extend(rust_files(&root.join("src/execute")));
@@ -322,42 +322,4 @@ fn architecture_md_mentions_every_crate_and_module() {
         "ARCHITECTURE.md's code map does not mention: {}",
         missing.join(", ")
     );
-}
-
-/// One build: every workspace member depends on the hakari-managed workspace-hack crate, so
-/// `cargo xtask`, `cargo test --workspace` and the harness select the same features of every
-/// dependency (none is compiled twice); llama.cpp's crates and candle's accelerators stay out.
-#[test]
-fn every_member_depends_on_the_workspace_hack_and_the_hack_stays_portable() {
-    let root = edgebench::paths::root();
-    let mut manifests = vec![root.join("Cargo.toml"), root.join("xtask/Cargo.toml")];
-    for entry in std::fs::read_dir(root.join("crates")).expect("crates") {
-        let dir = entry.expect("entry").path();
-        if !dir.ends_with("workspace-hack") {
-            manifests.push(dir.join("Cargo.toml"));
-        }
-    }
-    let missing: Vec<String> = manifests
-        .iter()
-        .filter(|m| {
-            !std::fs::read_to_string(m)
-                .expect("manifest")
-                .lines()
-                .any(|l| l.starts_with("edgebench-workspace-hack = "))
-        })
-        .map(|m| m.display().to_string())
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "not depending on edgebench-workspace-hack (run `cargo hakari manage-deps`): {}",
-        missing.join(", ")
-    );
-    let hack = std::fs::read_to_string(root.join("crates/workspace-hack/Cargo.toml"))
-        .expect("hack manifest");
-    for banned in ["llama-cpp", "\"cuda\"", "\"metal\"", "cudarc"] {
-        assert!(
-            !hack.contains(banned),
-            "crates/workspace-hack/Cargo.toml names {banned}: see .config/hakari.toml's excludes"
-        );
-    }
 }

@@ -26,9 +26,8 @@ const MAX_FALSE_ALERTS_PER_100: f64 = 1.0;
 const MIN_DETECTED_WITHIN_3: f64 = 0.9;
 
 pub fn calibrate(root: &Path, args: &CalibrateArgs) -> Result<()> {
-    let db = crate::lab::database(
+    let db = args.db.sqlite(
         root,
-        &args.db,
         "calibration runs cases, which write a local SQLite file: calibrate locally, then \
          `cargo xtask ingest` the file",
     )?;

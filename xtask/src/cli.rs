@@ -150,6 +150,24 @@ pub struct DbArg {
     pub db: Option<String>,
 }
 
+impl DbArg {
+    /// Where `--db` (else `EDGEBENCH_DB`, else results/edgebench.sqlite) points.
+    pub fn location(&self, root: &std::path::Path) -> anyhow::Result<edgebench_store::Location> {
+        let text = match &self.db {
+            Some(text) => text.clone(),
+            None => edgebench_settings::database(root)
+                .to_string_lossy()
+                .into_owned(),
+        };
+        Ok(edgebench_store::Location::parse(&text)?)
+    }
+
+    /// The SQLite file a command that works on local files only needs (`why` says why).
+    pub fn sqlite(&self, root: &std::path::Path, why: &'static str) -> anyhow::Result<PathBuf> {
+        Ok(self.location(root)?.sqlite(why)?.to_path_buf())
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     #[command(flatten)]

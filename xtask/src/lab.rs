@@ -12,22 +12,9 @@ use edgebench_store::exchange::{self, Selection};
 use edgebench_store::postgres::PgStore;
 use edgebench_store::{AnyStore, Location, Store};
 
-/// Where `--db` (else `EDGEBENCH_DB`, else results/edgebench.sqlite) points.
-pub(crate) fn location(root: &Path, db: &DbArg) -> Result<Location> {
-    match &db.db {
-        Some(text) => Ok(Location::parse(text)?),
-        None => Ok(Location::parse(&crate::database(root).to_string_lossy())?),
-    }
-}
-
-/// The SQLite file a command that works on local files only needs.
-pub(crate) fn database(root: &Path, db: &DbArg, why: &'static str) -> Result<PathBuf> {
-    Ok(location(root, db)?.sqlite(why)?.to_path_buf())
-}
-
 /// `cargo xtask ingest`: merges databases or exports into the shared database.
 pub fn ingest(root: &Path, db: &DbArg, sources: &[PathBuf]) -> Result<()> {
-    let location = location(root, db)?;
+    let location = db.location(root)?;
     let mut store = AnyStore::open(&location).with_context(|| format!("opening {location}"))?;
     for source in sources {
         let summary = store
@@ -40,7 +27,7 @@ pub fn ingest(root: &Path, db: &DbArg, sources: &[PathBuf]) -> Result<()> {
 
 /// `cargo xtask export`: runs as JSON lines (re-ingestable), CSV or Markdown.
 pub fn export(root: &Path, args: &ExportArgs) -> Result<()> {
-    let db = location(root, &args.db)?;
+    let db = args.db.location(root)?;
     if let Location::Sqlite(path) = &db
         && !path.exists()
     {
@@ -88,7 +75,7 @@ pub fn import_llama_bench(
     host: Option<String>,
     files: &[PathBuf],
 ) -> Result<()> {
-    let db = location(root, db)?;
+    let db = db.location(root)?;
     let host = host.unwrap_or_else(edgebench_store::local_host);
     let mut store = AnyStore::open(&db).with_context(|| format!("opening {db}"))?;
     for source in files {

@@ -11,6 +11,7 @@ mod models_add;
 mod report;
 mod setup;
 mod smoke;
+mod tidy;
 mod twins;
 
 use std::path::{Path, PathBuf};
@@ -56,7 +57,7 @@ fn main() -> Result<()> {
             lab::NightlyOutcome::CasesFailed => bail!("some cases failed (see above)"),
         },
         C::Calibrate(args) => calibrate::calibrate(&root, &args),
-        C::Compare { db, a, b } => report::compare(&lab::location(&root, &db)?, &a, &b),
+        C::Compare { db, a, b } => report::compare(&db.location(&root)?, &a, &b),
         C::Db { which } => lab::db(which),
         C::Anchor { which } => match which {
             cli::AnchorCommand::Counters(args) => anchor::counters(&root, &args),
@@ -166,8 +167,8 @@ fn schema(root: &Path) -> Result<()> {
 /// The default bench suite, chosen so that every section of the report has data within about
 /// 12 minutes of measuring on 2 cores after a warm build. The headline: MiMo-7B and Phi-4-mini
 /// at their real size (full-size twins, Q4_K_M: math and multi-turn, short prompts, adaptive
-/// stopping; written once, about 7 GB). Beside it: the seed's categories on the real small
-/// models, concurrency 1 and 4 and a goodput sweep on the 1/16 twins (fixtures, kept out of the
+/// stopping; written once, about 7 GB). Beside it: code generation and multi-turn on the real
+/// small models, concurrency 1 and 4 and a goodput sweep on the 1/16 twins (fixtures, kept out of the
 /// overview), a KV baseline and a quantized-cache variant on a real small model, one model on
 /// both engines (with parity rows, [`PARITY_MODELS`]), MMLU on a subset (real models only: a
 /// twin is refused), a short sustained-decode run, the HTTP and hybrid engines and the
@@ -178,15 +179,15 @@ pub(crate) const DEFAULT_SUITE: &[&str] = &[
     "anchor::*::t2",
     "code_generation::gemma3-270m::*::llama_cpp::*",
     "code_generation::smollm2-135m::*::llama_cpp::*",
-    "math_reasoning::gemma3-270m::*::llama_cpp::*",
-    "math_reasoning::smollm2-135m::*::llama_cpp::*",
     "multi_turn::gemma3-270m::*::llama_cpp::*",
     "multi_turn::smollm2-135m::*::llama_cpp::*",
     "batch_concurrent::*twin16::*::llama_cpp::c1",
     "batch_concurrent::*twin16::*::llama_cpp::c4",
     "kv_cache::smollm2-135m::*::llama_cpp::c1::baseline",
     "kv_cache::smollm2-135m::*::llama_cpp::c1::q8_0-fa",
-    "code_generation::smollm2-135m::*::candle::*",
+    // SmolLM2 on candle beside the same llama.cpp case: the Backends section's pair (a short
+    // one; code generation on candle took 97 s).
+    "twin_fidelity_short::smollm2-135m::*::candle::*",
     "mmlu_quick::gemma3-270m::*",
     "mmlu_quick::smollm2-135m::*",
     // About 20 s: the report's goodput section.
@@ -200,7 +201,7 @@ pub(crate) const DEFAULT_SUITE: &[&str] = &[
     // them over rounds on both engines).
     "twin_fidelity::*::llama_cpp::*",
     "twin_fidelity_short::*::llama_cpp::*",
-    // About 80 s: the sustained section (the 10-minute run is `cargo xtask bench
+    // About 50 s: the sustained section (the 10-minute run is `cargo xtask bench
     // sustained_decode`).
     "sustained_quick::*",
 ];
@@ -228,7 +229,8 @@ fn bench(root: &Path, all: bool, filters: &[String]) -> Result<()> {
             twins::full_size(root, Some(&wanted))?;
         }
     }
-    let db = lab::location(root, &cli::DbArg { db: None })?
+    let db = cli::DbArg { db: None }
+        .location(root)?
         .sqlite(CASES_WRITE_LOCALLY)?
         .to_path_buf();
     let default_suite =
@@ -351,6 +353,12 @@ pub(crate) fn build_announced(root: &Path) -> Result<()> {
 /// family, and each further KV variant once per file × engine ([`smoke::selection`]); `--all`
 /// runs every case.
 fn test(root: &Path, all: bool, extra: &[String]) -> Result<()> {
+    // Text-only checks first: they fail in seconds, before anything heavy compiles.
+    let problems = tidy::problems(root);
+    if !problems.is_empty() {
+        bail!("tidy: {}", problems.join("\n"));
+    }
+    eprintln!("tidy: no import circle, one build (every member on the workspace-hack)");
     setup::ensure_build_tools()?;
     models::fetch_all(root)?;
     twins::twins(root)?;

@@ -24,7 +24,7 @@ impl Args {
             (None, None) => Baseline::default(),
         };
         Ok(Self {
-            db: crate::lab::location(root, &args.db)?,
+            db: args.db.location(root)?,
             out: args.out.unwrap_or_else(|| root.join("results/report")),
             selection: Selection {
                 baseline,

@@ -232,6 +232,10 @@ pub enum BackendError {
     },
     #[error("{engine} does not support {what}")]
     Unsupported { engine: &'static str, what: String },
+    #[error(
+        "{path}: llama.cpp cannot render this model's chat template ({reason}); name one of llama.cpp's built-in templates for the model in models.toml (`chat_template = \"chatml\"`, `\"llama3\"`, `\"gemma\"`, ...) or set `prompt_format = \"raw\"` in the scenario"
+    )]
+    ChatTemplate { path: String, reason: String },
     #[error("{engine} failed to {step}: {reason}")]
     Step {
         engine: &'static str,

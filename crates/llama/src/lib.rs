@@ -183,6 +183,7 @@ impl LlamaCpp {
         Ok(LlamaVocabulary {
             model,
             fallback_template: fallback_template.map(str::to_owned),
+            path: path.to_path_buf(),
         })
     }
 }
@@ -192,6 +193,8 @@ pub struct LlamaVocabulary {
     model: LlamaModel,
     /// A built-in template's name, used when the file has no `tokenizer.chat_template`.
     fallback_template: Option<String>,
+    /// The file, for messages.
+    path: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for LlamaVocabulary {
@@ -234,10 +237,18 @@ impl Vocabulary for LlamaVocabulary {
     ) -> Result<Option<String>, BackendError> {
         // A model without `tokenizer.chat_template` (and no fallback named in models.toml) has
         // no template to render: raw text.
-        let template = match (self.model.chat_template(None), &self.fallback_template) {
-            (Ok(t), _) => t,
-            (Err(_), Some(name)) => LlamaChatTemplate::new(name)
-                .map_err(|e| BackendError::step(ENGINE, "name the chat template", e))?,
+        let cannot = |reason: String| BackendError::ChatTemplate {
+            path: self.path.display().to_string(),
+            reason,
+        };
+        let (template, from_file) = match (self.model.chat_template(None), &self.fallback_template)
+        {
+            (Ok(t), _) => (t, true),
+            (Err(_), Some(name)) => (
+                LlamaChatTemplate::new(name)
+                    .map_err(|e| BackendError::step(ENGINE, "name the chat template", e))?,
+                false,
+            ),
             (Err(_), None) => return Ok(None),
         };
         let chat = messages
@@ -250,7 +261,15 @@ impl Vocabulary for LlamaVocabulary {
         self.model
             .apply_chat_template(&template, &chat, add_assistant)
             .map(Some)
-            .map_err(|e| BackendError::step(ENGINE, "render the chat template", e))
+            .map_err(|e| {
+                cannot(if from_file {
+                    format!(
+                        "its `tokenizer.chat_template` is not one llama.cpp's built-in renderer recognises: {e}"
+                    )
+                } else {
+                    format!("the built-in template named in models.toml failed: {e}")
+                })
+            })
     }
 
     fn tokenize_chat(&self, text: &str, add_bos: bool) -> Result<Vec<TokenId>, BackendError> {

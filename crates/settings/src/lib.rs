@@ -41,6 +41,37 @@ pub fn database(root: &Path) -> PathBuf {
     std::env::var_os(DB_ENV).map_or_else(|| root.join("results/edgebench.sqlite"), PathBuf::from)
 }
 
+/// Where the scenario harness writes, and whether it only checks each case (smoke).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HarnessTarget {
+    pub database: PathBuf,
+    /// A plain `cargo test`: each case runs once into a scratch database.
+    pub plain_test: bool,
+}
+
+/// The scenario harness's target. A run that names no case (`filtered` false: no libtest
+/// filter; `cases` empty: no `EDGEBENCH_CASES`) and no database (`db` unset: no `EDGEBENCH_DB`)
+/// is a plain `cargo test`, a test run and not a benchmark: it goes to
+/// `<root>/target/test-results/edgebench.sqlite`, never the user's results. Naming cases or a
+/// database measures into [`database`].
+#[must_use]
+pub fn harness_target(
+    root: &Path,
+    filtered: bool,
+    cases: &str,
+    db: Option<&std::ffi::OsStr>,
+) -> HarnessTarget {
+    let plain_test = !filtered && cases.is_empty() && db.is_none();
+    HarnessTarget {
+        database: match db {
+            Some(path) => PathBuf::from(path),
+            None if plain_test => root.join("target/test-results/edgebench.sqlite"),
+            None => root.join("results/edgebench.sqlite"),
+        },
+        plain_test,
+    }
+}
+
 /// The model registry, `<root>/models.toml`.
 #[must_use]
 pub fn registry_file(root: &Path) -> PathBuf {
@@ -64,4 +95,29 @@ pub fn scenarios_dir(root: &Path) -> PathBuf {
 #[must_use]
 pub fn env_is(name: &str, value: &str) -> bool {
     std::env::var(name).is_ok_and(|v| v == value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_cargo_test_never_targets_the_users_results() {
+        let root = Path::new("/repo");
+        let plain = harness_target(root, false, "", None);
+        assert!(plain.plain_test);
+        assert_eq!(
+            plain.database,
+            root.join("target/test-results/edgebench.sqlite")
+        );
+        // A filter, a case list or a named database measures, where it is told.
+        for (filtered, cases) in [(true, ""), (false, "code_generation::*")] {
+            let t = harness_target(root, filtered, cases, None);
+            assert!(!t.plain_test);
+            assert_eq!(t.database, root.join("results/edgebench.sqlite"));
+        }
+        let named = harness_target(root, false, "", Some(std::ffi::OsStr::new("/tmp/x.sqlite")));
+        assert!(!named.plain_test);
+        assert_eq!(named.database, PathBuf::from("/tmp/x.sqlite"));
+    }
 }

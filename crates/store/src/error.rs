@@ -55,7 +55,7 @@ pub enum StoreError {
     PgTarget(#[from] crate::postgres::TargetError),
     #[error(
         "cannot {action} on PostgreSQL {target}: {}",
-        crate::postgres::describe(source)
+        crate::sql::pg_values::describe(source)
     )]
     Pg {
         target: String,
@@ -89,7 +89,7 @@ pub enum StoreError {
     },
     #[error(
         "migration {name} failed on PostgreSQL {target}: {}",
-        crate::postgres::describe(source)
+        crate::sql::pg_values::describe(source)
     )]
     PgMigrate {
         target: String,

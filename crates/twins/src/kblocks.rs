@@ -11,7 +11,7 @@
 use candle_core::quantized::GgmlDType;
 use half::f16;
 
-use crate::stream::Rng;
+use crate::rng::Rng;
 
 /// Whether `dtype` is generated here rather than quantized by candle (F16 and F32 are).
 pub(crate) fn generated(dtype: GgmlDType) -> bool {

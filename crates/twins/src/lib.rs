@@ -9,6 +9,7 @@
 
 mod kblocks;
 mod recipe;
+mod rng;
 mod stream;
 mod tokenizer;
 mod twin_of;

@@ -15,6 +15,7 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use sha2::{Digest, Sha256};
 
+use crate::rng::Rng;
 use crate::{Kind, Spec, TwinError};
 
 /// GGUF's default alignment (no `general.alignment` key is written).
@@ -22,33 +23,6 @@ const ALIGNMENT: u64 = 32;
 /// Values generated per chunk (8 MiB of f32): large enough to keep threads busy, small enough
 /// that a few chunks in flight cost little memory.
 const CHUNK_VALUES: usize = 1 << 21;
-
-/// SplitMix64: tiny, fast, and stable across platforms and crate versions.
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn for_chunk(seed: u64, tensor: usize, chunk: usize) -> Self {
-        let mut mix = Rng(seed ^ ((tensor as u64) << 32 | chunk as u64).rotate_left(17));
-        Rng(mix.next_u64() ^ seed)
-    }
-
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Roughly normal (Irwin–Hall: the sum of four 16-bit uniforms from one draw), mean 0,
-    /// standard deviation `std`; bounded at ±2√3·std, so no outlier dominates a block's scale.
-    pub(crate) fn normal(&mut self, std: f32) -> f32 {
-        let r = self.next_u64();
-        let s: u64 = (0..4).map(|i| (r >> (16 * i)) & 0xFFFF).sum();
-        // Sum of 4 uniforms on [0, 1): mean 2, variance 1/3.
-        (s as f32 / 65_536.0 - 2.0) * std * 1.732_050_8
-    }
-}
 
 /// One tensor as laid out in the file.
 pub(crate) struct Placed {

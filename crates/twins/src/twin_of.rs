@@ -12,7 +12,7 @@ use candle_core::quantized::GgmlDType;
 use half::{bf16, f16};
 use sha2::{Digest, Sha256};
 
-use crate::stream::Rng;
+use crate::rng::Rng;
 use crate::{Progress, TwinError, WRITER_VERSION, Written, kblocks, recipe, record_path};
 
 /// Values (F32/F16) or blocks (quantized types) generated per random stream.

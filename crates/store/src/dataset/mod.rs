@@ -423,12 +423,18 @@ pub fn load(db: &Path) -> Result<Dataset, DatasetError> {
     read(&conn, version)
 }
 
+/// Everything a report is built from, read from a PostgreSQL store.
+pub fn load_pg(store: &mut crate::postgres::PgStore) -> Result<Dataset, crate::StoreError> {
+    let version = store.schema_version()?;
+    load_with(&mut store.sql(), version).map_err(store.sql_err("read the results"))
+}
+
 /// Reads the dataset at `location`: a SQLite file ([`load`]) or a PostgreSQL database.
 pub fn load_from(location: &crate::Location) -> Result<Dataset, DatasetError> {
     match location {
         crate::Location::Sqlite(path) => load(path),
         crate::Location::Postgres(target) => crate::postgres::PgStore::connect_read_only(target)
-            .and_then(|mut store| store.dataset())
+            .and_then(|mut store| load_pg(&mut store))
             .map_err(|source| DatasetError::Store {
                 db: target.to_string(),
                 source: Box::new(source),

@@ -8,12 +8,15 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 
+pub(crate) mod lite_values;
+pub(crate) mod pg_values;
+
 /// An error of one statement, from either database, or a value of an unexpected type.
 #[derive(Debug, thiserror::Error)]
 pub enum SqlError {
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
-    #[error("{}", crate::postgres::describe(.0))]
+    #[error("{}", pg_values::describe(.0))]
     Postgres(#[from] postgres::Error),
     #[error("no row {0}")]
     NoRow(String),
@@ -125,13 +128,13 @@ impl Sql for Lite<'_> {
         let mut stmt = self.0.prepare_cached(&sqlite_placeholders(sql))?;
         let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
         let mut rows = stmt.query(rusqlite::params_from_iter(
-            params.iter().map(crate::exchange::to_sql),
+            params.iter().map(lite_values::to_sql),
         ))?;
         let mut values = Vec::with_capacity(names.len());
         while let Some(row) = rows.next()? {
             values.clear();
             for i in 0..names.len() {
-                values.push(crate::exchange::to_json(row.get_ref(i)?));
+                values.push(lite_values::to_json(row.get_ref(i)?));
             }
             f(&names, &values)?;
         }
@@ -141,12 +144,12 @@ impl Sql for Lite<'_> {
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, SqlError> {
         let mut stmt = self.0.prepare_cached(&sqlite_placeholders(sql))?;
         Ok(stmt.execute(rusqlite::params_from_iter(
-            params.iter().map(crate::exchange::to_sql),
+            params.iter().map(lite_values::to_sql),
         ))? as u64)
     }
 
     fn writable_columns(&mut self, table: &str) -> Result<BTreeSet<String>, SqlError> {
-        Ok(crate::exchange::writable_columns(self.0, table)?)
+        Ok(lite_values::writable_columns(self.0, table)?)
     }
 
     fn discard_incomplete_run(&mut self, run_id: &str) -> Result<(), SqlError> {
@@ -197,14 +200,14 @@ impl<C: postgres::GenericClient> Pg<'_, C> {
 impl<C: postgres::GenericClient> Sql for Pg<'_, C> {
     fn each_row(&mut self, sql: &str, params: &[Value], f: &mut RowFn<'_>) -> Result<(), SqlError> {
         let stmt = self.statement(sql)?;
-        let bound = crate::postgres::bind(&stmt, params)?;
+        let bound = pg_values::bind(&stmt, params)?;
         let names: Vec<String> = stmt.columns().iter().map(|c| c.name().to_owned()).collect();
-        let rows = self.client.query(&stmt, &crate::postgres::refs(&bound))?;
+        let rows = self.client.query(&stmt, &pg_values::refs(&bound))?;
         let mut values = Vec::with_capacity(names.len());
         for row in rows {
             values.clear();
             for (i, name) in names.iter().enumerate() {
-                values.push(crate::postgres::to_json(&row, i, name)?);
+                values.push(pg_values::to_json(&row, i, name)?);
             }
             f(&names, &values)?;
         }
@@ -213,8 +216,8 @@ impl<C: postgres::GenericClient> Sql for Pg<'_, C> {
 
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, SqlError> {
         let stmt = self.statement(sql)?;
-        let bound = crate::postgres::bind(&stmt, params)?;
-        Ok(self.client.execute(&stmt, &crate::postgres::refs(&bound))?)
+        let bound = pg_values::bind(&stmt, params)?;
+        Ok(self.client.execute(&stmt, &pg_values::refs(&bound))?)
     }
 
     fn writable_columns(&mut self, table: &str) -> Result<BTreeSet<String>, SqlError> {
