@@ -137,6 +137,36 @@ pub fn process_cpu_ms() -> Option<f64> {
     Some((utime + stime) * 10.0)
 }
 
+/// CPU time the whole machine spent busy since boot (every core: user, nice, system, irq,
+/// softirq, steal; `/proc/stat`, in USER_HZ ticks of 10 ms), in ms. `None` off Linux.
+#[must_use]
+pub fn machine_busy_ms() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: everything but idle and iowait.
+    let busy: f64 = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| ticks.get(i))
+        .sum();
+    Some(busy * 10.0)
+}
+
+/// The 1-minute load average (`/proc/loadavg`).
+#[must_use]
+pub fn load_average_1m() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Package energy counters from RAPL, when this machine exposes them to this user.
 #[derive(Debug, Clone)]
 pub struct Rapl {

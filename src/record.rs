@@ -484,6 +484,22 @@ fn measured(m: Measured, seed: u64) -> Recorded {
         })
         .to_string()
     });
+    // Who else used the machine: stored beside the run's own metrics, read by the report to
+    // mark the run contended and keep it out of comparisons.
+    if let Some(h) = m.host {
+        let host = [
+            (
+                edgebench_core::contention::OTHERS_CPU_SHARE_METRIC,
+                "fraction",
+                Some(h.others_cpu_share),
+            ),
+            (edgebench_core::contention::LOAD_METRIC, "load", h.load_1m),
+        ];
+        metrics.extend(host.into_iter().filter_map(|(name, unit, value)| {
+            measure::summarize_metric(name, unit, &[value?], seed)
+                .map(|m| MetricRow::from_summary(&m))
+        }));
+    }
     let end = RunEndRow {
         sustained: None,
         goodput: None,

@@ -88,6 +88,16 @@ pub struct Measured {
     pub session: SessionFacts,
     pub energy: Option<Energy>,
     pub roofline: Option<Roofline>,
+    /// Who else used the machine while this run measured.
+    pub host: Option<HostShare>,
+}
+
+/// Others' share of the machine's CPU time over the measured part
+/// (`edgebench_core::contention`) and the load average at its end.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HostShare {
+    pub others_cpu_share: f64,
+    pub load_1m: Option<f64>,
 }
 
 /// A prompt tokenized once for every engine.
@@ -130,7 +140,7 @@ pub fn measure(
 
     let mut served_requests = Vec::new();
     let rapl = device_facts::Rapl::open();
-    let (mut cpu_before, mut energy_before) = (None, None);
+    let (mut cpu_before, mut energy_before, mut busy_before) = (None, None, None);
     let mut measured_steps = Vec::new();
     let mut phases: Vec<RepetitionPhases> = Vec::new();
     let mut measuring_since = Instant::now();
@@ -142,6 +152,7 @@ pub fn measure(
             // own samples.
             session.reset_counters();
             cpu_before = device_facts::process_cpu_ms();
+            busy_before = device_facts::machine_busy_ms();
             energy_before = rapl.as_ref().and_then(device_facts::Rapl::read);
             measuring_since = Instant::now();
         }
@@ -206,6 +217,18 @@ pub fn measure(
     let cpu_time_ms = cpu_before
         .zip(device_facts::process_cpu_ms())
         .map(|(before, after)| after - before);
+    let host = busy_before
+        .zip(device_facts::machine_busy_ms())
+        .zip(cpu_time_ms)
+        .map(|((before, after), own)| HostShare {
+            others_cpu_share: edgebench_core::contention::others_share(
+                after - before,
+                own,
+                measuring_since.elapsed().as_secs_f64() * 1e3,
+                std::thread::available_parallelism().map_or(1, usize::from),
+            ),
+            load_1m: device_facts::load_average_1m(),
+        });
     let energy = match rapl.as_ref() {
         Some(r) => r.read().and_then(|after| {
             Some(Energy {
@@ -246,6 +269,7 @@ pub fn measure(
         session,
         energy,
         roofline,
+        host,
     })
 }
 

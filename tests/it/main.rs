@@ -7,6 +7,7 @@ mod common;
 mod accuracy;
 mod backends;
 mod broken_scenarios;
+mod contention;
 mod crash_containment;
 mod differential;
 mod full_size;

@@ -42,7 +42,7 @@ pub fn calibrate(root: &Path, args: &CalibrateArgs) -> Result<()> {
     let dataset =
         edgebench_store::dataset::load(&db).with_context(|| format!("reading {}", db.display()))?;
     let chosen = |r: &&Run| {
-        edgebench_report::measured(r)
+        edgebench_report::comparable(r)
             && r.started_at_ms >= since_ms
             && (args.filters.is_empty() || args.filters.iter().any(|f| r.case.name.contains(f)))
     };

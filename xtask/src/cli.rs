@@ -101,6 +101,20 @@ pub enum Command {
         #[arg(long, value_delimiter = ',', default_values_t = ["llama_cpp".to_string(), "candle".to_string()])]
         engines: Vec<String>,
     },
+    /// Run one case as separate processes with a pause between them and say whether its
+    /// median replicates (every try within the tolerance of the tries' median)
+    Replicate {
+        /// The case's full name (`cargo test --test scenarios -- --list` lists them)
+        case: String,
+        #[arg(long, default_value_t = 5)]
+        tries: u32,
+        /// Seconds between tries
+        #[arg(long, default_value_t = 60)]
+        pause: u64,
+        /// Largest deviation from the tries' median that still replicates, in percent
+        #[arg(long, default_value_t = 5.0)]
+        tolerance: f64,
+    },
     /// Install the system packages the build and tests need (cmake, libclang-dev, chromium,
     /// libssl-dev, openssl, postgresql)
     Setup,

@@ -8,6 +8,7 @@ mod fidelity;
 mod lab;
 mod models;
 mod models_add;
+mod replicate;
 mod report;
 mod setup;
 mod smoke;
@@ -71,6 +72,18 @@ fn main() -> Result<()> {
             }
         },
         C::Fidelity { rounds, engines } => fidelity::fidelity(&root, rounds, &engines),
+        C::Replicate {
+            case,
+            tries,
+            pause,
+            tolerance,
+        } => replicate::replicate(
+            &root,
+            &case,
+            tries,
+            std::time::Duration::from_secs(pause),
+            tolerance / 100.0,
+        ),
         C::Setup => setup::ensure_build_tools(),
         C::Models { which } => match which {
             cli::ModelsCommand::Fetch => models::fetch_all(&root).map(|_| ()),

@@ -6,6 +6,7 @@
 
 pub mod claims;
 pub mod compare;
+pub mod contention;
 pub mod device_profile;
 pub mod glob;
 pub mod goodput;

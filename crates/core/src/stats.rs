@@ -17,6 +17,37 @@ pub struct Summary {
     pub p99: f64,
 }
 
+/// Confidence at which a reported tail percentile must be bounded by the samples (LoadGen's
+/// early-stopping rule uses 99%).
+pub const PERCENTILE_CONFIDENCE: f64 = 0.99;
+
+/// The fewest samples that bound percentile `p` (in (0, 100)) from above at
+/// [`PERCENTILE_CONFIDENCE`] when none exceeds it: the smallest n with (p/100)ⁿ ≤ 1 − 0.99, the
+/// binomial tail MLPerf LoadGen's early stopping starts from. p50: 7, p90: 44, p95: 90,
+/// p99: 459. Fewer samples, and the report prints "n < N" instead of the percentile.
+#[must_use]
+pub fn percentile_min_samples(p: f64) -> usize {
+    if !(p > 0.0 && p < 100.0) {
+        return 1;
+    }
+    ((1.0 - PERCENTILE_CONFIDENCE).ln() / (p / 100.0).ln()).ceil() as usize
+}
+
+/// The run-to-run spread band of a coefficient of variation, as AIPerf labels it: below 5%
+/// excellent, 5–10% good, 10–20% fair, above 20% high.
+#[must_use]
+pub fn cv_band(cv: f64) -> &'static str {
+    if cv < 0.05 {
+        "excellent"
+    } else if cv < 0.10 {
+        "good"
+    } else if cv < 0.20 {
+        "fair"
+    } else {
+        "high"
+    }
+}
+
 /// Percentile `p` in [0, 100] of sorted samples, linear interpolation between closest ranks
 /// (the "type 7" estimator of R and NumPy's default).
 #[must_use]
@@ -700,5 +731,23 @@ mod tests {
         let one = summarize(&[3.0]).expect("one sample");
         assert!(close(one.stddev, 0.0) && close(one.p99, 3.0));
         assert!(close(percentile_sorted(&[0.0, 10.0], 25.0), 2.5));
+    }
+
+    #[test]
+    fn percentiles_need_the_early_stopping_sample_counts_and_cv_bands_follow_aiperf() {
+        assert_eq!(
+            [50.0, 90.0, 95.0, 99.0].map(percentile_min_samples),
+            [7, 44, 90, 459]
+        );
+        // With the minimum, a sample past the percentile is possible only 1% of the time.
+        for p in [90.0, 95.0, 99.0] {
+            let n = percentile_min_samples(p);
+            assert!((p / 100.0f64).powi(n as i32) <= 0.01);
+            assert!((p / 100.0f64).powi(n as i32 - 1) > 0.01);
+        }
+        assert_eq!(
+            [0.01, 0.05, 0.15, 0.5].map(cv_band),
+            ["excellent", "good", "fair", "high"]
+        );
     }
 }

@@ -277,6 +277,8 @@ pub struct RunRow {
     pub generation: Cell,
     pub prefill: Cell,
     pub roofline: Cell,
+    /// The run's coefficient of variation of per-request generation speed, with its band.
+    pub spread_band: Cell,
     pub overhead_prefill: Cell,
     pub overhead_generation: Cell,
     /// Why the roofline fraction is far from typical, when it is.

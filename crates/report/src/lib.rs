@@ -105,6 +105,23 @@ pub fn measured(r: &Run) -> bool {
         && r.model.is_some()
 }
 
+/// Others' share of the machine's CPU time while `r` measured, when it makes the run contended
+/// (`edgebench_core::contention`).
+#[must_use]
+pub fn contended(r: &Run) -> Option<f64> {
+    r.metrics
+        .get(edgebench_core::contention::OTHERS_CPU_SHARE_METRIC)
+        .map(|m| m.median)
+        .filter(|share| edgebench_core::contention::is_contended(*share))
+}
+
+/// A measured run that comparisons may use: not contended. Contended runs are shown (the
+/// every-run table says so) but never compared or judged.
+#[must_use]
+pub fn comparable(r: &Run) -> bool {
+    measured(r) && contended(r).is_none()
+}
+
 /// The latest measured run of each case (and device) among `runs`.
 fn latest_per_case<'a>(runs: impl Iterator<Item = &'a Run>) -> Vec<&'a Run> {
     // Keyed by fingerprint, not id: the order must not depend on which host ingested first.
@@ -161,7 +178,9 @@ pub fn build_context(
         }),
     };
     let all: Vec<&Run> = dataset.runs.iter().filter(|r| device_ok(r)).collect();
-    let candidates = all.iter().copied().filter(|r| measured(r));
+    let candidates = all.iter().copied().filter(|r| comparable(r));
+    // The every-run table shows contended runs too, marked, where comparisons leave them out.
+    let shown = latest_per_case(all.iter().copied().filter(|r| measured(r)));
     let (current, pairs, baseline_text): (Vec<&Run>, Vec<(&Run, &Run)>, String) = match &selection
         .baseline
     {
@@ -237,7 +256,7 @@ pub fn build_context(
         concurrency: sections::concurrency(&current),
         kv: sections::kv(&current, &inputs.registry),
         backends: sections::backends(&current, &dataset.parity),
-        runs: sections::runs(&current, &dataset.devices),
+        runs: sections::runs(&shown, &dataset.devices),
         sustained: sections::sustained(&current),
         goodput: sections::goodput(&current),
         remote: sections::remote(&current),

@@ -76,11 +76,21 @@ pub fn categories(runs: &[&Run], registry: &Registry) -> CategorySection {
     }
 }
 
+/// Percentile `p` of `samples`; a tail percentile (p90 and above) reads `n < N` when fewer
+/// samples than bound it were taken (`stats::percentile_min_samples`, LoadGen's
+/// early-stopping count).
 pub(crate) fn percentile(samples: &[f64], p: f64) -> String {
     let mut s = samples.to_vec();
     s.sort_by(f64::total_cmp);
+    let needed = if p >= 90.0 {
+        stats::percentile_min_samples(p)
+    } else {
+        1
+    };
     if s.is_empty() {
         "—".into()
+    } else if s.len() < needed {
+        format!("n < {needed}")
     } else {
         num(stats::percentile_sorted(&s, p))
     }

@@ -125,6 +125,38 @@ fn probe_spread(r: &Run, bandwidth: f64) -> Option<(f64, String, String)> {
 }
 
 /// One row per run: speed, % of the bandwidth roofline and harness overhead.
+/// `contended: …` when other processes held a meaningful share of the cores while the run
+/// measured: the run is shown, never compared.
+fn contended_note(r: &Run) -> String {
+    crate::contended(r).map_or_else(String::new, |share| {
+        format!(
+            "contended: other processes used {:.0}% of the cores' time while it measured (over {:.0}%), so it is left out of comparisons and history verdicts",
+            100.0 * share,
+            100.0 * edgebench_core::contention::CONTENDED_SHARE
+        )
+    })
+}
+
+/// The coefficient of variation of a run's per-request generation rates, with AIPerf's band
+/// (`stats::cv_band`): how far one request's speed is from the next within the run.
+fn spread_band(rates: &[f64]) -> Cell {
+    match stats::summarize(rates) {
+        Some(s) if s.n >= 2 && s.mean > 0.0 => {
+            let cv = s.cv;
+            Cell {
+                text: format!("{:.1}% {}", 100.0 * cv, stats::cv_band(cv)),
+                provenance: Provenance::Measured,
+                detail: format!(
+                    "standard deviation ÷ mean of n={} requests' generation tokens/s; bands: below 5% excellent, 5–10% good, 10–20% fair, above 20% high (AIPerf's); a within-run spread, not whether the run replicates (`cargo xtask replicate`)",
+                    s.n
+                ),
+                ..Cell::default()
+            }
+        }
+        _ => Cell::none("fewer than two requests"),
+    }
+}
+
 pub fn runs(runs: &[&Run], devices: &[Device]) -> RunSection {
     let mut rows: Vec<(String, u32, String, String, RunRow)> = runs
         .iter()
@@ -153,7 +185,7 @@ pub fn runs(runs: &[&Run], devices: &[Device]) -> RunSection {
                         || (String::new(), "the device's one-off probe".to_owned(), String::new()),
                         |(s, text, note)| (format!("probe ±{:.0}%", 50.0 * s), text, note),
                     );
-                    let note = [probe_note, roofline_note(r, f, cores)]
+                    let note = [contended_note(r), probe_note, roofline_note(r, f, cores)]
                         .into_iter()
                         .filter(|n| !n.is_empty())
                         .collect::<Vec<_>>()
@@ -177,7 +209,7 @@ pub fn runs(runs: &[&Run], devices: &[Device]) -> RunSection {
                     } else {
                         "imported: no decode byte count"
                     }),
-                    String::new(),
+                    contended_note(r),
                 ),
             };
             let row = RunRow {
@@ -193,6 +225,7 @@ pub fn runs(runs: &[&Run], devices: &[Device]) -> RunSection {
                     "prefill tokens/s samples",
                 ),
                 roofline,
+                spread_band: spread_band(&r.samples.generation_tokens_per_s),
                 overhead_prefill: overhead_cell(r, overhead::Phase::Prefill),
                 overhead_generation: overhead_cell(r, overhead::Phase::Generation),
                 note_short: note
