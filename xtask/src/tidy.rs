@@ -1,6 +1,8 @@
 //! Text-only checks of the source tree, run by `cargo xtask test` before anything heavy builds
 //! (they fail in seconds) and as unit tests of xtask: no import circle between the modules of a
-//! crate, and one build (every member depends on the workspace-hack crate).
+//! crate; one build (every member depends on the workspace-hack crate); the architecture's
+//! invariants (only `engines` names an engine, only `record` maps runs to store rows, the report
+//! never writes or speaks SQL, ARCHITECTURE.md names every crate and module).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -164,9 +166,145 @@ fn source_dirs(root: &Path) -> Vec<PathBuf> {
     dirs
 }
 
+/// `FILE names `NAME`` for every file of `files` whose text contains one of `names`.
+fn naming(root: &Path, files: &[PathBuf], names: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for name in names.iter().filter(|n| text.contains(*n)) {
+            found.push(format!(
+                "{} names `{name}`",
+                file.strip_prefix(root).unwrap_or(file).display()
+            ));
+        }
+    }
+    found
+}
+
+/// Architecture invariant: `src/engines.rs` is the only module of the pipeline (and the
+/// harness) that names an engine's own crates or types; everything else asks `&dyn Backend`.
+pub fn engine_names_outside_engines(root: &Path) -> Vec<String> {
+    let engine_names = [
+        "edgebench_llama",
+        "edgebench_candle",
+        "edgebench_http",
+        "llama_cpp_2",
+        "llama_cpp_sys_2",
+        "candle_core",
+        "candle_transformers",
+        "LlamaCpp::",
+        "Candle::",
+    ];
+    let files: Vec<PathBuf> = ["src", "harness"]
+        .iter()
+        .flat_map(|dir| rust_files(&root.join(dir)))
+        .filter(|f| !f.ends_with("src/engines.rs"))
+        .collect();
+    naming(root, &files, &engine_names)
+        .into_iter()
+        .map(|o| format!("{o}: only src/engines.rs may name an engine; ask the Backend trait"))
+        .collect()
+}
+
+/// Architecture invariant: the stages before `record` work with domain types only; `record` is
+/// the one mapping from a run to store rows.
+pub fn store_rows_outside_record(root: &Path) -> Vec<String> {
+    let upstream = [
+        "src/catalog.rs",
+        "src/preflight.rs",
+        "src/plan.rs",
+        "src/accuracy.rs",
+        "src/engines.rs",
+        "src/prompt_set.rs",
+    ];
+    let mut files: Vec<PathBuf> = upstream.iter().map(|f| root.join(f)).collect();
+    files.extend(rust_files(&root.join("src/execute")));
+    naming(root, &files, &["edgebench_store"])
+        .into_iter()
+        .map(|o| format!("{o}: map store rows in src/record.rs"))
+        .collect()
+}
+
+/// Architecture invariant: the report reads; it never writes to the database it renders (an
+/// older one is read through a migrated private copy, which the store makes). It speaks no SQL
+/// at all: it renders from the store's read API (`edgebench_store::dataset`).
+pub fn report_writes_or_sql(root: &Path) -> Vec<String> {
+    let writes = [
+        "INSERT ",
+        "UPDATE ",
+        "DELETE ",
+        "REPLACE ",
+        "CREATE ",
+        "DROP ",
+        "ALTER ",
+        "VACUUM",
+        "user_version =",
+        "execute_batch",
+        ".execute(",
+        "Store::open",
+        "SQLITE_OPEN_READ_WRITE",
+        "rusqlite",
+        "SELECT ",
+    ];
+    let mut offenders = Vec::new();
+    for file in rust_files(&root.join("crates/report/src")) {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for (i, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            for w in writes {
+                if code.contains(w) {
+                    offenders.push(format!(
+                        "{}:{}: `{w}`: the report crate never writes and speaks no SQL",
+                        file.strip_prefix(root).unwrap_or(&file).display(),
+                        i + 1
+                    ));
+                }
+            }
+        }
+    }
+    offenders
+}
+
+/// ARCHITECTURE.md stays true: its code map names every crate, every module of the pipeline
+/// crate and of xtask, and the harness.
+pub fn unmapped_in_architecture(root: &Path) -> Vec<String> {
+    let doc = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap_or_default();
+    let mut missing = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(root.join("crates")) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !doc.contains(&format!("crates/{name}")) {
+                missing.push(format!("crates/{name}"));
+            }
+        }
+    }
+    for dir in ["src", "xtask/src", "harness"] {
+        for file in rust_files(&root.join(dir)) {
+            let rel = file
+                .strip_prefix(root)
+                .unwrap_or(&file)
+                .display()
+                .to_string();
+            let is_entry = rel.ends_with("/lib.rs") || rel.ends_with("/main.rs");
+            let is_test = rel.ends_with("_tests.rs");
+            if !is_entry && !is_test && !doc.contains(&rel) {
+                missing.push(rel);
+            }
+        }
+    }
+    missing
+        .into_iter()
+        .map(|m| format!("ARCHITECTURE.md's code map does not mention {m}"))
+        .collect()
+}
+
 /// What the text-only checks find wrong, one line each (empty: all good).
 pub fn problems(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
+    out.extend(engine_names_outside_engines(root));
+    out.extend(store_rows_outside_record(root));
+    out.extend(report_writes_or_sql(root));
+    out.extend(unmapped_in_architecture(root));
     for dir in source_dirs(root) {
         for circle in circles(&module_graph(&dir)) {
             out.push(format!(
@@ -254,10 +392,41 @@ mod tests {
         );
     }
 
-    /// The workspace as it is: no crate has an import circle, every member is on the hack.
+    /// The workspace as it is: no crate has an import circle, every member is on the hack, and
+    /// every architecture invariant holds.
     #[test]
-    fn the_workspace_has_no_import_circle_and_one_build() {
+    fn the_workspace_passes_every_text_check() {
         let problems = problems(&crate::project_root());
         assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    /// Each invariant check finds what it guards against (a copy of the tree, broken on purpose).
+    #[test]
+    fn each_invariant_check_fails_on_its_defect() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        let write = |rel: &str, text: &str| {
+            let p = root.join(rel);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("dir");
+            std::fs::write(p, text).expect("write");
+        };
+        write(
+            "src/execute/measure.rs",
+            "use edgebench_llama::LlamaCpp;\nuse edgebench_store::RunRow;\n",
+        );
+        write(
+            "crates/report/src/lib.rs",
+            "fn f() { conn.execute(\"INSERT INTO runs\"); }\n",
+        );
+        write("ARCHITECTURE.md", "# Architecture\n");
+        assert!(!engine_names_outside_engines(root).is_empty());
+        assert!(!store_rows_outside_record(root).is_empty());
+        assert!(!report_writes_or_sql(root).is_empty());
+        let missing = unmapped_in_architecture(root);
+        assert!(
+            missing.iter().any(|m| m.contains("crates/report"))
+                && missing.iter().any(|m| m.contains("src/execute/measure.rs")),
+            "{missing:?}"
+        );
     }
 }
