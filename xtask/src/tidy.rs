@@ -221,7 +221,7 @@ pub fn store_rows_outside_record(root: &Path) -> Vec<String> {
     files.extend(rust_files(&root.join("src/execute")));
     naming(root, &files, &["edgebench_store"])
         .into_iter()
-        .map(|o| format!("{o}: map store rows in src/record.rs"))
+        .map(|o| format!("{o}: map store rows in src/record/"))
         .collect()
 }
 
