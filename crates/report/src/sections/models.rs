@@ -43,11 +43,13 @@ pub fn model_columns(runs: &[&Run]) -> Vec<(String, ModelColumn)> {
 pub fn headline_columns(runs: &[&Run], registry: &Registry) -> Vec<(String, ModelColumn)> {
     model_columns(runs)
         .into_iter()
-        .filter(|(id, c)| {
-            family(id).is_some()
-                && (c.origin == "real" || registry.get(id).is_some_and(|m| m.is_full_size_twin()))
-        })
+        .filter(|(id, c)| family(id).is_some() && real_dimensions(registry, id, &c.origin))
         .collect()
+}
+
+/// Whether a column's bytes per token are the real model's: real files and full-size twins.
+pub(crate) fn real_dimensions(registry: &Registry, id: &str, origin: &str) -> bool {
+    origin == "real" || registry.get(id).is_some_and(|m| m.is_full_size_twin())
 }
 
 /// The real models that are not MiMo or Phi-4 (the small ones the registry packages ship).

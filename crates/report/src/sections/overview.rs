@@ -2,11 +2,6 @@
 
 use super::prelude::*;
 
-/// Whether a column's bytes per token are the real model's: real files and full-size twins.
-fn real_dimensions(registry: &Registry, id: &str, origin: &str) -> bool {
-    origin == "real" || registry.get(id).is_some_and(|m| m.is_full_size_twin())
-}
-
 /// The real model a column stands for (`phi-4-mini` for its twins), as published
 /// measurements name it.
 fn real_model_id<'a>(registry: &'a Registry, id: &'a str) -> &'a str {
