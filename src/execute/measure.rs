@@ -90,6 +90,8 @@ pub struct Measured {
     pub roofline: Option<Roofline>,
     /// Who else used the machine while this run measured.
     pub host: Option<HostShare>,
+    /// The quality pass, when the scenario asked for one (never for a twin).
+    pub quality: Option<super::quality::QualityRun>,
 }
 
 /// Others' share of the machine's CPU time over the measured part
@@ -250,6 +252,15 @@ pub fn measure(
     // A server elsewhere reads its weights from its own memory, not this host's.
     let remote = prepared.backend.is_remote();
     let session = prepared.facts(session, load_ms, cpu_time_ms);
+    // After the speed session is gone and its facts are read: the pass loads its own two.
+    let quality = super::quality::run(
+        inputs,
+        case,
+        entry,
+        model_path,
+        &prepared.options,
+        prepared.vocabulary.as_ref(),
+    )?;
     let roofline = inputs
         .bandwidth_bytes_per_s
         .filter(|_| !remote)
@@ -270,6 +281,7 @@ pub fn measure(
         energy,
         roofline,
         host,
+        quality,
     })
 }
 

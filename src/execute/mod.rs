@@ -6,11 +6,13 @@
 //! - `accuracy`: multiple-choice cases scored by log-likelihood.
 //! - `sustained`: one sequence decoding for minutes, sampled at 1 Hz, judged for throttling.
 //! - `goodput`: the open loop at a sweep of arrival rates against latency targets.
+//! - `quality`: a speed case's KLD against a reference configuration over a fixed text.
 
 pub mod accuracy;
 pub mod goodput;
 pub mod hybrid;
 pub mod measure;
+pub mod quality;
 pub mod serving;
 pub mod sustained;
 
@@ -105,7 +107,7 @@ impl Prepared {
 
     /// The session's facts once the case is done with it (the session is dropped).
     pub(crate) fn facts(
-        self,
+        &self,
         session: Box<dyn edgebench_backend::Session + '_>,
         load_ms: f64,
         cpu_time_ms: Option<f64>,

@@ -23,6 +23,7 @@ use crate::outcome::CaseReport;
 use edgebench_core::goodput::SweepEnd;
 
 mod accuracy;
+mod quality;
 
 /// A run's rows, ready for the store, and its report.
 #[derive(Debug)]
@@ -105,6 +106,7 @@ pub fn failed(error: String, estimated_peak_bytes: Option<u64>) -> RunEndRow {
     RunEndRow {
         sustained: None,
         goodput: None,
+        quality: None,
         endpoint: None,
         status: RunStatus::Failed,
         ended_at_ms: now_ms(),
@@ -399,6 +401,7 @@ fn passed(session: &SessionFacts, stop_reason: StopReason, metrics: Vec<MetricRo
     RunEndRow {
         sustained: None,
         goodput: None,
+        quality: None,
         endpoint: session.remote.as_ref().map(remote_json),
         status: RunStatus::Passed,
         ended_at_ms: now_ms(),
@@ -502,6 +505,7 @@ fn measured(m: Measured, seed: u64) -> Recorded {
     let end = RunEndRow {
         sustained: None,
         goodput: None,
+        quality: m.quality.as_ref().map(quality::row),
         engine_counters: counters,
         phase_timings: (!phases.is_empty())
             .then(|| serde_json::to_string(phases).ok())

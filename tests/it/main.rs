@@ -14,6 +14,7 @@ mod full_size;
 mod nightly_slowdown;
 mod parity;
 mod prompts;
+mod quality;
 mod serve;
 mod sustained;
 mod tidy;

@@ -399,6 +399,23 @@ pub trait Session {
     /// Resets `seq`, feeds it `prompt` and returns the raw logits at the last position (one per
     /// vocabulary entry), for comparing engines. Leaves `seq` holding the prompt.
     fn prompt_logits(&mut self, seq: SeqId, prompt: &[TokenId]) -> Result<Vec<f32>, BackendError>;
+    /// Resets `seq` and feeds it `tokens` teacher-forced (the text's own tokens, never sampled
+    /// ones), calling `each(j, logits)` with the raw logits after `tokens[..=j]` for every `j`
+    /// from `first` to `tokens.len() - 2` in order: every position whose next token is known.
+    /// How the quality measure reads a configuration's distributions over a text. Leaves `seq`
+    /// holding a prefix of `tokens`. Engines without per-position logits refuse.
+    fn teacher_forced(
+        &mut self,
+        _seq: SeqId,
+        _tokens: &[TokenId],
+        _first: usize,
+        _each: &mut dyn FnMut(usize, &[f32]) -> Result<(), BackendError>,
+    ) -> Result<(), BackendError> {
+        Err(BackendError::Unsupported {
+            engine: "this engine",
+            what: "teacher-forced logits (the quality measure)".into(),
+        })
+    }
     /// Log-probability of each continuation after `prompt`, summed over its tokens: how
     /// lm-evaluation-harness scores multiple-choice answers. Each distinct prefix is evaluated
     /// once (the four ` A`…` D` letters of a question usually share all but their last token).

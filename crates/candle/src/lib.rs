@@ -687,6 +687,34 @@ impl Session for CandleSession {
             .map_err(|e| step_error("prefill", e))
     }
 
+    fn teacher_forced(
+        &mut self,
+        seq: SeqId,
+        tokens: &[TokenId],
+        first: usize,
+        each: &mut dyn FnMut(usize, &[f32]) -> Result<(), BackendError>,
+    ) -> Result<(), BackendError> {
+        self.reset(seq)?;
+        if tokens.len() < 2 || first + 1 >= tokens.len() {
+            return Ok(());
+        }
+        // candle's models return the last position's logits only: the unscored prefix and the
+        // first scored position go in one forward pass, every later position in its own.
+        let to_vec = |logits: Tensor| {
+            logits
+                .to_dtype(candle_core::DType::F32)
+                .and_then(|l| l.to_vec1::<f32>())
+                .map_err(|e| step_error("teacher-force", e))
+        };
+        let logits = self.forward("teacher-force", seq, &tokens[..=first])?;
+        each(first, &to_vec(logits)?)?;
+        for j in first + 1..tokens.len() - 1 {
+            let logits = self.forward("teacher-force", seq, &tokens[j..=j])?;
+            each(j, &to_vec(logits)?)?;
+        }
+        Ok(())
+    }
+
     fn memory(&self) -> MemoryReport {
         MemoryReport {
             kv_cache_bytes: self.peak_kv_bytes,

@@ -17,6 +17,7 @@ pub mod mmlu;
 pub mod names;
 pub mod overhead;
 pub mod projection;
+pub mod quality;
 pub mod registry;
 pub mod roi;
 pub mod scenario;

@@ -649,6 +649,43 @@ impl Session for LlamaSession {
         Ok(self.ctx.get_logits_ith(last as i32).to_vec())
     }
 
+    fn teacher_forced(
+        &mut self,
+        seq: SeqId,
+        tokens: &[TokenId],
+        first: usize,
+        each: &mut dyn FnMut(usize, &[f32]) -> Result<(), BackendError>,
+    ) -> Result<(), BackendError> {
+        self.reset(seq)?;
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        let start = self.reserve(seq, tokens.len())?;
+        // Batches of `batch_size`, logits requested only where a position is scored.
+        for (c, chunk) in tokens.chunks(self.batch_size).enumerate() {
+            let offset = c * self.batch_size;
+            self.batch.clear();
+            for (k, &t) in chunk.iter().enumerate() {
+                let j = offset + k;
+                let scored = j >= first && j + 1 < tokens.len();
+                self.batch
+                    .add(LlamaToken(t), (start as usize + j) as i32, &[seq as i32], scored)
+                    .map_err(|e| step_error("teacher-force", e))?;
+            }
+            self.ctx
+                .decode(&mut self.batch)
+                .map_err(|e| step_error("teacher-force", e))?;
+            self.positions[seq] = start + (offset + chunk.len()) as u32;
+            for k in 0..chunk.len() {
+                let j = offset + k;
+                if j >= first && j + 1 < tokens.len() {
+                    each(j, self.ctx.get_logits_ith(k as i32))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn effective(&self) -> Effective {
         Effective {
             kv_storage: format!("{}/{}", self.type_k.as_str(), self.type_v.as_str()),

@@ -204,6 +204,10 @@ pub struct ConcurrencyRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct KvSection {
     pub measured: Vec<KvMeasuredRow>,
+    /// Decode speed change against mean KLD, one point per variant with a quality pass.
+    pub quality_svg: String,
+    /// The mean KLD up to which a variant is "q8_0-level".
+    pub q8_level_kld: f64,
     pub projected: Vec<KvProjectedRow>,
     pub formula: String,
 }
@@ -216,6 +220,11 @@ pub struct KvMeasuredRow {
     pub peak_rss: Cell,
     pub ms_per_token: Cell,
     pub tokens_per_s: Cell,
+    /// TTFT change: prefill of the same prompts.
+    pub prefill: Cell,
+    /// Mean KLD against the reference (f16 cache), with its band; n/a for twins.
+    pub mean_kld: Cell,
+    pub same_top1: Cell,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -285,3 +285,51 @@ pub fn sustained(
     }
     svg
 }
+
+/// Labelled points on linear axes (x from 0), e.g. speed change against KLD.
+pub fn scatter(title: &str, x_label: &str, y_label: &str, points: &[(String, f64, f64)]) -> String {
+    let finite: Vec<&(String, f64, f64)> = points
+        .iter()
+        .filter(|p| p.1.is_finite() && p.2.is_finite())
+        .collect();
+    if finite.is_empty() {
+        return String::new();
+    }
+    let xmax = finite.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1e-6) * 1.25;
+    let (ylo, yhi) = finite
+        .iter()
+        .fold((0.0f64, 0.0f64), |(lo, hi), p| (lo.min(p.2), hi.max(p.2)));
+    let pad = ((yhi - ylo) * 0.15).max(1.0);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 440)).into_drawing_area();
+        if root.fill(&WHITE).is_err() {
+            return String::new();
+        }
+        let Ok(mut chart) = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..xmax, (ylo - pad)..(yhi + pad))
+        else {
+            return String::new();
+        };
+        let _ = chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .draw();
+        for (i, (label, x, y)) in finite.iter().map(|p| (&p.0, p.1, p.2)).enumerate() {
+            let c = color(i);
+            let _ = chart.draw_series(std::iter::once(Circle::new((x, y), 5, c.filled())));
+            let _ = chart.draw_series(std::iter::once(Text::new(
+                label.clone(),
+                (x, y),
+                ("sans-serif", 12).into_font().color(&c),
+            )));
+        }
+        let _ = root.present();
+    }
+    svg
+}

@@ -109,6 +109,10 @@ fn the_report_renders_in_headless_chromium() {
     }
     assert!(dom.matches("<svg").count() >= 4, "plots missing");
     assert!(
+        dom.contains("id=\"kv-quality-plot\""),
+        "the KV section's speed-against-KLD plot is missing"
+    );
+    assert!(
         !dom.contains("<script>alert(1)"),
         "escaped label became markup"
     );

@@ -270,6 +270,23 @@ fn sections_hold_what_the_database_holds() {
         "{:?}",
         kv.tokens_per_s
     );
+    // Quality beside speed: a twin's KLD means nothing; a real model's is banded.
+    assert_eq!(kv.mean_kld.text, "n/a (random weights)");
+    let real = ctx
+        .kv
+        .measured
+        .iter()
+        .find(|r| r.group.contains("gemma3-270m ·") || r.group.contains("gemma3"))
+        .filter(|r| !r.group.contains("twin"))
+        .expect("a real model's kv row");
+    assert_eq!(real.mean_kld.text, "0.0042 (above q8_0-level)");
+    assert!(real.mean_kld.detail.contains("4080 positions"), "{:?}", real.mean_kld);
+    assert_eq!(real.same_top1.text, "94.5%");
+    assert!(!real.prefill.text.is_empty() && real.prefill.text != "—");
+    assert!(
+        ctx.kv.quality_svg.contains("<svg"),
+        "the speed-against-KLD plot is drawn"
+    );
     assert!(
         ctx.kv
             .projected
@@ -556,6 +573,7 @@ fn insert_accuracy_run(db: &std::path::Path, registry_id: &str) {
             &RunEndRow {
                 sustained: None,
                 goodput: None,
+                quality: None,
                 endpoint: None,
                 status: RunStatus::Passed,
                 ended_at_ms: 20,

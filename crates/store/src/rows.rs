@@ -151,6 +151,16 @@ pub struct RunEndRow {
     pub goodput: Option<GoodputRow>,
     /// JSON: the remote server of an HTTP or hybrid run (migration 0013).
     pub endpoint: Option<String>,
+    /// The quality pass: KLD against a reference configuration (migration 0014).
+    pub quality: Option<QualityRow>,
+}
+
+/// Storage row: a quality pass (JSON, migration 0014) and its two headline figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QualityRow {
+    pub json: String,
+    pub mean_kld: f64,
+    pub same_top1: f64,
 }
 
 /// Storage row: a goodput sweep (JSON, migration 0012) and the goodput it found.

@@ -57,6 +57,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0013_2026-12-02_http",
         include_str!("../migrations/0013_2026-12-02_http.sql"),
     ),
+    (
+        "0014_2026-12-07_quality",
+        include_str!("../migrations/0014_2026-12-07_quality.sql"),
+    ),
 ];
 
 /// Schema version this build writes.

@@ -226,6 +226,7 @@ pub fn generate(spec: &HistorySpec) -> Vec<GeneratedRun> {
                 end: RunEndRow {
                     sustained: None,
                     goodput: None,
+                    quality: None,
                     endpoint: None,
                     status: RunStatus::Passed,
                     ended_at_ms: started_at_ms + 60_000,

@@ -140,6 +140,7 @@ fn a_run_stores_every_sample_atomically() {
     let end = RunEndRow {
         sustained: None,
         goodput: None,
+        quality: None,
         endpoint: None,
         status: RunStatus::Passed,
         ended_at_ms: 2,

@@ -103,6 +103,11 @@ pub struct ScenarioFile {
     /// frequency and temperatures at 1 Hz, to find throttling. Replaces the repetitions.
     #[schemars(with = "Option<SustainedFile>")]
     pub sustained: Option<Spanned<SustainedFile>>,
+    /// Output quality beside speed: after its repetitions each case feeds a fixed text
+    /// teacher-forced through its own configuration and a reference of the same weights (f16
+    /// K/V cache on llama.cpp) and stores mean KLD, same-top-1 and Δ log-perplexity.
+    #[schemars(with = "Option<QualityFile>")]
+    pub quality: Option<Spanned<QualityFile>>,
     /// Multiple-choice evaluation settings (category `accuracy` only). `dataset` is then the
     /// MMLU-format directory (`dev/` and `test/` of `<subject>_<split>.csv`), overridden at run
     /// time by `EDGEBENCH_MMLU`.
@@ -256,6 +261,21 @@ pub struct SustainedFile {
     /// The margin of the cool-down, in °C (default 2).
     #[schemars(with = "Option<f64>")]
     pub cooldown_margin_c: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QualityFile {
+    /// The text, relative to the project root (a UTF-8 file).
+    #[schemars(with = "String")]
+    pub corpus: Spanned<String>,
+    /// Tokens per chunk, as llama-perplexity's `-c` (default 512; at most the scenario's
+    /// `context`). The second half of each chunk is scored.
+    #[schemars(with = "Option<u32>")]
+    pub context: Option<Spanned<u32>>,
+    /// At most this many chunks (default: every whole chunk of the text; smoke runs score one).
+    #[schemars(with = "Option<u32>")]
+    pub chunks: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -243,6 +243,20 @@ pub struct Sustained {
     pub cooldown: Option<Cooldown>,
 }
 
+/// llama-perplexity's default chunk, the `[quality]` table's default.
+pub const QUALITY_DEFAULT_CONTEXT: u32 = 512;
+
+/// What a case's quality measurement feeds (see `file::QualityFile`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quality {
+    /// The text, relative to the project root.
+    pub corpus: String,
+    /// Tokens per chunk.
+    pub context: u32,
+    /// At most this many chunks; `None`: every whole chunk.
+    pub chunks: Option<u32>,
+}
+
 /// Waiting for the device to cool before a case.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Cooldown {
@@ -310,6 +324,8 @@ pub struct Scenario {
     pub sustained: Option<Sustained>,
     /// A goodput scenario.
     pub goodput: Option<Goodput>,
+    /// Cases also measure output quality (KLD against a reference) after their repetitions.
+    pub quality: Option<Quality>,
     /// The server an `http` backend drives or a `hybrid` one falls back to.
     pub endpoint: Option<Endpoint>,
     pub hybrid: Option<Hybrid>,
@@ -395,6 +411,8 @@ impl Case {
             Some(goodput) => format!("{text}|goodput:{goodput:?}"),
             None => text,
         };
+        // `[quality]` is left out: it runs after the timed repetitions and leaves their
+        // numbers comparable with runs without it.
         // Only a declared format is part of the key (keys of older cases stay equal); the format
         // a run resolved to is stored with the run, and runs of different formats are never
         // compared with each other.

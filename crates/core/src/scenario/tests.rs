@@ -426,6 +426,18 @@ fn broken_scenarios_name_file_line_and_key() {
             "key `sustained.seconds`: must be 1 to 86400",
         ),
         (
+            "a quality chunk longer than the context",
+            format!("{BASE}[quality]\ncorpus = \"datasets/quality_corpus.txt\"\ncontext = 2048\n"),
+            "scenarios/demo.toml:16:11",
+            "key `quality.context`: must be 16 to the scenario's context (1024)",
+        ),
+        (
+            "quality beside a sustained run",
+            format!("{BASE}[sustained]\nseconds = 5\n[quality]\ncorpus = \"c.txt\"\n"),
+            "scenarios/demo.toml:16:1",
+            "belongs to a speed scenario",
+        ),
+        (
             "a cool-down margin without its bound",
             format!("{BASE}[sustained]\ncooldown_margin_c = 2.0\n"),
             "scenarios/demo.toml:15:21",
@@ -680,4 +692,31 @@ fn endpoints_and_hybrid_tables_validate_with_their_keys_named() {
         let message = err(text);
         assert!(message.contains(expected), "{message}");
     }
+}
+
+#[test]
+fn a_quality_table_validates_defaults_and_round_trips() {
+    let s = parse(&format!(
+        "{BASE}[quality]\ncorpus = \"datasets/quality_corpus.txt\"\nchunks = 3\n"
+    ))
+    .expect("valid");
+    let q = s.quality.clone().expect("quality");
+    assert_eq!(
+        q,
+        crate::scenario::Quality {
+            corpus: "datasets/quality_corpus.txt".into(),
+            context: crate::scenario::QUALITY_DEFAULT_CONTEXT,
+            chunks: Some(3),
+        }
+    );
+    assert_eq!(
+        parse(&s.to_toml(&registry())).expect("round trip").quality,
+        s.quality
+    );
+    let plain = parse(BASE).expect("valid");
+    assert_eq!(
+        s.expand()[0].key(),
+        plain.expand()[0].key(),
+        "the quality pass runs after the timed repetitions: speed stays comparable"
+    );
 }

@@ -2,7 +2,7 @@
 //! pointing its errors at the offending key's line and column.
 
 use super::file::{self, BackendName, DeviceName, KvTypeName, PromptFormatName, ScenarioFile};
-use super::workloads::{accuracy, goodput, sustained};
+use super::workloads::{accuracy, goodput, quality, sustained};
 use super::{
     BackendKind, Category, Ctx, Device, KvType, KvVariant, Pinned, PromptFormat, Sampling,
     Scenario, ScenarioError, ScenarioSource, Serving, Stopping, non_empty, parse_bytes, positive,
@@ -90,6 +90,7 @@ pub(super) fn validate(
     let accuracy = accuracy(cx, &raw)?;
     let sustained = sustained(cx, &raw)?;
     let goodput = goodput(cx, &raw)?;
+    let quality = quality(cx, &raw, context)?;
     let endpoint = super::remote::endpoint(cx, &raw, &backends)?;
     let hybrid = super::remote::hybrid(cx, &raw, &backends)?;
     let prompt_format = prompt_format(cx, &raw)?;
@@ -133,6 +134,7 @@ pub(super) fn validate(
         accuracy,
         sustained,
         goodput,
+        quality,
         endpoint,
         hybrid,
         source: ScenarioSource {

@@ -3,7 +3,10 @@
 //! and `[sustained]` (minutes of decoding). Each error points at its key, as in `validate`.
 
 use super::file::ScenarioFile;
-use super::{Accuracy, Category, Cooldown, Ctx, Goodput, ScenarioError, Sustained};
+use super::{
+    Accuracy, Category, Cooldown, Ctx, Goodput, QUALITY_DEFAULT_CONTEXT, Quality, ScenarioError,
+    Sustained,
+};
 use toml::Spanned;
 
 /// The `[accuracy]` table, which only an accuracy scenario may have.
@@ -179,4 +182,57 @@ pub(super) fn sustained(
         }
     };
     Ok(Some(Sustained { seconds, cooldown }))
+}
+
+/// The `[quality]` table: a speed scenario's cases also measure KLD against a reference.
+pub(super) fn quality(
+    cx: &Ctx<'_>,
+    raw: &ScenarioFile,
+    context: u32,
+) -> Result<Option<Quality>, ScenarioError> {
+    let Some(table) = &raw.quality else {
+        return Ok(None);
+    };
+    if raw.category == Category::Accuracy || raw.goodput.is_some() || raw.sustained.is_some() {
+        return Err(cx.at(
+            "quality",
+            table,
+            "a [quality] table belongs to a speed scenario (not accuracy, goodput or sustained)",
+        ));
+    }
+    let f = table.get_ref();
+    if f.corpus.get_ref().trim().is_empty() {
+        return Err(cx.at("quality.corpus", &f.corpus, "name the text file"));
+    }
+    let chunk = match &f.context {
+        Some(c) if *c.get_ref() < 16 || *c.get_ref() > context => {
+            return Err(cx.at(
+                "quality.context",
+                c,
+                format!("must be 16 to the scenario's context ({context})"),
+            ));
+        }
+        Some(c) => *c.get_ref(),
+        None if context < QUALITY_DEFAULT_CONTEXT => {
+            return Err(cx.at(
+                "quality",
+                table,
+                format!(
+                    "the default chunk of {QUALITY_DEFAULT_CONTEXT} tokens exceeds the scenario's context ({context}); set `context`"
+                ),
+            ));
+        }
+        None => QUALITY_DEFAULT_CONTEXT,
+    };
+    let chunks = match &f.chunks {
+        Some(n) if *n.get_ref() == 0 => {
+            return Err(cx.at("quality.chunks", n, "must be at least 1"));
+        }
+        n => n.as_ref().map(|n| *n.get_ref()),
+    };
+    Ok(Some(Quality {
+        corpus: f.corpus.get_ref().clone(),
+        context: chunk,
+        chunks,
+    }))
 }

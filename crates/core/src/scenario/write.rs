@@ -244,6 +244,17 @@ impl Scenario {
                 );
             }
         }
+        if let Some(quality) = &self.quality {
+            let _ = writeln!(
+                out,
+                "\n[quality]\ncorpus = {}\ncontext = {}",
+                toml_string(&quality.corpus),
+                quality.context
+            );
+            if let Some(chunks) = quality.chunks {
+                let _ = writeln!(out, "chunks = {chunks}");
+            }
+        }
         if let Some(accuracy) = &self.accuracy {
             let _ = writeln!(out, "\n[accuracy]\nfew_shot = {}", accuracy.few_shot);
             if let Some(subjects) = &accuracy.subjects {

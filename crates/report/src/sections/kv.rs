@@ -30,6 +30,7 @@ pub fn kv(runs: &[&Run], registry: &Registry) -> KvSection {
         groups.entry(key).or_default().push(r);
     }
     let mut measured_rows = Vec::new();
+    let mut quality_points: Vec<(String, f64, f64)> = Vec::new();
     let mut projected = Vec::new();
     let mut projected_seen = BTreeSet::new();
     for (group, rs) in groups {
@@ -71,7 +72,33 @@ pub fn kv(runs: &[&Run], registry: &Registry) -> KvSection {
                     _ => Cell::none(format!("{what} not stored")),
                 }
             };
+            let refusal = registry
+                .get(model_id(v0))
+                .and_then(ModelEntry::accuracy_refusal);
+            let (kld, same_top1) = quality_cells(&var_runs, refusal.is_some());
+            if let (Some(q), Some(r)) = (
+                newest_quality(&var_runs),
+                compare::measured_ratio(
+                    &pooled(&base_runs, |s| &s.generation_tokens_per_s),
+                    &pooled(&var_runs, |s| &s.generation_tokens_per_s),
+                    SEED,
+                ),
+            ) && refusal.is_none()
+            {
+                quality_points.push((
+                    format!("{} {variant}", r_model_label(v0)),
+                    q.mean_kld,
+                    100.0 * (r.ratio - 1.0),
+                ));
+            }
             measured_rows.push(KvMeasuredRow {
+                prefill: ratio_cell(
+                    &pooled(&base_runs, |s| &s.ttft_ms),
+                    &pooled(&var_runs, |s| &s.ttft_ms),
+                    "requests' TTFT",
+                ),
+                mean_kld: kld,
+                same_top1,
                 group: group.clone(),
                 variant: format!(
                     "{} → {} ({}/{}{}, context {})",
@@ -194,6 +221,13 @@ pub fn kv(runs: &[&Run], registry: &Registry) -> KvSection {
         }
     }
     KvSection {
+        quality_svg: crate::plots::scatter(
+            "Decode speed change against output quality (mean KLD vs the f16 cache)",
+            "mean KLD (nats)",
+            "decode tokens/s change (%)",
+            &quality_points,
+        ),
+        q8_level_kld: quality::Q8_LEVEL_MEAN_KLD,
         measured: measured_rows,
         projected,
         formula: compare::KvProjection::formula().into(),
@@ -238,4 +272,67 @@ fn at_measured_share(
         ),
         ..Cell::default()
     }
+}
+
+fn r_model_label(r: &Run) -> &str {
+    r.model
+        .as_ref()
+        .map_or(r.case.model.as_str(), |m| m.registry_id.as_str())
+}
+
+/// The newest quality pass among `runs`.
+pub(crate) fn newest_quality<'a>(runs: &[&'a Run]) -> Option<&'a RunQuality> {
+    runs.iter().rev().find_map(|r| r.quality.as_ref())
+}
+
+/// Mean KLD (with its band) and same-top-1 of a variant's newest quality pass.
+pub(crate) fn quality_cells(runs: &[&Run], twin: bool) -> (Cell, Cell) {
+    if twin {
+        let na = || Cell {
+            text: "n/a (random weights)".into(),
+            detail: "a synthetic twin's distributions mean nothing: quality is measured on real files only".into(),
+            ..Cell::default()
+        };
+        return (na(), na());
+    }
+    let Some(q) = newest_quality(runs) else {
+        let none = || Cell::none("no quality pass: add a [quality] table to the scenario");
+        return (none(), none());
+    };
+    let band = if quality::q8_level(q.mean_kld) {
+        "q8_0-level"
+    } else {
+        "above q8_0-level"
+    };
+    let source = format!(
+        "against {} over {} positions ({} chunks of {} tokens) of {} (sha256 {})",
+        q.reference,
+        q.tokens,
+        q.chunks,
+        q.context,
+        q.corpus,
+        q.corpus_sha256.get(..12).unwrap_or(&q.corpus_sha256)
+    );
+    (
+        Cell {
+            text: format!("{:.4} ({band})", q.mean_kld),
+            spread: format!("±{:.4}", q.kld_ci95.1 - q.mean_kld),
+            provenance: Provenance::Measured,
+            detail: format!(
+                "mean KLD {source}; 95% CI [{:.4}, {:.4}], p99 {:.4}, max {:.4}, Δ ln PPL {:+.4}; band: mean KLD ≤ {} is q8_0-level",
+                q.kld_ci95.0,
+                q.kld_ci95.1,
+                q.p99_kld,
+                q.max_kld,
+                q.delta_log_ppl,
+                quality::Q8_LEVEL_MEAN_KLD
+            ),
+        },
+        Cell {
+            text: format!("{:.1}%", 100.0 * q.same_top1),
+            spread: format!("±{:.1}", 196.0 * q.same_top1_stderr),
+            provenance: Provenance::Measured,
+            detail: format!("share of positions whose most likely token is the reference's, {source}"),
+        },
+    )
 }

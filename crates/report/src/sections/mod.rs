@@ -49,10 +49,11 @@ mod prelude {
     pub use edgebench_core::registry::{Architecture, Registry};
     pub use edgebench_core::roi::DeviceCost;
     pub use edgebench_core::scenario::{BackendKind, KvType};
-    pub use edgebench_core::{device_profile, measure, overhead, projection, stats, twin};
+    pub use edgebench_core::registry::ModelEntry;
+    pub use edgebench_core::{device_profile, measure, overhead, projection, quality, stats, twin};
 
     pub use crate::context::*;
-    pub use crate::data::{Dataset, Device, Run, Samples};
+    pub use crate::data::{Dataset, Device, Run, RunQuality, Samples};
     pub use crate::inputs::{ClaimFile, ClaimKind, ClaimsFile, RoiFile};
     pub use crate::plots;
     pub use edgebench_store::RunStatus;

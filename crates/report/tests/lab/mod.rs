@@ -171,6 +171,7 @@ fn end_row() -> RunEndRow {
     RunEndRow {
         sustained: None,
         goodput: None,
+        quality: None,
         endpoint: None,
         status: RunStatus::Passed,
         ended_at_ms: 1_764_633_700_000,

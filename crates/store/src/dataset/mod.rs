@@ -82,6 +82,8 @@ pub struct Run {
     pub sustained: Option<SustainedSeries>,
     /// A goodput sweep (schema 12).
     pub goodput: Option<GoodputSweep>,
+    /// The quality pass: KLD against a reference configuration (schema 14).
+    pub quality: Option<RunQuality>,
     /// JSON: the server of an HTTP run, or a hybrid run's cloud, route and price (schema 13).
     pub endpoint: Option<String>,
     /// `edgebench`, or `imported:<tool>` for runs brought in from another tool's output.
@@ -311,6 +313,57 @@ impl GoodputSweep {
                 })
                 .collect(),
             goodput_per_s: None,
+        })
+    }
+}
+
+/// A quality pass (`runs.quality`, format 1): the run's next-token distributions over a fixed
+/// text against a reference configuration of the same weights.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunQuality {
+    /// e.g. `llama_cpp f16/f16`.
+    pub reference: String,
+    pub corpus: String,
+    pub corpus_sha256: String,
+    pub context: u32,
+    pub chunks: u32,
+    /// Positions scored.
+    pub tokens: u64,
+    pub mean_kld: f64,
+    pub kld_stderr: f64,
+    pub kld_ci95: (f64, f64),
+    pub p99_kld: f64,
+    pub max_kld: f64,
+    /// Share 0..1.
+    pub same_top1: f64,
+    pub same_top1_stderr: f64,
+    pub delta_log_ppl: f64,
+}
+
+impl RunQuality {
+    /// The pass from its JSON; `None` for another format or a malformed one.
+    #[must_use]
+    pub fn parse(json: &str) -> Option<Self> {
+        let v: serde_json::Value = serde_json::from_str(json).ok()?;
+        if v["format"].as_u64()? != 1 {
+            return None;
+        }
+        let f = |key: &str| v[key].as_f64();
+        Some(Self {
+            reference: v["reference"].as_str()?.to_owned(),
+            corpus: v["corpus"].as_str()?.to_owned(),
+            corpus_sha256: v["corpus_sha256"].as_str()?.to_owned(),
+            context: u32::try_from(v["context"].as_u64()?).ok()?,
+            chunks: u32::try_from(v["chunks"].as_u64()?).ok()?,
+            tokens: v["tokens"].as_u64()?,
+            mean_kld: f("mean_kld")?,
+            kld_stderr: f("kld_stderr")?,
+            kld_ci95: (v["kld_ci95"][0].as_f64()?, v["kld_ci95"][1].as_f64()?),
+            p99_kld: f("p99_kld")?,
+            max_kld: f("max_kld")?,
+            same_top1: f("same_top1")?,
+            same_top1_stderr: f("same_top1_stderr")?,
+            delta_log_ppl: f("delta_log_ppl")?,
         })
     }
 }

@@ -112,6 +112,7 @@ fn end(started: i64) -> RunEndRow {
     RunEndRow {
         sustained: None,
         goodput: None,
+        quality: None,
         endpoint: None,
         status: RunStatus::Passed,
         ended_at_ms: started + 5,

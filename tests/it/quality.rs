@@ -1,0 +1,193 @@
+//! Quality beside speed on a real model (SmolLM2): the KLD of a KV-cache variant against the
+//! f16 cache orders as llama.cpp's own measurements do (f16-vs-f16 noise < q8_0 < q4_0 V
+//! cache), candle against llama.cpp is measured in the same terms, and a reset sequence reads
+//! a text exactly as a fresh context does on both engines (no KV pollution).
+
+use edgebench::backend::{KvType, LoadOptions, Pinned, Session};
+use edgebench::core::quality::{self, QualitySummary};
+use edgebench::execute::quality::{compare, reference_options};
+
+use crate::common;
+
+/// The corpus's first `n` chunks of `context` tokens, as the quality pass cuts them.
+fn chunks(path: &std::path::Path, context: usize, n: usize) -> Vec<Vec<i32>> {
+    let vocabulary =
+        edgebench::engines::reference_vocabulary_for(path, None).expect("vocabulary loads");
+    let text = std::fs::read_to_string(edgebench::paths::root().join("datasets/quality_corpus.txt"))
+        .expect("the corpus ships with the project");
+    let tokens = vocabulary.tokenize(&text, false).expect("tokenizes");
+    assert!(
+        tokens.len() >= 8_000,
+        "the corpus must hold at least 8k tokens (issue #35); it holds {}",
+        tokens.len()
+    );
+    let bos = vocabulary.tokenize("", true).expect("tokenizes").first().copied();
+    quality::chunks(&tokens, context, bos, n)
+}
+
+fn options(type_k: KvType, type_v: KvType, flash_attention: bool) -> LoadOptions {
+    LoadOptions {
+        context: 512,
+        positions_needed: 512,
+        type_k,
+        type_v,
+        flash_attention,
+        pinned: Pinned {
+            cache_types: true,
+            flash_attention: true,
+            ..Pinned::default()
+        },
+        ..LoadOptions::default()
+    }
+}
+
+/// Engine defaults (nothing pinned): what both engines accept.
+fn defaults() -> LoadOptions {
+    LoadOptions {
+        context: 512,
+        positions_needed: 512,
+        ..LoadOptions::default()
+    }
+}
+
+fn measure(
+    reference: &mut dyn Session,
+    candidate: &mut dyn Session,
+    chunks: &[Vec<i32>],
+) -> QualitySummary {
+    let positions = compare(reference, candidate, chunks).expect("comparable");
+    quality::summarize(&positions).expect("positions scored")
+}
+
+#[test]
+fn kv_cache_variants_order_by_divergence_from_the_f16_cache_on_smollm2() {
+    let Some(path) = common::model("smollm2-135m", "Q4_1") else {
+        return;
+    };
+    let llama = common::engine(edgebench::backend::BackendKind::LlamaCpp);
+    let chunks = chunks(&path, 512, 2);
+    // A quantized V cache needs flash attention: every variant is measured against the f16
+    // cache with flash attention, so the cache type alone differs.
+    let base = options(KvType::F16, KvType::F16, true);
+    let mut reference = llama.load(&path, &base).expect("loads");
+    let mut run = |options: LoadOptions| {
+        let mut candidate = llama.load(&path, &options).expect("loads");
+        measure(reference.as_mut(), candidate.as_mut(), &chunks)
+    };
+    let same = run(base.clone());
+    // The f16-vs-f16 noise floor of a rerun on other threads: llama.cpp's CPU kernels give
+    // bit-identical logits for one thread and for two.
+    let noise = run(LoadOptions {
+        threads: 1,
+        ..base.clone()
+    });
+    // The floor of the numerics themselves: the same f16 cache fed in batches of 32 instead of
+    // 512 (other kernels, another summation order). On SmolLM2 this is as large as the q8_0 V
+    // cache's divergence; printed for the methodology, and q4_0 must stand clearly above it.
+    let kernels = run(LoadOptions {
+        batch: 32,
+        ..base.clone()
+    });
+    let q8 = run(options(KvType::F16, KvType::Q8_0, true));
+    let q4 = run(options(KvType::F16, KvType::Q4_0, true));
+    // What the pass stores for an `f16-fa` case (its reference is the engine default, no flash
+    // attention): printed for the methodology, not asserted.
+    let fa = {
+        let mut plain = llama
+            .load(&path, &reference_options(&base))
+            .expect("loads");
+        let mut fa = llama.load(&path, &base).expect("loads");
+        measure(plain.as_mut(), fa.as_mut(), &chunks)
+    };
+    for (name, s) in [
+        ("f16", &same),
+        ("1 thread", &noise),
+        ("batch 32", &kernels),
+        ("q8_0 V", &q8),
+        ("q4_0 V", &q4),
+        ("fa vs no fa", &fa),
+    ] {
+        eprintln!(
+            "{name:>7}: n {} mean KLD {:.6} ± {:.6}, p99 {:.5}, same top-1 {:.2}%, Δ ln PPL {:+.5}, PPL {:.2}",
+            s.tokens,
+            s.mean_kld,
+            s.kld_stderr,
+            s.p99_kld,
+            100.0 * s.same_top1,
+            s.delta_log_ppl,
+            s.reference_ppl
+        );
+    }
+    assert_eq!(same.tokens, 2 * 255, "two chunks, the second half of each scored");
+    assert_eq!(
+        same.mean_kld, 0.0,
+        "the same configuration twice is deterministic on the CPU"
+    );
+    assert_eq!(same.same_top1, 1.0);
+    assert!(
+        noise.mean_kld < q8.mean_kld && q8.mean_kld < q4.mean_kld,
+        "expected f16-vs-f16 noise {} < q8_0 V {} < q4_0 V {}",
+        noise.mean_kld,
+        q8.mean_kld,
+        q4.mean_kld
+    );
+    assert!(
+        q4.mean_kld > 1.5 * kernels.mean_kld,
+        "a q4_0 V cache ({}) stands clearly above the kernels' own noise ({})",
+        q4.mean_kld,
+        kernels.mean_kld
+    );
+    assert!(
+        q4.same_top1 < 1.0 && q4.same_top1 <= q8.same_top1,
+        "a q4_0 V cache changes some top tokens, at least as many as q8_0: {} vs {}",
+        q4.same_top1,
+        q8.same_top1
+    );
+}
+
+#[test]
+fn candle_against_llama_cpp_is_measured_as_kld_on_smollm2() {
+    let Some(path) = common::model("smollm2-135m", "Q4_1") else {
+        return;
+    };
+    let llama = common::engine(edgebench::backend::BackendKind::LlamaCpp);
+    let candle = common::engine(edgebench::backend::BackendKind::Candle);
+    // One short chunk: candle steps each scored position on its own.
+    let chunks = chunks(&path, 128, 1);
+    let mut reference = llama.load(&path, &defaults()).expect("loads");
+    let mut candidate = candle.load(&path, &defaults()).expect("loads");
+    let s = measure(reference.as_mut(), candidate.as_mut(), &chunks);
+    eprintln!(
+        "candle vs llama.cpp: n {} mean KLD {:.6} ± {:.6}, p99 {:.5}, same top-1 {:.2}%",
+        s.tokens,
+        s.mean_kld,
+        s.kld_stderr,
+        s.p99_kld,
+        100.0 * s.same_top1
+    );
+    assert_eq!(s.tokens, 63);
+    // Same weights, different summation order and cache precision: close but never identical.
+    assert!(
+        s.mean_kld > 0.0 && s.mean_kld < 0.01,
+        "mean KLD {}",
+        s.mean_kld
+    );
+    assert!(s.same_top1 >= 0.9, "same top-1 {}", s.same_top1);
+}
+
+backend_test!(a_reset_sequence_reads_a_text_as_a_fresh_context_does, |backend| {
+    let Some(path) = common::model("smollm2-135m", "Q4_1") else {
+        return;
+    };
+    let chunks = chunks(&path, 128, 2);
+    let mut fresh = backend.load(&path, &defaults()).expect("loads");
+    let mut used = backend.load(&path, &defaults()).expect("loads");
+    // The used session reads another text first; teacher forcing resets the sequence before
+    // the measured text, so nothing of the first may leak into the second.
+    used.teacher_forced(0, &chunks[1], 0, &mut |_, _| Ok(()))
+        .expect("reads");
+    let s = measure(fresh.as_mut(), used.as_mut(), &chunks[..1]);
+    eprintln!("pollution: n {} mean KLD {:e}, max {:e}", s.tokens, s.mean_kld, s.max_kld);
+    assert!(s.max_kld < 1e-6, "KV pollution: max KLD {}", s.max_kld);
+    assert_eq!(s.same_top1, 1.0);
+});
