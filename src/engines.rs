@@ -74,3 +74,18 @@ pub fn reference_vocabulary_for(
         llama.vocabulary_with_template(model, chat_template)?,
     ))
 }
+
+/// Writes a copy of `input` with its weights converted to `to` by llama.cpp's own quantizer
+/// (`cargo xtask models quantize`).
+pub fn quantize(input: &Path, output: &Path, to: &str, threads: u32) -> Result<(), BackendError> {
+    edgebench_llama::LlamaCpp::global()?.quantize(input, output, to, threads)
+}
+
+/// The weight types [`quantize`] writes.
+#[must_use]
+pub fn quantize_types() -> Vec<&'static str> {
+    edgebench_llama::QUANTIZE_TYPES
+        .iter()
+        .map(|t| t.0)
+        .collect()
+}

@@ -1,5 +1,8 @@
 //! `edgebench serve`: an OpenAI-compatible server over edgebench's engines and scheduler (see
 //! `edgebench::serve`). Binds 127.0.0.1 unless `--host` says otherwise.
+//! `edgebench quantize`: a GGUF's weights converted by llama.cpp's own quantizer.
+//! `edgebench quality`: one configuration's KLD against llama.cpp with an f16 cache over a
+//! text, printed as JSON (what `cargo xtask anchor llama-perplexity` compares).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -28,6 +31,59 @@ struct Cli {
 enum Command {
     /// Serve a model over the OpenAI API (completions and chat, streaming or not).
     Serve(Serve),
+    /// Write a copy of a GGUF with its weights converted by llama.cpp's own quantizer.
+    Quantize(Quantize),
+    /// Print, as JSON, one configuration's KLD against llama.cpp with an f16 cache over a text.
+    Quality(QualityArgs),
+}
+
+#[derive(clap::Args)]
+struct Quantize {
+    /// The GGUF to convert (quantized weights are dequantized first).
+    input: PathBuf,
+    /// Where to write the copy.
+    output: PathBuf,
+    /// Weight type: F16, BF16, Q8_0, Q6_K, Q5_K_M, Q5_0, Q4_K_M, Q4_K_S, Q4_1, Q4_0, Q3_K_M, Q2_K.
+    #[arg(long)]
+    to: String,
+    #[arg(long, default_value_t = 2)]
+    threads: u32,
+}
+
+#[derive(clap::Args)]
+struct QualityArgs {
+    /// The candidate's GGUF.
+    #[arg(long)]
+    model_file: PathBuf,
+    /// The reference's GGUF (default: the candidate's file; give the F16 file to measure a
+    /// weight quantization).
+    #[arg(long)]
+    reference_file: Option<PathBuf>,
+    /// The text (UTF-8).
+    #[arg(long)]
+    corpus: PathBuf,
+    /// Tokens per chunk.
+    #[arg(long, default_value_t = 512)]
+    context: u32,
+    /// At most this many chunks (default: every whole chunk).
+    #[arg(long)]
+    chunks: Option<usize>,
+    /// The candidate's engine: llama_cpp or candle (the reference is always llama.cpp).
+    #[arg(long, default_value = "llama_cpp")]
+    engine: String,
+    /// The candidate's K and V cache types (f16, q8_0, q4_0, ...).
+    #[arg(long, default_value = "f16")]
+    type_k: String,
+    #[arg(long, default_value = "f16")]
+    type_v: String,
+    /// Flash attention for the candidate.
+    #[arg(long)]
+    flash_attention: bool,
+    /// Flash attention for the reference too.
+    #[arg(long)]
+    reference_flash_attention: bool,
+    #[arg(long, default_value_t = 2)]
+    threads: u32,
 }
 
 #[derive(clap::Args)]
@@ -108,7 +164,14 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<()> {
-    let Command::Serve(s) = Cli::parse().command;
+    let s = match Cli::parse().command {
+        Command::Serve(s) => s,
+        Command::Quantize(q) => {
+            return edgebench::engines::quantize(&q.input, &q.output, &q.to, q.threads)
+                .map_err(|e| anyhow::anyhow!("{e}"));
+        }
+        Command::Quality(q) => return quality(&q),
+    };
     let backend: BackendKind = s
         .engine
         .parse()
@@ -181,5 +244,74 @@ fn run() -> Result<()> {
         grace: Duration::from_millis(s.grace_ms),
     };
     edgebench::serve::serve(options)?;
+    Ok(())
+}
+
+fn quality(q: &QualityArgs) -> Result<()> {
+    use edgebench_backend::{KvType, Pinned};
+    let backend: BackendKind = q
+        .engine
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--engine: {e}"))?;
+    let engine = edgebench::engines::engine(backend).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let kv = |name: &str, flag: &str| -> Result<KvType> {
+        name.parse().map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+    };
+    let text = std::fs::read_to_string(&q.corpus)
+        .with_context(|| format!("reading {}", q.corpus.display()))?;
+    let pinned = q.type_k != "f16" || q.type_v != "f16" || q.flash_attention;
+    let base = LoadOptions {
+        threads: q.threads,
+        batch: q.context,
+        ..LoadOptions::default()
+    };
+    let candidate = edgebench::execute::quality::chunk_options(
+        &LoadOptions {
+            type_k: kv(&q.type_k, "--type-k")?,
+            type_v: kv(&q.type_v, "--type-v")?,
+            flash_attention: q.flash_attention,
+            pinned: Pinned {
+                cache_types: pinned,
+                flash_attention: pinned,
+                ..Pinned::default()
+            },
+            ..base.clone()
+        },
+        q.context,
+    );
+    let reference = edgebench::execute::quality::chunk_options(
+        &LoadOptions {
+            flash_attention: q.reference_flash_attention,
+            ..base
+        },
+        q.context,
+    );
+    let reference_file = q.reference_file.as_ref().unwrap_or(&q.model_file);
+    let vocabulary = edgebench::engines::reference_vocabulary_for(reference_file, None)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let start = std::time::Instant::now();
+    let (s, chunks) = edgebench::execute::quality::measure_text_between(
+        engine,
+        &q.model_file,
+        &candidate,
+        reference_file,
+        &reference,
+        vocabulary.as_ref(),
+        &text,
+        q.context,
+        q.chunks.unwrap_or(usize::MAX),
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", q.corpus.display()))?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "chunks": chunks, "context": q.context, "tokens": s.tokens,
+            "mean_kld": s.mean_kld, "kld_stderr": s.kld_stderr, "median_kld": s.median_kld,
+            "p99_kld": s.p99_kld, "max_kld": s.max_kld, "same_top1": s.same_top1,
+            "same_top1_stderr": s.same_top1_stderr, "delta_log_ppl": s.delta_log_ppl,
+            "reference_ppl": s.reference_ppl, "candidate_ppl": s.candidate_ppl,
+            "seconds": start.elapsed().as_secs_f64(),
+        })
+    );
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use edgebench_backend::{BackendError, KvType, LoadOptions, Session, TokenId, Vocabulary};
 use edgebench_core::quality::{self, PositionQuality, QualitySummary};
-use edgebench_core::scenario::{BackendKind, Quality};
+use edgebench_core::scenario::BackendKind;
 use edgebench_core::{Case, ModelEntry};
 
 use super::{Inputs, case_error};
@@ -46,8 +46,14 @@ pub fn reference_options(options: &LoadOptions) -> LoadOptions {
     }
 }
 
+/// Whether `options` already are the reference's (f16 cache, no flash attention).
+#[must_use]
+pub fn is_reference(options: &LoadOptions) -> bool {
+    options.type_k == KvType::F16 && options.type_v == KvType::F16 && !options.flash_attention
+}
+
 /// The options one quality session loads with: one sequence holding one chunk.
-fn chunk_options(options: &LoadOptions, context: u32) -> LoadOptions {
+pub fn chunk_options(options: &LoadOptions, context: u32) -> LoadOptions {
     LoadOptions {
         context: options.context.max(context),
         max_sequences: 1,
@@ -73,47 +79,34 @@ pub fn run(
     if entry.accuracy_refusal().is_some() {
         return Ok(None);
     }
+    // The reference configuration itself (the KV baseline): its logits are the reference's,
+    // bit for bit (llama.cpp on the CPU is deterministic, tests/it/quality.rs checks it), so
+    // the pass would only spend a minute measuring zero.
+    if case.backend == BackendKind::LlamaCpp && is_reference(candidate) {
+        return Ok(None);
+    }
     let start = Instant::now();
     let path = inputs.root.join(&q.corpus);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        case_error(
-            case,
-            format!("[quality] corpus {}: {e}", path.display()),
-        )
-    })?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| case_error(case, format!("[quality] corpus {}: {e}", path.display())))?;
     let max_chunks = if inputs.mode.smoke {
         1
     } else {
         q.chunks.map_or(usize::MAX, |n| n as usize)
     };
-    let chunks = corpus_chunks(vocabulary, &text, q, max_chunks)?;
-    if chunks.is_empty() {
-        return Err(case_error(
-            case,
-            format!(
-                "[quality] corpus {} holds fewer than {} tokens: not one chunk",
-                path.display(),
-                q.context
-            ),
-        ));
-    }
     let engine = crate::engines::engine(case.backend).map_err(|m| case_error(case, m))?;
-    let llama = crate::engines::engine(BackendKind::LlamaCpp).map_err(|m| case_error(case, m))?;
     let candidate = chunk_options(candidate, q.context);
     let reference = chunk_options(&reference_options(&candidate), q.context);
-    let mut candidate_session = engine.load(model_path, &candidate)?;
-    let mut reference_session = llama.load(model_path, &reference)?;
-    let positions = compare(
-        reference_session.as_mut(),
-        candidate_session.as_mut(),
-        &chunks,
+    let (summary, chunks) = measure_text(
+        engine, model_path, &candidate, &reference, vocabulary, &text, q.context, max_chunks,
     )
     .map_err(|e| match e {
-        CompareError::Backend(b) => RunError::Backend(b),
-        CompareError::Quality(m) => case_error(case, format!("[quality]: {m}")),
+        TextError::Run(e) => e,
+        other => case_error(
+            case,
+            format!("[quality] corpus {}: {other}", path.display()),
+        ),
     })?;
-    let summary = quality::summarize(&positions)
-        .ok_or_else(|| case_error(case, "[quality]: no position was scored"))?;
     Ok(Some(QualityRun {
         summary,
         reference: format!(
@@ -124,22 +117,96 @@ pub fn run(
         corpus: q.corpus.clone(),
         corpus_sha256: edgebench_core::sha256_hex(text.as_bytes()),
         context: q.context,
-        chunks: chunks.len() as u32,
+        chunks,
         seconds: start.elapsed().as_secs_f64(),
     }))
 }
 
-/// The text tokenized once by the reference vocabulary and cut as llama-perplexity cuts it.
-fn corpus_chunks(
+/// Why a text could not be measured.
+#[derive(Debug, thiserror::Error)]
+pub enum TextError {
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("it holds fewer than {0} tokens: not one chunk")]
+    TooShort(u32),
+    #[error("no position was scored")]
+    NothingScored,
+    #[error("{0}")]
+    Quality(quality::QualityError),
+}
+
+/// `text` fed teacher-forced through `candidate` on `engine` and `reference` on llama.cpp,
+/// in chunks of `context` tokens (at most `max_chunks`): the summary and the chunks scored.
+#[allow(clippy::too_many_arguments)] // each is one independent choice of the measurement
+pub fn measure_text(
+    engine: &dyn edgebench_backend::Backend,
+    model_path: &Path,
+    candidate: &LoadOptions,
+    reference: &LoadOptions,
     vocabulary: &dyn Vocabulary,
     text: &str,
-    q: &Quality,
+    context: u32,
     max_chunks: usize,
-) -> Result<Vec<Vec<TokenId>>, RunError> {
-    let tokens = vocabulary.tokenize(text, false)?;
+) -> Result<(QualitySummary, u32), TextError> {
+    measure_text_between(
+        engine, model_path, candidate, model_path, reference, vocabulary, text, context, max_chunks,
+    )
+}
+
+/// [`measure_text`] with the reference on another file of the same model (the F16 file a
+/// weight quantization is measured against).
+#[allow(clippy::too_many_arguments)] // each is one independent choice of the measurement
+pub fn measure_text_between(
+    engine: &dyn edgebench_backend::Backend,
+    model_path: &Path,
+    candidate: &LoadOptions,
+    reference_path: &Path,
+    reference: &LoadOptions,
+    vocabulary: &dyn Vocabulary,
+    text: &str,
+    context: u32,
+    max_chunks: usize,
+) -> Result<(QualitySummary, u32), TextError> {
+    let chunks = corpus_chunks(vocabulary, text, context, max_chunks).map_err(RunError::from)?;
+    if chunks.is_empty() {
+        return Err(TextError::TooShort(context));
+    }
+    let llama = crate::engines::engine(BackendKind::LlamaCpp).map_err(|m| {
+        RunError::Backend(BackendError::Unsupported {
+            engine: "llama.cpp",
+            what: m,
+        })
+    })?;
+    let mut candidate_session = engine.load(model_path, candidate).map_err(RunError::from)?;
+    let mut reference_session = llama
+        .load(reference_path, reference)
+        .map_err(RunError::from)?;
+    let positions = compare(
+        reference_session.as_mut(),
+        candidate_session.as_mut(),
+        &chunks,
+    )
+    .map_err(|e| match e {
+        CompareError::Backend(b) => TextError::Run(RunError::Backend(b)),
+        CompareError::Quality(q) => TextError::Quality(q),
+    })?;
+    let summary = quality::summarize(&positions).ok_or(TextError::NothingScored)?;
+    Ok((summary, chunks.len() as u32))
+}
+
+/// The text tokenized once by the reference vocabulary and cut as llama-perplexity cuts it.
+/// As llama-perplexity does: the whole text with BOS first (when the model adds one), then
+/// every chunk's first token replaced by BOS.
+pub fn corpus_chunks(
+    vocabulary: &dyn Vocabulary,
+    text: &str,
+    context: u32,
+    max_chunks: usize,
+) -> Result<Vec<Vec<TokenId>>, BackendError> {
+    let tokens = vocabulary.tokenize(text, true)?;
     // A model that adds BOS puts it first in an empty text.
     let bos = vocabulary.tokenize("", true)?.first().copied();
-    Ok(quality::chunks(&tokens, q.context as usize, bos, max_chunks))
+    Ok(quality::chunks(&tokens, context as usize, bos, max_chunks))
 }
 
 /// Why a comparison stopped.

@@ -5,24 +5,36 @@
 
 use edgebench::backend::{KvType, LoadOptions, Pinned, Session};
 use edgebench::core::quality::{self, QualitySummary};
-use edgebench::execute::quality::{compare, reference_options};
+use edgebench::execute::quality::{compare, corpus_chunks, reference_options};
 
 use crate::common;
 
 /// The corpus's first `n` chunks of `context` tokens, as the quality pass cuts them.
-fn chunks(path: &std::path::Path, context: usize, n: usize) -> Vec<Vec<i32>> {
+fn chunks(path: &std::path::Path, context: u32, n: usize) -> Vec<Vec<i32>> {
     let vocabulary =
         edgebench::engines::reference_vocabulary_for(path, None).expect("vocabulary loads");
-    let text = std::fs::read_to_string(edgebench::paths::root().join("datasets/quality_corpus.txt"))
-        .expect("the corpus ships with the project");
-    let tokens = vocabulary.tokenize(&text, false).expect("tokenizes");
+    let text =
+        std::fs::read_to_string(edgebench::paths::root().join("datasets/quality_corpus.txt"))
+            .expect("the corpus ships with the project");
+    let all = corpus_chunks(vocabulary.as_ref(), &text, context, usize::MAX).expect("tokenizes");
     assert!(
-        tokens.len() >= 8_000,
-        "the corpus must hold at least 8k tokens (issue #35); it holds {}",
-        tokens.len()
+        all.len() * context as usize >= 8_000,
+        "the corpus must hold at least 8k tokens (issue #35); it holds {} chunks of {context}",
+        all.len()
     );
-    let bos = vocabulary.tokenize("", true).expect("tokenizes").first().copied();
-    quality::chunks(&tokens, context, bos, n)
+    all.into_iter().take(n).collect()
+}
+
+#[test]
+fn the_corpus_holds_at_least_8k_tokens_for_every_real_model() {
+    for &(id, quant) in common::REAL_MODELS {
+        let Some(path) = common::model(id, quant) else {
+            continue;
+        };
+        let chunks = chunks(&path, 512, usize::MAX);
+        eprintln!("{id}: {} whole chunks of 512 tokens", chunks.len());
+        assert!(chunks.len() >= 16, "{id}: {} chunks", chunks.len());
+    }
 }
 
 fn options(type_k: KvType, type_v: KvType, flash_attention: bool) -> LoadOptions {
@@ -93,9 +105,7 @@ fn kv_cache_variants_order_by_divergence_from_the_f16_cache_on_smollm2() {
     // What the pass stores for an `f16-fa` case (its reference is the engine default, no flash
     // attention): printed for the methodology, not asserted.
     let fa = {
-        let mut plain = llama
-            .load(&path, &reference_options(&base))
-            .expect("loads");
+        let mut plain = llama.load(&path, &reference_options(&base)).expect("loads");
         let mut fa = llama.load(&path, &base).expect("loads");
         measure(plain.as_mut(), fa.as_mut(), &chunks)
     };
@@ -118,7 +128,11 @@ fn kv_cache_variants_order_by_divergence_from_the_f16_cache_on_smollm2() {
             s.reference_ppl
         );
     }
-    assert_eq!(same.tokens, 2 * 255, "two chunks, the second half of each scored");
+    assert_eq!(
+        same.tokens,
+        2 * 255,
+        "two chunks, the second half of each scored"
+    );
     assert_eq!(
         same.mean_kld, 0.0,
         "the same configuration twice is deterministic on the CPU"
@@ -175,19 +189,74 @@ fn candle_against_llama_cpp_is_measured_as_kld_on_smollm2() {
     assert!(s.same_top1 >= 0.9, "same top-1 {}", s.same_top1);
 }
 
-backend_test!(a_reset_sequence_reads_a_text_as_a_fresh_context_does, |backend| {
+backend_test!(
+    a_reset_sequence_reads_a_text_as_a_fresh_context_does,
+    |backend| {
+        let Some(path) = common::model("smollm2-135m", "Q4_1") else {
+            return;
+        };
+        let chunks = chunks(&path, 128, 2);
+        let mut fresh = backend.load(&path, &defaults()).expect("loads");
+        let mut used = backend.load(&path, &defaults()).expect("loads");
+        // The used session reads another text first; teacher forcing resets the sequence before
+        // the measured text, so nothing of the first may leak into the second.
+        used.teacher_forced(0, &chunks[1], 0, &mut |_, _| Ok(()))
+            .expect("reads");
+        let s = measure(fresh.as_mut(), used.as_mut(), &chunks[..1]);
+        eprintln!(
+            "pollution: n {} mean KLD {:e}, max {:e}",
+            s.tokens, s.mean_kld, s.max_kld
+        );
+        assert!(s.max_kld < 1e-6, "KV pollution: max KLD {}", s.max_kld);
+        assert_eq!(s.same_top1, 1.0);
+    }
+);
+
+#[test]
+fn quantized_copies_load_and_rank_by_divergence_from_their_f16_dequantization() {
     let Some(path) = common::model("smollm2-135m", "Q4_1") else {
         return;
     };
-    let chunks = chunks(&path, 128, 2);
-    let mut fresh = backend.load(&path, &defaults()).expect("loads");
-    let mut used = backend.load(&path, &defaults()).expect("loads");
-    // The used session reads another text first; teacher forcing resets the sequence before
-    // the measured text, so nothing of the first may leak into the second.
-    used.teacher_forced(0, &chunks[1], 0, &mut |_, _| Ok(()))
-        .expect("reads");
-    let s = measure(fresh.as_mut(), used.as_mut(), &chunks[..1]);
-    eprintln!("pollution: n {} mean KLD {:e}, max {:e}", s.tokens, s.mean_kld, s.max_kld);
-    assert!(s.max_kld < 1e-6, "KV pollution: max KLD {}", s.max_kld);
-    assert_eq!(s.same_top1, 1.0);
-});
+    let dir = tempfile::tempdir().expect("temp dir");
+    let f16 = dir.path().join("smollm2-F16.gguf");
+    edgebench::engines::quantize(&path, &f16, "F16", 2).expect("dequantizes to F16");
+    let mut copies = Vec::new();
+    for to in ["Q8_0", "Q4_0"] {
+        let out = dir.path().join(format!("smollm2-{to}.gguf"));
+        edgebench::engines::quantize(&f16, &out, to, 2).expect("quantizes");
+        copies.push(out);
+    }
+    let size = |p: &std::path::Path| std::fs::metadata(p).expect("written").len();
+    assert!(size(&f16) > size(&copies[0]) && size(&copies[0]) > size(&copies[1]));
+    // A bad type names the choices; a missing file names itself.
+    let err = edgebench::engines::quantize(&f16, &dir.path().join("x.gguf"), "Q9", 2)
+        .expect_err("unknown type")
+        .to_string();
+    assert!(
+        err.contains("unknown type `Q9`") && err.contains("Q4_K_M"),
+        "{err}"
+    );
+    let err = edgebench::engines::quantize(&dir.path().join("none.gguf"), &f16, "Q8_0", 2)
+        .expect_err("missing input")
+        .to_string();
+    assert!(err.contains("none.gguf"), "{err}");
+
+    let llama = common::engine(edgebench::backend::BackendKind::LlamaCpp);
+    let chunks = chunks(&path, 512, 1);
+    let mut reference = llama.load(&f16, &defaults()).expect("the F16 copy loads");
+    let mut measured = Vec::new();
+    for copy in &copies {
+        let mut candidate = llama.load(copy, &defaults()).expect("the copy loads");
+        measured.push(measure(reference.as_mut(), candidate.as_mut(), &chunks));
+    }
+    eprintln!(
+        "vs F16: Q8_0 mean KLD {:.5}, Q4_0 {:.5}",
+        measured[0].mean_kld, measured[1].mean_kld
+    );
+    assert!(
+        measured[0].mean_kld < measured[1].mean_kld
+            && measured[0].same_top1 > measured[1].same_top1,
+        "Q8_0 stays closer to F16 than Q4_0: {:?}",
+        measured
+    );
+}

@@ -304,6 +304,24 @@ pub enum AnchorCommand {
         #[arg(long)]
         bin: Option<PathBuf>,
     },
+    /// edgebench's quality measure against llama.cpp's own: llama-perplexity
+    /// --kl-divergence-base / --kl-divergence and `edgebench quality` on the same files,
+    /// corpus, chunks and threads, for f16, q8_0 and q4_0 caches; prints both mean KLDs and
+    /// same-top-1 (goal: within 5% and 0.5 points). Builds llama-perplexity from the same
+    /// pinned sdist as llama-bench when no --bin is given.
+    LlamaPerplexity {
+        /// Registry ids of the models
+        #[arg(long, value_delimiter = ',', default_value = "smollm2-135m")]
+        models: Vec<String>,
+        /// A llama-perplexity binary to use instead of building one
+        #[arg(long)]
+        bin: Option<PathBuf>,
+        /// Chunks of 512 tokens (the corpus holds 20)
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+        chunks: u32,
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+        threads: u32,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -343,6 +361,23 @@ pub enum ModelsCommand {
         /// Where to write the copy (default: models/twins/of/<file name>)
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Write a copy of FILE at another weight type through llama.cpp's own quantizer
+    /// (`llama_model_quantize`): first an F16 dequantization of FILE (kept, the reference),
+    /// then the type asked for from it; prints the copy's KLD against the F16 file over
+    /// datasets/quality_corpus.txt
+    Quantize {
+        /// The GGUF to start from (e.g. a registry model's file)
+        file: PathBuf,
+        /// Weight type: F16, BF16, Q8_0, Q6_K, Q5_K_M, Q5_0, Q4_K_M, Q4_K_S, Q4_1, Q4_0, Q3_K_M, Q2_K
+        #[arg(long)]
+        to: String,
+        /// Where to write the copy (default: models/quantized/<file stem>-<TYPE>.gguf)
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Chunks of 512 tokens the KLD is measured over (0: do not measure)
+        #[arg(long, default_value_t = 4)]
+        chunks: u32,
     },
     /// Show every registry model and whether its files are present
     List,

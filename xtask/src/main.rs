@@ -1,6 +1,7 @@
 //! Project automation: `cargo xtask <command>`. See `cargo xtask help`.
 
 mod anchor;
+mod anchor_perplexity;
 mod anchor_server;
 mod calibrate;
 mod cli;
@@ -70,6 +71,14 @@ fn main() -> Result<()> {
             cli::AnchorCommand::LlamaServer { models, bin } => {
                 anchor_server::llama_server(&root, &models, bin.as_deref())
             }
+            cli::AnchorCommand::LlamaPerplexity {
+                models,
+                bin,
+                chunks,
+                threads,
+            } => {
+                anchor_perplexity::llama_perplexity(&root, &models, bin.as_deref(), chunks, threads)
+            }
         },
         C::Fidelity { rounds, engines } => fidelity::fidelity(&root, rounds, &engines),
         C::Replicate {
@@ -99,6 +108,12 @@ fn main() -> Result<()> {
                     twins::twins(&root).map(|_| ())
                 }
             }
+            cli::ModelsCommand::Quantize {
+                file,
+                to,
+                out,
+                chunks,
+            } => models::quantize(&root, &file, &to, out, chunks),
             cli::ModelsCommand::TwinOf { file, out } => {
                 let dest = out.unwrap_or_else(|| {
                     models_dir(&root)
@@ -150,6 +165,18 @@ pub(crate) use edgebench_settings::{database, models_dir};
 
 pub(crate) fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Runs `cmd` and returns its stdout (stderr passes through).
+pub(crate) fn run_capture(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed with {}", out.status);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 pub(crate) fn run(cmd: &mut Command) -> Result<()> {
@@ -310,6 +337,17 @@ pub(crate) fn containing_any(filters: &[String]) -> String {
         .map(|f| format!("*{f}*"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// The `edgebench` binary (built now, as the test build builds it): the commands that need
+/// llama.cpp (`quantize`, `quality`) run through it, since xtask never links it.
+pub(crate) fn edgebench_binary(root: &Path) -> Result<PathBuf> {
+    run(
+        Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .current_dir(root)
+            .args(["build", "--quiet", "--bin", "edgebench"]),
+    )?;
+    Ok(test_build_binary(root, "edgebench"))
 }
 
 /// A binary of the root package as `cargo test` builds it for the integration tests.

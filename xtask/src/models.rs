@@ -207,3 +207,77 @@ pub fn list(root: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// `cargo xtask models quantize`: FILE → F16 (the reference, kept beside the copy) → `to`,
+/// both through llama.cpp's own quantizer in the `edgebench` binary; then the copy's KLD
+/// against the F16 file, printed.
+pub fn quantize(
+    root: &Path,
+    file: &Path,
+    to: &str,
+    out: Option<PathBuf>,
+    chunks: u32,
+) -> Result<()> {
+    if !file.is_file() {
+        anyhow::bail!("{}: no such file", file.display());
+    }
+    let edgebench = crate::edgebench_binary(root)?;
+    let dir = crate::models_dir(root).join("quantized");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let stem = file
+        .file_stem()
+        .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
+    let f16 = dir.join(format!("{stem}-F16.gguf"));
+    let to = to.to_ascii_uppercase();
+    let dest = out.unwrap_or_else(|| dir.join(format!("{stem}-{to}.gguf")));
+    let convert = |from: &Path, into: &Path, ty: &str| -> Result<()> {
+        crate::run(
+            std::process::Command::new(&edgebench)
+                .arg("quantize")
+                .arg(from)
+                .arg(into)
+                .args(["--to", ty]),
+        )?;
+        println!(
+            "wrote {} ({}, {:.1} MB, sha256 {})",
+            into.display(),
+            ty,
+            std::fs::metadata(into).map_or(0, |m| m.len()) as f64 / 1e6,
+            sha256_file(into)?
+        );
+        Ok(())
+    };
+    convert(file, &f16, "F16")?;
+    if to == "F16" {
+        if dest != f16 {
+            std::fs::copy(&f16, &dest).with_context(|| format!("writing {}", dest.display()))?;
+        }
+        return Ok(());
+    }
+    convert(&f16, &dest, &to)?;
+    if chunks > 0 {
+        let json = crate::run_capture(
+            std::process::Command::new(&edgebench)
+                .arg("quality")
+                .arg("--model-file")
+                .arg(&dest)
+                .arg("--reference-file")
+                .arg(&f16)
+                .arg("--corpus")
+                .arg(root.join("datasets/quality_corpus.txt"))
+                .args(["--chunks", &chunks.to_string()]),
+        )?;
+        let v: serde_json::Value = serde_json::from_str(json.trim())
+            .with_context(|| format!("edgebench quality printed {json:?}"))?;
+        println!(
+            "{to} against F16 over {} positions of datasets/quality_corpus.txt: mean KLD {:.5} ± {:.5}, p99 {:.4}, same top-1 {:.1}%, Δ ln PPL {:+.4}",
+            v["tokens"],
+            v["mean_kld"].as_f64().unwrap_or(f64::NAN),
+            v["kld_stderr"].as_f64().unwrap_or(f64::NAN),
+            v["p99_kld"].as_f64().unwrap_or(f64::NAN),
+            100.0 * v["same_top1"].as_f64().unwrap_or(f64::NAN),
+            v["delta_log_ppl"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
+    Ok(())
+}

@@ -32,7 +32,9 @@ pub struct PositionQuality {
 /// Why two positions can't be compared.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QualityError {
-    #[error("the reference has {reference} logits and the candidate {candidate}: not the same vocabulary")]
+    #[error(
+        "the reference has {reference} logits and the candidate {candidate}: not the same vocabulary"
+    )]
     VocabularyMismatch { reference: usize, candidate: usize },
     #[error("token {token} is outside the {size}-entry vocabulary")]
     TokenOutOfRange { token: usize, size: usize },
@@ -143,7 +145,10 @@ pub fn summarize(positions: &[PositionQuality]) -> Option<QualitySummary> {
         tokens: n,
         mean_kld: spread.mean,
         kld_stderr: stderr,
-        kld_ci95: ((spread.mean - z * stderr).max(0.0), spread.mean + z * stderr),
+        kld_ci95: (
+            (spread.mean - z * stderr).max(0.0),
+            spread.mean + z * stderr,
+        ),
         median_kld: stats::percentile_sorted(&sorted, 50.0),
         p99_kld: stats::percentile_sorted(&sorted, 99.0),
         max_kld: sorted[n - 1],
@@ -165,7 +170,12 @@ pub fn q8_level(mean_kld: f64) -> bool {
 /// partial last chunk is dropped), at most `max_chunks` of them, each starting with `bos`
 /// in place of its first token when the model adds one.
 #[must_use]
-pub fn chunks<T: Copy>(tokens: &[T], context: usize, bos: Option<T>, max_chunks: usize) -> Vec<Vec<T>> {
+pub fn chunks<T: Copy>(
+    tokens: &[T],
+    context: usize,
+    bos: Option<T>,
+    max_chunks: usize,
+) -> Vec<Vec<T>> {
     if context < 2 {
         return Vec::new();
     }
@@ -218,7 +228,10 @@ mod tests {
         let q0 = 1.0 / (1.0 + 1f64.exp());
         let expected = 0.5 * (0.5 / q0).ln() + 0.5 * (0.5 / (1.0 - q0)).ln();
         assert!((p.kld - expected).abs() < 1e-9, "{} vs {expected}", p.kld);
-        assert!(!p.same_top1, "ties go to the first token; the candidate prefers the second");
+        assert!(
+            !p.same_top1,
+            "ties go to the first token; the candidate prefers the second"
+        );
         assert!((p.reference_nll - 2f64.ln()).abs() < 1e-9);
         assert!((p.candidate_nll - (-q0.ln())).abs() < 1e-6);
     }

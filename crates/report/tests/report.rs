@@ -280,7 +280,11 @@ fn sections_hold_what_the_database_holds() {
         .filter(|r| !r.group.contains("twin"))
         .expect("a real model's kv row");
     assert_eq!(real.mean_kld.text, "0.0042 (above q8_0-level)");
-    assert!(real.mean_kld.detail.contains("4080 positions"), "{:?}", real.mean_kld);
+    assert!(
+        real.mean_kld.detail.contains("4080 positions"),
+        "{:?}",
+        real.mean_kld
+    );
     assert_eq!(real.same_top1.text, "94.5%");
     assert!(!real.prefill.text.is_empty() && real.prefill.text != "—");
     assert!(

@@ -288,10 +288,12 @@ pub(crate) fn newest_quality<'a>(runs: &[&'a Run]) -> Option<&'a RunQuality> {
 /// Mean KLD (with its band) and same-top-1 of a variant's newest quality pass.
 pub(crate) fn quality_cells(runs: &[&Run], twin: bool) -> (Cell, Cell) {
     if twin {
-        let na = || Cell {
+        let na = || {
+            Cell {
             text: "n/a (random weights)".into(),
             detail: "a synthetic twin's distributions mean nothing: quality is measured on real files only".into(),
             ..Cell::default()
+        }
         };
         return (na(), na());
     }
@@ -332,7 +334,9 @@ pub(crate) fn quality_cells(runs: &[&Run], twin: bool) -> (Cell, Cell) {
             text: format!("{:.1}%", 100.0 * q.same_top1),
             spread: format!("±{:.1}", 196.0 * q.same_top1_stderr),
             provenance: Provenance::Measured,
-            detail: format!("share of positions whose most likely token is the reference's, {source}"),
+            detail: format!(
+                "share of positions whose most likely token is the reference's, {source}"
+            ),
         },
     )
 }
