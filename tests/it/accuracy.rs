@@ -41,7 +41,8 @@ fn score(catalog: &Catalog, case: &Case, db: &std::path::Path) -> Option<Accurac
     let model_path = match readiness(case, &catalog.registry, &models_dir) {
         Readiness::Ready { model_path } => model_path,
         Readiness::Skip(reason) | Readiness::Invalid(reason) => {
-            common::model(&case.model, &case.quant)?;
+            // A missing model fails with how to fetch it; any other refusal with its reason.
+            common::model(&case.model, &case.quant);
             panic!("{}: {reason}", case.name)
         }
     };

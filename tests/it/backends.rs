@@ -51,7 +51,7 @@ fn the_preflight_ignores_what_cannot_run_here_and_says_why() {
     let registry = catalog::load_registry(&root).expect("registry");
     let models_dir = edgebench::paths::models_dir(&root);
     let (id, quant) = ("smollm2-135m", "Q4_1");
-    let Some(_) = model(id, quant) else { return };
+    model(id, quant);
     let case = |backend: &str, extra: &str| {
         let text = format!("{}{extra}", scenario_text(id, quant, backend));
         Scenario::parse("inline.toml", &text, &registry)
@@ -105,7 +105,7 @@ backend_test!(
         let registry = catalog::load_registry(&root).expect("registry");
         let name = backend.kind().as_str();
         for &(id, quant) in REAL_MODELS {
-            let Some(_) = model(id, quant) else { continue };
+            model(id, quant);
             let dir = tempfile::tempdir().expect("tempdir");
             let db = dir.path().join("results.sqlite");
             let scenario =
@@ -234,9 +234,7 @@ backend_test!(
     greedy_decoding_is_deterministic_across_resets_and_reloads,
     |backend| {
         for &(id, quant) in REAL_MODELS {
-            let Some(path) = model(id, quant) else {
-                continue;
-            };
+            let path = model(id, quant);
             let options = LoadOptions {
                 context: 256,
                 ..LoadOptions::default()
@@ -267,9 +265,7 @@ backend_test!(
 );
 
 backend_test!(parallel_sequences_keep_separate_caches, |backend| {
-    let Some(path) = model("smollm2-135m", "Q4_1") else {
-        return;
-    };
+    let path = model("smollm2-135m", "Q4_1");
     let options = LoadOptions {
         context: 256,
         max_sequences: 2,
@@ -357,9 +353,7 @@ backend_test!(missing_model_is_a_clear_error, |backend| {
 });
 
 backend_test!(truncated_model_is_an_error_naming_the_file, |backend| {
-    let Some(path) = model("smollm2-135m", "Q4_1") else {
-        return;
-    };
+    let path = model("smollm2-135m", "Q4_1");
     let dir = tempfile::tempdir().expect("tempdir");
     let cut = dir.path().join("truncated.gguf");
     let bytes = std::fs::read(&path).expect("read");
@@ -375,9 +369,7 @@ backend_test!(truncated_model_is_an_error_naming_the_file, |backend| {
 #[test]
 fn llama_cpp_refuses_quantized_v_without_flash_attention() {
     let engine = common::engine(BackendKind::LlamaCpp);
-    let Some(path) = model("smollm2-135m", "Q4_1") else {
-        return;
-    };
+    let path = model("smollm2-135m", "Q4_1");
     let options = LoadOptions {
         type_v: KvType::Q8_0,
         flash_attention: false,
@@ -394,9 +386,7 @@ fn llama_cpp_refuses_quantized_v_without_flash_attention() {
 #[test]
 fn candle_refuses_settings_it_cannot_honour_and_accepts_engine_defaults() {
     let engine = common::engine(BackendKind::Candle);
-    let Some(path) = model("smollm2-135m", "Q4_1") else {
-        return;
-    };
+    let path = model("smollm2-135m", "Q4_1");
     let defaults = LoadOptions::default();
     assert_eq!(
         engine.refuses(&path, &defaults),
@@ -465,9 +455,7 @@ fn candle_refuses_settings_it_cannot_honour_and_accepts_engine_defaults() {
 fn candle_gemma3_agrees_with_llama_cpp_past_the_sliding_window() {
     // candle-transformers' quantized_gemma3 drops the 512-token window on decode steps; ours
     // must keep agreeing with llama.cpp once the positions pass it.
-    let Some(path) = model("gemma3-270m", "Q4_K_M") else {
-        return;
-    };
+    let path = model("gemma3-270m", "Q4_K_M");
     let root = edgebench::paths::root();
     let doc =
         edgebench::prompt_set::load(&root.join("datasets/long_context.jsonl")).expect("dataset");
@@ -517,9 +505,7 @@ backend_test!(
         // The seed article's cache-pollution bug: a request's output must not depend on what the
         // session served before it or beside it.
         for &(id, quant) in REAL_MODELS {
-            let Some(path) = model(id, quant) else {
-                continue;
-            };
+            let path = model(id, quant);
             let vocab = reference_vocabulary(&path).expect("vocabulary");
             let a = vocab
                 .tokenize("Write a Python function that reverses a string.", true)
@@ -563,9 +549,7 @@ backend_test!(
         // Through the serving loop: 4 slots serving 4 requests at once (one batched prefill, then
         // batched decode steps) against 1 slot serving them one after another.
         for &(id, quant) in REAL_MODELS {
-            let Some(path) = model(id, quant) else {
-                continue;
-            };
+            let path = model(id, quant);
             let vocab = reference_vocabulary(&path).expect("vocabulary");
             let work: Vec<WorkItem> = [
                 "Write a Python function that reverses a string.",

@@ -51,9 +51,10 @@ pub fn test_database() -> PathBuf {
     )
 }
 
-/// Path of a real model, or `None` (after saying why) when it is absent and not required.
-/// `cargo xtask test` sets EDGEBENCH_REQUIRE_MODELS=1, so in CI a missing model fails.
-pub fn model(id: &str, quant: &str) -> Option<PathBuf> {
+/// Path of a model file the test needs. A missing one fails the test with the command that
+/// fetches it: a test that passes without running proves nothing (`cargo xtask test` fetches
+/// the small models and writes the twins before it runs the tests).
+pub fn model(id: &str, quant: &str) -> PathBuf {
     let root = edgebench::paths::root();
     let registry = catalog::load_registry(&root).expect("models.toml parses");
     let file = registry
@@ -61,19 +62,12 @@ pub fn model(id: &str, quant: &str) -> Option<PathBuf> {
         .and_then(|m| m.file(quant))
         .expect("model in registry");
     let path = edgebench::paths::models_dir(&root).join(&file.path);
-    if path.is_file() {
-        return Some(path);
-    }
     assert!(
-        std::env::var("EDGEBENCH_REQUIRE_MODELS").is_err(),
-        "{} is missing; run `cargo xtask models fetch`",
+        path.is_file(),
+        "{} is missing: run `cargo xtask models fetch` (real models) or `cargo xtask models twins` (twins), or `cargo xtask test`, which does both",
         path.display()
     );
-    eprintln!(
-        "skipping: {} is missing; run `cargo xtask models fetch`",
-        path.display()
-    );
-    None
+    path
 }
 
 /// Greedy tokens for `prompt` on sequence 0 after a reset: the first from prefill, then decode steps.

@@ -16,9 +16,7 @@ const CASE: &str = "code_generation::phi-4-mini-twin16::Q4_0::llama_cpp::c1";
 
 #[test]
 fn an_aborting_case_fails_alone_and_is_stored_as_aborted() {
-    if common::model("phi-4-mini-twin16", "Q4_0").is_none() {
-        return;
-    }
+    common::model("phi-4-mini-twin16", "Q4_0");
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("results.sqlite");
     let fault = format!("abort:{CASE}");
@@ -68,9 +66,7 @@ fn an_aborting_case_fails_alone_and_is_stored_as_aborted() {
 fn a_failing_case_reports_its_error_and_an_unknown_case_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("results.sqlite");
-    if common::model("phi-4-mini-twin16", "Q4_0").is_none() {
-        return;
-    }
+    common::model("phi-4-mini-twin16", "Q4_0");
     let mut unknown = request(CASE, "unknown-case-run", &db);
     unknown.case_name = "no_such::case".into();
     let err = run_in_child(&child(&unknown, &[])).expect_err("unknown case");
@@ -82,9 +78,7 @@ fn a_failing_case_reports_its_error_and_an_unknown_case_is_named() {
 
 #[test]
 fn a_truncated_model_file_fails_its_case_with_the_offset_on_both_engines() {
-    let Some(original) = common::model("mimo-7b-twin16", "Q4_0") else {
-        return;
-    };
+    let original = common::model("mimo-7b-twin16", "Q4_0");
     let models = tempfile::tempdir().expect("tempdir");
     let bytes = std::fs::read(&original).expect("read");
     let twin_dir = models.path().join("twins");
@@ -126,9 +120,7 @@ fn count_runs(db: &Path, run_id: &str, status: &str) -> i64 {
 
 #[test]
 fn a_locked_results_database_keeps_the_run_in_the_fallback_file_and_ingest_brings_it_back() {
-    if common::model("phi-4-mini-twin16", "Q4_0").is_none() {
-        return;
-    }
+    common::model("phi-4-mini-twin16", "Q4_0");
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("shared.sqlite");
     let fallback = dir.path().join("fallback.sqlite");
@@ -209,9 +201,7 @@ fn a_locked_results_database_keeps_the_run_in_the_fallback_file_and_ingest_bring
 #[test]
 fn a_read_only_results_database_is_named_and_the_run_lands_in_the_fallback_file() {
     use std::os::unix::fs::PermissionsExt;
-    if common::model("phi-4-mini-twin16", "Q4_0").is_none() {
-        return;
-    }
+    common::model("phi-4-mini-twin16", "Q4_0");
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
     let db = dir.path().join("shared.sqlite");

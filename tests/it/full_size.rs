@@ -184,9 +184,7 @@ backend_test!(
         let vocab_doc = edgebench::prompt_set::load(&root.join("datasets/long_context.jsonl"))
             .expect("documents");
         for (id, quant) in [("mimo-7b-twin16", "Q4_0"), ("phi-4-mini-twin16", "Q4_0")] {
-            let Some(path) = common::model(id, quant) else {
-                continue;
-            };
+            let path = common::model(id, quant);
             let vocabulary = reference_vocabulary(&path).expect("vocabulary");
             let text: String = vocab_doc.iter().take(2).map(|p| p.turns.concat()).collect();
             let all = vocabulary.tokenize(&text, true).expect("tokens");

@@ -210,9 +210,7 @@ fn nightly(
 
 #[test]
 fn nightly_catches_a_real_decode_slowdown_from_history_and_passes_unchanged_nights() {
-    if common::model("mimo-7b-twin16", "Q4_0").is_none() {
-        return;
-    }
+    common::model("mimo-7b-twin16", "Q4_0");
     let xtask = xtask();
     let dir = tempfile::tempdir().expect("tempdir");
     let shared = dir.path().join("shared.sqlite");

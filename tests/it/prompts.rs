@@ -87,9 +87,7 @@ fn answers_of(
 
 #[test]
 fn smollm2_answers_every_shipped_prompt_through_its_chat_template() {
-    let Some(path) = model("smollm2-135m", "Q4_1") else {
-        return;
-    };
+    let path = model("smollm2-135m", "Q4_1");
     // The template is the model's own: llama.cpp renders SmolLM2's as ChatML.
     let vocab = reference_vocabulary(&path).expect("vocabulary");
     let rendered = vocab
@@ -182,9 +180,7 @@ fn chat_on_a_model_without_a_template_fails_its_case_with_the_reason() {
 
 #[test]
 fn gemma_without_a_template_in_its_file_is_prompted_with_the_one_models_toml_names() {
-    let Some(path) = model("gemma3-270m", "Q4_K_M") else {
-        return;
-    };
+    let path = model("gemma3-270m", "Q4_K_M");
     // The file itself carries none...
     let plain = reference_vocabulary(&path).expect("vocabulary");
     let hello = [edgebench::backend::ChatMessage {
@@ -225,9 +221,7 @@ fn gemma_without_a_template_in_its_file_is_prompted_with_the_one_models_toml_nam
 /// the reason and the two ways out, not llama.cpp's bare `ffi error -1`.
 #[test]
 fn an_unrenderable_chat_template_names_the_file_the_reason_and_the_way_out() {
-    let Some(real) = model("smollm2-135m", "Q4_1") else {
-        return;
-    };
+    let real = model("smollm2-135m", "Q4_1");
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("broken-template.gguf");
     let mut bytes = std::fs::read(&real).expect("read");

@@ -28,9 +28,7 @@ fn chunks(path: &std::path::Path, context: u32, n: usize) -> Vec<Vec<i32>> {
 #[test]
 fn the_corpus_holds_at_least_8k_tokens_for_every_real_model() {
     for &(id, quant) in common::REAL_MODELS {
-        let Some(path) = common::model(id, quant) else {
-            continue;
-        };
+        let path = common::model(id, quant);
         let chunks = chunks(&path, 512, usize::MAX);
         eprintln!("{id}: {} whole chunks of 512 tokens", chunks.len());
         assert!(chunks.len() >= 16, "{id}: {} chunks", chunks.len());
@@ -73,9 +71,7 @@ fn measure(
 
 #[test]
 fn kv_cache_variants_order_by_divergence_from_the_f16_cache_on_smollm2() {
-    let Some(path) = common::model("smollm2-135m", "Q4_1") else {
-        return;
-    };
+    let path = common::model("smollm2-135m", "Q4_1");
     let llama = common::engine(edgebench::backend::BackendKind::LlamaCpp);
     let chunks = chunks(&path, 512, 2);
     // A quantized V cache needs flash attention: every variant is measured against the f16
@@ -161,9 +157,7 @@ fn kv_cache_variants_order_by_divergence_from_the_f16_cache_on_smollm2() {
 
 #[test]
 fn candle_against_llama_cpp_is_measured_as_kld_on_smollm2() {
-    let Some(path) = common::model("smollm2-135m", "Q4_1") else {
-        return;
-    };
+    let path = common::model("smollm2-135m", "Q4_1");
     let llama = common::engine(edgebench::backend::BackendKind::LlamaCpp);
     let candle = common::engine(edgebench::backend::BackendKind::Candle);
     // One short chunk: candle steps each scored position on its own.
@@ -192,9 +186,7 @@ fn candle_against_llama_cpp_is_measured_as_kld_on_smollm2() {
 backend_test!(
     a_reset_sequence_reads_a_text_as_a_fresh_context_does,
     |backend| {
-        let Some(path) = common::model("smollm2-135m", "Q4_1") else {
-            return;
-        };
+        let path = common::model("smollm2-135m", "Q4_1");
         let chunks = chunks(&path, 128, 2);
         let mut fresh = backend.load(&path, &defaults()).expect("loads");
         let mut used = backend.load(&path, &defaults()).expect("loads");
@@ -214,9 +206,7 @@ backend_test!(
 
 #[test]
 fn quantized_copies_load_and_rank_by_divergence_from_their_f16_dequantization() {
-    let Some(path) = common::model("smollm2-135m", "Q4_1") else {
-        return;
-    };
+    let path = common::model("smollm2-135m", "Q4_1");
     let dir = tempfile::tempdir().expect("temp dir");
     let f16 = dir.path().join("smollm2-F16.gguf");
     edgebench::engines::quantize(&path, &f16, "F16", 2).expect("dequantizes to F16");

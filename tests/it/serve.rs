@@ -11,7 +11,7 @@ use edgebench::core::scenario::{Api, Endpoint, EndpointTarget, ServerFaults};
 use edgebench::serve::launch::{LaunchSpec, Launched};
 use edgebench_http::{Event, HttpError, Prompt, Remote, Request};
 
-fn smollm2() -> Option<PathBuf> {
+fn smollm2() -> PathBuf {
     crate::common::model("smollm2-135m", "Q4_1")
 }
 
@@ -121,7 +121,7 @@ fn run_inline_case(
 /// and the declared profile, and the report names it.
 #[test]
 fn a_server_at_a_url_is_the_runs_device() {
-    let Some(model) = smollm2() else { return };
+    let model = smollm2();
     let server = launch(model, ServerFaults::default());
     let scenario = http_scenario(
         "http_phone",
@@ -218,7 +218,7 @@ fn launch(model: PathBuf, faults: ServerFaults) -> Launched {
 
 #[test]
 fn streams_and_whole_answers_carry_usage_and_the_models_list_names_the_model() {
-    let Some(model) = smollm2() else { return };
+    let model = smollm2();
     let server = launch(model, ServerFaults::default());
     let remote = Remote::new(&server.base_url, &endpoint(10_000)).expect("client");
     for api in [Api::Completion, Api::Chat] {
@@ -249,7 +249,7 @@ fn streams_and_whole_answers_carry_usage_and_the_models_list_names_the_model() {
 
 #[test]
 fn every_fault_is_a_typed_error_and_the_client_survives_it() {
-    let Some(model) = smollm2() else { return };
+    let model = smollm2();
     // Connection refused: a port that was free a moment ago.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -337,7 +337,7 @@ fn every_fault_is_a_typed_error_and_the_client_survives_it() {
 
 #[test]
 fn sixty_four_concurrent_streams_are_each_answered_or_refused_with_a_status() {
-    let Some(model) = smollm2() else { return };
+    let model = smollm2();
     // Every request waits 500 ms before it reaches the scheduler, so the 64 arrive there as
     // one burst (their connections spread over far less than a request's generation time),
     // whatever the machine's speed: 4 slots + 24 queued hold 28, the rest must be refused.
@@ -437,7 +437,7 @@ fn sixty_four_concurrent_streams_are_each_answered_or_refused_with_a_status() {
 /// `cargo xtask test`) drives the server: completions and chat, streamed and not.
 #[test]
 fn the_official_openai_client_parses_every_answer() {
-    let Some(model) = smollm2() else { return };
+    let model = smollm2();
     let python = edgebench::paths::root().join("target/openai-venv/bin/python");
     if !python.is_file() {
         assert!(
@@ -507,9 +507,7 @@ print(json.dumps(out))
 /// the report rendered from that database.
 #[test]
 fn the_api_key_is_never_stored_printed_or_reported() {
-    if smollm2().is_none() {
-        return;
-    }
+    smollm2();
     const KEY: &str = "sk-edgebench-test-9f2c1e7d5b3a";
     let scenario = &http_scenario(
         "http_key",
@@ -567,9 +565,8 @@ fn the_api_key_is_never_stored_printed_or_reported() {
 /// error. The report shows both runs beside the seed's claims.
 #[test]
 fn the_hybrid_scenario_records_every_request_and_the_report_shows_it() {
-    if smollm2().is_none() || crate::common::model("gemma3-270m", "Q4_K_M").is_none() {
-        return;
-    }
+    smollm2();
+    crate::common::model("gemma3-270m", "Q4_K_M");
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("results.sqlite");
     let measure = edgebench::plan::Mode::default();
@@ -680,7 +677,7 @@ fn the_hybrid_scenario_records_every_request_and_the_report_shows_it() {
 /// then the server is gone and a new request is refused.
 #[test]
 fn shutdown_lets_a_stream_in_flight_finish() {
-    let Some(model) = smollm2() else { return };
+    let model = smollm2();
     let mut server = launch(model, ServerFaults::default());
     let remote = Remote::new(&server.base_url, &endpoint(30_000)).expect("client");
     let mut stream = remote.start(request(Api::Completion, 48));
@@ -720,9 +717,7 @@ fn shutdown_lets_a_stream_in_flight_finish() {
 /// from the cloud with the crash as the reason, as the harness does.
 #[test]
 fn a_crash_on_the_device_falls_back_to_the_cloud() {
-    if smollm2().is_none() {
-        return;
-    }
+    smollm2();
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("results.sqlite");
     let case = "hybrid::smollm2-135m::Q4_1::hybrid::c1";

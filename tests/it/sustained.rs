@@ -14,9 +14,7 @@ const CASE: &str = "sustained_decode::mimo-7b-twin16::Q4_0::llama_cpp::c1";
 
 #[test]
 fn an_injected_throttle_is_found_after_it_began_and_the_series_is_stored() {
-    if common::model("mimo-7b-twin16", "Q4_0").is_none() {
-        return;
-    }
+    common::model("mimo-7b-twin16", "Q4_0");
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("results.sqlite");
     let request = smoke_request(CASE, "sustained-run", &db);
@@ -85,9 +83,7 @@ fn an_injected_throttle_is_found_after_it_began_and_the_series_is_stored() {
 
 #[test]
 fn a_goodput_sweep_serves_its_rates_and_stores_them() {
-    if common::model("mimo-7b-twin16", "Q4_0").is_none() {
-        return;
-    }
+    common::model("mimo-7b-twin16", "Q4_0");
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("results.sqlite");
     let case = "goodput::mimo-7b-twin16::Q4_0::llama_cpp::c4";

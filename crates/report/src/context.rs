@@ -86,6 +86,9 @@ pub struct OverviewSection {
     pub winner_rule: String,
     /// Why the table is empty, when it is (e.g. the full-size twins did not run).
     pub note: String,
+    /// The fastest measured KV-cache variant with a quality pass: its speed and memory gain
+    /// and what it costs in KLD (empty when none ran).
+    pub kv_quality: String,
 }
 
 /// Published measurements of real models on real devices beside the projection fitted on the
@@ -203,6 +206,8 @@ pub struct ConcurrencyRow {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct KvSection {
+    /// One sentence on the fastest variant with a quality pass (the overview repeats it).
+    pub fastest_quality: String,
     pub measured: Vec<KvMeasuredRow>,
     /// Decode speed change against mean KLD, one point per variant with a quality pass.
     pub quality_svg: String,

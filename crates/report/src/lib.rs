@@ -234,6 +234,7 @@ pub fn build_context(
         }
     };
     let (roi, roi_best) = sections::roi(&current, &inputs.roi, &inputs.registry);
+    let kv = sections::kv(&current, &inputs.registry);
     Ok(ReportContext {
         format: REPORT_CONTEXT_VERSION,
         generated_at: generated_at.into(),
@@ -247,14 +248,15 @@ pub fn build_context(
                 .map_or(String::new(), |d| format!(" on devices matching `{d}`"))
         ),
         measured_runs: current.len(),
-        overview: sections::overview(&current, &inputs.registry, &inputs.claims),
+        overview: sections::overview(&current, &inputs.registry, &inputs.claims)
+            .with_kv_quality(&kv),
         small_models: sections::small_models(&current, &inputs.registry, &inputs.claims),
         projection_checks: sections::projection_checks(&inputs.claims),
         seed_tables: sections::seed_tables(&inputs.claims, &inputs.registry, &current, roi_best),
         fidelity: sections::fidelity(&current, &inputs.registry),
         categories: sections::categories(&current, &inputs.registry),
         concurrency: sections::concurrency(&current),
-        kv: sections::kv(&current, &inputs.registry),
+        kv,
         backends: sections::backends(&current, &dataset.parity),
         runs: sections::runs(&shown, &dataset.devices),
         sustained: sections::sustained(&current),

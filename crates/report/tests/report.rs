@@ -288,6 +288,12 @@ fn sections_hold_what_the_database_holds() {
     assert_eq!(real.same_top1.text, "94.5%");
     assert!(!real.prefill.text.is_empty() && real.prefill.text != "—");
     assert!(
+        ctx.overview.kv_quality.contains("mean KLD of 0.0042")
+            && ctx.overview.kv_quality.contains("gemma3"),
+        "the overview names the fastest variant's quality cost: {}",
+        ctx.overview.kv_quality
+    );
+    assert!(
         ctx.kv.quality_svg.contains("<svg"),
         "the speed-against-KLD plot is drawn"
     );

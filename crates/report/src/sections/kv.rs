@@ -31,6 +31,8 @@ pub fn kv(runs: &[&Run], registry: &Registry) -> KvSection {
     }
     let mut measured_rows = Vec::new();
     let mut quality_points: Vec<(String, f64, f64)> = Vec::new();
+    // (decode ratio, sentence) of the fastest variant with a quality pass.
+    let mut fastest: Option<(f64, String)> = None;
     let mut projected = Vec::new();
     let mut projected_seen = BTreeSet::new();
     for (group, rs) in groups {
@@ -90,6 +92,35 @@ pub fn kv(runs: &[&Run], registry: &Registry) -> KvSection {
                     q.mean_kld,
                     100.0 * (r.ratio - 1.0),
                 ));
+                if fastest.as_ref().is_none_or(|(best, _)| r.ratio > *best) {
+                    let memory = match (
+                        base_runs.iter().find_map(|r| r.kv_cache_bytes),
+                        var_runs.iter().find_map(|r| r.kv_cache_bytes),
+                    ) {
+                        (Some(a), Some(b)) if a > 0 => {
+                            format!(", KV memory {}", pct(b as f64 / a as f64))
+                        }
+                        _ => String::new(),
+                    };
+                    fastest = Some((
+                        r.ratio,
+                        format!(
+                            "Fastest KV-cache variant with a quality pass: {variant} on {group}: decode {} (n={} vs n={}){memory}, at a mean KLD of {:.4} ({}) and {:.1}% same top-1 against {} over {} positions.",
+                            pct(r.ratio),
+                            r.baseline.n,
+                            r.variant.n,
+                            q.mean_kld,
+                            if quality::q8_level(q.mean_kld) {
+                                "q8_0-level"
+                            } else {
+                                "above the q8_0-level band"
+                            },
+                            100.0 * q.same_top1,
+                            q.reference,
+                            q.tokens
+                        ),
+                    ));
+                }
             }
             measured_rows.push(KvMeasuredRow {
                 prefill: ratio_cell(
@@ -221,6 +252,7 @@ pub fn kv(runs: &[&Run], registry: &Registry) -> KvSection {
         }
     }
     KvSection {
+        fastest_quality: fastest.map(|f| f.1).unwrap_or_default(),
         quality_svg: crate::plots::scatter(
             "Decode speed change against output quality (mean KLD vs the f16 cache)",
             "mean KLD (nats)",

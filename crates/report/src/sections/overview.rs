@@ -266,6 +266,18 @@ pub fn overview(runs: &[&Run], registry: &Registry, claims: &ClaimsFile) -> Over
         columns: columns.into_iter().map(|(_, c)| c).collect(),
         winner_rule: "The winner compares MiMo with Phi-4 of the same origin only (full-size twins with full-size twins, real files with real files), on medians; a twin's number is never a real model's. Full-size twins have the real architectures, dimensions and vocabularies with random weights: their speed and memory are the real models', their text is not, so they are never scored for accuracy.".into(),
         note,
+        kv_quality: String::new(),
+    }
+}
+
+impl OverviewSection {
+    /// The overview with the KV section's sentence on its fastest variant's quality cost.
+    #[must_use]
+    pub fn with_kv_quality(self, kv: &KvSection) -> Self {
+        Self {
+            kv_quality: kv.fastest_quality.clone(),
+            ..self
+        }
     }
 }
 
@@ -281,6 +293,7 @@ pub fn small_models(runs: &[&Run], registry: &Registry, claims: &ClaimsFile) -> 
         },
         columns: columns.into_iter().map(|(_, c)| c).collect(),
         winner_rule: "Like for like: each column pools the same single-stream llama.cpp cases (same prompt categories, threads and KV baseline) of a real model file; no winner is named between models of different sizes.".into(),
+        kv_quality: String::new(),
     }
 }
 
