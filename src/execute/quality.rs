@@ -24,6 +24,8 @@ pub struct QualityRun {
     pub summary: QualitySummary,
     /// What the candidate was compared with, e.g. `llama_cpp f16/f16`.
     pub reference: String,
+    /// The quant whose file was the reference (weight quantizations).
+    pub reference_quant: Option<String>,
     /// The text's path as the scenario names it, and the sha256 of its bytes.
     pub corpus: String,
     pub corpus_sha256: String,
@@ -79,10 +81,12 @@ pub fn run(
     if entry.accuracy_refusal().is_some() {
         return Ok(None);
     }
-    // The reference configuration itself (the KV baseline): its logits are the reference's,
-    // bit for bit (llama.cpp on the CPU is deterministic, tests/it/quality.rs checks it), so
-    // the pass would only spend a minute measuring zero.
-    if case.backend == BackendKind::LlamaCpp && is_reference(candidate) {
+    // The reference configuration itself (the KV baseline, or the reference quant's file):
+    // its logits are the reference's, bit for bit (llama.cpp on the CPU is deterministic,
+    // tests/it/quality.rs checks it), so the pass would only spend a minute measuring zero.
+    let same_file = q.reference_quant.as_ref().is_none_or(|r| *r == case.quant);
+    let same_cache = q.reference_quant.is_some() || is_reference(candidate);
+    if case.backend == BackendKind::LlamaCpp && same_file && same_cache {
         return Ok(None);
     }
     let start = Instant::now();
@@ -110,10 +114,14 @@ pub fn run(
     Ok(Some(QualityRun {
         summary,
         reference: format!(
-            "llama_cpp {}/{}",
+            "llama_cpp {}{}/{}",
+            q.reference_quant
+                .as_ref()
+                .map_or(String::new(), |quant| format!("{quant} file, cache ")),
             reference.type_k.as_str(),
             reference.type_v.as_str()
         ),
+        reference_quant: q.reference_quant.clone(),
         corpus: q.corpus.clone(),
         corpus_sha256: edgebench_core::sha256_hex(text.as_bytes()),
         context: q.context,

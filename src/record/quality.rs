@@ -13,6 +13,7 @@ pub(super) fn row(q: &QualityRun) -> QualityRow {
         json: serde_json::json!({
             "format": QUALITY_FORMAT,
             "reference": q.reference,
+            "reference_quant": q.reference_quant,
             "corpus": q.corpus,
             "corpus_sha256": q.corpus_sha256,
             "context": q.context,

@@ -95,7 +95,10 @@ fn main() -> Result<()> {
         ),
         C::Setup => setup::ensure_build_tools(),
         C::Models { which } => match which {
-            cli::ModelsCommand::Fetch => models::fetch_all(&root).map(|_| ()),
+            cli::ModelsCommand::Fetch => {
+                models::fetch_all(&root)?;
+                models::write_quantized(&root, &edgebench_binary(&root)?)
+            }
             cli::ModelsCommand::Twins {
                 full_size,
                 delete_full_size,
@@ -286,6 +289,7 @@ fn bench(root: &Path, all: bool, filters: &[String]) -> Result<()> {
         }
     }
     build_announced(root)?;
+    models::write_quantized(root, &test_build_binary(root, "edgebench"))?;
     let mut cmd = cargo();
     cmd.current_dir(root)
         .args(["test", "--test", "scenarios"])
@@ -414,6 +418,10 @@ fn test(root: &Path, all: bool, extra: &[String]) -> Result<()> {
     models::fetch_all(root)?;
     twins::twins(root)?;
     setup::ensure_openai_client(root)?;
+    // The harness first (it builds the `edgebench` binary), so the requantized files exist
+    // before any test needs them.
+    build_announced(root)?;
+    models::write_quantized(root, &test_build_binary(root, "edgebench"))?;
     // Tests write their runs to a scratch database, never to the user's results.
     let db = root.join("target/test-results/edgebench.sqlite");
     let mut cmd = cargo();

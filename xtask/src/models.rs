@@ -281,3 +281,58 @@ pub fn quantize(
     }
     Ok(())
 }
+
+/// Writes every registry file that is `quantized_from` another (missing ones only) with the
+/// `edgebench` binary at `edgebench`: through the entry's F16 file when it lists one (written
+/// first), else straight from the source.
+pub fn write_quantized(root: &Path, edgebench: &Path) -> Result<()> {
+    let registry = registry(root)?;
+    let dir = crate::models_dir(root);
+    for model in registry.models() {
+        // The F16 file first: the others are written from it.
+        let mut files: Vec<&ModelFile> = model
+            .files
+            .iter()
+            .filter(|f| f.quantized_from.is_some())
+            .collect();
+        files.sort_by_key(|f| f.quant != "F16");
+        for file in files {
+            let Some(from) = &file.quantized_from else {
+                continue;
+            };
+            let dest = dir.join(&file.path);
+            if dest.is_file() {
+                continue;
+            }
+            let source = registry
+                .get(&from.model)
+                .and_then(|m| m.file(&from.quant))
+                .map(|f| dir.join(&f.path))
+                .with_context(|| format!("{}: quantized_from names no file", model.id))?;
+            let input = match model.file("F16") {
+                Some(f16) if file.quant != "F16" => dir.join(&f16.path),
+                _ => source,
+            };
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            crate::run(
+                Command::new(edgebench)
+                    .arg("quantize")
+                    .arg(&input)
+                    .arg(&dest)
+                    .args(["--to", &file.quant]),
+            )
+            .with_context(|| format!("writing {} for model `{}`", dest.display(), model.id))?;
+            eprintln!(
+                "{}: wrote {} ({}) from {} with llama.cpp's quantizer",
+                model.id,
+                dest.display(),
+                file.quant,
+                input.display()
+            );
+        }
+    }
+    Ok(())
+}

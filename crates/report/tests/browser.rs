@@ -73,6 +73,7 @@ fn the_report_renders_in_headless_chromium() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("results.sqlite");
     common::write_fixture(&db);
+    common::write_quantization(&db);
     let out: PathBuf = dir.path().join("report");
     let written =
         write_report(&db, &out, &common::inputs(), &Selection::default(), "t").expect("report");
@@ -95,6 +96,7 @@ fn the_report_renders_in_headless_chromium() {
         "category-table",
         "kv-table",
         "kv-projected-table",
+        "quantization-table",
         "backend-table",
         "parity-table",
         "claims-table",

@@ -1171,3 +1171,25 @@ fn the_two_run_baseline_is_the_previous_nights_run_not_another_process_of_the_sa
         r.baseline
     );
 }
+
+#[test]
+fn weight_quantizations_sit_beside_their_reference_file_with_size_speed_and_kld() {
+    let (_dir, db) = fixture();
+    common::write_quantization(&db);
+    let dataset = data::load(&db).expect("load");
+    let ctx = build_context(&dataset, &common::inputs(), &Selection::default(), "x", "t")
+        .expect("context");
+    let rows = &ctx.quantization.rows;
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    let q8 = &rows[0];
+    assert_eq!(q8.quant, "F16 → Q8_0");
+    assert!(q8.file_size.text.contains("-47%"), "{:?}", q8.file_size);
+    assert!(
+        q8.tokens_per_s.text.starts_with('+'),
+        "{:?}",
+        q8.tokens_per_s
+    );
+    assert_eq!(q8.mean_kld.text, "0.0050 (above q8_0-level)");
+    assert!(q8.mean_kld.detail.contains("F16 file"), "{:?}", q8.mean_kld);
+    assert_eq!(q8.same_top1.text, "95.0%");
+}

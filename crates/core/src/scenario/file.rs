@@ -276,6 +276,10 @@ pub struct QualityFile {
     /// At most this many chunks (default: every whole chunk of the text; smoke runs score one).
     #[schemars(with = "Option<u32>")]
     pub chunks: Option<Spanned<u32>>,
+    /// Compare weight quantizations: the reference is the same model's file of this quant
+    /// (e.g. "F16"), with the case's own cache, instead of the case's file with an f16 cache.
+    #[schemars(with = "Option<String>")]
+    pub reference_quant: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

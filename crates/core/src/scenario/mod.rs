@@ -255,6 +255,9 @@ pub struct Quality {
     pub context: u32,
     /// At most this many chunks; `None`: every whole chunk.
     pub chunks: Option<u32>,
+    /// The quant whose file is the reference (weight quantizations); `None`: the case's own
+    /// file with an f16 cache (KV-cache variants).
+    pub reference_quant: Option<String>,
 }
 
 /// Waiting for the device to cool before a case.

@@ -432,6 +432,12 @@ fn broken_scenarios_name_file_line_and_key() {
             "key `quality.context`: must be 16 to the scenario's context (1024)",
         ),
         (
+            "a quality reference no model has",
+            format!("{BASE}[quality]\ncorpus = \"c.txt\"\nreference_quant = \"F99\"\n"),
+            "scenarios/demo.toml:16:19",
+            "model `small-a` has no `F99` file to compare against",
+        ),
+        (
             "quality beside a sustained run",
             format!("{BASE}[sustained]\nseconds = 5\n[quality]\ncorpus = \"c.txt\"\n"),
             "scenarios/demo.toml:16:1",
@@ -707,6 +713,7 @@ fn a_quality_table_validates_defaults_and_round_trips() {
             corpus: "datasets/quality_corpus.txt".into(),
             context: crate::scenario::QUALITY_DEFAULT_CONTEXT,
             chunks: Some(3),
+            reference_quant: None,
         }
     );
     assert_eq!(

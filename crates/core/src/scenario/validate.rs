@@ -90,7 +90,7 @@ pub(super) fn validate(
     let accuracy = accuracy(cx, &raw)?;
     let sustained = sustained(cx, &raw)?;
     let goodput = goodput(cx, &raw)?;
-    let quality = quality(cx, &raw, context)?;
+    let quality = quality(cx, &raw, context, &models, registry)?;
     let endpoint = super::remote::endpoint(cx, &raw, &backends)?;
     let hybrid = super::remote::hybrid(cx, &raw, &backends)?;
     let prompt_format = prompt_format(cx, &raw)?;

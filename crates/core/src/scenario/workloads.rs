@@ -189,6 +189,8 @@ pub(super) fn quality(
     cx: &Ctx<'_>,
     raw: &ScenarioFile,
     context: u32,
+    models: &[(String, Vec<String>)],
+    registry: &crate::registry::Registry,
 ) -> Result<Option<Quality>, ScenarioError> {
     let Some(table) = &raw.quality else {
         return Ok(None);
@@ -230,9 +232,28 @@ pub(super) fn quality(
         }
         n => n.as_ref().map(|n| *n.get_ref()),
     };
+    if let Some(reference) = &f.reference_quant {
+        for (id, _) in models {
+            if registry
+                .get(id)
+                .and_then(|m| m.file(reference.get_ref()))
+                .is_none()
+            {
+                return Err(cx.at(
+                    "quality.reference_quant",
+                    reference,
+                    format!(
+                        "model `{id}` has no `{}` file to compare against",
+                        reference.get_ref()
+                    ),
+                ));
+            }
+        }
+    }
     Ok(Some(Quality {
         corpus: f.corpus.get_ref().clone(),
         context: chunk,
         chunks,
+        reference_quant: f.reference_quant.as_ref().map(|r| r.get_ref().clone()),
     }))
 }

@@ -254,6 +254,9 @@ impl Scenario {
             if let Some(chunks) = quality.chunks {
                 let _ = writeln!(out, "chunks = {chunks}");
             }
+            if let Some(reference) = &quality.reference_quant {
+                let _ = writeln!(out, "reference_quant = {}", toml_string(reference));
+            }
         }
         if let Some(accuracy) = &self.accuracy {
             let _ = writeln!(out, "\n[accuracy]\nfew_shot = {}", accuracy.few_shot);

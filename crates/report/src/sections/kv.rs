@@ -122,6 +122,11 @@ pub fn kv(runs: &[&Run], registry: &Registry) -> KvSection {
                     ));
                 }
             }
+            let ms_per_token = ratio_cell(
+                &pooled(&base_runs, |s| &s.tpot_ms),
+                &pooled(&var_runs, |s| &s.tpot_ms),
+                "token gaps",
+            );
             measured_rows.push(KvMeasuredRow {
                 prefill: ratio_cell(
                     &pooled(&base_runs, |s| &s.ttft_ms),
@@ -144,18 +149,26 @@ pub fn kv(runs: &[&Run], registry: &Registry) -> KvSection {
                     },
                     v0.case.context
                 ),
-                kv_memory: mem(|r| r.kv_cache_bytes, "KV cache bytes"),
+                kv_memory: {
+                    let mut c = mem(|r| r.kv_cache_bytes, "KV cache bytes");
+                    let rss = mem(|r| r.peak_rss_bytes, "peak RSS");
+                    c.detail = format!("{}; peak RSS {} ({})", c.detail, rss.text, rss.detail);
+                    c
+                },
                 peak_rss: mem(|r| r.peak_rss_bytes, "peak RSS"),
-                ms_per_token: ratio_cell(
-                    &pooled(&base_runs, |s| &s.tpot_ms),
-                    &pooled(&var_runs, |s| &s.tpot_ms),
-                    "token gaps",
-                ),
-                tokens_per_s: ratio_cell(
-                    &pooled(&base_runs, |s| &s.generation_tokens_per_s),
-                    &pooled(&var_runs, |s| &s.generation_tokens_per_s),
-                    "requests",
-                ),
+                tokens_per_s: {
+                    let mut c = ratio_cell(
+                        &pooled(&base_runs, |s| &s.generation_tokens_per_s),
+                        &pooled(&var_runs, |s| &s.generation_tokens_per_s),
+                        "requests",
+                    );
+                    c.detail = format!(
+                        "{}; ms per token {}: {}",
+                        c.detail, ms_per_token.text, ms_per_token.detail
+                    );
+                    c
+                },
+                ms_per_token,
             });
             // The same option at the real model's size.
             let (Some((real_id, arch)), Some(bk), Some(bv), Some(vk), Some(vv)) = (

@@ -585,3 +585,73 @@ pub fn write_full_size_kv(path: &Path) {
         );
     }
 }
+
+/// Adds the `quantization` scenario's runs: SmolLM2's weights at F16 (the reference) and Q8_0,
+/// the Q8_0 run with a quality pass against the F16 file.
+pub fn write_quantization(path: &Path) {
+    let mut store = Store::open(path).expect("open");
+    let device_id = store
+        .connection()
+        .query_row("SELECT id FROM devices LIMIT 1", [], |r| r.get(0))
+        .expect("the fixture's device");
+    let mut rng = Lcg(12);
+    for (quant, size, tokens_per_s) in [("F16", 270_885_952, 20.0), ("Q8_0", 144_811_072, 30.0)] {
+        let m = Model {
+            registry_id: "smollm2-135m-requant",
+            label: "smollm2-135m-requant",
+            origin: "real",
+            quant,
+            tokens_per_s,
+            size,
+        };
+        let model_id = store
+            .upsert_model(&ModelRow {
+                sha256: edgebench_core::sha256_hex(quant.as_bytes()),
+                registry_id: m.registry_id.into(),
+                label: m.label.into(),
+                origin: m.origin.into(),
+                quant: quant.into(),
+                gguf_arch: "llama".into(),
+                size_bytes: size,
+                path: format!("models/quantized/smollm2-{quant}.gguf"),
+            })
+            .expect("model");
+        let spec = Spec {
+            scenario: "quantization",
+            category: "code_generation",
+            backend: "llama_cpp",
+            concurrency: 1,
+            variant: "default",
+            baseline: true,
+            type_kv: "f16",
+            factor: 1.0,
+            roofline_fraction: None,
+        };
+        write_run(
+            &mut store,
+            device_id,
+            &m,
+            model_id,
+            &spec,
+            "inv-quant",
+            4000,
+            &mut rng,
+        );
+    }
+    let quality = serde_json::json!({
+        "format": 1, "reference": "llama_cpp F16 file, cache f16/f16", "reference_quant": "F16",
+        "corpus": "datasets/quality_corpus.txt", "corpus_sha256": "ab12cd34ef56ab12",
+        "context": 512, "chunks": 8, "tokens": 2040, "mean_kld": 0.00497,
+        "kld_stderr": 0.0001, "kld_ci95": [0.00477, 0.00517], "median_kld": 0.0044,
+        "p99_kld": 0.0155, "max_kld": 0.05, "same_top1": 0.95, "same_top1_stderr": 0.005,
+        "delta_log_ppl": 0.0004, "reference_ppl": 83.5, "candidate_ppl": 83.6, "seconds": 20.0,
+    });
+    store
+        .connection()
+        .execute(
+            "UPDATE runs SET quality = ?1, kld_mean = 0.00497, same_top1 = 0.95
+             WHERE case_id IN (SELECT id FROM cases WHERE scenario = 'quantization' AND quant = 'Q8_0')",
+            [quality.to_string()],
+        )
+        .expect("quality stored");
+}

@@ -323,6 +323,8 @@ impl GoodputSweep {
 pub struct RunQuality {
     /// e.g. `llama_cpp f16/f16`.
     pub reference: String,
+    /// The quant whose file was the reference, for a weight quantization.
+    pub reference_quant: Option<String>,
     pub corpus: String,
     pub corpus_sha256: String,
     pub context: u32,
@@ -351,6 +353,7 @@ impl RunQuality {
         let f = |key: &str| v[key].as_f64();
         Some(Self {
             reference: v["reference"].as_str()?.to_owned(),
+            reference_quant: v["reference_quant"].as_str().map(str::to_owned),
             corpus: v["corpus"].as_str()?.to_owned(),
             corpus_sha256: v["corpus_sha256"].as_str()?.to_owned(),
             context: u32::try_from(v["context"].as_u64()?).ok()?,
