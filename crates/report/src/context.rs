@@ -287,6 +287,9 @@ pub struct ParityRow {
     pub teacher_forced: String,
     pub max_top10_diff: String,
     pub max_vocab_diff: String,
+    /// candle against llama.cpp on the same file as a quality pass measures it.
+    pub mean_kld: Cell,
+    pub same_top1: Cell,
 }
 
 /// One row per run that generated or prefilled: its speed, how close its decode came to the

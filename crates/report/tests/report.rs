@@ -371,6 +371,12 @@ fn sections_hold_what_the_database_holds() {
             .any(|r| r.case.contains("gemma3-270m"))
     );
     assert_eq!(ctx.backends.parity[0].teacher_forced, "31/32 (96.9%)");
+    // Beside it, the same engines as a quality pass measures them.
+    assert_eq!(
+        ctx.backends.parity[0].mean_kld.text,
+        "0.0042 (above q8_0-level)"
+    );
+    assert_eq!(ctx.backends.parity[0].same_top1.text, "94.5%");
 }
 
 #[test]

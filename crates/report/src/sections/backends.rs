@@ -34,7 +34,26 @@ pub fn backends(runs: &[&Run], parity: &[crate::data::Parity]) -> BackendSection
         .collect();
     let parity = parity
         .iter()
-        .map(|p| ParityRow {
+        .map(|p| {
+            // The same file's quality pass on candle: the engines' distributions as KLD.
+            let candle_passes: Vec<&Run> = runs
+                .iter()
+                .copied()
+                .filter(|r| {
+                    r.case.backend == BackendKind::Candle
+                        && r.case.quant == p.quant
+                        && r.model.as_ref().is_some_and(|m| m.label == p.model_label)
+                        && r.quality
+                            .as_ref()
+                            .is_some_and(|q| q.reference_quant.is_none())
+                })
+                .collect();
+            let (mean_kld, same_top1) = super::kv::quality_cells(&candle_passes, false);
+            (p, mean_kld, same_top1)
+        })
+        .map(|(p, mean_kld, same_top1)| ParityRow {
+            mean_kld,
+            same_top1,
             model: format!("{} {}", p.model_label, p.quant),
             engines: format!("{} vs {}", p.candidate, p.reference),
             first_token: format!("{}/{}", p.first_token_matches, p.first_token_prompts),

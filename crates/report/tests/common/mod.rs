@@ -263,7 +263,8 @@ fn write_run(
                 goodput: None,
                 // A q8_0 cache's quality pass, stored for every model; the report shows a
                 // twin's as n/a (random weights).
-                quality: (spec.type_kv == "q8_0").then(|| QualityRow {
+                // A candle run's pass is measured against llama.cpp on the same file.
+                quality: (spec.type_kv == "q8_0" || spec.backend == "candle").then(|| QualityRow {
                     json: serde_json::json!({
                         "format": 1, "reference": "llama_cpp f16/f16",
                         "corpus": "datasets/quality_corpus.txt", "corpus_sha256": "ab12cd34ef56ab12",
