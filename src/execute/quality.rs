@@ -100,9 +100,36 @@ pub fn run(
     };
     let engine = crate::engines::engine(case.backend).map_err(|m| case_error(case, m))?;
     let candidate = chunk_options(candidate, q.context);
-    let reference = chunk_options(&reference_options(&candidate), q.context);
-    let (summary, chunks) = measure_text(
-        engine, model_path, &candidate, &reference, vocabulary, &text, q.context, max_chunks,
+    // Weight quantizations: another file of the model, the same cache. KV variants: the same
+    // file, an f16 cache.
+    let (reference_path, reference) = match &q.reference_quant {
+        Some(quant) => {
+            let file = entry.file(quant).ok_or_else(|| {
+                case_error(
+                    case,
+                    format!("[quality] model `{}` has no `{quant}` file", entry.id),
+                )
+            })?;
+            (
+                crate::paths::models_dir(inputs.root).join(&file.path),
+                candidate.clone(),
+            )
+        }
+        None => (
+            model_path.to_path_buf(),
+            chunk_options(&reference_options(&candidate), q.context),
+        ),
+    };
+    let (summary, chunks) = measure_text_between(
+        engine,
+        model_path,
+        &candidate,
+        &reference_path,
+        &reference,
+        vocabulary,
+        &text,
+        q.context,
+        max_chunks,
     )
     .map_err(|e| match e {
         TextError::Run(e) => e,

@@ -250,3 +250,60 @@ fn quantized_copies_load_and_rank_by_divergence_from_their_f16_dequantization() 
         measured
     );
 }
+
+/// Runs `case` in a child in smoke mode (one chunk of the quality pass) into `db`.
+fn run_case(case: &str, run_id: &str, db: &std::path::Path) -> edgebench::store::dataset::Run {
+    let smoke = edgebench::plan::Mode {
+        smoke: true,
+        fixed_stopping: false,
+    };
+    let request = common::case_request(case, run_id, db, smoke);
+    edgebench::isolate::run_in_child(&common::child_case(&request, &[])).expect("the case passes");
+    edgebench::store::dataset::load(db)
+        .expect("load")
+        .runs
+        .into_iter()
+        .find(|r| r.id == run_id)
+        .expect("the run")
+}
+
+#[test]
+fn the_scenarios_store_a_quality_pass_for_a_kv_variant_and_a_weight_type() {
+    common::model("smollm2-135m", "Q4_1");
+    common::model("smollm2-135m-requant", "Q4_0");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("results.sqlite");
+    // A KV variant against the f16 cache of the same file.
+    let kv = run_case(
+        "kv_cache::smollm2-135m::Q4_1::llama_cpp::c1::q4_0-fa",
+        "kv-q4",
+        &db,
+    );
+    let q = kv.quality.expect("a quality pass is stored");
+    assert_eq!(
+        (q.reference.as_str(), q.reference_quant.as_deref()),
+        ("llama_cpp f16/f16", None)
+    );
+    assert_eq!((q.chunks, q.tokens), (1, 255), "smoke: one chunk");
+    assert!(q.mean_kld > 0.01 && q.same_top1 < 1.0, "{q:?}");
+    // A weight type against the F16 file, with the same cache.
+    let weights = run_case(
+        "quantization::smollm2-135m-requant::Q4_0::llama_cpp::c1",
+        "w-q4",
+        &db,
+    );
+    let w = weights.quality.expect("a quality pass is stored");
+    assert_eq!(w.reference_quant.as_deref(), Some("F16"));
+    assert!(w.reference.contains("F16 file"), "{}", w.reference);
+    assert!(
+        w.mean_kld > 0.05,
+        "Q4_0 requantized from Q4_1 drifts far from F16: {w:?}"
+    );
+    // The reference configurations themselves store none (their KLD is 0 by construction).
+    let base = run_case(
+        "quantization::smollm2-135m-requant::F16::llama_cpp::c1",
+        "w-f16",
+        &db,
+    );
+    assert!(base.quality.is_none());
+}
