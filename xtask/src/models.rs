@@ -247,7 +247,13 @@ pub fn quantize(
         );
         Ok(())
     };
-    convert(file, &f16, "F16")?;
+    // The F16 reference is kept: written again only when FILE is newer.
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if modified(&f16).is_none() || modified(&f16) < modified(file) {
+        convert(file, &f16, "F16")?;
+    } else {
+        println!("reference {} (F16) kept: newer than {}", f16.display(), file.display());
+    }
     if to == "F16" {
         if dest != f16 {
             std::fs::copy(&f16, &dest).with_context(|| format!("writing {}", dest.display()))?;
