@@ -92,6 +92,8 @@ pub struct Measured {
     pub host: Option<HostShare>,
     /// The quality pass, when the scenario asked for one (never for a twin).
     pub quality: Option<super::quality::QualityRun>,
+    /// Whether the engine produced what was asked (first tokens consistent, lengths).
+    pub integrity: edgebench_core::integrity::Integrity,
 }
 
 /// Others' share of the machine's CPU time over the measured part
@@ -246,6 +248,13 @@ pub fn measure(
             ),
         }),
     };
+    let integrity = integrity(
+        &served_requests,
+        s.sampling == edgebench_core::scenario::Sampling::Greedy,
+        // A server may stop at its end-of-generation token; in-process engines generate the
+        // requested length.
+        (!prepared.backend.is_remote()).then_some(u64::from(s.generate_tokens)),
+    );
     let kv_bytes_per_token = prepared
         .backend
         .kv_bytes_per_token(&entry.arch, &prepared.options);
@@ -282,7 +291,32 @@ pub fn measure(
         roofline,
         host,
         quality,
+        integrity,
     })
+}
+
+/// TEST06 in spirit (`edgebench_core::integrity`) over every completed turn of every
+/// repetition, warmup included.
+fn integrity(
+    requests: &[ServedRequest],
+    greedy: bool,
+    expected: Option<u64>,
+) -> edgebench_core::integrity::Integrity {
+    let turns: Vec<edgebench_core::integrity::TurnOutput<'_>> = requests
+        .iter()
+        .filter(|r| r.served.outcome == serving::Outcome::Completed)
+        .flat_map(|r| {
+            r.served.turns.iter().enumerate().map(|(turn, t)| {
+                edgebench_core::integrity::TurnOutput {
+                    prompt_id: &r.prompt_id,
+                    turn,
+                    first_token: t.tokens.first().copied(),
+                    generated: t.tokens.len() as u64,
+                }
+            })
+        })
+        .collect();
+    edgebench_core::integrity::check(&turns, greedy, expected)
 }
 
 /// How close the measured decode steps came to the device's memory bandwidth: the bytes they

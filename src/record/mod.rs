@@ -107,6 +107,7 @@ pub fn failed(error: String, estimated_peak_bytes: Option<u64>) -> RunEndRow {
         sustained: None,
         goodput: None,
         quality: None,
+        integrity: None,
         endpoint: None,
         status: RunStatus::Failed,
         ended_at_ms: now_ms(),
@@ -402,6 +403,7 @@ fn passed(session: &SessionFacts, stop_reason: StopReason, metrics: Vec<MetricRo
         sustained: None,
         goodput: None,
         quality: None,
+        integrity: None,
         endpoint: session.remote.as_ref().map(remote_json),
         status: RunStatus::Passed,
         ended_at_ms: now_ms(),
@@ -506,6 +508,7 @@ fn measured(m: Measured, seed: u64) -> Recorded {
         sustained: None,
         goodput: None,
         quality: m.quality.as_ref().map(quality::row),
+        integrity: Some(quality::integrity_row(&m.integrity)),
         engine_counters: counters,
         phase_timings: (!phases.is_empty())
             .then(|| serde_json::to_string(phases).ok())

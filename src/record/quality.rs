@@ -1,4 +1,5 @@
-//! A quality pass as its storage row (`runs.quality`, migration 0014).
+//! A quality pass as its storage row (`runs.quality`, migration 0014), and a run's output
+//! integrity (`runs.integrity`, migration 0015).
 
 use edgebench_store::QualityRow;
 
@@ -36,4 +37,23 @@ pub(super) fn row(q: &QualityRun) -> QualityRow {
         mean_kld: s.mean_kld,
         same_top1: s.same_top1,
     }
+}
+
+/// Version of `runs.integrity`'s JSON.
+pub const INTEGRITY_FORMAT: u32 = 1;
+
+pub(super) fn integrity_row(i: &edgebench_core::integrity::Integrity) -> (String, bool) {
+    (
+        serde_json::json!({
+            "format": INTEGRITY_FORMAT,
+            "turns": i.turns,
+            "greedy": i.greedy,
+            "inconsistent_first_tokens": i.inconsistent_first_tokens,
+            "wrong_counts": i.wrong_counts,
+            "expected_tokens": i.expected_tokens,
+            "verdict": i.verdict(),
+        })
+        .to_string(),
+        i.passed(),
+    )
 }

@@ -252,7 +252,11 @@ pub fn quantize(
     if modified(&f16).is_none() || modified(&f16) < modified(file) {
         convert(file, &f16, "F16")?;
     } else {
-        println!("reference {} (F16) kept: newer than {}", f16.display(), file.display());
+        println!(
+            "reference {} (F16) kept: newer than {}",
+            f16.display(),
+            file.display()
+        );
     }
     if to == "F16" {
         if dest != f16 {

@@ -12,6 +12,7 @@ pub mod glob;
 pub mod goodput;
 pub mod history;
 pub mod hybrid;
+pub mod integrity;
 pub mod measure;
 pub mod mmlu;
 pub mod names;

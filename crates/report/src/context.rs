@@ -322,6 +322,8 @@ pub struct RunRow {
     pub note: String,
     /// The same, a few words per reason (the table shows these; the note is on demand).
     pub note_short: String,
+    /// Output integrity (TEST06 in spirit): `pass`, `fail` or `not checked`.
+    pub integrity: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

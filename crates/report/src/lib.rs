@@ -115,11 +115,11 @@ pub fn contended(r: &Run) -> Option<f64> {
         .filter(|share| edgebench_core::contention::is_contended(*share))
 }
 
-/// A measured run that comparisons may use: not contended. Contended runs are shown (the
-/// every-run table says so) but never compared or judged.
+/// A measured run that comparisons may use: not contended, and its output integrity not
+/// failed. Such runs are shown (the every-run table says why) but never compared or judged.
 #[must_use]
 pub fn comparable(r: &Run) -> bool {
-    measured(r) && contended(r).is_none()
+    measured(r) && contended(r).is_none() && r.integrity.as_deref().is_none_or(|v| v == "pass")
 }
 
 /// The latest measured run of each case (and device) among `runs`.

@@ -590,6 +590,7 @@ fn insert_accuracy_run(db: &std::path::Path, registry_id: &str) {
                 sustained: None,
                 goodput: None,
                 quality: None,
+                integrity: None,
                 endpoint: None,
                 status: RunStatus::Passed,
                 ended_at_ms: 20,
@@ -1198,4 +1199,46 @@ fn weight_quantizations_sit_beside_their_reference_file_with_size_speed_and_kld(
     assert_eq!(q8.mean_kld.text, "0.0050 (above q8_0-level)");
     assert!(q8.mean_kld.detail.contains("F16 file"), "{:?}", q8.mean_kld);
     assert_eq!(q8.same_top1.text, "95.0%");
+}
+
+#[test]
+fn a_run_whose_output_failed_integrity_is_shown_marked_and_never_compared() {
+    let (_dir, db) = fixture();
+    let verdict = "fail: first token differs between repetitions for p1#0";
+    {
+        let store = edgebench_store::Store::open(&db).expect("open");
+        let changed = store
+            .connection()
+            .execute(
+                "UPDATE runs SET integrity = ?1, integrity_passed = 0
+                 WHERE case_id IN (SELECT id FROM cases WHERE name LIKE 'code_generation::gemma3-270m::%::llama_cpp::c1::%')",
+                [serde_json::json!({ "format": 1, "verdict": verdict }).to_string()],
+            )
+            .expect("update");
+        assert!(changed > 0);
+    }
+    let dataset = data::load(&db).expect("load");
+    let failed: Vec<_> = dataset
+        .runs
+        .iter()
+        .filter(|r| r.integrity.as_deref() == Some(verdict))
+        .collect();
+    assert!(!failed.is_empty());
+    assert!(failed.iter().all(|r| !edgebench_report::comparable(r)));
+    let ctx = build_context(&dataset, &common::inputs(), &Selection::default(), "x", "t")
+        .expect("context");
+    let row = ctx
+        .runs
+        .rows
+        .iter()
+        .find(|r| {
+            r.case.starts_with("code_generation::gemma3-270m::") && r.case.contains("llama_cpp")
+        })
+        .expect("the run is still shown");
+    assert_eq!(row.integrity, "fail");
+    assert!(row.note.contains(verdict), "{}", row.note);
+    assert!(
+        ctx.runs.rows.iter().any(|r| r.integrity == "pass"),
+        "the others passed"
+    );
 }

@@ -153,6 +153,8 @@ pub struct RunEndRow {
     pub endpoint: Option<String>,
     /// The quality pass: KLD against a reference configuration (migration 0014).
     pub quality: Option<QualityRow>,
+    /// Output integrity (JSON, migration 0015) and whether it passed.
+    pub integrity: Option<(String, bool)>,
 }
 
 /// Storage row: a quality pass (JSON, migration 0014) and its two headline figures.

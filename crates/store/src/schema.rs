@@ -61,6 +61,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0014_2026-12-07_quality",
         include_str!("../migrations/0014_2026-12-07_quality.sql"),
     ),
+    (
+        "0015_2026-12-07_integrity",
+        include_str!("../migrations/0015_2026-12-07_integrity.sql"),
+    ),
 ];
 
 /// Schema version this build writes.

@@ -227,6 +227,7 @@ pub fn generate(spec: &HistorySpec) -> Vec<GeneratedRun> {
                     sustained: None,
                     goodput: None,
                     quality: None,
+                    integrity: None,
                     endpoint: None,
                     status: RunStatus::Passed,
                     ended_at_ms: started_at_ms + 60_000,

@@ -141,6 +141,7 @@ fn a_run_stores_every_sample_atomically() {
         sustained: None,
         goodput: None,
         quality: None,
+        integrity: None,
         endpoint: None,
         status: RunStatus::Passed,
         ended_at_ms: 2,

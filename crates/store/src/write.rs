@@ -218,7 +218,8 @@ impl Store {
                          prompt_format = ?24, bandwidth_probe_n = ?25, bandwidth_probe_min = ?26,
                          bandwidth_probe_max = ?27, sustained = ?28, throttle_onset_s = ?29,
                          steady_state_ratio = ?30, cooldown = ?31, goodput = ?32, goodput_per_s = ?33,
-                         endpoint = ?34, quality = ?35, kld_mean = ?36, same_top1 = ?37
+                         endpoint = ?34, quality = ?35, kld_mean = ?36, same_top1 = ?37,
+                         integrity = ?38, integrity_passed = ?39
                      WHERE id = ?1",
                     params![
                         run_id,
@@ -257,7 +258,9 @@ impl Store {
                         end.endpoint,
                         end.quality.as_ref().map(|q| q.json.clone()),
                         end.quality.as_ref().map(|q| q.mean_kld),
-                        end.quality.as_ref().map(|q| q.same_top1)
+                        end.quality.as_ref().map(|q| q.same_top1),
+                        end.integrity.as_ref().map(|i| i.0.clone()),
+                        end.integrity.as_ref().map(|i| i.1)
                     ],
                 )
                 .map_err(err("record the end of a run"))?;

@@ -143,6 +143,7 @@ fn night(dir: &Path, name: &str, fingerprint: &str, night: i64, decode_ms: f64) 
                 sustained: None,
                 goodput: None,
                 quality: None,
+                integrity: None,
                 endpoint: None,
                 status: RunStatus::Passed,
                 ended_at_ms: started_at_ms + 1000,

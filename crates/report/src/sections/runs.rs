@@ -137,6 +137,17 @@ fn contended_note(r: &Run) -> String {
     })
 }
 
+/// `integrity: fail: …` when the engine did not produce what was asked (first tokens changed
+/// between repetitions, wrong lengths): the run is shown, never compared.
+fn integrity_note(r: &Run) -> String {
+    match r.integrity.as_deref() {
+        Some(v) if v != "pass" => {
+            format!("integrity: {v}; so it is left out of comparisons and history verdicts")
+        }
+        _ => String::new(),
+    }
+}
+
 /// The coefficient of variation of a run's per-request generation rates, with AIPerf's band
 /// (`stats::cv_band`): how far one request's speed is from the next within the run.
 fn spread_band(rates: &[f64]) -> Cell {
@@ -185,7 +196,12 @@ pub fn runs(runs: &[&Run], devices: &[Device]) -> RunSection {
                         || (String::new(), "the device's one-off probe".to_owned(), String::new()),
                         |(s, text, note)| (format!("probe ±{:.0}%", 50.0 * s), text, note),
                     );
-                    let note = [contended_note(r), probe_note, roofline_note(r, f, cores)]
+                    let note = [
+                        contended_note(r),
+                        integrity_note(r),
+                        probe_note,
+                        roofline_note(r, f, cores),
+                    ]
                         .into_iter()
                         .filter(|n| !n.is_empty())
                         .collect::<Vec<_>>()
@@ -209,10 +225,18 @@ pub fn runs(runs: &[&Run], devices: &[Device]) -> RunSection {
                     } else {
                         "imported: no decode byte count"
                     }),
-                    contended_note(r),
+                    [contended_note(r), integrity_note(r)]
+                        .into_iter()
+                        .filter(|n| !n.is_empty())
+                        .collect::<Vec<_>>()
+                        .join("; "),
                 ),
             };
             let row = RunRow {
+                integrity: r.integrity.as_deref().map_or_else(
+                    || "not checked".to_owned(),
+                    |v| if v == "pass" { "pass".into() } else { "fail".into() },
+                ),
                 case: r.case.name.clone(),
                 model: model.clone(),
                 origin: r.origin.clone(),

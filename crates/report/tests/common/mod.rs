@@ -278,6 +278,10 @@ fn write_run(
                     mean_kld: 0.0042,
                     same_top1: 0.945,
                 }),
+                integrity: Some((
+                    r#"{"format":1,"turns":6,"greedy":true,"inconsistent_first_tokens":[],"wrong_counts":0,"expected_tokens":16,"verdict":"pass"}"#.into(),
+                    true,
+                )),
                 endpoint: None,
                 status: RunStatus::Passed,
                 ended_at_ms: started + 10,

@@ -172,6 +172,7 @@ fn end_row() -> RunEndRow {
         sustained: None,
         goodput: None,
         quality: None,
+        integrity: None,
         endpoint: None,
         status: RunStatus::Passed,
         ended_at_ms: 1_764_633_700_000,

@@ -125,6 +125,10 @@ fn run_from(r: &Cells<'_>) -> Result<Run, SqlError> {
         endpoint: r.opt_text(59)?,
         // Written by this tool; an unreadable pass is treated as absent.
         quality: r.opt_text(60)?.and_then(|json| RunQuality::parse(&json)),
+        integrity: r.opt_text(61)?.and_then(|json| {
+            let v: Value = serde_json::from_str(&json).ok()?;
+            v["verdict"].as_str().map(str::to_owned)
+        }),
         load_ms: r.opt_f64(9)?,
         kv_cache_bytes: r.opt_u64(10)?,
         weights_bytes: r.opt_u64(11)?,
@@ -225,7 +229,7 @@ fn load_runs(db: &mut dyn Sql) -> Result<Vec<Run>, SqlError> {
                 r.bandwidth_bytes_per_s, r.origin, r.phase_timings, r.prompt_format,
                 r.bandwidth_probe_n, r.bandwidth_probe_min, r.bandwidth_probe_max,
                 r.sustained, r.throttle_onset_s, r.steady_state_ratio, r.cooldown,
-                r.goodput, r.goodput_per_s, d.fingerprint, r.endpoint, r.quality
+                r.goodput, r.goodput_per_s, d.fingerprint, r.endpoint, r.quality, r.integrity
          FROM runs r JOIN cases c ON c.id = r.case_id LEFT JOIN models m ON m.id = r.model_id
               JOIN devices d ON d.id = r.device_id",
         |r| {

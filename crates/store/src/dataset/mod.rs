@@ -84,6 +84,9 @@ pub struct Run {
     pub goodput: Option<GoodputSweep>,
     /// The quality pass: KLD against a reference configuration (schema 14).
     pub quality: Option<RunQuality>,
+    /// Output integrity: `pass`, or `fail: ...` with what failed (schema 15); `None`: not
+    /// checked (older runs, accuracy, sustained, goodput and hybrid runs).
+    pub integrity: Option<String>,
     /// JSON: the server of an HTTP run, or a hybrid run's cloud, route and price (schema 13).
     pub endpoint: Option<String>,
     /// `edgebench`, or `imported:<tool>` for runs brought in from another tool's output.

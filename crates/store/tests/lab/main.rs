@@ -113,6 +113,7 @@ fn end(started: i64) -> RunEndRow {
         sustained: None,
         goodput: None,
         quality: None,
+        integrity: None,
         endpoint: None,
         status: RunStatus::Passed,
         ended_at_ms: started + 5,
