@@ -13,7 +13,9 @@ use edgebench_backend::{
 /// milliseconds; `slow-decode:<text>:<fraction>` makes every decode step take 1 ÷ (1 −
 /// fraction) times as long (tokens/s lower by that fraction) by waiting after it, and
 /// `slow-decode:<text>:<fraction>@<seconds>` does so from `seconds` after loading on (a
-/// throttle schedule for the sustained detector).
+/// throttle schedule for the sustained detector); `drift-first-token:<text>:<n>` changes the
+/// first token every prefill after the `n`-th returns (an engine that computed differently in a
+/// later repetition: the integrity check must catch it).
 pub const FAULT_ENV: &str = "EDGEBENCH_INJECT_FAULT";
 
 fn spec() -> Option<String> {
@@ -109,6 +111,64 @@ impl Session for SlowDecode<'_> {
             std::hint::spin_loop();
         }
         Ok(out)
+    }
+    fn reset(&mut self, seq: SeqId) -> Result<(), BackendError> {
+        self.inner.reset(seq)
+    }
+    fn prompt_logits(&mut self, seq: SeqId, prompt: &[TokenId]) -> Result<Vec<f32>, BackendError> {
+        self.inner.prompt_logits(seq, prompt)
+    }
+    fn memory(&self) -> MemoryReport {
+        self.inner.memory()
+    }
+    fn effective(&self) -> Effective {
+        self.inner.effective()
+    }
+    fn counters(&mut self) -> Option<EngineCounters> {
+        self.inner.counters()
+    }
+    fn reset_counters(&mut self) {
+        self.inner.reset_counters();
+    }
+}
+
+/// After how many prefills [`FAULT_ENV`] makes `case_name`'s first tokens drift.
+#[must_use]
+pub fn first_token_drift(case_name: &str) -> Option<u32> {
+    matching_value(&spec()?, "drift-first-token:", case_name)?
+        .parse()
+        .ok()
+}
+
+/// `session` with every first token after the `after`-th prefill shifted by one.
+pub fn drifting<'a>(session: Box<dyn Session + 'a>, after: u32) -> Box<dyn Session + 'a> {
+    eprintln!("edgebench: {FAULT_ENV} changes first tokens after {after} prefills");
+    Box::new(DriftingFirstToken {
+        inner: session,
+        after,
+        prefills: 0,
+    })
+}
+
+struct DriftingFirstToken<'a> {
+    inner: Box<dyn Session + 'a>,
+    after: u32,
+    prefills: u32,
+}
+
+impl Session for DriftingFirstToken<'_> {
+    fn prefill(&mut self, prompts: &[(SeqId, &[TokenId])]) -> Result<Vec<TokenId>, BackendError> {
+        let mut first = self.inner.prefill(prompts)?;
+        self.prefills += 1;
+        if self.prefills > self.after {
+            for t in &mut first {
+                *t = t.wrapping_add(1);
+            }
+        }
+        Ok(first)
+    }
+    fn decode_step(&mut self, inputs: &[(SeqId, TokenId)]) -> Result<Vec<TokenId>, BackendError> {
+        self.inner.decode_step(inputs)
     }
     fn reset(&mut self, seq: SeqId) -> Result<(), BackendError> {
         self.inner.reset(seq)

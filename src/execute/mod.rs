@@ -102,6 +102,9 @@ impl Prepared {
         if let Some(slowdown) = crate::fault::decode_slowdown(&case.name) {
             session = crate::fault::slowed(session, slowdown);
         }
+        if let Some(after) = crate::fault::first_token_drift(&case.name) {
+            session = crate::fault::drifting(session, after);
+        }
         Ok((session, load_ms))
     }
 

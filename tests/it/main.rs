@@ -11,6 +11,7 @@ mod contention;
 mod crash_containment;
 mod differential;
 mod full_size;
+mod integrity;
 mod nightly_slowdown;
 mod parity;
 mod prompts;

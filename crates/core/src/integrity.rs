@@ -22,7 +22,7 @@ pub struct TurnOutput<'a> {
 pub struct Integrity {
     /// Turns checked.
     pub turns: usize,
-    /// Whether first-token consistency was checked (greedy sampling only).
+    /// Whether first-token consistency was checked (greedy sampling, one sequence at a time).
     pub greedy: bool,
     /// `prompt#turn` keys whose first token differed between repetitions.
     pub inconsistent_first_tokens: Vec<String>,

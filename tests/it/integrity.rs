@@ -1,0 +1,47 @@
+//! Output integrity on real runs: a measured SmolLM2 case passes (greedy first tokens the same
+//! in every repetition, every turn of the requested length); the same case with first tokens
+//! that change after the warmup (an injected fault, as an engine computing differently would)
+//! fails, is stored so and is left out of comparisons.
+
+use crate::common;
+
+const CASE: &str = "twin_fidelity_short::smollm2-135m::Q4_1::llama_cpp::c1";
+
+fn run(run_id: &str, env: &[(&str, &str)], db: &std::path::Path) -> edgebench::store::dataset::Run {
+    let measured = edgebench::plan::Mode {
+        smoke: false,
+        fixed_stopping: true,
+    };
+    let request = common::case_request(CASE, run_id, db, measured);
+    edgebench::isolate::run_in_child(&common::child_case(&request, env)).expect("the case passes");
+    edgebench::store::dataset::load(db)
+        .expect("load")
+        .runs
+        .into_iter()
+        .find(|r| r.id == run_id)
+        .expect("the run")
+}
+
+#[test]
+fn a_real_run_passes_integrity_and_a_drifting_engine_fails_it() {
+    common::model("smollm2-135m", "Q4_1");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("results.sqlite");
+    let good = run("good", &[], &db);
+    assert_eq!(good.integrity.as_deref(), Some("pass"));
+    // Comparable unless something else held the cores (a compile beside the tests).
+    assert_eq!(
+        edgebench_report::comparable(&good),
+        edgebench_report::contended(&good).is_none()
+    );
+
+    // Every prefill after the first (the warmup's) returns another first token.
+    let drift = format!("drift-first-token:{CASE}:1");
+    let bad = run("drifting", &[(edgebench::fault::FAULT_ENV, &drift)], &db);
+    let verdict = bad.integrity.clone().expect("checked");
+    assert!(
+        verdict.starts_with("fail: first token differs between repetitions for "),
+        "{verdict}"
+    );
+    assert!(!edgebench_report::comparable(&bad));
+}
