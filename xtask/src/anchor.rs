@@ -48,14 +48,20 @@ fn case_name(model: &str, quant: &str, threads: u32) -> String {
 }
 
 /// Runs the given anchor cases (each `--exact`) through the scenario harness into `db`.
-pub(crate) fn run_cases(root: &Path, db: &Path, cases: &[String]) -> Result<()> {
+pub(crate) fn run_cases(
+    root: &Path,
+    db: &Path,
+    cases: &[String],
+    env: &[(&str, &str)],
+) -> Result<()> {
     for case in cases {
         let mut cmd = crate::cargo();
         cmd.current_dir(root)
             .args(["test", "--quiet", "--test", "scenarios", "--", "--exact"])
             .arg(case)
             .env(edgebench_settings::DB_ENV, db)
-            .env(edgebench_settings::REQUIRE_MODELS_ENV, "1");
+            .env(edgebench_settings::REQUIRE_MODELS_ENV, "1")
+            .envs(env.iter().copied());
         crate::run(&mut cmd)?;
     }
     Ok(())
@@ -96,7 +102,7 @@ pub fn counters(root: &Path, o: &AnchorArgs) -> Result<()> {
             cases.push(case_name(model, &quant, t));
         }
     }
-    run_cases(root, &db, &cases)?;
+    run_cases(root, &db, &cases, &[])?;
     let dataset = data::load(&db)?;
     println!(
         "\nharness tokens/s ÷ llama.cpp counter tokens/s, per measured repetition: median [min, max] (n)\n"
@@ -319,9 +325,9 @@ pub fn llama_bench(
                 // Alternate which tool goes first, so drift over the session hits both alike.
                 if round % 2 == 0 {
                     run_llama_bench(&bin, &path, t, &json)?;
-                    run_cases(root, &db, std::slice::from_ref(&case))?;
+                    run_cases(root, &db, std::slice::from_ref(&case), &[])?;
                 } else {
-                    run_cases(root, &db, std::slice::from_ref(&case))?;
+                    run_cases(root, &db, std::slice::from_ref(&case), &[])?;
                     run_llama_bench(&bin, &path, t, &json)?;
                 }
                 crate::lab::import_llama_bench(

@@ -49,7 +49,7 @@ pub fn fidelity(root: &Path, rounds: u32, engines: &[String]) -> Result<()> {
                     } else {
                         [b.clone(), a.clone()]
                     };
-                    run_cases(root, &db, &order)?;
+                    run_cases(root, &db, &order, &[])?;
                     let dataset = data::load(&db)?;
                     let real_run = latest(&dataset, &a)
                         .with_context(|| format!("no passed run of {a} in {}", db.display()))?;

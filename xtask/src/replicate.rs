@@ -7,24 +7,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use edgebench_core::stats;
+use edgebench_core::stats::{self, replicates};
 use edgebench_report::data;
 
 use crate::anchor::{latest, metric_median, run_cases, spread};
 
 const METRICS: [&str; 2] = ["generation_tokens_per_s", "prefill_tokens_per_s"];
-
-/// Whether every value lies within `tolerance` (a fraction) of the values' median; and the
-/// largest deviation.
-#[must_use]
-pub fn replicates(values: &[f64], tolerance: f64) -> Option<(bool, f64)> {
-    let s = stats::summarize(values)?;
-    let worst = values
-        .iter()
-        .map(|v| (v / s.median - 1.0).abs())
-        .fold(0.0, f64::max);
-    Some((worst <= tolerance, worst))
-}
 
 pub fn replicate(
     root: &Path,
@@ -41,13 +29,24 @@ pub fn replicate(
     crate::twins::twins(root)?;
     crate::build_announced(root)?;
     let db = crate::database(root);
+    // One invocation for every try: the report finds them and shows the verdict.
+    let invocation = format!(
+        "{}{}",
+        stats::REPLICATION_INVOCATION_PREFIX,
+        jiff::Timestamp::now().as_second()
+    );
     let mut medians: Vec<Vec<f64>> = vec![Vec::new(); METRICS.len()];
     for t in 0..tries {
         if t > 0 {
             eprintln!("pausing {} s before try {}", pause.as_secs(), t + 1);
             std::thread::sleep(pause);
         }
-        run_cases(root, &db, &[case.to_owned()])?;
+        run_cases(
+            root,
+            &db,
+            &[case.to_owned()],
+            &[(edgebench_settings::INVOCATION_ENV, invocation.as_str())],
+        )?;
         let dataset = data::load(&db)?;
         let run = latest(&dataset, case)
             .with_context(|| format!("no passed run of {case} in {}", db.display()))?;
@@ -77,20 +76,9 @@ pub fn replicate(
             None => println!("{metric:<26} no values"),
         }
     }
-    println!("\nevery try is stored in {}", db.display());
+    println!(
+        "\nevery try is stored in {} (invocation {invocation}); the report's every-run table shows the verdict",
+        db.display()
+    );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_median_replicates_only_when_every_try_is_within_the_tolerance() {
-        let (ok, worst) = replicates(&[100.0, 102.0, 98.0, 101.0, 99.0], 0.05).expect("values");
-        assert!(ok && worst < 0.021, "{worst}");
-        let (ok, worst) = replicates(&[100.0, 102.0, 91.0, 101.0, 99.0], 0.05).expect("values");
-        assert!(!ok && worst > 0.08, "{worst}");
-        assert!(replicates(&[], 0.05).is_none());
-    }
 }

@@ -464,6 +464,20 @@ mod resampler_tests {
 }
 
 #[cfg(test)]
+mod replication_tests {
+    use super::*;
+
+    #[test]
+    fn a_median_replicates_only_when_every_try_is_within_the_tolerance() {
+        let (ok, worst) = replicates(&[100.0, 102.0, 98.0, 101.0, 99.0], 0.05).expect("values");
+        assert!(ok && worst < 0.021, "{worst}");
+        let (ok, worst) = replicates(&[100.0, 102.0, 91.0, 101.0, 99.0], 0.05).expect("values");
+        assert!(!ok && worst > 0.08, "{worst}");
+        assert!(replicates(&[], 0.05).is_none());
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -751,3 +765,22 @@ mod tests {
         );
     }
 }
+
+/// Whether every value lies within `tolerance` (a fraction) of the values' median (MLPerf
+/// Mobile's replication rule: within 5% in 5 tries), and the largest deviation; `None` for no
+/// values.
+#[must_use]
+pub fn replicates(values: &[f64], tolerance: f64) -> Option<(bool, f64)> {
+    let s = summarize(values)?;
+    let worst = values
+        .iter()
+        .map(|v| (v / s.median - 1.0).abs())
+        .fold(0.0, f64::max);
+    Some((worst <= tolerance, worst))
+}
+
+/// Prefix of the invocation id `cargo xtask replicate` gives all the tries of one replication.
+pub const REPLICATION_INVOCATION_PREFIX: &str = "replicate-";
+
+/// The replication tolerance: MLPerf Mobile's 5%.
+pub const REPLICATION_TOLERANCE: f64 = 0.05;

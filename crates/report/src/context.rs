@@ -324,6 +324,10 @@ pub struct RunRow {
     pub note_short: String,
     /// Output integrity (TEST06 in spirit): `pass`, `fail` or `not checked`.
     pub integrity: String,
+    /// The case's newest `cargo xtask replicate` verdict on this device; empty when none.
+    pub replication: String,
+    /// Its first words: `replicates` or `does not replicate`.
+    pub replication_short: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -259,7 +259,11 @@ pub fn build_context(
         kv,
         quantization: sections::quantizations(&current, &inputs.registry),
         backends: sections::backends(&current, &dataset.parity),
-        runs: sections::runs(&shown, &dataset.devices),
+        runs: sections::runs(
+            &shown,
+            &dataset.devices,
+            &sections::runs::replication_verdicts(&dataset.runs),
+        ),
         sustained: sections::sustained(&current),
         goodput: sections::goodput(&current),
         remote: sections::remote(&current),

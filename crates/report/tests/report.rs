@@ -1242,3 +1242,34 @@ fn a_run_whose_output_failed_integrity_is_shown_marked_and_never_compared() {
         "the others passed"
     );
 }
+
+#[test]
+fn a_replicated_case_shows_whether_its_tries_agree_within_five_percent() {
+    let verdict_of = |factors: &[f64]| {
+        let (_dir, db) = fixture();
+        common::write_replication(&db, "replicate-1700000000", factors);
+        let dataset = data::load(&db).expect("load");
+        let ctx = build_context(&dataset, &common::inputs(), &Selection::default(), "x", "t")
+            .expect("context");
+        ctx.runs
+            .rows
+            .iter()
+            .find(|r| {
+                r.case.starts_with("code_generation::gemma3-270m::")
+                    && r.case.contains("::llama_cpp::")
+            })
+            .expect("the case's row")
+            .replication
+            .clone()
+    };
+    let agree = verdict_of(&[1.0, 1.01, 0.99, 1.0, 1.02]);
+    assert!(agree.starts_with("replicates: 5 tries"), "{agree}");
+    let apart = verdict_of(&[1.0, 1.01, 0.85, 1.0, 1.02]);
+    assert!(apart.starts_with("does not replicate: 5 tries"), "{apart}");
+    // Runs outside a replication carry no verdict.
+    let (_dir, db) = fixture();
+    let dataset = data::load(&db).expect("load");
+    let ctx = build_context(&dataset, &common::inputs(), &Selection::default(), "x", "t")
+        .expect("context");
+    assert!(ctx.runs.rows.iter().all(|r| r.replication.is_empty()));
+}

@@ -168,7 +168,59 @@ fn spread_band(rates: &[f64]) -> Cell {
     }
 }
 
-pub fn runs(runs: &[&Run], devices: &[Device]) -> RunSection {
+/// Per case and device, the newest `cargo xtask replicate` verdict: its tries (one invocation,
+/// separate processes) and whether every try's median generation speed lies within 5% of
+/// their median.
+pub fn replication_verdicts(all: &[Run]) -> BTreeMap<(String, String), String> {
+    // (case, device) → invocation → (its newest start, its tries' medians).
+    let mut tries: BTreeMap<(String, String), BTreeMap<&str, (i64, Vec<f64>)>> = BTreeMap::new();
+    for r in all.iter().filter(|r| {
+        crate::measured(r)
+            && r.invocation
+                .starts_with(stats::REPLICATION_INVOCATION_PREFIX)
+    }) {
+        let Some(m) = r.metrics.get("generation_tokens_per_s") else {
+            continue;
+        };
+        let entry = tries
+            .entry((r.case.name.clone(), r.device_fingerprint.clone()))
+            .or_default()
+            .entry(r.invocation.as_str())
+            .or_insert((r.started_at_ms, Vec::new()));
+        entry.0 = entry.0.max(r.started_at_ms);
+        entry.1.push(m.median);
+    }
+    tries
+        .into_iter()
+        .filter_map(|(key, invocations)| {
+            let (_, medians) = invocations
+                .into_values()
+                .filter(|(_, m)| m.len() >= 2)
+                .max_by_key(|(newest, _)| *newest)?;
+            let (ok, worst) = stats::replicates(&medians, stats::REPLICATION_TOLERANCE)?;
+            Some((
+                key,
+                format!(
+                    "{}: {} tries, largest deviation from their median {:.1}% (tolerance {:.0}%)",
+                    if ok {
+                        "replicates"
+                    } else {
+                        "does not replicate"
+                    },
+                    medians.len(),
+                    100.0 * worst,
+                    100.0 * stats::REPLICATION_TOLERANCE
+                ),
+            ))
+        })
+        .collect()
+}
+
+pub fn runs(
+    runs: &[&Run],
+    devices: &[Device],
+    replication: &BTreeMap<(String, String), String>,
+) -> RunSection {
     let mut rows: Vec<(String, u32, String, String, RunRow)> = runs
         .iter()
         .filter(|r| {
@@ -232,7 +284,17 @@ pub fn runs(runs: &[&Run], devices: &[Device]) -> RunSection {
                         .join("; "),
                 ),
             };
+            let replicated = replication
+                .get(&(r.case.name.clone(), r.device_fingerprint.clone()))
+                .cloned()
+                .unwrap_or_default();
             let row = RunRow {
+                replication_short: replicated
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+                replication: replicated,
                 integrity: r.integrity.as_deref().map_or_else(
                     || "not checked".to_owned(),
                     |v| if v == "pass" { "pass".into() } else { "fail".into() },

@@ -660,3 +660,56 @@ pub fn write_quantization(path: &Path) {
         )
         .expect("quality stored");
 }
+
+/// Adds `cargo xtask replicate`'s tries of gemma3-270m's llama.cpp code-generation case: one
+/// invocation, one run per speed factor.
+pub fn write_replication(path: &Path, invocation: &str, factors: &[f64]) {
+    let mut store = Store::open(path).expect("open");
+    let device_id = store
+        .connection()
+        .query_row("SELECT id FROM devices LIMIT 1", [], |r| r.get(0))
+        .expect("the fixture's device");
+    let m = &MODELS[2];
+    assert_eq!(m.registry_id, "gemma3-270m");
+    let model_id = store
+        .connection()
+        .query_row(
+            "SELECT id FROM models WHERE registry_id = 'gemma3-270m'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the fixture's gemma");
+    let mut rng = Lcg(13);
+    for (k, &factor) in factors.iter().enumerate() {
+        let spec = Spec {
+            scenario: "code_generation",
+            category: "code_generation",
+            backend: "llama_cpp",
+            concurrency: 1,
+            variant: "default",
+            baseline: true,
+            type_kv: "f16",
+            factor,
+            roofline_fraction: None,
+        };
+        write_run(
+            &mut store,
+            device_id,
+            m,
+            model_id,
+            &spec,
+            &format!("{invocation}-try{k}"),
+            5000 + 10 * k as i64,
+            &mut rng,
+        );
+    }
+    // Run ids are derived from the invocation: written apart, then joined in one invocation,
+    // as `cargo xtask replicate` stores its tries.
+    store
+        .connection()
+        .execute(
+            "UPDATE runs SET invocation = ?1 WHERE invocation LIKE ?1 || '-try%'",
+            [invocation],
+        )
+        .expect("one invocation");
+}
