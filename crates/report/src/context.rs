@@ -322,7 +322,7 @@ pub struct RunRow {
     pub note: String,
     /// The same, a few words per reason (the table shows these; the note is on demand).
     pub note_short: String,
-    /// Output integrity (TEST06 in spirit): `pass`, `fail` or `not checked`.
+    /// Output integrity (TEST06 in spirit): `pass`, `fail` or `n/a` (not checked).
     pub integrity: String,
     /// The case's newest `cargo xtask replicate` verdict on this device; empty when none.
     pub replication: String,

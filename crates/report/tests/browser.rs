@@ -225,7 +225,16 @@ document.getElementById("report").addEventListener("load", function () {
     var w = t.getBoundingClientRect().right;
     if (w > widestPx) { widestPx = w; widest = t.id || "(table without id)"; }
   });
-  document.body.setAttribute("data-widest", widest + " ends at " + Math.round(widestPx) + " px");
+  // And the element that reaches furthest right, whatever it is.
+  var far = "", farPx = 0;
+  d.querySelectorAll("body *").forEach(function (e) {
+    var r = e.getBoundingClientRect().right;
+    if (r > farPx) {
+      farPx = r;
+      far = e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.className && e.className.baseVal === undefined ? "." + e.className : "") + " in " + ((e.closest("[id]") || {}).id || "?");
+    }
+  });
+  document.body.setAttribute("data-widest", widest + " ends at " + Math.round(widestPx) + " px; furthest element: " + far + " at " + Math.round(farPx) + " px");
   document.body.setAttribute("data-overview-rows", String(rows.length));
   document.body.setAttribute("data-overview-tallest-row", String(tallest));
   document.body.setAttribute("data-line-height", String(line));

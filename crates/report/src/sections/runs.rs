@@ -296,7 +296,7 @@ pub fn runs(
                     .to_owned(),
                 replication: replicated,
                 integrity: r.integrity.as_deref().map_or_else(
-                    || "not checked".to_owned(),
+                    || "n/a".to_owned(),
                     |v| if v == "pass" { "pass".into() } else { "fail".into() },
                 ),
                 case: r.case.name.clone(),
