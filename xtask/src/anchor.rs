@@ -275,7 +275,9 @@ fn run_llama_bench(bin: &Path, model: &Path, threads: u32, out: &Path) -> Result
     let output = Command::new(bin)
         .arg("-m")
         .arg(model)
-        .args(["-p", "512", "-n", "128", "-r", "5", "-t"])
+        // Depth 0 and 512: the anchor case's prefill starts from an empty cache, its
+        // generation follows its 512-token prompt, so generation is paired with tg128 @ d512.
+        .args(["-p", "512", "-n", "128", "-d", "0,512", "-r", "5", "-t"])
         .arg(threads.to_string())
         // edgebench's default KV: f16 without flash attention.
         .args(["-fa", "off", "-o", "json"])
@@ -341,9 +343,10 @@ pub fn llama_bench(
                 let dataset = data::load(&db)?;
                 let ours = latest(&dataset, &case)
                     .with_context(|| format!("no passed run of {case} in {}", db.display()))?;
+                // Equal depth: prefill from an empty cache, generation after 512 tokens.
                 for (metric, test) in [
                     ("prefill_tokens_per_s", "pp512"),
-                    ("generation_tokens_per_s", "tg128"),
+                    ("generation_tokens_per_s", "tg128@d512"),
                 ] {
                     let theirs = dataset
                         .runs
