@@ -78,6 +78,15 @@ pub fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
+/// Resident set size of this process now, in bytes (Linux `VmRSS`).
+#[must_use]
+pub fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Peak resident set size of this process in bytes (Linux `VmHWM`).
 #[must_use]
 pub fn peak_rss_bytes() -> Option<u64> {

@@ -12,6 +12,7 @@ mod crash_containment;
 mod differential;
 mod full_size;
 mod integrity;
+mod memory_estimate;
 mod nightly_slowdown;
 mod parity;
 mod prompts;

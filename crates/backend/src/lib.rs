@@ -364,6 +364,12 @@ pub trait Backend {
     fn kv_bytes_per_token(&self, arch: &Architecture, options: &LoadOptions) -> f64 {
         kv_bytes_per_token(arch, options.type_k, options.type_v)
     }
+    /// Positions per sequence the engine's KV cache holds at its largest for a session loaded
+    /// with `options` (the memory guard's estimate). The default: the whole context, allocated
+    /// up front as llama.cpp does.
+    fn kv_positions(&self, options: &LoadOptions) -> u32 {
+        options.context
+    }
     /// Bytes of weights this engine keeps resident beyond the file's own pages when it loads
     /// `model` as `options` ask (the memory guard's estimate); may read the file's tensor table.
     /// Default: none.

@@ -329,6 +329,11 @@ impl Backend for Candle {
     /// plain rows): vocab × hidden × 4 bytes beside the quantized weights it read. Measured on
     /// Phi-4-mini's full-size twin (Q4_0): peak RSS 4,707 MiB against 2,133 MiB estimated without
     /// it; the embedding is 2,344 MiB.
+    /// candle's caches grow by concatenation: they hold the positions a sequence reaches.
+    fn kv_positions(&self, options: &LoadOptions) -> u32 {
+        options.positions_needed.min(options.context)
+    }
+
     fn extra_weight_bytes(&self, model: &Path, _options: &LoadOptions) -> u64 {
         let Ok(summary) = edgebench_gguf::validate_file(model) else {
             return 0;
