@@ -46,6 +46,34 @@ pub fn inject_fault_if_asked(case_name: &str) {
     }
 }
 
+/// The `Session` methods a fault wrapper hands to the session it wraps unchanged.
+macro_rules! pass_through {
+    () => {
+        fn reset(&mut self, seq: SeqId) -> Result<(), BackendError> {
+            self.inner.reset(seq)
+        }
+        fn prompt_logits(
+            &mut self,
+            seq: SeqId,
+            prompt: &[TokenId],
+        ) -> Result<Vec<f32>, BackendError> {
+            self.inner.prompt_logits(seq, prompt)
+        }
+        fn memory(&self) -> MemoryReport {
+            self.inner.memory()
+        }
+        fn effective(&self) -> Effective {
+            self.inner.effective()
+        }
+        fn counters(&mut self) -> Option<EngineCounters> {
+            self.inner.counters()
+        }
+        fn reset_counters(&mut self) {
+            self.inner.reset_counters();
+        }
+    };
+}
+
 /// A decode slowdown: tokens/s lower by `fraction`, from `after` on.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Slowdown {
@@ -112,24 +140,7 @@ impl Session for SlowDecode<'_> {
         }
         Ok(out)
     }
-    fn reset(&mut self, seq: SeqId) -> Result<(), BackendError> {
-        self.inner.reset(seq)
-    }
-    fn prompt_logits(&mut self, seq: SeqId, prompt: &[TokenId]) -> Result<Vec<f32>, BackendError> {
-        self.inner.prompt_logits(seq, prompt)
-    }
-    fn memory(&self) -> MemoryReport {
-        self.inner.memory()
-    }
-    fn effective(&self) -> Effective {
-        self.inner.effective()
-    }
-    fn counters(&mut self) -> Option<EngineCounters> {
-        self.inner.counters()
-    }
-    fn reset_counters(&mut self) {
-        self.inner.reset_counters();
-    }
+    pass_through!();
 }
 
 /// After how many prefills [`FAULT_ENV`] makes `case_name`'s first tokens drift.
@@ -170,24 +181,7 @@ impl Session for DriftingFirstToken<'_> {
     fn decode_step(&mut self, inputs: &[(SeqId, TokenId)]) -> Result<Vec<TokenId>, BackendError> {
         self.inner.decode_step(inputs)
     }
-    fn reset(&mut self, seq: SeqId) -> Result<(), BackendError> {
-        self.inner.reset(seq)
-    }
-    fn prompt_logits(&mut self, seq: SeqId, prompt: &[TokenId]) -> Result<Vec<f32>, BackendError> {
-        self.inner.prompt_logits(seq, prompt)
-    }
-    fn memory(&self) -> MemoryReport {
-        self.inner.memory()
-    }
-    fn effective(&self) -> Effective {
-        self.inner.effective()
-    }
-    fn counters(&mut self) -> Option<EngineCounters> {
-        self.inner.counters()
-    }
-    fn reset_counters(&mut self) {
-        self.inner.reset_counters();
-    }
+    pass_through!();
 }
 
 #[cfg(test)]

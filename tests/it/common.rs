@@ -152,3 +152,22 @@ pub fn child_case<'a>(
         env,
     }
 }
+
+/// Runs `case` in an `edgebench-case` child (with `env` set) into `db` as run `run_id`, and
+/// returns the stored run.
+pub fn run_case(
+    case: &str,
+    run_id: &str,
+    db: &std::path::Path,
+    mode: edgebench::plan::Mode,
+    env: &[(&str, &str)],
+) -> edgebench::store::dataset::Run {
+    let request = case_request(case, run_id, db, mode);
+    edgebench::isolate::run_in_child(&child_case(&request, env)).expect("the case passes");
+    edgebench::store::dataset::load(db)
+        .expect("load")
+        .runs
+        .into_iter()
+        .find(|r| r.id == run_id)
+        .expect("the run")
+}

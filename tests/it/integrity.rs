@@ -12,14 +12,7 @@ fn run(run_id: &str, env: &[(&str, &str)], db: &std::path::Path) -> edgebench::s
         smoke: false,
         fixed_stopping: true,
     };
-    let request = common::case_request(CASE, run_id, db, measured);
-    edgebench::isolate::run_in_child(&common::child_case(&request, env)).expect("the case passes");
-    edgebench::store::dataset::load(db)
-        .expect("load")
-        .runs
-        .into_iter()
-        .find(|r| r.id == run_id)
-        .expect("the run")
+    common::run_case(CASE, run_id, db, measured, env)
 }
 
 #[test]

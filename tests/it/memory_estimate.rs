@@ -23,16 +23,7 @@ fn the_memory_estimate_is_within_15_percent_of_peak_rss_on_real_models() {
     };
     let mut misses = Vec::new();
     for (i, case) in CASES.iter().enumerate() {
-        let run_id = format!("memory-{i}");
-        let request = common::case_request(case, &run_id, &db, smoke);
-        edgebench::isolate::run_in_child(&common::child_case(&request, &[]))
-            .expect("the case passes");
-        let dataset = edgebench::store::dataset::load(&db).expect("load");
-        let run = dataset
-            .runs
-            .iter()
-            .find(|r| r.id == run_id)
-            .expect("the run");
+        let run = common::run_case(case, &format!("memory-{i}"), &db, smoke, &[]);
         let error = run
             .memory_estimate_error_pct
             .expect("estimate and peak RSS stored");

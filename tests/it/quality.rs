@@ -257,14 +257,7 @@ fn run_case(case: &str, run_id: &str, db: &std::path::Path) -> edgebench::store:
         smoke: true,
         fixed_stopping: false,
     };
-    let request = common::case_request(case, run_id, db, smoke);
-    edgebench::isolate::run_in_child(&common::child_case(&request, &[])).expect("the case passes");
-    edgebench::store::dataset::load(db)
-        .expect("load")
-        .runs
-        .into_iter()
-        .find(|r| r.id == run_id)
-        .expect("the run")
+    common::run_case(case, run_id, db, smoke, &[])
 }
 
 #[test]

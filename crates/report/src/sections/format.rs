@@ -80,3 +80,27 @@ pub(crate) fn ratio_cell(baseline: &[f64], variant: &[f64], what: &str) -> Cell 
         },
     }
 }
+
+/// `a → b (change)` for two byte counts, measured; `missing` as the reason when either is
+/// absent.
+pub(crate) fn bytes_change_cell(
+    a: Option<u64>,
+    b: Option<u64>,
+    detail: &str,
+    missing: String,
+) -> Cell {
+    match (a, b) {
+        (Some(a), Some(b)) if a > 0 => Cell {
+            text: format!(
+                "{} → {} ({})",
+                bytes(a as f64),
+                bytes(b as f64),
+                pct(b as f64 / a as f64)
+            ),
+            provenance: Provenance::Measured,
+            detail: detail.to_owned(),
+            ..Cell::default()
+        },
+        _ => Cell::none(missing),
+    }
+}

@@ -56,23 +56,12 @@ pub fn kv(runs: &[&Run], registry: &Registry) -> KvSection {
                 .collect();
             let Some(v0) = var_runs.first() else { continue };
             let mem = |get: fn(&Run) -> Option<u64>, what: &str| -> Cell {
-                match (
+                bytes_change_cell(
                     base_runs.iter().find_map(|r| get(r)),
                     var_runs.iter().find_map(|r| get(r)),
-                ) {
-                    (Some(a), Some(b)) if a > 0 => Cell {
-                        text: format!(
-                            "{} → {} ({})",
-                            bytes(a as f64),
-                            bytes(b as f64),
-                            pct(b as f64 / a as f64)
-                        ),
-                        provenance: Provenance::Measured,
-                        detail: format!("{what} of one run each"),
-                        ..Cell::default()
-                    },
-                    _ => Cell::none(format!("{what} not stored")),
-                }
+                    &format!("{what} of one run each"),
+                    format!("{what} not stored"),
+                )
             };
             let refusal = registry
                 .get(model_id(v0))

@@ -51,20 +51,12 @@ pub fn quantizations(runs: &[&Run], registry: &Registry) -> QuantizationSection 
                     .and_then(|r| r.model.as_ref())
                     .map_or(model.clone(), |m| m.label.clone()),
                 quant: format!("{reference} → {quant}"),
-                file_size: match (size(&base_runs), size(&var_runs)) {
-                    (Some(a), Some(b)) if a > 0 => Cell {
-                        text: format!(
-                            "{} → {} ({})",
-                            bytes(a as f64),
-                            bytes(b as f64),
-                            pct(b as f64 / a as f64)
-                        ),
-                        provenance: Provenance::Measured,
-                        detail: "the GGUF files' sizes".into(),
-                        ..Cell::default()
-                    },
-                    _ => Cell::none(format!("no run of the {reference} file to compare with")),
-                },
+                file_size: bytes_change_cell(
+                    size(&base_runs),
+                    size(&var_runs),
+                    "the GGUF files' sizes",
+                    format!("no run of the {reference} file to compare with"),
+                ),
                 prefill: ratio_cell(
                     &pooled(&base_runs, |s| &s.ttft_ms),
                     &pooled(&var_runs, |s| &s.ttft_ms),
