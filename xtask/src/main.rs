@@ -366,6 +366,13 @@ fn test_build_binary(root: &Path, name: &str) -> PathBuf {
 /// first build compiles llama.cpp and candle and is silent for minutes inside their build
 /// scripts. Cargo's own output goes to a log file, named on failure.
 pub(crate) fn build_announced(root: &Path) -> Result<()> {
+    build_announced_of(root, &["--test", "scenarios"])
+}
+
+/// [`build_announced`] for the test targets `selection` names: it must be the selection the
+/// command then runs, or cargo resolves other features and builds llama.cpp a second time
+/// (`--workspace` turns on features `--test scenarios` does not).
+pub(crate) fn build_announced_of(root: &Path, selection: &[&str]) -> Result<()> {
     let log = setup::log_file("build")?;
     let fresh = !test_build_binary(root, "edgebench-case").exists();
     eprintln!(
@@ -388,7 +395,8 @@ pub(crate) fn build_announced(root: &Path) -> Result<()> {
             .current_dir(root)
             // Integration tests build the package's binaries too (edgebench-case,
             // edgebench-parity).
-            .args(["test", "--no-run", "--test", "scenarios"]),
+            .args(["test", "--no-run"])
+            .args(selection),
         &log,
     )?;
     bar.finish_and_clear();
@@ -418,9 +426,9 @@ fn test(root: &Path, all: bool, extra: &[String]) -> Result<()> {
     models::fetch_all(root)?;
     twins::twins(root)?;
     setup::ensure_openai_client(root)?;
-    // The harness first (it builds the `edgebench` binary), so the requantized files exist
-    // before any test needs them.
-    build_announced(root)?;
+    // Every test target first, as the run below selects them (it builds the `edgebench`
+    // binary), so the requantized files exist before any test needs them.
+    build_announced_of(root, &["--workspace"])?;
     models::write_quantized(root, &test_build_binary(root, "edgebench"))?;
     // Tests write their runs to a scratch database, never to the user's results.
     let db = root.join("target/test-results/edgebench.sqlite");
