@@ -221,7 +221,10 @@ pub fn measure(
     let cpu_time_ms = cpu_before
         .zip(device_facts::process_cpu_ms())
         .map(|(before, after)| after - before);
+    // An HTTP case's work is done by its server, another process (on loopback, the machine's
+    // own cores): its CPU time is the case, not contention, so remote runs are not judged.
     let host = busy_before
+        .filter(|_| !prepared.backend.is_remote())
         .zip(device_facts::machine_busy_ms())
         .zip(cpu_time_ms)
         .map(|((before, after), own)| HostShare {
