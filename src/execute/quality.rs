@@ -170,26 +170,10 @@ pub enum TextError {
     Quality(quality::QualityError),
 }
 
-/// `text` fed teacher-forced through `candidate` on `engine` and `reference` on llama.cpp,
-/// in chunks of `context` tokens (at most `max_chunks`): the summary and the chunks scored.
-#[allow(clippy::too_many_arguments)] // each is one independent choice of the measurement
-pub fn measure_text(
-    engine: &dyn edgebench_backend::Backend,
-    model_path: &Path,
-    candidate: &LoadOptions,
-    reference: &LoadOptions,
-    vocabulary: &dyn Vocabulary,
-    text: &str,
-    context: u32,
-    max_chunks: usize,
-) -> Result<(QualitySummary, u32), TextError> {
-    measure_text_between(
-        engine, model_path, candidate, model_path, reference, vocabulary, text, context, max_chunks,
-    )
-}
-
-/// [`measure_text`] with the reference on another file of the same model (the F16 file a
-/// weight quantization is measured against).
+/// `text` fed teacher-forced through `candidate` on `engine` (the model at `model_path`) and
+/// `reference` on llama.cpp (the model at `reference_path`: the same file for KV variants, the
+/// F16 file for a weight quantization), in chunks of `context` tokens (at most `max_chunks`):
+/// the summary and the chunks scored.
 #[allow(clippy::too_many_arguments)] // each is one independent choice of the measurement
 pub fn measure_text_between(
     engine: &dyn edgebench_backend::Backend,

@@ -545,10 +545,7 @@ pub fn write_fixture(path: &Path) {
 /// baseline at roofline share 60% and a q8_0 variant at 45%, 10% slower.
 pub fn write_full_size_kv(path: &Path) {
     let mut store = Store::open(path).expect("open");
-    let device_id = store
-        .connection()
-        .query_row("SELECT id FROM devices LIMIT 1", [], |r| r.get(0))
-        .expect("the fixture's device");
+    let device_id = fixture_device(&store);
     let m = Model {
         registry_id: "phi-4-mini-full-twin",
         label: "Phi-4-mini full-size twin (random weights)",
@@ -595,10 +592,7 @@ pub fn write_full_size_kv(path: &Path) {
 /// the Q8_0 run with a quality pass against the F16 file.
 pub fn write_quantization(path: &Path) {
     let mut store = Store::open(path).expect("open");
-    let device_id = store
-        .connection()
-        .query_row("SELECT id FROM devices LIMIT 1", [], |r| r.get(0))
-        .expect("the fixture's device");
+    let device_id = fixture_device(&store);
     let mut rng = Lcg(12);
     for (quant, size, tokens_per_s) in [("F16", 270_885_952, 20.0), ("Q8_0", 144_811_072, 30.0)] {
         let m = Model {
@@ -665,10 +659,7 @@ pub fn write_quantization(path: &Path) {
 /// invocation, one run per speed factor.
 pub fn write_replication(path: &Path, invocation: &str, factors: &[f64]) {
     let mut store = Store::open(path).expect("open");
-    let device_id = store
-        .connection()
-        .query_row("SELECT id FROM devices LIMIT 1", [], |r| r.get(0))
-        .expect("the fixture's device");
+    let device_id = fixture_device(&store);
     let m = &MODELS[2];
     assert_eq!(m.registry_id, "gemma3-270m");
     let model_id = store
@@ -712,4 +703,12 @@ pub fn write_replication(path: &Path, invocation: &str, factors: &[f64]) {
             [invocation],
         )
         .expect("one invocation");
+}
+
+/// The device the fixture's runs were written on.
+fn fixture_device(store: &Store) -> i64 {
+    store
+        .connection()
+        .query_row("SELECT id FROM devices LIMIT 1", [], |r| r.get(0))
+        .expect("the fixture's device")
 }
