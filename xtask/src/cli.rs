@@ -125,15 +125,69 @@ pub enum Command {
     },
     /// Regenerate scenarios/schema.json from the scenario format
     Schema,
-    /// The lab's PostgreSQL database: migrate it, create its roles
+    /// The lab's PostgreSQL database: migrate it, create its roles, prune raw samples
     Db {
         #[command(subcommand)]
         which: DbCommand,
     },
+    /// The device lab at scale: simulate a year of it
+    Lab {
+        #[command(subcommand)]
+        which: LabCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Write a seeded, labelled synthetic lab (spreads, throttling devices, injected
+    /// regressions and recoveries) through the real ingest path, night by night, and print
+    /// ingest (and prune) rates
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Where to write: a PostgreSQL connection string or a SQLite file (required: a simulated
+    /// lab never goes into the results database by default)
+    #[arg(long, value_name = "PATH|CONNINFO")]
+    pub db: String,
+    #[arg(long, default_value_t = 20)]
+    pub devices: usize,
+    #[arg(long, default_value_t = 365)]
+    pub nights: usize,
+    #[arg(long, default_value_t = 150)]
+    pub cases: usize,
+    /// Requests per run
+    #[arg(long, default_value_t = 10)]
+    pub requests: usize,
+    /// Token latencies (raw samples) per request
+    #[arg(long, default_value_t = 90)]
+    pub latencies: usize,
+    #[arg(long, default_value_t = 2026)]
+    pub seed: u64,
+    /// Concurrent ingesting connections, each with its share of every night
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub writers: u32,
+    /// After each night, delete raw samples older than this many nights (summaries stay)
+    #[arg(long, value_name = "NIGHTS")]
+    pub keep_raw: Option<u32>,
+    /// Write the injected truth (regressions, throttling devices) here as JSON
+    #[arg(long)]
+    pub truth: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
+    /// Delete raw samples (requests, token latencies) of runs more than NIGHTS nights older
+    /// than the newest run; every run and its summaries stay, so history verdicts still work.
+    /// PostgreSQL: as the database's owner (the writer role may not delete)
+    Prune {
+        #[command(flatten)]
+        db: DbArg,
+        /// Nights of raw samples to keep
+        #[arg(long, value_name = "NIGHTS", value_parser = clap::value_parser!(u32).range(1..))]
+        keep_raw: u32,
+    },
     /// Bring the schema to this build's version (as the database's owner; `nightly` and
     /// `ingest` do it too when they connect as the owner)
     Migrate {
@@ -201,6 +255,50 @@ pub struct ReportArgs {
     /// Exit 2 when a metric got more than PCT percent worse
     #[arg(long, value_name = "PCT", value_parser = percentage)]
     pub fail_on_regression: Option<f64>,
+    /// Runs of the last NIGHTS nights in full, older ones only as history from their
+    /// summaries; `all` reads every run in full. With --baseline or --since, every run is read
+    #[arg(long, value_name = "NIGHTS", default_value_t = Window::Nights(DEFAULT_WINDOW_NIGHTS), value_parser = window)]
+    pub window: Window,
+}
+
+/// The report's default window: four weeks of nights in full (the history judge reads summaries
+/// of any age).
+pub const DEFAULT_WINDOW_NIGHTS: u32 = 28;
+
+/// `--window`: a number of nights, or every run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    Nights(u32),
+    All,
+}
+
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Nights(n) => write!(f, "{n}"),
+            Self::All => f.write_str("all"),
+        }
+    }
+}
+
+impl Window {
+    #[must_use]
+    pub fn nights(self) -> Option<u32> {
+        match self {
+            Self::Nights(n) => Some(n),
+            Self::All => None,
+        }
+    }
+}
+
+fn window(s: &str) -> Result<Window, String> {
+    if s == "all" {
+        return Ok(Window::All);
+    }
+    match s.parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(Window::Nights(n)),
+        _ => Err(format!("`{s}` is not a number of nights (1 or more) or `all`")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -210,6 +210,7 @@ pub fn nightly(root: &Path, args: &NightlyArgs) -> Result<NightlyOutcome> {
                 baseline: Baseline::Previous,
                 device: Some(fingerprint),
                 fail_on_regression_pct: threshold,
+                window_nights: Some(crate::cli::DEFAULT_WINDOW_NIGHTS),
             },
         };
         regressed += crate::report::report(root, &args)?;
@@ -228,7 +229,7 @@ pub fn nightly(root: &Path, args: &NightlyArgs) -> Result<NightlyOutcome> {
 }
 
 /// `cargo xtask db migrate|roles`: the lab's PostgreSQL database, as its owner.
-pub fn db(which: crate::cli::DbCommand) -> Result<()> {
+pub fn db(root: &Path, which: crate::cli::DbCommand) -> Result<()> {
     use crate::cli::DbCommand as D;
     let target = |text: &str| -> Result<edgebench_store::postgres::PgTarget> {
         match Location::parse(text)? {
@@ -240,6 +241,19 @@ pub fn db(which: crate::cli::DbCommand) -> Result<()> {
         }
     };
     match which {
+        D::Prune { db, keep_raw } => {
+            let location = db.location(root)?;
+            let mut store =
+                AnyStore::open(&location).with_context(|| format!("opening {location}"))?;
+            let started = std::time::Instant::now();
+            let summary = store
+                .prune_raw(keep_raw)
+                .with_context(|| format!("pruning {location}"))?;
+            println!(
+                "{location}: {summary} in {:.2} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
         D::Migrate { db } => {
             let target = target(&db)?;
             let mut store = PgStore::connect(&target)?;

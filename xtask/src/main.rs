@@ -12,6 +12,7 @@ mod models_add;
 mod replicate;
 mod report;
 mod setup;
+mod simulate;
 mod smoke;
 mod tidy;
 mod twins;
@@ -60,7 +61,10 @@ fn main() -> Result<()> {
         },
         C::Calibrate(args) => calibrate::calibrate(&root, &args),
         C::Compare { db, a, b } => report::compare(&db.location(&root)?, &a, &b),
-        C::Db { which } => lab::db(which),
+        C::Db { which } => lab::db(&root, which),
+        C::Lab { which } => match which {
+            cli::LabCommand::Simulate(args) => simulate::simulate(&root, &args),
+        },
         C::Anchor { which } => match which {
             cli::AnchorCommand::Counters(args) => anchor::counters(&root, &args),
             cli::AnchorCommand::LlamaBench {

@@ -30,6 +30,7 @@ impl Args {
                 baseline,
                 device: args.device,
                 fail_on_regression_pct: args.fail_on_regression,
+                window_nights: args.window.nights(),
             },
         })
     }

@@ -94,6 +94,21 @@ pub struct Selection {
     pub device: Option<String>,
     /// `--fail-on-regression PCT`: count regressions worse than this.
     pub fail_on_regression_pct: Option<f64>,
+    /// `--window NIGHTS`: runs of the last NIGHTS nights in full, older ones as history from
+    /// their summaries (a lab's year). Applies with the default baseline only: `--baseline`
+    /// and `--since` may name runs of any age, so they read everything.
+    pub window_nights: Option<u32>,
+}
+
+impl Selection {
+    /// The window the data is read with.
+    #[must_use]
+    pub fn effective_window(&self) -> Option<u32> {
+        match self.baseline {
+            Baseline::Previous => self.window_nights,
+            Baseline::Run(_) | Baseline::Since(_) => None,
+        }
+    }
 }
 
 /// Whether `r` is a measurement (passed, measured mode, with a model): what reports, nightly
@@ -170,13 +185,14 @@ pub fn build_context(
     database: &str,
     generated_at: &str,
 ) -> Result<ReportContext, ReportError> {
-    let device_ok = |r: &Run| match &selection.device {
+    let device_id_ok = |id: i64| match &selection.device {
         None => true,
         Some(d) => dataset.devices.iter().any(|dev| {
-            dev.id == r.device_id
+            dev.id == id
                 && (dev.hostname.starts_with(d.as_str()) || dev.fingerprint.starts_with(d.as_str()))
         }),
     };
+    let device_ok = |r: &Run| device_id_ok(r.device_id);
     let all: Vec<&Run> = dataset.runs.iter().filter(|r| device_ok(r)).collect();
     let candidates = all.iter().copied().filter(|r| comparable(r));
     // The every-run table shows contended runs too, marked, where comparisons leave them out.
@@ -233,6 +249,16 @@ pub fn build_context(
             )
         }
     };
+    let candidates: Vec<&Run> = candidates.collect();
+    let history = sections::regressions::SeriesHistory::new(
+        &dataset
+            .history
+            .iter()
+            .filter(|p| device_id_ok(p.device_id))
+            .cloned()
+            .collect::<Vec<_>>(),
+        &candidates,
+    );
     let (roi, roi_best) = sections::roi(&current, &inputs.roi, &inputs.registry);
     let kv = sections::kv(&current, &inputs.registry);
     Ok(ReportContext {
@@ -279,7 +305,7 @@ pub fn build_context(
         regressions: sections::regressions(
             &pairs,
             &current,
-            &candidates.collect::<Vec<_>>(),
+            &history,
             (&dataset.calibrations, &dataset.devices),
             baseline_text,
             selection.fail_on_regression_pct,
@@ -324,7 +350,7 @@ pub fn write_report_at(
     selection: &Selection,
     generated_at: &str,
 ) -> Result<Written, ReportError> {
-    let dataset = data::load_from(db)?;
+    let dataset = data::load_from_windowed(db, selection.effective_window())?;
     let context = build_context(&dataset, inputs, selection, &db.to_string(), generated_at)?;
     let current: Vec<&Run> = latest_per_case(dataset.runs.iter().filter(|r| measured(r)));
     let write = |name: &str, contents: String| -> Result<PathBuf, ReportError> {

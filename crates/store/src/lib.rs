@@ -19,6 +19,7 @@ mod location;
 pub mod postgres;
 mod read;
 mod recover;
+pub mod retention;
 mod rows;
 mod schema;
 pub mod sql;
@@ -223,6 +224,46 @@ impl Store {
 
     pub fn connection(&self) -> &Connection {
         &self.conn
+    }
+
+    /// Deletes the raw samples of runs more than `keep_nights` nights older than the newest
+    /// run, in one transaction; summaries stay ([`retention`]).
+    pub fn prune_raw(&self, keep_nights: u32) -> Result<retention::PruneSummary, StoreError> {
+        self.with_retry(|s| {
+            let tx = rusqlite::Transaction::new_unchecked(
+                s.connection(),
+                rusqlite::TransactionBehavior::Immediate,
+            )
+            .map_err(s.query_err("prune raw samples"))?;
+            let summary = retention::prune_raw(&mut sql::Lite(&tx), keep_nights, now_ms())
+                .map_err(|e| sql_error(s.path(), s.options.busy_timeout, e, "prune raw samples"))?;
+            tx.commit().map_err(s.query_err("prune raw samples"))?;
+            Ok(summary)
+        })
+    }
+}
+
+/// Milliseconds since the epoch, now.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A portable statement's error on SQLite as the store's error.
+pub(crate) fn sql_error(
+    path: &Path,
+    waited: Duration,
+    e: sql::SqlError,
+    action: &'static str,
+) -> StoreError {
+    match e {
+        sql::SqlError::Sqlite(source) => lock_or(path, waited, source, action),
+        other => StoreError::Unreadable {
+            path: path.to_owned(),
+            action,
+            message: other.to_string(),
+        },
     }
 }
 

@@ -83,6 +83,32 @@ impl AnyStore {
         }
     }
 
+    /// The database's size on disk: the SQLite file with its WAL, or PostgreSQL's
+    /// `pg_database_size`.
+    pub fn size_bytes(&mut self) -> Result<u64, StoreError> {
+        match self {
+            Self::Sqlite(s) => {
+                let path = s.path().to_owned();
+                let len = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+                let mut wal = path.clone().into_os_string();
+                wal.push("-wal");
+                Ok(len(&path) + len(Path::new(&wal)))
+            }
+            Self::Postgres(p) => p.database_size_bytes(),
+        }
+    }
+
+    /// See [`Store::prune_raw`].
+    pub fn prune_raw(
+        &mut self,
+        keep_nights: u32,
+    ) -> Result<crate::retention::PruneSummary, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.prune_raw(keep_nights),
+            Self::Postgres(p) => p.prune_raw(keep_nights),
+        }
+    }
+
     /// See [`Store::export`].
     pub fn export(&mut self, selection: &Selection) -> Result<Vec<Record>, StoreError> {
         match self {

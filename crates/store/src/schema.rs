@@ -65,6 +65,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0015_2026-12-07_integrity",
         include_str!("../migrations/0015_2026-12-07_integrity.sql"),
     ),
+    (
+        "0016_2026-12-07_retention",
+        include_str!("../migrations/0016_2026-12-07_retention.sql"),
+    ),
 ];
 
 /// Schema version this build writes.

@@ -1,7 +1,9 @@
 //! Runs against their baseline, judged by the bootstrap CI of the ratio of medians.
 
+use std::collections::HashMap;
+
 use super::prelude::*;
-use edgebench_store::dataset::ProcessesPerNight;
+use edgebench_store::dataset::{HistoryPoint, ProcessesPerNight, RunMedians};
 
 pub type SampleGetter = fn(&Samples) -> &Vec<f64>;
 
@@ -12,6 +14,8 @@ pub type SampleGetter = fn(&Samples) -> &Vec<f64>;
 pub struct RegressionMetric {
     pub name: &'static str,
     pub samples: SampleGetter,
+    /// The run's median as its history keeps it (a pruned run has no samples).
+    pub median: fn(&RunMedians) -> Option<f64>,
     pub higher_is_better: bool,
 }
 
@@ -27,51 +31,116 @@ pub const REGRESSION_METRICS: &[RegressionMetric] = &[
     RegressionMetric {
         name: "generation tokens/s",
         samples: |s| &s.generation_tokens_per_s,
+        median: |m| m.generation_tokens_per_s,
         higher_is_better: true,
     },
     RegressionMetric {
         name: "ttft ms",
         samples: |s| &s.ttft_ms,
+        median: |m| m.ttft_ms,
         higher_is_better: false,
     },
     RegressionMetric {
         name: "ms per token",
         samples: |s| &s.tpot_ms,
+        median: |m| m.tpot_ms,
         higher_is_better: false,
     },
 ];
 
+/// Every comparable run's history point, grouped by series (case, device, model file) and
+/// oldest first: the runs before the report's window from their summaries, the window's own
+/// runs from their samples. Built once; a verdict then reads one series, not the whole lab.
+#[derive(Debug)]
+pub struct SeriesHistory {
+    series: HashMap<(std::sync::Arc<str>, i64, std::sync::Arc<str>), Vec<HistoryPoint>>,
+}
+
+impl SeriesHistory {
+    /// `before` (a windowed dataset's history) and the window's comparable `runs`.
+    #[must_use]
+    pub fn new(before: &[HistoryPoint], runs: &[&Run]) -> Self {
+        let mut series: HashMap<_, Vec<HistoryPoint>> = HashMap::new();
+        let comparable_before = before.iter().filter(|p| {
+            p.integrity_passed != Some(false)
+                && !p
+                    .others_cpu_share
+                    .is_some_and(edgebench_core::contention::is_contended)
+        });
+        let window = runs.iter().filter_map(|r| {
+            let model = r.model.as_ref()?;
+            Some(HistoryPoint {
+                case: r.case.name.as_str().into(),
+                device_id: r.device_id,
+                model_sha256: model.sha256.as_str().into(),
+                invocation: r.invocation.as_str().into(),
+                started_at_ms: r.started_at_ms,
+                medians: RunMedians::of(r),
+                others_cpu_share: None,
+                integrity_passed: None,
+            })
+        });
+        for p in comparable_before.cloned().chain(window) {
+            series
+                .entry((p.case.clone(), p.device_id, p.model_sha256.clone()))
+                .or_default()
+                .push(p);
+        }
+        for points in series.values_mut() {
+            points.sort_by_key(|p| p.started_at_ms);
+        }
+        Self { series }
+    }
+
+    fn of(&self, run: &Run) -> &[HistoryPoint] {
+        let Some(model) = &run.model else {
+            return &[];
+        };
+        self.series
+            .get(&(
+                run.case.name.as_str().into(),
+                run.device_id,
+                model.sha256.as_str().into(),
+            ))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Devices with any history.
+    fn has_device(&self, device_id: i64) -> bool {
+        self.series.keys().any(|(_, d, _)| *d == device_id)
+    }
+}
+
 /// One value per night of one metric of `current`'s case on its device and model, oldest
 /// first, up to and including `current`'s night, and how many runs they came from. A night is
 /// an invocation: its runs (`nightly --processes K` stores K per case) count as their median.
-fn metric_history(current: &Run, history: &[&Run], metric: &RegressionMetric) -> (Vec<f64>, usize) {
-    let model_hash = |r: &Run| r.model.as_ref().map(|m| m.sha256.clone());
-    let mut runs: Vec<&&Run> = history
-        .iter()
-        .filter(|r| {
-            r.case.name == current.case.name
-                && r.device_id == current.device_id
-                && model_hash(r) == model_hash(current)
-                && r.started_at_ms <= current.started_at_ms
-        })
-        .collect();
-    runs.sort_by_key(|r| (r.started_at_ms, r.id.clone()));
+fn metric_history(
+    current: &Run,
+    history: &SeriesHistory,
+    metric: &RegressionMetric,
+) -> (Vec<f64>, usize) {
     // Nights in the order of their first run.
-    let mut nights: Vec<(&str, Vec<f64>)> = Vec::new();
+    let mut nights: Vec<Vec<f64>> = Vec::new();
+    let mut night_of: HashMap<&str, usize> = HashMap::new();
     let mut counted = 0;
-    for r in runs {
-        let Some(v) = metric.run_value(&r.samples) else {
+    for p in history
+        .of(current)
+        .iter()
+        .filter(|p| p.started_at_ms <= current.started_at_ms)
+    {
+        let Some(v) = (metric.median)(&p.medians) else {
             continue;
         };
         counted += 1;
-        match nights.iter_mut().find(|(inv, _)| *inv == r.invocation) {
-            Some((_, values)) => values.push(v),
-            None => nights.push((r.invocation.as_str(), vec![v])),
-        }
+        let k = *night_of.entry(&p.invocation).or_insert_with(|| {
+            nights.push(Vec::new());
+            nights.len() - 1
+        });
+        nights[k].push(v);
     }
     let series = nights
         .into_iter()
-        .filter_map(|(_, values)| stats::summarize(&values).map(|s| s.median))
+        .filter_map(|values| stats::summarize(&values).map(|s| s.median))
         .collect();
     (series, counted)
 }
@@ -90,7 +159,7 @@ struct FromHistory {
 /// two-run verdict instead).
 fn history_verdict(
     current: &Run,
-    history: &[&Run],
+    history: &SeriesHistory,
     metric: &RegressionMetric,
 ) -> Result<FromHistory, String> {
     use edgebench_core::history::{HistoryConfig, HistoryVerdict, judge};
@@ -162,11 +231,11 @@ fn history_verdict(
 fn calibration_rows(
     calibrations: &[edgebench_store::dataset::Calibration],
     devices: &[edgebench_store::dataset::Device],
-    history: &[&Run],
+    history: &SeriesHistory,
 ) -> Vec<CalibrationRow> {
     calibrations
         .iter()
-        .filter(|c| history.iter().any(|r| r.device_id == c.device_id))
+        .filter(|c| history.has_device(c.device_id))
         .map(|c| CalibrationRow {
             case: c.case_name.clone(),
             metric: c.metric.clone(),
@@ -208,12 +277,12 @@ fn calibration_rows(
         .collect()
 }
 
-/// The regression section. `history` is every measured run of the selection (the verdicts'
+/// The regression section. `history` is every comparable run of the selection (the verdicts'
 /// series and the calibrated devices).
 pub fn regressions(
     pairs: &[(&Run, &Run)],
     current: &[&Run],
-    history: &[&Run],
+    history: &SeriesHistory,
     calibration: (
         &[edgebench_store::dataset::Calibration],
         &[edgebench_store::dataset::Device],

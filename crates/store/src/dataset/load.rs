@@ -97,16 +97,104 @@ fn each(
     db.each_row(sql, &[], &mut |names, values| f(&Cells { names, values }))
 }
 
+/// [`each`] with parameters.
+fn each_with(
+    db: &mut dyn Sql,
+    sql: &str,
+    params: &[Value],
+    mut f: impl FnMut(&Cells<'_>) -> Result<(), SqlError>,
+) -> Result<(), SqlError> {
+    db.each_row(sql, params, &mut |names, values| f(&Cells { names, values }))
+}
+
 /// Every run, device, parity aggregate and latest calibration of a database at this build's
-/// schema.
-pub(crate) fn load_with(db: &mut dyn Sql, schema_version: u32) -> Result<Dataset, SqlError> {
+/// schema; with `nights`, only the runs of the last `nights` nights in full (raw samples
+/// read through the indexes from the runs' start times, not by scanning a year), the older
+/// passed measured runs as [`HistoryPoint`]s from their summaries.
+pub(crate) fn load_window(
+    db: &mut dyn Sql,
+    schema_version: u32,
+    nights: Option<u32>,
+) -> Result<Dataset, SqlError> {
+    let start = match nights {
+        Some(n) => crate::retention::newest_run_ms(db)?
+            .map(|newest| (n, crate::retention::window_start_ms(newest, n))),
+        None => None,
+    };
+    let history = match start {
+        Some((_, since)) => load_history(db, since)?,
+        None => Vec::new(),
+    };
+    let window = start.map(|(nights, start_ms)| Window {
+        nights,
+        start_ms,
+        runs_before: history.len(),
+    });
     Ok(Dataset {
-        runs: load_runs(db)?,
+        runs: load_runs(db, start.map(|(_, since)| since))?,
         devices: load_devices(db)?,
         parity: load_parity(db)?,
         calibrations: load_calibrations(db)?,
         schema_version,
+        history,
+        window,
     })
+}
+
+/// Passed measured runs with a model started before `before_ms`, oldest first, from their
+/// stored summaries: one ordered query, one row per run and history metric.
+fn load_history(db: &mut dyn Sql, before_ms: i64) -> Result<Vec<HistoryPoint>, SqlError> {
+    use std::sync::Arc;
+    let mut interned: HashMap<String, Arc<str>> = HashMap::new();
+    let mut intern = |s: String| -> Arc<str> {
+        interned
+            .entry(s)
+            .or_insert_with_key(|k| Arc::from(k.as_str()))
+            .clone()
+    };
+    let others = edgebench_core::contention::OTHERS_CPU_SHARE_METRIC;
+    let sql = format!(
+        "SELECT r.id, r.invocation, r.started_at_ms, r.device_id, c.name, m.sha256,
+                r.integrity_passed, rm.metric, rm.median
+         FROM runs r JOIN cases c ON c.id = r.case_id JOIN models m ON m.id = r.model_id
+              LEFT JOIN run_metrics rm ON rm.run_id = r.id
+                   AND rm.metric IN ('{}', '{}', '{}', '{others}')
+         WHERE r.started_at_ms < $1 AND r.status = 'passed' AND r.mode = 'measure'
+         ORDER BY r.started_at_ms, r.id",
+        HISTORY_METRICS[0], HISTORY_METRICS[1], HISTORY_METRICS[2]
+    );
+    let mut points: Vec<HistoryPoint> = Vec::new();
+    let mut last_id = String::new();
+    each_with(db, &sql, &[Value::from(before_ms)], |r| {
+        let id = r.text(0)?;
+        if id != last_id {
+            points.push(HistoryPoint {
+                invocation: intern(r.text(1)?),
+                started_at_ms: r.i64(2)?,
+                device_id: r.i64(3)?,
+                case: intern(r.text(4)?),
+                model_sha256: intern(r.text(5)?),
+                integrity_passed: r.opt_i64(6)?.map(|v| v != 0),
+                medians: RunMedians::default(),
+                others_cpu_share: None,
+            });
+            last_id = id;
+        }
+        let (Some(metric), Some(median)) = (r.opt_text(7)?, r.opt_f64(8)?) else {
+            return Ok(());
+        };
+        if let Some(p) = points.last_mut() {
+            let m = &mut p.medians;
+            match metric.as_str() {
+                x if x == HISTORY_METRICS[0] => m.generation_tokens_per_s = Some(median),
+                x if x == HISTORY_METRICS[1] => m.ttft_ms = Some(median),
+                x if x == HISTORY_METRICS[2] => m.tpot_ms = Some(median),
+                _ => p.others_cpu_share = Some(median),
+            }
+        }
+        Ok(())
+    })?;
+    Ok(points)
 }
 
 fn run_from(r: &Cells<'_>) -> Result<Run, SqlError> {
@@ -213,9 +301,12 @@ fn run_from(r: &Cells<'_>) -> Result<Run, SqlError> {
     })
 }
 
-fn load_runs(db: &mut dyn Sql) -> Result<Vec<Run>, SqlError> {
+/// The runs started at or after `since_ms` (all without it), with their metrics and samples.
+fn load_runs(db: &mut dyn Sql, since_ms: Option<i64>) -> Result<Vec<Run>, SqlError> {
     let mut runs = Vec::new();
-    each(
+    let since = since_ms.unwrap_or(i64::MIN);
+    let param = [Value::from(since)];
+    each_with(
         db,
         "SELECT r.id, r.invocation, r.status, r.mode, r.started_at_ms, r.git_commit, r.error,
                 r.stderr_tail, r.device_id, r.load_ms, r.kv_cache_bytes, r.weights_bytes,
@@ -231,7 +322,9 @@ fn load_runs(db: &mut dyn Sql) -> Result<Vec<Run>, SqlError> {
                 r.sustained, r.throttle_onset_s, r.steady_state_ratio, r.cooldown,
                 r.goodput, r.goodput_per_s, d.fingerprint, r.endpoint, r.quality, r.integrity
          FROM runs r JOIN cases c ON c.id = r.case_id LEFT JOIN models m ON m.id = r.model_id
-              JOIN devices d ON d.id = r.device_id",
+              JOIN devices d ON d.id = r.device_id
+         WHERE r.started_at_ms >= $1",
+        &param,
         |r| {
             runs.push(run_from(r)?);
             Ok(())
@@ -245,9 +338,11 @@ fn load_runs(db: &mut dyn Sql) -> Result<Vec<Run>, SqlError> {
         .map(|(i, r)| (r.id.clone(), i))
         .collect();
 
-    each(
+    each_with(
         db,
-        "SELECT run_id, metric, unit, n, median, p90, p95, p99, ci_low, ci_high FROM run_metrics",
+        "SELECT run_id, metric, unit, n, median, p90, p95, p99, ci_low, ci_high FROM run_metrics
+         WHERE run_id IN (SELECT id FROM runs WHERE started_at_ms >= $1)",
+        &param,
         |r| {
             if let Some(&i) = passed.get(&r.text(0)?) {
                 let ci = r.opt_f64(8)?.zip(r.opt_f64(9)?);
@@ -276,13 +371,14 @@ fn load_runs(db: &mut dyn Sql) -> Result<Vec<Run>, SqlError> {
     }
     let mut requests: Vec<Request> = Vec::new();
     let ms = |ns: i64| ns as f64 / 1e6;
-    each(
+    each_with(
         db,
         "SELECT q.run_id, q.id, q.status, q.turn, q.generated_tokens, q.ttft_ns, q.decode_ns,
                 q.e2e_ns, q.queue_ns, q.source, q.fallback_reason, q.fallback_ns, q.cost_usd,
                 q.error, q.prompt_tokens
          FROM requests q JOIN runs r ON r.id = q.run_id
-         WHERE r.status = 'passed' AND q.warmup = 0 ORDER BY q.id",
+         WHERE r.status = 'passed' AND q.warmup = 0 AND r.started_at_ms >= $1 ORDER BY q.id",
+        &param,
         |r| {
             let Some(&i) = passed.get(&r.text(0)?) else {
                 return Ok(());
@@ -336,12 +432,24 @@ fn load_runs(db: &mut dyn Sql) -> Result<Vec<Run>, SqlError> {
         .map(|(k, q)| (q.id, k))
         .collect();
     let mut gaps: Vec<Vec<(i64, f64)>> = vec![Vec::new(); requests.len()];
-    each(db, "SELECT request_id, idx, ns FROM token_latencies", |r| {
+    let mut gap = |r: &Cells<'_>| {
         if let Some(&k) = wanted.get(&r.i64(0)?) {
             gaps[k].push((r.i64(1)?, ms(r.i64(2)?)));
         }
         Ok(())
-    })?;
+    };
+    match since_ms {
+        None => each(db, "SELECT request_id, idx, ns FROM token_latencies", gap)?,
+        // A window: through runs' start index and the requests' and samples' keys.
+        Some(since) => each_with(
+            db,
+            "SELECT t.request_id, t.idx, t.ns FROM runs r
+             JOIN requests q ON q.run_id = r.id JOIN token_latencies t ON t.request_id = q.id
+             WHERE r.started_at_ms >= $1",
+            &[Value::from(since)],
+            &mut gap,
+        )?,
+    }
     for (q, mut g) in requests.iter().zip(gaps) {
         g.sort_unstable_by_key(|&(idx, _)| idx);
         runs[q.run]

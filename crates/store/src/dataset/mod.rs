@@ -16,7 +16,7 @@ use crate::sql::{Lite, SqlError};
 use crate::{RunMode, RunStatus, SCHEMA_VERSION, StoreError};
 
 mod load;
-pub(crate) use load::load_with;
+pub(crate) use load::load_window;
 
 /// Why a results database can't be read.
 #[derive(Debug, thiserror::Error)]
@@ -409,11 +409,75 @@ pub enum ProcessesPerNight {
 /// Everything a report is built from.
 #[derive(Debug, Clone, Default)]
 pub struct Dataset {
+    /// Every run, or with a [`Window`] the runs inside it (with their raw samples).
     pub runs: Vec<Run>,
     pub devices: Vec<Device>,
     pub parity: Vec<Parity>,
     pub calibrations: Vec<Calibration>,
     pub schema_version: u32,
+    /// Passed measured runs before the window, from their stored summaries only (empty without
+    /// a window: `runs` holds them all).
+    pub history: Vec<HistoryPoint>,
+    pub window: Option<Window>,
+}
+
+/// Which runs a windowed read loads in full: those started in the last `nights` nights before
+/// the newest run ([`crate::retention::window_start_ms`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub nights: u32,
+    pub start_ms: i64,
+    /// Runs older than the window, read as [`HistoryPoint`]s.
+    pub runs_before: usize,
+}
+
+/// A run before the window, as its series' history needs it: which series, which night, its
+/// medians from the stored summaries (`run_metrics`), and what decides whether it may be
+/// compared. Text is shared (`Arc<str>`): a year of a lab is a million of these.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryPoint {
+    pub case: std::sync::Arc<str>,
+    pub device_id: i64,
+    pub model_sha256: std::sync::Arc<str>,
+    pub invocation: std::sync::Arc<str>,
+    pub started_at_ms: i64,
+    pub medians: RunMedians,
+    pub others_cpu_share: Option<f64>,
+    /// `runs.integrity_passed`: `None` when not checked.
+    pub integrity_passed: Option<bool>,
+}
+
+/// A run's medians of the metrics its history is judged on.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RunMedians {
+    /// Per-request generation rate (`request_generation_tokens_per_s`).
+    pub generation_tokens_per_s: Option<f64>,
+    pub ttft_ms: Option<f64>,
+    pub tpot_ms: Option<f64>,
+}
+
+/// The stored summaries [`RunMedians`] reads, by `run_metrics.metric`.
+pub const HISTORY_METRICS: [&str; 3] = ["request_generation_tokens_per_s", "ttft_ms", "tpot_ms"];
+
+impl RunMedians {
+    /// A run's medians: from its raw samples where it has them, else from its stored summaries
+    /// (a pruned run); the two agree (the runner summarises the same samples).
+    #[must_use]
+    pub fn of(run: &Run) -> Self {
+        let median = |samples: &[f64], stored: &str| {
+            edgebench_core::stats::summarize(samples)
+                .map(|s| s.median)
+                .or_else(|| run.metrics.get(stored).map(|m| m.median))
+        };
+        Self {
+            generation_tokens_per_s: median(
+                &run.samples.generation_tokens_per_s,
+                HISTORY_METRICS[0],
+            ),
+            ttft_ms: median(&run.samples.ttft_ms, HISTORY_METRICS[1]),
+            tpot_ms: median(&run.samples.tpot_ms, HISTORY_METRICS[2]),
+        }
+    }
 }
 
 /// Opens `db` read-only; a missing file is an error naming it (a report never creates a
@@ -440,6 +504,12 @@ pub fn open(db: &Path) -> Result<Connection, DatasetError> {
 /// Reads every run, device and parity row. Databases older than this build are read as far as
 /// their schema goes; newer ones are refused.
 pub fn load(db: &Path) -> Result<Dataset, DatasetError> {
+    load_windowed(db, None)
+}
+
+/// [`load`], with only the last `nights` nights' runs in full when given (the others as
+/// [`HistoryPoint`]s).
+pub fn load_windowed(db: &Path, nights: Option<u32>) -> Result<Dataset, DatasetError> {
     let conn = open(db)?;
     let sql = |source| DatasetError::Sql {
         db: db.to_path_buf(),
@@ -456,7 +526,7 @@ pub fn load(db: &Path) -> Result<Dataset, DatasetError> {
         });
     }
     let read = |conn: &Connection, version| {
-        load_with(&mut Lite(conn), version).map_err(|e| match e {
+        load_window(&mut Lite(conn), version, nights).map_err(|e| match e {
             SqlError::Sqlite(source) => DatasetError::Sql {
                 db: db.to_path_buf(),
                 source,
@@ -484,16 +554,32 @@ pub fn load(db: &Path) -> Result<Dataset, DatasetError> {
 
 /// Everything a report is built from, read from a PostgreSQL store.
 pub fn load_pg(store: &mut crate::postgres::PgStore) -> Result<Dataset, crate::StoreError> {
+    load_pg_windowed(store, None)
+}
+
+/// [`load_pg`] with a window of `nights` (see [`load_windowed`]).
+pub fn load_pg_windowed(
+    store: &mut crate::postgres::PgStore,
+    nights: Option<u32>,
+) -> Result<Dataset, crate::StoreError> {
     let version = store.schema_version()?;
-    load_with(&mut store.sql(), version).map_err(store.sql_err("read the results"))
+    load_window(&mut store.sql(), version, nights).map_err(store.sql_err("read the results"))
 }
 
 /// Reads the dataset at `location`: a SQLite file ([`load`]) or a PostgreSQL database.
 pub fn load_from(location: &crate::Location) -> Result<Dataset, DatasetError> {
+    load_from_windowed(location, None)
+}
+
+/// [`load_from`] with a window of `nights` (see [`load_windowed`]).
+pub fn load_from_windowed(
+    location: &crate::Location,
+    nights: Option<u32>,
+) -> Result<Dataset, DatasetError> {
     match location {
-        crate::Location::Sqlite(path) => load(path),
+        crate::Location::Sqlite(path) => load_windowed(path, nights),
         crate::Location::Postgres(target) => crate::postgres::PgStore::connect_read_only(target)
-            .and_then(|mut store| load_pg(&mut store))
+            .and_then(|mut store| load_pg_windowed(&mut store, nights))
             .map_err(|source| DatasetError::Store {
                 db: target.to_string(),
                 source: Box::new(source),

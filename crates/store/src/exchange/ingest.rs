@@ -221,14 +221,19 @@ pub(crate) fn upsert(
         table,
         column: key,
     })?;
+    if let Some(id) = db.known_id(table, value) {
+        return Ok(id);
+    }
     let existing = db.scalar(
         &format!("SELECT id FROM {table} WHERE {key} = $1"),
         std::slice::from_ref(value),
     )?;
-    match existing {
-        Some(id) => Ok(crate::sql::int("id", &id)?),
-        None => Ok(insert(db, source, table, columns, &[])?.unwrap_or_default()),
-    }
+    let id = match existing {
+        Some(id) => crate::sql::int("id", &id)?,
+        None => insert(db, source, table, columns, &[])?.unwrap_or_default(),
+    };
+    db.remember_id(table, value, id);
+    Ok(id)
 }
 
 /// Inserts a row unless one with the same `identity` columns exists.
@@ -271,9 +276,120 @@ pub(crate) fn insert_unless_present(
     Ok(IngestOutcome::Added)
 }
 
-/// Rows of token latencies per INSERT: one statement per request would cost a round trip per
-/// request on PostgreSQL (3 parameters each, far below both databases' limits).
-const LATENCY_ROWS_PER_INSERT: usize = 500;
+/// Inserts rows that share one set of columns (plus `extra`, the same for all) in one
+/// statement per `max_rows`: one round trip for a run's metrics or requests on a server.
+fn insert_many(
+    db: &mut dyn Sql,
+    source: &Path,
+    table: &'static str,
+    rows: &[&Columns],
+    extra: &[(&str, Value)],
+) -> Result<(), Ingest> {
+    let writable = db.writable_columns(table)?;
+    let mut start = 0;
+    while start < rows.len() {
+        let names: Vec<&str> = rows[start]
+            .keys()
+            .map(String::as_str)
+            .chain(extra.iter().map(|(k, _)| *k))
+            .collect();
+        if let Some(unknown) = names.iter().find(|n| !writable.contains(**n)) {
+            return Err(ExchangeError::UnknownColumn {
+                path: source.to_owned(),
+                table,
+                column: (*unknown).to_owned(),
+            }
+            .into());
+        }
+        // A run of rows with the same keys, within PostgreSQL's 65,535 parameters.
+        let max_rows = (60_000 / names.len().max(1)).max(1);
+        let same = rows[start..]
+            .iter()
+            .take(max_rows)
+            .take_while(|r| r.keys().eq(rows[start].keys()))
+            .count();
+        let batch = &rows[start..start + same];
+        let width = names.len();
+        let placeholders = (0..batch.len())
+            .map(|i| {
+                let cells = (1..=width)
+                    .map(|j| format!("${}", i * width + j))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!("({cells})")
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let values: Vec<Value> = batch
+            .iter()
+            .flat_map(|r| {
+                r.values()
+                    .cloned()
+                    .chain(extra.iter().map(|(_, v)| v.clone()))
+            })
+            .collect();
+        db.execute(
+            &format!(
+                "INSERT INTO {table} ({}) VALUES {placeholders}",
+                names.join(", ")
+            ),
+            &values,
+        )?;
+        start += same;
+    }
+    Ok(())
+}
+
+/// Inserts a run's requests and their token latencies: on a server, ids reserved in one round
+/// trip, the requests in one statement and the samples in one `COPY`; in process, row by row.
+fn insert_requests(
+    db: &mut dyn Sql,
+    source: &Path,
+    run: &Value,
+    requests: &[RequestRecord],
+) -> Result<(), Ingest> {
+    let mut latencies: Vec<[i64; 3]> = Vec::new();
+    let mut push = |id: i64, request: &RequestRecord| {
+        latencies.extend(
+            request
+                .token_latencies_ns
+                .iter()
+                .enumerate()
+                .map(|(i, &ns)| [id, i as i64, ns]),
+        );
+    };
+    if let Some(ids) = db.reserve_ids("requests", requests.len())? {
+        let with_ids: Vec<Columns> = requests
+            .iter()
+            .zip(&ids)
+            .map(|(r, &id)| {
+                let mut c = Columns::new();
+                c.insert("id".into(), Value::from(id));
+                c.extend(r.columns.iter().map(|(k, v)| (k.clone(), v.clone())));
+                c
+            })
+            .collect();
+        let refs: Vec<&Columns> = with_ids.iter().collect();
+        insert_many(db, source, "requests", &refs, &[("run_id", run.clone())])?;
+        for (request, &id) in requests.iter().zip(&ids) {
+            push(id, request);
+        }
+    } else {
+        for request in requests {
+            let id = insert(
+                db,
+                source,
+                "requests",
+                &request.columns,
+                &[("run_id", run.clone())],
+            )?
+            .unwrap_or_default();
+            push(id, request);
+        }
+    }
+    db.append_token_latencies(&latencies)?;
+    Ok(())
+}
 
 pub(crate) fn ingest_run(
     db: &mut dyn Sql,
@@ -328,51 +444,9 @@ pub(crate) fn ingest_run(
         ],
     )?;
     let run = Value::from(run_id);
-    for request in &record.requests {
-        let request_id = insert(
-            db,
-            source,
-            "requests",
-            &request.columns,
-            &[("run_id", run.clone())],
-        )?
-        .unwrap_or_default();
-        for (chunk_index, chunk) in request
-            .token_latencies_ns
-            .chunks(LATENCY_ROWS_PER_INSERT)
-            .enumerate()
-        {
-            let first = chunk_index * LATENCY_ROWS_PER_INSERT;
-            let rows = (0..chunk.len())
-                .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let values: Vec<Value> = chunk
-                .iter()
-                .enumerate()
-                .flat_map(|(i, ns)| {
-                    [
-                        Value::from(request_id),
-                        Value::from((first + i) as i64),
-                        Value::from(*ns),
-                    ]
-                })
-                .collect();
-            db.execute(
-                &format!("INSERT INTO token_latencies (request_id, idx, ns) VALUES {rows}"),
-                &values,
-            )?;
-        }
-    }
-    for metric in &record.metrics {
-        insert(
-            db,
-            source,
-            "run_metrics",
-            metric,
-            &[("run_id", run.clone())],
-        )?;
-    }
+    insert_requests(db, source, &run, &record.requests)?;
+    let metrics: Vec<&Columns> = record.metrics.iter().collect();
+    insert_many(db, source, "run_metrics", &metrics, &[("run_id", run.clone())])?;
     for answer in &record.answers {
         insert(db, source, "answers", answer, &[("run_id", run.clone())])?;
     }

@@ -18,6 +18,37 @@ mod target;
 pub use schema::{REPORTER_ROLE, WRITER_ROLE};
 pub use target::{PgTarget, TargetError, TlsMode, is_connection_string};
 
+/// Records per ingest transaction: up to this many runs, or fewer when their raw samples reach
+/// [`SAMPLES_PER_TRANSACTION`]. A commit waits for the server's WAL flush: one per run
+/// capped a single writer near 70 runs/s.
+const RECORDS_PER_TRANSACTION: usize = 50;
+const SAMPLES_PER_TRANSACTION: usize = 100_000;
+
+/// `records` cut into ingest transactions.
+fn ingest_batches<'r>(records: &'r [&'r Record]) -> Vec<&'r [&'r Record]> {
+    let mut batches = Vec::new();
+    let (mut start, mut samples) = (0, 0);
+    for (i, record) in records.iter().enumerate() {
+        samples += match record {
+            Record::Run(run) => run
+                .requests
+                .iter()
+                .map(|q| q.token_latencies_ns.len())
+                .sum(),
+            _ => 0,
+        };
+        if i + 1 - start >= RECORDS_PER_TRANSACTION || samples >= SAMPLES_PER_TRANSACTION {
+            batches.push(&records[start..=i]);
+            start = i + 1;
+            samples = 0;
+        }
+    }
+    if start < records.len() {
+        batches.push(&records[start..]);
+    }
+    batches
+}
+
 /// An open connection to the lab's PostgreSQL database, schema checked (and migrated when the
 /// connecting role owns it).
 pub struct PgStore {
@@ -148,22 +179,25 @@ impl PgStore {
         self.ingest_records(source, &records)
     }
 
-    /// Ingests already-read records; `source` names them in errors. A transaction that lost
-    /// a race with another host (the same device or run inserted meanwhile) runs again.
+    /// Ingests already-read records; `source` names them in errors. Records go in batches, one
+    /// transaction each (whole records only, as before: a batch lands or not, and an ingest run
+    /// again adds what is missing); a batch that lost a race with another host (the same device
+    /// or run inserted meanwhile) runs again.
     pub fn ingest_records(
         &mut self,
         source: &Path,
         records: &[Record],
     ) -> Result<IngestSummary, ExchangeError> {
         let mut summary = IngestSummary::default();
-        for record in records {
-            if matches!(record, Record::Header(_)) {
-                continue;
-            }
+        let records: Vec<&Record> = records
+            .iter()
+            .filter(|r| !matches!(r, Record::Header(_)))
+            .collect();
+        for batch in ingest_batches(&records) {
             let mut attempt = 0u32;
-            let outcome = loop {
-                match self.ingest_one(source, record) {
-                    Ok(outcome) => break outcome,
+            let outcomes = loop {
+                match self.ingest_batch(source, batch) {
+                    Ok(outcomes) => break outcomes,
                     Err(crate::exchange::Ingest::Sql(e))
                         if e.is_retryable_conflict() && attempt < 20 =>
                     {
@@ -178,31 +212,89 @@ impl PgStore {
                     Err(crate::exchange::Ingest::Exchange(e)) => return Err(e),
                 }
             };
-            summary.count(outcome);
+            for outcome in outcomes {
+                summary.count(outcome);
+            }
         }
         Ok(summary)
     }
 
-    fn ingest_one(
+    fn ingest_batch(
         &mut self,
         source: &Path,
-        record: &Record,
-    ) -> Result<crate::exchange::IngestOutcome, crate::exchange::Ingest> {
+        batch: &[&Record],
+    ) -> Result<Vec<crate::exchange::IngestOutcome>, crate::exchange::Ingest> {
+        let result = (|| {
+            let mut tx = self
+                .client
+                .transaction()
+                .map_err(|e| crate::exchange::Ingest::Sql(e.into()))?;
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for record in batch {
+                outcomes.push(crate::exchange::ingest_record(
+                    &mut Pg {
+                        client: &mut tx,
+                        cache: &mut self.cache,
+                    },
+                    source,
+                    record,
+                )?);
+            }
+            tx.commit()
+                .map_err(|e| crate::exchange::Ingest::Sql(e.into()))?;
+            Ok(outcomes)
+        })();
+        if result.is_err() {
+            // Ids remembered in the failed transaction may not exist.
+            self.cache.ids.clear();
+        }
+        result
+    }
+
+    /// Deletes the raw samples of runs more than `keep_nights` nights older than the newest
+    /// run, in one transaction; summaries stay ([`crate::retention`]). Needs DELETE: the
+    /// database's owner, not the writer role.
+    pub fn prune_raw(
+        &mut self,
+        keep_nights: u32,
+    ) -> Result<crate::retention::PruneSummary, StoreError> {
+        let target = self.target.to_string();
+        let pg_err = |e: SqlError| match e {
+            SqlError::Postgres(source) => StoreError::Pg {
+                target: target.clone(),
+                action: "prune raw samples",
+                source: Box::new(source),
+            },
+            other => StoreError::PgValue {
+                target: target.clone(),
+                action: "prune raw samples",
+                message: other.to_string(),
+            },
+        };
         let mut tx = self
             .client
             .transaction()
-            .map_err(|e| crate::exchange::Ingest::Sql(e.into()))?;
-        let outcome = crate::exchange::ingest_record(
+            .map_err(|e| pg_err(SqlError::Postgres(e)))?;
+        let summary = crate::retention::prune_raw(
             &mut Pg {
                 client: &mut tx,
                 cache: &mut self.cache,
             },
-            source,
-            record,
-        )?;
-        tx.commit()
-            .map_err(|e| crate::exchange::Ingest::Sql(e.into()))?;
-        Ok(outcome)
+            keep_nights,
+            crate::now_ms(),
+        )
+        .map_err(&pg_err)?;
+        tx.commit().map_err(|e| pg_err(SqlError::Postgres(e)))?;
+        Ok(summary)
+    }
+
+    /// `pg_database_size` of the connected database.
+    pub fn database_size_bytes(&mut self) -> Result<u64, StoreError> {
+        let v = self
+            .sql()
+            .scalar("SELECT pg_database_size(current_database())", &[])
+            .map_err(self.sql_err("size the database"))?;
+        Ok(v.and_then(|v| v.as_u64()).unwrap_or(0))
     }
 
     /// Runs SQL as it is (administration and tests).

@@ -71,6 +71,38 @@ pub trait Sql {
     /// requests, samples and metrics (by the schema's cascades); a finished run stays.
     fn discard_incomplete_run(&mut self, run_id: &str) -> Result<(), SqlError>;
 
+    /// Appends raw samples `(request_id, idx, ns)` to `token_latencies`. Multi-row INSERTs
+    /// here; PostgreSQL streams them with `COPY` (one round trip for a run's samples).
+    fn append_token_latencies(&mut self, rows: &[[i64; 3]]) -> Result<(), SqlError> {
+        for chunk in rows.chunks(LATENCY_ROWS_PER_INSERT) {
+            let placeholders = (0..chunk.len())
+                .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let values: Vec<Value> = chunk.iter().flatten().map(|&v| Value::from(v)).collect();
+            self.execute(
+                &format!("INSERT INTO token_latencies (request_id, idx, ns) VALUES {placeholders}"),
+                &values,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `n` fresh ids of `table`'s generated key, when the database hands them out ahead of the
+    /// insert (PostgreSQL's sequences: then a run's requests go in one statement); `None` where
+    /// each insert returns its own (SQLite, in process: no round trips to save).
+    fn reserve_ids(&mut self, _table: &str, _n: usize) -> Result<Option<Vec<i64>>, SqlError> {
+        Ok(None)
+    }
+
+    /// A row's id remembered from earlier in this connection (devices, models and cases are
+    /// looked up once per run otherwise).
+    fn known_id(&self, _table: &str, _key: &Value) -> Option<i64> {
+        None
+    }
+
+    fn remember_id(&mut self, _table: &str, _key: &Value, _id: i64) {}
+
     /// Every row of `sql`, each as its values.
     fn rows(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, SqlError> {
         let mut out = Vec::new();
@@ -93,6 +125,10 @@ pub trait Sql {
         Ok(out)
     }
 }
+
+/// Rows of token latencies per INSERT where there is no COPY (3 parameters each, far below
+/// both databases' limits).
+const LATENCY_ROWS_PER_INSERT: usize = 500;
 
 /// Reads a JSON value as an integer (SQLite hands booleans back as integers, PostgreSQL as
 /// booleans: both are accepted).
@@ -170,6 +206,9 @@ impl Sql for Lite<'_> {
 pub struct PgCache {
     pub statements: HashMap<String, postgres::Statement>,
     pub columns: HashMap<String, BTreeSet<String>>,
+    /// Ids of devices, models and cases by natural key, once committed: cleared when a
+    /// transaction fails (an id it inserted no longer exists).
+    pub ids: HashMap<(String, String), i64>,
 }
 
 /// PostgreSQL's side, over a client or a transaction.
@@ -235,6 +274,48 @@ impl<C: postgres::GenericClient> Sql for Pg<'_, C> {
             .collect();
         self.cache.columns.insert(table.to_owned(), columns.clone());
         Ok(columns)
+    }
+
+    fn append_token_latencies(&mut self, rows: &[[i64; 3]]) -> Result<(), SqlError> {
+        use std::io::Write as _;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut text = Vec::with_capacity(rows.len() * 24);
+        for [request, idx, ns] in rows {
+            // Integers only: COPY's text format needs no escaping.
+            let _ = writeln!(text, "{request}\t{idx}\t{ns}");
+        }
+        let mut writer = self
+            .client
+            .copy_in("COPY token_latencies (request_id, idx, ns) FROM STDIN")?;
+        writer
+            .write_all(&text)
+            .map_err(|e| SqlError::NoRow(format!("COPY token_latencies: {e}")))?;
+        writer.finish()?;
+        Ok(())
+    }
+
+    fn reserve_ids(&mut self, table: &str, n: usize) -> Result<Option<Vec<i64>>, SqlError> {
+        let rows = self.rows(
+            "SELECT nextval(pg_get_serial_sequence($1, 'id')) FROM generate_series(1, $2)",
+            &[Value::from(table), Value::from(n as i64)],
+        )?;
+        rows.into_iter()
+            .map(|r| int("nextval", r.first().unwrap_or(&Value::Null)))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    fn known_id(&self, table: &str, key: &Value) -> Option<i64> {
+        self.cache
+            .ids
+            .get(&(table.to_owned(), key.to_string()))
+            .copied()
+    }
+
+    fn remember_id(&mut self, table: &str, key: &Value, id: i64) {
+        self.cache.ids.insert((table.to_owned(), key.to_string()), id);
     }
 
     fn discard_incomplete_run(&mut self, run_id: &str) -> Result<(), SqlError> {

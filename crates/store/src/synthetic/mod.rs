@@ -9,6 +9,8 @@
 use edgebench_core::measure::summarize_metric;
 use edgebench_core::stats::{self, SplitMix64};
 
+pub mod lab;
+
 use crate::{
     CaseRow, DeviceRow, MetricRow, ModelRow, NewRunRow, RequestRow, RunEndRow, RunStatus, Store,
     StoreError,
@@ -318,11 +320,11 @@ pub fn write_history(store: &mut Store, spec: &HistorySpec) -> Result<usize, Sto
 pub fn schema_v5_database(path: &std::path::Path, host: &str) -> rusqlite::Result<()> {
     let conn = rusqlite::Connection::open(path)?;
     for sql in [
-        include_str!("../migrations/0001_2026-11-25_init.sql"),
-        include_str!("../migrations/0002_2026-11-25_candle.sql"),
-        include_str!("../migrations/0003_2026-11-25_device_facts.sql"),
-        include_str!("../migrations/0004_2026-11-25_serving.sql"),
-        include_str!("../migrations/0005_2026-11-25_memory_error.sql"),
+        include_str!("../../migrations/0001_2026-11-25_init.sql"),
+        include_str!("../../migrations/0002_2026-11-25_candle.sql"),
+        include_str!("../../migrations/0003_2026-11-25_device_facts.sql"),
+        include_str!("../../migrations/0004_2026-11-25_serving.sql"),
+        include_str!("../../migrations/0005_2026-11-25_memory_error.sql"),
     ] {
         conn.execute_batch(sql)?;
     }
