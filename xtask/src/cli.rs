@@ -178,8 +178,9 @@ pub struct SimulateArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
-    /// Delete raw samples (requests, token latencies) of runs more than NIGHTS nights older
-    /// than the newest run; every run and its summaries stay, so history verdicts still work.
+    /// Delete raw samples (requests, token latencies) of runs before the last NIGHTS nights
+    /// (UTC days, the newest run's included); every run and its summaries stay, so history
+    /// verdicts still work.
     /// PostgreSQL: as the database's owner (the writer role may not delete)
     Prune {
         #[command(flatten)]
@@ -297,7 +298,9 @@ fn window(s: &str) -> Result<Window, String> {
     }
     match s.parse::<u32>() {
         Ok(n) if n >= 1 => Ok(Window::Nights(n)),
-        _ => Err(format!("`{s}` is not a number of nights (1 or more) or `all`")),
+        _ => Err(format!(
+            "`{s}` is not a number of nights (1 or more) or `all`"
+        )),
     }
 }
 

@@ -46,8 +46,9 @@ pub fn simulate(_root: &Path, args: &SimulateArgs) -> Result<()> {
         spec.runs(),
         spec.samples_per_run(),
         args.writers,
-        args.keep_raw
-            .map_or(String::new(), |k| format!(", keeping {k} nights of raw samples")),
+        args.keep_raw.map_or(String::new(), |k| format!(
+            ", keeping {k} nights of raw samples"
+        )),
     );
     let source = Path::new("simulated lab");
     let mut phases = Phases::default();
@@ -78,7 +79,9 @@ pub fn simulate(_root: &Path, args: &SimulateArgs) -> Result<()> {
             );
         }
     }
-    let size = stores[0].size_bytes().with_context(|| format!("sizing {location}"))?;
+    let size = stores[0]
+        .size_bytes()
+        .with_context(|| format!("sizing {location}"))?;
     let runs = added as f64;
     let ingest_s = phases.ingest.as_secs_f64().max(1e-9);
     println!("simulated lab: {} runs added to {location}", added);

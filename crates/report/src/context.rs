@@ -72,6 +72,7 @@ pub struct ReportContext {
     pub roi: RoiSection,
     pub devices: DeviceSection,
     pub regressions: RegressionSection,
+    pub lab: LabSection,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -491,6 +492,62 @@ pub struct RegressionSection {
     /// The between-run spread of calibrated cases (`cargo xtask calibrate`), latest per case,
     /// metric and device.
     pub calibrations: Vec<CalibrationRow>,
+    /// One page per flagged series (history verdict regressed or improved), written beside
+    /// the report as `series/NNNN.html`.
+    pub series_pages: Vec<SeriesPage>,
+}
+
+/// A flagged series' own page: its whole history, reference band and change point.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeriesPage {
+    /// Relative to the report's directory.
+    pub path: String,
+    pub case: String,
+    pub device: String,
+    pub metric: String,
+    pub verdict: String,
+    pub reference: String,
+    pub change_pct: f64,
+    pub basis: String,
+    pub svg: String,
+    /// Oldest first.
+    pub nights: Vec<SeriesNight>,
+}
+
+/// One night of a series: the median of its runs' medians.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeriesNight {
+    pub night: String,
+    pub value: String,
+    /// Off the reference median, in percent.
+    pub off_pct: f64,
+    /// On or after the night the change began.
+    pub changed: bool,
+}
+
+/// The lab at a glance: devices × cases, each cell the latest verdict of the case on the
+/// device (the worst over its metrics).
+#[derive(Debug, Clone, Serialize)]
+pub struct LabSection {
+    pub devices: usize,
+    pub cases: usize,
+    /// What the report read in full and what as history.
+    pub window: String,
+    /// Cells by verdict, e.g. `regressed: 2`.
+    pub counts: Vec<String>,
+    pub heat_map_svg: String,
+    pub flagged: Vec<LabFlag>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LabFlag {
+    pub device: String,
+    pub case: String,
+    pub metric: String,
+    pub verdict: String,
+    pub change_pct: f64,
+    /// The series page, when the history verdict flagged it.
+    pub page: String,
 }
 
 /// A case's between-run spread of one metric on one device, measured by re-running it.
@@ -522,6 +579,10 @@ pub struct FirstRunRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct RegressionRow {
     pub case: String,
+    /// The device's host name.
+    pub device: String,
+    /// The series page (`series/NNNN.html`) of a flagged history verdict; empty otherwise.
+    pub page: String,
     pub metric: String,
     pub baseline: String,
     pub current: String,

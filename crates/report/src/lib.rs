@@ -176,6 +176,22 @@ fn pair_by_case<'a>(current: &[&'a Run], base: &[&'a Run]) -> Vec<(&'a Run, &'a 
         .collect()
 }
 
+/// What a report read in full and what as history.
+fn window_text(dataset: &Dataset) -> String {
+    match &dataset.window {
+        None => "every run read in full (raw samples where kept)".into(),
+        Some(w) => format!(
+            "runs of the last {} nights (since {}) read in full; {} older passed measured runs read as history from their stored summaries",
+            w.nights,
+            jiff::Timestamp::from_millisecond(w.start_ms).map_or_else(
+                |_| w.start_ms.to_string(),
+                |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string()
+            ),
+            w.runs_before
+        ),
+    }
+}
+
 /// Builds the whole context. `generated_at` is handed in so the same database gives the same
 /// context (snapshot tests).
 pub fn build_context(
@@ -259,6 +275,20 @@ pub fn build_context(
             .collect::<Vec<_>>(),
         &candidates,
     );
+    let regressions = sections::regressions(
+        &pairs,
+        &current,
+        &history,
+        (&dataset.calibrations, &dataset.devices),
+        baseline_text,
+        selection.fail_on_regression_pct,
+    );
+    let lab = sections::lab(
+        &current,
+        &dataset.devices,
+        &regressions,
+        window_text(dataset),
+    );
     let (roi, roi_best) = sections::roi(&current, &inputs.roi, &inputs.registry);
     let kv = sections::kv(&current, &inputs.registry);
     Ok(ReportContext {
@@ -267,11 +297,12 @@ pub fn build_context(
         database: database.into(),
         schema_version: dataset.schema_version,
         selection: format!(
-            "the latest passed measured run of each case{}; smoke runs are not measurements and are left out",
+            "the latest passed measured run of each case{}; smoke runs are not measurements and are left out; {}",
             selection
                 .device
                 .as_ref()
-                .map_or(String::new(), |d| format!(" on devices matching `{d}`"))
+                .map_or(String::new(), |d| format!(" on devices matching `{d}`")),
+            window_text(dataset)
         ),
         measured_runs: current.len(),
         overview: sections::overview(&current, &inputs.registry, &inputs.claims)
@@ -302,14 +333,8 @@ pub fn build_context(
         ),
         roi,
         devices: sections::devices(dataset, &all),
-        regressions: sections::regressions(
-            &pairs,
-            &current,
-            &history,
-            (&dataset.calibrations, &dataset.devices),
-            baseline_text,
-            selection.fail_on_regression_pct,
-        ),
+        regressions,
+        lab,
     })
 }
 
@@ -321,6 +346,8 @@ pub struct Written {
     pub csv: PathBuf,
     pub markdown: PathBuf,
     pub regressed_beyond_threshold: usize,
+    /// One page per flagged series (`series/NNNN.html`).
+    pub series_pages: Vec<PathBuf>,
     /// The overview as an aligned text table ([`render::terminal_overview`]).
     pub overview_text: String,
 }
@@ -365,7 +392,22 @@ pub fn write_report_at(
         path: out.to_path_buf(),
         source,
     })?;
+    let series_pages = if context.regressions.series_pages.is_empty() {
+        Vec::new()
+    } else {
+        std::fs::create_dir_all(out.join("series")).map_err(|source| ReportError::Write {
+            path: out.join("series"),
+            source,
+        })?;
+        context
+            .regressions
+            .series_pages
+            .iter()
+            .map(|page| write(&page.path, render::series_page(page)?))
+            .collect::<Result<Vec<_>, _>>()?
+    };
     Ok(Written {
+        series_pages,
         index: write("index.html", render::html(&context)?)?,
         json: write(
             "report.json",

@@ -49,6 +49,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("goodput.html", include_str!("../templates/goodput.html")),
     ("remote.html", include_str!("../templates/remote.html")),
     ("devices.html", include_str!("../templates/devices.html")),
+    ("lab.html", include_str!("../templates/lab.html")),
+    ("series.html", include_str!("../templates/series.html")),
     (
         "regressions.html",
         include_str!("../templates/regressions.html"),
@@ -81,6 +83,17 @@ fn section<S: serde::Serialize>(
         .and_then(|t| t.render(context! { s => s }))
         .map_err(|source| ReportError::Template {
             template: name.into(),
+            source: Box::new(source),
+        })
+}
+
+/// A flagged series' own page (`series/NNNN.html`).
+pub fn series_page(page: &crate::context::SeriesPage) -> Result<String, ReportError> {
+    environment()?
+        .get_template("series.html")
+        .and_then(|t| t.render(context! { p => page }))
+        .map_err(|source| ReportError::Template {
+            template: "series.html".into(),
             source: Box::new(source),
         })
 }
@@ -174,6 +187,7 @@ pub fn html(c: &ReportContext) -> Result<String, ReportError> {
             "Devices",
             section(&env, "devices.html", &c.devices)?,
         ),
+        ("lab", "Lab overview", section(&env, "lab.html", &c.lab)?),
         (
             "regressions",
             "Regressions",

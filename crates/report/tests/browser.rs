@@ -243,3 +243,123 @@ document.getElementById("report").addEventListener("load", function () {
 </script>
 </body></html>
 "##;
+
+/// A simulated lab's report: the lab overview's heat map and every flagged series' own page
+/// load without console messages, carry what they promise, and fit a 1400 px window.
+#[test]
+fn a_simulated_labs_overview_and_series_pages_render_in_headless_chromium() {
+    use edgebench_store::synthetic::lab::{LabSpec, LabYear};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("lab.sqlite");
+    let spec = LabSpec {
+        devices: 6,
+        nights: 40,
+        cases: 40,
+        requests_per_run: 2,
+        latencies_per_request: 8,
+        seed: 7,
+    };
+    let lab = LabYear::new(spec);
+    let store = edgebench_store::Store::open(&db).expect("open");
+    for night in 0..spec.nights {
+        store
+            .ingest_records(Path::new("simulated"), &lab.night(night))
+            .expect("ingest");
+    }
+    drop(store);
+    let out = dir.path().join("report");
+    let selection = Selection {
+        window_nights: Some(28),
+        ..Selection::default()
+    };
+    let written = write_report(&db, &out, &common::inputs(), &selection, "t").expect("report");
+    assert!(
+        !written.series_pages.is_empty(),
+        "the injected regressions have no series page"
+    );
+    let profile = dir.path().join("profile");
+    let (dom, console) = headless(&written.index, &["--dump-dom".into()], &profile);
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    let tables = dom.matches("<table").count();
+    assert!(
+        dom.contains(&format!("data-ready=\"{tables}\"")),
+        "the page's script did not run to the end"
+    );
+    let map = dom
+        .split("id=\"lab-heat-map\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</figure>").next())
+        .expect("the lab heat map is on the page");
+    assert_eq!(
+        map.matches("<rect").count(),
+        spec.devices * spec.cases,
+        "one cell per device and case"
+    );
+    for page in &written.series_pages {
+        let name = page.strip_prefix(&out).expect("under the report").display();
+        assert!(
+            map.contains(&format!("href=\"{name}\"")),
+            "no heat-map cell links to {name}"
+        );
+    }
+    assert!(
+        dom.contains("id=\"lab-flagged-table\""),
+        "flagged list missing"
+    );
+
+    // Every series page: its plot, one table row per night, nothing on the console.
+    for page in &written.series_pages {
+        let (page_dom, console) = headless(page, &["--dump-dom".into()], &profile);
+        assert!(console.is_empty(), "{}: {console:#?}", page.display());
+        assert!(page_dom.contains("data-ready=\"1\""), "{}", page.display());
+        assert!(page_dom.contains("id=\"series-plot\"") && page_dom.contains("<svg"));
+        let nights = page_dom
+            .split("<tbody>")
+            .nth(1)
+            .map_or(0, |t| t.matches("<tr").count());
+        assert_eq!(nights, spec.nights, "{}: one row per night", page.display());
+        assert!(
+            page_dom.contains("class=\"changed\""),
+            "the change point is not marked"
+        );
+    }
+
+    // The overview at 1400 px: nothing wider than the window.
+    let probe = out.join("lab-probe.html");
+    std::fs::write(&probe, OVERFLOW_PROBE).expect("write probe");
+    let (probe_dom, console) = headless(
+        &probe,
+        &[
+            "--dump-dom".into(),
+            "--allow-file-access-from-files".into(),
+            "--window-size=1400,3000".into(),
+            "--virtual-time-budget=10000".into(),
+        ],
+        &profile,
+    );
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    let overflow: f64 = probe_dom
+        .split("data-overflow-x=\"")
+        .nth(1)
+        .and_then(|v| v.split('"').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("the probe did not run: {probe_dom}"));
+    assert!(
+        overflow <= 0.0,
+        "the lab report is {overflow} px wider than 1400 px"
+    );
+}
+
+/// Loads `index.html` in a 1400 px iframe and writes its horizontal overflow into an attribute.
+const OVERFLOW_PROBE: &str = r##"<!DOCTYPE html>
+<html><head><meta charset="utf-8"><style>body { margin: 0; } iframe { border: 0; }</style></head>
+<body>
+<iframe id="report" src="index.html" style="width:1400px;height:2800px"></iframe>
+<script>
+document.getElementById("report").addEventListener("load", function () {
+  var d = this.contentDocument;
+  document.body.setAttribute("data-overflow-x", String(d.documentElement.scrollWidth - d.documentElement.clientWidth));
+});
+</script>
+</body></html>
+"##;

@@ -226,8 +226,8 @@ impl Store {
         &self.conn
     }
 
-    /// Deletes the raw samples of runs more than `keep_nights` nights older than the newest
-    /// run, in one transaction; summaries stay ([`retention`]).
+    /// Deletes the raw samples of runs before the last `keep_nights` nights (UTC days, the newest
+    /// run's included), in one transaction; summaries stay ([`retention`]).
     pub fn prune_raw(&self, keep_nights: u32) -> Result<retention::PruneSummary, StoreError> {
         self.with_retry(|s| {
             let tx = rusqlite::Transaction::new_unchecked(

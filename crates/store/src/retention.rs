@@ -11,12 +11,13 @@ use crate::sql::{Sql, SqlError};
 /// One day in milliseconds: a lab night.
 pub const NIGHT_MS: i64 = 86_400_000;
 
-/// Start of a window of `nights` nights that ends with the newest run: runs started at or
-/// after it are inside. The report's `--window` and `db prune --keep-raw` share it, so a pruned
-/// database and a report over the same number of nights agree on what is raw.
+/// Start of a window of `nights` whole nights (UTC days) ending with the newest run's: runs
+/// started at or after it are inside. The report's `--window` and `db prune --keep-raw` share
+/// it, so a pruned database and a report over the same number of nights agree on what is raw.
 #[must_use]
 pub fn window_start_ms(newest_started_at_ms: i64, nights: u32) -> i64 {
-    newest_started_at_ms - i64::from(nights) * NIGHT_MS
+    let newest_day = newest_started_at_ms.div_euclid(NIGHT_MS) * NIGHT_MS;
+    newest_day - i64::from(nights.max(1) - 1) * NIGHT_MS
 }
 
 /// What a prune removed.
@@ -48,8 +49,7 @@ pub(crate) fn newest_run_ms(db: &mut dyn Sql) -> Result<Option<i64>, SqlError> {
     }
 }
 
-/// Deletes the raw samples of finished runs started more than `keep_nights` nights before the
-/// newest run, inside the caller's transaction; `now_ms` stamps them.
+/// Deletes the raw samples of finished runs started before the last `keep_nights` nights, inside the caller's transaction; `now_ms` stamps them.
 pub(crate) fn prune_raw(
     db: &mut dyn Sql,
     keep_nights: u32,
@@ -62,7 +62,9 @@ pub(crate) fn prune_raw(
     let old_runs = "SELECT id FROM runs WHERE started_at_ms < $1 AND raw_pruned_at_ms IS NULL
                     AND status <> 'running'";
     let count = |db: &mut dyn Sql, sql: &str| -> Result<u64, SqlError> {
-        let v = db.scalar(sql, &[Value::from(before)])?.unwrap_or(Value::Null);
+        let v = db
+            .scalar(sql, &[Value::from(before)])?
+            .unwrap_or(Value::Null);
         Ok(crate::sql::int("count", &v)?.max(0) as u64)
     };
     let runs = count(db, &format!("SELECT COUNT(*) FROM ({old_runs}) o"))?;

@@ -5,6 +5,7 @@
 
 #[path = "../../../crates/store/tests/lab/cluster.rs"]
 mod cluster;
+mod lab_year;
 mod on_postgres;
 
 use std::path::{Path, PathBuf};

@@ -17,7 +17,7 @@ fn run(mut cmd: Command) -> Output {
 }
 
 /// report.json without what legitimately differs: when it was made and from which database.
-fn report_json(dir: &Path) -> serde_json::Value {
+pub(crate) fn report_json(dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(dir.join("report.json")).expect("report.json");
     let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
     let o = v.as_object_mut().expect("object");
@@ -27,7 +27,7 @@ fn report_json(dir: &Path) -> serde_json::Value {
 }
 
 /// Where two JSON values first differ (a path and both sides), for a readable failure.
-fn first_difference(a: &serde_json::Value, b: &serde_json::Value, at: &str) -> String {
+pub(crate) fn first_difference(a: &serde_json::Value, b: &serde_json::Value, at: &str) -> String {
     use serde_json::Value as V;
     match (a, b) {
         (V::Object(x), V::Object(y)) => {

@@ -118,8 +118,9 @@ fn metric_history(
     current: &Run,
     history: &SeriesHistory,
     metric: &RegressionMetric,
-) -> (Vec<f64>, usize) {
+) -> (Vec<f64>, Vec<String>, usize) {
     // Nights in the order of their first run.
+    let mut labels: Vec<String> = Vec::new();
     let mut nights: Vec<Vec<f64>> = Vec::new();
     let mut night_of: HashMap<&str, usize> = HashMap::new();
     let mut counted = 0;
@@ -134,15 +135,26 @@ fn metric_history(
         counted += 1;
         let k = *night_of.entry(&p.invocation).or_insert_with(|| {
             nights.push(Vec::new());
+            labels.push(night_label(p));
             nights.len() - 1
         });
         nights[k].push(v);
     }
-    let series = nights
+    let (labels, series) = labels
         .into_iter()
-        .filter_map(|values| stats::summarize(&values).map(|s| s.median))
-        .collect();
-    (series, counted)
+        .zip(nights)
+        .filter_map(|(label, values)| Some((label, stats::summarize(&values)?.median)))
+        .unzip();
+    (series, labels, counted)
+}
+
+/// A night as its page lists it: the day it started and its invocation.
+fn night_label(p: &HistoryPoint) -> String {
+    let day = jiff::Timestamp::from_millisecond(p.started_at_ms).map_or_else(
+        |_| p.started_at_ms.to_string(),
+        |t| t.strftime("%Y-%m-%d").to_string(),
+    );
+    format!("{day} ({})", p.invocation)
 }
 
 /// The history verdict on one metric, when the history is long enough.
@@ -153,6 +165,8 @@ struct FromHistory {
     basis: String,
     /// The history plot of a flagged series (empty when steady).
     svg: String,
+    /// A flagged series' nights for its page (empty when steady).
+    nights: Vec<SeriesNight>,
 }
 
 /// [`FromHistory`] for `current`'s `metric`, or why its history is too short (the basis of the
@@ -163,7 +177,7 @@ fn history_verdict(
     metric: &RegressionMetric,
 ) -> Result<FromHistory, String> {
     use edgebench_core::history::{HistoryConfig, HistoryVerdict, judge};
-    let (series, runs) = metric_history(current, history, metric);
+    let (series, labels, runs) = metric_history(current, history, metric);
     let higher = metric.higher_is_better;
     let nights = |n: usize| {
         if runs == n {
@@ -207,7 +221,21 @@ fn history_verdict(
     });
     let newest = series.last().copied().unwrap_or(reference);
     let change = ((newest / reference - 1.0) * 100.0 * 10.0).round() / 10.0;
+    let page_nights = since.map_or_else(Vec::new, |since| {
+        labels
+            .into_iter()
+            .zip(&series)
+            .enumerate()
+            .map(|(i, (night, &value))| SeriesNight {
+                night,
+                value: num(value),
+                off_pct: ((value / reference - 1.0) * 1000.0).round() / 10.0,
+                changed: i >= since,
+            })
+            .collect()
+    });
     Ok(FromHistory {
+        nights: page_nights,
         verdict: verdict.to_owned(),
         reference: format!(
             "{} (reference of {} runs)",
@@ -290,6 +318,14 @@ pub fn regressions(
     baseline: String,
     threshold_pct: Option<f64>,
 ) -> RegressionSection {
+    let hostname = |id: i64| {
+        calibration
+            .1
+            .iter()
+            .find(|d| d.id == id)
+            .map_or_else(|| format!("device {id}"), |d| d.hostname.clone())
+    };
+    let mut series_pages: Vec<SeriesPage> = Vec::new();
     let mut first_runs: Vec<FirstRunRow> = current
         .iter()
         .filter(|c| !pairs.iter().any(|(p, _)| p.id == c.id))
@@ -340,17 +376,41 @@ pub fn regressions(
             );
             let two_run_change = ((r.ratio - 1.0) * 100.0 * 10.0).round() / 10.0;
             let judged = history_verdict(current, history, metric);
-            let (verdict, baseline, change_pct, basis, history_svg) = match judged {
-                Ok(h) => (h.verdict, h.reference, h.change_pct, h.basis, h.svg),
+            let device = hostname(current.device_id);
+            let (verdict, baseline, change_pct, basis, history_svg, page) = match judged {
+                Ok(h) => {
+                    let page = if h.svg.is_empty() {
+                        String::new()
+                    } else {
+                        let page = format!("series/{:04}.html", series_pages.len() + 1);
+                        series_pages.push(SeriesPage {
+                            path: page.clone(),
+                            case: current.case.name.clone(),
+                            device: device.clone(),
+                            metric: metric.name.into(),
+                            verdict: h.verdict.clone(),
+                            reference: h.reference.clone(),
+                            change_pct: h.change_pct,
+                            basis: h.basis.clone(),
+                            svg: h.svg.clone(),
+                            nights: h.nights,
+                        });
+                        page
+                    };
+                    (h.verdict, h.reference, h.change_pct, h.basis, h.svg, page)
+                }
                 Err(basis) => (
                     two_runs.to_owned(),
                     two_run_baseline,
                     two_run_change,
                     basis,
                     String::new(),
+                    String::new(),
                 ),
             };
             rows.push(RegressionRow {
+                device,
+                page,
                 case: current.case.name.clone(),
                 metric: metric.name.into(),
                 baseline,
@@ -392,5 +452,6 @@ pub fn regressions(
         regressed_beyond_threshold,
         first_runs,
         calibrations: calibration_rows(calibration.0, calibration.1, history),
+        series_pages,
     }
 }

@@ -104,7 +104,9 @@ fn each_with(
     params: &[Value],
     mut f: impl FnMut(&Cells<'_>) -> Result<(), SqlError>,
 ) -> Result<(), SqlError> {
-    db.each_row(sql, params, &mut |names, values| f(&Cells { names, values }))
+    db.each_row(sql, params, &mut |names, values| {
+        f(&Cells { names, values })
+    })
 }
 
 /// Every run, device, parity aggregate and latest calibration of a database at this build's

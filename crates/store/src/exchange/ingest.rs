@@ -446,7 +446,13 @@ pub(crate) fn ingest_run(
     let run = Value::from(run_id);
     insert_requests(db, source, &run, &record.requests)?;
     let metrics: Vec<&Columns> = record.metrics.iter().collect();
-    insert_many(db, source, "run_metrics", &metrics, &[("run_id", run.clone())])?;
+    insert_many(
+        db,
+        source,
+        "run_metrics",
+        &metrics,
+        &[("run_id", run.clone())],
+    )?;
     for answer in &record.answers {
         insert(db, source, "answers", answer, &[("run_id", run.clone())])?;
     }

@@ -251,8 +251,8 @@ impl PgStore {
         result
     }
 
-    /// Deletes the raw samples of runs more than `keep_nights` nights older than the newest
-    /// run, in one transaction; summaries stay ([`crate::retention`]). Needs DELETE: the
+    /// Deletes the raw samples of runs before the last `keep_nights` nights (UTC days, the newest
+    /// run's included), in one transaction; summaries stay ([`crate::retention`]). Needs DELETE: the
     /// database's owner, not the writer role.
     pub fn prune_raw(
         &mut self,

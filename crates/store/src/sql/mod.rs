@@ -315,7 +315,9 @@ impl<C: postgres::GenericClient> Sql for Pg<'_, C> {
     }
 
     fn remember_id(&mut self, table: &str, key: &Value, id: i64) {
-        self.cache.ids.insert((table.to_owned(), key.to_string()), id);
+        self.cache
+            .ids
+            .insert((table.to_owned(), key.to_string()), id);
     }
 
     fn discard_incomplete_run(&mut self, run_id: &str) -> Result<(), SqlError> {

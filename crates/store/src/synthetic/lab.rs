@@ -139,13 +139,18 @@ impl LabYear {
         if settled_before > 25 {
             for _ in late..count {
                 let night = 20 + rng.below(settled_before - 25);
-                let recovers = (rng.below(3) == 0).then(|| night + 5 + rng.below(settled_before - night - 4));
+                let recovers =
+                    (rng.below(3) == 0).then(|| night + 5 + rng.below(settled_before - night - 4));
                 draw(&mut rng, night, recovers.filter(|&r| r < settled_before));
             }
         }
         if spec.nights > LATE_REGRESSION_NIGHTS_BEFORE_END + 13 {
             for _ in 0..late {
-                draw(&mut rng, spec.nights - 1 - LATE_REGRESSION_NIGHTS_BEFORE_END, None);
+                draw(
+                    &mut rng,
+                    spec.nights - 1 - LATE_REGRESSION_NIGHTS_BEFORE_END,
+                    None,
+                );
             }
         }
         Self {
@@ -249,7 +254,11 @@ impl LabYear {
             1.0
         };
         // The run's own level: between-run spread around the series' speed.
-        let level = lognormal(&mut rng, 1.0, self.device_sigma[d % self.device_sigma.len()]);
+        let level = lognormal(
+            &mut rng,
+            1.0,
+            self.device_sigma[d % self.device_sigma.len()],
+        );
         let mean_gap_ns = 8e6
             * case_speed
             * self.device_speed[d % self.device_speed.len()]
