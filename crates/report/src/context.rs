@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// Bumped when a field changes meaning or disappears (`report.json` readers check it).
-pub const REPORT_CONTEXT_VERSION: u32 = 6;
+pub const REPORT_CONTEXT_VERSION: u32 = 7;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
