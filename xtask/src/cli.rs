@@ -171,6 +171,11 @@ pub struct SimulateArgs {
     /// After each night, delete raw samples older than this many nights (summaries stay)
     #[arg(long, value_name = "NIGHTS")]
     pub keep_raw: Option<u32>,
+    /// Write raw samples for the last NIGHTS nights only: older nights go in as a lab that
+    /// prunes to NIGHTS holds them (runs and summaries, stamped raw_pruned_at_ms). Builds a
+    /// year in minutes; ingest rates are then those of summary-only runs for the older nights
+    #[arg(long, value_name = "NIGHTS", conflicts_with = "keep_raw")]
+    pub raw_nights: Option<usize>,
     /// Write the injected truth (regressions, throttling devices) here as JSON
     #[arg(long)]
     pub truth: Option<PathBuf>,

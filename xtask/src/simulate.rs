@@ -53,15 +53,35 @@ pub fn simulate(_root: &Path, args: &SimulateArgs) -> Result<()> {
     let source = Path::new("simulated lab");
     let mut phases = Phases::default();
     let mut added = 0u64;
+    // (runs, time) ingested with raw samples and as summaries only.
+    let (mut with_raw, mut summary_only) = ((0u64, Duration::ZERO), (0u64, Duration::ZERO));
     let started = Instant::now();
     for night in 0..spec.nights {
         let t = Instant::now();
-        let records = lab.night(night);
+        let summaries_only = args
+            .raw_nights
+            .is_some_and(|keep| night + keep < spec.nights);
+        let records = if summaries_only {
+            // Stamped as pruned on the night the window left it behind.
+            let pruned_at = LabYear::started_at_ms(0, 0, night + args.raw_nights.unwrap_or(0));
+            lab.night_pruned(night, Some(pruned_at))
+        } else {
+            lab.night(night)
+        };
         phases.generate += t.elapsed();
         let t = Instant::now();
-        added += ingest(&mut stores, source, &records)
+        let n = ingest(&mut stores, source, &records)
             .with_context(|| format!("ingesting night {night} into {location}"))?;
-        phases.ingest += t.elapsed();
+        added += n;
+        let spent = t.elapsed();
+        phases.ingest += spent;
+        if summaries_only {
+            summary_only.0 += n;
+            summary_only.1 += spent;
+        } else {
+            with_raw.0 += n;
+            with_raw.1 += spent;
+        }
         if let Some(keep) = args.keep_raw {
             let t = Instant::now();
             stores[0]
@@ -90,9 +110,21 @@ pub fn simulate(_root: &Path, args: &SimulateArgs) -> Result<()> {
         ingest_s,
         added,
         runs / ingest_s,
-        runs * spec.samples_per_run() as f64 / ingest_s,
+        with_raw.0 as f64 * spec.samples_per_run() as f64 / ingest_s,
         args.writers
     );
+    for (what, (n, t)) in [
+        ("with raw samples", with_raw),
+        ("as summaries only (--raw-nights)", summary_only),
+    ] {
+        if n > 0 && summary_only.0 > 0 {
+            println!(
+                "    of which {what}: {n} runs in {:.1} s = {:.0} runs/s",
+                t.as_secs_f64(),
+                n as f64 / t.as_secs_f64().max(1e-9)
+            );
+        }
+    }
     println!(
         "  generation (not ingest): {:.1} s",
         phases.generate.as_secs_f64()

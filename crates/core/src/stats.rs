@@ -190,16 +190,22 @@ impl Resampler {
         }
     }
 
-    /// The value at position `k` of the current resample in sorted order.
-    fn at(&self, k: usize) -> f64 {
+    /// The values at positions `k` and `k + 1` of the current resample in sorted order, in one
+    /// walk of the counts.
+    fn at_pair(&self, k: usize) -> (f64, f64) {
+        let last = self.sorted.last().copied().unwrap_or(f64::NAN);
         let mut seen = 0usize;
+        let mut low = None;
         for (position, &count) in self.counts.iter().enumerate() {
             seen += count as usize;
-            if seen > k {
-                return self.sorted[position];
+            if low.is_none() && seen > k {
+                low = Some(self.sorted[position]);
+            }
+            if seen > k + 1 {
+                return (low.unwrap_or(last), self.sorted[position]);
             }
         }
-        self.sorted.last().copied().unwrap_or(f64::NAN)
+        (low.unwrap_or(last), last)
     }
 
     /// Draws a resample (`n` draws of `rng.below(n)`, as a copied resample does) and returns
@@ -215,11 +221,10 @@ impl Resampler {
         }
         let rank = 0.5 * (n - 1) as f64;
         let lo = rank.floor() as usize;
-        let low = self.at(lo);
+        let (low, high) = self.at_pair(lo);
         if rank.ceil() as usize == lo {
             return low;
         }
-        let high = self.at(lo + 1);
         low + (high - low) * (rank - lo as f64)
     }
 }

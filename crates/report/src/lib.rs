@@ -218,20 +218,35 @@ pub fn build_context(
     {
         Baseline::Previous => {
             let current = latest_per_case(candidates.clone());
+            // Each case's runs on each device, newest first: one pass, not one per case (a
+            // lab's window holds ~10⁵ runs).
+            let mut by_case: std::collections::HashMap<(&str, i64), Vec<&Run>> =
+                std::collections::HashMap::new();
+            // In reverse, so that among runs started at the same millisecond the stable sort
+            // below keeps the last one first, as `latest_per_case` picks.
+            for r in candidates.clone().collect::<Vec<_>>().into_iter().rev() {
+                by_case
+                    .entry((r.case.name.as_str(), r.device_id))
+                    .or_default()
+                    .push(r);
+            }
+            for runs in by_case.values_mut() {
+                runs.sort_by_key(|r| std::cmp::Reverse(r.started_at_ms));
+            }
             let pairs = current
                 .iter()
                 .filter_map(|c| {
-                    latest_per_case(candidates.clone().filter(|r| {
-                        // Another night's: `nightly --processes K` stores K runs of a
-                        // case under one invocation.
-                        r.case.name == c.case.name
-                            && r.device_id == c.device_id
-                            && r.invocation != c.invocation
-                            && r.started_at_ms < c.started_at_ms
-                            && same_prompt_format(r, c)
-                    }))
-                    .first()
-                    .map(|b| (*c, *b))
+                    // Another night's: `nightly --processes K` stores K runs of a case under
+                    // one invocation.
+                    by_case
+                        .get(&(c.case.name.as_str(), c.device_id))?
+                        .iter()
+                        .find(|r| {
+                            r.invocation != c.invocation
+                                && r.started_at_ms < c.started_at_ms
+                                && same_prompt_format(r, c)
+                        })
+                        .map(|b| (*c, *b))
                 })
                 .collect();
             (

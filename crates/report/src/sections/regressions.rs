@@ -305,6 +305,106 @@ fn calibration_rows(
         .collect()
 }
 
+/// The rows of one current run against its baseline, one per metric, each with its series
+/// page when a history verdict flagged it (its path set by the caller, in row order).
+fn pair_rows(
+    current: &Run,
+    base: &Run,
+    history: &SeriesHistory,
+    hostname: &str,
+) -> Vec<(RegressionRow, Option<SeriesPage>)> {
+    let hostname = hostname.to_owned();
+    let mut rows = Vec::new();
+    for metric in REGRESSION_METRICS {
+        let get = metric.samples;
+        let (base_samples, current_samples) = (get(&base.samples), get(&current.samples));
+        if base_samples.is_empty() || current_samples.is_empty() {
+            continue;
+        }
+        let device = hostname.clone();
+        let short = |id: &str| id[..id.len().min(8)].to_owned();
+        // A history verdict is the row's basis when the series is long enough; the two-run
+        // bootstrap (2,000 resamples per side, most of a lab report's time) only otherwise.
+        let (verdict, baseline, change_pct, basis, history_svg, page, ci, current_median) =
+            match history_verdict(current, history, metric) {
+                Ok(h) => {
+                    let page = (!h.svg.is_empty()).then(|| SeriesPage {
+                        path: String::new(),
+                        case: current.case.name.clone(),
+                        device: device.clone(),
+                        metric: metric.name.into(),
+                        verdict: h.verdict.clone(),
+                        reference: h.reference.clone(),
+                        change_pct: h.change_pct,
+                        basis: h.basis.clone(),
+                        svg: h.svg.clone(),
+                        nights: h.nights,
+                    });
+                    let median = stats::summarize(current_samples).map_or(f64::NAN, |s| s.median);
+                    (
+                        h.verdict,
+                        h.reference,
+                        h.change_pct,
+                        h.basis,
+                        h.svg,
+                        page,
+                        "— (judged on history)".to_owned(),
+                        median,
+                    )
+                }
+                Err(basis) => {
+                    let Some(r) = compare::measured_ratio(base_samples, current_samples, SEED)
+                    else {
+                        continue;
+                    };
+                    let (worse, better) = if metric.higher_is_better {
+                        (Verdict::Lower, Verdict::Higher)
+                    } else {
+                        (Verdict::Higher, Verdict::Lower)
+                    };
+                    let verdict = if r.verdict == worse {
+                        "regressed"
+                    } else if r.verdict == better {
+                        "improved"
+                    } else if r.verdict == Verdict::TooFewSamples {
+                        "too few samples"
+                    } else {
+                        "noise"
+                    };
+                    (
+                        verdict.to_owned(),
+                        format!("{} (run {})", num(r.baseline.median), short(&base.id)),
+                        ((r.ratio - 1.0) * 100.0 * 10.0).round() / 10.0,
+                        basis,
+                        String::new(),
+                        None,
+                        r.ci.map_or("—".into(), |ci| {
+                            format!("[{:.3}, {:.3}]", ci.low, ci.high)
+                        }),
+                        r.variant.median,
+                    )
+                }
+            };
+        rows.push((
+            RegressionRow {
+                device,
+                page: String::new(),
+                case: current.case.name.clone(),
+                metric: metric.name.into(),
+                baseline,
+                current: format!("{} (run {})", num(current_median), short(&current.id)),
+                change_pct,
+                ci,
+                verdict,
+                basis,
+                history_svg,
+            },
+            page,
+        ));
+    }
+    rows
+}
+
 /// The regression section. `history` is every comparable run of the selection (the verdicts'
 /// series and the calibrated devices).
 pub fn regressions(
@@ -341,93 +441,37 @@ pub fn regressions(
         })
         .collect();
     first_runs.sort_by(|a, b| a.case.cmp(&b.case));
-    let mut rows = Vec::new();
-    for (current, base) in pairs {
-        for metric in REGRESSION_METRICS {
-            let get = metric.samples;
-            let higher = &metric.higher_is_better;
-            let Some(r) = compare::measured_ratio(get(&base.samples), get(&current.samples), SEED)
-            else {
-                continue;
-            };
-            let worse = if *higher {
-                r.verdict == Verdict::Lower
-            } else {
-                r.verdict == Verdict::Higher
-            };
-            let better = if *higher {
-                r.verdict == Verdict::Higher
-            } else {
-                r.verdict == Verdict::Lower
-            };
-            let two_runs = if worse {
-                "regressed"
-            } else if better {
-                "improved"
-            } else if r.verdict == Verdict::TooFewSamples {
-                "too few samples"
-            } else {
-                "noise"
-            };
-            let two_run_baseline = format!(
-                "{} (run {})",
-                num(r.baseline.median),
-                &base.id[..base.id.len().min(8)]
-            );
-            let two_run_change = ((r.ratio - 1.0) * 100.0 * 10.0).round() / 10.0;
-            let judged = history_verdict(current, history, metric);
-            let device = hostname(current.device_id);
-            let (verdict, baseline, change_pct, basis, history_svg, page) = match judged {
-                Ok(h) => {
-                    let page = if h.svg.is_empty() {
-                        String::new()
-                    } else {
-                        let page = format!("series/{:04}.html", series_pages.len() + 1);
-                        series_pages.push(SeriesPage {
-                            path: page.clone(),
-                            case: current.case.name.clone(),
-                            device: device.clone(),
-                            metric: metric.name.into(),
-                            verdict: h.verdict.clone(),
-                            reference: h.reference.clone(),
-                            change_pct: h.change_pct,
-                            basis: h.basis.clone(),
-                            svg: h.svg.clone(),
-                            nights: h.nights,
-                        });
-                        page
-                    };
-                    (h.verdict, h.reference, h.change_pct, h.basis, h.svg, page)
-                }
-                Err(basis) => (
-                    two_runs.to_owned(),
-                    two_run_baseline,
-                    two_run_change,
-                    basis,
-                    String::new(),
-                    String::new(),
-                ),
-            };
-            rows.push(RegressionRow {
-                device,
-                page,
-                case: current.case.name.clone(),
-                metric: metric.name.into(),
-                baseline,
-                current: format!(
-                    "{} (run {})",
-                    num(r.variant.median),
-                    &current.id[..current.id.len().min(8)]
-                ),
-                change_pct,
-                ci: r.ci.map_or("—".into(), |ci| {
-                    format!("[{:.3}, {:.3}]", ci.low, ci.high)
-                }),
-                verdict,
-                basis,
-                history_svg,
-            });
+    // Pairs in parallel (each bootstrap is seeded, so the rows are the same on any number of
+    // threads): a lab's night is thousands of pairs, 2,000 resamples per metric and side.
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let chunk = pairs.len().div_ceil(threads).max(1);
+    let judged: Vec<(RegressionRow, Option<SeriesPage>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = pairs
+            .chunks(chunk)
+            .map(|part| {
+                let hostname = &hostname;
+                scope.spawn(move || {
+                    part.iter()
+                        .flat_map(|(current, base)| {
+                            pair_rows(current, base, history, &hostname(current.device_id))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut rows = Vec::with_capacity(judged.len());
+    for (mut row, page) in judged {
+        if let Some(mut page) = page {
+            page.path = format!("series/{:04}.html", series_pages.len() + 1);
+            row.page = page.path.clone();
+            series_pages.push(page);
         }
+        rows.push(row);
     }
     let regressed_beyond_threshold = rows
         .iter()

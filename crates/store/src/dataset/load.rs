@@ -118,22 +118,44 @@ pub(crate) fn load_window(
     schema_version: u32,
     nights: Option<u32>,
 ) -> Result<Dataset, SqlError> {
+    load_window_beside(db, None, schema_version, nights)
+}
+
+/// [`load_window`]; with `history_db` (a second connection to the same database) the history
+/// before the window is read on it at the same time as the window on `db` (a server then works
+/// on both on its own cores).
+pub(crate) fn load_window_beside(
+    db: &mut dyn Sql,
+    history_db: Option<&mut (dyn Sql + Send)>,
+    schema_version: u32,
+    nights: Option<u32>,
+) -> Result<Dataset, SqlError> {
     let start = match nights {
         Some(n) => crate::retention::newest_run_ms(db)?
             .map(|newest| (n, crate::retention::window_start_ms(newest, n))),
         None => None,
     };
-    let history = match start {
-        Some((_, since)) => load_history(db, since)?,
-        None => Vec::new(),
+    let since = start.map(|(_, since)| since);
+    let (history, runs) = match (since, history_db) {
+        (Some(since), Some(other)) => std::thread::scope(|scope| {
+            let history = scope.spawn(move || load_history(other, since));
+            let runs = load_runs(db, Some(since));
+            let history = history
+                .join()
+                .unwrap_or_else(|_| Err(SqlError::NoRow("the history reader panicked".into())));
+            (history, runs)
+        }),
+        (Some(since), None) => (load_history(db, since), load_runs(db, Some(since))),
+        (None, _) => (Ok(Vec::new()), load_runs(db, None)),
     };
+    let (history, runs) = (history?, runs?);
     let window = start.map(|(nights, start_ms)| Window {
         nights,
         start_ms,
         runs_before: history.len(),
     });
     Ok(Dataset {
-        runs: load_runs(db, start.map(|(_, since)| since))?,
+        runs,
         devices: load_devices(db)?,
         parity: load_parity(db)?,
         calibrations: load_calibrations(db)?,
@@ -144,59 +166,95 @@ pub(crate) fn load_window(
 }
 
 /// Passed measured runs with a model started before `before_ms`, oldest first, from their
-/// stored summaries: one ordered query, one row per run and history metric.
+/// stored summaries. Narrow queries without a join or sort on the server (a year is a million
+/// runs and four million summaries); matched and ordered here.
 fn load_history(db: &mut dyn Sql, before_ms: i64) -> Result<Vec<HistoryPoint>, SqlError> {
     use std::sync::Arc;
-    let mut interned: HashMap<String, Arc<str>> = HashMap::new();
-    let mut intern = |s: String| -> Arc<str> {
-        interned
-            .entry(s)
-            .or_insert_with_key(|k| Arc::from(k.as_str()))
-            .clone()
-    };
-    let others = edgebench_core::contention::OTHERS_CPU_SHARE_METRIC;
-    let sql = format!(
-        "SELECT r.id, r.invocation, r.started_at_ms, r.device_id, c.name, m.sha256,
-                r.integrity_passed, rm.metric, rm.median
-         FROM runs r JOIN cases c ON c.id = r.case_id JOIN models m ON m.id = r.model_id
-              LEFT JOIN run_metrics rm ON rm.run_id = r.id
-                   AND rm.metric IN ('{}', '{}', '{}', '{others}')
-         WHERE r.started_at_ms < $1 AND r.status = 'passed' AND r.mode = 'measure'
-         ORDER BY r.started_at_ms, r.id",
-        HISTORY_METRICS[0], HISTORY_METRICS[1], HISTORY_METRICS[2]
-    );
+    let mut names: HashMap<i64, Arc<str>> = HashMap::new();
+    each(db, "SELECT id, name FROM cases", |r| {
+        names.insert(r.i64(0)?, Arc::from(r.text(1)?.as_str()));
+        Ok(())
+    })?;
+    let mut hashes: HashMap<i64, Arc<str>> = HashMap::new();
+    each(db, "SELECT id, sha256 FROM models", |r| {
+        hashes.insert(r.i64(0)?, Arc::from(r.text(1)?.as_str()));
+        Ok(())
+    })?;
+    let mut invocations: HashMap<String, Arc<str>> = HashMap::new();
+    let mut ids: Vec<String> = Vec::new();
     let mut points: Vec<HistoryPoint> = Vec::new();
-    let mut last_id = String::new();
-    each_with(db, &sql, &[Value::from(before_ms)], |r| {
-        let id = r.text(0)?;
-        if id != last_id {
+    each_with(
+        db,
+        "SELECT id, invocation, started_at_ms, device_id, case_id, model_id, integrity_passed
+         FROM runs WHERE started_at_ms < $1 AND status = 'passed' AND mode = 'measure'
+              AND model_id IS NOT NULL",
+        &[Value::from(before_ms)],
+        |r| {
+            let invocation = r.text(1)?;
+            let invocation = match invocations.get(&invocation) {
+                Some(shared) => shared.clone(),
+                None => {
+                    let shared: Arc<str> = Arc::from(invocation.as_str());
+                    invocations.insert(invocation, shared.clone());
+                    shared
+                }
+            };
+            let unknown = |what: &str, id: i64| SqlError::NoRow(format!("{what} {id}"));
+            let (case_id, model_id) = (r.i64(4)?, r.i64(5)?);
             points.push(HistoryPoint {
-                invocation: intern(r.text(1)?),
+                invocation,
                 started_at_ms: r.i64(2)?,
                 device_id: r.i64(3)?,
-                case: intern(r.text(4)?),
-                model_sha256: intern(r.text(5)?),
+                case: names
+                    .get(&case_id)
+                    .cloned()
+                    .ok_or_else(|| unknown("case", case_id))?,
+                model_sha256: hashes
+                    .get(&model_id)
+                    .cloned()
+                    .ok_or_else(|| unknown("model", model_id))?,
                 integrity_passed: r.opt_i64(6)?.map(|v| v != 0),
                 medians: RunMedians::default(),
                 others_cpu_share: None,
             });
-            last_id = id;
-        }
-        let (Some(metric), Some(median)) = (r.opt_text(7)?, r.opt_f64(8)?) else {
-            return Ok(());
-        };
-        if let Some(p) = points.last_mut() {
-            let m = &mut p.medians;
-            match metric.as_str() {
-                x if x == HISTORY_METRICS[0] => m.generation_tokens_per_s = Some(median),
-                x if x == HISTORY_METRICS[1] => m.ttft_ms = Some(median),
-                x if x == HISTORY_METRICS[2] => m.tpot_ms = Some(median),
+            ids.push(r.text(0)?);
+            Ok(())
+        },
+    )?;
+    let index: HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let others = edgebench_core::contention::OTHERS_CPU_SHARE_METRIC;
+    each(
+        db,
+        &format!(
+            "SELECT run_id, metric, median FROM run_metrics WHERE metric IN ('{}', '{}', '{}', '{others}')",
+            HISTORY_METRICS[0], HISTORY_METRICS[1], HISTORY_METRICS[2]
+        ),
+        |r| {
+            let Some(&i) = index.get(r.text(0)?.as_str()) else {
+                return Ok(());
+            };
+            let median = r.f64(2)?;
+            let p = &mut points[i];
+            match r.text(1)?.as_str() {
+                x if x == HISTORY_METRICS[0] => p.medians.generation_tokens_per_s = Some(median),
+                x if x == HISTORY_METRICS[1] => p.medians.ttft_ms = Some(median),
+                x if x == HISTORY_METRICS[2] => p.medians.tpot_ms = Some(median),
                 _ => p.others_cpu_share = Some(median),
             }
-        }
-        Ok(())
-    })?;
-    Ok(points)
+            Ok(())
+        },
+    )?;
+    drop(index);
+    let mut order: Vec<usize> = (0..points.len()).collect();
+    order.sort_by(|&a, &b| {
+        (points[a].started_at_ms, &ids[a]).cmp(&(points[b].started_at_ms, &ids[b]))
+    });
+    let mut slots: Vec<Option<HistoryPoint>> = points.into_iter().map(Some).collect();
+    Ok(order.into_iter().filter_map(|i| slots[i].take()).collect())
 }
 
 fn run_from(r: &Cells<'_>) -> Result<Run, SqlError> {
@@ -365,6 +423,52 @@ fn load_runs(db: &mut dyn Sql, since_ms: Option<i64>) -> Result<Vec<Run>, SqlErr
         },
     )?;
 
+    // Which runs' raw samples to read: all of them, or in a window only those of the newest
+    // invocations of each case on each device (the current runs and their baselines; every
+    // other run is judged by its stored summaries). One query each, the selection in SQL: the
+    // samples table holds the retained nights only, and a scan of it beats a lookup per run.
+    let windowed = since_ms.is_some();
+    let request_columns = "SELECT q.run_id, q.id, q.status, q.turn, q.generated_tokens, q.ttft_ns,
+                q.decode_ns, q.e2e_ns, q.queue_ns, q.source, q.fallback_reason, q.fallback_ns,
+                q.cost_usd, q.error, q.prompt_tokens";
+    let (request_queries, gap_queries): (Vec<(String, Vec<Value>)>, Vec<(String, Vec<Value>)>) =
+        match since_ms {
+            None => (
+                vec![(
+                    format!(
+                        "{request_columns} FROM requests q JOIN runs r ON r.id = q.run_id
+                         WHERE r.status = 'passed' AND q.warmup = 0 ORDER BY q.id"
+                    ),
+                    Vec::new(),
+                )],
+                // One scan of the table in whatever order the database keeps it (no join, no
+                // sort: the largest table by far), ordered here.
+                vec![(
+                    "SELECT request_id, idx, ns FROM token_latencies".into(),
+                    Vec::new(),
+                )],
+            ),
+            Some(since) => (
+                vec![(
+                    format!(
+                        "{request_columns} FROM requests q
+                         WHERE q.warmup = 0 AND q.run_id IN ({SAMPLED_RUNS}) ORDER BY q.id"
+                    ),
+                    vec![Value::from(since)],
+                )],
+                // One row per request, its gaps in order as text: a row per sample costs more
+                // to move than to aggregate.
+                vec![(
+                    format!(
+                        "SELECT q.id, {} FROM requests q
+                         JOIN token_latencies t ON t.request_id = q.id
+                         WHERE q.run_id IN ({SAMPLED_RUNS}) GROUP BY q.id",
+                        db.ordered_concat("t.ns", "t.idx")
+                    ),
+                    vec![Value::from(since)],
+                )],
+            ),
+        };
     // Measured requests in id order, kept until their gaps are read.
     struct Request {
         run: usize,
@@ -373,15 +477,8 @@ fn load_runs(db: &mut dyn Sql, since_ms: Option<i64>) -> Result<Vec<Run>, SqlErr
     }
     let mut requests: Vec<Request> = Vec::new();
     let ms = |ns: i64| ns as f64 / 1e6;
-    each_with(
-        db,
-        "SELECT q.run_id, q.id, q.status, q.turn, q.generated_tokens, q.ttft_ns, q.decode_ns,
-                q.e2e_ns, q.queue_ns, q.source, q.fallback_reason, q.fallback_ns, q.cost_usd,
-                q.error, q.prompt_tokens
-         FROM requests q JOIN runs r ON r.id = q.run_id
-         WHERE r.status = 'passed' AND q.warmup = 0 AND r.started_at_ms >= $1 ORDER BY q.id",
-        &param,
-        |r| {
+    for (sql, params) in &request_queries {
+        each_with(db, sql, params, |r| {
             let Some(&i) = passed.get(&r.text(0)?) else {
                 return Ok(());
             };
@@ -423,10 +520,9 @@ fn load_runs(db: &mut dyn Sql, since_ms: Option<i64>) -> Result<Vec<Run>, SqlErr
                 completed,
             });
             Ok(())
-        },
-    )?;
-    // Every inter-token gap of those requests. One scan of the table in whatever order the
-    // database keeps it (no join, no sort: the largest table by far), ordered here.
+        })?;
+    }
+    // Every inter-token gap of those requests.
     let wanted: HashMap<i64, usize> = requests
         .iter()
         .enumerate()
@@ -434,23 +530,24 @@ fn load_runs(db: &mut dyn Sql, since_ms: Option<i64>) -> Result<Vec<Run>, SqlErr
         .map(|(k, q)| (q.id, k))
         .collect();
     let mut gaps: Vec<Vec<(i64, f64)>> = vec![Vec::new(); requests.len()];
-    let mut gap = |r: &Cells<'_>| {
-        if let Some(&k) = wanted.get(&r.i64(0)?) {
-            gaps[k].push((r.i64(1)?, ms(r.i64(2)?)));
-        }
-        Ok(())
-    };
-    match since_ms {
-        None => each(db, "SELECT request_id, idx, ns FROM token_latencies", gap)?,
-        // A window: through runs' start index and the requests' and samples' keys.
-        Some(since) => each_with(
-            db,
-            "SELECT t.request_id, t.idx, t.ns FROM runs r
-             JOIN requests q ON q.run_id = r.id JOIN token_latencies t ON t.request_id = q.id
-             WHERE r.started_at_ms >= $1",
-            &[Value::from(since)],
-            &mut gap,
-        )?,
+    for (sql, params) in &gap_queries {
+        each_with(db, sql, params, |r| {
+            let Some(&k) = wanted.get(&r.i64(0)?) else {
+                return Ok(());
+            };
+            if !windowed {
+                gaps[k].push((r.i64(1)?, ms(r.i64(2)?)));
+                return Ok(());
+            }
+            // Already in order: "ns,ns,…".
+            for (idx, ns) in r.text(1)?.split(',').enumerate() {
+                let ns: i64 = ns
+                    .parse()
+                    .map_err(|_| crate::sql::mismatch("ns", &Value::from(ns), "an integer"))?;
+                gaps[k].push((idx as i64, ms(ns)));
+            }
+            Ok(())
+        })?;
     }
     for (q, mut g) in requests.iter().zip(gaps) {
         g.sort_unstable_by_key(|&(idx, _)| idx);
@@ -461,6 +558,20 @@ fn load_runs(db: &mut dyn Sql, since_ms: Option<i64>) -> Result<Vec<Run>, SqlErr
     }
     Ok(runs)
 }
+
+/// The passed runs since `$1` whose raw samples a windowed read loads: those of the newest two
+/// invocations of each case on each device (the current runs and their baselines). A baseline
+/// that can't be compared (another prompt format) leaves its case without a two-run comparison
+/// in a window; its history verdict stands.
+const SAMPLED_RUNS: &str = "
+    SELECT r.id FROM runs r JOIN (
+        SELECT case_id, device_id, invocation,
+               ROW_NUMBER() OVER (PARTITION BY case_id, device_id ORDER BY newest DESC) AS k
+        FROM (SELECT case_id, device_id, invocation, MAX(started_at_ms) AS newest FROM runs
+              WHERE started_at_ms >= $1 AND status = 'passed'
+              GROUP BY case_id, device_id, invocation) i
+    ) n ON n.case_id = r.case_id AND n.device_id = r.device_id AND n.invocation = r.invocation
+    WHERE n.k <= 2 AND r.started_at_ms >= $1 AND r.status = 'passed'";
 
 fn load_devices(db: &mut dyn Sql) -> Result<Vec<Device>, SqlError> {
     let mut devices = Vec::new();

@@ -16,7 +16,7 @@ use crate::sql::{Lite, SqlError};
 use crate::{RunMode, RunStatus, SCHEMA_VERSION, StoreError};
 
 mod load;
-pub(crate) use load::load_window;
+pub(crate) use load::{load_window, load_window_beside};
 
 /// Why a results database can't be read.
 #[derive(Debug, thiserror::Error)]
@@ -563,7 +563,29 @@ pub fn load_pg_windowed(
     nights: Option<u32>,
 ) -> Result<Dataset, crate::StoreError> {
     let version = store.schema_version()?;
-    load_window(&mut store.sql(), version, nights).map_err(store.sql_err("read the results"))
+    // A report's queries are few and large: compiling them (PostgreSQL's JIT) cost a second
+    // per query on a simulated year and saved nothing.
+    store.batch_execute("SET jit = off")?;
+    // A window's history is read on a second connection at the same time.
+    let mut second = match nights {
+        Some(_) => {
+            let mut other = crate::postgres::PgStore::connect_read_only(&store.target().clone())?;
+            other.batch_execute("SET jit = off")?;
+            Some(other)
+        }
+        None => None,
+    };
+    let mut second_sql = second.as_mut().map(crate::postgres::PgStore::sql);
+    let result = load_window_beside(
+        &mut store.sql(),
+        second_sql
+            .as_mut()
+            .map(|s| s as &mut (dyn crate::sql::Sql + Send)),
+        version,
+        nights,
+    );
+    drop(second_sql);
+    result.map_err(store.sql_err("read the results"))
 }
 
 /// Reads the dataset at `location`: a SQLite file ([`load`]) or a PostgreSQL database.

@@ -95,6 +95,12 @@ pub trait Sql {
         Ok(None)
     }
 
+    /// SQL for an aggregate that joins `value` (an integer column) as comma-separated text in
+    /// `order`: SQLite's `group_concat`, PostgreSQL's `string_agg`.
+    fn ordered_concat(&self, value: &str, order: &str) -> String {
+        format!("group_concat({value}, ',' ORDER BY {order})")
+    }
+
     /// A row's id remembered from earlier in this connection (devices, models and cases are
     /// looked up once per run otherwise).
     fn known_id(&self, _table: &str, _key: &Value) -> Option<i64> {
@@ -241,9 +247,10 @@ impl<C: postgres::GenericClient> Sql for Pg<'_, C> {
         let stmt = self.statement(sql)?;
         let bound = pg_values::bind(&stmt, params)?;
         let names: Vec<String> = stmt.columns().iter().map(|c| c.name().to_owned()).collect();
-        let rows = self.client.query(&stmt, &pg_values::refs(&bound))?;
+        // Streamed, not collected: a year's window is tens of millions of rows.
+        let mut rows = self.client.query_raw(&stmt, pg_values::refs(&bound))?;
         let mut values = Vec::with_capacity(names.len());
-        for row in rows {
+        while let Some(row) = postgres::fallible_iterator::FallibleIterator::next(&mut rows)? {
             values.clear();
             for (i, name) in names.iter().enumerate() {
                 values.push(pg_values::to_json(&row, i, name)?);
@@ -277,21 +284,21 @@ impl<C: postgres::GenericClient> Sql for Pg<'_, C> {
     }
 
     fn append_token_latencies(&mut self, rows: &[[i64; 3]]) -> Result<(), SqlError> {
-        use std::io::Write as _;
+        use postgres::types::Type;
         if rows.is_empty() {
             return Ok(());
         }
-        let mut text = Vec::with_capacity(rows.len() * 24);
-        for [request, idx, ns] in rows {
-            // Integers only: COPY's text format needs no escaping.
-            let _ = writeln!(text, "{request}\t{idx}\t{ns}");
-        }
-        let mut writer = self
+        // Binary COPY: the server parses no text (a third faster than text here).
+        let sink = self
             .client
-            .copy_in("COPY token_latencies (request_id, idx, ns) FROM STDIN")?;
-        writer
-            .write_all(&text)
-            .map_err(|e| SqlError::NoRow(format!("COPY token_latencies: {e}")))?;
+            .copy_in("COPY token_latencies (request_id, idx, ns) FROM STDIN (FORMAT binary)")?;
+        let mut writer = postgres::binary_copy::BinaryCopyInWriter::new(
+            sink,
+            &[Type::INT8, Type::INT8, Type::INT8],
+        );
+        for [request, idx, ns] in rows {
+            writer.write(&[request, idx, ns])?;
+        }
         writer.finish()?;
         Ok(())
     }
@@ -305,6 +312,10 @@ impl<C: postgres::GenericClient> Sql for Pg<'_, C> {
             .map(|r| int("nextval", r.first().unwrap_or(&Value::Null)))
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
+    }
+
+    fn ordered_concat(&self, value: &str, order: &str) -> String {
+        format!("string_agg(({value})::text, ',' ORDER BY {order})")
     }
 
     fn known_id(&self, table: &str, key: &Value) -> Option<i64> {

@@ -227,13 +227,27 @@ impl LabYear {
         out
     }
 
-    /// Every run of night `n`, device by device, case by case.
+    /// Every run of night `n`, device by device, case by case, with its raw samples.
     #[must_use]
     pub fn night(&self, n: usize) -> Vec<Record> {
+        self.night_pruned(n, None)
+    }
+
+    /// [`Self::night`]; with `pruned_at_ms`, as a lab that pruned it holds it: every run and
+    /// its summaries (made from the same samples), no requests or token latencies, the runs
+    /// stamped `raw_pruned_at_ms` (a year is built quickly this way: the state a lab keeping
+    /// N nights of raw samples is in, without deleting what it never needed to write).
+    #[must_use]
+    pub fn night_pruned(&self, n: usize, pruned_at_ms: Option<i64>) -> Vec<Record> {
         let mut out = Vec::with_capacity(self.spec.devices * self.spec.cases);
         for d in 0..self.spec.devices {
             for c in 0..self.spec.cases {
-                out.push(Record::Run(Box::new(self.run(d, c, n))));
+                let mut run = self.run(d, c, n);
+                if let Some(at) = pruned_at_ms {
+                    run.requests.clear();
+                    run.run.insert("raw_pruned_at_ms".into(), Value::from(at));
+                }
+                out.push(Record::Run(Box::new(run)));
             }
         }
         out
