@@ -282,12 +282,7 @@ pub fn build_context(
     };
     let candidates: Vec<&Run> = candidates.collect();
     let history = sections::regressions::SeriesHistory::new(
-        &dataset
-            .history
-            .iter()
-            .filter(|p| device_id_ok(p.device_id))
-            .cloned()
-            .collect::<Vec<_>>(),
+        dataset.history.iter().filter(|p| device_id_ok(p.device_id)),
         &candidates,
     );
     let regressions = sections::regressions(

@@ -51,6 +51,25 @@ fn headless(page: &Path, extra: &[String], profile: &Path) -> (String, Vec<Strin
     (String::from_utf8_lossy(&out.stdout).into_owned(), console)
 }
 
+/// Writes `probe` (a page that loads `index.html` in a 1400 px iframe and writes what it measured
+/// into its own attributes) beside the report in `out`, runs it, and returns its DOM.
+fn measure_in_iframe(out: &Path, probe: &str, profile: &Path) -> String {
+    let page = out.join("probe.html");
+    std::fs::write(&page, probe).expect("write probe");
+    let (dom, console) = headless(
+        &page,
+        &[
+            "--dump-dom".into(),
+            "--allow-file-access-from-files".into(),
+            "--window-size=1400,3000".into(),
+            "--virtual-time-budget=10000".into(),
+        ],
+        profile,
+    );
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    dom
+}
+
 #[test]
 fn the_console_check_catches_a_script_error() {
     // The check below would be vacuous if Chromium never reported errors this way.
@@ -144,19 +163,7 @@ fn the_report_renders_in_headless_chromium() {
     // The layout a reader sees at 1400 px: the page measures itself in an iframe (Chromium
     // reads the same-directory file with --allow-file-access-from-files) and writes what it
     // found into attributes the dumped DOM carries.
-    let probe = out.join("probe.html");
-    std::fs::write(&probe, PROBE).expect("write probe");
-    let (probe_dom, console) = headless(
-        &probe,
-        &[
-            "--dump-dom".into(),
-            "--allow-file-access-from-files".into(),
-            "--window-size=1400,3000".into(),
-            "--virtual-time-budget=10000".into(),
-        ],
-        &profile,
-    );
-    assert!(console.is_empty(), "console messages: {console:#?}");
+    let probe_dom = measure_in_iframe(&out, PROBE, &profile);
     let attr = |name: &str| -> f64 {
         let key = format!("{name}=\"");
         let at = probe_dom
@@ -325,19 +332,7 @@ fn a_simulated_labs_overview_and_series_pages_render_in_headless_chromium() {
     }
 
     // The overview at 1400 px: nothing wider than the window.
-    let probe = out.join("lab-probe.html");
-    std::fs::write(&probe, OVERFLOW_PROBE).expect("write probe");
-    let (probe_dom, console) = headless(
-        &probe,
-        &[
-            "--dump-dom".into(),
-            "--allow-file-access-from-files".into(),
-            "--window-size=1400,3000".into(),
-            "--virtual-time-budget=10000".into(),
-        ],
-        &profile,
-    );
-    assert!(console.is_empty(), "console messages: {console:#?}");
+    let probe_dom = measure_in_iframe(&out, OVERFLOW_PROBE, &profile);
     let overflow: f64 = probe_dom
         .split("data-overflow-x=\"")
         .nth(1)

@@ -104,3 +104,12 @@ pub(crate) fn bytes_change_cell(
         _ => Cell::none(missing),
     }
 }
+
+/// A device's host name by its id (`device N` when the selection has no such device).
+#[must_use]
+pub fn hostname(devices: &[crate::data::Device], id: i64) -> String {
+    devices
+        .iter()
+        .find(|d| d.id == id)
+        .map_or_else(|| format!("device {id}"), |d| d.hostname.clone())
+}

@@ -45,12 +45,7 @@ pub fn lab(
     regressions: &RegressionSection,
     window: String,
 ) -> LabSection {
-    let hostname = |id: i64| {
-        devices
-            .iter()
-            .find(|d| d.id == id)
-            .map_or_else(|| format!("device {id}"), |d| d.hostname.clone())
-    };
+    let hostname = |id: i64| hostname(devices, id);
     // (device, case) → (verdict, page of the worst flagged metric)
     let mut cells: BTreeMap<(String, String), (&str, String)> = BTreeMap::new();
     for r in current {

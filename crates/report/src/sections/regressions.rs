@@ -59,9 +59,9 @@ pub struct SeriesHistory {
 impl SeriesHistory {
     /// `before` (a windowed dataset's history) and the window's comparable `runs`.
     #[must_use]
-    pub fn new(before: &[HistoryPoint], runs: &[&Run]) -> Self {
+    pub fn new<'h>(before: impl IntoIterator<Item = &'h HistoryPoint>, runs: &[&Run]) -> Self {
         let mut series: HashMap<_, Vec<HistoryPoint>> = HashMap::new();
-        let comparable_before = before.iter().filter(|p| {
+        let comparable_before = before.into_iter().filter(|p| {
             p.integrity_passed != Some(false)
                 && !p
                     .others_cpu_share
@@ -267,10 +267,7 @@ fn calibration_rows(
         .map(|c| CalibrationRow {
             case: c.case_name.clone(),
             metric: c.metric.clone(),
-            device: devices
-                .iter()
-                .find(|d| d.id == c.device_id)
-                .map_or_else(|| format!("device {}", c.device_id), |d| d.hostname.clone()),
+            device: hostname(devices, c.device_id),
             calibrated_on: jiff::Timestamp::from_millisecond(c.calibrated_at_ms)
                 .map_or_else(|_| c.calibrated_at_ms.to_string(), |t| {
                     t.strftime("%Y-%m-%d").to_string()
@@ -418,13 +415,7 @@ pub fn regressions(
     baseline: String,
     threshold_pct: Option<f64>,
 ) -> RegressionSection {
-    let hostname = |id: i64| {
-        calibration
-            .1
-            .iter()
-            .find(|d| d.id == id)
-            .map_or_else(|| format!("device {id}"), |d| d.hostname.clone())
-    };
+    let hostname = |id: i64| hostname(calibration.1, id);
     let mut series_pages: Vec<SeriesPage> = Vec::new();
     let mut first_runs: Vec<FirstRunRow> = current
         .iter()

@@ -358,14 +358,17 @@ fn insert_requests(
                 .map(|(i, &ns)| [id, i as i64, ns]),
         );
     };
+    if requests.is_empty() {
+        return Ok(());
+    }
     if let Some(ids) = db.reserve_ids("requests", requests.len())? {
         let with_ids: Vec<Columns> = requests
             .iter()
             .zip(&ids)
             .map(|(r, &id)| {
-                let mut c = Columns::new();
+                let mut c = r.columns.clone();
+                // The reserved id, whatever the record carried (exports carry none).
                 c.insert("id".into(), Value::from(id));
-                c.extend(r.columns.iter().map(|(k, v)| (k.clone(), v.clone())));
                 c
             })
             .collect();
