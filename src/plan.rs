@@ -11,7 +11,7 @@ use edgebench_core::scenario::BackendKind;
 pub const SMOKE_CANDLE_PROMPT_TOKENS: u32 = 128;
 
 /// How this invocation runs cases.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Mode {
     /// Every case runs once (no warmup, one repetition, one wave of prompts), to check that it
     /// works, not to measure it. Runs are stored with `mode = 'smoke'`.
@@ -19,16 +19,43 @@ pub struct Mode {
     /// Ignore every scenario's `[stopping]` and run its `max_repetitions` instead: the fixed
     /// plan adaptive stopping is measured against (`EDGEBENCH_STOPPING=fixed`).
     pub fixed_stopping: bool,
+    /// A measured run measures at least this long
+    /// ([`edgebench_core::measure::MIN_MEASURED_SECONDS`], or
+    /// `EDGEBENCH_MIN_MEASURED_SECONDS`); smoke runs don't measure.
+    #[serde(default)]
+    pub min_measured_ms: u32,
+}
+
+impl Default for Mode {
+    fn default() -> Self {
+        Self {
+            smoke: false,
+            fixed_stopping: false,
+            min_measured_ms: (edgebench_core::measure::MIN_MEASURED_SECONDS * 1e3) as u32,
+        }
+    }
 }
 
 impl Mode {
-    /// The mode the environment asks for (`EDGEBENCH_SMOKE=1`, `EDGEBENCH_STOPPING=fixed`).
+    /// The mode the environment asks for (`EDGEBENCH_SMOKE=1`, `EDGEBENCH_STOPPING=fixed`,
+    /// `EDGEBENCH_MIN_MEASURED_SECONDS`).
     #[must_use]
     pub fn from_env() -> Self {
         Self {
             smoke: edgebench_settings::env_is(edgebench_settings::SMOKE_ENV, "1"),
             fixed_stopping: edgebench_settings::env_is(edgebench_settings::STOPPING_ENV, "fixed"),
+            min_measured_ms: std::env::var(edgebench_settings::MIN_MEASURED_SECONDS_ENV)
+                .ok()
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map_or(Self::default().min_measured_ms, |s| (s * 1e3) as u32),
         }
+    }
+
+    /// The minimum measured duration in seconds.
+    #[must_use]
+    pub fn min_measured_seconds(self) -> f64 {
+        f64::from(self.min_measured_ms) / 1e3
     }
 }
 

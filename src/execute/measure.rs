@@ -213,6 +213,7 @@ pub fn measure(
             plan.repetitions,
             s.stopping.as_ref().filter(|_| !inputs.mode.fixed_stopping),
             measuring_since.elapsed().as_secs_f64(),
+            inputs.mode.min_measured_seconds(),
             s.seed,
         ) {
             break reason;

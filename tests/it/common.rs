@@ -94,6 +94,7 @@ pub fn smoke_request(
     let smoke = edgebench::plan::Mode {
         smoke: true,
         fixed_stopping: false,
+        ..edgebench::plan::Mode::default()
     };
     case_request(name, run_id, db, smoke)
 }

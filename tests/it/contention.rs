@@ -29,6 +29,7 @@ fn a_run_with_a_compile_beside_it_is_marked_contended_and_left_out_of_comparison
     let measured = edgebench::plan::Mode {
         smoke: false,
         fixed_stopping: false,
+        ..edgebench::plan::Mode::default()
     };
     let burners = Burners(
         (0..2)

@@ -1,7 +1,8 @@
 //! Output integrity on real runs: a measured SmolLM2 case passes (greedy first tokens the same
 //! in every repetition, every turn of the requested length); the same case with first tokens
 //! that change after the warmup (an injected fault, as an engine computing differently would)
-//! fails, is stored so and is left out of comparisons.
+//! fails, is stored so and is left out of comparisons. And the good run measured at least the
+//! minimum measured duration.
 
 use crate::common;
 
@@ -11,6 +12,7 @@ fn run(run_id: &str, env: &[(&str, &str)], db: &std::path::Path) -> edgebench::s
     let measured = edgebench::plan::Mode {
         smoke: false,
         fixed_stopping: true,
+        ..edgebench::plan::Mode::default()
     };
     common::run_case(CASE, run_id, db, measured, env)
 }
@@ -22,6 +24,19 @@ fn a_real_run_passes_integrity_and_a_drifting_engine_fails_it() {
     let db = dir.path().join("results.sqlite");
     let good = run("good", &[], &db);
     assert_eq!(good.integrity.as_deref(), Some("pass"));
+    // Its plan (6 repetitions of 64 tokens, about 4 s here) is shorter than the minimum
+    // measured duration: repetitions went on until it had passed.
+    let measured_s: f64 = good
+        .phases
+        .iter()
+        .map(|p| (p.harness_prefill_ns + p.harness_decode_ns) as f64 / 1e9)
+        .sum();
+    let minimum = edgebench::core::measure::MIN_MEASURED_SECONDS;
+    assert!(
+        measured_s >= 0.95 * minimum,
+        "measured {measured_s:.2} s in {} repetitions, below the {minimum} s minimum",
+        good.phases.len()
+    );
     // Comparable unless something else held the cores (a compile beside the tests).
     assert_eq!(
         edgebench_report::comparable(&good),

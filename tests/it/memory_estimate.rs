@@ -20,6 +20,7 @@ fn the_memory_estimate_is_within_15_percent_of_peak_rss_on_real_models() {
     let smoke = edgebench::plan::Mode {
         smoke: true,
         fixed_stopping: false,
+        ..edgebench::plan::Mode::default()
     };
     let mut misses = Vec::new();
     for (i, case) in CASES.iter().enumerate() {

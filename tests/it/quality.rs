@@ -256,6 +256,7 @@ fn run_case(case: &str, run_id: &str, db: &std::path::Path) -> edgebench::store:
     let smoke = edgebench::plan::Mode {
         smoke: true,
         fixed_stopping: false,
+        ..edgebench::plan::Mode::default()
     };
     common::run_case(case, run_id, db, smoke, &[])
 }

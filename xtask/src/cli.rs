@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const ENVIRONMENT: &str = "\
 Environment: EDGEBENCH_MODELS (models dir), EDGEBENCH_DB (results database), EDGEBENCH_CASES
-(comma-separated case globs), EDGEBENCH_STOPPING=fixed (ignore [stopping]: run max_repetitions,
+(comma-separated case globs), EDGEBENCH_MIN_MEASURED_SECONDS (shortest measured run, default 5),
+EDGEBENCH_STOPPING=fixed (ignore [stopping]: run max_repetitions,
 to compare adaptive stopping with a fixed plan), EDGEBENCH_FALLBACK_DB (where runs go when the
 database refuses them), EDGEBENCH_BUSY_TIMEOUT_MS.";
 

@@ -438,7 +438,9 @@ fn test(root: &Path, all: bool, extra: &[String]) -> Result<()> {
     let db = root.join("target/test-results/edgebench.sqlite");
     let mut cmd = cargo();
     cmd.current_dir(root)
-        .args(["test", "--workspace"])
+        // Every test binary runs even when one fails (cargo stops at the first otherwise, and
+        // a failure in tests/it hid every binary after it); the failures are listed at the end.
+        .args(["test", "--workspace", "--no-fail-fast"])
         .args(extra)
         .env(settings::REQUIRE_MODELS_ENV, "1")
         .env(settings::SMOKE_ENV, "1")

@@ -15,6 +15,8 @@ pub const CASES_ENV: &str = "EDGEBENCH_CASES";
 pub const SMOKE_ENV: &str = "EDGEBENCH_SMOKE";
 /// `fixed`: ignore `[stopping]` and run `max_repetitions`.
 pub const STOPPING_ENV: &str = "EDGEBENCH_STOPPING";
+/// The shortest measured run in seconds (default 5; 0 turns the minimum off).
+pub const MIN_MEASURED_SECONDS_ENV: &str = "EDGEBENCH_MIN_MEASURED_SECONDS";
 /// Where runs go when the results database refuses them.
 pub const FALLBACK_DB_ENV: &str = "EDGEBENCH_FALLBACK_DB";
 /// How long to wait for other writers of the database, in milliseconds.

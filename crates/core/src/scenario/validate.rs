@@ -522,6 +522,19 @@ fn stopping(
                     format!("{} must be a positive number of seconds", s.get_ref()),
                 ));
             }
+            if let Some(s) = &f.max_seconds
+                && *s.get_ref() < crate::measure::MIN_MEASURED_SECONDS
+            {
+                return Err(cx.at(
+                    "stopping.max_seconds",
+                    s,
+                    format!(
+                        "{} s is below the minimum measured duration ({} s): a measured run never stops sooner",
+                        s.get_ref(),
+                        crate::measure::MIN_MEASURED_SECONDS
+                    ),
+                ));
+            }
             Some(Stopping {
                 target_relative_ci: target,
                 max_repetitions,
