@@ -1,7 +1,8 @@
 //! PostgreSQL, the device lab's shared store: the same schema and migrations as SQLite (in
 //! PostgreSQL's dialect, see [`schema`]), the same ingest and export (written once over
 //! [`crate::sql::Sql`]), the same report reader. Cases still write to a local SQLite file;
-//! `nightly` and `ingest` move finished runs here, one transaction per run.
+//! `nightly` and `ingest` move finished runs here, whole runs per transaction (batches of up to
+//! 50).
 
 use std::path::Path;
 
@@ -172,7 +173,7 @@ impl PgStore {
             .map_err(self.sql_err("export runs"))
     }
 
-    /// Ingests a database or an export file, one transaction per record (see
+    /// Ingests a database or an export file, whole records per transaction (see
     /// [`crate::Store::ingest`]).
     pub fn ingest(&mut self, source: &Path) -> Result<IngestSummary, ExchangeError> {
         let records = crate::exchange::read_any(source)?;
