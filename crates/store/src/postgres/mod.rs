@@ -241,13 +241,19 @@ impl PgStore {
                     record,
                 )?);
             }
+            Pg {
+                client: &mut tx,
+                cache: &mut self.cache,
+            }
+            .flush_token_latencies()?;
             tx.commit()
                 .map_err(|e| crate::exchange::Ingest::Sql(e.into()))?;
             Ok(outcomes)
         })();
         if result.is_err() {
-            // Ids remembered in the failed transaction may not exist.
+            // Ids remembered in the failed transaction may not exist, and what it held is gone.
             self.cache.ids.clear();
+            self.cache.pending_latencies.clear();
         }
         result
     }

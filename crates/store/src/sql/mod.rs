@@ -215,6 +215,8 @@ pub struct PgCache {
     /// Ids of devices, models and cases by natural key, once committed: cleared when a
     /// transaction fails (an id it inserted no longer exists).
     pub ids: HashMap<(String, String), i64>,
+    /// Token latencies appended in the open transaction, not yet sent.
+    pub pending_latencies: Vec<[i64; 3]>,
 }
 
 /// PostgreSQL's side, over a client or a transaction.
@@ -231,7 +233,32 @@ impl<C: postgres::GenericClient> std::fmt::Debug for Pg<'_, C> {
     }
 }
 
+/// Raw samples held for one COPY at most (24 bytes each).
+const MAX_PENDING_LATENCIES: usize = 1 << 20;
+
 impl<C: postgres::GenericClient> Pg<'_, C> {
+    /// Streams the held token latencies with one binary COPY (the server parses no text). The
+    /// ingest calls it before it commits; a failed transaction drops what was held.
+    pub fn flush_token_latencies(&mut self) -> Result<(), SqlError> {
+        use postgres::types::Type;
+        if self.cache.pending_latencies.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::take(&mut self.cache.pending_latencies);
+        let sink = self
+            .client
+            .copy_in("COPY token_latencies (request_id, idx, ns) FROM STDIN (FORMAT binary)")?;
+        let mut writer = postgres::binary_copy::BinaryCopyInWriter::new(
+            sink,
+            &[Type::INT8, Type::INT8, Type::INT8],
+        );
+        for [request, idx, ns] in &rows {
+            writer.write(&[request, idx, ns])?;
+        }
+        writer.finish()?;
+        Ok(())
+    }
+
     fn statement(&mut self, sql: &str) -> Result<postgres::Statement, SqlError> {
         if let Some(s) = self.cache.statements.get(sql) {
             return Ok(s.clone());
@@ -284,22 +311,12 @@ impl<C: postgres::GenericClient> Sql for Pg<'_, C> {
     }
 
     fn append_token_latencies(&mut self, rows: &[[i64; 3]]) -> Result<(), SqlError> {
-        use postgres::types::Type;
-        if rows.is_empty() {
-            return Ok(());
+        // Held until the batch's transaction flushes them ([`Pg::flush_token_latencies`]): one
+        // COPY for many runs costs the server one start-up, not one per run.
+        self.cache.pending_latencies.extend_from_slice(rows);
+        if self.cache.pending_latencies.len() >= MAX_PENDING_LATENCIES {
+            self.flush_token_latencies()?;
         }
-        // Binary COPY: the server parses no text (a third faster than text here).
-        let sink = self
-            .client
-            .copy_in("COPY token_latencies (request_id, idx, ns) FROM STDIN (FORMAT binary)")?;
-        let mut writer = postgres::binary_copy::BinaryCopyInWriter::new(
-            sink,
-            &[Type::INT8, Type::INT8, Type::INT8],
-        );
-        for [request, idx, ns] in rows {
-            writer.write(&[request, idx, ns])?;
-        }
-        writer.finish()?;
         Ok(())
     }
 

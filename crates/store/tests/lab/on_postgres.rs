@@ -248,9 +248,20 @@ fn ingesters_killed_at_24_seeded_points_leave_whole_runs_and_a_retry_completes_t
                 ("SOURCE", source.display().to_string()),
             ],
         ));
-        let at = Duration::from_micros(rng.next_u64() % whole.as_micros().max(1) as u64);
-        std::thread::sleep(at);
-        ingest.0.kill().expect("SIGKILL");
+        // Killed once a seeded number of runs is stored (ingest commits whole batches, so the
+        // kill lands while a later batch is in flight), not after a guessed time: the process's
+        // start-up and this machine's load made time-based kills land before the first commit.
+        let kill_after = 1 + rng.next_u64() % 149;
+        let mut watcher = PgStore::connect(&target(&conninfo)).expect("watch");
+        let deadline = Instant::now() + whole * 20 + Duration::from_secs(30);
+        while pg_count(&mut watcher, "SELECT COUNT(*) FROM runs") < kill_after as i64
+            && ingest.0.try_wait().expect("poll").is_none()
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // An ingest that finished first is already gone.
+        let _ = ingest.0.kill();
         ingest.0.wait().expect("reap");
         let mut store = PgStore::connect(&target(&conninfo)).expect("connect");
         let runs = pg_count(&mut store, "SELECT COUNT(*) FROM runs");
