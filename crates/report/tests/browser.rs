@@ -51,11 +51,29 @@ fn headless(page: &Path, extra: &[String], profile: &Path) -> (String, Vec<Strin
     (String::from_utf8_lossy(&out.stdout).into_owned(), console)
 }
 
-/// Writes `probe` (a page that loads `index.html` in a 1400 px iframe and writes what it measured
-/// into its own attributes) beside the report in `out`, runs it, and returns its DOM.
-fn measure_in_iframe(out: &Path, probe: &str, profile: &Path) -> String {
+/// Loads `index.html` beside it in a 1400 px iframe and runs `script` (its document is `d`) once
+/// it has loaded, which writes what it measured into the probe page's own attributes.
+const PROBE_PAGE: [&str; 2] = [
+    r##"<!DOCTYPE html>
+<html><head><meta charset="utf-8"><style>body { margin: 0; } iframe { border: 0; }</style></head>
+<body>
+<iframe id="report" src="index.html" style="width:1400px;height:2800px"></iframe>
+<script>
+document.getElementById("report").addEventListener("load", function () {
+  var d = this.contentDocument;
+"##,
+    r##"});
+</script>
+</body></html>
+"##,
+];
+
+/// Writes a probe page running `script` (see [`PROBE_PAGE`]) beside the report in `out`, runs
+/// it, and returns its DOM.
+fn measure_in_iframe(out: &Path, script: &str, profile: &Path) -> String {
     let page = out.join("probe.html");
-    std::fs::write(&page, probe).expect("write probe");
+    std::fs::write(&page, format!("{}{script}{}", PROBE_PAGE[0], PROBE_PAGE[1]))
+        .expect("write probe");
     let (dom, console) = headless(
         &page,
         &[
@@ -209,16 +227,8 @@ fn the_report_renders_in_headless_chromium() {
     }
 }
 
-/// Loads `index.html` in a 1400 px iframe and reports the overview's tallest row, a line's
-/// height and any horizontal overflow as attributes of its own body.
-const PROBE: &str = r##"<!DOCTYPE html>
-<html><head><meta charset="utf-8"><style>body { margin: 0; } iframe { border: 0; }</style></head>
-<body>
-<iframe id="report" src="index.html" style="width:1400px;height:2800px"></iframe>
-<script>
-document.getElementById("report").addEventListener("load", function () {
-  var d = this.contentDocument;
-  var rows = d.querySelectorAll("#overview-table tbody tr");
+/// Reports the overview's tallest row, a line's height and any horizontal overflow.
+const PROBE: &str = r##"  var rows = d.querySelectorAll("#overview-table tbody tr");
   var tallest = 0;
   rows.forEach(function (r) { tallest = Math.max(tallest, r.getBoundingClientRect().height); });
   var probe = d.createElement("span");
@@ -246,9 +256,6 @@ document.getElementById("report").addEventListener("load", function () {
   document.body.setAttribute("data-overview-tallest-row", String(tallest));
   document.body.setAttribute("data-line-height", String(line));
   document.body.setAttribute("data-overflow-x", String(overflow));
-});
-</script>
-</body></html>
 "##;
 
 /// A simulated lab's report: the lab overview's heat map and every flagged series' own page
@@ -345,16 +352,6 @@ fn a_simulated_labs_overview_and_series_pages_render_in_headless_chromium() {
     );
 }
 
-/// Loads `index.html` in a 1400 px iframe and writes its horizontal overflow into an attribute.
-const OVERFLOW_PROBE: &str = r##"<!DOCTYPE html>
-<html><head><meta charset="utf-8"><style>body { margin: 0; } iframe { border: 0; }</style></head>
-<body>
-<iframe id="report" src="index.html" style="width:1400px;height:2800px"></iframe>
-<script>
-document.getElementById("report").addEventListener("load", function () {
-  var d = this.contentDocument;
-  document.body.setAttribute("data-overflow-x", String(d.documentElement.scrollWidth - d.documentElement.clientWidth));
-});
-</script>
-</body></html>
+/// Reports the horizontal overflow.
+const OVERFLOW_PROBE: &str = r##"  document.body.setAttribute("data-overflow-x", String(d.documentElement.scrollWidth - d.documentElement.clientWidth));
 "##;
