@@ -113,12 +113,9 @@ crate::named_enum!(
     [Fixed, CiTarget, MaxRepetitions, TimeBudget, Smoke]
 );
 
-/// The shortest a measured run measures, in seconds (MLPerf's minimum duration in spirit):
-/// repetitions go on until it has passed even when the plan or the CI target is met, so a run
-/// of a tiny model is not a second of one warm cache and one scheduling slice. MLPerf Mobile asks
-/// 60 s for its thermal story; that is the sustained scenarios' job here (10 minutes), and 5 s
-/// keeps the main job's short cases affordable. `EDGEBENCH_MIN_MEASURED_SECONDS` overrides it.
-pub const MIN_MEASURED_SECONDS: f64 = 5.0;
+/// The shortest a measured run measures (defined beside the scenario format, which refuses a
+/// time budget below it).
+pub use crate::scenario::MIN_MEASURED_SECONDS;
 
 /// Whether to stop after `samples.len()` measured repetitions (one sample per repetition),
 /// `elapsed_s` seconds into measuring. At least `minimum` repetitions always run, and nothing

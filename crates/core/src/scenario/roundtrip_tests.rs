@@ -183,7 +183,7 @@ fn scenario_text() -> impl Strategy<Value = String> {
         prop::option::of((
             0.001f64..0.5,
             0u32..50,
-            prop::option::of(crate::measure::MIN_MEASURED_SECONDS..600.0),
+            prop::option::of(super::MIN_MEASURED_SECONDS..600.0),
             form(),
         )),
         prop::option::of((

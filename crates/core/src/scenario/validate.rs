@@ -523,7 +523,7 @@ fn stopping(
                 ));
             }
             if let Some(s) = &f.max_seconds
-                && *s.get_ref() < crate::measure::MIN_MEASURED_SECONDS
+                && *s.get_ref() < super::MIN_MEASURED_SECONDS
             {
                 return Err(cx.at(
                     "stopping.max_seconds",
@@ -531,7 +531,7 @@ fn stopping(
                     format!(
                         "{} s is below the minimum measured duration ({} s): a measured run never stops sooner",
                         s.get_ref(),
-                        crate::measure::MIN_MEASURED_SECONDS
+                        super::MIN_MEASURED_SECONDS
                     ),
                 ));
             }
