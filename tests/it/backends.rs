@@ -120,6 +120,8 @@ backend_test!(
                 }
             };
             let mut runner = Runner::open(&root, &models_dir, &db).expect("runner");
+            // Counts every request of the plan below.
+            runner.set_mode(crate::common::planned_repetitions());
             let entry = registry.get(id).expect("entry");
             let report = runner
                 .run_case(&case, entry, &model_path)

@@ -172,3 +172,13 @@ pub fn run_case(
         .find(|r| r.id == run_id)
         .expect("the run")
 }
+
+/// Measured mode with exactly the scenario's repetitions, no minimum measured duration: for
+/// tests that count requests or samples, or whose subject is not the measurement (the minimum
+/// would add repetitions to a quick case, and minutes to CI).
+pub fn planned_repetitions() -> edgebench::plan::Mode {
+    edgebench::plan::Mode {
+        min_measured_ms: 0,
+        ..edgebench::plan::Mode::default()
+    }
+}

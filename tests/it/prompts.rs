@@ -69,6 +69,7 @@ fn answers_of(
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("results.sqlite");
     let mut runner = Runner::open(&root, &models_dir, &db).expect("runner");
+    runner.set_mode(crate::common::planned_repetitions());
     let entry = registry.get(id).expect("entry");
     runner
         .run_case(&case, entry, &model_path)

@@ -90,7 +90,13 @@ fn run_inline_case(
     let parsed = edgebench::core::Scenario::parse(file, text, &catalog.registry).expect("scenario");
     catalog.cases.extend(parsed.expand());
     catalog.scenario_texts.insert(file.into(), text.into());
-    let request = crate::common::request_in(&catalog, name, run_id, db, planned_repetitions());
+    let request = crate::common::request_in(
+        &catalog,
+        name,
+        run_id,
+        db,
+        crate::common::planned_repetitions(),
+    );
     let output = std::process::Command::new(crate::common::CASE_EXE)
         .envs(env.iter().copied())
         .stdin(std::process::Stdio::piped())
@@ -568,7 +574,7 @@ fn the_hybrid_scenario_records_every_request_and_the_report_shows_it() {
     crate::common::model("gemma3-270m", "Q4_K_M");
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("results.sqlite");
-    let measure = planned_repetitions();
+    let measure = crate::common::planned_repetitions();
     let cases = [
         ("hybrid::smollm2-135m::Q4_1::hybrid::c1", "hybrid-device"),
         ("hybrid::smollm2-135m::Q4_1::hybrid::c4", "hybrid-queued"),
@@ -761,14 +767,5 @@ fn a_crash_on_the_device_falls_back_to_the_cloud() {
             ),
             "{reason}"
         );
-    }
-}
-
-/// Measured mode with exactly the scenario's repetitions: these tests count requests, and the
-/// minimum measured duration would add repetitions to a quick case.
-fn planned_repetitions() -> edgebench::plan::Mode {
-    edgebench::plan::Mode {
-        min_measured_ms: 0,
-        ..edgebench::plan::Mode::default()
     }
 }
