@@ -88,6 +88,19 @@ fn measure_in_iframe(out: &Path, script: &str, profile: &Path) -> String {
     dom
 }
 
+/// The value of the first attribute `name` in a dumped DOM.
+fn attribute<'d>(dom: &'d str, name: &str) -> Option<&'d str> {
+    dom.split(&format!("{name}=\"")).nth(1)?.split('"').next()
+}
+
+/// [`attribute`] as a number; panics naming it when the probe did not write it.
+fn number_attribute(dom: &str, name: &str) -> f64 {
+    attribute(dom, name)
+        .unwrap_or_else(|| panic!("the probe did not run ({name} missing): {dom}"))
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} is not a number"))
+}
+
 #[test]
 fn the_console_check_catches_a_script_error() {
     // The check below would be vacuous if Chromium never reported errors this way.
@@ -182,17 +195,7 @@ fn the_report_renders_in_headless_chromium() {
     // reads the same-directory file with --allow-file-access-from-files) and writes what it
     // found into attributes the dumped DOM carries.
     let probe_dom = measure_in_iframe(&out, PROBE, &profile);
-    let attr = |name: &str| -> f64 {
-        let key = format!("{name}=\"");
-        let at = probe_dom
-            .find(&key)
-            .unwrap_or_else(|| panic!("the probe did not run ({name} missing): {probe_dom}"));
-        probe_dom[at + key.len()..]
-            .split('"')
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} is not a number"))
-    };
+    let attr = |name: &str| number_attribute(&probe_dom, name);
     let (rows, tallest, line, overflow) = (
         attr("data-overview-rows"),
         attr("data-overview-tallest-row"),
@@ -205,11 +208,7 @@ fn the_report_renders_in_headless_chromium() {
         tallest <= 3.0 * line,
         "an overview row is {tallest} px tall, more than 3 lines of {line} px: cells must read at a glance"
     );
-    let widest = probe_dom
-        .split("data-widest=\"")
-        .nth(1)
-        .and_then(|v| v.split('"').next())
-        .unwrap_or("?");
+    let widest = attribute(&probe_dom, "data-widest").unwrap_or("?");
     assert!(
         overflow <= 0.0,
         "the page is {overflow} px wider than a 1400 px window (widest table: {widest})"
@@ -340,12 +339,7 @@ fn a_simulated_labs_overview_and_series_pages_render_in_headless_chromium() {
 
     // The overview at 1400 px: nothing wider than the window.
     let probe_dom = measure_in_iframe(&out, OVERFLOW_PROBE, &profile);
-    let overflow: f64 = probe_dom
-        .split("data-overflow-x=\"")
-        .nth(1)
-        .and_then(|v| v.split('"').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("the probe did not run: {probe_dom}"));
+    let overflow = number_attribute(&probe_dom, "data-overflow-x");
     assert!(
         overflow <= 0.0,
         "the lab report is {overflow} px wider than 1400 px"
