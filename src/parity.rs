@@ -11,6 +11,7 @@
 //!
 //! Every comparison is a row in the `parity` table.
 
+use edgebench_core::quant::Quant;
 use std::path::Path;
 
 use edgebench_backend::{Backend, LoadOptions, TokenId};
@@ -138,7 +139,7 @@ pub fn standard_plan(
 pub fn compare(
     runner: &mut Runner,
     entry: &ModelEntry,
-    quant: &str,
+    quant: Quant,
     path: &Path,
     reference: &dyn Backend,
     candidate: &dyn Backend,
@@ -173,7 +174,7 @@ pub fn compare(
     let mut cand_session = candidate.load(path, &options)?;
     let mut parity = ModelParity {
         model: entry.id.clone(),
-        quant: quant.to_owned(),
+        quant: quant.to_string(),
         prompts: 0,
         first_token_matches: 0,
         forced_compared: 0,

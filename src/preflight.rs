@@ -76,7 +76,7 @@ pub fn readiness(case: &Case, registry: &Registry, models_dir: &Path) -> Readine
     {
         return Readiness::Skip(reason);
     }
-    let Some(file) = entry.file(&case.quant) else {
+    let Some(file) = entry.file(case.quant) else {
         return Readiness::Skip(format!(
             "model `{}` lists no `{}` file",
             case.model, case.quant
@@ -191,7 +191,7 @@ pub fn estimated_memory(
                 .arch
                 .params
                 .unwrap_or_else(|| edgebench_core::twin::parameter_count(&entry.arch));
-            projection::weight_bytes(params, &case.quant).unwrap_or(0)
+            projection::weight_bytes(params, case.quant).unwrap_or(0)
         },
         |m| m.len(),
     );

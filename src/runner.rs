@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use edgebench_backend::Backend;
+use edgebench_core::quant::Quant;
 use edgebench_core::{Case, ModelEntry};
 use edgebench_store::{DeviceRow, ModelRow, NewRunRow, Store, StoreError};
 
@@ -152,7 +153,7 @@ impl Runner {
     pub fn register_model(
         &mut self,
         entry: &ModelEntry,
-        quant: &str,
+        quant: Quant,
         model_path: &Path,
     ) -> Result<i64, RunError> {
         let row = self.model_row(entry, quant, model_path)?;
@@ -164,7 +165,7 @@ impl Runner {
     fn model_row(
         &mut self,
         entry: &ModelEntry,
-        quant: &str,
+        quant: Quant,
         model_path: &Path,
     ) -> Result<ModelRow, RunError> {
         let (size, sha256) = self.model_hash(model_path)?;
@@ -211,7 +212,7 @@ impl Runner {
         entry: &ModelEntry,
         model_path: &Path,
     ) -> Result<CaseReport, RunError> {
-        let model_row = self.model_row(entry, &case.quant, model_path)?;
+        let model_row = self.model_row(entry, case.quant, model_path)?;
         let case_row = record::case_row(case);
         let s = &case.scenario;
         let plan = plan::plan(case, self.mode);

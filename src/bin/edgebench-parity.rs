@@ -53,8 +53,11 @@ fn run() -> Result<()> {
         let entry = registry
             .get(&id)
             .with_context(|| format!("model `{id}` is not in models.toml"))?;
+        let quant: edgebench_core::quant::Quant = quant
+            .parse()
+            .map_err(|e| anyhow::anyhow!("model `{id}`: {e}"))?;
         let file = entry
-            .file(&quant)
+            .file(quant)
             .with_context(|| format!("model `{id}` has no {quant} file in models.toml"))?;
         let path = models_dir.join(&file.path);
         if !path.is_file() {
@@ -64,7 +67,7 @@ fn run() -> Result<()> {
         let p = parity::compare(
             &mut runner,
             entry,
-            &quant,
+            quant,
             &path,
             reference,
             candidate,

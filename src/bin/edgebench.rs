@@ -187,9 +187,13 @@ fn run() -> Result<()> {
                 .get(id)
                 .with_context(|| format!("model `{id}` is not in models.toml"))?;
             let file = match &s.quant {
-                Some(q) => entry
-                    .file(q)
-                    .with_context(|| format!("model `{id}` lists no `{q}` file"))?,
+                Some(q) => {
+                    let quant: edgebench_core::quant::Quant =
+                        q.parse().map_err(|e| anyhow::anyhow!("--quant: {e}"))?;
+                    entry
+                        .file(quant)
+                        .with_context(|| format!("model `{id}` lists no `{q}` file"))?
+                }
                 None => entry
                     .files
                     .first()

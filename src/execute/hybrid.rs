@@ -23,25 +23,7 @@ use crate::preflight::MemoryEstimate;
 use crate::prompt_set;
 use crate::serve::launch::{LaunchSpec, Launched};
 
-/// Where a request was answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    OnDevice,
-    Cloud,
-    /// Neither could answer: the cloud's error is recorded.
-    Unanswered,
-}
-
-impl Source {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::OnDevice => "on_device",
-            Self::Cloud => "cloud",
-            Self::Unanswered => "unanswered",
-        }
-    }
-}
+pub use edgebench_core::run_facts::AnswerSource;
 
 /// One request as the hybrid engine served it. Times in ns from the request's start.
 #[derive(Debug, Clone)]
@@ -50,7 +32,7 @@ pub struct HybridRequest {
     pub warmup: bool,
     pub index: u32,
     pub prompt_id: String,
-    pub source: Source,
+    pub source: AnswerSource,
     pub fallback_reason: Option<String>,
     /// When the request started, from the start of the run.
     pub sent_ns: u64,
@@ -118,7 +100,7 @@ pub(crate) fn endpoint_base(
                 )
             })?;
             let file = other
-                .file(&case.quant)
+                .file(case.quant)
                 .or_else(|| other.files.first())
                 .ok_or_else(|| case_error(case, format!("model `{id}` lists no files")))?;
             (
@@ -272,7 +254,7 @@ pub fn run(
                 warmup,
                 index,
                 prompt_id: prompt.id.clone(),
-                source: Source::OnDevice,
+                source: AnswerSource::OnDevice,
                 fallback_reason: None,
                 sent_ns: run_start.elapsed().as_nanos() as u64,
                 ttft_ns: None,
@@ -495,7 +477,7 @@ fn cloud_answer(
     record.e2e_ns = start.elapsed().as_nanos() as u64;
     match outcome {
         Ok(usage) => {
-            record.source = Source::Cloud;
+            record.source = AnswerSource::Cloud;
             match usage {
                 Some(u) => {
                     record.generated_tokens = u.completion_tokens as u32;
@@ -512,7 +494,7 @@ fn cloud_answer(
             record.cost_usd = tokens * price.usd_per_million / 1e6;
         }
         Err(e) => {
-            record.source = Source::Unanswered;
+            record.source = AnswerSource::Unanswered;
             record.error = Some(format!("{}: {e}", e.kind()));
         }
     }

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use edgebench_backend::{BackendError, KvType, LoadOptions, Session, TokenId, Vocabulary};
 use edgebench_core::quality::{self, PositionQuality, QualitySummary};
+use edgebench_core::quant::Quant;
 use edgebench_core::scenario::BackendKind;
 use edgebench_core::{Case, ModelEntry};
 
@@ -25,7 +26,7 @@ pub struct QualityRun {
     /// What the candidate was compared with, e.g. `llama_cpp f16/f16`.
     pub reference: String,
     /// The quant whose file was the reference (weight quantizations).
-    pub reference_quant: Option<String>,
+    pub reference_quant: Option<Quant>,
     /// The text's path as the scenario names it, and the sha256 of its bytes.
     pub corpus: String,
     pub corpus_sha256: String,
@@ -84,7 +85,7 @@ pub fn run(
     // The reference configuration itself (the KV baseline, or the reference quant's file):
     // its logits are the reference's, bit for bit (llama.cpp on the CPU is deterministic,
     // tests/it/quality.rs checks it), so the pass would only spend a minute measuring zero.
-    let same_file = q.reference_quant.as_ref().is_none_or(|r| *r == case.quant);
+    let same_file = q.reference_quant.is_none_or(|r| r == case.quant);
     let same_cache = q.reference_quant.is_some() || is_reference(candidate);
     if case.backend == BackendKind::LlamaCpp && same_file && same_cache {
         return Ok(None);
@@ -102,7 +103,7 @@ pub fn run(
     let candidate = chunk_options(candidate, q.context);
     // Weight quantizations: another file of the model, the same cache. KV variants: the same
     // file, an f16 cache.
-    let (reference_path, reference) = match &q.reference_quant {
+    let (reference_path, reference) = match q.reference_quant {
         Some(quant) => {
             let file = entry.file(quant).ok_or_else(|| {
                 case_error(
@@ -148,7 +149,7 @@ pub fn run(
             reference.type_k.as_str(),
             reference.type_v.as_str()
         ),
-        reference_quant: q.reference_quant.clone(),
+        reference_quant: q.reference_quant,
         corpus: q.corpus.clone(),
         corpus_sha256: edgebench_core::sha256_hex(text.as_bytes()),
         context: q.context,

@@ -10,6 +10,7 @@
 use std::time::Instant;
 
 use edgebench_backend::{BackendError, SeqId, Session, TokenId};
+use edgebench_core::run_facts::RequestStatus;
 use edgebench_core::schedule::{
     Cancelled, Decision, Priority, Rejection, RequestId, ScheduleError, Scheduler, SchedulerConfig,
 };
@@ -80,12 +81,19 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The stored name (`requests.status`).
     #[must_use]
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Completed => "completed",
-            Self::Rejected(r) => r.as_str(),
-            Self::Cancelled => "cancelled",
+        RequestStatus::from(self).as_str()
+    }
+}
+
+impl From<Outcome> for RequestStatus {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Completed => Self::Completed,
+            Outcome::Rejected(r) => Self::Rejected(r),
+            Outcome::Cancelled => Self::Cancelled,
         }
     }
 }

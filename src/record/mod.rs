@@ -3,6 +3,7 @@
 //! report the harness prints. Storage never shapes the types upstream of here.
 
 use edgebench_core::measure::{self, StopReason};
+use edgebench_core::quant::Quant;
 use edgebench_core::registry::Origin;
 use edgebench_core::scenario::Sampling;
 use edgebench_core::{Case, ModelEntry};
@@ -13,14 +14,14 @@ use edgebench_store::{
 
 use crate::execute::RunOutcome;
 use crate::execute::goodput::GoodputRun;
-use crate::execute::hybrid::{HybridRequest, HybridRun, Source};
+use crate::execute::hybrid::{AnswerSource, HybridRequest, HybridRun};
 use crate::execute::measure::{Measured, ServedRequest, rate};
 use crate::execute::serving::{Outcome, StepTotals};
 use crate::execute::sustained::{CooldownRecord, SustainedRun};
 use crate::execute::{SessionFacts, serving};
 use crate::host::{self, now_ms};
 use crate::outcome::CaseReport;
-use edgebench_core::goodput::SweepEnd;
+use edgebench_core::run_facts::RequestStatus;
 
 mod accuracy;
 mod quality;
@@ -43,7 +44,7 @@ pub fn case_row(case: &Case) -> CaseRow {
         scenario: s.name.clone(),
         category: s.category.as_str().into(),
         model: case.model.clone(),
-        quant: case.quant.clone(),
+        quant: case.quant.to_string(),
         backend: case.backend.as_str().into(),
         device: s.device.as_str().into(),
         concurrency: case.concurrency,
@@ -71,7 +72,7 @@ pub fn case_row(case: &Case) -> CaseRow {
 #[must_use]
 pub fn model_row(
     entry: &ModelEntry,
-    quant: &str,
+    quant: Quant,
     model_path: &std::path::Path,
     (size, sha256): (u64, String),
 ) -> ModelRow {
@@ -83,7 +84,7 @@ pub fn model_row(
             Origin::Real => "real".into(),
             Origin::Twin => "twin".into(),
         },
-        quant: quant.to_owned(),
+        quant: quant.to_string(),
         gguf_arch: entry.arch.gguf_arch.clone(),
         size_bytes: size,
         path: model_path.display().to_string(),
@@ -178,11 +179,13 @@ fn hybrid(h: HybridRun, seed: u64) -> Recorded {
             decode_ns: q.e2e_ns.saturating_sub(q.ttft_ns.unwrap_or(q.e2e_ns)),
             e2e_ns: q.e2e_ns,
             reset_ns: 0,
-            status: if q.source == Source::Unanswered {
-                "failed".into()
+            status: if q.source == AnswerSource::Unanswered {
+                RequestStatus::Failed
             } else {
-                "completed".into()
-            },
+                RequestStatus::Completed
+            }
+            .as_str()
+            .into(),
             priority: "normal".into(),
             sent_ns: q.sent_ns,
             output_sha256: edgebench_core::sha256_hex(q.text.as_bytes()),
@@ -207,12 +210,12 @@ fn hybrid(h: HybridRun, seed: u64) -> Recorded {
         ("ttft_ms", ms(&|q| q.ttft_ns)),
         (
             "e2e_ms",
-            ms(&|q| (q.source != Source::Unanswered).then_some(q.e2e_ns)),
+            ms(&|q| (q.source != AnswerSource::Unanswered).then_some(q.e2e_ns)),
         ),
         // Fallbacks the cloud answered, as the report's fallback latency.
         (
             "fallback_ms",
-            ms(&|q| q.fallback_ns.filter(|_| q.source == Source::Cloud)),
+            ms(&|q| q.fallback_ns.filter(|_| q.source == AnswerSource::Cloud)),
         ),
     ]
     .into_iter()
@@ -221,11 +224,11 @@ fn hybrid(h: HybridRun, seed: u64) -> Recorded {
     .collect();
     let on_device = measured
         .iter()
-        .filter(|q| q.source == Source::OnDevice)
+        .filter(|q| q.source == AnswerSource::OnDevice)
         .count();
     let unanswered = measured
         .iter()
-        .filter(|q| q.source == Source::Unanswered)
+        .filter(|q| q.source == AnswerSource::Unanswered)
         .count();
     let endpoint = serde_json::json!({
         "format": ENDPOINT_FORMAT,
@@ -281,11 +284,7 @@ fn goodput(g: GoodputRun) -> Recorded {
         "format": GOODPUT_SWEEP_FORMAT,
         "targets": { "ttft_ms": targets.ttft_ms, "tpot_ms": targets.tpot_ms, "share": targets.share },
         "preset": g.preset,
-        "end": match g.end {
-            SweepEnd::Resolved => "resolved",
-            SweepEnd::MaxSteps => "max_steps",
-            SweepEnd::TimeBudget => "time_budget",
-        },
+        "end": g.end.as_str(),
         "points": g.points.iter().map(|p| serde_json::json!({
             "rate_per_s": p.rate_per_s, "requests": p.requests, "met_share": p.met_share,
             "passed": p.passed, "ttft_p50_ms": p.ttft_p50_ms, "ttft_p90_ms": p.ttft_p90_ms,

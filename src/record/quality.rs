@@ -14,7 +14,7 @@ pub(super) fn row(q: &QualityRun) -> QualityRow {
         json: serde_json::json!({
             "format": QUALITY_FORMAT,
             "reference": q.reference,
-            "reference_quant": q.reference_quant,
+            "reference_quant": q.reference_quant.map(|quant| quant.as_str()),
             "corpus": q.corpus,
             "corpus_sha256": q.corpus_sha256,
             "context": q.context,
@@ -51,7 +51,7 @@ pub(super) fn integrity_row(i: &edgebench_core::integrity::Integrity) -> (String
             "inconsistent_first_tokens": i.inconsistent_first_tokens,
             "wrong_counts": i.wrong_counts,
             "expected_tokens": i.expected_tokens,
-            "verdict": i.verdict(),
+            "verdict": i.verdict().to_string(),
         })
         .to_string(),
         i.passed(),

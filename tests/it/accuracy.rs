@@ -42,7 +42,7 @@ fn score(catalog: &Catalog, case: &Case, db: &std::path::Path) -> Option<Accurac
         Readiness::Ready { model_path } => model_path,
         Readiness::Skip(reason) | Readiness::Invalid(reason) => {
             // A missing model fails with how to fetch it; any other refusal with its reason.
-            common::model(&case.model, &case.quant);
+            common::model(&case.model, case.quant.as_str());
             panic!("{}: {reason}", case.name)
         }
     };
@@ -90,7 +90,12 @@ fn the_scorer_refuses_twins_with_the_reason_on_both_engines() {
             }
             // And the scorer itself refuses, whoever calls it, even with the file there.
             let entry = catalog.registry.get(model).expect("entry");
-            let path = models_dir.join(&entry.file("Q4_0").expect("file").path);
+            let path = models_dir.join(
+                &entry
+                    .file(edgebench::core::quant::Quant::Q4_0)
+                    .expect("file")
+                    .path,
+            );
             let mut runner = Runner::open(&root, &models_dir, &db).expect("runner");
             let err = runner
                 .run_case(&case, entry, &path)

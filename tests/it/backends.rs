@@ -305,7 +305,7 @@ backend_test!(every_twin_runs_at_every_quantization, |backend| {
             16,
             tok.vocab_size(),
         );
-        for quant in TWIN_QUANTS {
+        for &quant in TWIN_QUANTS {
             let path = dir.path().join(format!("{real}-{quant}.gguf"));
             let twin = Twin {
                 arch: &arch,

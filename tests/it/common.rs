@@ -59,7 +59,7 @@ pub fn model(id: &str, quant: &str) -> PathBuf {
     let registry = catalog::load_registry(&root).expect("models.toml parses");
     let file = registry
         .get(id)
-        .and_then(|m| m.file(quant))
+        .and_then(|m| m.file(quant.parse().expect("a quantization")))
         .expect("model in registry");
     let path = edgebench::paths::models_dir(&root).join(&file.path);
     assert!(

@@ -72,7 +72,7 @@ fn agreement(path: &Path, entry: &ModelEntry, quant: &str) -> (f64, f64) {
     let p = parity::compare(
         &mut runner,
         entry,
-        quant,
+        quant.parse().expect("a quantization"),
         path,
         common::engine(BackendKind::LlamaCpp),
         common::engine(BackendKind::Candle),
@@ -97,7 +97,7 @@ fn full_width_two_layer_twins_load_decode_and_agree_on_both_engines() {
         let twin = Twin {
             arch: &entry.arch,
             name: &entry.name,
-            quant: "Q4_K_M",
+            quant: edgebench::core::quant::Quant::Q4KM,
             seed: 11,
             tokenizer: &tok,
         };
@@ -162,7 +162,9 @@ fn full_size_twins_agree_across_engines_when_present() {
     let models_dir = edgebench::paths::models_dir(&root);
     for full in ["mimo-7b-full-twin", "phi-4-mini-full-twin"] {
         let entry = registry.get(full).expect("registered");
-        let file = entry.file("Q4_0").expect("Q4_0 listed");
+        let file = entry
+            .file(edgebench::core::quant::Quant::Q4_0)
+            .expect("Q4_0 listed");
         let path = models_dir.join(&file.path);
         if !path.is_file() {
             eprintln!(
@@ -233,7 +235,7 @@ fn the_memory_guard_refuses_128k_on_a_phone_and_fits_16k_on_a_24_gib_host() {
         let entry = catalog.registry.get(&c.model).expect("entry");
         (
             entry,
-            models_dir.join(&entry.file(&c.quant).expect("file").path),
+            models_dir.join(&entry.file(c.quant).expect("file").path),
         )
     };
 

@@ -23,7 +23,10 @@ fn a_real_run_passes_integrity_and_a_drifting_engine_fails_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("results.sqlite");
     let good = run("good", &[], &db);
-    assert_eq!(good.integrity.as_deref(), Some("pass"));
+    assert_eq!(
+        good.integrity,
+        Some(edgebench::core::run_facts::IntegrityVerdict::Pass)
+    );
     // Its plan (6 repetitions of 64 tokens, about 4 s here) is shorter than the minimum
     // measured duration: repetitions went on until it had passed.
     let measured_s: f64 = good
@@ -46,7 +49,7 @@ fn a_real_run_passes_integrity_and_a_drifting_engine_fails_it() {
     // Every prefill after the first (the warmup's) returns another first token.
     let drift = format!("drift-first-token:{CASE}:1");
     let bad = run("drifting", &[(edgebench::fault::FAULT_ENV, &drift)], &db);
-    let verdict = bad.integrity.clone().expect("checked");
+    let verdict = bad.integrity.clone().expect("checked").to_string();
     assert!(
         verdict.starts_with("fail: first token differs between repetitions for "),
         "{verdict}"

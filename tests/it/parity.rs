@@ -86,7 +86,7 @@ fn candle_matches_llama_cpp_on_every_model_present() {
         let p = parity::compare(
             &mut runner,
             entry,
-            quant,
+            quant.parse().expect("a quantization"),
             &path,
             reference,
             candidate,

@@ -275,7 +275,7 @@ fn the_scenarios_store_a_quality_pass_for_a_kv_variant_and_a_weight_type() {
     );
     let q = kv.quality.expect("a quality pass is stored");
     assert_eq!(
-        (q.reference.as_str(), q.reference_quant.as_deref()),
+        (q.reference.as_str(), q.reference_quant),
         ("llama_cpp f16/f16", None)
     );
     assert_eq!((q.chunks, q.tokens), (1, 255), "smoke: one chunk");
@@ -287,7 +287,7 @@ fn the_scenarios_store_a_quality_pass_for_a_kv_variant_and_a_weight_type() {
         &db,
     );
     let w = weights.quality.expect("a quality pass is stored");
-    assert_eq!(w.reference_quant.as_deref(), Some("F16"));
+    assert_eq!(w.reference_quant, Some(edgebench::core::quant::Quant::F16));
     assert!(w.reference.contains("F16 file"), "{}", w.reference);
     assert!(
         w.mean_kld > 0.05,

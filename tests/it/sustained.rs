@@ -111,7 +111,7 @@ fn a_goodput_sweep_serves_its_rates_and_stores_them() {
             .iter()
             .all(|p| p.requests == 4 && (0.0..=1.0).contains(&p.met_share))
     );
-    assert_eq!(sweep.end, "max_steps");
+    assert_eq!(sweep.end, edgebench::core::goodput::SweepEnd::MaxSteps);
     assert_eq!(
         (sweep.ttft_ms, sweep.tpot_ms, sweep.share),
         (500.0, 30.0, 0.9)

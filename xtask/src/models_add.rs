@@ -3,6 +3,7 @@
 //! by the validator, which refuses a malformed file with the byte offset), the file is hashed,
 //! and the entry is appended to `models.toml`, so a scenario can name the id at once.
 
+use edgebench_core::quant::Quant;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -32,49 +33,12 @@ pub struct ArchFacts {
     pub sliding_window: Option<u64>,
 }
 
-/// llama.cpp's `llama_ftype` names (`general.file_type`), as models.toml spells quantizations.
-fn file_type_name(file_type: u64) -> Option<&'static str> {
-    Some(match file_type {
-        0 => "F32",
-        1 => "F16",
-        2 => "Q4_0",
-        3 => "Q4_1",
-        7 => "Q8_0",
-        8 => "Q5_0",
-        9 => "Q5_1",
-        10 => "Q2_K",
-        11 => "Q3_K_S",
-        12 => "Q3_K_M",
-        13 => "Q3_K_L",
-        14 => "Q4_K_S",
-        15 => "Q4_K_M",
-        16 => "Q5_K_S",
-        17 => "Q5_K_M",
-        18 => "Q6_K",
-        19 => "IQ2_XXS",
-        20 => "IQ2_XS",
-        21 => "Q2_K_S",
-        22 => "IQ3_XS",
-        23 => "IQ3_XXS",
-        24 => "IQ1_S",
-        25 => "IQ4_NL",
-        26 => "IQ3_S",
-        27 => "IQ3_M",
-        28 => "IQ2_S",
-        29 => "IQ2_M",
-        30 => "IQ4_XS",
-        31 => "IQ1_M",
-        32 => "BF16",
-        _ => return None,
-    })
-}
-
 /// The quantization the file says it is (`general.file_type`).
-pub fn quantization(summary: &Summary) -> Option<&'static str> {
+pub fn quantization(summary: &Summary) -> Option<Quant> {
     summary
         .get("general.file_type")
         .and_then(MetaValue::as_u64)
-        .and_then(file_type_name)
+        .and_then(Quant::from_file_type)
 }
 
 /// Reads the facts llama.cpp reads for this architecture; a missing required key is an error
@@ -227,8 +191,10 @@ pub fn add(
     let summary = edgebench_gguf::validate_file(file)?;
     let facts = architecture(&summary).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let quant = match (quant, quantization(&summary)) {
-        (Some(q), _) => q.to_owned(),
-        (None, Some(q)) => q.to_owned(),
+        (Some(q), _) => q
+            .parse::<Quant>()
+            .map_err(|e| anyhow::anyhow!("--quant: {e}"))?,
+        (None, Some(q)) => q,
         (None, None) => bail!(
             "{}: `general.file_type` names no quantization edgebench knows; pass --quant (e.g. --quant Q4_K_M)",
             file.display()
@@ -264,7 +230,7 @@ pub fn add(
         &format!("{name} ({quant}, added from its GGUF)"),
         &license,
         &facts,
-        &quant,
+        quant.as_str(),
         &in_registry.to_string_lossy(),
         &sha256,
         size,
@@ -287,7 +253,7 @@ pub fn add(
         .with_context(|| format!("replacing {}", registry_path.display()))?;
     Ok(Added {
         id,
-        quant,
+        quant: quant.to_string(),
         registry: registry_path.to_owned(),
     })
 }
@@ -362,7 +328,7 @@ mod tests {
                 "{id}"
             );
             assert!((facts.rope_theta - a.rope_theta).abs() < 1.0, "{id} rope θ");
-            assert_eq!(quantization(&summary), Some(file.quant.as_str()), "{id}");
+            assert_eq!(quantization(&summary), Some(file.quant), "{id}");
             compared += 1;
         }
         let _ = compared;

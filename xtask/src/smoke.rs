@@ -19,7 +19,7 @@ pub fn selection(root: &Path, registry: &Registry, models_dir: &Path) -> Result<
         chosen.extend(pick(&cases, registry, |case| {
             registry
                 .get(&case.model)
-                .and_then(|m| m.file(&case.quant))
+                .and_then(|m| m.file(case.quant))
                 .and_then(|f| std::fs::metadata(models_dir.join(&f.path)).ok())
                 .filter(std::fs::Metadata::is_file)
                 .map(|m| m.len())

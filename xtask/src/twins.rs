@@ -3,6 +3,7 @@
 //! against free disk, streamed with a progress bar, reused when their recorded hash matches,
 //! removable with `--delete-full-size`).
 
+use edgebench_core::quant::Quant;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -20,7 +21,7 @@ pub const TWIN_SEED: u64 = 20_261_125;
 /// Free space left beside the full-size twins after writing them.
 const DISK_MARGIN: u64 = 2 << 30;
 
-fn twin<'a>(model: &'a Model, quant: &'a str, label: &'a str, tok: &'a ByteBpe) -> Twin<'a> {
+fn twin<'a>(model: &'a Model, quant: Quant, label: &'a str, tok: &'a ByteBpe) -> Twin<'a> {
     Twin {
         arch: &model.arch,
         name: label,
@@ -48,7 +49,7 @@ fn copies_of_files<'a>(
             continue;
         };
         for file in &copy.files {
-            if let Some(source) = real.file(&file.quant).map(|f| dir.join(&f.path))
+            if let Some(source) = real.file(file.quant).map(|f| dir.join(&f.path))
                 && source.is_file()
             {
                 out.push((copy, file, source));
@@ -94,7 +95,7 @@ pub fn twins(root: &Path) -> Result<Vec<PathBuf>> {
             let dest = dir.join(&file.path);
             let w = edgebench_twins::ensure_twin(
                 &dest,
-                &twin(model, &file.quant, &label, &tokenizer),
+                &twin(model, file.quant, &label, &tokenizer),
                 &WriteOptions::default(),
             )
             .with_context(|| format!("writing twin {}", dest.display()))?;
@@ -121,21 +122,14 @@ pub fn twins(root: &Path) -> Result<Vec<PathBuf>> {
 /// The full-size twin files of the registry, optionally only those of `wanted` (model, quant).
 fn full_size_files<'a>(
     registry: &'a Registry,
-    wanted: Option<&[(String, String)]>,
-) -> Vec<(&'a Model, &'a str, &'a str)> {
+    wanted: Option<&[(String, Quant)]>,
+) -> Vec<(&'a Model, Quant, &'a str)> {
     registry
         .models()
         .filter(|m| m.is_full_size_twin())
-        .flat_map(|m| {
-            m.files
-                .iter()
-                .map(move |f| (m, f.quant.as_str(), f.path.as_str()))
-        })
+        .flat_map(|m| m.files.iter().map(move |f| (m, f.quant, f.path.as_str())))
         .filter(|(m, q, _)| {
-            wanted.is_none_or(|w| {
-                w.iter()
-                    .any(|(id, quant)| id == &m.id && quant.eq_ignore_ascii_case(q))
-            })
+            wanted.is_none_or(|w| w.iter().any(|(id, quant)| id == &m.id && quant == q))
         })
         .collect()
 }
@@ -183,7 +177,7 @@ fn peak_rss() -> Option<u64> {
 }
 
 /// Writes (or reuses) the full-size twins: every one the registry lists, or only `wanted`.
-pub fn full_size(root: &Path, wanted: Option<&[(String, String)]>) -> Result<Vec<PathBuf>> {
+pub fn full_size(root: &Path, wanted: Option<&[(String, Quant)]>) -> Result<Vec<PathBuf>> {
     let registry = registry(root)?;
     let dir = crate::models_dir(root);
     let tokenizer = edgebench_twins::build_tokenizer(255);
@@ -193,7 +187,7 @@ pub fn full_size(root: &Path, wanted: Option<&[(String, String)]>) -> Result<Vec
     for (model, quant, path) in &files {
         let dest = dir.join(path);
         let label = model.label();
-        let t = twin(model, quant, &label, &tokenizer);
+        let t = twin(model, *quant, &label, &tokenizer);
         let size = t.file_size()?;
         paths.push(dest.clone());
         let present = edgebench_twins::is_recorded(&dest, &t)?;
@@ -224,7 +218,7 @@ pub fn full_size(root: &Path, wanted: Option<&[(String, String)]>) -> Result<Vec
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     for (model, quant, dest, size, _) in &todo {
         let label = model.label();
-        let t = twin(model, quant, &label, &tokenizer);
+        let t = twin(model, *quant, &label, &tokenizer);
         let bar = ProgressBar::new(*size);
         bar.set_style(
             ProgressStyle::with_template(
@@ -279,14 +273,14 @@ pub fn delete_full_size(root: &Path) -> Result<()> {
 }
 
 /// The full-size twin files the cases whose names contain one of `filters` need.
-pub fn wanted_by(root: &Path, filters: &[String]) -> Result<Vec<(String, String)>> {
+pub fn wanted_by(root: &Path, filters: &[String]) -> Result<Vec<(String, Quant)>> {
     wanted_where(root, |name| {
         filters.iter().any(|f| name.contains(f.as_str()))
     })
 }
 
 /// The full-size twin files the cases matching one of the case globs `patterns` need.
-pub fn wanted_by_globs(root: &Path, patterns: &[&str]) -> Result<Vec<(String, String)>> {
+pub fn wanted_by_globs(root: &Path, patterns: &[&str]) -> Result<Vec<(String, Quant)>> {
     wanted_where(root, |name| {
         patterns
             .iter()
@@ -294,14 +288,14 @@ pub fn wanted_by_globs(root: &Path, patterns: &[&str]) -> Result<Vec<(String, St
     })
 }
 
-fn wanted_where(root: &Path, selected: impl Fn(&str) -> bool) -> Result<Vec<(String, String)>> {
+fn wanted_where(root: &Path, selected: impl Fn(&str) -> bool) -> Result<Vec<(String, Quant)>> {
     let registry = registry(root)?;
     let mut wanted = Vec::new();
     for case in crate::smoke::all_cases(root, &registry)? {
         let full = registry
             .get(&case.model)
             .is_some_and(Model::is_full_size_twin);
-        let pair = (case.model.clone(), case.quant.clone());
+        let pair = (case.model.clone(), case.quant);
         if full && selected(&case.name) && !wanted.contains(&pair) {
             wanted.push(pair);
         }

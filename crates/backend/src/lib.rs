@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use edgebench_core::projection::kv_bytes_per_token;
+pub use edgebench_core::projection::{kv_bytes_per_token, kv_element_bytes};
 pub use edgebench_core::registry::Architecture;
 pub use edgebench_core::scenario::{BackendKind, Device, Endpoint, KvType, Pinned, Sampling};
 
@@ -113,30 +113,8 @@ edgebench_core::named_enum!(
     [Mmap, Read, ReadPerSequence, Remote]
 );
 
-/// How a session serves parallel sequences.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheduling {
-    /// One forward pass for every sequence of a step.
-    Batched,
-    /// One forward pass per sequence, in turn.
-    RoundRobin,
-    /// Whatever the server does (the HTTP engine).
-    Server,
-}
-
-impl Scheduling {
-    /// The stored name (`runs.scheduling`).
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Batched => "batched",
-            Self::RoundRobin => "round-robin",
-            Self::Server => "server",
-        }
-    }
-}
-
-edgebench_core::named_enum!(Scheduling, "scheduling", [Batched, RoundRobin, Server]);
+/// How a session serves parallel sequences (a stored fact, so defined in the core).
+pub use edgebench_core::run_facts::Scheduling;
 
 /// What a session actually runs with, which may differ from the options where the scenario left
 /// a setting to the engine (candle keeps its KV cache in f32 and reads weights into memory).
@@ -628,14 +606,10 @@ mod tests {
 
     #[test]
     fn effective_settings_read_back_from_their_stored_names() {
-        use super::{Scheduling, WeightsLoading};
+        use super::WeightsLoading;
         for w in WeightsLoading::ALL {
             assert_eq!(w.as_str().parse::<WeightsLoading>(), Ok(*w));
         }
-        for s in Scheduling::ALL {
-            assert_eq!(s.to_string().parse::<Scheduling>(), Ok(*s));
-        }
-        assert!("parallel".parse::<Scheduling>().is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! memory bandwidth and capacity of the named device. Pure; the verdicts carry their arithmetic.
 
 use crate::projection;
+use crate::quant::Quant;
 use crate::registry::Architecture;
 use crate::scenario::KvType;
 
@@ -74,9 +75,9 @@ pub fn decode_rate_bound(
 /// weight is read for every token, so all of it is resident). A claimed footprint below it is
 /// impossible.
 #[must_use]
-pub fn footprint_bound(claimed_bytes: f64, params: u64, precision: &str) -> Option<Bound> {
+pub fn footprint_bound(claimed_bytes: f64, params: u64, precision: Quant) -> Option<Bound> {
     let weights = projection::weight_bytes(params, precision)? as f64;
-    let bits = projection::bits_per_weight(precision)?;
+    let bits = precision.bits_per_weight()?;
     Some(Bound {
         limit: weights,
         physics: if claimed_bytes < weights {
@@ -180,10 +181,13 @@ mod tests {
     #[test]
     fn fp16_footprint_below_the_weights_is_impossible() {
         // 7.6 B parameters at F16 = 15.2 GB: "4.2 GB (FP16)" can't hold them.
-        let b = footprint_bound(4.2e9, 7_600_000_000, "F16").expect("known precision");
+        let b = footprint_bound(4.2e9, 7_600_000_000, Quant::F16).expect("known precision");
         assert_eq!(b.physics, Physics::Impossible);
         assert!((b.limit - 15.2e9).abs() < 1.0);
-        assert!(footprint_bound(1.0, 1, "INT3").is_none());
+        assert!(
+            footprint_bound(1.0, 1, Quant::Iq2Xs).is_none(),
+            "no projected bits"
+        );
     }
 
     #[test]

@@ -128,6 +128,20 @@ pub enum SweepEnd {
     TimeBudget,
 }
 
+impl SweepEnd {
+    /// The stored name (`runs.goodput`'s `end`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Resolved => "resolved",
+            Self::MaxSteps => "max_steps",
+            Self::TimeBudget => "time_budget",
+        }
+    }
+}
+
+crate::named_enum!(SweepEnd, "sweep end", [Resolved, MaxSteps, TimeBudget]);
+
 /// The next rate to serve after `points`, or why the sweep is over.
 pub fn next_rate(points: &[RatePoint], config: &SweepConfig) -> Result<f64, SweepEnd> {
     if points.len() >= config.max_steps {

@@ -5,6 +5,7 @@
 //! tokens (edgebench generates a fixed length, as llama-bench does, so an end-of-generation
 //! token does not stop it; the stored text is cut at the first one).
 
+use crate::run_facts::IntegrityVerdict;
 use std::collections::BTreeMap;
 
 /// One completed turn as the integrity check sees it.
@@ -41,9 +42,9 @@ impl Integrity {
 
     /// One line: `pass` or what failed.
     #[must_use]
-    pub fn verdict(&self) -> String {
+    pub fn verdict(&self) -> IntegrityVerdict {
         if self.passed() {
-            return "pass".into();
+            return IntegrityVerdict::Pass;
         }
         let mut why = Vec::new();
         if !self.inconsistent_first_tokens.is_empty() {
@@ -58,7 +59,7 @@ impl Integrity {
                 self.wrong_counts, self.turns
             ));
         }
-        format!("fail: {}", why.join("; "))
+        IntegrityVerdict::Fail(why.join("; "))
     }
 }
 
@@ -111,7 +112,7 @@ mod tests {
             Some(16),
         );
         assert!(i.passed());
-        assert_eq!(i.verdict(), "pass");
+        assert_eq!(i.verdict(), IntegrityVerdict::Pass);
         assert_eq!(i.turns, 3);
     }
 
@@ -121,7 +122,7 @@ mod tests {
         let greedy = check(&turns, true, Some(16));
         assert_eq!(greedy.inconsistent_first_tokens, ["a#0"]);
         assert_eq!(
-            greedy.verdict(),
+            greedy.verdict().to_string(),
             "fail: first token differs between repetitions for a#0"
         );
         // Sampled runs may start differently.
@@ -133,7 +134,10 @@ mod tests {
         let turns = [turn("a", 5, 16), turn("b", 5, 9)];
         let i = check(&turns, true, Some(16));
         assert_eq!(i.wrong_counts, 1);
-        assert_eq!(i.verdict(), "fail: 1 of 2 turns did not generate 16 tokens");
+        assert_eq!(
+            i.verdict().to_string(),
+            "fail: 1 of 2 turns did not generate 16 tokens"
+        );
         // A server that stops at its EOS: counts are not checked.
         assert!(check(&turns, true, None).passed());
     }

@@ -71,10 +71,11 @@ mod tests {
         round_trips(StopReason::ALL);
         round_trips(Priority::ALL);
         round_trips(Rejection::ALL);
-        let err = "q5_1".parse::<KvType>().expect_err("no such KV type");
+        round_trips(crate::goodput::SweepEnd::ALL);
+        let err = "q6_k".parse::<KvType>().expect_err("no such KV type");
         assert_eq!(
             err.to_string(),
-            "unknown KV cache type `q5_1` (known: f16, q8_0, q4_0)"
+            "unknown KV cache type `q6_k` (known: f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1)"
         );
         assert!("F16".parse::<KvType>().is_err(), "names are exact");
         assert_eq!(Category::ALL.len(), 7);

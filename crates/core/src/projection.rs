@@ -1,6 +1,7 @@
 //! Projections from architecture facts: memory the KV cache needs, so a case can be checked
 //! against a memory budget before anything is loaded.
 
+use crate::quant::Quant;
 use crate::registry::Architecture;
 use crate::scenario::KvType;
 
@@ -8,11 +9,15 @@ use crate::scenario::KvType;
 #[must_use]
 pub fn kv_element_bytes(t: KvType) -> f64 {
     match t {
-        KvType::F16 => 2.0,
-        // q8_0: blocks of 32 values = 32 bytes + an f16 scale.
+        KvType::F32 => 4.0,
+        KvType::F16 | KvType::Bf16 => 2.0,
+        // Blocks of 32 values: q8_0 32 bytes + an f16 scale; q4_0 and iq4_nl 16 bytes + a scale;
+        // q4_1 adds an f16 minimum; q5_0 adds 4 bytes of fifth bits, q5_1 those and a minimum.
         KvType::Q8_0 => 34.0 / 32.0,
-        // q4_0: blocks of 32 values = 16 bytes + an f16 scale.
-        KvType::Q4_0 => 18.0 / 32.0,
+        KvType::Q4_0 | KvType::Iq4Nl => 18.0 / 32.0,
+        KvType::Q4_1 => 20.0 / 32.0,
+        KvType::Q5_0 => 22.0 / 32.0,
+        KvType::Q5_1 => 24.0 / 32.0,
     }
 }
 
@@ -51,28 +56,12 @@ pub fn compute_buffer_bytes(arch: &Architecture, batch: u32, context: u32) -> u6
     4 * (u64::from(batch) * per_token + u64::from(arch.vocab))
 }
 
-/// Bits per weight of a GGUF weight quantization, counting block scales (llama.cpp's layouts:
-/// Q4_0 = 18 bytes per 32 weights, Q8_0 = 34 per 32, Q4_K = 144 per 256, Q6_K = 210 per 256).
-/// `Q4_K_M` mixes Q4_K and Q6_K tensors; 4.85 is llama.cpp's reported average for 7B models.
-#[must_use]
-pub fn bits_per_weight(quant: &str) -> Option<f64> {
-    Some(match quant.to_ascii_uppercase().as_str() {
-        "F32" => 32.0,
-        "F16" | "BF16" => 16.0,
-        "Q8_0" => 8.5,
-        "Q4_0" => 4.5,
-        "Q4_1" => 5.0,
-        "Q4_K" | "Q4_K_S" => 4.5,
-        "Q4_K_M" => 4.85,
-        "Q6_K" => 6.5625,
-        _ => return None,
-    })
-}
-
 /// Projected weight bytes of `params` parameters at `quant`.
 #[must_use]
-pub fn weight_bytes(params: u64, quant: &str) -> Option<u64> {
-    bits_per_weight(quant).map(|b| (params as f64 * b / 8.0).round() as u64)
+pub fn weight_bytes(params: u64, quant: Quant) -> Option<u64> {
+    quant
+        .bits_per_weight()
+        .map(|b| (params as f64 * b / 8.0).round() as u64)
 }
 
 /// Upper bound on generation speed when every generated token must read `bytes_per_token` from
@@ -93,9 +82,12 @@ mod tests {
     #[test]
     fn weights_and_roofline() {
         // 3.8 B parameters at F16 = 7.6 GB; at Q4_0, 3.8e9 × 4.5 / 8 = 2.1375 GB.
-        assert_eq!(weight_bytes(3_800_000_000, "F16"), Some(7_600_000_000));
-        assert_eq!(weight_bytes(3_800_000_000, "q4_0"), Some(2_137_500_000));
-        assert_eq!(weight_bytes(1, "Q5_X"), None);
+        assert_eq!(weight_bytes(3_800_000_000, Quant::F16), Some(7_600_000_000));
+        assert_eq!(
+            weight_bytes(3_800_000_000, Quant::Q4_0),
+            Some(2_137_500_000)
+        );
+        assert_eq!(weight_bytes(1, Quant::Iq2Xs), None);
         // The seed's impossibility: 4.5 GB read per token over 77 GB/s caps generation at ~17 t/s.
         let cap = roofline_tokens_per_s(4.5e9, 77e9);
         assert!((cap - 17.111).abs() < 0.01, "{cap}");

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::quant::Quant;
 use crate::text_pos::Location;
 
 /// Version of the `models.toml` format this build reads.
@@ -137,7 +138,7 @@ pub struct PypiSource {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelFile {
-    pub quant: String,
+    pub quant: Quant,
     /// Path relative to the models directory.
     pub path: String,
     /// Expected sha256; `None` for real files whose published conversions vary (the hash is then
@@ -154,7 +155,7 @@ pub struct ModelFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuantizedFrom {
     pub model: String,
-    pub quant: String,
+    pub quant: Quant,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -177,10 +178,8 @@ pub struct ModelEntry {
 
 impl ModelEntry {
     #[must_use]
-    pub fn file(&self, quant: &str) -> Option<&ModelFile> {
-        self.files
-            .iter()
-            .find(|f| f.quant.eq_ignore_ascii_case(quant))
+    pub fn file(&self, quant: Quant) -> Option<&ModelFile> {
+        self.files.iter().find(|f| f.quant == quant)
     }
 
     /// A twin at scale 1 written from the architecture: the real dimensions with random
@@ -303,8 +302,12 @@ impl Registry {
                             f.path
                         )));
                     }
+                    let quant = |name: &str| {
+                        name.parse::<Quant>()
+                            .map_err(|e| invalid(format!("file `{}`: quant: {e}", f.path)))
+                    };
                     Ok(ModelFile {
-                        quant: f.quant.clone(),
+                        quant: quant(&f.quant)?,
                         path: f.path.clone(),
                         sha256: f.sha256.as_ref().map(|h| h.to_ascii_lowercase()),
                         size: f.size,
@@ -312,10 +315,13 @@ impl Registry {
                             packages: p.packages.clone(),
                             members: p.members.clone(),
                         }),
-                        quantized_from: f.quantized_from.as_ref().map(|q| QuantizedFrom {
-                            model: q.model.clone(),
-                            quant: q.quant.clone(),
-                        }),
+                        quantized_from: match &f.quantized_from {
+                            Some(q) => Some(QuantizedFrom {
+                                model: q.model.clone(),
+                                quant: quant(&q.quant)?,
+                            }),
+                            None => None,
+                        },
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -361,7 +367,7 @@ impl Registry {
                 };
                 let source = models
                     .get(&from.model)
-                    .and_then(|m| m.file(&from.quant))
+                    .and_then(|m| m.file(from.quant))
                     .filter(|s| s.quantized_from.is_none());
                 if source.is_none() {
                     return Err(RegistryError::Invalid {
@@ -417,12 +423,19 @@ sha256 = "AB00000000000000000000000000000000000000000000000000000000000000"
     fn parses_and_normalises_hashes() {
         let r = Registry::parse("models.toml", SMALL).expect("valid registry");
         let m = r.get("tiny").expect("model present");
-        assert_eq!(
-            m.file("q4_0").expect("case-insensitive quant").path,
-            "tiny.gguf"
+        assert_eq!(m.file(Quant::Q4_0).expect("its file").path, "tiny.gguf");
+        let lower = SMALL.replace("\"Q4_0\"", "\"q4_0\"");
+        let r2 = Registry::parse("models.toml", &lower).expect("either case");
+        assert!(r2.get("tiny").and_then(|m| m.file(Quant::Q4_0)).is_some());
+        let unknown = SMALL.replace("\"Q4_0\"", "\"Q4_X\"");
+        let err = Registry::parse("models.toml", &unknown).expect_err("unknown quant");
+        assert!(
+            err.to_string()
+                .contains("model `tiny`: file `tiny.gguf`: quant: unknown quantization `Q4_X`"),
+            "{err}"
         );
         assert!(
-            m.file("q4_0")
+            m.file(Quant::Q4_0)
                 .and_then(|f| f.sha256.as_deref())
                 .is_some_and(|h| h.starts_with("ab"))
         );

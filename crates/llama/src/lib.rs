@@ -288,9 +288,15 @@ impl Vocabulary for LlamaVocabulary {
 
 fn kv_cache_type(t: KvType) -> KvCacheType {
     match t {
+        KvType::F32 => KvCacheType::F32,
         KvType::F16 => KvCacheType::F16,
+        KvType::Bf16 => KvCacheType::BF16,
         KvType::Q8_0 => KvCacheType::Q8_0,
         KvType::Q4_0 => KvCacheType::Q4_0,
+        KvType::Q4_1 => KvCacheType::Q4_1,
+        KvType::Iq4Nl => KvCacheType::IQ4_NL,
+        KvType::Q5_0 => KvCacheType::Q5_0,
+        KvType::Q5_1 => KvCacheType::Q5_1,
     }
 }
 
@@ -472,11 +478,7 @@ impl Backend for LlamaCpp {
 fn estimate_kv_bytes(model: &LlamaModel, options: &LoadOptions, cells: u32) -> u64 {
     let width = u64::from(model.n_head_kv())
         * (u64::try_from(model.n_embd()).unwrap_or(0) / u64::from(model.n_head().max(1)));
-    let bytes = |t: KvType| match t {
-        KvType::F16 => 2.0,
-        KvType::Q8_0 => 34.0 / 32.0,
-        KvType::Q4_0 => 18.0 / 32.0,
-    };
+    let bytes = edgebench_backend::kv_element_bytes;
     let per_cell = width as f64 * (bytes(options.type_k) + bytes(options.type_v));
     (per_cell * f64::from(cells) * f64::from(model.n_layer())) as u64
 }

@@ -17,6 +17,8 @@ pub mod sections;
 use std::path::{Path, PathBuf};
 
 use edgebench_core::registry::Registry;
+use edgebench_core::run_facts::IntegrityVerdict;
+use edgebench_core::scenario::PromptFormat;
 
 use crate::context::{REPORT_CONTEXT_VERSION, ReportContext};
 use crate::data::{Dataset, Run};
@@ -134,7 +136,9 @@ pub fn contended(r: &Run) -> Option<f64> {
 /// failed. Such runs are shown (the every-run table says why) but never compared or judged.
 #[must_use]
 pub fn comparable(r: &Run) -> bool {
-    measured(r) && contended(r).is_none() && r.integrity.as_deref().is_none_or(|v| v == "pass")
+    measured(r)
+        && contended(r).is_none()
+        && r.integrity.as_ref().is_none_or(IntegrityVerdict::passed)
 }
 
 /// The latest measured run of each case (and device) among `runs`.
@@ -156,7 +160,7 @@ fn latest_per_case<'a>(runs: impl Iterator<Item = &'a Run>) -> Vec<&'a Run> {
 /// Whether two runs fed their model the same kind of prompt: a chat-template run is never
 /// compared with a raw one (runs stored before the format was recorded were raw).
 fn same_prompt_format(a: &Run, b: &Run) -> bool {
-    let format = |r: &Run| r.prompt_format.clone().unwrap_or_else(|| "raw".into());
+    let format = |r: &Run| r.prompt_format.unwrap_or(PromptFormat::Raw);
     format(a) == format(b)
 }
 

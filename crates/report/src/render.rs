@@ -250,7 +250,7 @@ pub fn csv(runs: &[&Run]) -> String {
                 label.into(),
                 origin.into(),
                 r.case.backend.to_string(),
-                r.case.quant.clone(),
+                r.case.quant.to_string(),
                 r.case.category.clone(),
                 r.case.concurrency.to_string(),
                 r.case.kv_variant.clone(),

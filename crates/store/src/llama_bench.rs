@@ -219,14 +219,20 @@ fn to_run(
     // model_type is "<arch> <size> <quant description>", e.g. "qwen2 7B Q4_K - Medium".
     let mut type_parts = t.model_type.splitn(3, ' ');
     let arch = type_parts.next().unwrap_or_default().to_owned();
-    let quant = type_parts.nth(1).unwrap_or("unknown").to_owned();
+    let description = type_parts.nth(1).unwrap_or_default();
+    let quant = edgebench_core::quant::Quant::from_description(description).ok_or_else(|| {
+        format!(
+            "model_type `{}`: `{description}` is no quantization llama.cpp names",
+            t.model_type
+        )
+    })?;
     let model = cols(json!({
         "sha256": format!("unhashed:llama-bench:{}", &sha256_hex(
             format!("{}|{}|{}", t.model_filename, t.model_size, t.model_n_params).as_bytes())[..32]),
         "registry_id": stem,
         "label": format!("{} (imported from llama-bench)", if t.model_type.is_empty() { &stem } else { &t.model_type }),
         "origin": "real",
-        "quant": quant,
+        "quant": quant.as_str(),
         "gguf_arch": arch,
         "size_bytes": t.model_size,
         "path": t.model_filename,
@@ -254,6 +260,11 @@ fn to_run(
     } else {
         t.backends.to_lowercase()
     };
+    // The read side knows every cache type llama.cpp accepts: refuse another here, by name.
+    for (key, name) in [("type_k", &t.type_k), ("type_v", &t.type_v)] {
+        name.parse::<edgebench_core::scenario::KvType>()
+            .map_err(|e| format!("{key}: {e}"))?;
+    }
     let case_params = json!({
         "source": "llama-bench", "model": stem, "model_type": t.model_type, "test": test_name,
         "n_depth": t.n_depth, "n_threads": t.n_threads, "n_batch": t.n_batch, "type_k": t.type_k,
@@ -266,7 +277,7 @@ fn to_run(
         "scenario": "llama-bench",
         "category": category,
         "model": stem,
-        "quant": quant,
+        "quant": quant.as_str(),
         "backend": "llama_cpp",
         "device": device_kind,
         "concurrency": 1,
@@ -333,6 +344,14 @@ fn to_run(
 #[cfg(test)]
 mod tests {
     use super::parse_utc_ms;
+
+    #[test]
+    fn imports_are_stored_under_the_origin_the_read_side_knows() {
+        assert_eq!(
+            super::ORIGIN.parse(),
+            Ok(edgebench_core::run_facts::RunOrigin::llama_bench())
+        );
+    }
 
     #[test]
     fn utc_times_convert_to_epoch_milliseconds() {

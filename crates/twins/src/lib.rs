@@ -36,7 +36,7 @@ pub enum TwinError {
     #[error("unsupported twin architecture `{0}` (supported: qwen2, phi3, llama)")]
     Architecture(String),
     #[error("unsupported twin quantization `{0}` (supported: F16, Q8_0, Q4_0, Q4_K_M)")]
-    Quant(String),
+    Quant(edgebench_core::quant::Quant),
     #[error(
         "{quant} stores `{tensor}` in blocks of {block} values, but its rows are {cols} wide \
          (k-quants need rows that are multiples of 256: full-size twins have them, 1/16 twins don't)"
@@ -195,7 +195,7 @@ fn metadata(a: &Architecture, name: &str, tok: &ByteBpe, quant: FileQuant) -> Ve
 pub struct Twin<'a> {
     pub arch: &'a Architecture,
     pub name: &'a str,
-    pub quant: &'a str,
+    pub quant: edgebench_core::quant::Quant,
     pub seed: u64,
     pub tokenizer: &'a ByteBpe,
 }
@@ -209,7 +209,7 @@ struct Layout {
 
 impl Twin<'_> {
     fn layout(&self) -> Result<Layout, TwinError> {
-        let quant = FileQuant::parse(self.quant)?;
+        let quant = FileQuant::new(self.quant)?;
         if self.tokenizer.vocab_size() > self.arch.vocab {
             return Err(TwinError::Vocabulary {
                 tokens: self.tokenizer.vocab_size(),
@@ -229,7 +229,7 @@ impl Twin<'_> {
             };
             if cols % dtype.block_size() != 0 {
                 return Err(TwinError::Blocks {
-                    quant: self.quant.to_owned(),
+                    quant: self.quant.to_string(),
                     tensor: s.name.clone(),
                     cols,
                     block: dtype.block_size(),

@@ -12,13 +12,14 @@
 //! [`Role::std`]): the same reasoning real models are initialised by.
 
 use candle_core::quantized::GgmlDType;
+use edgebench_core::quant::Quant;
 
 use crate::TwinError;
 
 /// Quantizations any twin can be written in.
-pub const TWIN_QUANTS: &[&str] = &["F16", "Q8_0", "Q4_0"];
+pub const TWIN_QUANTS: &[Quant] = &[Quant::F16, Quant::Q8_0, Quant::Q4_0];
 /// Quantizations that need rows of whole 256-value blocks (full-size twins have them).
-pub const K_QUANTS: &[&str] = &["Q4_K_M"];
+pub const K_QUANTS: &[Quant] = &[Quant::Q4KM];
 
 /// A file quantization a twin can be written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,24 +31,25 @@ pub enum FileQuant {
 }
 
 impl FileQuant {
-    pub fn parse(quant: &str) -> Result<Self, TwinError> {
-        match quant.to_ascii_uppercase().as_str() {
-            "F16" => Ok(Self::F16),
-            "Q8_0" => Ok(Self::Q8_0),
-            "Q4_0" => Ok(Self::Q4_0),
-            "Q4_K_M" => Ok(Self::Q4KM),
-            other => Err(TwinError::Quant(other.to_owned())),
+    pub fn new(quant: Quant) -> Result<Self, TwinError> {
+        match quant {
+            Quant::F16 => Ok(Self::F16),
+            Quant::Q8_0 => Ok(Self::Q8_0),
+            Quant::Q4_0 => Ok(Self::Q4_0),
+            Quant::Q4KM => Ok(Self::Q4KM),
+            other => Err(TwinError::Quant(other)),
         }
     }
 
     /// `general.file_type` (llama.cpp's `llama_ftype`).
     pub(crate) fn file_type(self) -> u32 {
         match self {
-            Self::F16 => 1,
-            Self::Q4_0 => 2,
-            Self::Q8_0 => 7,
-            Self::Q4KM => 15,
+            Self::F16 => Quant::F16,
+            Self::Q4_0 => Quant::Q4_0,
+            Self::Q8_0 => Quant::Q8_0,
+            Self::Q4KM => Quant::Q4KM,
         }
+        .file_type()
     }
 }
 

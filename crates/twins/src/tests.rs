@@ -1,5 +1,6 @@
 use super::*;
 use candle_core::quantized::gguf_file;
+use edgebench_core::quant::Quant;
 use edgebench_core::twin;
 
 fn real(arch: &str) -> Architecture {
@@ -36,7 +37,7 @@ fn k_quant_sized(arch: &str) -> Architecture {
     }
 }
 
-fn twin<'a>(a: &'a Architecture, quant: &'a str, seed: u64, tok: &'a ByteBpe) -> Twin<'a> {
+fn twin<'a>(a: &'a Architecture, quant: Quant, seed: u64, tok: &'a ByteBpe) -> Twin<'a> {
     Twin {
         arch: a,
         name: "t",
@@ -73,9 +74,9 @@ fn same_seed_same_bytes_for_any_thread_count_and_counts_match_projection() {
             "{arch}"
         );
         let path = |i: u32| dir.path().join(format!("{arch}-{i}.gguf"));
-        let w1 = write_twin(&path(1), &twin(&a, "Q8_0", 7, &tok), &threads(1)).expect("write");
-        let w2 = write_twin(&path(2), &twin(&a, "Q8_0", 7, &tok), &threads(3)).expect("write");
-        let w3 = write_twin(&path(3), &twin(&a, "Q8_0", 8, &tok), &threads(2)).expect("write");
+        let w1 = write_twin(&path(1), &twin(&a, Quant::Q8_0, 7, &tok), &threads(1)).expect("write");
+        let w2 = write_twin(&path(2), &twin(&a, Quant::Q8_0, 7, &tok), &threads(3)).expect("write");
+        let w3 = write_twin(&path(3), &twin(&a, Quant::Q8_0, 8, &tok), &threads(2)).expect("write");
         let bytes = |i| std::fs::read(path(i)).expect("read");
         assert_eq!(bytes(1), bytes(2), "{arch}: same seed, 1 vs 3 threads");
         assert_ne!(
@@ -88,7 +89,7 @@ fn same_seed_same_bytes_for_any_thread_count_and_counts_match_projection() {
         assert_ne!(w1.sha256, w3.sha256);
         assert_eq!(w1.bytes, bytes(1).len() as u64);
         assert_eq!(
-            twin(&a, "Q8_0", 7, &tok).file_size().expect("size"),
+            twin(&a, Quant::Q8_0, 7, &tok).file_size().expect("size"),
             w1.bytes,
             "{arch}: the size announced before writing is the size written"
         );
@@ -135,7 +136,7 @@ fn every_quantization_passes_the_validator_and_dequantizes_to_the_intended_sprea
     let dir = tempfile::tempdir().expect("tempdir");
     for arch in ["qwen2", "phi3"] {
         let a = k_quant_sized(arch);
-        for quant in TWIN_QUANTS.iter().chain(K_QUANTS) {
+        for &quant in TWIN_QUANTS.iter().chain(K_QUANTS) {
             let path = dir.path().join(format!("{arch}-{quant}.gguf"));
             write_twin(&path, &twin(&a, quant, 3, &tok), &threads(2)).expect("write");
             let summary = edgebench_gguf::validate_file(&path)
@@ -191,7 +192,7 @@ fn every_quantization_passes_the_validator_and_dequantizes_to_the_intended_sprea
 fn k_quants_refuse_rows_that_are_not_whole_blocks() {
     let tok = build_tokenizer(255);
     let a = twin::scaled(&real("qwen2"), 16, tok.vocab_size());
-    let err = twin(&a, "Q4_K_M", 1, &tok)
+    let err = twin(&a, Quant::Q4KM, 1, &tok)
         .file_size()
         .expect_err("128-wide rows");
     let msg = err.to_string();
@@ -199,7 +200,7 @@ fn k_quants_refuse_rows_that_are_not_whole_blocks() {
         msg.contains("token_embd.weight") && msg.contains(&format!("{} wide", a.hidden)),
         "{msg}"
     );
-    let err = twin(&a, "Q5_1", 1, &tok)
+    let err = twin(&a, Quant::Q5_1, 1, &tok)
         .file_size()
         .expect_err("unknown quant");
     assert!(err.to_string().contains("Q5_1"), "{err}");
@@ -211,7 +212,7 @@ fn ensure_reuses_a_matching_file_and_rewrites_a_changed_one() {
     let dir = tempfile::tempdir().expect("tempdir");
     let a = twin::scaled(&real("phi3"), 16, tok.vocab_size());
     let path = dir.path().join("p.gguf");
-    let t = twin(&a, "Q4_0", 5, &tok);
+    let t = twin(&a, Quant::Q4_0, 5, &tok);
     let first = ensure_twin(&path, &t, &threads(2)).expect("write");
     assert!(!first.reused);
     let again = ensure_twin(&path, &t, &threads(2)).expect("reuse");
@@ -226,7 +227,7 @@ fn ensure_reuses_a_matching_file_and_rewrites_a_changed_one() {
     assert!(!fixed.reused);
     assert_eq!(fixed.sha256, first.sha256);
     // Another seed is another recipe: never reused.
-    let other = ensure_twin(&path, &twin(&a, "Q4_0", 6, &tok), &threads(2)).expect("write");
+    let other = ensure_twin(&path, &twin(&a, Quant::Q4_0, 6, &tok), &threads(2)).expect("write");
     assert!(!other.reused);
     assert_ne!(other.sha256, first.sha256);
 }
@@ -246,8 +247,12 @@ fn progress_reaches_the_file_size() {
         threads: Some(2),
         progress: Some(&report),
     };
-    let w =
-        write_twin(&dir.path().join("q.gguf"), &twin(&a, "F16", 1, &tok), &opts).expect("write");
+    let w = write_twin(
+        &dir.path().join("q.gguf"),
+        &twin(&a, Quant::F16, 1, &tok),
+        &opts,
+    )
+    .expect("write");
     let (done, total) = *last.lock().expect("lock");
     assert_eq!((done, total), (w.bytes, w.bytes));
 }

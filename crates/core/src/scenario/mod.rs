@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use toml::Spanned;
 
+use crate::quant::Quant;
 use crate::registry::Registry;
 use crate::text_pos::{Location, line_col};
 use file::ScenarioFile;
@@ -31,7 +32,11 @@ crate::named_enum!(
 crate::named_enum!(BackendKind, "backend", [LlamaCpp, Candle, Http, Hybrid]);
 crate::named_enum!(PromptFormat, "prompt format", [Chat, Raw]);
 crate::named_enum!(Device, "device", [Cpu, Cuda, Metal, Vulkan]);
-crate::named_enum!(KvType, "KV cache type", [F16, Q8_0, Q4_0]);
+crate::named_enum!(
+    KvType,
+    "KV cache type",
+    [F32, F16, Bf16, Q8_0, Q4_0, Q4_1, Iq4Nl, Q5_0, Q5_1]
+);
 
 impl Category {
     #[must_use]
@@ -120,27 +125,41 @@ impl Device {
     }
 }
 
-/// Element type of the K or V cache.
+/// Element type of the K or V cache: the types llama.cpp (and llama-bench's `-ctk`) accept.
+/// Scenarios choose among f16, q8_0 and q4_0 ([`KvTypeName`](file::KvTypeName)); the others
+/// reach the store through imported llama-bench runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KvType {
+    F32,
     F16,
+    Bf16,
     Q8_0,
     Q4_0,
+    Q4_1,
+    Iq4Nl,
+    Q5_0,
+    Q5_1,
 }
 
 impl KvType {
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::F32 => "f32",
             Self::F16 => "f16",
+            Self::Bf16 => "bf16",
             Self::Q8_0 => "q8_0",
             Self::Q4_0 => "q4_0",
+            Self::Q4_1 => "q4_1",
+            Self::Iq4Nl => "iq4_nl",
+            Self::Q5_0 => "q5_0",
+            Self::Q5_1 => "q5_1",
         }
     }
 
     #[must_use]
     pub fn is_quantized(self) -> bool {
-        self != Self::F16
+        !matches!(self, Self::F32 | Self::F16 | Self::Bf16)
     }
 }
 
@@ -264,7 +283,7 @@ pub struct Quality {
     pub chunks: Option<u32>,
     /// The quant whose file is the reference (weight quantizations); `None`: the case's own
     /// file with an f16 cache (KV-cache variants).
-    pub reference_quant: Option<String>,
+    pub reference_quant: Option<Quant>,
 }
 
 /// Waiting for the device to cool before a case.
@@ -304,7 +323,7 @@ pub struct Scenario {
     pub dataset_location: Location,
     pub prompts: Option<u32>,
     /// Each model with the quantizations it runs, in file order.
-    pub models: Vec<(String, Vec<String>)>,
+    pub models: Vec<(String, Vec<Quant>)>,
     pub backends: Vec<BackendKind>,
     pub device: Device,
     pub context: u32,
@@ -348,7 +367,7 @@ pub struct Case {
     pub name: String,
     pub scenario: Arc<Scenario>,
     pub model: String,
-    pub quant: String,
+    pub quant: Quant,
     pub backend: BackendKind,
     pub concurrency: u32,
     pub threads: u32,
@@ -610,7 +629,7 @@ impl Scenario {
                                     name,
                                     scenario: Arc::clone(s),
                                     model: model.clone(),
-                                    quant: quant.clone(),
+                                    quant: *quant,
                                     backend,
                                     concurrency,
                                     threads,

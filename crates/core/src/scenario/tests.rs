@@ -433,9 +433,15 @@ fn broken_scenarios_name_file_line_and_key() {
         ),
         (
             "a quality reference no model has",
+            format!("{BASE}[quality]\ncorpus = \"c.txt\"\nreference_quant = \"BF16\"\n"),
+            "scenarios/demo.toml:16:19",
+            "model `small-a` has no `BF16` file to compare against",
+        ),
+        (
+            "a quality reference that is no quantization",
             format!("{BASE}[quality]\ncorpus = \"c.txt\"\nreference_quant = \"F99\"\n"),
             "scenarios/demo.toml:16:19",
-            "model `small-a` has no `F99` file to compare against",
+            "key `quality.reference_quant`: unknown quantization `F99`",
         ),
         (
             "quality beside a sustained run",

@@ -8,6 +8,7 @@ use super::{
     Scenario, ScenarioError, ScenarioSource, Serving, Stopping, non_empty, parse_bytes, positive,
     valid_name, valid_variant_name,
 };
+use crate::quant::Quant;
 use crate::registry::Registry;
 use crate::text_pos::Location;
 
@@ -176,9 +177,9 @@ fn models(
     cx: &Ctx<'_>,
     raw: &ScenarioFile,
     registry: &Registry,
-) -> Result<Vec<(String, Vec<String>)>, ScenarioError> {
+) -> Result<Vec<(String, Vec<Quant>)>, ScenarioError> {
     non_empty(cx, "models", &raw.models)?;
-    let mut models: Vec<(String, Vec<String>)> = Vec::new();
+    let mut models: Vec<(String, Vec<Quant>)> = Vec::new();
     for m in raw.models.get_ref() {
         let id = m.get_ref();
         let Some(entry) = registry.get(id) else {
@@ -196,12 +197,13 @@ fn models(
         if models.iter().any(|(have, _)| have == id) {
             return Err(cx.at("models", m, format!("model `{id}` is listed twice")));
         }
-        let quants: Vec<String> = match &raw.quantizations {
-            None => entry.files.iter().map(|f| f.quant.clone()).collect(),
+        let quants: Vec<Quant> = match &raw.quantizations {
+            None => entry.files.iter().map(|f| f.quant).collect(),
             Some(qs) => qs
                 .get_ref()
                 .iter()
-                .filter_map(|q| entry.file(q.get_ref()).map(|f| f.quant.clone()))
+                .filter_map(|q| q.get_ref().parse().ok())
+                .filter_map(|q| entry.file(q).map(|f| f.quant))
                 .collect(),
         };
         if quants.is_empty() {
@@ -232,6 +234,13 @@ fn models(
     if let Some(qs) = &raw.quantizations {
         non_empty(cx, "quantizations", qs)?;
         for (i, q) in qs.get_ref().iter().enumerate() {
+            let Ok(quant) = q.get_ref().parse::<Quant>() else {
+                return Err(cx.at(
+                    "quantizations",
+                    q,
+                    format!("unknown quantization `{}`", q.get_ref()),
+                ));
+            };
             if qs.get_ref()[..i]
                 .iter()
                 .any(|p| p.get_ref().eq_ignore_ascii_case(q.get_ref()))
@@ -245,9 +254,7 @@ fn models(
                     ),
                 ));
             }
-            let used = models
-                .iter()
-                .any(|(_, have)| have.iter().any(|h| h.eq_ignore_ascii_case(q.get_ref())));
+            let used = models.iter().any(|(_, have)| have.contains(&quant));
             if !used {
                 return Err(cx.at(
                     "quantizations",

@@ -4,8 +4,8 @@
 
 use super::file::ScenarioFile;
 use super::{
-    Accuracy, Category, Cooldown, Ctx, Goodput, QUALITY_DEFAULT_CONTEXT, Quality, ScenarioError,
-    Sustained,
+    Accuracy, Category, Cooldown, Ctx, Goodput, QUALITY_DEFAULT_CONTEXT, Quality, Quant,
+    ScenarioError, Sustained,
 };
 use toml::Spanned;
 
@@ -189,7 +189,7 @@ pub(super) fn quality(
     cx: &Ctx<'_>,
     raw: &ScenarioFile,
     context: u32,
-    models: &[(String, Vec<String>)],
+    models: &[(String, Vec<Quant>)],
     registry: &crate::registry::Registry,
 ) -> Result<Option<Quality>, ScenarioError> {
     let Some(table) = &raw.quality else {
@@ -232,13 +232,18 @@ pub(super) fn quality(
         }
         n => n.as_ref().map(|n| *n.get_ref()),
     };
-    if let Some(reference) = &f.reference_quant {
+    let reference_quant = match &f.reference_quant {
+        Some(reference) => Some(
+            reference
+                .get_ref()
+                .parse::<Quant>()
+                .map_err(|e| cx.at("quality.reference_quant", reference, e.to_string()))?,
+        ),
+        None => None,
+    };
+    if let (Some(reference), Some(quant)) = (&f.reference_quant, reference_quant) {
         for (id, _) in models {
-            if registry
-                .get(id)
-                .and_then(|m| m.file(reference.get_ref()))
-                .is_none()
-            {
+            if registry.get(id).and_then(|m| m.file(quant)).is_none() {
                 return Err(cx.at(
                     "quality.reference_quant",
                     reference,
@@ -254,6 +259,6 @@ pub(super) fn quality(
         corpus: f.corpus.get_ref().clone(),
         context: chunk,
         chunks,
-        reference_quant: f.reference_quant.as_ref().map(|r| r.get_ref().clone()),
+        reference_quant,
     }))
 }

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{KvVariant, Sampling, Scenario, Serving};
+use super::{KvVariant, Quant, Sampling, Scenario, Serving};
 use crate::registry::Registry;
 
 /// `s` as a TOML basic string: quotes, backslashes and control characters escaped.
@@ -40,20 +40,20 @@ fn float(x: f64) -> String {
 /// One list of quantizations that gives each model, after the registry filters it, exactly
 /// its own list in its own order: the per-model lists merged (each is in the order of the one
 /// list they came from, so a merge exists), first appearance breaking ties.
-fn merged_quantizations(models: &[(String, Vec<String>)]) -> Vec<String> {
-    let mut nodes: Vec<&str> = Vec::new();
+fn merged_quantizations(models: &[(String, Vec<Quant>)]) -> Vec<Quant> {
+    let mut nodes: Vec<Quant> = Vec::new();
     for (_, quants) in models {
-        for q in quants {
-            if !nodes.contains(&q.as_str()) {
+        for &q in quants {
+            if !nodes.contains(&q) {
                 nodes.push(q);
             }
         }
     }
-    let index = |q: &str| nodes.iter().position(|n| *n == q).unwrap_or(0);
+    let index = |q: Quant| nodes.iter().position(|n| *n == q).unwrap_or(0);
     let mut before: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
     for (_, quants) in models {
         for pair in quants.windows(2) {
-            before[index(&pair[1])].push(index(&pair[0]));
+            before[index(pair[1])].push(index(pair[0]));
         }
     }
     let mut placed = vec![false; nodes.len()];
@@ -65,7 +65,7 @@ fn merged_quantizations(models: &[(String, Vec<String>)]) -> Vec<String> {
             .or_else(|| (0..nodes.len()).find(|&i| !placed[i]))
             .unwrap_or(0);
         placed[next] = true;
-        order.push(nodes[next].to_owned());
+        order.push(nodes[next]);
     }
     order
 }
@@ -137,15 +137,21 @@ impl Scenario {
         // Every model on all its files, in the registry's order, is what no list says (the
         // models' orders may disagree, which no one list could say).
         let every_file = self.models.iter().all(|(id, quants)| {
-            registry
-                .get(id)
-                .is_some_and(|entry| entry.files.iter().map(|f| &f.quant).eq(quants.iter()))
+            registry.get(id).is_some_and(|entry| {
+                entry
+                    .files
+                    .iter()
+                    .map(|f| f.quant)
+                    .eq(quants.iter().copied())
+            })
         });
         if !every_file {
             let _ = writeln!(
                 out,
                 "quantizations = {}",
-                list(&merged_quantizations(&self.models), |q| toml_string(q))
+                list(&merged_quantizations(&self.models), |q| toml_string(
+                    q.as_str()
+                ))
             );
         }
         let _ = writeln!(
@@ -255,7 +261,7 @@ impl Scenario {
                 let _ = writeln!(out, "chunks = {chunks}");
             }
             if let Some(reference) = &quality.reference_quant {
-                let _ = writeln!(out, "reference_quant = {}", toml_string(reference));
+                let _ = writeln!(out, "reference_quant = {}", toml_string(reference.as_str()));
             }
         }
         if let Some(accuracy) = &self.accuracy {

@@ -170,14 +170,14 @@ pub(crate) fn check_claim(
                 }
             }
         }
-        (ClaimKind::Footprint, _, Some(params)) => match claims::footprint_bound(c.gb.unwrap_or(0.0) * GB, params, c.precision.as_deref().unwrap_or("")) {
+        (ClaimKind::Footprint, _, Some(params)) => match c.precision.as_deref().and_then(|p| p.parse::<Quant>().ok()).and_then(|precision| claims::footprint_bound(c.gb.unwrap_or(0.0) * GB, params, precision)) {
             Some(b) if b.physics == Physics::Impossible => impossible(b),
             Some(b) => ("physically possible".into(), "possible", b.arithmetic),
             None => ("not checkable".into(), "unknown", "unknown precision".into()),
         },
         (ClaimKind::MinMemory | ClaimKind::ModelSize, Some(arch), Some(params)) => {
-            let precision = c.precision.as_deref().unwrap_or("");
-            let Some(weights) = projection::weight_bytes(params, precision) else {
+            let precision = c.precision.as_deref().and_then(|p| p.parse::<Quant>().ok());
+            let Some((precision, weights)) = precision.and_then(|p| Some((p, projection::weight_bytes(params, p)?))) else {
                 return ("not checkable".into(), "unknown", "unknown precision".into());
             };
             let claimed = c.gb.unwrap_or(0.0) * GB;
@@ -187,7 +187,7 @@ pub(crate) fn check_claim(
                 (
                     if ok { "consistent with the projection" } else { "not reproduced by the projection" }.into(),
                     if ok { "reproduced" } else { "not-reproduced" },
-                    format!("{:.2} B parameters × {} bits ÷ 8 = {:.2} GB; claimed {:.2} GB ({:+.0}%)", params as f64 / GB, projection::bits_per_weight(precision).unwrap_or(0.0), weights as f64 / GB, claimed / GB, (ratio - 1.0) * 100.0),
+                    format!("{:.2} B parameters × {} bits ÷ 8 = {:.2} GB; claimed {:.2} GB ({:+.0}%)", params as f64 / GB, precision.bits_per_weight().unwrap_or(0.0), weights as f64 / GB, claimed / GB, (ratio - 1.0) * 100.0),
                 )
             } else {
                 let context = c.context.unwrap_or(4096);

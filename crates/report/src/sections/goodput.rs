@@ -46,7 +46,7 @@ pub fn goodput(runs: &[&Run]) -> GoodputSection {
                     },
                     None => Cell::none("no swept rate met the targets"),
                 },
-                end: g.end.replace('_', " "),
+                end: g.end.as_str().replace('_', " "),
                 plot_svg: crate::plots::lines(
                     &format!("{}: latency against arrival rate", r.case.name),
                     "arrival rate (requests/s)",

@@ -160,15 +160,15 @@ pub fn kv(runs: &[&Run], registry: &Registry) -> KvSection {
                 ms_per_token,
             });
             // The same option at the real model's size.
-            let (Some((real_id, arch)), Some(bk), Some(bv), Some(vk), Some(vv)) = (
-                real_arch(registry, model_id(v0)),
-                base.case.type_k.parse::<KvType>().ok(),
-                base.case.type_v.parse::<KvType>().ok(),
-                v0.case.type_k.parse::<KvType>().ok(),
-                v0.case.type_v.parse::<KvType>().ok(),
-            ) else {
+            let Some((real_id, arch)) = real_arch(registry, model_id(v0)) else {
                 continue;
             };
+            let (bk, bv, vk, vv) = (
+                base.case.type_k,
+                base.case.type_v,
+                v0.case.type_k,
+                v0.case.type_v,
+            );
             // A real file or a full-size twin reads the real model's bytes: project at the
             // context it was measured at, with the roofline shares measured here. A 1/16 twin
             // only says which options were run; its projection is the formula at a context of
@@ -189,7 +189,7 @@ pub fn kv(runs: &[&Run], registry: &Registry) -> KvSection {
                 continue;
             }
             let params = twin::parameter_count(arch);
-            let weights = projection::weight_bytes(params, "Q4_K_M").unwrap_or(0);
+            let weights = projection::weight_bytes(params, Quant::Q4KM).unwrap_or(0);
             let shares = full_size.then(|| (measured_share(&base_runs), measured_share(&var_runs)));
             for profile in device_profile::PROFILES {
                 let Some(bandwidth) = profile.bandwidth_bytes_per_s else {

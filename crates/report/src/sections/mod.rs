@@ -50,9 +50,11 @@ mod prelude {
 
     pub use edgebench_core::claims::{self, Physics};
     pub use edgebench_core::compare::{self, KvConfig, Verdict};
+    pub use edgebench_core::quant::Quant;
     pub use edgebench_core::registry::ModelEntry;
     pub use edgebench_core::registry::{Architecture, Registry};
     pub use edgebench_core::roi::DeviceCost;
+    pub use edgebench_core::run_facts::{AnswerSource, EnergySource, IntegrityVerdict, RunOrigin};
     pub use edgebench_core::scenario::{BackendKind, KvType};
     pub use edgebench_core::{device_profile, measure, overhead, projection, quality, stats, twin};
 

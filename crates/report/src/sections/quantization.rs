@@ -7,9 +7,9 @@ use super::prelude::*;
 
 pub fn quantizations(runs: &[&Run], registry: &Registry) -> QuantizationSection {
     // (model, reference quant) → runs of every quant of that scenario.
-    let mut groups: BTreeMap<(String, String, String), Vec<&Run>> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, String, Quant), Vec<&Run>> = BTreeMap::new();
     for r in runs {
-        let Some(reference) = r.quality.as_ref().and_then(|q| q.reference_quant.clone()) else {
+        let Some(reference) = r.quality.as_ref().and_then(|q| q.reference_quant) else {
             continue;
         };
         groups
@@ -32,7 +32,7 @@ pub fn quantizations(runs: &[&Run], registry: &Registry) -> QuantizationSection 
             .get(&model)
             .and_then(ModelEntry::accuracy_refusal)
             .is_some();
-        let quants: BTreeSet<&str> = with_quality.iter().map(|r| r.case.quant.as_str()).collect();
+        let quants: BTreeSet<Quant> = with_quality.iter().map(|r| r.case.quant).collect();
         for quant in quants {
             let var_runs: Vec<&Run> = runs
                 .iter()

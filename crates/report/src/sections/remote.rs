@@ -116,8 +116,8 @@ fn hybrid_row(r: &Run) -> HybridRow {
         .hybrid
         .iter()
         .map(|q| Served {
-            on_device: q.source == "on_device",
-            cloud: q.source == "cloud",
+            on_device: q.source == AnswerSource::OnDevice,
+            cloud: q.source == AnswerSource::Cloud,
             fallback_ms: q.fallback_ms,
             tokens: q.tokens,
             cost_usd: q.cost_usd,

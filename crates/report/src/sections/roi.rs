@@ -10,9 +10,11 @@ pub(crate) fn joules_per_token(runs: &[&Run]) -> Option<(f64, Provenance, String
         if let Some(j) = r.energy_j {
             joules += j;
             tokens += r.samples.generated_tokens;
-            let s = r.energy_source.clone().unwrap_or_default();
-            estimated |= s.starts_with("estimate");
-            source = s;
+            estimated |= matches!(r.energy_source, Some(EnergySource::Estimate { .. }));
+            source = r
+                .energy_source
+                .as_ref()
+                .map_or_else(String::new, ToString::to_string);
         }
     }
     (tokens > 0).then(|| {
@@ -136,7 +138,7 @@ pub fn roi(runs: &[&Run], inputs: &RoiFile, registry: &Registry) -> (RoiSection,
                 continue;
             };
             let params = twin::parameter_count(&entry.arch);
-            let weights = projection::weight_bytes(params, "Q4_K_M").unwrap_or(1) as f64;
+            let weights = projection::weight_bytes(params, Quant::Q4KM).unwrap_or(1) as f64;
             let tps = projection::roofline_tokens_per_s(
                 weights,
                 s24.bandwidth_bytes_per_s.unwrap_or(77e9),

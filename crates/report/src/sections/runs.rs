@@ -23,7 +23,7 @@ pub(crate) fn stored_cell(metric: Option<&crate::data::Metric>, unit: &str, what
 
 /// Harness ÷ engine rate of one phase over a run's repetitions.
 pub(crate) fn overhead_cell(r: &Run, phase: overhead::Phase) -> Cell {
-    if r.origin != "edgebench" {
+    if r.origin != RunOrigin::Edgebench {
         return Cell::none(format!("{}: timed by that tool itself", r.origin));
     }
     if r.phases.is_empty() {
@@ -89,10 +89,10 @@ pub(crate) fn roofline_note(r: &Run, fraction: f64, cores: Option<u32>) -> Strin
 
 /// A run's prompt format as the report shows it.
 pub(crate) fn prompt_format(r: &Run) -> String {
-    match (&r.prompt_format, r.origin.as_str()) {
-        (Some(f), _) => f.clone(),
-        (None, "edgebench") => "raw (not recorded)".into(),
-        (None, _) => "—".into(),
+    match (r.prompt_format, &r.origin) {
+        (Some(f), _) => f.as_str().into(),
+        (None, RunOrigin::Edgebench) => "raw (not recorded)".into(),
+        (None, RunOrigin::Imported { .. }) => "—".into(),
     }
 }
 
@@ -140,8 +140,8 @@ fn contended_note(r: &Run) -> String {
 /// `integrity: fail: …` when the engine did not produce what was asked (first tokens changed
 /// between repetitions, wrong lengths): the run is shown, never compared.
 fn integrity_note(r: &Run) -> String {
-    match r.integrity.as_deref() {
-        Some(v) if v != "pass" => {
+    match &r.integrity {
+        Some(v @ IntegrityVerdict::Fail(_)) => {
             format!("integrity: {v}; so it is left out of comparisons and history verdicts")
         }
         _ => String::new(),
@@ -272,7 +272,7 @@ pub fn runs(
                     )
                 }
                 _ => (
-                    Cell::none(if r.origin == "edgebench" {
+                    Cell::none(if r.origin == RunOrigin::Edgebench {
                         "no bandwidth measured on this device"
                     } else {
                         "imported: no decode byte count"
@@ -295,13 +295,15 @@ pub fn runs(
                     .unwrap_or_default()
                     .to_owned(),
                 replication: replicated,
-                integrity: r.integrity.as_deref().map_or_else(
-                    || "n/a".to_owned(),
-                    |v| if v == "pass" { "pass".into() } else { "fail".into() },
-                ),
+                integrity: match &r.integrity {
+                    None => "n/a",
+                    Some(IntegrityVerdict::Pass) => "pass",
+                    Some(IntegrityVerdict::Fail(_)) => "fail",
+                }
+                .to_owned(),
                 case: r.case.name.clone(),
                 model: model.clone(),
-                origin: r.origin.clone(),
+                origin: r.origin.to_string(),
                 threads: r.case.threads,
                 prompt_format: prompt_format(r),
                 generation: stored_cell(generation, "t/s", "generation tokens/s samples"),
@@ -321,7 +323,7 @@ pub fn runs(
                     .join("; "),
                 note,
             };
-            (model, r.case.threads, r.origin.clone(), r.case.name.clone(), row)
+            (model, r.case.threads, r.origin.to_string(), r.case.name.clone(), row)
         })
         .collect();
     // The same model at the same thread count side by side, whichever tool measured it.

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::sql::{Sql, SqlError, mismatch};
+use edgebench_core::run_facts::RequestStatus;
 
 /// One row's values with typed, column-naming accessors.
 struct Cells<'a> {
@@ -82,9 +83,28 @@ impl Cells<'_> {
     /// One of the store's named values (a status, a mode): an unknown name is an error naming
     /// the column's value, never compared as a string later.
     fn named<T: FromStr>(&self, i: usize) -> Result<T, SqlError> {
+        self.opt_named(i)?
+            .ok_or_else(|| mismatch(self.name(i), self.value(i), "a known name"))
+    }
+
+    /// A quantization by its name, or by llama.cpp's description of it (`Q4_K - Medium`: what
+    /// llama-bench imports stored before they stored names).
+    fn quant(&self, i: usize) -> Result<Quant, SqlError> {
         let text = self.text(i)?;
         text.parse()
-            .map_err(|_| mismatch(self.name(i), self.value(i), "a known name"))
+            .ok()
+            .or_else(|| Quant::from_description(&text))
+            .ok_or_else(|| mismatch(self.name(i), self.value(i), "a quantization"))
+    }
+
+    /// [`Cells::named`], or `None` for NULL.
+    fn opt_named<T: FromStr>(&self, i: usize) -> Result<Option<T>, SqlError> {
+        self.opt_text(i)?
+            .map(|text| {
+                text.parse()
+                    .map_err(|_| mismatch(self.name(i), self.value(i), "a known name"))
+            })
+            .transpose()
     }
 }
 
@@ -275,7 +295,7 @@ fn run_from(r: &Cells<'_>) -> Result<Run, SqlError> {
         quality: r.opt_text(60)?.and_then(|json| RunQuality::parse(&json)),
         integrity: r.opt_text(61)?.and_then(|json| {
             let v: Value = serde_json::from_str(&json).ok()?;
-            v["verdict"].as_str().map(str::to_owned)
+            v["verdict"].as_str().map(IntegrityVerdict::from_stored)
         }),
         load_ms: r.opt_f64(9)?,
         kv_cache_bytes: r.opt_u64(10)?,
@@ -285,19 +305,19 @@ fn run_from(r: &Cells<'_>) -> Result<Run, SqlError> {
         memory_estimate_error_pct: r.opt_f64(14)?,
         cpu_time_ms: r.opt_f64(15)?,
         energy_j: r.opt_f64(16)?,
-        energy_source: r.opt_text(17)?,
-        stop_reason: r.opt_text(18)?,
+        energy_source: r.opt_text(17)?.as_deref().map(EnergySource::from_stored),
+        stop_reason: r.opt_named(18)?,
         roofline_fraction: r.opt_f64(19)?,
         bandwidth_bytes_per_s: r.opt_f64(45)?,
-        origin: r.text(46)?,
+        origin: r.named(46)?,
         // Written by this tool; an unreadable value is treated as absent.
         phases: r
             .opt_text(47)?
             .and_then(|json| overhead::parse(&json).ok())
             .unwrap_or_default(),
         kv_storage: r.opt_text(20)?,
-        scheduling: r.opt_text(21)?,
-        prompt_format: r.opt_text(48)?,
+        scheduling: r.opt_named(21)?,
+        prompt_format: r.opt_named(48)?,
         bandwidth_probe: match (r.opt_i64(49)?, r.opt_f64(50)?, r.opt_f64(51)?) {
             (Some(n), Some(min), Some(max)) => Some(crate::ProbeRow {
                 n: u32::try_from(n).unwrap_or(u32::MAX),
@@ -331,7 +351,7 @@ fn run_from(r: &Cells<'_>) -> Result<Run, SqlError> {
             scenario: r.text(23)?,
             category: r.text(24)?,
             model: r.text(25)?,
-            quant: r.text(26)?,
+            quant: r.quant(26)?,
             backend: r.named(27)?,
             concurrency: r.u32(28)?,
             threads: r.u32(29)?,
@@ -340,8 +360,8 @@ fn run_from(r: &Cells<'_>) -> Result<Run, SqlError> {
             generate_tokens: r.u32(32)?,
             kv_variant: r.text(33)?,
             kv_baseline: r.bool(34)?,
-            type_k: r.text(35)?,
-            type_v: r.text(36)?,
+            type_k: r.named(35)?,
+            type_v: r.named(36)?,
             flash_attention: r.bool(37)?,
             mmap: r.bool(38)?,
         },
@@ -350,7 +370,7 @@ fn run_from(r: &Cells<'_>) -> Result<Run, SqlError> {
                 registry_id,
                 label: r.text(40)?,
                 origin: r.text(41)?,
-                quant: r.text(42)?,
+                quant: r.quant(42)?,
                 size_bytes: r.i64(43)?.max(0) as u64,
                 sha256: r.text(44)?,
             }),
@@ -482,12 +502,17 @@ fn load_runs(db: &mut dyn Sql, since_ms: Option<i64>) -> Result<Vec<Run>, SqlErr
             let Some(&i) = passed.get(&r.text(0)?) else {
                 return Ok(());
             };
-            let (id, status, turn, generated) = (r.i64(1)?, r.text(2)?, r.u32(3)?, r.u32(4)?);
+            let (id, status, turn, generated) = (
+                r.i64(1)?,
+                r.named::<RequestStatus>(2)?,
+                r.u32(3)?,
+                r.u32(4)?,
+            );
             let (ttft, decode, e2e, queue) = (r.i64(5)?, r.i64(6)?, r.i64(7)?, r.i64(8)?);
             let s = &mut runs[i].samples;
-            if let Some(source) = r.opt_text(9)? {
+            if let Some(source) = r.opt_named(9)? {
                 s.hybrid.push(crate::dataset::HybridSample {
-                    ttft_ms: (source != "unanswered" || ttft > 0).then(|| ms(ttft)),
+                    ttft_ms: (source != AnswerSource::Unanswered || ttft > 0).then(|| ms(ttft)),
                     source,
                     fallback_reason: r.opt_text(10)?,
                     e2e_ms: ms(e2e),
@@ -500,11 +525,11 @@ fn load_runs(db: &mut dyn Sql, since_ms: Option<i64>) -> Result<Vec<Run>, SqlErr
             if turn == 0 {
                 s.requests += 1;
                 s.queue_wait_ms.push(ms(queue));
-                if status == "queue_full" || status == "admission_timeout" {
+                if matches!(status, RequestStatus::Rejected(_)) {
                     s.rejected += 1;
                 }
             }
-            let completed = status == "completed";
+            let completed = status == RequestStatus::Completed;
             if completed {
                 s.generated_tokens += u64::from(generated);
                 s.ttft_ms.push(ms(ttft));
@@ -699,9 +724,9 @@ fn load_parity(db: &mut dyn Sql) -> Result<Vec<Parity>, SqlError> {
         |r| {
             out.push(Parity {
                 model_label: r.text(0)?,
-                quant: r.text(1)?,
-                candidate: r.text(2)?,
-                reference: r.text(3)?,
+                quant: r.quant(1)?,
+                candidate: r.named(2)?,
+                reference: r.named(3)?,
                 first_token_prompts: r.u32(4)?,
                 first_token_matches: r.u32(5)?,
                 compared_tokens: r.u32(6)?,

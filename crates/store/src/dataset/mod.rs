@@ -9,7 +9,13 @@ use std::path::Path;
 use edgebench_core::overhead::{self, RepetitionPhases};
 use rusqlite::{Connection, OpenFlags};
 
-use edgebench_core::scenario::BackendKind;
+use edgebench_core::goodput::SweepEnd;
+use edgebench_core::measure::StopReason;
+use edgebench_core::quant::Quant;
+use edgebench_core::run_facts::{
+    AnswerSource, EnergySource, IntegrityVerdict, RunOrigin, Scheduling,
+};
+use edgebench_core::scenario::{BackendKind, KvType, PromptFormat};
 use std::path::PathBuf;
 
 use crate::sql::{Lite, SqlError};
@@ -70,8 +76,8 @@ pub struct Run {
     pub memory_estimate_error_pct: Option<f64>,
     pub cpu_time_ms: Option<f64>,
     pub energy_j: Option<f64>,
-    pub energy_source: Option<String>,
-    pub stop_reason: Option<String>,
+    pub energy_source: Option<EnergySource>,
+    pub stop_reason: Option<StopReason>,
     pub roofline_fraction: Option<f64>,
     /// The triad bandwidth the roofline fraction was taken against.
     pub bandwidth_bytes_per_s: Option<f64>,
@@ -84,20 +90,21 @@ pub struct Run {
     pub goodput: Option<GoodputSweep>,
     /// The quality pass: KLD against a reference configuration (schema 14).
     pub quality: Option<RunQuality>,
-    /// Output integrity: `pass`, or `fail: ...` with what failed (schema 15); `None`: not
-    /// checked (older runs, accuracy, sustained, goodput and hybrid runs).
-    pub integrity: Option<String>,
+    /// Output integrity (schema 15); `None`: not checked (older runs, accuracy, sustained,
+    /// goodput and hybrid runs).
+    pub integrity: Option<IntegrityVerdict>,
     /// JSON: the server of an HTTP run, or a hybrid run's cloud, route and price (schema 13).
     pub endpoint: Option<String>,
-    /// `edgebench`, or `imported:<tool>` for runs brought in from another tool's output.
-    pub origin: String,
+    /// edgebench, or the tool whose output the run was imported from.
+    pub origin: RunOrigin,
     /// Per measured repetition, the harness's and the engine's timing of the same phases.
     pub phases: Vec<RepetitionPhases>,
+    /// What the engine keeps its KV cache in, in its own words (`f16/f16`, `f32/f32`,
+    /// `server's`): a description for the reader, never compared.
     pub kv_storage: Option<String>,
-    pub scheduling: Option<String>,
-    /// `chat` or `raw`; `None` for runs stored before it was recorded (they were raw) and for
-    /// imported ones.
-    pub prompt_format: Option<String>,
+    pub scheduling: Option<Scheduling>,
+    /// `None` for runs stored before it was recorded (they were raw) and for imported ones.
+    pub prompt_format: Option<PromptFormat>,
     pub metrics: BTreeMap<String, Metric>,
     pub samples: Samples,
 }
@@ -108,7 +115,7 @@ pub struct CaseInfo {
     pub scenario: String,
     pub category: String,
     pub model: String,
-    pub quant: String,
+    pub quant: Quant,
     /// The engine (llama-bench imports are llama.cpp). The category stays text: imported runs
     /// carry llama-bench's test kinds (`llama-bench pp`), which are no scenario category.
     pub backend: BackendKind,
@@ -119,8 +126,8 @@ pub struct CaseInfo {
     pub generate_tokens: u32,
     pub kv_variant: String,
     pub kv_baseline: bool,
-    pub type_k: String,
-    pub type_v: String,
+    pub type_k: KvType,
+    pub type_v: KvType,
     pub flash_attention: bool,
     pub mmap: bool,
 }
@@ -130,7 +137,7 @@ pub struct ModelInfo {
     pub registry_id: String,
     pub label: String,
     pub origin: String,
-    pub quant: String,
+    pub quant: Quant,
     pub size_bytes: u64,
     pub sha256: String,
 }
@@ -168,8 +175,7 @@ pub struct Samples {
 /// One request of a hybrid run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HybridSample {
-    /// `on_device`, `cloud` or `unanswered`.
-    pub source: String,
+    pub source: AnswerSource,
     pub fallback_reason: Option<String>,
     pub ttft_ms: Option<f64>,
     pub e2e_ms: f64,
@@ -199,9 +205,9 @@ pub struct Device {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Parity {
     pub model_label: String,
-    pub quant: String,
-    pub candidate: String,
-    pub reference: String,
+    pub quant: Quant,
+    pub candidate: BackendKind,
+    pub reference: BackendKind,
     pub first_token_prompts: u32,
     pub first_token_matches: u32,
     pub compared_tokens: u32,
@@ -262,13 +268,13 @@ impl SustainedSeries {
 }
 
 /// A goodput sweep (`runs.goodput`, format 1, and `runs.goodput_per_s`).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GoodputSweep {
     pub ttft_ms: f64,
     pub tpot_ms: f64,
     pub share: f64,
     pub preset: Option<String>,
-    pub end: String,
+    pub end: SweepEnd,
     pub points: Vec<GoodputPoint>,
     pub goodput_per_s: Option<f64>,
 }
@@ -300,7 +306,7 @@ impl GoodputSweep {
             tpot_ms: t["tpot_ms"].as_f64()?,
             share: t["share"].as_f64()?,
             preset: v["preset"].as_str().map(str::to_owned),
-            end: v["end"].as_str()?.to_owned(),
+            end: v["end"].as_str()?.parse().ok()?,
             points: v["points"]
                 .as_array()?
                 .iter()
@@ -327,7 +333,7 @@ pub struct RunQuality {
     /// e.g. `llama_cpp f16/f16`.
     pub reference: String,
     /// The quant whose file was the reference, for a weight quantization.
-    pub reference_quant: Option<String>,
+    pub reference_quant: Option<Quant>,
     pub corpus: String,
     pub corpus_sha256: String,
     pub context: u32,
@@ -356,7 +362,10 @@ impl RunQuality {
         let f = |key: &str| v[key].as_f64();
         Some(Self {
             reference: v["reference"].as_str()?.to_owned(),
-            reference_quant: v["reference_quant"].as_str().map(str::to_owned),
+            reference_quant: match v["reference_quant"].as_str() {
+                Some(name) => Some(name.parse().ok()?),
+                None => None,
+            },
             corpus: v["corpus"].as_str()?.to_owned(),
             corpus_sha256: v["corpus_sha256"].as_str()?.to_owned(),
             context: u32::try_from(v["context"].as_u64()?).ok()?,
