@@ -105,27 +105,10 @@ pub fn run_mode(mode: crate::plan::Mode) -> RunMode {
 #[must_use]
 pub fn failed(error: String, estimated_peak_bytes: Option<u64>) -> RunEndRow {
     RunEndRow {
-        sustained: None,
-        goodput: None,
-        quality: None,
-        integrity: None,
-        endpoint: None,
-        status: RunStatus::Failed,
-        ended_at_ms: now_ms(),
         error: Some(error),
-        load_ms: None,
-        kv_cache_bytes: None,
-        weights_bytes: None,
         peak_rss_bytes: host::peak_rss_bytes(),
-        engine_counters: None,
-        phase_timings: None,
-        effective: None,
         estimated_peak_bytes,
-        cpu_time_ms: None,
-        energy: None,
-        stop_reason: None,
-        roofline: None,
-        metrics: Vec::new(),
+        ..RunEndRow::new(RunStatus::Failed, now_ms())
     }
 }
 
@@ -399,20 +382,11 @@ fn sustained(s: SustainedRun, seed: u64) -> Recorded {
 /// The end row of a passed run, from what the session reported.
 fn passed(session: &SessionFacts, stop_reason: StopReason, metrics: Vec<MetricRow>) -> RunEndRow {
     RunEndRow {
-        sustained: None,
-        goodput: None,
-        quality: None,
-        integrity: None,
         endpoint: session.remote.as_ref().map(remote_json),
-        status: RunStatus::Passed,
-        ended_at_ms: now_ms(),
-        error: None,
         load_ms: Some(session.load_ms),
         kv_cache_bytes: Some(session.memory.kv_cache_bytes),
         weights_bytes: Some(session.memory.weights_bytes),
         peak_rss_bytes: session.peak_rss_bytes,
-        engine_counters: None,
-        phase_timings: None,
         effective: Some(EffectiveRow {
             kv_storage: session.effective.kv_storage.clone(),
             weights_loading: session.effective.weights.as_str().into(),
@@ -422,10 +396,9 @@ fn passed(session: &SessionFacts, stop_reason: StopReason, metrics: Vec<MetricRo
         }),
         estimated_peak_bytes: Some(session.estimate.total()),
         cpu_time_ms: session.cpu_time_ms,
-        energy: None,
         stop_reason: Some(stop_reason.as_str().into()),
-        roofline: None,
         metrics,
+        ..RunEndRow::new(RunStatus::Passed, now_ms())
     }
 }
 

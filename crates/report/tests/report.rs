@@ -587,27 +587,9 @@ fn insert_accuracy_run(db: &std::path::Path, registry_id: &str) {
         .finish_run(
             &run_id,
             &RunEndRow {
-                sustained: None,
-                goodput: None,
-                quality: None,
-                integrity: None,
-                endpoint: None,
-                status: RunStatus::Passed,
-                ended_at_ms: 20,
-                error: None,
-                load_ms: None,
-                kv_cache_bytes: None,
-                weights_bytes: None,
-                peak_rss_bytes: None,
-                engine_counters: None,
-                phase_timings: None,
-                effective: None,
-                estimated_peak_bytes: None,
-                cpu_time_ms: None,
-                energy: None,
                 stop_reason: Some("fixed".into()),
-                roofline: None,
                 metrics: vec![acc],
+                ..RunEndRow::new(RunStatus::Passed, 20)
             },
             &[],
         )

@@ -157,6 +157,37 @@ pub struct RunEndRow {
     pub integrity: Option<(String, bool)>,
 }
 
+impl RunEndRow {
+    /// A run that ended with `status` at `ended_at_ms` and recorded nothing else; callers
+    /// fill in what they measured (`RunEndRow { load_ms, ..RunEndRow::new(…) }`).
+    #[must_use]
+    pub fn new(status: RunStatus, ended_at_ms: i64) -> Self {
+        Self {
+            status,
+            ended_at_ms,
+            error: None,
+            load_ms: None,
+            kv_cache_bytes: None,
+            weights_bytes: None,
+            peak_rss_bytes: None,
+            engine_counters: None,
+            phase_timings: None,
+            effective: None,
+            estimated_peak_bytes: None,
+            cpu_time_ms: None,
+            energy: None,
+            stop_reason: None,
+            roofline: None,
+            metrics: Vec::new(),
+            sustained: None,
+            goodput: None,
+            endpoint: None,
+            quality: None,
+            integrity: None,
+        }
+    }
+}
+
 /// Storage row: a quality pass (JSON, migration 0014) and its two headline figures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QualityRow {

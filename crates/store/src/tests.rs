@@ -138,20 +138,10 @@ fn a_run_stores_every_sample_atomically() {
     store.begin_run(&run).expect("begin");
     assert_eq!(store.count_runs(RunStatus::Running).expect("count"), 1);
     let end = RunEndRow {
-        sustained: None,
-        goodput: None,
-        quality: None,
-        integrity: None,
-        endpoint: None,
-        status: RunStatus::Passed,
-        ended_at_ms: 2,
-        error: None,
         load_ms: Some(1.5),
         kv_cache_bytes: Some(10),
         weights_bytes: Some(20),
         peak_rss_bytes: Some(30),
-        engine_counters: None,
-        phase_timings: None,
         effective: Some(EffectiveRow {
             kv_storage: "f32/f32".into(),
             weights_loading: "read".into(),
@@ -161,7 +151,6 @@ fn a_run_stores_every_sample_atomically() {
         }),
         estimated_peak_bytes: Some(40),
         cpu_time_ms: Some(12.5),
-        energy: None,
         stop_reason: Some("ci_target".into()),
         roofline: Some(RooflineRow {
             decode_bytes_read: 1000,
@@ -187,6 +176,7 @@ fn a_run_stores_every_sample_atomically() {
             outliers_low: 0,
             outliers_high: 1,
         }],
+        ..RunEndRow::new(RunStatus::Passed, 2)
     };
     store
         .finish_run("run-1", &end, &[request(vec![7, 8, 9]), request(vec![1])])
@@ -342,4 +332,81 @@ fn a_version_1_database_migrates_keeping_its_rows() {
         .query_row("SELECT COUNT(*) FROM parity", [], |r| r.get(0))
         .expect("parity table exists");
     assert_eq!(parity, 0);
+}
+
+/// The read side hands reports typed values: what was written reads back as enums, a legacy
+/// spelling (llama.cpp's description of a quantization) as the same quantization, and a name
+/// no enum knows as an error naming the column and the stored value, never as text.
+#[test]
+fn stored_names_read_back_typed_and_an_unknown_one_is_named() {
+    use edgebench_core::measure::StopReason;
+    use edgebench_core::quant::Quant;
+    use edgebench_core::run_facts::{RunOrigin, Scheduling};
+    use edgebench_core::scenario::{KvType, PromptFormat};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("db.sqlite");
+    let mut store = Store::open(&db).expect("open");
+    let run = new_run(&store, "run-1", 1);
+    store.begin_run(&run).expect("begin");
+    let end = RunEndRow {
+        effective: Some(EffectiveRow {
+            kv_storage: "f32/f32".into(),
+            weights_loading: "read".into(),
+            scheduling: "round-robin".into(),
+            flash_attention: false,
+            prompt_format: Some("chat".into()),
+        }),
+        stop_reason: Some("time_budget".into()),
+        ..RunEndRow::new(RunStatus::Passed, 2)
+    };
+    store
+        .finish_run("run-1", &end, &[request(vec![7, 8])])
+        .expect("finish");
+    drop(store);
+
+    let read = crate::dataset::load(&db).expect("load");
+    let r = &read.runs[0];
+    assert_eq!(r.stop_reason, Some(StopReason::TimeBudget));
+    assert_eq!(r.scheduling, Some(Scheduling::RoundRobin));
+    assert_eq!(r.prompt_format, Some(PromptFormat::Chat));
+    assert_eq!(r.origin, RunOrigin::Edgebench);
+    assert_eq!((r.case.type_k, r.case.type_v), (KvType::F16, KvType::F16));
+    assert_eq!(r.case.quant, Quant::Q4_0);
+
+    let set = |sql: &str| {
+        Store::open(&db)
+            .expect("open")
+            .connection()
+            .execute(sql, [])
+            .expect("update");
+    };
+    // Imports stored llama.cpp's description before they stored names.
+    set("UPDATE cases SET quant = 'Q4_K - Medium'");
+    let read = crate::dataset::load(&db).expect("a legacy spelling reads");
+    assert_eq!(read.runs[0].case.quant, Quant::Q4KM);
+
+    for (sql, column, value) in [
+        ("UPDATE runs SET scheduling = 'parallel'", "scheduling", "parallel"),
+        ("UPDATE cases SET type_k = 'q9_9'", "type_k", "q9_9"),
+        ("UPDATE cases SET quant = 'Q4_X'", "quant", "Q4_X"),
+    ] {
+        set(sql);
+        let err = crate::dataset::load(&db).expect_err("an unknown name");
+        let message = err.to_string();
+        assert!(
+            message.contains(column) && message.contains(value),
+            "{sql}: {message}"
+        );
+        set(&format!(
+            "UPDATE {} SET {column} = {}",
+            if column == "scheduling" { "runs" } else { "cases" },
+            match column {
+                "scheduling" => "'round-robin'",
+                "type_k" => "'f16'",
+                _ => "'Q4_0'",
+            }
+        ));
+    }
+    assert!(crate::dataset::load(&db).is_ok(), "every value restored");
 }

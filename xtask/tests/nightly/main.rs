@@ -141,27 +141,9 @@ fn night(dir: &Path, name: &str, fingerprint: &str, night: i64, decode_ms: f64) 
         .finish_run(
             &id,
             &RunEndRow {
-                sustained: None,
-                goodput: None,
-                quality: None,
-                integrity: None,
-                endpoint: None,
-                status: RunStatus::Passed,
-                ended_at_ms: started_at_ms + 1000,
-                error: None,
                 load_ms: Some(10.0),
-                kv_cache_bytes: None,
-                weights_bytes: None,
-                peak_rss_bytes: None,
-                engine_counters: None,
-                phase_timings: None,
-                effective: None,
-                estimated_peak_bytes: None,
-                cpu_time_ms: None,
-                energy: None,
                 stop_reason: Some("fixed".into()),
-                roofline: None,
-                metrics: Vec::new(),
+                ..RunEndRow::new(RunStatus::Passed, started_at_ms + 1000)
             },
             &requests,
         )

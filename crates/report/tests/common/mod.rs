@@ -259,8 +259,6 @@ fn write_run(
         .finish_run(
             &run_id,
             &RunEndRow {
-                sustained: None,
-                goodput: None,
                 // A q8_0 cache's quality pass, stored for every model; the report shows a
                 // twin's as n/a (random weights).
                 // A candle run's pass is measured against llama.cpp on the same file.
@@ -282,15 +280,10 @@ fn write_run(
                     r#"{"format":1,"turns":6,"greedy":true,"inconsistent_first_tokens":[],"wrong_counts":0,"expected_tokens":16,"verdict":"pass"}"#.into(),
                     true,
                 )),
-                endpoint: None,
-                status: RunStatus::Passed,
-                ended_at_ms: started + 10,
-                error: None,
                 load_ms: Some(20.0),
                 kv_cache_bytes: Some(kv_bytes),
                 weights_bytes: Some(m.size),
                 peak_rss_bytes: Some(m.size + 60_000_000 + kv_bytes),
-                engine_counters: None,
                 // llama.cpp keeps counters; the harness took 0.5% longer than they say.
                 phase_timings: (spec.backend == "llama_cpp" && spec.concurrency == 1).then(|| {
                     serde_json::to_string(
@@ -309,7 +302,6 @@ fn write_run(
                     )
                     .expect("json")
                 }),
-                effective: None,
                 estimated_peak_bytes: Some(m.size + 50_000_000),
                 cpu_time_ms: Some(1000.0),
                 energy: Some((
@@ -339,6 +331,7 @@ fn write_run(
                     metric("generation_tokens_per_s", "tokens/s", aggregate),
                     metric("ttft_ms", "ms", 3.0),
                 ],
+                ..RunEndRow::new(RunStatus::Passed, started + 10)
             },
             &requests,
         )

@@ -169,27 +169,8 @@ fn add_run(store: &mut Store, name: &str, end: RunEndRow) {
 
 fn end_row() -> RunEndRow {
     RunEndRow {
-        sustained: None,
-        goodput: None,
-        quality: None,
-        integrity: None,
-        endpoint: None,
-        status: RunStatus::Passed,
-        ended_at_ms: 1_764_633_700_000,
-        error: None,
-        load_ms: None,
-        kv_cache_bytes: None,
-        weights_bytes: None,
-        peak_rss_bytes: None,
-        engine_counters: None,
-        phase_timings: None,
-        effective: None,
-        estimated_peak_bytes: None,
-        cpu_time_ms: None,
-        energy: None,
         stop_reason: Some("time_budget".into()),
-        roofline: None,
-        metrics: Vec::new(),
+        ..RunEndRow::new(RunStatus::Passed, 1_764_633_700_000)
     }
 }
 

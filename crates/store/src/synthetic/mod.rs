@@ -226,27 +226,15 @@ pub fn generate(spec: &HistorySpec) -> Vec<GeneratedRun> {
                 started_at_ms,
                 rows,
                 end: RunEndRow {
-                    sustained: None,
-                    goodput: None,
-                    quality: None,
-                    integrity: None,
-                    endpoint: None,
-                    status: RunStatus::Passed,
-                    ended_at_ms: started_at_ms + 60_000,
-                    error: None,
                     load_ms: Some(100.0),
                     kv_cache_bytes: Some(16 << 20),
                     weights_bytes: Some(50_000_000 * (model as u64 + 1)),
                     peak_rss_bytes: Some(300 << 20),
-                    engine_counters: None,
-                    phase_timings: None,
-                    effective: None,
                     estimated_peak_bytes: Some(320 << 20),
                     cpu_time_ms: Some(2_000.0),
-                    energy: None,
                     stop_reason: Some("fixed".into()),
-                    roofline: None,
                     metrics,
+                    ..RunEndRow::new(RunStatus::Passed, started_at_ms + 60_000)
                 },
             }
         })

@@ -110,26 +110,13 @@ fn request(i: u32, latencies: usize) -> RequestRow {
 
 fn end(started: i64) -> RunEndRow {
     RunEndRow {
-        sustained: None,
-        goodput: None,
-        quality: None,
-        integrity: None,
-        endpoint: None,
-        status: RunStatus::Passed,
-        ended_at_ms: started + 5,
-        error: None,
         load_ms: Some(1.5),
         kv_cache_bytes: Some(1 << 20),
         weights_bytes: Some(1 << 22),
         peak_rss_bytes: Some(1 << 24),
-        engine_counters: None,
-        phase_timings: None,
-        effective: None,
         estimated_peak_bytes: Some(1 << 24),
         cpu_time_ms: Some(3.0),
-        energy: None,
         stop_reason: Some("fixed".into()),
-        roofline: None,
         metrics: vec![MetricRow {
             metric: "generation_tokens_per_s".into(),
             unit: "tokens/s".into(),
@@ -147,6 +134,7 @@ fn end(started: i64) -> RunEndRow {
             outliers_low: 0,
             outliers_high: 0,
         }],
+        ..RunEndRow::new(RunStatus::Passed, started + 5)
     }
 }
 
