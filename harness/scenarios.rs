@@ -11,12 +11,14 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use edgebench::catalog::Catalog;
+use edgebench::display::{self, HarnessEvent};
 use edgebench::isolate::{self, CaseRequest, ChildCase};
 use edgebench::plan::Mode;
 use edgebench::preflight::{self, Readiness};
+use edgebench::progress::Progress;
 use edgebench::{host, paths};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
@@ -63,11 +65,10 @@ fn main() -> ExitCode {
     };
     let smoke = mode.smoke;
     if plain_test && !args.list {
-        eprintln!(
-            "no case named (no filter, EDGEBENCH_CASES or EDGEBENCH_DB): each case runs once (smoke) into {}; `cargo test --test scenarios -- FILTER` or `cargo xtask bench` measures into {}",
-            db.display(),
-            paths::database(&root).display()
-        );
+        show(&HarnessEvent::PlainTest {
+            scratch_db: &db,
+            results_db: &paths::database(&root),
+        });
     }
     // One night of `nightly --processes K` is K harness processes under one invocation id.
     let invocation = Arc::new(host::invocation_id(
@@ -85,6 +86,7 @@ fn main() -> ExitCode {
         .cloned()
         .collect();
     // Cases done / total with an estimate of the time left, after every case.
+    let run_started = Instant::now();
     let progress = Arc::new(Mutex::new(Progress::new(
         chosen
             .iter()
@@ -106,89 +108,69 @@ fn main() -> ExitCode {
             Trial::ignorable_test(case.name.clone(), move || {
                 let started = Instant::now();
                 let run_trial = || -> Result<Completion, Failed> {
-                let registry = &catalog.registry;
-                let model_path = match preflight::readiness(&case, registry, &models_dir) {
-                    Readiness::Skip(reason) => return Ok(Completion::ignored_with(reason)),
-                    Readiness::Invalid(reason) => return Err(Failed::from(reason)),
-                    Readiness::Ready { model_path } => model_path,
-                };
-                let entry = registry.get(&case.model).ok_or_else(|| Failed::from("model vanished from registry"))?;
-                let (size, sha256) = {
-                    let mut known = hashes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    match known.get(&model_path) {
-                        Some(h) => h.clone(),
-                        None => {
-                            let h = host::model_file_hash(&model_path).map_err(|e| Failed::from(e.to_string()))?;
-                            known.insert(model_path.clone(), h.clone());
-                            h
+                    let registry = &catalog.registry;
+                    let model_path = match preflight::readiness(&case, registry, &models_dir) {
+                        Readiness::Skip(reason) => return Ok(Completion::ignored_with(reason)),
+                        Readiness::Invalid(reason) => return Err(Failed::from(reason)),
+                        Readiness::Ready { model_path } => model_path,
+                    };
+                    let entry = registry
+                        .get(&case.model)
+                        .ok_or_else(|| Failed::from("model vanished from registry"))?;
+                    let (size, sha256) = {
+                        let mut known = hashes
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        match known.get(&model_path) {
+                            Some(h) => h.clone(),
+                            None => {
+                                let h = host::model_file_hash(&model_path)
+                                    .map_err(|e| Failed::from(e.to_string()))?;
+                                known.insert(model_path.clone(), h.clone());
+                                h
+                            }
                         }
-                    }
-                };
-                // Each case runs in its own process: an engine abort fails this case only.
-                let run_id = host::new_run_id(&case);
-                let request = CaseRequest::new(
-                    &catalog,
-                    &case,
-                    (&model_path, size, &sha256),
-                    &run_id,
-                    &invocation,
-                    &db,
-                    mode,
-                );
-                let child = ChildCase {
-                    exe: &child_exe,
-                    request: &request,
-                    env: &[],
-                };
-                // A hybrid case survives its on-device engine crashing: the cloud answers.
-                let report = if case.backend == edgebench::core::scenario::BackendKind::Hybrid {
-                    isolate::run_hybrid_in_child(&child, &host::new_run_id(&case))
-                } else {
-                    isolate::run_in_child(&child)
-                }
-                .map_err(|e| Failed::from(e.to_string()))?;
-                let preview: String = report.first_output.chars().take(60).collect();
-                println!(
-                    "    {}{} [{}]: generation {:.1} t/s, prefill {:.1} t/s over {} requests in {} repetitions (stop: {}), {} rejected, roofline {}, memory estimate {} MiB vs peak RSS {}; run {} → {}; output: {:?}",
-                    if smoke { "(smoke) " } else { "" },
-                    case.name,
-                    entry.label(),
-                    report.generation_tokens_per_s,
-                    report.prefill_tokens_per_s,
-                    report.measured_requests,
-                    report.measured_repetitions,
-                    report.stop_reason,
-                    report.rejected,
-                    report.roofline_fraction.map_or("n/a".into(), |f| format!("{:.1}%", f * 100.0)),
-                    report.estimated_peak_bytes >> 20,
-                    report.peak_rss_bytes.map_or("n/a".into(), |p| format!(
-                        "{} MiB ({:+.0}%)",
-                        p >> 20,
-                        report.memory_estimate_error_pct().unwrap_or(f64::NAN)
-                    )),
-                    report.run_id,
-                    db.display(),
-                    preview
-                );
-                if let Some(a) = &report.accuracy {
-                    println!(
-                        "    accuracy: acc {:.1}% ± {:.1} (n = {}), acc_norm {:.1}%, macro {:.1}%",
-                        100.0 * a.acc,
-                        100.0 * a.acc_stderr,
-                        a.n,
-                        100.0 * a.acc_norm,
-                        100.0 * a.macro_acc
+                    };
+                    // Each case runs in its own process: an engine abort fails this case only.
+                    let run_id = host::new_run_id(&case);
+                    let request = CaseRequest::new(
+                        &catalog,
+                        &case,
+                        (&model_path, size, &sha256),
+                        &run_id,
+                        &invocation,
+                        &db,
+                        mode,
                     );
-                }
-                Ok(Completion::Completed)
+                    let child = ChildCase {
+                        exe: &child_exe,
+                        request: &request,
+                        env: &[],
+                    };
+                    // A hybrid case survives its on-device engine crashing: the cloud answers.
+                    let report =
+                        if case.backend == edgebench::core::scenario::BackendKind::Hybrid {
+                            isolate::run_hybrid_in_child(&child, &host::new_run_id(&case))
+                        } else {
+                            isolate::run_in_child(&child)
+                        }
+                        .map_err(|e| Failed::from(e.to_string()))?;
+                    show(&HarnessEvent::CasePassed {
+                        case: &case.name,
+                        model_label: &entry.label(),
+                        smoke,
+                        report: &report,
+                        db: &db,
+                    });
+                    Ok(Completion::Completed)
                 };
                 let result = run_trial();
                 let ran = matches!(&result, Ok(Completion::Completed) | Err(_));
-                let line = progress
+                let event = progress
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .finished(ran, started.elapsed());
-                println!("    {line}");
+                    .finished(ran, started.elapsed(), run_started.elapsed());
+                show(&event);
                 result
             })
         })
@@ -209,60 +191,9 @@ fn libtest_selects(args: &Arguments, name: &str) -> bool {
     args.filter.as_deref().is_none_or(matches) && !args.skip.iter().any(|s| matches(s))
 }
 
-/// Cases done out of the selected total, and an estimate of the time left from the cases that
-/// ran so far (ignored ones take no time).
-struct Progress {
-    total: usize,
-    done: usize,
-    ran: usize,
-    ran_time: Duration,
-    since: Instant,
-}
-
-impl Progress {
-    fn new(total: usize) -> Self {
-        Self {
-            total,
-            done: 0,
-            ran: 0,
-            ran_time: Duration::ZERO,
-            since: Instant::now(),
-        }
-    }
-
-    /// Counts one finished case; the line to print.
-    fn finished(&mut self, ran: bool, took: Duration) -> String {
-        self.done += 1;
-        if ran {
-            self.ran += 1;
-            self.ran_time += took;
-        }
-        let left = self.total.saturating_sub(self.done);
-        let estimate = if left == 0 {
-            String::new()
-        } else if self.ran == 0 {
-            ", time left: unknown yet".to_owned()
-        } else {
-            let per_case = self.ran_time.as_secs_f64() / self.ran as f64;
-            format!(", about {} left", minutes(per_case * left as f64))
-        };
-        format!(
-            "[{}/{} cases done, {} elapsed{estimate}]",
-            self.done,
-            self.total.max(self.done),
-            minutes(self.since.elapsed().as_secs_f64())
-        )
-    }
-}
-
-fn minutes(seconds: f64) -> String {
-    if seconds < 60.0 {
-        format!("{seconds:.0} s")
-    } else {
-        format!(
-            "{:.0} min {:02.0} s",
-            (seconds / 60.0).floor(),
-            seconds % 60.0
-        )
+/// Prints what the displayer makes of `event` (stdout: libtest captures it with the trial's).
+fn show(event: &HarnessEvent<'_>) {
+    for line in display::render(event) {
+        println!("{line}");
     }
 }

@@ -8,6 +8,7 @@
 pub mod accuracy;
 pub mod catalog;
 pub mod device_facts;
+pub mod display;
 pub mod engines;
 pub mod error;
 pub mod execute;
@@ -21,6 +22,7 @@ pub mod parity;
 pub mod paths;
 pub mod plan;
 pub mod preflight;
+pub mod progress;
 pub mod prompt_set;
 pub mod record;
 pub mod runner;

@@ -387,7 +387,11 @@ fn stored_names_read_back_typed_and_an_unknown_one_is_named() {
     assert_eq!(read.runs[0].case.quant, Quant::Q4KM);
 
     for (sql, column, value) in [
-        ("UPDATE runs SET scheduling = 'parallel'", "scheduling", "parallel"),
+        (
+            "UPDATE runs SET scheduling = 'parallel'",
+            "scheduling",
+            "parallel",
+        ),
         ("UPDATE cases SET type_k = 'q9_9'", "type_k", "q9_9"),
         ("UPDATE cases SET quant = 'Q4_X'", "quant", "Q4_X"),
     ] {
@@ -400,7 +404,11 @@ fn stored_names_read_back_typed_and_an_unknown_one_is_named() {
         );
         set(&format!(
             "UPDATE {} SET {column} = {}",
-            if column == "scheduling" { "runs" } else { "cases" },
+            if column == "scheduling" {
+                "runs"
+            } else {
+                "cases"
+            },
             match column {
                 "scheduling" => "'round-robin'",
                 "type_k" => "'f16'",
