@@ -180,6 +180,29 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// The runs in `dbs` that other processes' CPU time marked contended (never compared), with
+/// those processes' share: a failure says when it came from the machine, not the code.
+fn contended_runs(shared: &Path, local: &Path) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    for db in [shared, local] {
+        let conn = rusqlite::Connection::open(db).expect("open a night's database");
+        let mut query = conn
+            .prepare("SELECT run_id, median FROM run_metrics WHERE metric = ?1 AND median > ?2")
+            .expect("query");
+        let rows = query
+            .query_map(
+                rusqlite::params![
+                    edgebench::core::contention::OTHERS_CPU_SHARE_METRIC,
+                    edgebench::core::contention::CONTENDED_SHARE
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("rows");
+        out.extend(rows.filter_map(Result::ok));
+    }
+    out
+}
+
 /// `nightly` over the night measured into `local`, and the regression rows of its report.
 fn nightly(
     xtask: &Path,
@@ -247,7 +270,13 @@ fn nightly_catches_a_real_decode_slowdown_from_history_and_passes_unchanged_nigh
         let generation = rows
             .iter()
             .find(|r| r["metric"] == "generation tokens/s")
-            .unwrap_or_else(|| panic!("night {index} is compared: {rows:?}"));
+            .unwrap_or_else(|| {
+                panic!(
+                    "night {index} is compared: {rows:?}; runs measured beside other processes \
+                     (left out of history by design: rerun with nothing else running): {:?}",
+                    contended_runs(&shared, local)
+                )
+            });
         assert!(
             generation["basis"]
                 .as_str()

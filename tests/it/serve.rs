@@ -309,7 +309,7 @@ fn every_fault_is_a_typed_error_and_the_client_survives_it() {
 
     // Killed mid-run: two answers, then the third request finds the process gone, and the
     // fourth finds nobody listening.
-    let server = launch(
+    let mut server = launch(
         model,
         ServerFaults {
             kill_at_request: Some(3),
@@ -333,6 +333,13 @@ fn every_fault_is_a_typed_error_and_the_client_survives_it() {
         ),
         "{third:?}"
     );
+    // An aborting process holds its listening socket until the kernel has reaped it (a core
+    // dump can take a while on a busy machine): a connection in between is reset, not refused.
+    let gone = (0..1500).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        server.exit_status().is_some()
+    });
+    assert!(gone, "the server aborted at its third request");
     let (_, fourth) = collect(&remote, request(Api::Completion, 4));
     assert!(
         matches!(fourth, Err(HttpError::Connect { .. })),
