@@ -144,26 +144,7 @@ pub fn kv_saving_bound(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn mimo() -> Architecture {
-        Architecture {
-            gguf_arch: "qwen2".into(),
-            layers: 36,
-            hidden: 4096,
-            ffn: 11008,
-            heads: 32,
-            kv_heads: 8,
-            head_dim: 128,
-            vocab: 151_680,
-            context: 32_768,
-            rope_theta: 640_000.0,
-            qkv_bias: true,
-            tied_embeddings: false,
-            partial_rotary: 1.0,
-            sliding_window: None,
-            params: None,
-        }
-    }
+    use crate::fixtures::mimo_7b as mimo;
 
     #[test]
     fn the_seed_phone_claim_is_impossible() {

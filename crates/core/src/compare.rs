@@ -217,21 +217,8 @@ mod tests {
         // MiMo-7B: 36 layers, 8 kv heads, 128 dims. f16 cache: 147 456 B per token; q8_0:
         // 78 336 B. At 4096 positions, one sequence: 603 979 776 B vs 320 864 256 B.
         let arch = Architecture {
-            gguf_arch: "qwen2".into(),
-            layers: 36,
-            hidden: 4096,
-            ffn: 11008,
-            heads: 32,
-            kv_heads: 8,
-            head_dim: 128,
-            vocab: 151_680,
-            context: 32_768,
-            rope_theta: 640_000.0,
-            qkv_bias: true,
-            tied_embeddings: false,
-            partial_rotary: 1.0,
-            sliding_window: None,
             params: Some(7_000_000_000),
+            ..crate::fixtures::mimo_7b()
         };
         let f16 = KvConfig {
             type_k: KvType::F16,

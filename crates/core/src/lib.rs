@@ -8,6 +8,8 @@ pub mod claims;
 pub mod compare;
 pub mod contention;
 pub mod device_profile;
+#[cfg(test)]
+mod fixtures;
 pub mod glob;
 pub mod goodput;
 pub mod history;

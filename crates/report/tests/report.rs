@@ -524,26 +524,11 @@ fn insert_accuracy_run(db: &std::path::Path, registry_id: &str) {
     let case_id = store
         .upsert_case(&CaseRow {
             case_key: format!("mmlu-case-{registry_id}"),
-            name: format!("mmlu::{registry_id}::Q4_0::llama_cpp::c1"),
-            scenario: "mmlu".into(),
             category: "accuracy".into(),
-            model: registry_id.into(),
-            quant: "Q4_0".into(),
-            backend: "llama_cpp".into(),
-            device: "cpu".into(),
-            concurrency: 1,
-            threads: 2,
             context: 2048,
             prompt_tokens: 2000,
             generate_tokens: 1,
-            batch: 512,
-            kv_variant: "default".into(),
-            kv_baseline: true,
-            type_k: "f16".into(),
-            type_v: "f16".into(),
-            flash_attention: false,
-            mmap: true,
-            sampling: "greedy".into(),
+            ..CaseRow::named(&format!("mmlu::{registry_id}::Q4_0::llama_cpp::c1"))
         })
         .expect("case");
     store

@@ -57,6 +57,46 @@ pub struct CaseRow {
     pub sampling: String,
 }
 
+impl CaseRow {
+    /// The row of the case named `name` (`<scenario>::<model>::<quant>::<backend>::c<n>`), its
+    /// axes read from the name and every other setting a small default (cpu, 2 threads, 512
+    /// positions, 64 prompt and 16 generated tokens, f16 cache, greedy): fixtures, synthetic
+    /// data and imports set what differs (`CaseRow { threads: 4, ..CaseRow::named(…) }`).
+    #[must_use]
+    pub fn named(name: &str) -> Self {
+        let mut parts = name.split("::");
+        let mut next = || parts.next().unwrap_or_default().to_owned();
+        let (scenario, model, quant, backend) = (next(), next(), next(), next());
+        let concurrency = next()
+            .strip_prefix('c')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        Self {
+            case_key: edgebench_core::sha256_hex(name.as_bytes()),
+            name: name.to_owned(),
+            category: scenario.clone(),
+            scenario,
+            model,
+            quant,
+            backend,
+            device: "cpu".into(),
+            concurrency,
+            threads: 2,
+            context: 512,
+            prompt_tokens: 64,
+            generate_tokens: 16,
+            batch: 512,
+            kv_variant: "default".into(),
+            kv_baseline: true,
+            type_k: "f16".into(),
+            type_v: "f16".into(),
+            flash_attention: false,
+            mmap: true,
+            sampling: "greedy".into(),
+        }
+    }
+}
+
 /// Storage row: the start of a run (one execution of one case).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRunRow {

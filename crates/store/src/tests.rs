@@ -20,26 +20,9 @@ fn device() -> DeviceRow {
 fn case() -> CaseRow {
     CaseRow {
         case_key: "k".into(),
-        name: "s::m::Q4_0::llama_cpp::c1".into(),
-        scenario: "s".into(),
         category: "code_generation".into(),
-        model: "m".into(),
-        quant: "Q4_0".into(),
-        backend: "llama_cpp".into(),
-        device: "cpu".into(),
-        concurrency: 1,
-        threads: 2,
-        context: 512,
-        prompt_tokens: 64,
         generate_tokens: 8,
-        batch: 512,
-        kv_variant: "default".into(),
-        kv_baseline: true,
-        type_k: "f16".into(),
-        type_v: "f16".into(),
-        flash_attention: false,
-        mmap: true,
-        sampling: "greedy".into(),
+        ..CaseRow::named("s::m::Q4_0::llama_cpp::c1")
     }
 }
 

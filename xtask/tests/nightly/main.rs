@@ -39,26 +39,11 @@ fn device(fingerprint: &str) -> DeviceRow {
 fn case() -> CaseRow {
     CaseRow {
         case_key: "nightly-case".into(),
-        name: "code_generation::phi-4-mini-twin16::Q4_0::llama_cpp::c1".into(),
-        scenario: "code_generation".into(),
-        category: "code_generation".into(),
-        model: "phi-4-mini-twin16".into(),
-        quant: "Q4_0".into(),
-        backend: "llama_cpp".into(),
-        device: "cpu".into(),
-        concurrency: 1,
         threads: 4,
         context: 1024,
         prompt_tokens: 128,
         generate_tokens: 33,
-        batch: 512,
-        kv_variant: "default".into(),
-        kv_baseline: true,
-        type_k: "f16".into(),
-        type_v: "f16".into(),
-        flash_attention: false,
-        mmap: true,
-        sampling: "greedy".into(),
+        ..CaseRow::named("code_generation::phi-4-mini-twin16::Q4_0::llama_cpp::c1")
     }
 }
 

@@ -143,27 +143,17 @@ fn write_run(
     );
     let case_id = store
         .upsert_case(&CaseRow {
-            case_key: edgebench_core::sha256_hex(name.as_bytes()),
-            name: name.clone(),
             scenario: spec.scenario.into(),
             category: spec.category.into(),
             model: m.registry_id.into(),
             quant: m.quant.into(),
             backend: spec.backend.into(),
-            device: "cpu".into(),
             concurrency: spec.concurrency,
-            threads: 2,
-            context: 512,
-            prompt_tokens: 64,
-            generate_tokens: 16,
-            batch: 512,
             kv_variant: spec.variant.into(),
             kv_baseline: spec.baseline,
             type_k: spec.type_kv.into(),
             type_v: spec.type_kv.into(),
-            flash_attention: false,
-            mmap: true,
-            sampling: "greedy".into(),
+            ..CaseRow::named(&name)
         })
         .expect("case");
     let run_id =
@@ -482,26 +472,9 @@ pub fn write_fixture(path: &Path) {
     let case_id = store
         .upsert_case(&CaseRow {
             case_key: "crash".into(),
-            name: "code_generation::gemma3-270m::Q4_K_M::llama_cpp::c1::crash".into(),
-            scenario: "code_generation".into(),
-            category: "code_generation".into(),
-            model: "gemma3-270m".into(),
-            quant: "Q4_K_M".into(),
-            backend: "llama_cpp".into(),
-            device: "cpu".into(),
-            concurrency: 1,
-            threads: 2,
-            context: 512,
-            prompt_tokens: 64,
-            generate_tokens: 16,
-            batch: 512,
             kv_variant: "crash".into(),
             kv_baseline: false,
-            type_k: "f16".into(),
-            type_v: "f16".into(),
-            flash_attention: false,
-            mmap: true,
-            sampling: "greedy".into(),
+            ..CaseRow::named("code_generation::gemma3-270m::Q4_K_M::llama_cpp::c1::crash")
         })
         .expect("case");
     store

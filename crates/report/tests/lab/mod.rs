@@ -121,26 +121,13 @@ fn add_run(store: &mut Store, name: &str, end: RunEndRow) {
     let case_id = store
         .upsert_case(&CaseRow {
             case_key: format!("{name}-key"),
-            name: name.into(),
-            scenario: name.split("::").next().unwrap_or_default().into(),
             category: "code_generation".into(),
             model: "phi-4-mini-twin16".into(),
             quant: "Q4_0".into(),
             backend: "llama_cpp".into(),
-            device: "cpu".into(),
             concurrency: 1,
-            threads: 2,
-            context: 512,
-            prompt_tokens: 64,
             generate_tokens: 448,
-            batch: 512,
-            kv_variant: "default".into(),
-            kv_baseline: true,
-            type_k: "f16".into(),
-            type_v: "f16".into(),
-            flash_attention: false,
-            mmap: true,
-            sampling: "greedy".into(),
+            ..CaseRow::named(name)
         })
         .expect("case");
     let id = format!("{name}-run");

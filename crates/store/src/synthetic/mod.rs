@@ -78,26 +78,13 @@ fn case_row(c: usize) -> CaseRow {
     let concurrency = if scenario == "batch_concurrent" { 4 } else { 1 };
     CaseRow {
         case_key: format!("synthetic-case-{c}"),
-        name: format!("{scenario}::{model}::Q4_0::{backend}::c{concurrency}"),
-        scenario: scenario.into(),
         category: category.into(),
-        model: model.into(),
-        quant: "Q4_0".into(),
-        backend: backend.into(),
-        device: "cpu".into(),
-        concurrency,
-        threads: 2,
         context: 1024,
         prompt_tokens: 256,
         generate_tokens: 101,
-        batch: 512,
-        kv_variant: "default".into(),
-        kv_baseline: true,
-        type_k: "f16".into(),
-        type_v: "f16".into(),
-        flash_attention: false,
-        mmap: true,
-        sampling: "greedy".into(),
+        ..CaseRow::named(&format!(
+            "{scenario}::{model}::Q4_0::{backend}::c{concurrency}"
+        ))
     }
 }
 
