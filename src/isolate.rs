@@ -23,7 +23,7 @@ const REPORT_PREFIX: &str = "EDGEBENCH_CASE_REPORT ";
 const STDERR_TAIL_BYTES: usize = 4096;
 
 /// Version of [`CaseRequest`]; a child refuses any other.
-pub const CASE_REQUEST_FORMAT: u32 = 1;
+pub const CASE_REQUEST_FORMAT: u32 = 2;
 
 /// What the parent sends its child on stdin: the case (as the scenario text it was expanded
 /// from, with its name), the model file the parent's preflight found and hashed, and where and
@@ -44,6 +44,9 @@ pub struct CaseRequest {
     pub model_path: PathBuf,
     pub model_size: u64,
     pub model_sha256: String,
+    /// A hybrid case whose previous process crashed on the device: why (format 2). Every
+    /// request then goes to the cloud with this reason.
+    pub device_down: Option<String>,
 }
 
 impl CaseRequest {
@@ -81,38 +84,54 @@ impl CaseRequest {
             model_path: model_path.to_owned(),
             model_size: size,
             model_sha256: sha256.to_owned(),
+            device_down: None,
         }
     }
 
     /// The case this request names, expanded from the scenario text it carries, with its
     /// registry entry.
-    pub fn case(&self) -> Result<(Case, ModelEntry), String> {
+    pub fn case(&self) -> Result<(Case, ModelEntry), CaseRequestError> {
         if self.format != CASE_REQUEST_FORMAT {
-            return Err(format!(
-                "case request format {} (this edgebench-case reads {CASE_REQUEST_FORMAT})",
-                self.format
-            ));
+            return Err(CaseRequestError::Format {
+                found: self.format,
+                reads: CASE_REQUEST_FORMAT,
+            });
         }
-        let registry =
-            Registry::parse(&self.registry.0, &self.registry.1).map_err(|e| e.to_string())?;
-        let scenario = Scenario::parse(&self.scenario.0, &self.scenario.1, &registry)
-            .map_err(|e| e.to_string())?;
+        let registry = Registry::parse(&self.registry.0, &self.registry.1)?;
+        let scenario = Scenario::parse(&self.scenario.0, &self.scenario.1, &registry)?;
         let case = scenario
             .expand()
             .into_iter()
             .find(|c| c.name == self.case_name)
-            .ok_or_else(|| {
-                format!(
-                    "no scenario case is named `{}` in {}",
-                    self.case_name, self.scenario.0
-                )
+            .ok_or_else(|| CaseRequestError::NoCase {
+                name: self.case_name.clone(),
+                scenario: self.scenario.0.clone(),
             })?;
-        let entry = registry
-            .get(&case.model)
-            .cloned()
-            .ok_or_else(|| format!("model `{}` is not in {}", case.model, self.registry.0))?;
+        let entry =
+            registry
+                .get(&case.model)
+                .cloned()
+                .ok_or_else(|| CaseRequestError::NoModel {
+                    model: case.model.clone(),
+                    registry: self.registry.0.clone(),
+                })?;
         Ok((case, entry))
     }
+}
+
+/// Why a child can't run the case its parent sent.
+#[derive(Debug, thiserror::Error)]
+pub enum CaseRequestError {
+    #[error("case request format {found} (this edgebench-case reads {reads})")]
+    Format { found: u32, reads: u32 },
+    #[error(transparent)]
+    Registry(#[from] edgebench_core::RegistryError),
+    #[error(transparent)]
+    Scenario(#[from] edgebench_core::ScenarioError),
+    #[error("no scenario case is named `{name}` in {scenario}")]
+    NoCase { name: String, scenario: String },
+    #[error("model `{model}` is not in {registry}")]
+    NoModel { model: String, registry: String },
 }
 
 /// The line the child prints for its parent.
@@ -237,10 +256,6 @@ pub fn run_in_child(case: &ChildCase<'_>) -> Result<CaseReport, ChildError> {
     })
 }
 
-/// Tells a hybrid case's child that its device is down, and why: every request goes to the
-/// cloud with that reason.
-pub const HYBRID_DEVICE_DOWN_ENV: &str = "EDGEBENCH_HYBRID_DEVICE_DOWN";
-
 /// [`run_in_child`]; for a hybrid case whose child crashed (its on-device engine took the
 /// process down), a second child under `retry_run_id` answers every request from the cloud with
 /// the crash as the fallback reason. The crashed run stays stored as aborted.
@@ -254,10 +269,11 @@ pub fn run_hybrid_in_child(
                 format!("the on-device process crashed ({reason}; run {run_id} stored as aborted)");
             let mut again = case.request.clone();
             again.run_id = retry_run_id.to_owned();
+            again.device_down = Some(why);
             run_in_child(&ChildCase {
                 exe: case.exe,
                 request: &again,
-                env: &[(HYBRID_DEVICE_DOWN_ENV, why.as_str())],
+                env: case.env,
             })
         }
         other => other,

@@ -14,7 +14,6 @@ pub mod error;
 pub mod execute;
 pub mod fallback;
 pub mod fault;
-pub mod fingerprint;
 pub mod host;
 pub mod isolate;
 pub mod outcome;

@@ -16,13 +16,12 @@ use std::path::Path;
 
 use edgebench_backend::{Backend, LoadOptions, TokenId};
 use edgebench_core::ModelEntry;
-use edgebench_store::ParityRow;
 
 use crate::engines::reference_vocabulary;
 use crate::error::RunError;
 use crate::execute::measure::keep_last_tokens;
-use crate::host::now_ms;
 use crate::prompt_set::Prompt;
+use crate::record::{self, PromptParity};
 use crate::runner::Runner;
 
 /// The fixed prompt whose last-position distributions are compared.
@@ -183,22 +182,10 @@ pub fn compare(
         top10_abs_logprob_diff: 0.0,
         fixed_top1_match: false,
     };
-    let row = |set: &str, id: &str, tokens: usize| ParityRow {
-        invocation: runner.invocation().to_owned(),
-        model_id,
-        reference_backend: reference.kind().as_str().into(),
-        candidate_backend: candidate.kind().as_str().into(),
-        prompt_set: set.to_owned(),
-        prompt_id: id.to_owned(),
-        prompt_tokens: tokens as u32,
-        first_token_match: false,
-        compared_tokens: 0,
-        agreeing_tokens: 0,
-        max_abs_logprob_diff: None,
-        top10_abs_logprob_diff: None,
-        reference_top1: None,
-        candidate_top1: None,
-        created_at_ms: now_ms(),
+    let engines = (reference.kind(), candidate.kind());
+    let store = |runner: &Runner, compared: &PromptParity<'_>| {
+        let row = record::parity_row(runner.invocation(), model_id, engines, compared);
+        runner.store().insert_parity(&row)
     };
 
     let fixed = tokenize(FIXED_PROMPT)?;
@@ -208,14 +195,19 @@ pub fn compare(
     let (ta, tb) = (edgebench_backend::argmax(&a), edgebench_backend::argmax(&b));
     (parity.max_abs_logprob_diff, parity.top10_abs_logprob_diff) = logprob_distance(&a, &b, 10);
     parity.fixed_top1_match = ta.is_some() && ta == tb;
-    runner.store().insert_parity(&ParityRow {
-        first_token_match: parity.fixed_top1_match,
-        max_abs_logprob_diff: Some(parity.max_abs_logprob_diff),
-        top10_abs_logprob_diff: Some(parity.top10_abs_logprob_diff),
-        reference_top1: ta.map(|t| t as i64),
-        candidate_top1: tb.map(|t| t as i64),
-        ..row("fixed", "fixed", fixed.len())
-    })?;
+    store(
+        runner,
+        &PromptParity {
+            set: "fixed",
+            prompt_id: "fixed",
+            prompt_tokens: fixed.len(),
+            first_token_match: parity.fixed_top1_match,
+            compared_tokens: 0,
+            agreeing_tokens: 0,
+            logprob_distance: Some((parity.max_abs_logprob_diff, parity.top10_abs_logprob_diff)),
+            top1: (ta.map(|t| t as i64), tb.map(|t| t as i64)),
+        },
+    )?;
 
     for (set, prompts) in &plan.prompt_sets {
         for (index, prompt) in prompts.iter().enumerate() {
@@ -247,14 +239,19 @@ pub fn compare(
             parity.first_token_matches += usize::from(r0 == c0);
             parity.forced_compared += compared;
             parity.forced_matches += agreeing;
-            runner.store().insert_parity(&ParityRow {
-                first_token_match: r0 == c0,
-                compared_tokens: compared as u32,
-                agreeing_tokens: agreeing as u32,
-                reference_top1: Some(i64::from(r0)),
-                candidate_top1: Some(i64::from(c0)),
-                ..row(set, &prompt.id, ids.len())
-            })?;
+            store(
+                runner,
+                &PromptParity {
+                    set,
+                    prompt_id: &prompt.id,
+                    prompt_tokens: ids.len(),
+                    first_token_match: r0 == c0,
+                    compared_tokens: compared,
+                    agreeing_tokens: agreeing,
+                    logprob_distance: None,
+                    top1: (Some(i64::from(r0)), Some(i64::from(c0))),
+                },
+            )?;
         }
     }
     Ok(parity)

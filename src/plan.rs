@@ -2,7 +2,7 @@
 //! smoke mode, lengthened to `max_repetitions` when adaptive stopping is switched off.
 
 use edgebench_core::Case;
-use edgebench_core::scenario::BackendKind;
+use edgebench_core::scenario::{BackendKind, Category};
 
 /// candle's CPU prefill runs at about 14 tokens/s on these models here (llama.cpp's: 150 to
 /// 320), so a 1,536- or 3,584-token smoke prompt took candle 2 to 4 minutes a case; in smoke
@@ -69,6 +69,11 @@ pub struct RunPlan {
     /// Prompts keep at most their last this many tokens: the scenario's `prompt_tokens`, or
     /// less in smoke mode on candle ([`SMOKE_CANDLE_PROMPT_TOKENS`]).
     pub prompt_tokens: u32,
+    /// Probe the memory bandwidth beside the run, before and after it: a measured speed case's
+    /// roofline share rests on the bandwidth of the minutes it ran in, with that probe's
+    /// spread. Smoke runs are no measurements, and scored, sustained, goodput and remote cases
+    /// have no roofline: they keep the device's one-off probe.
+    pub probe_bandwidth_beside: bool,
 }
 
 #[must_use]
@@ -85,6 +90,7 @@ pub fn plan(case: &Case, mode: Mode) -> RunPlan {
             } else {
                 s.prompt_tokens
             },
+            probe_bandwidth_beside: false,
         }
     } else {
         RunPlan {
@@ -95,6 +101,10 @@ pub fn plan(case: &Case, mode: Mode) -> RunPlan {
             },
             prompts,
             prompt_tokens: s.prompt_tokens,
+            probe_bandwidth_beside: s.category != Category::Accuracy
+                && !matches!(case.backend, BackendKind::Http | BackendKind::Hybrid)
+                && s.sustained.is_none()
+                && s.goodput.is_none(),
         }
     }
 }

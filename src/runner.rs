@@ -11,7 +11,7 @@ use edgebench_store::{DeviceRow, ModelRow, NewRunRow, Store, StoreError};
 
 use crate::error::RunError;
 use crate::fallback::{self, FinishedRun};
-use crate::host::{self, now_ms};
+use crate::host;
 use crate::outcome::CaseReport;
 use crate::plan::{self, Mode};
 use crate::{device_facts, engines, execute, record};
@@ -28,6 +28,9 @@ pub struct Runner {
     host: String,
     hashes: HashMap<PathBuf, (u64, String)>,
     mode: Mode,
+    /// Why a hybrid case's device is down (its previous process crashed): every request goes
+    /// to the cloud with this reason.
+    device_down: Option<String>,
     /// Where runs go when `store` cannot take them (locked, read-only, full).
     fallback: PathBuf,
 }
@@ -41,7 +44,7 @@ impl Runner {
             .into_iter()
             .map(Backend::build)
             .collect();
-        let device = crate::fingerprint::collect(&builds);
+        let device = record::device::collect(&builds);
         let fallback = crate::paths::fallback_database(root);
         let (store, device_id) = match Self::open_store(db, &device) {
             Ok(opened) => opened,
@@ -62,6 +65,7 @@ impl Runner {
             host: edgebench_store::local_host(),
             hashes: HashMap::new(),
             mode: Mode::default(),
+            device_down: None,
             fallback,
         })
     }
@@ -75,35 +79,18 @@ impl Runner {
         {
             // Once per device and database: 3 × 96 MiB arrays, best of 5 (seeded).
             let t = device_facts::triad(96 << 20, 5, 20_261_125);
-            store.insert_device_measurement(&edgebench_store::DeviceMeasurementRow {
-                device_id,
-                kind: device_facts::TRIAD_KIND.into(),
-                value: t.best_bytes_per_s,
-                median: t.median_bytes_per_s,
-                n: t.repetitions.len() as u32,
-                details: serde_json::json!({
-                    "array_bytes": t.array_bytes, "threads": t.threads, "seed": t.seed,
-                    "repetitions_bytes_per_s": t.repetitions,
-                })
-                .to_string(),
-                measured_at_ms: now_ms(),
-            })?;
+            store.insert_device_measurement(&record::bandwidth_row(device_id, &t))?;
         }
         if let Some(idle) = device_facts::hottest_c()
             && store
                 .device_measurement(device_id, device_facts::IDLE_TEMPERATURE_KIND)?
                 .is_none()
         {
-            store.insert_device_measurement(&edgebench_store::DeviceMeasurementRow {
+            store.insert_device_measurement(&record::idle_temperature_row(
                 device_id,
-                kind: device_facts::IDLE_TEMPERATURE_KIND.into(),
-                value: idle,
-                median: idle,
-                n: 1,
-                details: serde_json::json!({ "zones_c": device_facts::temperatures_c() })
-                    .to_string(),
-                measured_at_ms: now_ms(),
-            })?;
+                idle,
+                &device_facts::temperatures_c(),
+            ))?;
         }
         Ok((store, device_id))
     }
@@ -127,6 +114,11 @@ impl Runner {
     /// How cases run: smoke or measured, adaptive or fixed stopping ([`Mode`]).
     pub fn set_mode(&mut self, mode: Mode) {
         self.mode = mode;
+    }
+
+    /// A hybrid case's device is down for `reason` (see [`crate::isolate::CaseRequest`]).
+    pub fn set_device_down(&mut self, reason: Option<String>) {
+        self.device_down = reason;
     }
 
     /// Smoke mode: every case runs once, to check that it works (see [`Mode::smoke`]).
@@ -221,24 +213,15 @@ impl Runner {
             Some(row) => self.store.upsert_device(&row).unwrap_or(self.device_id),
             None => self.device_id,
         };
-        let mut new_run = NewRunRow {
-            id: run_id.to_owned(),
-            invocation: self.invocation.clone(),
-            case_id: 0,
+        let mut new_run = record::new_run_row(
+            run_id,
+            &self.invocation,
             device_id,
-            model_id: None,
-            started_at_ms: now_ms(),
-            tool_version: crate::TOOL_VERSION.into(),
-            git_commit: crate::GIT_COMMIT.into(),
-            scenario_file: s.source.file.clone(),
-            scenario_sha256: s.source.sha256.clone(),
-            seed: s.seed,
-            warmup: plan.warmup,
-            repetitions: plan.repetitions,
-            mode: record::run_mode(self.mode).as_str().into(),
-            host: self.host.clone(),
-            pid: std::process::id(),
-        };
+            case,
+            &plan,
+            self.mode,
+            &self.host,
+        );
         // The `running` row goes in before any measurement, so a crash leaves a trace. A
         // database that refuses it does not stop the run: the result goes to the fallback.
         let begun = match self.begin_run(&mut new_run, &model_row, &case_row) {
@@ -249,21 +232,12 @@ impl Runner {
             }
             Err(e) => return Err(e.into()),
         };
-        // A measured speed case gets the bandwidth probe beside it, before and after: the
-        // roofline share rests on the bandwidth of the minutes it ran in, with that probe's
-        // spread. Smoke runs are no measurements, and scored, sustained and goodput cases have
-        // no roofline: they keep the device's one-off probe.
-        let has_roofline = s.category != edgebench_core::scenario::Category::Accuracy
-            && !matches!(
-                case.backend,
-                edgebench_core::scenario::BackendKind::Http
-                    | edgebench_core::scenario::BackendKind::Hybrid
-            )
-            && s.sustained.is_none()
-            && s.goodput.is_none();
-        let mut probe = (!self.mode.smoke && has_roofline).then(device_facts::ProbeBeside::before);
+        let mut probe = plan
+            .probe_bandwidth_beside
+            .then(device_facts::ProbeBeside::before);
         let inputs = execute::Inputs {
             root: &self.root,
+            device_down: self.device_down.as_deref(),
             mode: self.mode,
             plan,
             bandwidth_bytes_per_s: match &probe {
@@ -333,7 +307,7 @@ fn remote_device(case: &Case) -> Option<edgebench_store::DeviceRow> {
     };
     let client = crate::engines::cloud::connect(url, endpoint).ok()?;
     let public = crate::engines::cloud::public_url(url);
-    Some(crate::fingerprint::remote(
+    Some(record::device::remote(
         &public,
         &client.server_facts(),
         endpoint.device_profile.as_deref(),

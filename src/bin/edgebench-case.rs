@@ -35,7 +35,7 @@ fn run() -> Result<CaseReport> {
     let request: CaseRequest = serde_json::from_str(&input).context(
         "edgebench-case reads a JSON case request on stdin (it is started by the scenario harness)",
     )?;
-    let (case, entry) = request.case().map_err(|e| anyhow!(e))?;
+    let (case, entry) = request.case()?;
     // The file may have changed since the parent looked: no engine sees a malformed one. (The
     // vocabulary and the engine's load check it again, free: once per process.)
     edgebench_backend::check_model_file(&request.model_path)
@@ -44,6 +44,7 @@ fn run() -> Result<CaseReport> {
     let mut runner = Runner::open(&request.root, &models_dir, &request.db)?;
     runner.set_mode(request.mode);
     runner.set_invocation(request.invocation.clone());
+    runner.set_device_down(request.device_down.clone());
     runner.remember_model_hash(
         &request.model_path,
         request.model_size,

@@ -122,6 +122,7 @@ pub(crate) fn endpoint_base(
         admission_timeout_ms: s.serving.admission_timeout_ms,
         faults: endpoint.faults,
         seed: s.seed,
+        api_key_env: endpoint.api_key_env.clone(),
     };
     let launched = spec
         .launch()
@@ -198,12 +199,10 @@ pub fn run(
     let backend = crate::engines::engine(case.backend).map_err(|m| case_error(case, m))?;
     let estimate = crate::preflight::estimated_memory(backend, case, entry, model_path);
     // A previous child of this case crashed on the device: the parent says so.
-    let mut device_refusal = std::env::var(crate::isolate::HYBRID_DEVICE_DOWN_ENV)
-        .ok()
-        .or_else(|| {
-            crate::preflight::over_budget(backend, case, entry, model_path)
-                .map(|r| format!("memory guard: {r}"))
-        });
+    let mut device_refusal = inputs.device_down.map(str::to_owned).or_else(|| {
+        crate::preflight::over_budget(backend, case, entry, model_path)
+            .map(|r| format!("memory guard: {r}"))
+    });
     let mut device = None;
     if device_refusal.is_none() {
         match Prepared::new(inputs, case, entry, model_path).and_then(|p| {

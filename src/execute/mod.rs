@@ -145,6 +145,8 @@ pub enum RunOutcome {
 #[derive(Debug, Clone, Copy)]
 pub struct Inputs<'a> {
     pub root: &'a Path,
+    /// A hybrid case's device is down for this reason: its requests go to the cloud.
+    pub device_down: Option<&'a str>,
     pub mode: Mode,
     pub plan: RunPlan,
     pub bandwidth_bytes_per_s: Option<f64>,

@@ -1,4 +1,5 @@
-//! The device fingerprint stored with every run: hardware, OS, engine builds, harness build.
+//! The device row stored with every run (its fingerprint): this host's hardware, OS, engine builds
+//! and harness build, or what a remote server says about itself.
 
 use edgebench_backend::EngineBuild;
 use edgebench_store::DeviceRow;

@@ -5,11 +5,11 @@
 use edgebench_core::measure::{self, StopReason};
 use edgebench_core::quant::Quant;
 use edgebench_core::registry::Origin;
-use edgebench_core::scenario::Sampling;
+use edgebench_core::scenario::{BackendKind, Sampling};
 use edgebench_core::{Case, ModelEntry};
 use edgebench_store::{
-    AnswerRow, CaseRow, EffectiveRow, GoodputRow, MetricRow, ModelRow, RequestRow, RooflineRow,
-    RunEndRow, RunMode, RunStatus, SustainedRow,
+    AnswerRow, CaseRow, DeviceMeasurementRow, EffectiveRow, GoodputRow, MetricRow, ModelRow,
+    NewRunRow, ParityRow, RequestRow, RooflineRow, RunEndRow, RunMode, RunStatus, SustainedRow,
 };
 
 use crate::execute::RunOutcome;
@@ -24,6 +24,7 @@ use crate::outcome::CaseReport;
 use edgebench_core::run_facts::RequestStatus;
 
 mod accuracy;
+pub mod device;
 mod quality;
 
 /// A run's rows, ready for the store, and its report.
@@ -98,6 +99,119 @@ pub fn run_mode(mode: crate::plan::Mode) -> RunMode {
         RunMode::Smoke
     } else {
         RunMode::Measure
+    }
+}
+
+/// The `running` row a run begins with (its case and model ids are filled in as they are
+/// stored).
+#[must_use]
+pub fn new_run_row(
+    run_id: &str,
+    invocation: &str,
+    device_id: i64,
+    case: &Case,
+    plan: &crate::plan::RunPlan,
+    mode: crate::plan::Mode,
+    host: &str,
+) -> NewRunRow {
+    let s = &case.scenario;
+    NewRunRow {
+        id: run_id.to_owned(),
+        invocation: invocation.to_owned(),
+        case_id: 0,
+        device_id,
+        model_id: None,
+        started_at_ms: now_ms(),
+        tool_version: crate::TOOL_VERSION.into(),
+        git_commit: crate::GIT_COMMIT.into(),
+        scenario_file: s.source.file.clone(),
+        scenario_sha256: s.source.sha256.clone(),
+        seed: s.seed,
+        warmup: plan.warmup,
+        repetitions: plan.repetitions,
+        mode: run_mode(mode).as_str().into(),
+        host: host.to_owned(),
+        pid: std::process::id(),
+    }
+}
+
+/// The device's one-off bandwidth probe (STREAM triad).
+#[must_use]
+pub fn bandwidth_row(device_id: i64, t: &crate::device_facts::Triad) -> DeviceMeasurementRow {
+    DeviceMeasurementRow {
+        device_id,
+        kind: crate::device_facts::TRIAD_KIND.into(),
+        value: t.best_bytes_per_s,
+        median: t.median_bytes_per_s,
+        n: t.repetitions.len() as u32,
+        details: serde_json::json!({
+            "array_bytes": t.array_bytes, "threads": t.threads, "seed": t.seed,
+            "repetitions_bytes_per_s": t.repetitions,
+        })
+        .to_string(),
+        measured_at_ms: now_ms(),
+    }
+}
+
+/// The device's idle temperature: its hottest thermal zone, with every zone's reading.
+#[must_use]
+pub fn idle_temperature_row(
+    device_id: i64,
+    hottest_c: f64,
+    zones_c: &std::collections::BTreeMap<String, f64>,
+) -> DeviceMeasurementRow {
+    DeviceMeasurementRow {
+        device_id,
+        kind: crate::device_facts::IDLE_TEMPERATURE_KIND.into(),
+        value: hottest_c,
+        median: hottest_c,
+        n: 1,
+        details: serde_json::json!({ "zones_c": zones_c }).to_string(),
+        measured_at_ms: now_ms(),
+    }
+}
+
+/// One prompt the parity check compared the engines on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptParity<'a> {
+    pub set: &'a str,
+    pub prompt_id: &'a str,
+    pub prompt_tokens: usize,
+    pub first_token_match: bool,
+    /// Positions compared under teacher forcing, and those where both chose the same token.
+    pub compared_tokens: usize,
+    pub agreeing_tokens: usize,
+    /// Largest log-probability difference over the vocabulary and over the reference's top 10
+    /// (measured on the fixed prompt only).
+    pub logprob_distance: Option<(f64, f64)>,
+    /// Each engine's first token (reference, candidate).
+    pub top1: (Option<i64>, Option<i64>),
+}
+
+/// The `parity` row of one compared prompt between `engines` (reference, candidate).
+#[must_use]
+pub fn parity_row(
+    invocation: &str,
+    model_id: i64,
+    engines: (BackendKind, BackendKind),
+    p: &PromptParity<'_>,
+) -> ParityRow {
+    ParityRow {
+        invocation: invocation.to_owned(),
+        model_id,
+        reference_backend: engines.0.as_str().into(),
+        candidate_backend: engines.1.as_str().into(),
+        prompt_set: p.set.to_owned(),
+        prompt_id: p.prompt_id.to_owned(),
+        prompt_tokens: p.prompt_tokens as u32,
+        first_token_match: p.first_token_match,
+        compared_tokens: p.compared_tokens as u32,
+        agreeing_tokens: p.agreeing_tokens as u32,
+        max_abs_logprob_diff: p.logprob_distance.map(|d| d.0),
+        top10_abs_logprob_diff: p.logprob_distance.map(|d| d.1),
+        reference_top1: p.top1.0,
+        candidate_top1: p.top1.1,
+        created_at_ms: now_ms(),
     }
 }
 

@@ -219,10 +219,51 @@ pub fn store_rows_outside_record(root: &Path) -> Vec<String> {
     ];
     let mut files: Vec<PathBuf> = upstream.iter().map(|f| root.join(f)).collect();
     files.extend(rust_files(&root.join("src/execute")));
-    naming(root, &files, &["edgebench_store"])
+    let mut found: Vec<String> = naming(root, &files, &["edgebench_store"])
         .into_iter()
         .map(|o| format!("{o}: map store rows in src/record/"))
-        .collect()
+        .collect();
+    found.extend(row_literals_outside_record(root));
+    found
+}
+
+/// Every pipeline module and the harness: a store row (`pub struct …Row` of the store's
+/// `rows.rs`) is built in `src/record/` only; the others hand it domain values.
+fn row_literals_outside_record(root: &Path) -> Vec<String> {
+    let rows = std::fs::read_to_string(root.join("crates/store/src/rows.rs")).unwrap_or_default();
+    let names: Vec<&str> = rows
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub struct "))
+        .filter_map(|l| l.split(|c: char| !c.is_alphanumeric()).next())
+        .filter(|n| n.ends_with("Row"))
+        .collect();
+    let mut files = rust_files(&root.join("src"));
+    files.extend(rust_files(&root.join("harness")));
+    let record = root.join("src/record");
+    let mut found = Vec::new();
+    for file in files.iter().filter(|f| !f.starts_with(&record)) {
+        let code = code_of(&std::fs::read_to_string(file).unwrap_or_default());
+        for name in &names {
+            let literal = code.match_indices(&format!("{name} {{")).any(|(i, _)| {
+                let before = code[..i].trim_end();
+                let path_ok = before.ends_with("::")
+                    || before.ends_with(|c: char| !c.is_alphanumeric() && c != '_');
+                // Not a type in a signature or a declaration.
+                path_ok
+                    && !before.ends_with("->")
+                    && !before.ends_with("struct")
+                    && !before.ends_with("impl")
+                    && !before.ends_with("for")
+            });
+            if literal {
+                found.push(format!(
+                    "{} builds a `{name}`: store rows are built in src/record/",
+                    file.strip_prefix(root).unwrap_or(file).display()
+                ));
+            }
+        }
+    }
+    found
 }
 
 /// Architecture invariant: the report reads; it never writes to the database it renders (an
@@ -410,6 +451,21 @@ mod tests {
             std::fs::create_dir_all(p.parent().expect("parent")).expect("dir");
             std::fs::write(p, text).expect("write");
         };
+        write(
+            "crates/store/src/rows.rs",
+            "pub struct NewRunRow {\n    pub id: String,\n}\n",
+        );
+        write(
+            "src/runner.rs",
+            "fn begin() -> NewRunRow {\n    edgebench_store::NewRunRow { id: run_id }\n}\n",
+        );
+        assert!(
+            row_literals_outside_record(root)
+                .iter()
+                .any(|m| m.contains("src/runner.rs builds a `NewRunRow`")),
+            "{:?}",
+            row_literals_outside_record(root)
+        );
         write(
             "src/execute/measure.rs",
             "use edgebench_llama::LlamaCpp;\nuse edgebench_store::RunRow;\n",
