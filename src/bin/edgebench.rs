@@ -151,6 +151,10 @@ struct Serve {
     /// Abort the process when this request arrives (counting from 1).
     #[arg(long)]
     fault_kill_at_request: Option<u32>,
+    /// The environment variable holding the key every request must send (Authorization:
+    /// Bearer); the key itself never goes on the command line.
+    #[arg(long)]
+    api_key_env: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -246,6 +250,12 @@ fn run() -> Result<()> {
         },
         seed: s.seed,
         grace: Duration::from_millis(s.grace_ms),
+        api_key: match &s.api_key_env {
+            Some(var) => Some(edgebench::serve::ApiKey::new(std::env::var(var).map_err(
+                |_| anyhow::anyhow!("--api-key-env {var}: the variable is not set"),
+            )?)),
+            None => None,
+        },
     };
     edgebench::serve::serve(options)?;
     Ok(())

@@ -21,6 +21,9 @@ pub struct LaunchSpec {
     pub admission_timeout_ms: Option<u64>,
     pub faults: ServerFaults,
     pub seed: u64,
+    /// The variable holding the key the server requires; it inherits the variable, and only
+    /// its name goes on the command line.
+    pub api_key_env: Option<String>,
 }
 
 /// A running server; dropping it stops the process (SIGTERM, then SIGKILL after 5 s).
@@ -29,6 +32,8 @@ pub struct Launched {
     child: Child,
     /// `http://127.0.0.1:PORT/v1`.
     pub base_url: String,
+    /// Every line the server printed (stdout after the first, and stderr).
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +93,7 @@ impl LaunchSpec {
         };
         let f = &self.faults;
         opt("--chat-template", self.chat_template.clone());
+        opt("--api-key-env", self.api_key_env.clone());
         opt("--queue", self.queue.map(|q| q.to_string()));
         opt(
             "--admission-timeout-ms",
@@ -116,9 +122,15 @@ impl LaunchSpec {
 
     /// Starts the server and waits until it listens.
     pub fn launch(&self) -> Result<Launched, LaunchError> {
+        self.launch_with_env(&[])
+    }
+
+    /// [`Self::launch`] with `env` added to the server's environment only.
+    pub fn launch_with_env(&self, env: &[(&str, &str)]) -> Result<Launched, LaunchError> {
         let binary = binary()?;
         let mut child = Command::new(&binary)
             .args(self.args())
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -141,12 +153,31 @@ impl LaunchSpec {
             }
             return Err(LaunchError::Exited { stderr });
         };
-        // Keep draining its output so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
+        // Keep draining its output so the server never blocks on a full pipe, and keep it for
+        // whoever asks (tests look for what must never be printed).
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = |log: std::sync::Arc<std::sync::Mutex<Vec<String>>>| {
+            move |line: std::io::Result<String>| {
+                if let Ok(line) = line {
+                    log.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(line);
+                }
+            }
+        };
+        std::thread::spawn({
+            let keep = keep(std::sync::Arc::clone(&log));
+            move || lines.for_each(keep)
+        });
         if let Some(stderr) = child.stderr.take() {
-            std::thread::spawn(move || BufReader::new(stderr).lines().for_each(drop));
+            let keep = keep(std::sync::Arc::clone(&log));
+            std::thread::spawn(move || BufReader::new(stderr).lines().for_each(keep));
         }
-        Ok(Launched { child, base_url })
+        Ok(Launched {
+            child,
+            base_url,
+            log,
+        })
     }
 }
 
@@ -174,6 +205,15 @@ impl Launched {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// What the server has printed so far, a line each.
+    #[must_use]
+    pub fn log(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Whether the process has exited, and how.

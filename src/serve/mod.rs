@@ -34,6 +34,32 @@ pub struct ServeOptions {
     pub seed: u64,
     /// How long in-flight streams may run on after a shutdown signal.
     pub grace: Duration,
+    /// The key every request but `/health` must carry (`Authorization: Bearer …`).
+    pub api_key: Option<ApiKey>,
+}
+
+/// A key clients must send. It lives in memory only: `Debug` redacts it and nothing formats it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    #[must_use]
+    pub fn new(key: String) -> Self {
+        Self(key)
+    }
+
+    /// Whether `sent` is the key, comparing every byte whatever the first difference (no
+    /// timing hint of how much of a guess was right).
+    pub(crate) fn matches(&self, sent: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), sent.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +85,7 @@ pub(crate) struct State {
     pub requests: AtomicU64,
     pub started: std::time::SystemTime,
     pub props: serde_json::Value,
+    pub api_key: Option<ApiKey>,
 }
 
 /// Loads the model, binds, prints `listening on http://ADDR/v1` on stdout (tests and
@@ -99,6 +126,7 @@ pub fn serve(options: ServeOptions) -> Result<(), ServeError> {
         "n_ctx": e.load.context,
         "threads": e.load.threads,
         "faults_injected": options.faults.any(),
+        "api_key_required": options.api_key.is_some(),
     });
     let state = Arc::new(State {
         jobs: std::sync::Mutex::new(Some(jobs_tx)),
@@ -108,6 +136,7 @@ pub fn serve(options: ServeOptions) -> Result<(), ServeError> {
         requests: AtomicU64::new(0),
         started: std::time::SystemTime::now(),
         props,
+        api_key: options.api_key.clone(),
     });
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(options.address)

@@ -51,7 +51,27 @@ fn overloaded(status: StatusCode, why: &str) -> Response {
     r
 }
 
-async fn models(Extract(state): Extract<Arc<State>>) -> Json<Value> {
+/// A 401 unless the request carries the server's key (when it has one).
+fn unauthorized(state: &State, headers: &HeaderMap) -> Option<Response> {
+    let key = state.api_key.as_ref()?;
+    let sent = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if sent.is_some_and(|s| key.matches(s)) {
+        return None;
+    }
+    Some(error(
+        StatusCode::UNAUTHORIZED,
+        "missing or wrong API key (send Authorization: Bearer <key>)",
+        "invalid_request_error",
+    ))
+}
+
+async fn models(Extract(state): Extract<Arc<State>>, headers: HeaderMap) -> Response {
+    if let Some(refused) = unauthorized(&state, &headers) {
+        return refused;
+    }
     let created = state
         .started
         .duration_since(std::time::UNIX_EPOCH)
@@ -60,10 +80,14 @@ async fn models(Extract(state): Extract<Arc<State>>) -> Json<Value> {
         "object": "list",
         "data": [{"id": state.model_id, "object": "model", "created": created, "owned_by": "edgebench"}],
     }))
+    .into_response()
 }
 
-async fn props(Extract(state): Extract<Arc<State>>) -> Json<Value> {
-    Json(state.props.clone())
+async fn props(Extract(state): Extract<Arc<State>>, headers: HeaderMap) -> Response {
+    if let Some(refused) = unauthorized(&state, &headers) {
+        return refused;
+    }
+    Json(state.props.clone()).into_response()
 }
 
 async fn completions(
@@ -175,6 +199,10 @@ async fn handle(
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
     kind: Kind,
 ) -> Response {
+    // Refused before it counts: the fault sequence numbers the requests the server accepted.
+    if let Some(refused) = unauthorized(&state, &headers) {
+        return refused;
+    }
     let n = state.requests.fetch_add(1, Ordering::SeqCst) + 1;
     if state.faults.kill_at_request == Some(n as u32) {
         // As if the process were killed: no answer, no cleanup.

@@ -27,7 +27,75 @@ fn spec(model: PathBuf, faults: ServerFaults) -> LaunchSpec {
         admission_timeout_ms: None,
         faults,
         seed: 7,
+        api_key_env: None,
     }
+}
+
+/// The status code of a raw HTTP/1.1 GET of `path` on the server at `base_url` (`…/v1`), with
+/// `authorization` as its header if any: no client library in between that could add or drop it.
+fn status_of(base_url: &str, path: &str, authorization: Option<&str>) -> u16 {
+    use std::io::{Read as _, Write as _};
+    let address = base_url
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    let header = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\n{header}Connection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {answer:?}"))
+}
+
+/// A server started with `--api-key-env` answers only requests that carry the key (so a case
+/// against it that passes sent it), says so in `/props`, and never shows the key: not on its
+/// command line, not in what it prints.
+#[test]
+fn a_server_with_a_key_refuses_requests_without_it_and_never_shows_it() {
+    const VAR: &str = "EDGEBENCH_TEST_SERVER_KEY";
+    const KEY: &str = "sk-edgebench-server-3c1d9a";
+    let server = LaunchSpec {
+        api_key_env: Some(VAR.into()),
+        ..spec(smollm2(), ServerFaults::default())
+    }
+    .launch_with_env(&[(VAR, KEY)])
+    .expect("edgebench serve starts");
+    let bearer = format!("Bearer {KEY}");
+    for path in ["/v1/models", "/props"] {
+        assert_eq!(status_of(&server.base_url, path, None), 401, "{path}");
+        assert_eq!(
+            status_of(&server.base_url, path, Some("Bearer sk-wrong")),
+            401,
+            "{path}"
+        );
+        assert_eq!(
+            status_of(&server.base_url, path, Some(&bearer)),
+            200,
+            "{path}"
+        );
+    }
+    assert_eq!(status_of(&server.base_url, "/health", None), 200);
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", server.pid())).unwrap_or_default();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(
+        cmdline.contains(&format!("--api-key-env {VAR}")),
+        "{cmdline}"
+    );
+    assert!(
+        !cmdline.contains(KEY),
+        "the key is on the server's command line"
+    );
+    assert!(
+        server.log().iter().all(|l| !l.contains(KEY)),
+        "the key is in the server's output"
+    );
 }
 
 fn endpoint(stall_ms: u64) -> Endpoint {
@@ -350,13 +418,13 @@ fn every_fault_is_a_typed_error_and_the_client_survives_it() {
 #[test]
 fn sixty_four_concurrent_streams_are_each_answered_or_refused_with_a_status() {
     let model = smollm2();
-    // Every request waits 500 ms before it reaches the scheduler, so the 64 arrive there as
-    // one burst (their connections spread over far less than a request's generation time),
-    // whatever the machine's speed: 4 slots + 24 queued hold 28, the rest must be refused.
+    // Every request waits 1.5 s before it reaches the scheduler, so the 64 arrive there as
+    // one burst (their connections spread over far less, even on a busy machine), whatever the
+    // machine's speed: 4 slots + 24 queued hold 28, the rest must be refused.
     let mut s = spec(
         model,
         ServerFaults {
-            latency_ms: 500,
+            latency_ms: 1_500,
             ..ServerFaults::default()
         },
     );
@@ -368,7 +436,9 @@ fn sixty_four_concurrent_streams_are_each_answered_or_refused_with_a_status() {
         .map(|_| {
             let base = base.clone();
             std::thread::spawn(move || {
-                let remote = Remote::new(&base, &endpoint(10_000)).expect("client");
+                // A stall limit no busy machine reaches: a refusal or a token comes within
+                // the 3 s admission timeout of the scheduler seeing the request.
+                let remote = Remote::new(&base, &endpoint(60_000)).expect("client");
                 let sent = Instant::now();
                 let mut stream = remote.start(request(Api::Completion, 16));
                 let mut ttft = None;
@@ -515,7 +585,8 @@ print(json.dumps(out))
 }
 
 /// An HTTP case run through the harness's child process with an API key in the environment:
-/// the key is sent, and found nowhere: not in the database, the child's stdout or stderr, nor
+/// the key is sent (the launched server requires it, so the case could not pass without), and
+/// found nowhere: not in the database or its WAL, the child's stdout or stderr, nor any file of
 /// the report rendered from that database.
 #[test]
 fn the_api_key_is_never_stored_printed_or_reported() {
@@ -544,15 +615,31 @@ fn the_api_key_is_never_stored_printed_or_reported() {
             .contains("http_key"),
         "the report shows the HTTP run"
     );
-    let mut haystacks = vec![("stdout", stdout), ("stderr", stderr)];
-    haystacks.push((
-        "database",
-        String::from_utf8_lossy(&std::fs::read(&db).expect("db")).into_owned(),
-    ));
-    for entry in std::fs::read_dir(&html).expect("report dir").flatten() {
+    let mut haystacks = vec![("stdout".to_owned(), stdout), ("stderr".to_owned(), stderr)];
+    // The database with its write-ahead log and shared memory (a key written and not yet
+    // checkpointed lives there), and every file of the report, at any depth.
+    let mut files: Vec<std::path::PathBuf> = ["", "-wal", "-shm", "-journal"]
+        .iter()
+        .map(|suffix| std::path::PathBuf::from(format!("{}{suffix}", db.display())))
+        .collect();
+    let mut dirs = vec![html.clone()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).expect("report dir").flatten() {
+            if entry.path().is_dir() {
+                dirs.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    assert!(
+        files.len() > 5,
+        "the database and the report's files: {files:?}"
+    );
+    for file in files {
         haystacks.push((
-            "report",
-            String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap_or_default()).into_owned(),
+            file.display().to_string(),
+            String::from_utf8_lossy(&std::fs::read(&file).unwrap_or_default()).into_owned(),
         ));
     }
     for (what, text) in &haystacks {
