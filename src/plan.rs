@@ -2,7 +2,7 @@
 //! smoke mode, lengthened to `max_repetitions` when adaptive stopping is switched off.
 
 use edgebench_core::Case;
-use edgebench_core::scenario::{BackendKind, Category};
+use edgebench_core::scenario::BackendKind;
 
 /// candle's CPU prefill runs at about 14 tokens/s on these models here (llama.cpp's: 150 to
 /// 320), so a 1,536- or 3,584-token smoke prompt took candle 2 to 4 minutes a case; in smoke
@@ -101,10 +101,8 @@ pub fn plan(case: &Case, mode: Mode) -> RunPlan {
             },
             prompts,
             prompt_tokens: s.prompt_tokens,
-            probe_bandwidth_beside: s.category != Category::Accuracy
-                && !matches!(case.backend, BackendKind::Http | BackendKind::Hybrid)
-                && s.sustained.is_none()
-                && s.goodput.is_none(),
+            probe_bandwidth_beside: s.workload.is_timed()
+                && !matches!(case.backend, BackendKind::Http | BackendKind::Hybrid),
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use edgebench_backend::{Backend, LoadOptions};
-use edgebench_core::scenario::Category;
+use edgebench_core::scenario::{Category, Workload};
 use edgebench_core::{Case, ModelEntry, Registry, projection};
 
 use crate::engines;
@@ -71,7 +71,7 @@ pub fn readiness(case: &Case, registry: &Registry, models_dir: &Path) -> Readine
     let Some(entry) = registry.get(&case.model) else {
         return Readiness::Skip(format!("model `{}` is not in models.toml", case.model));
     };
-    if s.category == Category::Accuracy
+    if matches!(s.workload, Workload::Accuracy(_))
         && let Some(reason) = entry.accuracy_refusal()
     {
         return Readiness::Skip(reason);

@@ -22,26 +22,19 @@ pub fn score(
     case: &Case,
     entry: &ModelEntry,
     model_path: &Path,
+    settings: &edgebench_core::scenario::Accuracy,
 ) -> Result<Scored, RunError> {
     // The scorer itself refuses twins too, whatever called it (preflight ignores such cases).
     if let Some(reason) = entry.accuracy_refusal() {
         return Err(case_error(case, reason));
     }
     let s = &case.scenario;
-    let settings = s
-        .accuracy
-        .clone()
-        .unwrap_or(edgebench_core::scenario::Accuracy {
-            few_shot: 0,
-            subjects: None,
-            questions_per_subject: None,
-        });
     let dir = crate::accuracy::set_dir(inputs.root, &s.dataset);
     let limit = inputs
         .mode
         .smoke
         .then_some(crate::accuracy::SMOKE_QUESTIONS_PER_SUBJECT);
-    let set = crate::accuracy::load(&dir, &settings, limit)
+    let set = crate::accuracy::load(&dir, settings, limit)
         .map_err(|e| case_error(case, e.to_string()))?;
     let backend = engines::engine(case.backend).map_err(|m| case_error(case, m))?;
     let estimate = preflight::estimated_memory(backend, case, entry, model_path);

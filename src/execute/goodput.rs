@@ -56,12 +56,9 @@ pub fn run(
     case: &Case,
     entry: &ModelEntry,
     model_path: &Path,
+    g: &edgebench_core::scenario::Goodput,
 ) -> Result<GoodputRun, RunError> {
     let s = &case.scenario;
-    let g = s
-        .goodput
-        .clone()
-        .ok_or_else(|| case_error(case, "not a goodput scenario"))?;
     let prompts = prompt_set::load(&inputs.root.join(&s.dataset))?;
     let prompts = &prompts[..prompts.len().min(inputs.plan.prompts.max(1))];
     let prepared = Prepared::new(inputs, case, entry, model_path)?;

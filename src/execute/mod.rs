@@ -19,7 +19,7 @@ pub mod sustained;
 use std::path::Path;
 
 use edgebench_backend::{Effective, MemoryReport};
-use edgebench_core::scenario::{Category, PromptFormat};
+use edgebench_core::scenario::{PromptFormat, Workload};
 use edgebench_core::{Case, ModelEntry};
 
 use crate::error::RunError;
@@ -162,16 +162,23 @@ pub fn execute(
     entry: &ModelEntry,
     model_path: &Path,
 ) -> Result<RunOutcome, RunError> {
+    // The hybrid engine serves every workload itself (device first, then the cloud).
     if case.backend == edgebench_core::scenario::BackendKind::Hybrid {
-        hybrid::run(inputs, case, entry, model_path).map(RunOutcome::Hybrid)
-    } else if case.scenario.category == Category::Accuracy {
-        accuracy::score(inputs, case, entry, model_path).map(RunOutcome::Scored)
-    } else if case.scenario.goodput.is_some() {
-        goodput::run(inputs, case, entry, model_path).map(RunOutcome::Goodput)
-    } else if case.scenario.sustained.is_some() {
-        sustained::run(inputs, case, entry, model_path).map(RunOutcome::Sustained)
-    } else {
-        measure::measure(inputs, case, entry, model_path).map(RunOutcome::Measured)
+        return hybrid::run(inputs, case, entry, model_path).map(RunOutcome::Hybrid);
+    }
+    match &case.scenario.workload {
+        Workload::Timed => {
+            measure::measure(inputs, case, entry, model_path).map(RunOutcome::Measured)
+        }
+        Workload::Accuracy(settings) => {
+            accuracy::score(inputs, case, entry, model_path, settings).map(RunOutcome::Scored)
+        }
+        Workload::Goodput(settings) => {
+            goodput::run(inputs, case, entry, model_path, settings).map(RunOutcome::Goodput)
+        }
+        Workload::Sustained(settings) => {
+            sustained::run(inputs, case, entry, model_path, *settings).map(RunOutcome::Sustained)
+        }
     }
 }
 

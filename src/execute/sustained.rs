@@ -86,11 +86,9 @@ pub fn run(
     case: &Case,
     entry: &ModelEntry,
     model_path: &Path,
+    sustained: edgebench_core::scenario::Sustained,
 ) -> Result<SustainedRun, RunError> {
     let s = &case.scenario;
-    let sustained = s
-        .sustained
-        .ok_or_else(|| case_error(case, "not a sustained scenario"))?;
     let seconds = if inputs.mode.smoke {
         sustained.seconds.min(SUSTAINED_SMOKE_SECONDS)
     } else {

@@ -27,7 +27,7 @@ fn mmlu_case(
         .unwrap_or_else(|| panic!("{name} is not in scenarios/mmlu.toml"))
         .clone();
     let mut scenario = (*case.scenario).clone();
-    if let Some(a) = scenario.accuracy.as_mut() {
+    if let edgebench::core::scenario::Workload::Accuracy(a) = &mut scenario.workload {
         a.questions_per_subject = per_subject;
     }
     case.scenario = Arc::new(scenario);

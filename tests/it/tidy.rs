@@ -31,7 +31,10 @@ fn every_shipped_scenario_and_dataset_is_valid() {
             // checked, whatever subset a scenario scores (`mmlu_quick` takes 8 per subject).
             let settings = edgebench::core::scenario::Accuracy {
                 questions_per_subject: None,
-                ..s.accuracy.clone().expect("accuracy settings")
+                ..match &s.workload {
+                    edgebench::core::scenario::Workload::Accuracy(a) => a.clone(),
+                    other => panic!("an accuracy scenario scores questions: {other:?}"),
+                }
             };
             let set = edgebench::accuracy::load(&root.join(&s.dataset), &settings, None)
                 .unwrap_or_else(|e| panic!("{e}"));

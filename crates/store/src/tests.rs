@@ -49,6 +49,17 @@ fn new_run(store: &Store, id: &str, pid: u32) -> NewRunRow {
     }
 }
 
+/// What candle reports it ran with, in a chat-format run.
+fn effective() -> EffectiveRow {
+    EffectiveRow {
+        kv_storage: "f32/f32".into(),
+        weights_loading: "read".into(),
+        scheduling: "round-robin".into(),
+        flash_attention: false,
+        prompt_format: Some("chat".into()),
+    }
+}
+
 fn request(latencies: Vec<u64>) -> RequestRow {
     RequestRow {
         repetition: 0,
@@ -125,13 +136,7 @@ fn a_run_stores_every_sample_atomically() {
         kv_cache_bytes: Some(10),
         weights_bytes: Some(20),
         peak_rss_bytes: Some(30),
-        effective: Some(EffectiveRow {
-            kv_storage: "f32/f32".into(),
-            weights_loading: "read".into(),
-            scheduling: "round-robin".into(),
-            flash_attention: false,
-            prompt_format: Some("chat".into()),
-        }),
+        effective: Some(effective()),
         estimated_peak_bytes: Some(40),
         cpu_time_ms: Some(12.5),
         stop_reason: Some("ci_target".into()),
@@ -333,13 +338,7 @@ fn stored_names_read_back_typed_and_an_unknown_one_is_named() {
     let run = new_run(&store, "run-1", 1);
     store.begin_run(&run).expect("begin");
     let end = RunEndRow {
-        effective: Some(EffectiveRow {
-            kv_storage: "f32/f32".into(),
-            weights_loading: "read".into(),
-            scheduling: "round-robin".into(),
-            flash_attention: false,
-            prompt_format: Some("chat".into()),
-        }),
+        effective: Some(effective()),
         stop_reason: Some("time_budget".into()),
         ..RunEndRow::new(RunStatus::Passed, 2)
     };

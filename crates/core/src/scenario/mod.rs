@@ -297,6 +297,27 @@ pub struct Cooldown {
 pub const SUSTAINED_DEFAULT_SECONDS: u32 = 600;
 pub const SUSTAINED_SMOKE_SECONDS: u32 = 20;
 
+/// What a scenario's cases do, one of these and never two: the stages match on it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Workload {
+    /// Timed repetitions of the prompts (every speed category).
+    Timed,
+    /// Scored questions: exactly the `accuracy` category.
+    Accuracy(Accuracy),
+    /// One sequence decoding without pause (`[sustained]`).
+    Sustained(Sustained),
+    /// The open loop at a sweep of arrival rates (`[goodput]`).
+    Goodput(Goodput),
+}
+
+impl Workload {
+    /// Timed repetitions whose speed figures have a roofline.
+    #[must_use]
+    pub fn is_timed(&self) -> bool {
+        *self == Self::Timed
+    }
+}
+
 /// Multiple-choice evaluation settings (see `AccuracyFile`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accuracy {
@@ -347,12 +368,9 @@ pub struct Scenario {
     pub kv: Vec<KvVariant>,
     /// Whether the file declared `[[kv]]` variants (then their names appear in case names).
     pub kv_declared: bool,
-    /// Set exactly when the category is `accuracy`.
-    pub accuracy: Option<Accuracy>,
-    /// A sustained-decode scenario.
-    pub sustained: Option<Sustained>,
-    /// A goodput scenario.
-    pub goodput: Option<Goodput>,
+    /// What its cases do: timed repetitions, scored questions, a sustained decode or a
+    /// goodput sweep.
+    pub workload: Workload,
     /// Cases also measure output quality (KLD against a reference) after their repetitions.
     pub quality: Option<Quality>,
     /// The server an `http` backend drives or a `hybrid` one falls back to.
@@ -427,18 +445,16 @@ impl Case {
             } else {
                 format!("|serving:{:?}", s.serving)
             },
-            s.accuracy
-                .as_ref()
-                .map(|a| format!("|accuracy:{a:?}"))
-                .unwrap_or_default(),
+            match &s.workload {
+                Workload::Accuracy(a) => format!("|accuracy:{a:?}"),
+                _ => String::new(),
+            },
         );
-        let text = match &s.sustained {
-            Some(sustained) => format!("{text}|sustained:{sustained:?}"),
-            None => text,
-        };
-        let text = match &s.goodput {
-            Some(goodput) => format!("{text}|goodput:{goodput:?}"),
-            None => text,
+        // Spelt as before the workload was one enum, so stored case keys stay equal.
+        let text = match &s.workload {
+            Workload::Sustained(sustained) => format!("{text}|sustained:{sustained:?}"),
+            Workload::Goodput(goodput) => format!("{text}|goodput:{goodput:?}"),
+            Workload::Timed | Workload::Accuracy(_) => text,
         };
         // `[quality]` is left out: it runs after the timed repetitions and leaves their
         // numbers comparable with runs without it.

@@ -5,8 +5,8 @@ use super::file::{self, BackendName, DeviceName, KvTypeName, PromptFormatName, S
 use super::workloads::{accuracy, goodput, quality, sustained};
 use super::{
     BackendKind, Category, Ctx, Device, KvType, KvVariant, Pinned, PromptFormat, Sampling,
-    Scenario, ScenarioError, ScenarioSource, Serving, Stopping, non_empty, parse_bytes, positive,
-    valid_name, valid_variant_name,
+    Scenario, ScenarioError, ScenarioSource, Serving, Stopping, Workload, non_empty, parse_bytes,
+    positive, valid_name, valid_variant_name,
 };
 use crate::quant::Quant;
 use crate::registry::Registry;
@@ -88,9 +88,17 @@ pub(super) fn validate(
     let (memory_budget, memory_budget_source) = memory(cx, &raw)?;
     let serving = serving(cx, raw.serving.as_ref())?;
     let stopping = stopping(cx, raw.stopping.as_ref(), repetitions)?;
-    let accuracy = accuracy(cx, &raw)?;
-    let sustained = sustained(cx, &raw)?;
-    let goodput = goodput(cx, &raw)?;
+    // Each refuses the others' tables, so at most one is set.
+    let workload = match (
+        accuracy(cx, &raw)?,
+        sustained(cx, &raw)?,
+        goodput(cx, &raw)?,
+    ) {
+        (Some(a), _, _) => Workload::Accuracy(a),
+        (None, Some(s), _) => Workload::Sustained(s),
+        (None, None, Some(g)) => Workload::Goodput(g),
+        (None, None, None) => Workload::Timed,
+    };
     let quality = quality(cx, &raw, context, &models, registry)?;
     let endpoint = super::remote::endpoint(cx, &raw, &backends)?;
     let hybrid = super::remote::hybrid(cx, &raw, &backends)?;
@@ -132,9 +140,7 @@ pub(super) fn validate(
         stopping,
         kv,
         kv_declared,
-        accuracy,
-        sustained,
-        goodput,
+        workload,
         quality,
         endpoint,
         hybrid,

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{KvVariant, Quant, Sampling, Scenario, Serving};
+use super::{KvVariant, Quant, Sampling, Scenario, Serving, Workload};
 use crate::registry::Registry;
 
 /// `s` as a TOML basic string: quotes, backslashes and control characters escaped.
@@ -214,7 +214,7 @@ impl Scenario {
                 let _ = writeln!(out, "max_seconds = {}", float(seconds));
             }
         }
-        if let Some(g) = &self.goodput {
+        if let Workload::Goodput(g) = &self.workload {
             let _ = writeln!(out, "\n[goodput]");
             match &g.preset {
                 Some(p) => {
@@ -239,7 +239,7 @@ impl Scenario {
                 float(g.max_seconds)
             );
         }
-        if let Some(sustained) = &self.sustained {
+        if let Workload::Sustained(sustained) = &self.workload {
             let _ = writeln!(out, "\n[sustained]\nseconds = {}", sustained.seconds);
             if let Some(c) = sustained.cooldown {
                 let _ = writeln!(
@@ -264,7 +264,7 @@ impl Scenario {
                 let _ = writeln!(out, "reference_quant = {}", toml_string(reference.as_str()));
             }
         }
-        if let Some(accuracy) = &self.accuracy {
+        if let Workload::Accuracy(accuracy) = &self.workload {
             let _ = writeln!(out, "\n[accuracy]\nfew_shot = {}", accuracy.few_shot);
             if let Some(subjects) = &accuracy.subjects {
                 let _ = writeln!(out, "subjects = {}", list(subjects, |s| toml_string(s)));
