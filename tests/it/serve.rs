@@ -33,25 +33,28 @@ fn spec(model: PathBuf, faults: ServerFaults) -> LaunchSpec {
 
 /// The status code of a raw HTTP/1.1 GET of `path` on the server at `base_url` (`…/v1`), with
 /// `authorization` as its header if any: no client library in between that could add or drop it.
-fn status_of(base_url: &str, path: &str, authorization: Option<&str>) -> u16 {
+fn try_status(base_url: &str, path: &str, authorization: Option<&str>) -> std::io::Result<u16> {
     use std::io::{Read as _, Write as _};
     let address = base_url
         .trim_start_matches("http://")
         .trim_end_matches("/v1");
-    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    let mut stream = std::net::TcpStream::connect(address)?;
     let header = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: {address}\r\n{header}Connection: close\r\n\r\n"
-    )
-    .expect("send");
+    )?;
     let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("read");
+    stream.read_to_string(&mut answer)?;
     answer
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status line: {answer:?}"))
+        .ok_or_else(|| std::io::Error::other(format!("no status line: {answer:?}")))
+}
+
+fn status_of(base_url: &str, path: &str, authorization: Option<&str>) -> u16 {
+    try_status(base_url, path, authorization).expect("an HTTP answer")
 }
 
 /// A server started with `--api-key-env` answers only requests that carry the key (so a case
@@ -862,4 +865,135 @@ fn a_crash_on_the_device_falls_back_to_the_cloud() {
             "{reason}"
         );
     }
+}
+
+/// llama.cpp's own llama-server, started on a free loopback port with `model`; stopped (killed)
+/// when dropped. The binary is `EDGEBENCH_LLAMA_SERVER`, which `cargo xtask test` builds from the
+/// pinned llama-cpp-python sdist (as `cargo xtask anchor llama-server` does).
+struct LlamaServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl LlamaServer {
+    fn start(model: &std::path::Path) -> Self {
+        let var = edgebench_settings::LLAMA_SERVER_ENV;
+        let binary = std::env::var_os(var).unwrap_or_else(|| {
+            panic!(
+                "{var} names no llama-server: run `cargo xtask test` (it builds one from the pinned sdist) or set {var}"
+            )
+        });
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut child = std::process::Command::new(&binary)
+            .arg("-m")
+            .arg(model)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["-t", "2", "-c", "1024", "-np", "1"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("llama-server starts");
+        // Ready when /health answers 200 (it answers 503 while loading): a state, not a time.
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("llama-server exited before it was ready: {status}");
+            }
+            let ready = try_status(&format!("http://127.0.0.1:{port}/v1"), "/health", None);
+            if ready.is_ok_and(|status| status == 200) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self { child, port }
+    }
+
+    fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1", self.port)
+    }
+}
+
+impl Drop for LlamaServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The HTTP engine against a server edgebench did not write: an http case through the
+/// harness's child process against llama-server stores a passed run with every request of its
+/// plan, each generating exactly what it asked, on a device named after llama-server; then the
+/// server is killed mid-stream, and the client gets a typed error, and a refused connection after.
+#[test]
+fn the_http_engine_measures_llama_server_and_survives_it_dying() {
+    let model = smollm2();
+    let mut server = LlamaServer::start(&model);
+    let scenario = http_scenario(
+        "llama_server",
+        &format!(
+            "url = \"{}\"\nignore_eos = true\ncache_prompt = false\n",
+            server.base_url()
+        ),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("results.sqlite");
+    let (output, _, stderr) = run_inline_case(
+        ("llama_server.toml", &scenario),
+        "llama_server::smollm2-135m::Q4_1::http::c1",
+        "llama-server-run",
+        &db,
+        &[],
+    );
+    assert!(output.status.success(), "{stderr}");
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    let (status, host): (String, String) = conn
+        .query_row(
+            "SELECT r.status, d.hostname FROM runs r JOIN devices d ON d.id = r.device_id
+             WHERE r.id = 'llama-server-run'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("the run");
+    assert_eq!(status, "passed");
+    assert!(
+        host.contains("llama-server"),
+        "the device is the server: {host}"
+    );
+    let generated: Vec<i64> = conn
+        .prepare("SELECT generated_tokens FROM requests WHERE run_id = 'llama-server-run' AND warmup = 0")
+        .expect("query")
+        .query_map([], |r| r.get(0))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("values");
+    assert!(!generated.is_empty());
+    assert!(generated.iter().all(|&n| n == 8), "{generated:?}");
+
+    // Killed mid-stream: a typed error, never a hang or a panic; then nobody listens.
+    let remote = Remote::new(&server.base_url(), &endpoint(10_000)).expect("client");
+    let mut stream = remote.start(request(Api::Completion, 400));
+    assert!(
+        matches!(remote.next(&mut stream), Ok(Event::Content { .. })),
+        "a first token"
+    );
+    server.child.kill().expect("kill llama-server");
+    server.child.wait().expect("reaped");
+    let ended = loop {
+        match remote.next(&mut stream) {
+            Ok(Event::Content { .. }) => {}
+            other => break other,
+        }
+    };
+    assert!(
+        matches!(
+            ended,
+            Err(HttpError::Transport { .. } | HttpError::Cut { .. })
+        ),
+        "{ended:?}"
+    );
+    let (_, after) = collect(&remote, request(Api::Completion, 4));
+    assert!(matches!(after, Err(HttpError::Connect { .. })), "{after:?}");
 }

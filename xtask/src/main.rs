@@ -434,6 +434,13 @@ fn test(root: &Path, all: bool, extra: &[String]) -> Result<()> {
     // binary), so the requantized files exist before any test needs them.
     build_announced_of(root, &["--workspace"])?;
     models::write_quantized(root, &test_build_binary(root, "edgebench"))?;
+    // The HTTP engine is also tested against a server edgebench did not write: llama.cpp's own
+    // llama-server, from the same pinned sdist as the anchors (built once, kept under target/).
+    eprintln!(
+        "llama-server for the HTTP engine's test: from the pinned llama-cpp-python sdist, built \
+         once under target/anchor (log: cmake's own output)"
+    );
+    let (llama_server, _) = anchor::llama_cpp_tool(root, None, "llama-server")?;
     // Tests write their runs to a scratch database, never to the user's results.
     let db = root.join("target/test-results/edgebench.sqlite");
     let mut cmd = cargo();
@@ -444,7 +451,8 @@ fn test(root: &Path, all: bool, extra: &[String]) -> Result<()> {
         .args(extra)
         .env(settings::REQUIRE_MODELS_ENV, "1")
         .env(settings::SMOKE_ENV, "1")
-        .env(settings::DB_ENV, &db);
+        .env(settings::DB_ENV, &db)
+        .env(settings::LLAMA_SERVER_ENV, &llama_server);
     if !all && std::env::var_os(settings::CASES_ENV).is_none() {
         let registry = models::registry(root)?;
         let cases = smoke::selection(root, &registry, &models_dir(root))?;

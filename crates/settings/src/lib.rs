@@ -23,6 +23,9 @@ pub const FALLBACK_DB_ENV: &str = "EDGEBENCH_FALLBACK_DB";
 pub const BUSY_TIMEOUT_ENV: &str = "EDGEBENCH_BUSY_TIMEOUT_MS";
 /// `1`: a missing model fails a test instead of skipping it (`cargo xtask test` sets it).
 pub const REQUIRE_MODELS_ENV: &str = "EDGEBENCH_REQUIRE_MODELS";
+/// A llama.cpp `llama-server` binary: the HTTP engine's test against a server edgebench did not
+/// write (`cargo xtask test` builds one from the pinned sdist and sets it).
+pub const LLAMA_SERVER_ENV: &str = "EDGEBENCH_LLAMA_SERVER";
 /// The repository root, when the binaries run from elsewhere.
 pub const ROOT_ENV: &str = "EDGEBENCH_ROOT";
 /// `1`: scenarios may name datasets outside `<root>/datasets` (refused otherwise).
