@@ -29,7 +29,7 @@ pub use twin_of::ensure_twin_of;
 
 /// Bumped whenever the bytes a recipe produces change, so a file written by older code is never
 /// taken for a current one.
-pub const WRITER_VERSION: u32 = 3;
+pub const WRITER_VERSION: u32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TwinError {

@@ -187,7 +187,13 @@ fn chunk_bytes(
     let n = c.rows * cols;
     let mut rng = Rng::for_chunk(seed, c.tensor, c.chunk);
     if crate::kblocks::generated(p.dtype) {
-        let mut bytes = crate::kblocks::blocks(p.dtype, n / p.dtype.block_size(), p.std, &mut rng);
+        let mut bytes = crate::kblocks::blocks(
+            p.dtype,
+            n / p.dtype.block_size(),
+            p.std,
+            crate::kblocks::scale_log2_std(&s.name),
+            &mut rng,
+        );
         if c.last {
             bytes.resize(bytes.len() + pad(p.bytes) as usize, 0);
         }

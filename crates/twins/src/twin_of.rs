@@ -61,8 +61,9 @@ fn fill(name: &str, dims: &[u64], hidden: u64, layers: u64) -> Fill {
     }
 }
 
-/// `n` values' worth of data of `dtype` (whole blocks), filled as `fill` says.
-fn data(dtype: GgmlDType, n: usize, fill: Fill, rng: &mut Rng) -> Vec<u8> {
+/// `n` values' worth of data of `dtype` (whole blocks), filled as `fill` says; a quantized
+/// type's block scales spread by `scale_log2_std`.
+fn data(dtype: GgmlDType, n: usize, fill: Fill, scale_log2_std: f32, rng: &mut Rng) -> Vec<u8> {
     let value = |rng: &mut Rng| match fill {
         Fill::Ones => 1.0,
         Fill::Spread(std) => rng.normal(std),
@@ -81,7 +82,7 @@ fn data(dtype: GgmlDType, n: usize, fill: Fill, rng: &mut Rng) -> Vec<u8> {
                 Fill::Ones => 1.0,
                 Fill::Spread(s) => s,
             };
-            kblocks::blocks(dtype, n / dtype.block_size(), std, rng)
+            kblocks::blocks(dtype, n / dtype.block_size(), std, scale_log2_std, rng)
         }
     }
 }
@@ -169,13 +170,14 @@ pub fn ensure_twin_of(
             })?;
             let n = usize::try_from(t.dims.iter().product::<u64>()).unwrap_or(usize::MAX);
             let fill = fill(&t.name, &t.dims, hidden, layers);
+            let scale_log2_std = kblocks::scale_log2_std(&t.name);
             let per_chunk = CHUNK * dtype.block_size();
             let mut done = 0;
             let mut chunk = 0;
             while done < n {
                 let take = per_chunk.min(n - done);
                 let mut rng = Rng::for_chunk(seed, index, chunk);
-                out.write_all(&data(dtype, take, fill, &mut rng))
+                out.write_all(&data(dtype, take, fill, scale_log2_std, &mut rng))
                     .map_err(io(&tmp))?;
                 done += take;
                 chunk += 1;
@@ -295,7 +297,13 @@ mod tests {
             let (block, bytes) = edgebench_gguf::type_layout(ty).expect("known");
             let n = 4 * block as usize;
             let mut rng = Rng::for_chunk(1, 0, 0);
-            let d = data(dtype, n, Fill::Spread(0.02), &mut rng);
+            let d = data(
+                dtype,
+                n,
+                Fill::Spread(0.02),
+                kblocks::SCALE_LOG2_STD,
+                &mut rng,
+            );
             assert_eq!(d.len() as u64, 4 * bytes, "type {ty}");
         }
         assert!(dtype_of(16).is_none(), "IQ2_XXS is not generated");
