@@ -36,6 +36,7 @@ pub fn fidelity(root: &Path, rounds: u32, engines: &[String]) -> Result<()> {
     let db = crate::database(root);
     // (real, engine, scenario, metric) → twin ÷ real, one per round.
     let mut ratios: BTreeMap<(String, String, &str, &str), Vec<f64>> = BTreeMap::new();
+    let mut left_out = Vec::new();
     for round in 0..rounds {
         for scenario in SCENARIOS {
             for (real, twin, quant) in &pairs {
@@ -54,6 +55,23 @@ pub fn fidelity(root: &Path, rounds: u32, engines: &[String]) -> Result<()> {
                         .with_context(|| format!("no passed run of {a} in {}", db.display()))?;
                     let twin_run = latest(&dataset, &b)
                         .with_context(|| format!("no passed run of {b} in {}", db.display()))?;
+                    // A round where either run shared the machine (or failed its integrity
+                    // check) says nothing about the weights: left out, and said so.
+                    if let Some(bad) = [real_run, twin_run]
+                        .into_iter()
+                        .find(|r| !edgebench_report::comparable(r))
+                    {
+                        left_out.push(format!(
+                            "round {}: {} on {engine} (not comparable: {})",
+                            round + 1,
+                            bad.case.name,
+                            edgebench_report::contended(bad).map_or_else(
+                                || "its integrity check failed".to_owned(),
+                                |share| format!("others used {:.0}% of the cores", 100.0 * share)
+                            )
+                        ));
+                        continue;
+                    }
                     for metric in METRICS {
                         if let (Some(r), Some(t)) = (
                             metric_median(real_run, metric),
@@ -81,6 +99,9 @@ pub fn fidelity(root: &Path, rounds: u32, engines: &[String]) -> Result<()> {
             "{real:<16} {engine:<10} {scenario:<22} {metric:<24} {:>32}",
             spread(values, 3)
         );
+    }
+    for line in &left_out {
+        println!("left out: {line}");
     }
     println!(
         "\nevery run is in {}; `cargo xtask report` shows the latest pair of each case in \"Twins vs real weights\"",

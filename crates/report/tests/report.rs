@@ -1240,3 +1240,24 @@ fn a_replicated_case_shows_whether_its_tries_agree_within_five_percent() {
         .expect("context");
     assert!(ctx.runs.rows.iter().all(|r| r.replication.is_empty()));
 }
+
+/// A twin-vs-real pair where a run shared the machine is never judged: the fixture's only
+/// pair, its twin's run marked contended, leaves the fidelity table empty (the every-run table
+/// still shows the run, marked).
+#[test]
+fn a_contended_fidelity_pair_is_not_judged() {
+    let (_dir, db) = fixture();
+    common::mark_contended(&db, "twin_fidelity", "gemma3-270m-twin", 0.5);
+    let dataset = data::load(&db).expect("load");
+    let ctx = build_context(&dataset, &common::inputs(), &Selection::default(), "x", "t")
+        .expect("context");
+    assert!(ctx.fidelity.rows.is_empty(), "{:?}", ctx.fidelity.rows);
+    assert!(
+        ctx.runs
+            .rows
+            .iter()
+            .any(|r| r.case.starts_with("twin_fidelity::gemma3-270m-twin")
+                && r.note.contains("contended")),
+        "the run is shown, marked"
+    );
+}

@@ -621,6 +621,29 @@ pub fn write_quantization(path: &Path) {
         .expect("quality stored");
 }
 
+/// Marks the runs of `scenario` on `registry_id` as contended: other processes held `share` of
+/// the cores while they measured (the metric the harness stores).
+pub fn mark_contended(path: &Path, scenario: &str, registry_id: &str, share: f64) {
+    let store = Store::open(path).expect("open");
+    let marked = store
+        .connection()
+        .execute(
+            "INSERT INTO run_metrics (run_id, metric, unit, n, mean, median, stddev, cv, min, max,
+                                      p90, p95, p99, outliers_low, outliers_high)
+             SELECT r.id, ?1, 'fraction', 1, ?2, ?2, 0, 0, ?2, ?2, ?2, ?2, ?2, 0, 0
+             FROM runs r JOIN cases c ON c.id = r.case_id JOIN models m ON m.id = r.model_id
+             WHERE c.scenario = ?3 AND m.registry_id = ?4",
+            (
+                edgebench_core::contention::OTHERS_CPU_SHARE_METRIC,
+                share,
+                scenario,
+                registry_id,
+            ),
+        )
+        .expect("metric stored");
+    assert!(marked > 0, "no run of {scenario} on {registry_id}");
+}
+
 /// Adds `cargo xtask replicate`'s tries of gemma3-270m's llama.cpp code-generation case: one
 /// invocation, one run per speed factor.
 pub fn write_replication(path: &Path, invocation: &str, factors: &[f64]) {
