@@ -217,8 +217,8 @@ fn schema(root: &Path) -> Result<()> {
 /// stopping; written once, about 7 GB). Beside it: code generation and multi-turn on the real
 /// small models, concurrency 1 and 4 and a goodput sweep on the 1/16 twins (fixtures, kept out of the
 /// overview), a KV baseline and a quantized-cache variant on a real small model, one model on
-/// both engines (with parity rows, [`PARITY_MODELS`]), MMLU on a subset (real models only: a
-/// twin is refused), a short sustained-decode run, the HTTP and hybrid engines and the
+/// both engines (with parity rows, [`PARITY_MODELS`]), one weight quantization beside its F16
+/// source, MMLU on a subset (real models only: a twin is refused), a short sustained-decode run, the HTTP and hybrid engines and the
 /// llama-bench anchor at 2 threads. `bench --all` runs every scenario case.
 pub(crate) const DEFAULT_SUITE: &[&str] = &[
     "full_size_math::*::Q4_K_M::llama_cpp::*",
@@ -232,6 +232,10 @@ pub(crate) const DEFAULT_SUITE: &[&str] = &[
     "batch_concurrent::*twin16::*::llama_cpp::c4",
     "kv_cache::smollm2-135m::*::llama_cpp::c1::baseline",
     "kv_cache::smollm2-135m::*::llama_cpp::c1::q8_0-fa",
+    // The quantization table: SmolLM2 requantized to Q4_0 beside the F16 file it was written
+    // from (speed, size, and Q4_0's KLD against F16; `cargo xtask models fetch` writes both).
+    "quantization::smollm2-135m-requant::F16::llama_cpp::*",
+    "quantization::smollm2-135m-requant::Q4_0::llama_cpp::*",
     // SmolLM2 on candle beside the same llama.cpp case: the Backends section's pair (a short
     // one; code generation on candle took 97 s).
     "twin_fidelity_short::smollm2-135m::*::candle::*",
