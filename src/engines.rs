@@ -8,12 +8,11 @@ use std::path::Path;
 
 use edgebench_backend::{Backend, BackendError, BackendKind, Vocabulary};
 
-/// The engine for `kind`, if this build has it.
-pub fn engine(kind: BackendKind) -> Result<&'static dyn Backend, String> {
+/// The engine for `kind`, if this build has it (llama.cpp's backend can fail to start: the
+/// error says why).
+pub fn engine(kind: BackendKind) -> Result<&'static dyn Backend, BackendError> {
     match kind {
-        BackendKind::LlamaCpp => edgebench_llama::LlamaCpp::global()
-            .map(|b| b as &dyn Backend)
-            .map_err(|e| e.to_string()),
+        BackendKind::LlamaCpp => edgebench_llama::LlamaCpp::global().map(|b| b as &dyn Backend),
         BackendKind::Candle => Ok(edgebench_candle::Candle::global() as &dyn Backend),
         BackendKind::Http => Ok(&HTTP as &dyn Backend),
         BackendKind::Hybrid => engine(BackendKind::LlamaCpp),

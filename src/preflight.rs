@@ -63,10 +63,10 @@ pub fn readiness(case: &Case, registry: &Registry, models_dir: &Path) -> Readine
     let s = &case.scenario;
     let backend = match engines::engine(case.backend) {
         Ok(b) => b,
-        Err(reason) => return Readiness::Skip(reason),
+        Err(unavailable) => return Readiness::Skip(unavailable.to_string()),
     };
-    if let Err(reason) = backend.supports_device(s.device) {
-        return Readiness::Skip(reason);
+    if let Err(unsupported) = backend.supports_device(s.device) {
+        return Readiness::Skip(unsupported.to_string());
     }
     let Some(entry) = registry.get(&case.model) else {
         return Readiness::Skip(format!("model `{}` is not in models.toml", case.model));

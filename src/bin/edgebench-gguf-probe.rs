@@ -36,7 +36,7 @@ fn main() -> ExitCode {
 }
 
 /// A small context on `path`, two prompt tokens and one decode step.
-fn decode(path: &Path) -> Result<(), String> {
+fn decode(path: &Path) -> Result<(), edgebench_backend::BackendError> {
     let engine = edgebench::engines::engine(BackendKind::LlamaCpp)?;
     let options = LoadOptions {
         threads: 1,
@@ -45,14 +45,10 @@ fn decode(path: &Path) -> Result<(), String> {
         positions_needed: 64,
         ..LoadOptions::default()
     };
-    let mut session = engine.load(path, &options).map_err(|e| e.to_string())?;
+    let mut session = engine.load(path, &options)?;
     let prompt: [edgebench_backend::TokenId; 2] = [1, 2];
-    let first = session
-        .prefill(&[(0, &prompt[..])])
-        .map_err(|e| e.to_string())?;
+    let first = session.prefill(&[(0, &prompt[..])])?;
     let next = first.first().copied().unwrap_or(0);
-    session
-        .decode_step(&[(0, next)])
-        .map_err(|e| e.to_string())?;
+    session.decode_step(&[(0, next)])?;
     Ok(())
 }

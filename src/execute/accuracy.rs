@@ -36,7 +36,7 @@ pub fn score(
         .then_some(crate::accuracy::SMOKE_QUESTIONS_PER_SUBJECT);
     let set = crate::accuracy::load(&dir, settings, limit)
         .map_err(|e| case_error(case, e.to_string()))?;
-    let backend = engines::engine(case.backend).map_err(|m| case_error(case, m))?;
+    let backend = engines::engine(case.backend).map_err(|e| case_error(case, e.to_string()))?;
     let estimate = preflight::estimated_memory(backend, case, entry, model_path);
     let vocabulary = engines::reference_vocabulary(model_path)?;
     host::reset_peak_rss();

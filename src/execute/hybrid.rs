@@ -196,7 +196,8 @@ pub fn run(
     let prompts: Vec<prompt_set::Prompt> = prompts.into_iter().take(plan.prompts).collect();
 
     // The device: the memory guard first (a refusal that saves a load), then the load.
-    let backend = crate::engines::engine(case.backend).map_err(|m| case_error(case, m))?;
+    let backend =
+        crate::engines::engine(case.backend).map_err(|e| case_error(case, e.to_string()))?;
     let estimate = crate::preflight::estimated_memory(backend, case, entry, model_path);
     // A previous child of this case crashed on the device: the parent says so.
     let mut device_refusal = inputs.device_down.map(str::to_owned).or_else(|| {

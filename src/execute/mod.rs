@@ -63,7 +63,8 @@ impl Prepared {
         entry: &ModelEntry,
         model_path: &Path,
     ) -> Result<Self, RunError> {
-        let backend = crate::engines::engine(case.backend).map_err(|m| case_error(case, m))?;
+        let backend =
+            crate::engines::engine(case.backend).map_err(|e| case_error(case, e.to_string()))?;
         let vocabulary =
             crate::engines::reference_vocabulary_for(model_path, entry.chat_template.as_deref())?;
         let mut options = crate::preflight::load_options(case);

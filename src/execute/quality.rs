@@ -99,7 +99,8 @@ pub fn run(
     } else {
         q.chunks.map_or(usize::MAX, |n| n as usize)
     };
-    let engine = crate::engines::engine(case.backend).map_err(|m| case_error(case, m))?;
+    let engine =
+        crate::engines::engine(case.backend).map_err(|e| case_error(case, e.to_string()))?;
     let candidate = chunk_options(candidate, q.context);
     // Weight quantizations: another file of the model, the same cache. KV variants: the same
     // file, an f16 cache.
@@ -191,12 +192,7 @@ pub fn measure_text_between(
     if chunks.is_empty() {
         return Err(TextError::TooShort(context));
     }
-    let llama = crate::engines::engine(BackendKind::LlamaCpp).map_err(|m| {
-        RunError::Backend(BackendError::Unsupported {
-            engine: "llama.cpp",
-            what: m,
-        })
-    })?;
+    let llama = crate::engines::engine(BackendKind::LlamaCpp).map_err(RunError::Backend)?;
     let mut candidate_session = engine.load(model_path, candidate).map_err(RunError::from)?;
     let mut reference_session = llama
         .load(reference_path, reference)

@@ -87,7 +87,7 @@ pub fn run(
     ready: &mpsc::Sender<Result<(), String>>,
 ) {
     let setup = || -> Result<_, String> {
-        let backend = crate::engines::engine(config.backend)?;
+        let backend = crate::engines::engine(config.backend).map_err(|e| e.to_string())?;
         let vocabulary = crate::engines::reference_vocabulary_for(
             &config.model_path,
             config.chat_template.as_deref(),

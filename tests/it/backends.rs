@@ -504,6 +504,30 @@ fn candle_accelerators_report_not_compiled_when_their_feature_is_off() {
 }
 
 backend_test!(
+    an_accelerator_not_compiled_in_is_refused_naming_engine_and_device,
+    |backend| {
+        if cfg!(feature = "cuda") {
+            return; // Built with CUDA: nothing to refuse.
+        }
+        let device = edgebench::backend::Device::Cuda;
+        let err = backend
+            .supports_device(device)
+            .expect_err("a CPU-only build");
+        assert_eq!((err.engine, err.device), (backend.kind(), device));
+        let text = err.to_string();
+        assert!(
+            text.contains("`cuda`") && text.contains(&backend.kind().to_string()),
+            "{text}"
+        );
+        assert!(
+            backend
+                .supports_device(edgebench::backend::Device::Cpu)
+                .is_ok()
+        );
+    }
+);
+
+backend_test!(
     kv_isolation_fresh_after_another_and_in_parallel_agree,
     |backend| {
         // The seed article's cache-pollution bug: a request's output must not depend on what the

@@ -252,7 +252,7 @@ pub(crate) const DEFAULT_SUITE: &[&str] = &[
     // them over rounds on both engines).
     "twin_fidelity::*::llama_cpp::*",
     "twin_fidelity_short::*::llama_cpp::*",
-    // About 50 s: the sustained section (the 10-minute run is `cargo xtask bench
+    // About 40 s: the sustained section (30 s of decode; the 10-minute run is `cargo xtask bench
     // sustained_decode`).
     "sustained_quick::*",
 ];

@@ -319,6 +319,16 @@ impl BackendError {
     }
 }
 
+/// Why an engine cannot run a scenario's device, and what would make it run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("device `{}` is not available in this edgebench's {engine} engine: {remedy}", .device.as_str())]
+pub struct DeviceUnsupported {
+    pub engine: BackendKind,
+    pub device: Device,
+    /// What to rebuild or change, in one clause.
+    pub remedy: String,
+}
+
 /// An inference engine. Loading returns a [`Session`] bound to one model file.
 pub trait Backend {
     fn kind(&self) -> BackendKind;
@@ -326,14 +336,14 @@ pub trait Backend {
     fn build(&self) -> EngineBuild;
     /// Whether this build of the engine can run on `device`; the error says what to rebuild.
     /// The default: the CPU only.
-    fn supports_device(&self, device: Device) -> Result<(), String> {
+    fn supports_device(&self, device: Device) -> Result<(), DeviceUnsupported> {
         match device {
             Device::Cpu => Ok(()),
-            other => Err(format!(
-                "device `{}` is not built into this edgebench's {:?} engine (compiled: cpu)",
-                other.as_str(),
-                self.kind()
-            )),
+            other => Err(DeviceUnsupported {
+                engine: self.kind(),
+                device: other,
+                remedy: "only the CPU is compiled in".into(),
+            }),
         }
     }
     /// Bytes of KV cache one token of one sequence takes in this engine, for a model of `arch`

@@ -278,13 +278,20 @@ impl Backend for Candle {
         BackendKind::Candle
     }
 
-    fn supports_device(&self, device: edgebench_backend::Device) -> Result<(), String> {
+    fn supports_device(
+        &self,
+        device: edgebench_backend::Device,
+    ) -> Result<(), edgebench_backend::DeviceUnsupported> {
+        let unsupported = |remedy: String| edgebench_backend::DeviceUnsupported {
+            engine: BackendKind::Candle,
+            device,
+            remedy,
+        };
         // candle knows which accelerators it was compiled with; the harness drives the CPU.
-        self::device(device.as_str())?;
+        self::device(device.as_str()).map_err(unsupported)?;
         if device != edgebench_backend::Device::Cpu {
-            return Err(format!(
-                "device `{}`: the harness drives candle on the CPU only for now",
-                device.as_str()
+            return Err(unsupported(
+                "the harness drives candle on the CPU only for now".into(),
             ));
         }
         Ok(())

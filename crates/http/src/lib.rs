@@ -178,7 +178,7 @@ impl Backend for Http {
     }
 
     /// The device is the server's, whatever it is.
-    fn supports_device(&self, _device: Device) -> Result<(), String> {
+    fn supports_device(&self, _device: Device) -> Result<(), edgebench_backend::DeviceUnsupported> {
         Ok(())
     }
 

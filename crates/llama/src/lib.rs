@@ -329,14 +329,20 @@ impl Backend for LlamaCpp {
         BackendKind::LlamaCpp
     }
 
-    fn supports_device(&self, device: edgebench_backend::Device) -> Result<(), String> {
+    fn supports_device(
+        &self,
+        device: edgebench_backend::Device,
+    ) -> Result<(), edgebench_backend::DeviceUnsupported> {
         match device {
             edgebench_backend::Device::Cpu => Ok(()),
-            other => Err(format!(
-                "device `{}` is not built into this edgebench's llama.cpp (compiled: cpu); rebuild llama-cpp-2 with its `{}` feature",
-                other.as_str(),
-                other.as_str()
-            )),
+            other => Err(edgebench_backend::DeviceUnsupported {
+                engine: BackendKind::LlamaCpp,
+                device: other,
+                remedy: format!(
+                    "compiled for the CPU only; rebuild llama-cpp-2 with its `{}` feature",
+                    other.as_str()
+                ),
+            }),
         }
     }
 
