@@ -17,6 +17,7 @@ pub mod fault;
 pub mod host;
 pub mod isolate;
 pub mod outcome;
+pub mod paired;
 pub mod parity;
 pub mod paths;
 pub mod plan;

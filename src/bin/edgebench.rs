@@ -3,6 +3,8 @@
 //! `edgebench quantize`: a GGUF's weights converted by llama.cpp's own quantizer.
 //! `edgebench quality`: one configuration's KLD against llama.cpp with an f16 cache over a
 //! text, printed as JSON (what `cargo xtask anchor llama-perplexity` compares).
+//! `edgebench paired`: two GGUF files decoded in one process in alternating rounds, the second's
+//! speed ÷ the first's per round with a CI (what `cargo xtask fidelity --paired` runs).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -35,6 +37,31 @@ enum Command {
     Quantize(Quantize),
     /// Print, as JSON, one configuration's KLD against llama.cpp with an f16 cache over a text.
     Quality(QualityArgs),
+    /// Decode two GGUF files in one process in alternating rounds and print, as JSON, the
+    /// second's speed ÷ the first's per round and the median with its 95% CI.
+    Paired(PairedArgs),
+}
+
+#[derive(clap::Args)]
+struct PairedArgs {
+    /// The reference file (a real model).
+    first: PathBuf,
+    /// The file compared with it (its random-weight copy).
+    second: PathBuf,
+    /// llama_cpp or candle.
+    #[arg(long, default_value = "llama_cpp")]
+    engine: String,
+    #[arg(long, default_value_t = 2)]
+    threads: u32,
+    /// Prompt tokens per round: the depth generation starts at.
+    #[arg(long, default_value_t = 32)]
+    prompt_tokens: usize,
+    /// Tokens generated per round.
+    #[arg(long, default_value_t = 64)]
+    generate_tokens: usize,
+    /// Recorded rounds (after one warm-up round).
+    #[arg(long, default_value_t = 20)]
+    rounds: usize,
 }
 
 #[derive(clap::Args)]
@@ -175,6 +202,7 @@ fn run() -> Result<()> {
                 .map_err(|e| anyhow::anyhow!("{e}"));
         }
         Command::Quality(q) => return quality(&q),
+        Command::Paired(p) => return paired(&p),
     };
     let backend: BackendKind = s
         .engine
@@ -325,6 +353,43 @@ fn quality(q: &QualityArgs) -> Result<()> {
             "same_top1_stderr": s.same_top1_stderr, "delta_log_ppl": s.delta_log_ppl,
             "reference_ppl": s.reference_ppl, "candidate_ppl": s.candidate_ppl,
             "seconds": start.elapsed().as_secs_f64(),
+        })
+    );
+    Ok(())
+}
+
+fn paired(p: &PairedArgs) -> Result<()> {
+    use edgebench_core::stats;
+    let backend: BackendKind = p
+        .engine
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--engine: {e}"))?;
+    let engine = edgebench::engines::engine(backend)?;
+    let plan = edgebench::paired::PairPlan {
+        threads: p.threads,
+        prompt_tokens: p.prompt_tokens,
+        generate_tokens: p.generate_tokens,
+        rounds: p.rounds,
+    };
+    let result = edgebench::paired::run(engine, [&p.first, &p.second], &plan)?;
+    let summary = |ratios: Vec<f64>| {
+        let ci = stats::bootstrap_median_ci(&ratios, 0.95, 2000, 1);
+        let median = stats::summarize(&ratios).map(|s| s.median);
+        serde_json::json!({
+            "median": median, "ci95": ci.map(|c| [c.low, c.high]), "per_round": ratios,
+        })
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "first": p.first, "second": p.second, "engine": backend.to_string(),
+            "threads": p.threads, "prompt_tokens": p.prompt_tokens,
+            "generate_tokens": p.generate_tokens, "rounds": p.rounds,
+            "first_generation_tokens_per_s": stats::summarize(&result.decode_rates(0)).map(|s| s.median),
+            "second_generation_tokens_per_s": stats::summarize(&result.decode_rates(1)).map(|s| s.median),
+            "others_cpu_share": result.others_cpu_share, "contended": result.contended(),
+            "generation_ratio": summary(result.decode_ratios()),
+            "prefill_ratio": summary(result.prefill_ratios()),
         })
     );
     Ok(())

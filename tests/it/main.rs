@@ -14,6 +14,7 @@ mod full_size;
 mod integrity;
 mod memory_estimate;
 mod nightly_slowdown;
+mod paired;
 mod parity;
 mod prompts;
 mod quality;

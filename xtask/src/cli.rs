@@ -101,6 +101,11 @@ pub enum Command {
         /// Engines to pair on
         #[arg(long, value_delimiter = ',', default_values_t = ["llama_cpp".to_string(), "candle".to_string()])]
         engines: Vec<String>,
+        /// Each pair in one process instead, real and copy alternating every round
+        /// (`edgebench paired`): the host's slow phases hit both alike. ROUNDS rounds per pair,
+        /// engine and depth; nothing is stored.
+        #[arg(long)]
+        paired: bool,
     },
     /// Run one case as separate processes with a pause between them and say whether its
     /// median replicates (every try within the tolerance of the tries' median)

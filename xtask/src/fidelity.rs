@@ -15,7 +15,7 @@ use crate::anchor::{latest, metric_median, run_cases, spread};
 const SCENARIOS: [&str; 2] = ["twin_fidelity", "twin_fidelity_short"];
 const METRICS: [&str; 2] = ["prefill_tokens_per_s", "generation_tokens_per_s"];
 
-pub fn fidelity(root: &Path, rounds: u32, engines: &[String]) -> Result<()> {
+pub fn fidelity(root: &Path, rounds: u32, engines: &[String], paired: bool) -> Result<()> {
     crate::setup::ensure_build_tools()?;
     crate::models::fetch_all(root)?;
     crate::twins::twins(root)?;
@@ -33,6 +33,9 @@ pub fn fidelity(root: &Path, rounds: u32, engines: &[String]) -> Result<()> {
         bail!("models.toml lists no random-weight copy of a real file (`copy_of_file = true`)");
     }
     crate::build_announced(root)?;
+    if paired {
+        return in_one_process(root, &registry, &pairs, rounds, engines);
+    }
     let db = crate::database(root);
     // (real, engine, scenario, metric) → twin ÷ real, one per round.
     let mut ratios: BTreeMap<(String, String, &str, &str), Vec<f64>> = BTreeMap::new();
@@ -107,5 +110,81 @@ pub fn fidelity(root: &Path, rounds: u32, engines: &[String]) -> Result<()> {
         "\nevery run is in {}; `cargo xtask report` shows the latest pair of each case in \"Twins vs real weights\"",
         db.display()
     );
+    Ok(())
+}
+
+/// `--paired`: each real file and its copy loaded in one `edgebench paired` process and run in
+/// alternating rounds, at depth ≈0 and 512 (the fidelity scenarios' depths, 64 generated
+/// tokens), twin ÷ real per round with the median's 95% CI.
+fn in_one_process(
+    root: &Path,
+    registry: &edgebench_core::Registry,
+    pairs: &[(String, String, Quant)],
+    rounds: u32,
+    engines: &[String],
+) -> Result<()> {
+    let binary = crate::test_build_binary(root, "edgebench");
+    let path = |model: &str, quant: Quant| -> Result<std::path::PathBuf> {
+        let file = registry
+            .get(model)
+            .and_then(|m| m.file(quant))
+            .with_context(|| format!("models.toml has no {model} {quant} file"))?;
+        Ok(crate::models_dir(root).join(&file.path))
+    };
+    println!(
+        "\ntwin ÷ real, {rounds} alternating rounds in one process per line: median [95% CI]; goal within 2% on llama.cpp\n"
+    );
+    println!(
+        "{:<16} {:<10} {:<10} {:>28} {:>28}",
+        "real model", "engine", "depth", "generation", "prefill"
+    );
+    for (real, twin, quant) in pairs {
+        let (real_path, twin_path) = (path(real, *quant)?, path(twin, *quant)?);
+        for engine in engines {
+            for (depth, prompt_tokens) in [("≈0", 32), ("512", 512)] {
+                let output = std::process::Command::new(&binary)
+                    .arg("paired")
+                    .args([&real_path, &twin_path])
+                    .args(["--engine", engine])
+                    .args(["--prompt-tokens", &prompt_tokens.to_string()])
+                    .args(["--generate-tokens", "64"])
+                    .args(["--rounds", &rounds.to_string()])
+                    .output()
+                    .with_context(|| format!("running {}", binary.display()))?;
+                if !output.status.success() {
+                    bail!(
+                        "edgebench paired {real} {twin} on {engine} failed: {}",
+                        String::from_utf8_lossy(&output.stderr).trim()
+                    );
+                }
+                let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+                    .context("edgebench paired printed no JSON")?;
+                let cell = |key: &str| {
+                    let r = &json[key];
+                    match (
+                        r["median"].as_f64(),
+                        r["ci95"][0].as_f64(),
+                        r["ci95"][1].as_f64(),
+                    ) {
+                        (Some(m), Some(lo), Some(hi)) => format!("{m:.3} [{lo:.3}, {hi:.3}]"),
+                        _ => "—".into(),
+                    }
+                };
+                let contended = if json["contended"].as_bool() == Some(true) {
+                    format!(
+                        "  contended: others used {:.0}% of the cores",
+                        100.0 * json["others_cpu_share"].as_f64().unwrap_or(0.0)
+                    )
+                } else {
+                    String::new()
+                };
+                println!(
+                    "{real:<16} {engine:<10} {depth:<10} {:>28} {:>28}{contended}",
+                    cell("generation_ratio"),
+                    cell("prefill_ratio")
+                );
+            }
+        }
+    }
     Ok(())
 }

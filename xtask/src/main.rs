@@ -84,7 +84,11 @@ fn main() -> Result<()> {
                 anchor_perplexity::llama_perplexity(&root, &models, bin.as_deref(), chunks, threads)
             }
         },
-        C::Fidelity { rounds, engines } => fidelity::fidelity(&root, rounds, &engines),
+        C::Fidelity {
+            rounds,
+            engines,
+            paired,
+        } => fidelity::fidelity(&root, rounds, &engines, paired),
         C::Replicate {
             case,
             tries,
