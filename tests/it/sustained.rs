@@ -81,8 +81,11 @@ fn an_injected_throttle_is_found_after_it_began_and_the_series_is_stored() {
         judged.onset_s.is_some_and(|o| o <= 21.0),
         "the throttle is found within the run: {rates:?}"
     );
+    // No bound on the stored ratio itself: in a 20 s run it compares the first 7 s with the
+    // last 7, and a slow phase of the host in the first seconds made it 0.93 in a clean-clone
+    // CI where the halving was plainly in the series (the check above passed). That it is the
+    // detector's on the stored series is checked above; its rule, in core's unit tests.
     let ratio = ratio.expect("ratio");
-    assert!(ratio < 0.8, "the last window runs at half speed: {ratio}");
     eprintln!("injected at 10 s: onset {onset:.0} s, steady-state ratio {ratio:.2}");
 }
 
