@@ -1,6 +1,7 @@
 //! Twins vs real weights: each random-weight copy of a real file beside the real file, same case
-//! and engine, as twin ÷ real with its bootstrap CI. The claim every twin number rests on is
-//! that decode speed does not depend on weight values; this table is where it is checked.
+//! and engine, as twin ÷ real with its bootstrap CI. Every twin number rests on decode speed
+//! depending little on weight values; this table is where that is checked (on x86 it did
+//! depend on the block scales' values until the writer spread them: docs/methodology.md).
 
 use super::prelude::*;
 
