@@ -88,3 +88,24 @@ pub fn quantize_types() -> Vec<&'static str> {
         .map(|t| t.0)
         .collect()
 }
+
+/// candle-transformers' own quantized model for `path`, as it ships, one greedy sequence: the
+/// candle anchor's reference beside edgebench's candle engine (`edgebench paired`).
+pub fn stock_candle(
+    path: &Path,
+    threads: u32,
+) -> Result<Box<dyn edgebench_backend::Session>, BackendError> {
+    Ok(Box::new(edgebench_candle::stock::StockSession::load(
+        path, threads,
+    )?))
+}
+
+/// Where candle's decode time goes: every weight matrix of `path` multiplied by one token's
+/// activations with candle's kernel for its storage type, summed per type.
+pub fn candle_matmul_profile(
+    path: &Path,
+    threads: u32,
+    repetitions: usize,
+) -> Result<Vec<edgebench_candle::stock::MatmulShare>, BackendError> {
+    edgebench_candle::stock::matmul_profile(path, threads, repetitions)
+}

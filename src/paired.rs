@@ -2,15 +2,51 @@
 //! speed ratio. On a shared machine single runs move ±10–20% between minutes (the host's slow
 //! phases, invisible to the guest's load and steal counters); rounds a second apart see the same
 //! phase, so each round's ratio carries the files' difference and little of the host's. This is
-//! how `cargo xtask fidelity --paired` holds a random-weight copy to its real file.
+//! how `cargo xtask fidelity --paired` holds a random-weight copy to its real file, and how
+//! `cargo xtask anchor candle` holds edgebench's candle engine to candle-transformers' own models
+//! on one file.
 
 use std::path::Path;
 use std::time::Instant;
 
-use edgebench_backend::{Backend, BackendError, LoadOptions, TokenId};
+use edgebench_backend::{BackendError, BackendKind, LoadOptions, Session, TokenId};
 
 use crate::device_facts;
-use crate::engines::reference_vocabulary;
+use crate::engines::{self, reference_vocabulary};
+
+/// What decodes one side of a pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoder {
+    /// One of edgebench's engines, as every case runs it.
+    Engine(BackendKind),
+    /// candle-transformers' own quantized model for the file's architecture, as it ships.
+    CandleTransformers,
+}
+
+impl Decoder {
+    const CANDLE_TRANSFORMERS: &'static str = "candle-transformers";
+}
+
+impl std::str::FromStr for Decoder {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == Self::CANDLE_TRANSFORMERS {
+            return Ok(Self::CandleTransformers);
+        }
+        s.parse()
+            .map(Self::Engine)
+            .map_err(|e| format!("{e} (or `{}`, the stock models)", Self::CANDLE_TRANSFORMERS))
+    }
+}
+
+impl std::fmt::Display for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Engine(kind) => kind.fmt(f),
+            Self::CandleTransformers => f.write_str(Self::CANDLE_TRANSFORMERS),
+        }
+    }
+}
 
 /// What each round runs on both files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +106,16 @@ impl Paired {
             .collect()
     }
 
+    /// Prefill tokens/s of side `which` (0 or 1), one per round.
+    #[must_use]
+    pub fn prefill_rates(&self, which: usize) -> Vec<f64> {
+        let tokens = self.plan.prompt_tokens as f64;
+        self.rounds
+            .iter()
+            .map(|r| tokens / r[which].prefill_s)
+            .collect()
+    }
+
     /// Generation tokens/s of file `which` (0 or 1), one per round.
     #[must_use]
     pub fn decode_rates(&self, which: usize) -> Vec<f64> {
@@ -104,10 +150,14 @@ pub enum PairError {
     },
 }
 
-/// Runs `plan` on `files[0]` and `files[1]` with `engine`, both loaded once, the prompt the
-/// first file's vocabulary makes of a fixed text (the files are expected to share it: a twin
-/// keeps its real file's tokenizer).
-pub fn run(engine: &dyn Backend, files: [&Path; 2], plan: &PairPlan) -> Result<Paired, PairError> {
+/// Runs `plan` on `files[0]` with `decoders[0]` and `files[1]` with `decoders[1]`, both loaded
+/// once, the prompt the first file's vocabulary makes of a fixed text (the files are expected to
+/// share it: a twin keeps its real file's tokenizer). The same file may be on both sides.
+pub fn run(
+    files: [&Path; 2],
+    decoders: [Decoder; 2],
+    plan: &PairPlan,
+) -> Result<Paired, PairError> {
     if plan.prompt_tokens == 0 || plan.generate_tokens < 2 || plan.rounds == 0 {
         return Err(PairError::Plan);
     }
@@ -128,9 +178,13 @@ pub fn run(engine: &dyn Backend, files: [&Path; 2], plan: &PairPlan) -> Result<P
         generate_tokens: plan.generate_tokens as u32,
         ..LoadOptions::default()
     };
-    let mut sessions = Vec::with_capacity(2);
-    for path in files {
-        sessions.push(engine.load(path, &options).map_err(at(path))?);
+    let mut sessions: Vec<Box<dyn Session>> = Vec::with_capacity(2);
+    for (path, decoder) in files.into_iter().zip(decoders) {
+        let session = match decoder {
+            Decoder::Engine(kind) => engines::engine(kind).and_then(|e| e.load(path, &options)),
+            Decoder::CandleTransformers => engines::stock_candle(path, plan.threads),
+        };
+        sessions.push(session.map_err(at(path))?);
     }
     let mut rounds = Vec::with_capacity(plan.rounds);
     let mut since = None;
@@ -207,6 +261,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn decoders_read_back_from_their_names() {
+        for name in ["llama_cpp", "candle", "candle-transformers"] {
+            let decoder: Decoder = name.parse().unwrap();
+            assert_eq!(decoder.to_string(), name);
+        }
+        assert_eq!(
+            "candle".parse::<Decoder>(),
+            Ok(Decoder::Engine(BackendKind::Candle))
+        );
+        let refused = "stock-candle".parse::<Decoder>().unwrap_err();
+        assert!(refused.contains("candle-transformers"), "{refused}");
+    }
+
+    #[test]
     fn each_file_leads_half_the_rounds_in_groups_of_four() {
         let leads: Vec<usize> = (0..8).map(|r| order(r)[0]).collect();
         assert_eq!(leads, [0, 1, 1, 0, 0, 1, 1, 0]);
@@ -237,5 +305,6 @@ mod tests {
         assert_eq!(paired.decode_ratios(), [1.25, 1.25]);
         assert_eq!(paired.prefill_ratios(), [1.0, 0.8]);
         assert_eq!(paired.decode_rates(1), [12.5, 6.25]);
+        assert_eq!(paired.prefill_rates(0), [160.0, 80.0]);
     }
 }

@@ -46,11 +46,19 @@ enum Command {
 struct PairedArgs {
     /// The reference file (a real model).
     first: PathBuf,
-    /// The file compared with it (its random-weight copy).
+    /// The file compared with it (its random-weight copy, or the same file).
     second: PathBuf,
-    /// llama_cpp or candle.
+    /// What decodes the first file: llama_cpp, candle, or candle-transformers (its stock
+    /// quantized model, as the candle anchor runs it).
     #[arg(long, default_value = "llama_cpp")]
     engine: String,
+    /// What decodes the second file; `--engine`'s when left out.
+    #[arg(long)]
+    second_engine: Option<String>,
+    /// Also time candle's kernel on every weight matrix of the first file, one token's
+    /// activations each, this many times (where a decode step's time goes).
+    #[arg(long)]
+    matmul_profile: Option<usize>,
     #[arg(long, default_value_t = 2)]
     threads: u32,
     /// Prompt tokens per round: the depth generation starts at.
@@ -359,19 +367,41 @@ fn quality(q: &QualityArgs) -> Result<()> {
 }
 
 fn paired(p: &PairedArgs) -> Result<()> {
+    use edgebench::paired::Decoder;
     use edgebench_core::stats;
-    let backend: BackendKind = p
-        .engine
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--engine: {e}"))?;
-    let engine = edgebench::engines::engine(backend)?;
+    let decoder = |name: &str, flag: &str| -> Result<Decoder> {
+        name.parse().map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+    };
+    let first_decoder = decoder(&p.engine, "--engine")?;
+    let second_decoder = match &p.second_engine {
+        Some(name) => decoder(name, "--second-engine")?,
+        None => first_decoder,
+    };
     let plan = edgebench::paired::PairPlan {
         threads: p.threads,
         prompt_tokens: p.prompt_tokens,
         generate_tokens: p.generate_tokens,
         rounds: p.rounds,
     };
-    let result = edgebench::paired::run(engine, [&p.first, &p.second], &plan)?;
+    let result = edgebench::paired::run(
+        [&p.first, &p.second],
+        [first_decoder, second_decoder],
+        &plan,
+    )?;
+    let profile = match p.matmul_profile {
+        Some(repetitions) => {
+            edgebench::engines::candle_matmul_profile(&p.first, p.threads, repetitions)?
+                .into_iter()
+                .map(|share| {
+                    serde_json::json!({
+                        "storage": share.storage, "tensors": share.tensors,
+                        "bytes": share.bytes, "seconds_per_token": share.seconds_per_token,
+                    })
+                })
+                .collect()
+        }
+        None => Vec::new(),
+    };
     let summary = |ratios: Vec<f64>| {
         let ci = stats::bootstrap_median_ci(&ratios, 0.95, 2000, 1);
         let median = stats::summarize(&ratios).map(|s| s.median);
@@ -382,7 +412,8 @@ fn paired(p: &PairedArgs) -> Result<()> {
     println!(
         "{}",
         serde_json::json!({
-            "first": p.first, "second": p.second, "engine": backend.to_string(),
+            "first": p.first, "second": p.second,
+            "first_engine": first_decoder.to_string(), "second_engine": second_decoder.to_string(),
             "threads": p.threads, "prompt_tokens": p.prompt_tokens,
             "generate_tokens": p.generate_tokens, "rounds": p.rounds,
             "first_generation_tokens_per_s": stats::summarize(&result.decode_rates(0)).map(|s| s.median),
@@ -390,6 +421,9 @@ fn paired(p: &PairedArgs) -> Result<()> {
             "others_cpu_share": result.others_cpu_share, "contended": result.contended(),
             "generation_ratio": summary(result.decode_ratios()),
             "prefill_ratio": summary(result.prefill_ratios()),
+            "first_prefill_tokens_per_s": stats::summarize(&result.prefill_rates(0)).map(|s| s.median),
+            "second_prefill_tokens_per_s": stats::summarize(&result.prefill_rates(1)).map(|s| s.median),
+            "matmul_profile": profile,
         })
     );
     Ok(())

@@ -416,6 +416,27 @@ pub enum AnchorCommand {
         #[arg(long)]
         bin: Option<PathBuf>,
     },
+    /// edgebench's candle engine against candle-transformers' own quantized models as they ship,
+    /// and against llama.cpp, each pair in one process alternating every round (same file,
+    /// threads, prompt, 64 tokens); prints ours ÷ theirs and where a candle decode step's time
+    /// goes per weight storage type
+    Candle {
+        /// Registry ids of the models
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "smollm2-135m,gemma3-270m"
+        )]
+        models: Vec<String>,
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+        threads: u32,
+        /// Recorded rounds per pair (after one warm-up round)
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+        rounds: u32,
+        /// Prompt lengths: the depths generation starts at
+        #[arg(long, value_delimiter = ',', default_value = "32,512")]
+        depths: Vec<u32>,
+    },
     /// edgebench's quality measure against llama.cpp's own: llama-perplexity
     /// --kl-divergence-base / --kl-divergence and `edgebench quality` on the same files,
     /// corpus, chunks and threads, for f16, q8_0 and q4_0 caches; prints both mean KLDs and

@@ -142,42 +142,21 @@ fn in_one_process(
         let (real_path, twin_path) = (path(real, *quant)?, path(twin, *quant)?);
         for engine in engines {
             for (depth, prompt_tokens) in [("≈0", 32), ("512", 512)] {
-                let output = std::process::Command::new(&binary)
-                    .arg("paired")
-                    .args([&real_path, &twin_path])
-                    .args(["--engine", engine])
-                    .args(["--prompt-tokens", &prompt_tokens.to_string()])
-                    .args(["--generate-tokens", "64"])
-                    .args(["--rounds", &rounds.to_string()])
-                    .output()
-                    .with_context(|| format!("running {}", binary.display()))?;
-                if !output.status.success() {
-                    bail!(
-                        "edgebench paired {real} {twin} on {engine} failed: {}",
-                        String::from_utf8_lossy(&output.stderr).trim()
-                    );
-                }
-                let json: serde_json::Value = serde_json::from_slice(&output.stdout)
-                    .context("edgebench paired printed no JSON")?;
-                let cell = |key: &str| {
-                    let r = &json[key];
-                    match (
-                        r["median"].as_f64(),
-                        r["ci95"][0].as_f64(),
-                        r["ci95"][1].as_f64(),
-                    ) {
-                        (Some(m), Some(lo), Some(hi)) => format!("{m:.3} [{lo:.3}, {hi:.3}]"),
-                        _ => "—".into(),
-                    }
-                };
-                let contended = if json["contended"].as_bool() == Some(true) {
-                    format!(
-                        "  contended: others used {:.0}% of the cores",
-                        100.0 * json["others_cpu_share"].as_f64().unwrap_or(0.0)
-                    )
-                } else {
-                    String::new()
-                };
+                let json = run_paired(
+                    &binary,
+                    &[&real_path, &twin_path],
+                    &[
+                        "--engine",
+                        engine,
+                        "--prompt-tokens",
+                        &prompt_tokens.to_string(),
+                        "--generate-tokens",
+                        "64",
+                        "--rounds",
+                        &rounds.to_string(),
+                    ],
+                )?;
+                let (cell, contended) = (|key| ratio_cell(&json, key), contention_note(&json));
                 println!(
                     "{real:<16} {engine:<10} {depth:<10} {:>28} {:>28}{contended}",
                     cell("generation_ratio"),
@@ -187,4 +166,52 @@ fn in_one_process(
         }
     }
     Ok(())
+}
+
+/// Runs `edgebench paired FILES ARGS` and returns the JSON it prints.
+pub fn run_paired(binary: &Path, files: &[&Path], args: &[&str]) -> Result<serde_json::Value> {
+    let output = std::process::Command::new(binary)
+        .arg("paired")
+        .args(files)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {}", binary.display()))?;
+    if !output.status.success() {
+        bail!(
+            "edgebench paired {} {} failed: {}",
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&output.stdout).context("edgebench paired printed no JSON")
+}
+
+/// `median [low, high]` of one of `edgebench paired`'s ratios, or `—`.
+pub fn ratio_cell(json: &serde_json::Value, key: &str) -> String {
+    let r = &json[key];
+    match (
+        r["median"].as_f64(),
+        r["ci95"][0].as_f64(),
+        r["ci95"][1].as_f64(),
+    ) {
+        (Some(m), Some(lo), Some(hi)) => format!("{m:.3} [{lo:.3}, {hi:.3}]"),
+        _ => "—".into(),
+    }
+}
+
+/// What to print after a contended pair's line (nothing for an uncontended one).
+pub fn contention_note(json: &serde_json::Value) -> String {
+    if json["contended"].as_bool() == Some(true) {
+        format!(
+            "  contended: others used {:.0}% of the cores",
+            100.0 * json["others_cpu_share"].as_f64().unwrap_or(0.0)
+        )
+    } else {
+        String::new()
+    }
 }

@@ -1,6 +1,7 @@
 //! Project automation: `cargo xtask <command>`. See `cargo xtask help`.
 
 mod anchor;
+mod anchor_candle;
 mod anchor_perplexity;
 mod anchor_server;
 mod calibrate;
@@ -75,6 +76,12 @@ fn main() -> Result<()> {
             cli::AnchorCommand::LlamaServer { models, bin } => {
                 anchor_server::llama_server(&root, &models, bin.as_deref())
             }
+            cli::AnchorCommand::Candle {
+                models,
+                threads,
+                rounds,
+                depths,
+            } => anchor_candle::candle(&root, &models, threads, rounds, &depths),
             cli::AnchorCommand::LlamaPerplexity {
                 models,
                 bin,

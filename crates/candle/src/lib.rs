@@ -19,6 +19,7 @@
 
 pub mod gemma3;
 pub mod phi3;
+pub mod stock;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
