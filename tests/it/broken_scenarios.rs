@@ -10,6 +10,7 @@
 //! ```
 
 use edgebench::catalog;
+use edgebench::core::broken_input::Promise;
 
 #[test]
 fn every_broken_scenario_is_refused_with_file_line_and_cause() {
@@ -31,41 +32,19 @@ fn every_broken_scenario_is_refused_with_file_line_and_cause() {
     for path in &files {
         // Lossy: one file of the corpus is deliberately not UTF-8.
         let text = String::from_utf8_lossy(&std::fs::read(path).expect("read")).into_owned();
-        let header = |key: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(&format!("# {key}: ")))
-                .map(str::to_owned)
-        };
         let name = path
             .strip_prefix(&root)
             .unwrap_or(path)
             .display()
             .to_string();
-        let Some(fragment) = header("expect") else {
-            failures.push(format!("{name}: no `# expect:` header"));
-            continue;
-        };
-        let err = match catalog::load_scenario(&root, path, &registry) {
-            Ok(_) => {
-                failures.push(format!(
-                    "{name}: accepted, but it is broken ({})",
-                    header("broken").unwrap_or_default()
-                ));
-                continue;
-            }
-            Err(e) => e.to_string(),
-        };
-        let Some(at) = header("expect-at") else {
-            failures.push(format!(
-                "{name}: no `# expect-at: LINE:COLUMN` header (the error was: {err})"
-            ));
-            continue;
-        };
-        let location = format!("{name}:{at}:");
-        if !err.starts_with(&location) || !err.contains(&fragment) {
-            failures.push(format!(
-                "{name}: expected `{location}` … `{fragment}`, got: {err}"
-            ));
+        let kept = Promise::read(&text)
+            .map_err(|e| format!("{name}: {e}"))
+            .and_then(|promise| {
+                let outcome = catalog::load_scenario(&root, path, &registry).map(|_| ());
+                promise.check(&name, outcome.map_err(|e| e.to_string()))
+            });
+        if let Err(why) = kept {
+            failures.push(why);
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -4,6 +4,7 @@
 //! Callers hand in file contents and get back validated values, so every rule here is testable
 //! with plain strings.
 
+pub mod broken_input;
 pub mod claims;
 pub mod compare;
 pub mod contention;

@@ -197,14 +197,8 @@ fn variants_record_which_settings_they_pin() {
 
 /// Broken scenarios, one file each (`crates/core/tests/broken_scenarios/*.toml`, against this
 /// module's registry; the harness's corpus in `tests/data/broken_scenarios` is read against
-/// `models.toml`). Each file's header says what it breaks, where the error must point (line and
-/// column in the file as it is, header included) and what it must say:
-///
-/// ```toml
-/// # broken: zero slots
-/// # expect-at: 18:9
-/// # expect: key `serving.slots`: must be at least 1
-/// ```
+/// `models.toml`), each with its header (`crate::broken_input`): what it breaks, where the error
+/// must point (line and column in the file as it is, header included) and what it must say.
 #[test]
 fn broken_scenarios_name_file_line_and_key() {
     let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -228,33 +222,14 @@ fn broken_scenarios_name_file_line_and_key() {
             .display()
             .to_string();
         let text = std::fs::read_to_string(path).expect("read");
-        let header = |key: &str| {
-            text.lines()
-                .find_map(|l| {
-                    l.trim_start_matches('\u{feff}')
-                        .strip_prefix(&format!("# {key}: "))
-                })
-                .map(str::to_owned)
-        };
-        let (Some(what), Some(at), Some(fragment)) =
-            (header("broken"), header("expect-at"), header("expect"))
-        else {
-            failures.push(format!(
-                "{name}: needs `# broken:`, `# expect-at:` and `# expect:` headers"
-            ));
-            continue;
-        };
-        match Scenario::parse(&name, &text, &registry()) {
-            Ok(_) => failures.push(format!("{name}: accepted, but it is broken ({what})")),
-            Err(e) => {
-                let err = e.to_string();
-                let location = format!("{name}:{at}:");
-                if !err.starts_with(&location) || !err.contains(&fragment) {
-                    failures.push(format!(
-                        "{name} ({what}): expected `{location}` … `{fragment}`, got: {err}"
-                    ));
-                }
-            }
+        let kept = crate::broken_input::Promise::read(&text)
+            .map_err(|e| format!("{name}: {e}"))
+            .and_then(|promise| {
+                let outcome = Scenario::parse(&name, &text, &registry()).map(|_| ());
+                promise.check(&name, outcome.map_err(|e| e.to_string()))
+            });
+        if let Err(why) = kept {
+            failures.push(why);
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
