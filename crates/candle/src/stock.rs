@@ -33,13 +33,7 @@ enum StockModel {
 
 impl StockModel {
     fn read(path: &Path, device: &Device) -> Result<Self, BackendError> {
-        let load_error = |reason: String| BackendError::Load {
-            engine: ENGINE,
-            path: path.to_owned(),
-            reason,
-        };
-        let mut file = std::fs::File::open(path).map_err(|e| load_error(e.to_string()))?;
-        let content = gguf_file::Content::read(&mut file).map_err(|e| load_error(e.to_string()))?;
+        let (mut file, content) = open_gguf(path)?;
         let arch = content
             .metadata
             .get("general.architecture")
@@ -56,12 +50,21 @@ impl StockModel {
             "phi3" => quantized_phi3::ModelWeights::from_gguf(false, content, &mut file, device)
                 .map(Self::Phi3),
             other => {
-                return Err(load_error(format!(
+                return Err(load_error(path, format!(
                     "candle-transformers ships no quantized model for architecture `{other}` that edgebench anchors (llama, qwen2, gemma3, phi3)"
                 )));
             }
         }
-        .map_err(|e| load_error(e.to_string()))
+        .map_err(|e| load_error(path, e.to_string()))
+    }
+
+    /// A copy sharing the weights, for the model types that have no way to empty their cache.
+    fn pristine_copy(&self) -> Option<Self> {
+        match self {
+            Self::Gemma3(m) => Some(Self::Gemma3(m.clone())),
+            Self::Phi3(m) => Some(Self::Phi3(m.clone())),
+            Self::Llama(_) | Self::Qwen2(_) => None,
+        }
     }
 
     fn forward(&mut self, x: &Tensor, position: usize) -> candle_core::Result<Tensor> {
@@ -74,10 +77,28 @@ impl StockModel {
     }
 }
 
+fn load_error(path: &Path, reason: String) -> BackendError {
+    BackendError::Load {
+        engine: ENGINE,
+        path: path.to_owned(),
+        reason,
+    }
+}
+
+/// `path` opened and its GGUF header read, the file positioned for reading tensors.
+fn open_gguf(path: &Path) -> Result<(std::fs::File, gguf_file::Content), BackendError> {
+    let mut file = std::fs::File::open(path).map_err(|e| load_error(path, e.to_string()))?;
+    let content =
+        gguf_file::Content::read(&mut file).map_err(|e| load_error(path, e.to_string()))?;
+    Ok((file, content))
+}
+
 /// One sequence on a stock model, greedy.
 pub struct StockSession {
     path: PathBuf,
     model: StockModel,
+    /// For the model types without a way to empty their cache: a fresh copy sharing the weights.
+    pristine: Option<StockModel>,
     device: Device,
     position: usize,
     sampler: LogitsProcessor,
@@ -103,6 +124,7 @@ impl StockSession {
         let model = StockModel::read(path, &device)?;
         Ok(Self {
             path: path.to_owned(),
+            pristine: model.pristine_copy(),
             model,
             device,
             position: 0,
@@ -161,9 +183,14 @@ impl Session for StockSession {
         match &mut self.model {
             StockModel::Llama(m) => m.clear_kv_cache(),
             StockModel::Qwen2(m) => m.clear_kv_cache(),
-            // No way to empty these caches: read the model again (outside any timed step).
+            // No way to empty these caches: start again from the pristine copy (cloning shares
+            // every weight tensor: a few allocations, not a reload).
             StockModel::Gemma3(_) | StockModel::Phi3(_) => {
-                self.model = StockModel::read(&self.path, &self.device)?;
+                self.model = self
+                    .pristine
+                    .as_ref()
+                    .and_then(StockModel::pristine_copy)
+                    .ok_or_else(|| step_error("reset", "no pristine model to reset from"))?;
             }
         }
         self.position = 0;
@@ -221,16 +248,10 @@ pub fn matmul_profile(
     threads: u32,
     repetitions: usize,
 ) -> Result<Vec<MatmulShare>, BackendError> {
-    let load_error = |reason: String| BackendError::Load {
-        engine: ENGINE,
-        path: path.to_owned(),
-        reason,
-    };
     edgebench_backend::check_model_file(path)?;
     ensure_threads(threads);
     let device = Device::Cpu;
-    let mut file = std::fs::File::open(path).map_err(|e| load_error(e.to_string()))?;
-    let content = gguf_file::Content::read(&mut file).map_err(|e| load_error(e.to_string()))?;
+    let (mut file, content) = open_gguf(path)?;
     let has_output = content.tensor_infos.contains_key("output.weight");
     let mut names: Vec<&String> = content
         .tensor_infos
@@ -249,11 +270,11 @@ pub fn matmul_profile(
             * info.ggml_dtype.type_size()) as u64;
         let weights = content
             .tensor(&mut file, name, &device)
-            .map_err(|e| load_error(format!("tensor {name}: {e}")))?;
+            .map_err(|e| load_error(path, format!("tensor {name}: {e}")))?;
         // GGUF dims are [out, in] as candle reads them: the activations are [1, in].
         let columns = weights.shape().dims()[1];
         let matmul = QMatMul::from_qtensor(weights)
-            .map_err(|e| load_error(format!("tensor {name}: {e}")))?;
+            .map_err(|e| load_error(path, format!("tensor {name}: {e}")))?;
         let input = Tensor::ones((1, columns), candle_core::DType::F32, &device)
             .map_err(|e| step_error("profile", e))?;
         let mut times = Vec::with_capacity(repetitions);
