@@ -157,6 +157,16 @@ fn night_label(p: &HistoryPoint) -> String {
     format!("{day} ({})", p.invocation)
 }
 
+/// A small probability as a reader takes it in: two significant digits, or "< 0.0001".
+fn probability(p: f64) -> String {
+    if p < 1e-4 {
+        "< 0.0001".to_owned()
+    } else {
+        let decimals = 2 + (-p.log10()).floor().max(0.0) as usize;
+        format!("{p:.decimals$}")
+    }
+}
+
 /// The history verdict on one metric, when the history is long enough.
 struct FromHistory {
     verdict: String,
@@ -244,12 +254,13 @@ fn history_verdict(
         ),
         change_pct: change,
         basis: format!(
-            "history of {}: reference {} ±{:.1}%, z {:.1}; smallest step flagged within 3 nights {:.0}%",
+            "history of {}: reference {} ±{:.1}%, z {:.1}; smallest step flagged within 3 nights {:.0}%; newest 3 nights rank beyond the reference by chance with p {}",
             nights(series.len()),
             num(reference),
             100.0 * e.spread / reference,
             e.z,
-            100.0 * e.detectable_step
+            100.0 * e.detectable_step,
+            probability(e.rank_p)
         ),
         svg,
     })
@@ -488,5 +499,16 @@ pub fn regressions(
         first_runs,
         calibrations: calibration_rows(calibration.0, calibration.1, history),
         series_pages,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn probabilities_keep_two_significant_digits() {
+        assert_eq!(super::probability(0.5), "0.50");
+        assert_eq!(super::probability(0.022), "0.022");
+        assert_eq!(super::probability(0.0037), "0.0037");
+        assert_eq!(super::probability(0.000_05), "< 0.0001");
     }
 }
