@@ -533,7 +533,9 @@ mod tests {
                 flagged += 1;
             }
         }
-        println!("{flagged} of 200 steps flagged on the third night; {false_alerts} false alerts in {judged} nights");
+        println!(
+            "{flagged} of 200 steps flagged on the third night; {false_alerts} false alerts in {judged} nights"
+        );
         assert!(flagged >= 150, "{flagged} of 200");
         assert!(100 * false_alerts <= judged, "{false_alerts} in {judged}");
     }
@@ -597,7 +599,8 @@ mod tests {
             for _ in 0..trials {
                 let nights: Vec<f64> = (0..15).map(|_| draw()).collect();
                 protocol_failures += usize::from(
-                    flags_drop(&judge(&nights[..14], &config)) || flags_drop(&judge(&nights, &config)),
+                    flags_drop(&judge(&nights[..14], &config))
+                        || flags_drop(&judge(&nights, &config)),
                 );
             }
             println!(
