@@ -485,8 +485,9 @@ mod tests {
             .collect();
         let verdict = judge(&unchanged, &config);
         assert!(matches!(verdict, HistoryVerdict::Steady(_)), "{verdict:?}");
+        // A probability is at most 1: the rank test never vetoes.
         let cusum_alone = HistoryConfig {
-            rank_alpha: 0.01,
+            rank_alpha: 1.1,
             ..config
         };
         let verdict = judge(&unchanged, &cusum_alone);
@@ -583,8 +584,9 @@ mod tests {
     #[test]
     fn recorded_real_series_meet_the_false_alert_target() {
         let config = HistoryConfig::default();
+        // A probability is at most 1: the rank test never vetoes.
         let cusum_alone = HistoryConfig {
-            rank_alpha: 0.01,
+            rank_alpha: 1.1,
             ..config
         };
         let mut worst_alone = 0.0f64;
