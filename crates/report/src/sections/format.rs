@@ -19,6 +19,17 @@ pub fn num(x: f64) -> String {
     }
 }
 
+/// A small probability as a reader takes it in: two significant digits (where [`num`] would
+/// keep one), or "< 0.0001".
+pub(crate) fn probability(p: f64) -> String {
+    if p < 1e-4 {
+        "< 0.0001".to_owned()
+    } else {
+        let decimals = 2 + (-p.log10()).floor().max(0.0) as usize;
+        format!("{p:.decimals$}")
+    }
+}
+
 pub fn bytes(b: f64) -> String {
     if b >= (1u64 << 30) as f64 {
         format!("{:.2} GiB", b / (1u64 << 30) as f64)
@@ -112,4 +123,15 @@ pub fn hostname(devices: &[crate::data::Device], id: i64) -> String {
         .iter()
         .find(|d| d.id == id)
         .map_or_else(|| format!("device {id}"), |d| d.hostname.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn probabilities_keep_two_significant_digits() {
+        assert_eq!(super::probability(0.5), "0.50");
+        assert_eq!(super::probability(0.022), "0.022");
+        assert_eq!(super::probability(0.0037), "0.0037");
+        assert_eq!(super::probability(0.000_05), "< 0.0001");
+    }
 }

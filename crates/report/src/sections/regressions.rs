@@ -157,16 +157,6 @@ fn night_label(p: &HistoryPoint) -> String {
     format!("{day} ({})", p.invocation)
 }
 
-/// A small probability as a reader takes it in: two significant digits, or "< 0.0001".
-fn probability(p: f64) -> String {
-    if p < 1e-4 {
-        "< 0.0001".to_owned()
-    } else {
-        let decimals = 2 + (-p.log10()).floor().max(0.0) as usize;
-        format!("{p:.decimals$}")
-    }
-}
-
 /// The history verdict on one metric, when the history is long enough.
 struct FromHistory {
     verdict: String,
@@ -499,16 +489,5 @@ pub fn regressions(
         first_runs,
         calibrations: calibration_rows(calibration.0, calibration.1, history),
         series_pages,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn probabilities_keep_two_significant_digits() {
-        assert_eq!(super::probability(0.5), "0.50");
-        assert_eq!(super::probability(0.022), "0.022");
-        assert_eq!(super::probability(0.0037), "0.0037");
-        assert_eq!(super::probability(0.000_05), "< 0.0001");
     }
 }
